@@ -1,0 +1,215 @@
+"""Detection families and the ``Detector`` base class they share.
+
+Owns the detector contract and discovery by convention: every sub-package
+of ``detectors.detections`` is one family, holding a ``spec.yaml`` and one
+``Detector`` subclass. Adding a family touches no central list. This module
+does not decode packets and does not write alerts; the engine wires both.
+
+The shape every detector follows (Zeek's SumStats plus Notice): observe
+events, count in packet-time windows in bounded tables, then raise an alert
+with an identifier, suppressed per identifier. Never one alert per packet.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from detectors.alerts import Alert, alert_id
+from detectors.events import Event, TunnelLayer, ip_str, mac_str
+from detectors.policy import Policy
+from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec
+from detectors.state import BoundedTable, Suppressor
+
+NS = 1_000_000_000
+
+
+@dataclass(slots=True)
+class Context:
+    """What the engine gives a detector: its spec, the policy, resolved thresholds."""
+
+    spec: FamilySpec
+    policy: Policy
+    thresholds: dict[str, dict[str, float]]  # category -> name -> value (defaults + policy)
+    emit: Callable[[Alert], None]
+    capture: Callable[[], str | None]  # name of the capture being read, for alerts
+
+
+class Detector:
+    """Base class. Subclasses set ``subscribes`` and implement ``on_event``."""
+
+    family: ClassVar[str] = ""
+    subscribes: ClassVar[tuple[type[Event], ...]] = ()
+    registry: ClassVar[dict[str, type[Detector]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        parts = cls.__module__.split(".")
+        if "detections" in parts and parts.index("detections") + 1 < len(parts):
+            cls.family = parts[parts.index("detections") + 1]
+            Detector.registry[cls.family] = cls
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self.policy = ctx.policy
+        self._tables: list[BoundedTable[Any]] = []
+        self._suppressors: list[Suppressor] = []
+
+    # -- for subclasses ---------------------------------------------------
+
+    def detection(self, category: str) -> DetectionSpec:
+        return self.spec.detections[category]
+
+    def threshold(self, category: str, name: str) -> float:
+        return self.ctx.thresholds[category][name]
+
+    def table(
+        self, name: str, cap: float, on_evict: Callable[[Any, Any], None] | None = None
+    ) -> BoundedTable[Any]:
+        """A bounded table whose size and evictions show in the stats."""
+        table: BoundedTable[Any] = BoundedTable(f"{self.family}.{name}", int(cap), on_evict)
+        self._tables.append(table)
+        return table
+
+    def suppressor(self, category: str, cap: float) -> Suppressor:
+        """Suppression per identifier for ``category``'s ``suppress_s`` threshold."""
+        interval = int(self.threshold(category, "suppress_s") * NS)
+        sup = Suppressor(f"{category}.suppression", interval, int(cap))
+        self._tables.append(sup.table)
+        self._suppressors.append(sup)
+        return sup
+
+    def alert(
+        self,
+        category: str,
+        signature: str,
+        *,
+        ts_ns: int,
+        identifier: str,
+        first_ns: int,
+        event: Event | None = None,
+        evidence: dict[str, Any] | None = None,
+        **addresses: Any,
+    ) -> Alert:
+        """Build and emit an alert from the spec; ``event`` fills addresses and MACs."""
+        det = self.detection(category)
+        sig = det.signatures[signature]
+        fields: dict[str, Any] = {}
+        if event is not None:
+            meta = event.meta
+            fields.update(
+                src_mac=mac_str(meta.src_mac),
+                dest_mac=mac_str(meta.dst_mac),
+                vlans=meta.vlans,
+                frame=meta.frame or None,
+            )
+            ip = getattr(event, "ip", None)
+            if ip is not None:
+                fields.update(src_ip=ip_str(ip.src), dest_ip=ip_str(ip.dst), proto=ip.upper)
+            icmp_type = getattr(event, "icmp_type", None)
+            if icmp_type is not None:
+                fields.update(icmp_type=icmp_type, icmp_code=getattr(event, "code", 0))
+            tunnels = ip.tunnels if ip is not None else getattr(event, "tunnels", ())
+            if tunnels:
+                evidence = {**(evidence or {}), "tunnel": tunnel_evidence(tunnels)}
+        fields.update(addresses)
+        alert = Alert(
+            ts_ns=ts_ns,
+            category=category,
+            signature=f"V6SENTRY {sig.text}",
+            signature_id=sig.sid,
+            rev=sig.rev,
+            severity=det.severity,
+            detection_id=det.id,
+            title=det.title,
+            techniques=det.techniques,
+            tactics=det.tactics,
+            identifier=identifier,
+            id=alert_id(det.id, sig.sid, identifier, first_ns),
+            capture=self.ctx.capture(),
+            evidence=evidence or {},
+            **fields,
+        )
+        self.ctx.emit(alert)
+        return alert
+
+    def policy_evidence(self) -> dict[str, Any]:
+        """The ``policy`` part of the evidence: where the verdict's baseline came from."""
+        pol = self.policy
+        out: dict[str, Any] = {"source": pol.source}
+        if pol.path:
+            out["file"] = pol.path
+            out["sha256"] = pol.sha256
+        return out
+
+    # -- called by the engine ---------------------------------------------
+
+    def on_event(self, event: Event) -> None:
+        raise NotImplementedError
+
+    def tick(self, now_ns: int) -> None:
+        """Packet time advanced (at most once per second): close due windows."""
+
+    def flush(self, now_ns: int) -> None:
+        """End of input: close every open window."""
+
+    def tables(self) -> list[BoundedTable[Any]]:
+        return list(self._tables)
+
+    def suppressed(self) -> int:
+        return sum(s.suppressed for s in self._suppressors)
+
+
+def tunnel_evidence(tunnels: tuple[TunnelLayer, ...]) -> list[dict[str, Any]]:
+    """Evidence for the tunnels a packet came through, outermost first."""
+    out = []
+    for t in tunnels:
+        item: dict[str, Any] = {
+            "type": t.kind,
+            "outer_src": ip_str(t.outer_src),
+            "outer_dst": ip_str(t.outer_dst),
+        }
+        if t.outer_sport is not None:
+            item["outer_sport"] = t.outer_sport
+            item["outer_dport"] = t.outer_dport
+        if t.teredo is not None:
+            td = t.teredo
+            item["teredo"] = {
+                "bubble": td.bubble,
+                "server": ip_str(td.server) if td.server else None,
+                "client_ip": ip_str(td.client_ip) if td.client_ip else None,
+                "client_port": td.client_port,
+            }
+        out.append(item)
+    return out
+
+
+def discover() -> tuple[dict[str, FamilySpec], dict[str, type[Detector]]]:
+    """Import every family package; return their specs and detector classes."""
+    specs: dict[str, FamilySpec] = {}
+    here = Path(__file__).parent
+    for info in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
+        if not info.ispkg:
+            continue
+        spec_path = here / info.name / "spec.yaml"
+        if not spec_path.is_file():
+            raise SpecError(f"{here / info.name}: detection family has no spec.yaml")
+        importlib.import_module(f"{__name__}.{info.name}")
+        if info.name not in Detector.registry:
+            raise SpecError(f"{here / info.name}: no Detector subclass defined in the package")
+        spec = load_spec(spec_path)
+        if spec.family != info.name:
+            raise SpecError(f"{spec_path}: family '{spec.family}' must equal the folder name")
+        specs[info.name] = spec
+    categories: dict[str, str] = {}
+    for name, spec in specs.items():
+        for cat in spec.detections:
+            if cat in categories:
+                raise SpecError(f"category {cat} defined by both {categories[cat]} and {name}")
+            categories[cat] = name
+    return specs, {name: Detector.registry[name] for name in specs}

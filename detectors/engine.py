@@ -1,0 +1,213 @@
+"""The engine: feeds decoder events to detections on packet time.
+
+Owns wiring: discovering detection families, resolving their thresholds
+(spec defaults, then policy overrides), building the decoder with only the
+event kinds someone subscribed to, dispatching events by type, driving the
+packet-time clock that closes windows and expires fragments, and collecting
+the statistics the summary prints. It does not read files (``capture``),
+parse bytes (``decoder``) or judge traffic (``detections``).
+
+Packet sources other than files (live capture) call ``feed`` the same way
+and may call ``advance`` from a timer so quiet links still close windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.alerts import Alert
+from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
+from detectors.detections import NS, Context, Detector, discover
+from detectors.events import Event, Ipv6Packet, TunnelPacket
+from detectors.policy import Policy
+from detectors.spec import FamilySpec, Threshold
+
+TICK_NS = NS  # windows are checked at most once per second of packet time
+
+
+# Decoder bounds, overridable as ``thresholds: {decoder: {...}}`` in the policy.
+# name: (default, meaning, unit, minimum, maximum)
+DECODER_THRESHOLDS: dict[str, Threshold] = {
+    name: Threshold(name, default, meaning, unit, lo, hi, True)
+    for name, (default, meaning, unit, lo, hi) in {
+        "max_ext_headers": (16, "Longest extension-header chain walked", "headers", 1, 64),
+        "max_vlan_tags": (4, "Most VLAN tags unwrapped", "tags", 1, 16),
+        "max_tunnel_depth": (3, "Most nested tunnels decapsulated", "tunnels", 1, 8),
+        "frag_timeout_s": (60, "Reassembly timeout (RFC 8200)", "seconds", 1, 600),
+        "frag_max_datagrams": (4096, "Datagrams reassembled at once", "datagrams", 1, 10**6),
+        "frag_max_bytes": (16 * 2**20, "Bytes held for reassembly", "bytes", 2**16, 2**31),
+        "frag_max_fragments": (128, "Fragments per datagram", "fragments", 2, 8192),
+    }.items()
+}
+
+
+def known_thresholds(specs: Mapping[str, FamilySpec]) -> dict[str, dict[str, Threshold]]:
+    """Every tunable, by category, for validating the policy's ``thresholds``."""
+    known: dict[str, dict[str, Threshold]] = {"decoder": dict(DECODER_THRESHOLDS)}
+    for spec in specs.values():
+        for cat, det in spec.detections.items():
+            known[cat] = dict(det.thresholds)
+    return known
+
+
+def decoder_limits(overrides: Mapping[str, float]) -> DecoderLimits:
+    values = {n: int(overrides.get(n, t.default)) for n, t in DECODER_THRESHOLDS.items()}
+    return DecoderLimits(
+        max_ext_headers=values["max_ext_headers"],
+        max_vlan_tags=values["max_vlan_tags"],
+        max_tunnel_depth=values["max_tunnel_depth"],
+        reassembly=ReassemblyLimits(
+            timeout_ns=values["frag_timeout_s"] * NS,
+            max_datagrams=values["frag_max_datagrams"],
+            max_bytes=values["frag_max_bytes"],
+            max_fragments=values["frag_max_fragments"],
+        ),
+    )
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """Alert counts by category and severity."""
+
+    alerts: dict[str, int] = field(default_factory=dict)
+    by_severity: dict[str, int] = field(default_factory=dict)
+
+
+class Engine:
+    """One detection pipeline. Not thread-safe; one per packet stream."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        sink: Callable[[Alert], None],
+        specs: Mapping[str, FamilySpec] | None = None,
+        classes: Mapping[str, type[Detector]] | None = None,
+    ) -> None:
+        if specs is None or classes is None:
+            specs, classes = discover()
+        self.policy = policy
+        self.sink = sink
+        self.stats = EngineStats()
+        self.capture_name: str | None = None
+        self.now_ns = 0
+        self._next_tick = 0
+        self.detectors: list[Detector] = []
+        for name in sorted(specs):
+            spec = specs[name]
+            thresholds = {
+                cat: {
+                    n: float(policy.thresholds.get(cat, {}).get(n, t.default))
+                    for n, t in det.thresholds.items()
+                }
+                for cat, det in spec.detections.items()
+            }
+            ctx = Context(spec, policy, thresholds, self._emit, lambda: self.capture_name)
+            self.detectors.append(classes[name](ctx))
+        subscribed = [t for d in self.detectors for t in d.subscribes]
+        self.decoder = Decoder(
+            decoder_limits(policy.thresholds.get("decoder", {})),
+            want_packets=any(issubclass(Ipv6Packet, t) for t in subscribed),
+            want_tunnels=any(issubclass(TunnelPacket, t) for t in subscribed),
+        )
+        self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
+
+    # -- alerts ------------------------------------------------------------
+
+    def _emit(self, alert: Alert) -> None:
+        stats = self.stats
+        stats.alerts[alert.category] = stats.alerts.get(alert.category, 0) + 1
+        stats.by_severity[alert.severity] = stats.by_severity.get(alert.severity, 0) + 1
+        self.sink(alert)
+
+    # -- dispatch ------------------------------------------------------------
+
+    def _handlers(self, etype: type[Event]) -> list[Callable[[Event], None]]:
+        handlers = self._dispatch.get(etype)
+        if handlers is None:
+            handlers = [
+                d.on_event
+                for d in self.detectors
+                if any(issubclass(etype, t) for t in d.subscribes)
+            ]
+            self._dispatch[etype] = handlers
+        return handlers
+
+    def _deliver(self, events: list[Event]) -> None:
+        for event in events:
+            for handler in self._handlers(type(event)):
+                handler(event)
+
+    def feed(
+        self, ts_ns: int, frame: int, iface: int, linktype: int, data: bytes, wire_len: int
+    ) -> None:
+        """One captured frame."""
+        if ts_ns > self.now_ns:
+            self.advance(ts_ns)
+        events = self.decoder.decode(ts_ns, frame, iface, linktype, data, wire_len)
+        if events:
+            self._deliver(events)
+
+    def advance(self, now_ns: int) -> None:
+        """Move packet time forward; close due windows. Time never runs backwards."""
+        if now_ns <= self.now_ns:
+            return
+        self.now_ns = now_ns
+        if now_ns < self._next_tick:
+            return
+        self._next_tick = now_ns + TICK_NS
+        self._deliver(self.decoder.expire(now_ns))
+        for det in self.detectors:
+            det.tick(now_ns)
+
+    def finish(self) -> None:
+        """End of input: flush every open window."""
+        for det in self.detectors:
+            det.flush(self.now_ns)
+
+    # -- statistics ------------------------------------------------------------
+
+    def table_stats(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for det in self.detectors:
+            for table in det.tables():
+                out[table.name] = {
+                    "size": len(table),
+                    "cap": table.cap,
+                    "evictions": table.evictions,
+                }
+        reasm = self.decoder.reassembler
+        out["decoder.reassembly"] = {
+            "size": len(reasm),
+            "cap": reasm.limits.max_datagrams,
+            "evictions": self.decoder.stats.fragment_anomalies.get("evicted", 0),
+        }
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Counters for the stderr summary and ``--stats-json``."""
+        ds = self.decoder.stats
+        return {
+            "packets": ds.packets,
+            "bytes": ds.bytes,
+            "ipv6": ds.ipv6,
+            "ipv4": ds.ipv4,
+            "nd": ds.nd,
+            "other": ds.other,
+            "malformed": ds.malformed,
+            "malformed_reasons": dict(sorted(ds.malformed_reasons.items())),
+            "snapped": ds.snapped,
+            "unsupported_link": ds.unsupported_link,
+            "link_types": {str(k): v for k, v in sorted(ds.link_types.items())},
+            "fragments": ds.fragments,
+            "reassembled": ds.reassembled,
+            "fragments_pending": self.decoder.reassembler.pending(),
+            "fragment_anomalies": dict(sorted(ds.fragment_anomalies.items())),
+            "ipv4_fragments_skipped": ds.ipv4_fragments_skipped,
+            "tunnels": dict(sorted(ds.tunnels.items())),
+            "alerts": dict(sorted(self.stats.alerts.items())),
+            "alerts_by_severity": dict(sorted(self.stats.by_severity.items())),
+            "suppressed": sum(d.suppressed() for d in self.detectors),
+            "tables": self.table_stats(),
+        }

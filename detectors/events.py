@@ -1,0 +1,363 @@
+"""Typed events: the only thing the decoder hands to the rest of v6sentry.
+
+Owns the event and option classes and the small formatting helpers for the raw
+address bytes they carry. Does not parse bytes (that is ``detectors.decoder``)
+and does not judge anything (that is ``detectors.detections``).
+
+Addresses stay as packed ``bytes`` (16 for IPv6, 4 for IPv4, 6 for MACs): they
+compare and hash cheaply, and are formatted only when an alert is written.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+
+def ip_str(packed: bytes) -> str:
+    """Format a packed IPv4 or IPv6 address the way Suricata's EVE does."""
+    if len(packed) == 16:
+        return socket.inet_ntop(socket.AF_INET6, packed)
+    return socket.inet_ntop(socket.AF_INET, packed)
+
+
+def mac_str(mac: bytes | None) -> str | None:
+    """Lower-case colon form (EVE style); ``None`` stays ``None``."""
+    return None if mac is None else mac.hex(":")
+
+
+@dataclass(frozen=True, slots=True)
+class PacketMeta:
+    """Where and when a frame was seen. One per frame, shared by its events."""
+
+    ts_ns: int  # capture timestamp, nanoseconds since the epoch
+    frame: int  # 1-based record number within its capture file
+    iface: int  # pcapng interface index (0 for pcap)
+    linktype: int
+    wire_len: int  # original length on the wire
+    src_mac: bytes | None = None
+    dst_mac: bytes | None = None
+    vlans: tuple[int, ...] = ()  # outermost tag first
+
+
+@dataclass(frozen=True, slots=True)
+class TeredoInfo:
+    """What a Teredo encapsulation reveals (RFC 4380 sections 4 and 5.1.1)."""
+
+    bubble: bool
+    auth: bool  # an authentication header was present
+    origin_ip: bytes | None  # de-obfuscated origin indication, if present
+    origin_port: int | None
+    server: bytes | None  # Teredo server IPv4, from a 2001::/32 address
+    client_ip: bytes | None  # client's mapped public IPv4 (de-obfuscated)
+    client_port: int | None
+    cone: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelLayer:
+    """One encapsulation the packet was found inside; ``kind`` names it.
+
+    Kinds: ``6in4`` (IPv4 protocol 41, including 6to4 and ISATAP, which the
+    tunnel detections tell apart), ``teredo``, ``ayiya``, ``6in6``, ``4in6``.
+    """
+
+    kind: str
+    outer_src: bytes
+    outer_dst: bytes
+    outer_sport: int | None = None
+    outer_dport: int | None = None
+    teredo: TeredoInfo | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentInfo:
+    """Set on a packet that arrived in IPv6 fragments."""
+
+    ident: int
+    count: int  # number of fragments that made the datagram
+    atomic: bool  # offset 0 and M=0 (RFC 6946): processed alone, never merged
+    first_chain_complete: bool  # RFC 7112: upper-layer header inside fragment 1
+
+
+@dataclass(frozen=True, slots=True)
+class IPv6Header:
+    """The IPv6 header and its walked extension-header chain."""
+
+    src: bytes
+    dst: bytes
+    hop_limit: int
+    traffic_class: int
+    flow_label: int
+    payload_len: int
+    chain: tuple[int, ...]  # extension header numbers in order (0, 60, 43, 44, 51, 135, ...)
+    upper: int  # protocol after the chain: 58, 6, 17, 59 (none), 50 (ESP, opaque), ...
+    fragment: FragmentInfo | None = None
+    tunnels: tuple[TunnelLayer, ...] = ()  # outermost first; empty = seen on the local link
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Base of every event: when and where it was seen."""
+
+    meta: PacketMeta
+
+
+@dataclass(frozen=True, slots=True)
+class Ipv6Packet(Event):
+    """Every decoded IPv6 packet, native or tunnelled, after reassembly.
+
+    Built only when some detection subscribes to it, so ordinary traffic costs
+    no objects when nobody asks.
+    """
+
+    ip: IPv6Header
+    sport: int | None = None
+    dport: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    tcp_flags: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TunnelPacket(Event):
+    """One decapsulation: an inner packet was found inside ``layer``."""
+
+    layer: TunnelLayer
+    inner_version: int  # 6 or 4
+    inner_len: int
+    depth: int  # 1 for the outermost tunnel
+
+
+@dataclass(frozen=True, slots=True)
+class FragmentAnomaly(Event):
+    """A fragment that must not be trusted (RFC 5722, RFC 6946, RFC 7112).
+
+    ``kind`` is one of ``overlap`` (datagram discarded), ``atomic``,
+    ``incomplete_chain``, ``timeout``, ``evicted``, ``too_many_fragments``,
+    ``oversize`` or ``inconsistent_length``.
+    """
+
+    kind: str
+    src: bytes
+    dst: bytes
+    ident: int
+    tunnels: tuple[TunnelLayer, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Malformed(Event):
+    """Input that could not be decoded as its headers claim.
+
+    ``layer`` is where decoding stopped (``link``, ``ipv4``, ``ipv6``,
+    ``ext``, ``icmpv6``, ``nd``, ``teredo``, ``ayiya``, ``fragment``, ``tunnel``);
+    ``reason`` is a short stable token; ``src``/``dst`` are the innermost
+    addresses known at that point, if any.
+    """
+
+    layer: str
+    reason: str
+    detail: str = ""
+    src: bytes | None = None
+    dst: bytes | None = None
+    tunnels: tuple[TunnelLayer, ...] = ()
+
+
+# --- Neighbor Discovery options (RFC 4861 section 4.6 and later RFCs) --------
+
+
+@dataclass(frozen=True, slots=True)
+class NDOption:
+    """Base of every parsed ND option; ``type`` is the IANA option number."""
+
+    type: int
+    offset: int  # byte offset of the option within the ICMPv6 message
+
+
+@dataclass(frozen=True, slots=True)
+class LinkLayerAddressOption(NDOption):
+    """Source (type 1) or target (type 2) link-layer address."""
+
+    address: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixInformationOption(NDOption):
+    """Type 3, RFC 4861 section 4.6.2."""
+
+    prefix_len: int
+    on_link: bool
+    autonomous: bool
+    router_address: bool
+    valid_lifetime: int
+    preferred_lifetime: int
+    prefix: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RedirectedHeaderOption(NDOption):
+    """Type 4: the start of the redirected packet (kept only as a length)."""
+
+    data_len: int
+
+
+@dataclass(frozen=True, slots=True)
+class MTUOption(NDOption):
+    """Type 5."""
+
+    mtu: int
+
+
+@dataclass(frozen=True, slots=True)
+class NonceOption(NDOption):
+    """Type 14, RFC 3971 section 5.3.2 (used by DAD, RFC 7527)."""
+
+    nonce: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RouteInformationOption(NDOption):
+    """Type 24, RFC 4191 section 2.3. ``prefix`` is padded to 16 bytes."""
+
+    prefix_len: int
+    preference: int  # -1 low, 0 medium, 1 high, 2 reserved (10b)
+    lifetime: int
+    prefix: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class RDNSSOption(NDOption):
+    """Type 25, RFC 8106 section 5.1."""
+
+    lifetime: int
+    servers: tuple[bytes, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DNSSLOption(NDOption):
+    """Type 31, RFC 8106 section 5.2."""
+
+    lifetime: int
+    domains: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UnknownOption(NDOption):
+    """Any option type v6sentry does not interpret; kept whole."""
+
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class OptionError:
+    """A malformed ND option. Parsing stops at ``zero_length`` and ``truncated``."""
+
+    offset: int
+    type: int
+    length: int  # the option's length field, in units of 8 octets
+    reason: str  # zero_length | truncated | bad_length | bad_value
+
+
+# --- Neighbor Discovery messages --------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NDMessage(Event):
+    """Common part of RS, RA, NS, NA and Redirect."""
+
+    ip: IPv6Header
+    icmp_type: int
+    code: int
+    checksum_ok: bool
+    options: tuple[NDOption, ...] = ()
+    option_errors: tuple[OptionError, ...] = ()
+
+    def option(self, cls: type[NDOption]) -> NDOption | None:
+        """First option of class ``cls``, or ``None``."""
+        for opt in self.options:
+            if type(opt) is cls:
+                return opt
+        return None
+
+    def source_lla(self) -> bytes | None:
+        """The source link-layer address option's value, if present."""
+        for opt in self.options:
+            if opt.type == 1 and isinstance(opt, LinkLayerAddressOption):
+                return opt.address
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RouterSolicitation(NDMessage):
+    """ICMPv6 type 133."""
+
+
+@dataclass(frozen=True, slots=True)
+class RouterAdvertisement(NDMessage):
+    """ICMPv6 type 134, RFC 4861 section 4.2 with RFC 4191/5175/8425 flag bits."""
+
+    cur_hop_limit: int = 0
+    managed: bool = False
+    other: bool = False
+    home_agent: bool = False
+    preference: int = 0  # -1 low, 0 medium, 1 high, 2 reserved
+    proxy: bool = False
+    router_lifetime: int = 0
+    reachable_time: int = 0
+    retrans_timer: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborSolicitation(NDMessage):
+    """ICMPv6 type 135."""
+
+    target: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class NeighborAdvertisement(NDMessage):
+    """ICMPv6 type 136."""
+
+    router: bool = False
+    solicited: bool = False
+    override: bool = False
+    target: bytes = b""
+
+
+@dataclass(frozen=True, slots=True)
+class Redirect(NDMessage):
+    """ICMPv6 type 137."""
+
+    target: bytes = b""
+    destination: bytes = b""
+
+
+ND_CLASSES: dict[int, type[NDMessage]] = {
+    133: RouterSolicitation,
+    134: RouterAdvertisement,
+    135: NeighborSolicitation,
+    136: NeighborAdvertisement,
+    137: Redirect,
+}
+
+
+@dataclass(slots=True)
+class DecodeStats:
+    """Counters the decoder keeps; the replay summary prints them."""
+
+    packets: int = 0
+    bytes: int = 0
+    ipv6: int = 0
+    ipv4: int = 0
+    nd: int = 0
+    malformed: int = 0
+    snapped: int = 0  # frames cut by the capture's snaplen: not the sender's fault
+    unsupported_link: int = 0
+    other: int = 0  # frames that are neither IPv4 nor IPv6 (ARP, LLDP, STP...)
+    fragments: int = 0
+    reassembled: int = 0
+    ipv4_fragments_skipped: int = 0  # protocol-41/UDP IPv4 fragments: not reassembled
+    malformed_reasons: dict[str, int] = field(default_factory=dict)
+    fragment_anomalies: dict[str, int] = field(default_factory=dict)
+    tunnels: dict[str, int] = field(default_factory=dict)
+    link_types: dict[int, int] = field(default_factory=dict)

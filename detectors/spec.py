@@ -1,0 +1,203 @@
+"""Detection spec YAML: the single source of truth for a detection family.
+
+Owns loading and validating ``detections/<family>/spec.yaml`` into typed
+objects: identity (UUID, sids), title, severity, ATT&CK ids, thresholds with
+their meaning, and false positives. Detectors read thresholds from here; the
+rule templates (Sigma, Suricata) render from the same objects. This module
+does not evaluate traffic.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SEVERITIES = ("low", "medium", "high", "critical")
+# EVE's alert.severity: 1 is the most severe, as in Suricata's classification.config.
+EVE_SEVERITY = {"critical": 1, "high": 1, "medium": 2, "low": 3}
+# Elastic's detection-rule risk scores for the same names (used in ECS output).
+RISK_SCORE = {"low": 21, "medium": 47, "high": 73, "critical": 99}
+
+_TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
+_TACTIC = re.compile(r"^TA\d{4}$")
+_CATEGORY = re.compile(r"^ipv6\.[a-z0-9_]+$")
+
+
+class SpecError(Exception):
+    """A spec file that does not follow the schema; names the file and key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    """One tunable: its default, meaning, unit and allowed range."""
+
+    name: str
+    default: float
+    meaning: str
+    unit: str
+    minimum: float | None
+    maximum: float | None
+    integer: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttackRef:
+    """An ATT&CK technique or tactic, id and name."""
+
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Signature:
+    """One alert variant: its stable sid and its text."""
+
+    key: str
+    sid: int
+    rev: int
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionSpec:
+    """One alert category inside a family."""
+
+    category: str
+    id: str  # UUID
+    title: str
+    description: str
+    severity: str
+    techniques: tuple[AttackRef, ...]
+    tactics: tuple[AttackRef, ...]
+    signatures: dict[str, Signature]
+    thresholds: dict[str, Threshold]
+    false_positives: tuple[str, ...]
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySpec:
+    """A detection family: one folder, one spec, one or more categories."""
+
+    family: str
+    title: str
+    description: str
+    path: str
+    detections: dict[str, DetectionSpec]
+
+
+def _req(node: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
+    if key not in node:
+        raise SpecError(f"{where}: missing key '{key}'")
+    value = node[key]
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+        raise SpecError(f"{where}.{key}: expected {kind}, got {type(value).__name__}")
+    return value
+
+
+def _attack(items: Any, where: str, pattern: re.Pattern[str]) -> tuple[AttackRef, ...]:
+    if not isinstance(items, list) or not items:
+        raise SpecError(f"{where}: expected a non-empty list of {{id, name}}")
+    out = []
+    for i, item in enumerate(items):
+        w = f"{where}[{i}]"
+        if not isinstance(item, dict):
+            raise SpecError(f"{w}: expected a mapping with id and name")
+        ident = _req(item, "id", w, str)
+        if not pattern.match(ident):
+            raise SpecError(f"{w}.id: '{ident}' is not an ATT&CK id")
+        out.append(AttackRef(ident, _req(item, "name", w, str)))
+    return tuple(out)
+
+
+def _threshold(name: str, node: Any, where: str) -> Threshold:
+    if not isinstance(node, dict):
+        raise SpecError(f"{where}: expected a mapping")
+    default = _req(node, "default", where, (int, float))
+    integer = bool(node.get("integer", isinstance(default, int)))
+    minimum = node.get("min")
+    maximum = node.get("max")
+    if (minimum is not None and default < minimum) or (maximum is not None and default > maximum):
+        raise SpecError(f"{where}.default: {default} outside [{minimum}, {maximum}]")
+    return Threshold(
+        name=name,
+        default=default,
+        meaning=_req(node, "meaning", where, str).strip(),
+        unit=_req(node, "unit", where, str),
+        minimum=minimum,
+        maximum=maximum,
+        integer=integer,
+    )
+
+
+def _detection(node: Any, where: str) -> DetectionSpec:
+    if not isinstance(node, dict):
+        raise SpecError(f"{where}: expected a mapping")
+    category = _req(node, "category", where, str)
+    if not _CATEGORY.match(category):
+        raise SpecError(f"{where}.category: '{category}' must look like ipv6.name")
+    ident = _req(node, "id", where, str)
+    try:
+        uuid.UUID(ident)
+    except ValueError as exc:
+        raise SpecError(f"{where}.id: '{ident}' is not a UUID") from exc
+    severity = _req(node, "severity", where, str)
+    if severity not in SEVERITIES:
+        raise SpecError(f"{where}.severity: '{severity}' not one of {', '.join(SEVERITIES)}")
+    sigs: dict[str, Signature] = {}
+    for key, sig in _req(node, "signatures", where, dict).items():
+        w = f"{where}.signatures.{key}"
+        if not isinstance(sig, dict):
+            raise SpecError(f"{w}: expected a mapping with sid, rev and text")
+        sid = _req(sig, "sid", w, int)
+        if not 1_000_000 <= sid <= 1_999_999:
+            raise SpecError(f"{w}.sid: {sid} outside the local range 1000000-1999999")
+        sigs[key] = Signature(key, sid, _req(sig, "rev", w, int), _req(sig, "text", w, str))
+    thresholds = {
+        name: _threshold(name, t, f"{where}.thresholds.{name}")
+        for name, t in _req(node, "thresholds", where, dict).items()
+    }
+    fps = _req(node, "false_positives", where, list)
+    return DetectionSpec(
+        category=category,
+        id=ident,
+        title=_req(node, "title", where, str),
+        description=_req(node, "description", where, str).strip(),
+        severity=severity,
+        techniques=_attack(node.get("techniques"), f"{where}.techniques", _TECHNIQUE),
+        tactics=_attack(node.get("tactics"), f"{where}.tactics", _TACTIC),
+        signatures=sigs,
+        thresholds=thresholds,
+        false_positives=tuple(str(f).strip() for f in fps),
+        parameters=dict(node.get("parameters") or {}),
+    )
+
+
+def load_spec(path: Path) -> FamilySpec:
+    """Load and validate one family spec."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: {exc}") from exc
+    where = str(path)
+    if not isinstance(doc, dict):
+        raise SpecError(f"{where}: expected a mapping at the top level")
+    detections = {}
+    for i, node in enumerate(_req(doc, "detections", where, list)):
+        det = _detection(node, f"{where}: detections[{i}]")
+        if det.category in detections:
+            raise SpecError(f"{where}: category {det.category} defined twice")
+        detections[det.category] = det
+    return FamilySpec(
+        family=_req(doc, "family", where, str),
+        title=_req(doc, "title", where, str),
+        description=_req(doc, "description", where, str).strip(),
+        path=where,
+        detections=detections,
+    )

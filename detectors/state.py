@@ -1,0 +1,100 @@
+"""Bounded state for detections: capped tables and alert suppression.
+
+Owns the only containers detections may keep per-host or per-key state in.
+Every table has a cap; inserting past it evicts the least recently used entry
+and counts the eviction, so memory stays flat under floods that randomise
+addresses. Does not know about packets or alerts.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator
+from typing import Generic, TypeVar
+
+V = TypeVar("V")
+
+
+class BoundedTable(Generic[V]):
+    """An LRU mapping with a hard cap and an eviction counter."""
+
+    def __init__(self, name: str, cap: int, on_evict: Callable[[Hashable, V], None] | None = None):
+        if cap < 1:
+            raise ValueError(f"table {name}: cap must be at least 1, got {cap}")
+        self.name = name
+        self.cap = cap
+        self.evictions = 0
+        self._on_evict = on_evict
+        self._data: OrderedDict[Hashable, V] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._data
+
+    def get(self, key: Hashable) -> V | None:
+        """Look up and mark as recently used."""
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def peek(self, key: Hashable) -> V | None:
+        """Look up without touching recency."""
+        return self._data.get(key)
+
+    def put(self, key: Hashable, value: V) -> None:
+        data = self._data
+        if key in data:
+            data.move_to_end(key)
+        elif len(data) >= self.cap:
+            old_key, old_value = data.popitem(last=False)
+            self.evictions += 1
+            if self._on_evict is not None:
+                self._on_evict(old_key, old_value)
+        data[key] = value
+
+    def setdefault(self, key: Hashable, factory: Callable[[], V]) -> V:
+        value = self.get(key)
+        if value is None:
+            value = factory()
+            self.put(key, value)
+        return value
+
+    def pop(self, key: Hashable) -> V | None:
+        return self._data.pop(key, None)
+
+    def items(self) -> Iterator[tuple[Hashable, V]]:
+        """Oldest first. Copy before mutating the table while iterating."""
+        return iter(list(self._data.items()))
+
+    def clear(self) -> None:
+        self._data.clear()
+
+
+class Suppressor:
+    """Per-identifier alert suppression on packet time (Zeek's Notice model).
+
+    ``allow`` answers whether an alert for ``identifier`` may be raised at
+    ``now_ns``; when it may, the identifier is then suppressed for
+    ``interval_ns``. The table is bounded: an identifier evicted under a flood
+    may alert again, which is the safe direction to fail.
+    """
+
+    def __init__(self, name: str, interval_ns: int, cap: int) -> None:
+        self.interval_ns = interval_ns
+        self.table: BoundedTable[int] = BoundedTable(name, cap)
+        self.suppressed = 0
+
+    def allow(self, identifier: Hashable, now_ns: int) -> bool:
+        until = self.table.get(identifier)
+        if until is not None and now_ns < until:
+            self.suppressed += 1
+            return False
+        self.table.put(identifier, now_ns + self.interval_ns)
+        return True
+
+    def active(self, identifier: Hashable, now_ns: int) -> bool:
+        until = self.table.peek(identifier)
+        return until is not None and now_ns < until

@@ -1,0 +1,573 @@
+#!/usr/bin/env python3
+"""Deterministic generator of v6sentry's labelled regression captures.
+
+Owns the frame builders (also used by the unit tests) and the scenario of
+every capture in ``pcaps/``: what traffic each holds and in what order. It
+does not say what should be detected: ``pcaps/manifest.yaml`` does, and the
+golden files pin the exact alerts.
+
+Determinism: fixed timestamps, a seeded ``random.Random`` only, gzip with
+``mtime=0``; two runs write byte-identical files. Addresses are documentation
+ranges only (2001:db8::/32, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24),
+link-local, multicast, and 6to4/Teredo forms built from those.
+
+dpkt builds the IPv4 headers; ND bodies, options, extension headers and
+fragments are built here with ``struct`` because dpkt does not build them;
+pcap and pcapng are written here because dpkt's writers take float
+timestamps (losing nanoseconds) and one pcapng interface only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import ipaddress
+import random
+import struct
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import dpkt
+
+T0 = 1_700_000_000  # seconds: every capture starts here
+S = 1_000_000_000
+
+Frame = tuple[int, bytes]  # (timestamp ns, frame bytes)
+
+
+# -- addresses -------------------------------------------------------------------
+
+
+def a6(text: str) -> bytes:
+    return ipaddress.IPv6Address(text).packed
+
+
+def a4(text: str) -> bytes:
+    return ipaddress.IPv4Address(text).packed
+
+
+def mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+R1_LL, R1_MAC = a6("fe80::1"), mac("02:00:00:00:01:01")
+R2_LL, R2_MAC = a6("fe80::2"), mac("02:00:00:00:01:02")
+BAD_LL, BAD_MAC = a6("fe80::bad"), mac("02:00:00:00:66:66")
+ALL_NODES, ALL_ROUTERS = a6("ff02::1"), a6("ff02::2")
+PREFIX = a6("2001:db8:1::")
+DNS1 = a6("2001:db8:1::53")
+
+
+def host(n: int) -> tuple[bytes, bytes, bytes]:
+    """Host n: (MAC, link-local EUI-64 address, global SLAAC address)."""
+    m = bytes([2, 0, 0, 0, 2, n])
+    iid = bytes([m[0] ^ 2]) + m[1:3] + b"\xff\xfe" + m[3:]
+    return m, a6("fe80::")[:8] + iid, PREFIX[:8] + iid
+
+
+def solicited_node(addr: bytes) -> bytes:
+    return a6("ff02::1:ff00:0")[:13] + addr[13:]
+
+
+def multicast_mac(addr: bytes) -> bytes:
+    return b"\x33\x33" + addr[12:]
+
+
+# -- checksums and headers -----------------------------------------------------------
+
+
+def checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def upper(src: bytes, dst: bytes, nh: int, segment: bytes, csum_at: int) -> bytes:
+    """Fill the transport checksum of ``segment`` (IPv6 pseudo-header, RFC 8200 8.1)."""
+    pseudo = src + dst + struct.pack("!I3xB", len(segment), nh)
+    value = checksum(pseudo + segment[:csum_at] + b"\0\0" + segment[csum_at + 2 :])
+    return segment[:csum_at] + struct.pack("!H", value) + segment[csum_at + 2 :]
+
+
+def icmp6(src: bytes, dst: bytes, itype: int, body: bytes, code: int = 0) -> bytes:
+    return upper(src, dst, 58, bytes([itype, code, 0, 0]) + body, 2)
+
+
+def udp6(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> bytes:
+    return upper(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload, 6)
+
+
+def tcp6(src: bytes, dst: bytes, sport: int, dport: int, flags: int, seq: int = 1) -> bytes:
+    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 0x50, flags, 65535, 0, 0)
+    return upper(src, dst, 6, seg, 16)
+
+
+def ip6(src: bytes, dst: bytes, nh: int, payload: bytes, hlim: int = 255) -> bytes:
+    return struct.pack("!IHBB", 0x60000000, len(payload), nh, hlim) + src + dst + payload
+
+
+def eth(payload: bytes, src: bytes, dst: bytes, etype: int = 0x86DD,
+        vlans: Iterable[tuple[int, int]] = ()) -> bytes:
+    """Ethernet II; ``vlans`` is (TPID, VLAN id) pairs, outermost first."""
+    tags = b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in vlans)
+    return dst + src + tags + struct.pack("!H", etype) + payload
+
+
+def ipv4(src: bytes, dst: bytes, proto: int, payload: bytes, ident: int = 1) -> bytes:
+    ip = dpkt.ip.IP(src=src, dst=dst, p=proto, ttl=64, id=ident, data=payload)
+    ip.len = 20 + len(payload)
+    return bytes(ip)
+
+
+def udp4(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+# -- Neighbor Discovery ----------------------------------------------------------------
+
+
+def opt(otype: int, body: bytes) -> bytes:
+    """An ND option with a correct length (body padded to a multiple of 8 with the header)."""
+    body += bytes(-(len(body) + 2) % 8)
+    return bytes([otype, (len(body) + 2) // 8]) + body
+
+
+def slla(m: bytes) -> bytes:
+    return opt(1, m)
+
+
+def tlla(m: bytes) -> bytes:
+    return opt(2, m)
+
+
+def pio(prefix: bytes, plen: int = 64, valid: int = 86400, preferred: int = 14400) -> bytes:
+    return opt(3, struct.pack("!BBII4x16s", plen, 0xC0, valid, preferred, prefix))
+
+
+def mtu_opt(value: int) -> bytes:
+    return opt(5, struct.pack("!HI", 0, value))
+
+
+def rdnss(*servers: bytes, lifetime: int = 3600) -> bytes:
+    return opt(25, struct.pack("!HI", 0, lifetime) + b"".join(servers))
+
+
+def dnssl(*domains: str, lifetime: int = 3600) -> bytes:
+    wire = b"".join(
+        b"".join(bytes([len(label)]) + label.encode() for label in d.split(".")) + b"\0"
+        for d in domains
+    )
+    return opt(31, struct.pack("!HI", 0, lifetime) + wire)
+
+
+def rio(prefix: bytes, plen: int, units: int, pref: int = 0, lifetime: int = 1800) -> bytes:
+    body = struct.pack("!BBI", plen, (pref & 3) << 3, lifetime) + prefix[: (units - 1) * 8]
+    return bytes([24, units]) + body
+
+
+def nonce(value: bytes) -> bytes:
+    return opt(14, value)
+
+
+def ra(src: bytes, options: bytes, lifetime: int = 1800, flags: int = 0,
+       dst: bytes = ALL_NODES) -> bytes:
+    body = struct.pack("!BBHII", 64, flags, lifetime, 0, 0) + options
+    return ip6(src, dst, 58, icmp6(src, dst, 134, body))
+
+
+def rs(src: bytes, m: bytes) -> bytes:
+    return ip6(src, ALL_ROUTERS, 58, icmp6(src, ALL_ROUTERS, 133, bytes(4) + slla(m)))
+
+
+def ns(src: bytes, dst: bytes, target: bytes, options: bytes) -> bytes:
+    return ip6(src, dst, 58, icmp6(src, dst, 135, bytes(4) + target + options))
+
+
+def na(src: bytes, dst: bytes, target: bytes, flags: int, options: bytes) -> bytes:
+    return ip6(src, dst, 58, icmp6(src, dst, 136, bytes([flags, 0, 0, 0]) + target + options))
+
+
+def redirect(src: bytes, dst: bytes, target: bytes, dest: bytes, options: bytes) -> bytes:
+    return ip6(src, dst, 58, icmp6(src, dst, 137, bytes(4) + target + dest + options))
+
+
+def router_ra(router: int = 1) -> bytes:
+    """A legitimate RA as R1 or R2 sends it."""
+    ll, m = (R1_LL, R1_MAC) if router == 1 else (R2_LL, R2_MAC)
+    return ra(ll, slla(m) + mtu_opt(1500) + pio(PREFIX) + rdnss(DNS1))
+
+
+def rogue_ra(src: bytes = BAD_LL, m: bytes = BAD_MAC) -> bytes:
+    return ra(src, slla(m) + pio(a6("2001:db8:bad::")) + rdnss(a6("2001:db8:bad::53")),
+              flags=0x08)
+
+
+# -- extension headers and fragments ------------------------------------------------------
+
+
+def ext(nh: int, body: bytes = bytes(6)) -> bytes:
+    """A generic 8-octet-unit extension header (HBH, DestOpts, Routing, Mobility)."""
+    body += bytes(-(len(body) + 2) % 8)
+    return bytes([nh, (len(body) + 2) // 8 - 1]) + body
+
+
+def fragment_packets(src: bytes, dst: bytes, nh: int, payload: bytes, size: int,
+                     ident: int, hlim: int = 255) -> list[bytes]:
+    """Split ``payload`` (the fragmentable part) into IPv6 fragments of ``size`` bytes."""
+    out = []
+    for off in range(0, len(payload), size):
+        more = off + size < len(payload)
+        fh = struct.pack("!BBHI", nh, 0, off | int(more), ident)
+        out.append(ip6(src, dst, 44, fh + payload[off : off + size], hlim))
+    return out
+
+
+# -- tunnels -------------------------------------------------------------------------------
+
+
+def teredo_addr(server: bytes, client: bytes, port: int, cone: bool = True) -> bytes:
+    """RFC 4380 section 4: 2001:0::/32, server, flags, obfuscated port and client."""
+    flags = b"\x80\x00" if cone else b"\x00\x00"
+    return (b"\x20\x01\x00\x00" + server + flags + struct.pack("!H", port ^ 0xFFFF)
+            + bytes(b ^ 0xFF for b in client))
+
+
+def teredo_origin(client: bytes, port: int) -> bytes:
+    return b"\0\0" + struct.pack("!H", port ^ 0xFFFF) + bytes(b ^ 0xFF for b in client)
+
+
+def teredo_auth(client_id: bytes = b"", auth: bytes = b"", nonce8: bytes = bytes(8)) -> bytes:
+    return bytes([0, 1, len(client_id), len(auth)]) + client_id + auth + nonce8 + b"\0"
+
+
+def ayiya(inner: bytes, epoch: int = T0) -> bytes:
+    """AYIYA: 16-byte identity, SHA1 signature, forward opcode, next header 41."""
+    header = bytes([0x41, 0x52, 0x21, 41]) + struct.pack("!I", epoch)
+    return header + a6("2001:db8:2::2") + bytes(20) + inner
+
+
+# -- writers -----------------------------------------------------------------------------------
+
+
+def write_pcap(path: Path, frames: list[Frame], linktype: int = 1, nano: bool = False,
+               snaplen: int = 65535) -> None:
+    """Classic pcap; frames longer than ``snaplen`` are cut (caplen < wire length).
+
+    Written with ``struct`` rather than dpkt's writer, which takes float
+    timestamps and would lose nanoseconds.
+    """
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = [struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    for ts, frame in frames:
+        caplen = min(len(frame), snaplen)
+        frac = ts % S if nano else ts % S // 1000
+        out.append(struct.pack("<IIII", ts // S, frac, caplen, len(frame)) + frame[:caplen])
+    path.write_bytes(b"".join(out))
+
+
+def write_pcapng(path: Path, interfaces: list[tuple[int, int]],
+                 records: list[tuple[int, int, bytes]]) -> None:
+    """``interfaces``: (linktype, tsresol exponent); ``records``: (iface, ts ns, frame)."""
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += bytes(-len(body) % 4)
+        n = len(body) + 12
+        return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
+
+    out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+    for linktype, exp in interfaces:
+        opts = struct.pack("<HH", 9, 1) + bytes([exp]) + bytes(3) + struct.pack("<HH", 0, 0)
+        out += block(1, struct.pack("<HHI", linktype, 0, 65535) + opts)
+    for iface, ts, frame in records:
+        ticks = ts // 10 ** (9 - interfaces[iface][1])
+        out += block(6, struct.pack("<IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF,
+                                    len(frame), len(frame)) + frame)
+    path.write_bytes(out)
+
+
+def gzip_copy(src: Path, dst: Path) -> None:
+    with dst.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
+                                             mtime=0) as gz:
+        gz.write(src.read_bytes())
+
+
+# -- scenarios ---------------------------------------------------------------------------------
+
+
+def at(seconds: float) -> int:
+    return T0 * S + round(seconds * S)
+
+
+def lan(packet: bytes, src_mac: bytes, dst_mac: bytes | None = None) -> bytes:
+    """An IPv6 packet on the Ethernet LAN; multicast destinations get 33:33 MACs."""
+    dst = packet[24:40]
+    return eth(packet, src_mac, dst_mac or (multicast_mac(dst) if dst[0] == 0xFF else R1_MAC))
+
+
+def benign_traffic(start: float = 0.0, duration: float = 1000.0) -> list[Frame]:
+    """Two routers advertising, hosts doing SLAAC, DAD, resolution and some traffic."""
+    frames: list[Frame] = []
+    t = start
+    while t < start + duration:
+        frames.append((at(t), lan(router_ra(1), R1_MAC)))
+        frames.append((at(t + 7), lan(router_ra(2), R2_MAC)))
+        t += 200
+    for n in (1, 2, 3):
+        m, ll, gl = host(n)
+        base = start + 3 + n
+        frames.append((at(base), lan(rs(ll, m), m)))
+        dad = ns(bytes(16), solicited_node(gl), gl, nonce(bytes([n]) * 6))
+        frames.append((at(base + 0.1), lan(dad, m)))
+        frames.append((at(base + 1.2), lan(ns(gl, solicited_node(R1_LL), R1_LL, slla(m)), m)))
+        reply = na(R1_LL, gl, R1_LL, 0xE0, tlla(R1_MAC))
+        frames.append((at(base + 1.201), lan(reply, R1_MAC, m)))
+        server = a6("2001:db8:ffff::80")
+        syn = ip6(gl, server, 6, tcp6(gl, server, 40000 + n, 443, 0x02), 64)
+        frames.append((at(base + 1.3), lan(syn, m)))
+        ack = ip6(server, gl, 6, tcp6(server, gl, 443, 40000 + n, 0x12), 58)
+        frames.append((at(base + 1.31), eth(ack, R1_MAC, m)))
+        query = ip6(gl, DNS1, 17, udp6(gl, DNS1, 50000 + n, 53, b"\x12\x34" + bytes(10)), 64)
+        frames.append((at(base + 1.4), lan(query, m)))
+        v4 = ipv4(a4(f"192.0.2.{10 + n}"), a4("198.51.100.80"), 6,
+                  struct.pack("!HHIIBBHHH", 50000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0))
+        frames.append((at(base + 1.5), eth(v4, m, R1_MAC, 0x0800)))
+    arp = bytes.fromhex("000108000604000102000000020100") + bytes([0, 2, 1]) + bytes(14)
+    frames.append((at(start + 2), eth(arp, host(1)[0], b"\xff" * 6, 0x0806)))
+    return sorted(frames)
+
+
+def cap_benign_ra(out: Path) -> None:
+    write_pcap(out / "benign_ra.pcap", benign_traffic())
+
+
+def rogue_frames() -> list[Frame]:
+    frames = benign_traffic()
+    for t in (300, 310, 320):
+        frames.append((at(t), lan(rogue_ra(), BAD_MAC)))
+    frames.append((at(400), lan(rogue_ra(R1_LL, BAD_MAC), BAD_MAC)))  # spoofs R1's address
+    return sorted(frames)
+
+
+def cap_rogue_ra(out: Path) -> None:
+    path = out / "rogue_ra.pcap"
+    write_pcap(path, rogue_frames())
+    gzip_copy(path, out / "rogue_ra.pcap.gz")
+    # The same bytes cut in the middle of the last record, as a killed tcpdump leaves them.
+    data = path.read_bytes()
+    (out / "truncated.pcap").write_bytes(data[: len(data) - 20])
+
+
+def cap_rogue_ra_learned(out: Path) -> None:
+    frames = [(at(t), lan(router_ra(1), R1_MAC)) for t in range(0, 1401, 200)]
+    frames += [(at(t), lan(rogue_ra(), BAD_MAC)) for t in (700, 900)]
+    write_pcap(out / "rogue_ra_learned.pcap", sorted(frames))
+
+
+def cap_rogue_ra_vlan(out: Path) -> None:
+    frames: list[Frame] = []
+    for i, vlans in enumerate(([(0x8100, 10)], [(0x88A8, 100), (0x8100, 20)])):
+        frames.append((at(i), eth(router_ra(1), R1_MAC, multicast_mac(ALL_NODES), vlans=vlans)))
+        frames.append((at(i + 5), eth(rogue_ra(), BAD_MAC, multicast_mac(ALL_NODES), vlans=vlans)))
+    write_pcap(out / "rogue_ra_vlan.pcap", sorted(frames))
+
+
+def cap_cooked_and_raw(out: Path) -> None:
+    pairs = ((router_ra(1), R1_MAC), (rogue_ra(), BAD_MAC))
+    sll = [(at(i), struct.pack("!HHH8sH", 0, 1, 6, m + b"\0\0", 0x86DD) + p)
+           for i, (p, m) in enumerate(pairs)]
+    write_pcap(out / "rogue_ra_sll.pcap", sll, linktype=113)
+    sll2 = [(at(i), struct.pack("!HHIHBB8s", 0x86DD, 0, 2, 1, 0, 6, m + b"\0\0") + p)
+            for i, (p, m) in enumerate(pairs)]
+    write_pcap(out / "rogue_ra_sll2.pcap", sll2, linktype=276)
+    write_pcap(out / "rogue_ra_raw.pcap", [(at(i), p) for i, (p, _) in enumerate(pairs)],
+               linktype=101)
+
+
+def cap_nanosecond(out: Path) -> None:
+    frames = [(at(0), lan(router_ra(1), R1_MAC)),
+              (T0 * S + 123_456_789, lan(rogue_ra(), BAD_MAC))]
+    write_pcap(out / "rogue_ra_nanosecond.pcap", frames, nano=True)
+
+
+def cap_multi_iface(out: Path) -> None:
+    records = [
+        (0, at(0), lan(router_ra(1), R1_MAC)),
+        (1, at(0.5), router_ra(1)),
+        (0, at(1), lan(rogue_ra(), BAD_MAC)),
+        (1, at(1.000000001), rogue_ra()),
+    ]
+    path = out / "multi_iface.pcapng"
+    write_pcapng(path, [(1, 6), (101, 9)], records)
+    gzip_copy(path, out / "multi_iface.pcapng.gz")
+
+
+def cap_ext_headers(out: Path) -> None:
+    src, dst = a6("2001:db8:1::10"), a6("2001:db8:1::20")
+    m = host(10)[0]
+
+    def echo(s: bytes, d: bytes = dst) -> bytes:
+        return icmp6(s, d, 128, struct.pack("!HH", 1, 1) + b"ping")
+
+    router_alert = bytes([5, 2, 0, 0, 1, 0])  # HBH Router Alert option, PadN to 8
+    packets = [
+        ip6(src, dst, 0, ext(58, router_alert) + echo(src), 64),
+        # DestOpts -> Segment Routing Header (type 4, segments left 0, one segment) -> TCP
+        ip6(src, dst, 60, ext(43) + ext(6, bytes([4, 0, 0, 0, 0, 0]) + dst)
+            + tcp6(src, dst, 40000, 22, 0x02), 64),
+        ip6(src, dst, 51, bytes([58, 4, 0, 0]) + struct.pack("!II", 0x100, 1) + bytes(12)
+            + echo(src), 64),
+        ip6(src, dst, 135, bytes([59, 0, 0, 0]) + bytes(4), 64),
+        ip6(src, dst, 50, struct.pack("!II", 0x200, 1) + bytes(24), 64),
+        ip6(src, dst, 0, ext(44) + struct.pack("!BBHI", 58, 0, 0, 7) + echo(src), 64),
+    ]
+    long_src, hbh_src = a6("2001:db8:1::66"), a6("2001:db8:1::67")
+    chain = b"".join(ext(60) for _ in range(19)) + ext(58)
+    packets.append(ip6(long_src, dst, 60, chain + echo(long_src), 64))
+    packets.append(ip6(hbh_src, dst, 60, ext(0) + ext(58) + echo(hbh_src), 64))
+    write_pcap(out / "ext_headers.pcap",
+               [(at(i), lan(p, m)) for i, p in enumerate(packets)])
+
+
+def cap_fragments(out: Path) -> None:
+    frames: list[Frame] = []
+    servers = b"".join(a6(f"2001:db8:bad::{i}") for i in range(1, 9))
+    big_ra = icmp6(BAD_LL, ALL_NODES, 134, struct.pack("!BBHII", 64, 0, 1800, 0, 0)
+                   + slla(BAD_MAC) + pio(a6("2001:db8:bad::")) + rdnss(servers))
+    for i, p in enumerate(fragment_packets(BAD_LL, ALL_NODES, 58, big_ra, 96, 0xA1)):
+        frames.append((at(1 + i * 0.001), lan(p, BAD_MAC)))
+    frames.append((at(0), lan(router_ra(1), R1_MAC)))
+    h10, h11, h12 = (a6(f"2001:db8:1::{n}") for n in ("10", "11", "12"))
+    dst = a6("2001:db8:1::20")
+    m = host(10)[0]
+    echo = icmp6(h10, dst, 128, struct.pack("!HH", 2, 1) + bytes(160))
+    for i, p in enumerate(reversed(fragment_packets(h10, dst, 58, echo, 64, 0xB1, 64))):
+        frames.append((at(2 + i * 0.001), lan(p, m)))
+    bad = a6("2001:db8:1::bad")
+    payload = icmp6(bad, dst, 128, bytes(60))
+    first, _ = fragment_packets(bad, dst, 58, payload, 32, 0xC1, 64)
+    overlap = ip6(bad, dst, 44, struct.pack("!BBHI", 58, 0, 24 | 1, 0xC1) + b"X" * 32, 64)
+    frames += [(at(3), lan(first, m)), (at(3.001), lan(overlap, m))]
+    atomic = icmp6(h11, dst, 128, struct.pack("!HH", 3, 1))
+    frames.append((at(4), lan(ip6(h11, dst, 44, struct.pack("!BBHI", 58, 0, 0, 0xD1) + atomic,
+                                  64), m)))
+    dup_payload = icmp6(h12, dst, 128, struct.pack("!HH", 4, 1) + bytes(56))
+    d1, d2 = fragment_packets(h12, dst, 58, dup_payload, 32, 0xE1, 64)
+    frames += [(at(5), lan(d1, m)), (at(5.001), lan(d1, m)), (at(5.002), lan(d2, m))]
+    write_pcap(out / "fragments.pcap", sorted(frames))
+
+
+def cap_nd_options(out: Path) -> None:
+    m, ll, gl = host(1)
+    options = (slla(R1_MAC) + pio(PREFIX) + mtu_opt(1500) + rio(bytes(16), 0, 1)
+               + rio(a6("2001:db8:2::"), 48, 2, pref=1) + rio(a6("2001:db8:3::100:0"), 96, 3,
+                                                            pref=3)
+               + rdnss(DNS1, a6("2001:db8:1::54")) + dnssl("example.com", "corp.example"))
+    redirected = ip6(gl, a6("2001:db8:ffff::1"), 59, b"", 64)
+    frames = [
+        lan(ra(R1_LL, options, flags=0xC0), R1_MAC),
+        lan(rs(ll, m), m),
+        lan(ns(gl, solicited_node(R1_LL), R1_LL, slla(m)), m),
+        lan(ns(bytes(16), solicited_node(gl), gl, nonce(b"\x01\x02\x03\x04\x05\x06")), m),
+        eth(na(R1_LL, gl, R1_LL, 0x60, tlla(R1_MAC)), R1_MAC, m),
+        eth(redirect(R1_LL, gl, R2_LL, a6("2001:db8:ffff::1"),
+                     tlla(R2_MAC) + opt(4, bytes(6) + redirected)), R1_MAC, m),
+    ]
+    write_pcap(out / "nd_options.pcap", [(at(i), f) for i, f in enumerate(frames)])
+
+
+def cap_nd_malformed(out: Path) -> None:
+    bad_rdnss = bytes([25, 4]) + struct.pack("!HI", 0, 60) + DNS1 + bytes(8)  # even length
+    bad_route = bytes([24, 1]) + struct.pack("!BBI", 200, 0, 60)  # /200
+    s1, s2, s3 = a6("fe80::2:1"), a6("fe80::2:2"), a6("fe80::2:3")
+    m1, m2, m3 = (bytes([2, 0, 0, 0, 3, n]) for n in (1, 2, 3))
+    target = a6("2001:db8:1::99")
+    zero = ns(s1, solicited_node(target), target, b"\x01\x00" + bytes(6))
+    # NA whose option says 3 units (24 bytes) but only 8 follow.
+    runs_past = na(s2, ALL_NODES, target, 0x20, b"\x02\x03" + m2)
+    short_redirect = ip6(s3, R1_LL, 58, icmp6(s3, R1_LL, 137, bytes(20)))
+    frames = [
+        lan(ra(R1_LL, slla(R1_MAC) + bad_rdnss), R1_MAC),
+        lan(zero, m1),
+        lan(runs_past, m2),
+        eth(short_redirect, m3, R1_MAC),
+        lan(ra(R1_LL, slla(R1_MAC) + bad_route), R1_MAC),
+    ]
+    write_pcap(out / "nd_malformed.pcap", [(at(i), f) for i, f in enumerate(frames)])
+
+
+def cap_tunnels(out: Path) -> None:
+    gw = mac("02:00:00:00:05:01")
+    v4a, v4b = a4("192.0.2.1"), a4("198.51.100.1")
+    frames: list[bytes] = []
+
+    def v4(payload: bytes, proto: int, src: bytes = v4a, dst: bytes = v4b) -> bytes:
+        return eth(ipv4(src, dst, proto, payload), host(1)[0], gw, 0x0800)
+
+    def echo(src: bytes, dst: bytes) -> bytes:
+        return ip6(src, dst, 58, icmp6(src, dst, 128, struct.pack("!HH", 9, 1) + b"tunnel"), 64)
+
+    frames.append(v4(echo(a6("2001:db8:2::1"), a6("2001:db8:3::1")), 41))
+    frames.append(v4(echo(a6("2002:c000:201::1"), a6("2001:db8:3::1")), 41,
+                     ))
+    frames.append(v4(echo(a6("fe80::5efe:c000:201"), a6("fe80::5efe:c633:6401")), 41))
+    server, client, port = a4("203.0.113.1"), a4("192.0.2.45"), 40000
+    taddr = teredo_addr(server, client, port)
+    qual_rs = ip6(a6("fe80::ffff:ffff:fffd"), ALL_ROUTERS, 58,
+                  icmp6(a6("fe80::ffff:ffff:fffd"), ALL_ROUTERS, 133, bytes(4)))
+    frames.append(v4(udp4(port, 3544, teredo_auth() + qual_rs), 17, client, server))
+    teredo_ra_src = a6("fe80::8000:f227:bec8:61af")
+    qual_ra = ra(teredo_ra_src, pio(taddr[:8] + bytes(8)), dst=a6("fe80::ffff:ffff:fffd"))
+    frames.append(v4(udp4(3544, port, teredo_auth() + teredo_origin(client, port) + qual_ra),
+                     17, server, client))
+    peer = teredo_addr(server, a4("198.51.100.77"), 50000)
+    frames.append(v4(udp4(port, 50000, ip6(taddr, peer, 59, b"", 21)), 17, client,
+                     a4("198.51.100.77")))
+    frames.append(v4(udp4(port, 50000, echo(taddr, peer)), 17, client, a4("198.51.100.77")))
+    frames.append(v4(udp4(50001, 5072, ayiya(echo(a6("2001:db8:2::2"), a6("2001:db8:3::1")))),
+                     17, v4a, a4("203.0.113.5")))
+    dns = bytes.fromhex("66d601000001000000000000") + b"\x07example\x03com\x00\x00\x01\x00\x01"
+    frames.append(v4(udp4(53000, 53, dns), 17, v4a, a4("198.51.100.53")))
+    frames.append(lan(router_ra(1), R1_MAC))
+    write_pcap(out / "tunnels.pcap", [(at(i), f) for i, f in enumerate(frames)])
+
+
+def cap_ra_flood(out: Path) -> None:
+    rng = random.Random(6980)
+    frames: list[Frame] = [(at(0), lan(router_ra(1), R1_MAC))]
+    for i in range(2000):
+        m = bytes([2]) + rng.randbytes(5)
+        src = a6("fe80::")[:8] + rng.randbytes(8)
+        frames.append((at(1 + i * 0.005), lan(rogue_ra(src, m), m)))
+    write_pcap(out / "ra_flood_random.pcap", frames)
+
+
+def cap_snapped(out: Path) -> None:
+    frames = benign_traffic(0, 400)
+    write_pcap(out / "snapped.pcap", frames, snaplen=64)
+
+
+CAPTURES = [
+    cap_benign_ra, cap_rogue_ra, cap_rogue_ra_learned, cap_rogue_ra_vlan, cap_cooked_and_raw,
+    cap_nanosecond, cap_multi_iface, cap_ext_headers, cap_fragments, cap_nd_options,
+    cap_nd_malformed, cap_tunnels, cap_ra_flood, cap_snapped,
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Write v6sentry's regression captures.")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
+                        help="folder to write into (default: pcaps/)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    for make in CAPTURES:
+        make(args.out)
+    print(f"generate: wrote {len(list(args.out.glob('*.pcap*')))} captures to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""v6sentry's tests; ``tests.golden`` and ``tests.bench`` also run as modules."""

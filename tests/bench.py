@@ -1,0 +1,116 @@
+"""Replay throughput (``make bench``): reported with figures, never asserted.
+
+Owns building a synthetic mixed capture (mostly ordinary IPv4/IPv6 TCP, some
+UDP, a sprinkling of ND and tunnelled packets, the traffic mix of an office
+span port) and timing three stages on it: the capture reader alone, reader
+plus decoder, and the whole ``v6sentry replay`` pipeline. Tests never time
+anything; this module is where speed is measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import struct
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from detectors.capture import open_capture
+from detectors.cli import main
+from detectors.decoder import Decoder
+
+ETH_V4 = bytes.fromhex("020000000202020000000201") + b"\x08\x00"
+ETH_V6 = bytes.fromhex("020000000202020000000201") + b"\x86\xdd"
+
+
+def _ipv4_tcp(i: int) -> bytes:
+    tcp = struct.pack("!HHIIBBHHH", 40000 + i % 1000, 443, i, 0, 0x50, 0x10, 65535, 0, 0)
+    ip = struct.pack(
+        "!BBHHHBBH4s4s",
+        0x45,
+        0,
+        20 + len(tcp),
+        i & 0xFFFF,
+        0,
+        64,
+        6,
+        0,
+        bytes([192, 0, 2, i % 250 + 1]),
+        bytes([198, 51, 100, 1]),
+    )
+    return ETH_V4 + ip + tcp + b"x" * 6
+
+
+def _ipv6(nh: int, payload: bytes, hlim: int = 64, src_last: int = 1) -> bytes:
+    src = bytes.fromhex("20010db8000100000000000000000000")[:15] + bytes([src_last])
+    dst = bytes.fromhex("20010db80001000000000000000000ff")
+    return ETH_V6 + struct.pack("!IHBB", 0x60000000, len(payload), nh, hlim) + src + dst + payload
+
+
+def _ipv6_tcp(i: int) -> bytes:
+    return _ipv6(6, struct.pack("!HHIIBBHHH", 50000 + i % 1000, 443, i, 0, 0x50, 0x10, 65535, 0, 0))
+
+
+def _ns(i: int) -> bytes:
+    body = struct.pack("!BBHI", 135, 0, 0, 0) + bytes(15) + bytes([i % 200])
+    body += bytes([1, 1]) + bytes.fromhex("020000000201")
+    return _ipv6(58, body, 255)
+
+
+def write_capture(path: Path, packets: int) -> None:
+    """A pcap of ``packets`` frames: 60% IPv4 TCP, 35% IPv6 TCP, 5% ND."""
+    frames = [
+        _ipv4_tcp(i) if i % 20 < 12 else _ipv6_tcp(i) if i % 20 < 19 else _ns(i)
+        for i in range(1000)
+    ]
+    with path.open("wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        for i in range(packets):
+            frame = frames[i % 1000]
+            fh.write(
+                struct.pack(
+                    "<IIII", 1_700_000_000 + i // 100_000, i % 1_000_000, len(frame), len(frame)
+                )
+            )
+            fh.write(frame)
+
+
+def bench(packets: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.pcap"
+        write_capture(path, packets)
+        size = path.stat().st_size
+        print(
+            f"bench: {packets:,} packets, {size / 2**20:.1f} MiB, one core "
+            f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)"
+        )
+
+        t0 = time.perf_counter()
+        with open_capture(str(path)) as reader:
+            n = sum(1 for _ in reader.records())
+        read_s = time.perf_counter() - t0
+        print(f"bench: reader only        {n / read_s:>12,.0f} packets/s")
+
+        decoder = Decoder()
+        t0 = time.perf_counter()
+        with open_capture(str(path)) as reader:
+            for frame, (ts, iface, lt, data, wire) in enumerate(reader.records(), 1):
+                decoder.decode(ts, frame, iface, lt, data, wire)
+        dec_s = time.perf_counter() - t0
+        print(f"bench: reader + decoder   {packets / dec_s:>12,.0f} packets/s")
+
+        t0 = time.perf_counter()
+        with contextlib.redirect_stderr(io.StringIO()):
+            main(["replay", "-q", "-o", os.devnull, str(path)])
+        full_s = time.perf_counter() - t0
+        print(f"bench: v6sentry replay    {packets / full_s:>12,.0f} packets/s ({full_s:.2f} s)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--packets", type=int, default=1_000_000)
+    bench(parser.parse_args().packets)

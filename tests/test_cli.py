@@ -1,0 +1,176 @@
+"""The ``v6sentry`` command as users run it: a real subprocess of the installed script.
+
+Owns the CLI contract: ``--version``, exit codes 0/1/2, one-line errors that
+name the file, standard input, gzip, ``-o``, ``--format``, ``--fail-on``,
+truncated captures and ``--strict``, and the stderr summary.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detectors import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+PCAPS = ROOT / "pcaps"
+POLICY = PCAPS / "policy.yaml"
+ROGUE = PCAPS / "rogue_ra.pcap"
+BENIGN = PCAPS / "benign_ra.pcap"
+
+
+def v6sentry(*args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    exe = shutil.which("v6sentry", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "detectors"]
+    return subprocess.run([*cmd, *args], input=stdin, capture_output=True, timeout=120)
+
+
+def test_version() -> None:
+    proc = v6sentry("--version")
+    assert proc.returncode == 0
+    assert proc.stdout.decode().strip() == f"v6sentry {__version__}"
+
+
+def test_rogue_ra_is_reported_as_eve() -> None:
+    proc = v6sentry("replay", "--policy", str(POLICY), str(ROGUE))
+    assert proc.returncode == 0, proc.stderr
+    alerts = [json.loads(line) for line in proc.stdout.decode().splitlines()]
+    assert [a["alert"]["category"] for a in alerts] == ["ipv6.rogue_ra"] * 2
+    first = alerts[0]
+    assert first["event_type"] == "alert"
+    assert first["proto"] == "IPv6-ICMP"
+    assert first["src_ip"].startswith("fe80::")
+    assert first["ether"]["src_mac"] == "02:00:00:00:66:66"
+    assert 1_000_000 <= first["alert"]["signature_id"] <= 1_999_999
+    assert first["alert"]["signature"].startswith("V6SENTRY ")
+    assert first["alert"]["metadata"]["mitre_technique_id"][0].startswith("T")
+    assert first["v6sentry"]["policy"]["source"].startswith("file")
+    summary = proc.stderr.decode()
+    assert "packets/s" in summary and "ipv6.rogue_ra=2" in summary and "malformed" in summary
+
+
+def test_ecs_format() -> None:
+    proc = v6sentry("replay", "--format", "ecs", "--policy", str(POLICY), str(ROGUE))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout.decode().splitlines()[0])
+    assert doc["event"]["kind"] == "alert"
+    assert doc["event"]["category"] == ["network", "intrusion_detection"]
+    assert doc["rule"]["category"] == "ipv6.rogue_ra"
+    assert doc["threat"]["framework"] == "MITRE ATT&CK"
+    assert doc["source"]["mac"] == "02-00-00-00-66-66"
+    assert doc["v6sentry"]["alert_id"] == doc["event"]["id"]
+
+
+def test_fail_on() -> None:
+    assert (
+        v6sentry("replay", "--policy", str(POLICY), "--fail-on", "high", str(ROGUE)).returncode == 1
+    )
+    assert (
+        v6sentry("replay", "--policy", str(POLICY), "--fail-on", "low", str(ROGUE)).returncode == 1
+    )
+    assert (
+        v6sentry("replay", "--policy", str(POLICY), "--fail-on", "critical", str(ROGUE)).returncode
+        == 0
+    )
+    assert (
+        v6sentry("replay", "--policy", str(POLICY), "--fail-on", "low", str(BENIGN)).returncode == 0
+    )
+
+
+def test_stdin_and_gzip_stdin() -> None:
+    raw = ROGUE.read_bytes()
+    for data in (raw, gzip.compress(raw)):
+        proc = v6sentry("replay", "--policy", str(POLICY), "-", stdin=data)
+        assert proc.returncode == 0, proc.stderr
+        assert len(proc.stdout.decode().splitlines()) == 2
+
+
+def test_output_file(tmp_path: Path) -> None:
+    out = tmp_path / "alerts.jsonl"
+    proc = v6sentry("replay", "--policy", str(POLICY), "-o", str(out), str(ROGUE))
+    assert proc.returncode == 0
+    assert proc.stdout == b""
+    assert len(out.read_text().splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["replay", "/nonexistent/x.pcap"], "/nonexistent/x.pcap"),
+        (["replay", str(ROOT / "README.md")], "README.md"),
+        (["replay", "--policy", "/nonexistent/p.yaml", str(ROGUE)], "/nonexistent/p.yaml"),
+        (["replay", "--format", "xml", str(ROGUE)], "--format"),
+        (["replay", "--fail-on", "urgent", str(ROGUE)], "--fail-on"),
+        (["replay"], "CAPTURE"),
+        (["replay", "-", "-"], "standard input"),
+        (["replay", "-o", "/nonexistent/dir/out.jsonl", str(ROGUE)], "/nonexistent/dir/out.jsonl"),
+    ],
+)
+def test_input_errors_exit_2_in_one_line(args: list[str], needle: str) -> None:
+    proc = v6sentry(*args)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert needle in err
+    assert proc.stdout == b""
+
+
+def test_bad_policy_names_key_and_line(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("routers:\n  - address: fe80::1\n    mack: '02:00:00:00:01:01'\n")
+    proc = v6sentry("replay", "--policy", str(policy), str(ROGUE))
+    err = proc.stderr.decode()
+    assert proc.returncode == 2
+    assert "p.yaml:3" in err and "mack" in err
+
+
+def test_unknown_threshold_is_rejected(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text("thresholds:\n  ipv6.rogue_ra:\n    learn_windw_s: 5\n")
+    proc = v6sentry("replay", "--policy", str(policy), str(ROGUE))
+    assert proc.returncode == 2
+    assert "learn_windw_s" in proc.stderr.decode() and ":3" in proc.stderr.decode()
+
+
+def test_threshold_override_changes_behaviour(tmp_path: Path) -> None:
+    """Learning for 0 s means every RA after the first packet is judged."""
+    policy = tmp_path / "p.yaml"
+    policy.write_text("thresholds:\n  ipv6.rogue_ra:\n    learn_window_s: 0\n")
+    learned = v6sentry("replay", str(ROGUE))
+    strict = v6sentry("replay", "--policy", str(policy), str(ROGUE))
+    assert strict.returncode == 0, strict.stderr
+    assert len(strict.stdout.splitlines()) > len(learned.stdout.splitlines())
+
+
+def test_truncated_capture_warns_and_strict_fails(tmp_path: Path) -> None:
+    cut = tmp_path / "cut.pcap"
+    data = ROGUE.read_bytes()
+    cut.write_bytes(data[: len(data) - 7])
+    proc = v6sentry("replay", "--policy", str(POLICY), str(cut))
+    assert proc.returncode == 0
+    assert "warning" in proc.stderr.decode() and "cut.pcap" in proc.stderr.decode()
+    assert len(proc.stdout.splitlines()) == 2
+    strict = v6sentry("replay", "--strict", "--policy", str(POLICY), str(cut))
+    assert strict.returncode == 2
+    assert len(strict.stdout.splitlines()) == 2  # alerts still written before the verdict
+
+
+def test_several_captures_are_independent_unless_continuous() -> None:
+    separate = v6sentry("replay", "--policy", str(POLICY), str(ROGUE), str(ROGUE))
+    assert len(separate.stdout.splitlines()) == 4  # fresh state per capture
+    joined = v6sentry("replay", "--continuous", "--policy", str(POLICY), str(ROGUE), str(ROGUE))
+    assert len(joined.stdout.splitlines()) == 2  # one stream: suppression holds
+
+
+def test_help_examples_name_real_options() -> None:
+    proc = v6sentry("replay", "--help")
+    assert proc.returncode == 0
+    text = proc.stdout.decode()
+    for option in ("--policy", "--format", "--fail-on", "-o", "--strict", "exit codes"):
+        assert option in text

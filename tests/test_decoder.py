@@ -1,0 +1,495 @@
+"""Decoder unit tests on hand-built frames, one layer feature at a time.
+
+Owns the decoder's field-level contract: link types and VLAN tags, the
+extension-header walk and its bound, each ND message and option (good and
+malformed), reassembly (order, overlap, duplicates, atomic, timeout, caps),
+tunnels (6in4, Teredo with auth/origin headers on and off port 3544, AYIYA),
+and the snaplen rule. Whole-capture behaviour is in ``test_pcaps.py``.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
+from detectors.decoder.nd import icmpv6_checksum_ok
+from detectors.events import (
+    DNSSLOption,
+    Event,
+    FragmentAnomaly,
+    Ipv6Packet,
+    LinkLayerAddressOption,
+    Malformed,
+    MTUOption,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+    NonceOption,
+    PrefixInformationOption,
+    RDNSSOption,
+    Redirect,
+    RedirectedHeaderOption,
+    RouteInformationOption,
+    RouterAdvertisement,
+    RouterSolicitation,
+    TunnelPacket,
+    UnknownOption,
+)
+
+LL1 = bytes.fromhex("fe800000000000000000000000000001")
+LL2 = bytes.fromhex("fe800000000000000000000000000002")
+ALLNODES = bytes.fromhex("ff020000000000000000000000000001")
+G1 = bytes.fromhex("20010db8000100000000000000000010")
+G2 = bytes.fromhex("20010db8000100000000000000000020")
+MAC1 = bytes.fromhex("020000000101")
+MAC2 = bytes.fromhex("020000000202")
+S = 1_000_000_000
+
+
+def csum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def icmp6(src: bytes, dst: bytes, itype: int, body: bytes, code: int = 0) -> bytes:
+    msg = bytes([itype, code, 0, 0]) + body
+    pseudo = src + dst + struct.pack("!I3xB", len(msg), 58)
+    c = csum(pseudo + msg)
+    return msg[:2] + struct.pack("!H", c) + msg[4:]
+
+
+def ip6(src: bytes, dst: bytes, nh: int, payload: bytes, hlim: int = 255) -> bytes:
+    return struct.pack("!IHBB", 0x60000000, len(payload), nh, hlim) + src + dst + payload
+
+
+def eth(
+    payload: bytes,
+    etype: int = 0x86DD,
+    src: bytes = MAC1,
+    vlans: tuple[int, ...] = (),
+    tpids: tuple[int, ...] = (),
+) -> bytes:
+    head = b"\x33\x33\x00\x00\x00\x01" + src
+    for vid, tpid in zip(vlans, tpids or (0x8100,) * len(vlans), strict=True):
+        head += struct.pack("!HH", tpid, vid)
+    return head + struct.pack("!H", etype) + payload
+
+
+def opt(otype: int, body: bytes) -> bytes:
+    assert (len(body) + 2) % 8 == 0
+    return bytes([otype, (len(body) + 2) // 8]) + body
+
+
+def ra_body(options: bytes = b"", flags: int = 0x08, lifetime: int = 1800) -> bytes:
+    return struct.pack("!BBHII", 64, flags, lifetime, 0, 0) + options
+
+
+def decode(
+    frame: bytes,
+    linktype: int = 1,
+    wire: int | None = None,
+    ts: int = S,
+    decoder: Decoder | None = None,
+) -> list[Event]:
+    d = decoder or Decoder(want_packets=True, want_tunnels=True)
+    return d.decode(ts, 1, 0, linktype, frame, len(frame) if wire is None else wire)
+
+
+def only(events: list[Event], cls: type[Event]) -> list[Event]:
+    return [e for e in events if isinstance(e, cls)]
+
+
+# -- link layers ---------------------------------------------------------------
+
+
+def test_ethernet_vlan_and_qinq() -> None:
+    packet = ip6(LL1, ALLNODES, 58, icmp6(LL1, ALLNODES, 134, ra_body()))
+    for vlans, tpids in (((), ()), ((10,), (0x8100,)), ((100, 20), (0x88A8, 0x8100))):
+        (ra,) = only(decode(eth(packet, vlans=vlans, tpids=tpids)), RouterAdvertisement)
+        assert ra.meta.vlans == vlans
+        assert ra.meta.src_mac == MAC1
+
+
+def test_sll_sll2_raw_and_loopback() -> None:
+    packet = ip6(LL1, ALLNODES, 58, icmp6(LL1, ALLNODES, 134, ra_body()))
+    sll = struct.pack("!HHH8sH", 0, 1, 6, MAC1 + b"\0\0", 0x86DD) + packet
+    sll2 = struct.pack("!HHIHBB8s", 0x86DD, 0, 2, 1, 0, 6, MAC1 + b"\0\0") + packet
+    for frame, linktype, mac in (
+        (sll, 113, MAC1),
+        (sll2, 276, MAC1),
+        (packet, 101, None),
+        (packet, 229, None),
+        (struct.pack("<I", 24) + packet, 0, None),
+        (struct.pack("!I", 30) + packet, 108, None),
+    ):
+        (ra,) = only(decode(frame, linktype), RouterAdvertisement)
+        assert ra.meta.src_mac == mac, linktype
+        assert ra.ip.src == LL1
+
+
+def test_unsupported_link_is_counted_not_malformed() -> None:
+    d = Decoder()
+    assert d.decode(S, 1, 0, 147, b"\x00" * 40, 40) == []
+    assert d.stats.unsupported_link == 1 and d.stats.malformed == 0
+
+
+# -- Neighbor Discovery --------------------------------------------------------
+
+
+def test_every_nd_message_and_option() -> None:
+    pio = struct.pack("!BBII4x16s", 64, 0xC0, 86400, 14400, G1[:8] + bytes(8))
+    rio1 = struct.pack("!BBI", 0, 0x08, 600)  # ::/0 high, length 1
+    rio2 = struct.pack("!BBI8s", 48, 0x18, 600, G1[:6] + b"\0\0")  # low preference
+    rdnss = struct.pack("!HI", 0, 3600) + G1 + G2
+    dnssl_names = b"\x07example\x03com\x00\x04corp\x07example\x00"
+    dnssl = struct.pack("!HI", 0, 3600) + dnssl_names + bytes(-(len(dnssl_names) + 8) % 8)
+    options = (
+        opt(1, MAC1)
+        + opt(3, pio)
+        + opt(5, struct.pack("!HI", 0, 1500))
+        + opt(24, rio1)
+        + opt(24, rio2)
+        + opt(25, rdnss)
+        + opt(31, dnssl)
+        + opt(200, bytes(6))
+    )
+    (ra,) = only(
+        decode(
+            eth(ip6(LL1, ALLNODES, 58, icmp6(LL1, ALLNODES, 134, ra_body(options, flags=0xC8))))
+        ),
+        RouterAdvertisement,
+    )
+    assert isinstance(ra, RouterAdvertisement)
+    assert ra.checksum_ok and not ra.option_errors
+    assert ra.managed and ra.other and ra.preference == 1 and ra.router_lifetime == 1800
+    kinds = [type(o) for o in ra.options]
+    assert kinds == [
+        LinkLayerAddressOption,
+        PrefixInformationOption,
+        MTUOption,
+        RouteInformationOption,
+        RouteInformationOption,
+        RDNSSOption,
+        DNSSLOption,
+        UnknownOption,
+    ]
+    pi = ra.options[1]
+    assert isinstance(pi, PrefixInformationOption)
+    assert pi.prefix_len == 64 and pi.on_link and pi.autonomous and pi.valid_lifetime == 86400
+    r1, r2 = ra.options[3], ra.options[4]
+    assert isinstance(r1, RouteInformationOption) and isinstance(r2, RouteInformationOption)
+    assert (r1.prefix_len, r1.preference) == (0, 1)
+    assert (r2.prefix_len, r2.preference, r2.prefix[:6]) == (48, -1, G1[:6])
+    rd = ra.options[5]
+    assert isinstance(rd, RDNSSOption) and rd.servers == (G1, G2)
+    ds = ra.options[6]
+    assert isinstance(ds, DNSSLOption) and ds.domains == ("example.com", "corp.example")
+    assert ra.source_lla() == MAC1
+
+    rs = icmp6(LL2, ALLNODES, 133, bytes(4) + opt(1, MAC2))
+    ns = icmp6(bytes(16), ALLNODES, 135, bytes(4) + G1 + opt(14, bytes(6)))
+    na = icmp6(G1, LL2, 136, bytes([0xE0, 0, 0, 0]) + G1 + opt(2, MAC1))
+    rd_msg = icmp6(LL1, G1, 137, bytes(4) + LL1 + G2 + opt(2, MAC1) + opt(4, bytes(14)))
+    events = [
+        e
+        for m, s in ((rs, LL2), (ns, bytes(16)), (na, G1), (rd_msg, LL1))
+        for e in decode(eth(ip6(s, ALLNODES, 58, m)))
+    ]
+    rs_e, ns_e, na_e, rd_e = [e for e in events if not isinstance(e, Ipv6Packet)]
+    assert isinstance(rs_e, RouterSolicitation) and rs_e.source_lla() == MAC2
+    assert isinstance(ns_e, NeighborSolicitation) and ns_e.target == G1
+    assert isinstance(ns_e.options[0], NonceOption)
+    assert isinstance(na_e, NeighborAdvertisement) and na_e.router and na_e.solicited
+    assert na_e.override and na_e.target == G1
+    assert isinstance(rd_e, Redirect) and rd_e.target == LL1 and rd_e.destination == G2
+    assert isinstance(rd_e.options[1], RedirectedHeaderOption)
+
+
+def _nd_errors(options: bytes) -> list[tuple[str, int]]:
+    events = decode(eth(ip6(LL1, ALLNODES, 58, icmp6(LL1, ALLNODES, 134, ra_body(options)))))
+    (ra,) = only(events, RouterAdvertisement)
+    assert isinstance(ra, RouterAdvertisement)
+    malformed = only(events, Malformed)
+    assert bool(malformed) == bool(ra.option_errors)
+    return [(e.reason, e.type) for e in ra.option_errors]
+
+
+def test_malformed_options_are_reported_and_never_loop() -> None:
+    assert _nd_errors(b"\x01\x00" + bytes(6) + opt(1, MAC1)) == [("zero_length", 1)]
+    assert _nd_errors(opt(1, MAC1) + b"\x19\x05" + bytes(14)) == [("truncated", 25)]
+    # CVE-2020-16898: RDNSS with an even length; parsing goes on after it.
+    bad = b"\x19\x04" + bytes(30)
+    assert _nd_errors(bad + opt(1, MAC1)) == [("bad_length", 25)]
+    assert _nd_errors(b"\x03\x03" + bytes(22)) == [("bad_length", 3)]
+    assert _nd_errors(b"\x05\x02" + bytes(14)) == [("bad_length", 5)]
+    assert _nd_errors(opt(24, struct.pack("!BBI", 200, 0, 0))) == [("bad_value", 24)]
+    assert _nd_errors(opt(24, struct.pack("!BBI", 96, 0, 0) + bytes(8))) == [("bad_value", 24)]
+    assert _nd_errors(b"\x01") == [("truncated", 1)]
+
+
+def test_short_nd_message_is_malformed() -> None:
+    msg = icmp6(LL1, ALLNODES, 135, bytes(8))  # NS needs 24 bytes
+    events = decode(eth(ip6(LL1, ALLNODES, 58, msg)))
+    assert not only(events, NeighborSolicitation)
+    (m,) = only(events, Malformed)
+    assert isinstance(m, Malformed) and (m.layer, m.reason) == ("nd", "short_message")
+
+
+def test_bad_checksum_is_flagged() -> None:
+    msg = bytearray(icmp6(LL1, ALLNODES, 134, ra_body()))
+    msg[2] ^= 0xFF
+    (ra,) = only(decode(eth(ip6(LL1, ALLNODES, 58, bytes(msg)))), RouterAdvertisement)
+    assert isinstance(ra, RouterAdvertisement) and not ra.checksum_ok
+    good = icmp6(LL1, ALLNODES, 134, ra_body())
+    assert icmpv6_checksum_ok(LL1, ALLNODES, good, 0, len(good))
+
+
+# -- extension headers ----------------------------------------------------------
+
+
+def ext(nh: int, body_len8: int = 0) -> bytes:
+    return bytes([nh, body_len8]) + bytes(6 + 8 * body_len8)
+
+
+def test_extension_chain_is_walked_and_recorded() -> None:
+    echo = icmp6(G1, G2, 128, bytes(4))
+    ah = bytes([58, 1]) + bytes(10)  # (1 + 2) * 4 = 12 bytes
+    chain = ext(60) + ext(43, 1) + bytes([51]) + ext(60)[1:]  # placeholder
+    payload = ext(60)[:0]
+    # HBH -> DestOpts -> Routing -> AH -> ICMPv6
+    payload = bytes([60, 0]) + bytes(6) + bytes([43, 0]) + bytes(6) + bytes([51, 0, 4, 0])
+    payload += bytes(4) + ah + echo
+    del chain
+    (pkt,) = only(decode(eth(ip6(G1, G2, 0, payload))), Ipv6Packet)
+    assert isinstance(pkt, Ipv6Packet)
+    assert pkt.ip.chain == (0, 60, 43, 51) and pkt.ip.upper == 58 and pkt.icmp_type == 128
+
+
+def test_esp_and_no_next_header_stop_the_walk() -> None:
+    (pkt,) = only(decode(eth(ip6(G1, G2, 60, bytes([50, 0]) + bytes(6) + bytes(32)))), Ipv6Packet)
+    assert isinstance(pkt, Ipv6Packet) and pkt.ip.chain == (60,) and pkt.ip.upper == 50
+    mobility = bytes([59, 0]) + bytes(6)
+    (pkt,) = only(decode(eth(ip6(G1, G2, 135, mobility))), Ipv6Packet)
+    assert isinstance(pkt, Ipv6Packet) and pkt.ip.chain == (135,) and pkt.ip.upper == 59
+
+
+def test_hbh_then_fragment_the_dpkt_attributeerror_case() -> None:
+    echo = icmp6(G1, G2, 128, bytes(4))
+    payload = bytes([44, 0]) + bytes(6) + bytes([58, 0, 0, 0]) + struct.pack("!I", 7) + echo
+    events = decode(eth(ip6(G1, G2, 0, payload)))
+    (pkt,) = only(events, Ipv6Packet)
+    assert isinstance(pkt, Ipv6Packet)
+    assert pkt.ip.chain == (0, 44) and pkt.ip.fragment is not None and pkt.ip.fragment.atomic
+    (anomaly,) = only(events, FragmentAnomaly)
+    assert isinstance(anomaly, FragmentAnomaly) and anomaly.kind == "atomic"
+
+
+def test_chain_length_is_bounded() -> None:
+    payload = b"".join(bytes([60, 0]) + bytes(6) for _ in range(19)) + bytes([58, 0]) + bytes(6)
+    payload += icmp6(G1, G2, 128, bytes(4))
+    d = Decoder(DecoderLimits(max_ext_headers=16), want_packets=True)
+    events = decode(eth(ip6(G1, G2, 60, payload)), decoder=d)
+    (m,) = only(events, Malformed)
+    assert isinstance(m, Malformed) and m.reason == "chain_too_long"
+    assert not only(events, Ipv6Packet)
+
+
+# -- fragments -------------------------------------------------------------------
+
+
+def fragments(
+    src: bytes, dst: bytes, ident: int, payload: bytes, size: int, nh: int = 58
+) -> list[bytes]:
+    out = []
+    for off in range(0, len(payload), size):
+        more = off + size < len(payload)
+        fh = struct.pack("!BBHI", nh, 0, off | int(more), ident)
+        out.append(eth(ip6(src, dst, 44, fh + payload[off : off + size])))
+    return out
+
+
+def test_reassembly_out_of_order_gives_one_packet() -> None:
+    msg = icmp6(LL1, ALLNODES, 134, ra_body(opt(25, struct.pack("!HI", 0, 60) + G1 * 6)))
+    d = Decoder(want_packets=True)
+    events: list[Event] = []
+    for frame in reversed(fragments(LL1, ALLNODES, 1, msg, 48)):
+        events += decode(frame, decoder=d)
+    (ra,) = only(events, RouterAdvertisement)
+    assert isinstance(ra, RouterAdvertisement) and ra.checksum_ok
+    assert ra.ip.chain == (44,) and ra.ip.fragment is not None and ra.ip.fragment.count == 3
+    assert d.stats.reassembled == 1 and len(d.reassembler) == 0
+
+
+def test_overlap_discards_the_datagram() -> None:
+    msg = icmp6(G1, G2, 128, bytes(60))
+    first, second = fragments(G1, G2, 9, msg, 32)
+    overlap = bytearray(fragments(G1, G2, 9, msg[:8] + b"X" * 56, 32)[1])
+    # Rewrite offset 32 -> 24 so it overlaps the first fragment with other bytes.
+    struct.pack_into("!H", overlap, 14 + 40 + 2, 24)
+    d = Decoder(want_packets=True)
+    events = decode(first, decoder=d) + decode(bytes(overlap), decoder=d)
+    events += decode(second, decoder=d)
+    kinds = [e.kind for e in only(events, FragmentAnomaly) if isinstance(e, FragmentAnomaly)]
+    assert kinds == ["overlap"]
+    assert not only(events, Ipv6Packet)  # never trusted, even when the rest arrives
+
+
+def test_duplicates_are_quiet_and_timeouts_counted() -> None:
+    msg = icmp6(G1, G2, 128, bytes(60))
+    first, second = fragments(G1, G2, 3, msg, 32)
+    d = Decoder(want_packets=True)
+    events = decode(first, decoder=d) + decode(first, decoder=d) + decode(second, decoder=d)
+    assert not only(events, FragmentAnomaly)
+    assert len(only(events, Ipv6Packet)) == 1
+    decode(first, decoder=d, ts=S)
+    expired = d.expire(S + 61 * S)
+    assert [e.kind for e in expired if isinstance(e, FragmentAnomaly)] == ["timeout"]
+
+
+def test_reassembly_table_is_capped() -> None:
+    limits = DecoderLimits(reassembly=ReassemblyLimits(max_datagrams=4))
+    d = Decoder(limits)
+    msg = icmp6(G1, G2, 128, bytes(60))
+    for ident in range(100):
+        decode(fragments(G1, G2, ident, msg, 32)[0], decoder=d)
+    assert len(d.reassembler) == 4
+    assert d.stats.fragment_anomalies["evicted"] == 96
+
+
+def test_incomplete_first_fragment_chain_is_reported() -> None:
+    # The first fragment ends inside a Destination Options header (RFC 7112).
+    payload = bytes([58, 2]) + bytes(22) + icmp6(G1, G2, 128, bytes(8))
+    fh = struct.pack("!BBHI", 60, 0, 1, 5)
+    events = decode(eth(ip6(G1, G2, 44, fh + payload[:16])))
+    kinds = [e.kind for e in only(events, FragmentAnomaly) if isinstance(e, FragmentAnomaly)]
+    assert kinds == ["incomplete_chain"]
+
+
+# -- tunnels ----------------------------------------------------------------------
+
+
+def ipv4(src: bytes, dst: bytes, proto: int, payload: bytes) -> bytes:
+    return (
+        struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, src, dst)
+        + payload
+    )
+
+
+def udp(sport: int, dport: int, payload: bytes) -> bytes:
+    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+V4A, V4B = bytes([192, 0, 2, 1]), bytes([198, 51, 100, 1])
+
+
+def test_6in4_inner_packet_is_tagged() -> None:
+    inner = ip6(LL1, ALLNODES, 58, icmp6(LL1, ALLNODES, 134, ra_body()))
+    events = decode(eth(ipv4(V4A, V4B, 41, inner), etype=0x0800))
+    (ra,) = only(events, RouterAdvertisement)
+    assert isinstance(ra, RouterAdvertisement)
+    (layer,) = ra.ip.tunnels
+    assert (layer.kind, layer.outer_src, layer.outer_dst) == ("6in4", V4A, V4B)
+    assert only(events, TunnelPacket)
+
+
+def teredo_addr(server: bytes, client: bytes, port: int) -> bytes:
+    return (
+        b"\x20\x01\x00\x00"
+        + server
+        + b"\x80\x00"
+        + struct.pack("!H", port ^ 0xFFFF)
+        + bytes(b ^ 0xFF for b in client)
+    )
+
+
+def test_teredo_with_auth_and_origin_headers() -> None:
+    server, client = bytes([203, 0, 113, 1]), bytes([192, 0, 2, 45])
+    inner = ip6(
+        LL1,
+        teredo_addr(server, client, 40000),
+        58,
+        icmp6(LL1, teredo_addr(server, client, 40000), 134, ra_body()),
+    )
+    auth = bytes([0, 1, 0, 0]) + bytes(8) + b"\0"
+    origin = b"\0\0" + struct.pack("!H", 40000 ^ 0xFFFF) + bytes(b ^ 0xFF for b in client)
+    frame = eth(ipv4(server, V4A, 17, udp(3544, 40000, auth + origin + inner)), etype=0x0800)
+    (ra,) = only(decode(frame), RouterAdvertisement)
+    assert isinstance(ra, RouterAdvertisement)
+    (layer,) = ra.ip.tunnels
+    assert layer.kind == "teredo" and layer.teredo is not None
+    td = layer.teredo
+    assert td.auth and td.origin_ip == client and td.origin_port == 40000
+    assert td.server == server and td.client_ip == client and td.client_port == 40000 and td.cone
+
+
+def test_teredo_off_port_needs_a_valid_ipv6_packet_with_a_teredo_address() -> None:
+    server, client = bytes([203, 0, 113, 1]), bytes([192, 0, 2, 45])
+    t1 = teredo_addr(server, client, 40000)
+    echo = ip6(t1, G2, 58, icmp6(t1, G2, 128, bytes(4)), hlim=64)
+    events = decode(eth(ipv4(V4A, V4B, 17, udp(40000, 50000, echo)), etype=0x0800))
+    assert [e.layer.kind for e in only(events, TunnelPacket) if isinstance(e, TunnelPacket)] == [
+        "teredo"
+    ]
+    native = ip6(G1, G2, 58, icmp6(G1, G2, 128, bytes(4)), hlim=64)
+    assert not decode(eth(ipv4(V4A, V4B, 17, udp(40000, 50000, native)), etype=0x0800))
+    # A DNS header whose id starts with 0x6 is not IPv6 (Zeek's false-Teredo trace).
+    dns = bytes.fromhex("631d01000001000000000000") + b"\x07example\x03com\x00\x00\x01\x00\x01"
+    dns += bytes(40)
+    d = Decoder(want_tunnels=True)
+    assert not decode(eth(ipv4(V4A, V4B, 17, udp(53000, 53, dns)), etype=0x0800), decoder=d)
+    assert d.stats.tunnels == {}
+
+
+def test_teredo_bubble_may_carry_trailing_bytes() -> None:
+    t1 = teredo_addr(bytes([203, 0, 113, 1]), bytes([192, 0, 2, 45]), 40000)
+    bubble = ip6(t1, G2, 59, b"", hlim=21) + b"1234"
+    events = decode(eth(ipv4(V4A, V4B, 17, udp(40000, 50000, bubble)), etype=0x0800))
+    (tp,) = only(events, TunnelPacket)
+    assert isinstance(tp, TunnelPacket) and tp.layer.teredo is not None
+    assert tp.layer.teredo.bubble
+
+
+def test_ayiya() -> None:
+    inner = ip6(G1, G2, 58, icmp6(G1, G2, 128, bytes(4)), hlim=64)
+    header = bytes([0x41, 0x52, 0x21, 41]) + struct.pack("!I", 1700000000)
+    frame = eth(
+        ipv4(V4A, V4B, 17, udp(50000, 5072, header + bytes(16) + bytes(20) + inner)), etype=0x0800
+    )
+    events = decode(frame)
+    (pkt,) = only(events, Ipv6Packet)
+    assert isinstance(pkt, Ipv6Packet) and pkt.ip.tunnels[0].kind == "ayiya"
+    assert pkt.ip.src == G1
+
+
+def test_tunnel_depth_is_bounded() -> None:
+    packet = ip6(G1, G2, 58, icmp6(G1, G2, 128, bytes(4)))
+    for _ in range(5):
+        packet = ip6(G1, G2, 41, packet)
+    d = Decoder(DecoderLimits(max_tunnel_depth=3), want_packets=True)
+    events = decode(eth(packet), decoder=d)
+    assert [e.reason for e in only(events, Malformed) if isinstance(e, Malformed)] == ["too_deep"]
+
+
+# -- snaplen -------------------------------------------------------------------------
+
+
+def test_snaplen_cut_is_not_malformed() -> None:
+    frame = eth(
+        ip6(
+            LL1,
+            ALLNODES,
+            58,
+            icmp6(LL1, ALLNODES, 134, ra_body(opt(25, struct.pack("!HI", 0, 1) + G1))),
+        )
+    )
+    d = Decoder()
+    events = d.decode(S, 1, 0, 1, frame[:64], len(frame))
+    assert not only(events, Malformed)
+    assert d.stats.snapped == 1 and d.stats.malformed == 0
+    # The same bytes without the snaplen excuse are malformed.
+    d2 = Decoder()
+    events = d2.decode(S, 1, 0, 1, frame[:64], 64)
+    assert only(events, Malformed)

@@ -1,0 +1,112 @@
+"""Engine, discovery, specs and bounded state.
+
+Owns the engine contracts that do not need a capture: families are found by
+convention, each spec is valid and complete, thresholds resolve from spec
+then policy, tables stay within their caps and count evictions, suppression
+runs on packet time.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from detectors.detections import Detector, discover
+from detectors.engine import DECODER_THRESHOLDS, Engine, known_thresholds
+from detectors.policy import empty_policy, load_policy
+from detectors.spec import SpecError, load_spec
+from detectors.state import BoundedTable, Suppressor
+
+CATEGORIES = {
+    "ipv6.rogue_ra", "ipv6.ra_flood", "ipv6.ra_guard_evasion", "ipv6.ndp_exhaustion",
+    "ipv6.ndp_flood", "ipv6.ndp_spoof", "ipv6.dad_dos", "ipv6.tunnel_6to4", "ipv6.tunnel_6in4",
+    "ipv6.tunnel_isatap", "ipv6.tunnel_teredo", "ipv6.tunnel_ayiya", "ipv6.sweep",
+    "ipv6.dark_prefix", "ipv6.malformed",
+}  # fmt: skip
+
+
+def test_families_are_discovered_by_convention() -> None:
+    specs, classes = discover()
+    assert {"router_advert", "malformed"} <= set(specs)
+    for name, cls in classes.items():
+        assert issubclass(cls, Detector) and cls.family == name
+        assert cls.subscribes, f"{name} subscribes to nothing"
+
+
+def test_specs_are_complete_and_unique() -> None:
+    specs, _ = discover()
+    ids, sids = set(), set()
+    for spec in specs.values():
+        for cat, det in spec.detections.items():
+            assert cat in CATEGORIES, f"{cat} is not in the alert.category vocabulary"
+            uuid.UUID(det.id)
+            assert det.id not in ids
+            ids.add(det.id)
+            assert det.techniques and det.tactics and det.false_positives
+            assert "suppress_s" in det.thresholds
+            for t in det.thresholds.values():
+                assert t.meaning and t.unit
+            for sig in det.signatures.values():
+                assert sig.sid not in sids
+                sids.add(sig.sid)
+
+
+def test_bad_spec_is_a_clear_error(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        "family: x\ntitle: t\ndescription: d\ndetections:\n"
+        "  - category: ipv6.x\n    id: not-a-uuid\n"
+    )
+    with pytest.raises(SpecError, match=r"id: 'not-a-uuid' is not a UUID"):
+        load_spec(spec)
+
+
+def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:
+    specs, classes = discover()
+    policy_file = tmp_path / "p.yaml"
+    policy_file.write_text(
+        "thresholds:\n  ipv6.rogue_ra:\n    window_s: 5\n  decoder:\n    max_ext_headers: 4\n"
+    )
+    policy = load_policy(str(policy_file), known_thresholds(specs))
+    engine = Engine(policy, lambda a: None, specs, classes)
+    ra = next(d for d in engine.detectors if d.family == "router_advert")
+    assert ra.threshold("ipv6.rogue_ra", "window_s") == 5
+    default = specs["router_advert"].detections["ipv6.rogue_ra"].thresholds["suppress_s"].default
+    assert ra.threshold("ipv6.rogue_ra", "suppress_s") == default
+    assert engine.decoder.limits.max_ext_headers == 4
+    assert "decoder" in known_thresholds(specs)
+    assert set(known_thresholds(specs)["decoder"]) == set(DECODER_THRESHOLDS)
+
+
+def test_decoder_builds_only_wanted_events() -> None:
+    engine = Engine(empty_policy(), lambda a: None)
+    # No family in the foundation needs every packet: the cheap path stays on.
+    assert engine.decoder.want_packets is False
+
+
+def test_bounded_table_evicts_and_counts() -> None:
+    evicted: list[object] = []
+    table: BoundedTable[int] = BoundedTable("t", 3, lambda k, v: evicted.append(k))
+    for i in range(10):
+        table.put(i, i)
+    assert len(table) == 3 and table.evictions == 7 and evicted == list(range(7))
+    table.get(7)  # recently used survives
+    table.put(10, 10)
+    assert 7 in table and 8 not in table
+
+
+def test_suppression_is_on_packet_time() -> None:
+    sup = Suppressor("s", interval_ns=10, cap=2)
+    assert sup.allow("a", 0)
+    assert not sup.allow("a", 9)
+    assert sup.allow("a", 10)
+    assert sup.suppressed == 1
+
+
+def test_engine_time_never_runs_backwards() -> None:
+    engine = Engine(empty_policy(), lambda a: None)
+    engine.advance(5_000_000_000)
+    engine.advance(1_000_000_000)
+    assert engine.now_ns == 5_000_000_000

@@ -1,0 +1,89 @@
+"""Data-driven tests over every regression capture in ``pcaps/``.
+
+Owns checking each capture against its manifest entry (alert categories and
+counts, truncation), its golden EVE file, the generator's determinism, and
+that every capture has an entry. All mismatches are collected and reported
+together in one failure.
+"""
+
+from __future__ import annotations
+
+import filecmp
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.golden import GOLDEN, PCAPS, golden_path, manifest, replay
+
+
+def test_every_capture_matches_its_manifest_entry(tmp_path: Path) -> None:
+    problems: list[str] = []
+    for i, entry in enumerate(manifest()):
+        workdir = tmp_path / str(i)
+        workdir.mkdir()
+        run = replay(entry, workdir)
+        name = entry["file"]
+        if run.exit_code != 0:
+            problems.append(f"{name}: exit code {run.exit_code}: {run.stderr.strip()}")
+        got = dict(Counter(a["alert"]["category"] for a in run.alerts))
+        want = dict(entry.get("expect") or {})
+        if got != want:
+            problems.append(f"{name}: alerts {got}, manifest expects {want}")
+        truncated = bool(run.stats.get("warnings"))
+        if truncated != bool(entry.get("truncated", False)):
+            problems.append(
+                f"{name}: truncation warning {truncated}, manifest says "
+                f"{entry.get('truncated', False)}: {run.stats.get('warnings')}"
+            )
+        for summary in run.stats.get("runs", []):
+            errors = summary["malformed_reasons"].get("decoder.decoder_error", 0)
+            if errors:
+                problems.append(f"{name}: {errors} decoder exceptions")
+        golden = golden_path(entry)
+        if not golden.exists():
+            problems.append(
+                f"{name}: no golden file {golden.relative_to(PCAPS.parent)} (run `make golden`)"
+            )
+        else:
+            want_lines = golden.read_text(encoding="utf-8").splitlines()
+            if want_lines != run.lines:
+                problems.append(
+                    f"{name}: EVE output differs from {golden.name} (review, then `make golden`)"
+                )
+    assert not problems, "\n".join(problems)
+
+
+def test_every_capture_is_in_the_manifest() -> None:
+    listed = {e["file"] for e in manifest()}
+    present = {p.name for p in PCAPS.iterdir() if p.is_file() and ".pcap" in p.name}
+    assert present - listed == set(), f"captures without a manifest entry: {present - listed}"
+    assert listed - present == set(), f"manifest entries without a capture: {listed - present}"
+    goldens = {p.name.removesuffix(".eve.jsonl") for p in GOLDEN.glob("*.eve.jsonl")}
+    assert goldens - listed == set(), f"stale golden files: {goldens - listed}"
+
+
+def test_generator_is_deterministic(tmp_path: Path) -> None:
+    """`make pcaps` output equals the committed captures, byte for byte."""
+    subprocess.run(
+        [sys.executable, str(PCAPS / "generate.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
+    names = sorted(p.name for p in tmp_path.iterdir() if ".pcap" in p.name)
+    assert names, "generator wrote no captures"
+    _, mismatch, errors = filecmp.cmpfiles(PCAPS, tmp_path, names, shallow=False)
+    assert not mismatch and not errors, f"regenerate with `make pcaps`: {mismatch + errors}"
+
+
+@pytest.mark.parametrize("fmt", ["eve", "ecs"])
+def test_output_is_deterministic(tmp_path: Path, fmt: str) -> None:
+    """Same input, same bytes out, in both formats."""
+    entries = [e for e in manifest() if e.get("expect")]
+    assert entries
+    for entry in entries:
+        first = replay(entry, tmp_path, "--format", fmt).lines
+        second = replay(entry, tmp_path, "--format", fmt).lines
+        assert first == second, entry["file"]
