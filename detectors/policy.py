@@ -150,8 +150,11 @@ class _Loader:
             net = ipaddress.ip_network(text, strict=True)
         except ValueError as exc:
             if "host bits set" in str(exc):
-                raise self.fail(node, where, f"'{text}' has host bits set "
-                                "(write the network address, e.g. 2001:db8:1::/64)") from None
+                raise self.fail(
+                    node,
+                    where,
+                    f"'{text}' has host bits set (write the network address, e.g. 2001:db8:1::/64)",
+                ) from None
             try:
                 net = ipaddress.ip_network(ipaddress.ip_address(text))
             except ValueError:
@@ -170,8 +173,11 @@ class _Loader:
     def mac(self, node: yaml.Node, where: str) -> bytes:
         text = self.string(node, where)
         if not _MAC.match(text):
-            raise self.fail(node, where, f"'{text}' is not a MAC address "
-                            "(expected six hex octets like 02:00:00:00:01:01)")
+            raise self.fail(
+                node,
+                where,
+                f"'{text}' is not a MAC address (expected six hex octets like 02:00:00:00:01:01)",
+            )
         return bytes.fromhex(text.replace(":", "").replace("-", ""))
 
 
@@ -194,12 +200,19 @@ def _router(ld: _Loader, node: yaml.Node, where: str) -> Router:
 
     address = ld.ipv6(keys["address"][1], f"{where}.address")
     if not address.is_link_local:
-        raise ld.fail(keys["address"][1], f"{where}.address",
-                      f"'{address}' is not link-local (RAs come from fe80::/10, RFC 4861 4.2)")
-    rdnss = tuple(
-        ld.ipv6(n, f"{where}.rdnss[{i}]").packed
-        for i, n in enumerate(ld.sequence(keys["rdnss"][1], f"{where}.rdnss"))
-    ) if "rdnss" in keys else ()
+        raise ld.fail(
+            keys["address"][1],
+            f"{where}.address",
+            f"'{address}' is not link-local (RAs come from fe80::/10, RFC 4861 4.2)",
+        )
+    rdnss = (
+        tuple(
+            ld.ipv6(n, f"{where}.rdnss[{i}]").packed
+            for i, n in enumerate(ld.sequence(keys["rdnss"][1], f"{where}.rdnss"))
+        )
+        if "rdnss" in keys
+        else ()
+    )
     dnssl: list[str] = []
     if "dnssl" in keys:
         for i, n in enumerate(ld.sequence(keys["dnssl"][1], f"{where}.dnssl")):
@@ -279,8 +292,10 @@ def load_policy(
         seen: dict[tuple[bytes, bytes | None], int] = {}
         for i, r in enumerate(routers):
             if (r.address, r.mac) in seen:
-                raise PolicyError(f"{path}:{r.line}: routers[{i}]: same address and mac as "
-                                  f"routers[{seen[(r.address, r.mac)]}]")
+                raise PolicyError(
+                    f"{path}:{r.line}: routers[{i}]: same address and mac as "
+                    f"routers[{seen[(r.address, r.mac)]}]"
+                )
             seen[(r.address, r.mac)] = i
     prefixes = ld.mapping(top["prefixes"][1], "prefixes", PREFIX_KEYS) if "prefixes" in top else {}
     tunnels = ld.mapping(top["tunnels"][1], "tunnels", TUNNEL_KEYS) if "tunnels" in top else {}
@@ -289,11 +304,14 @@ def load_policy(
         path=path,
         routers=routers,
         monitored=ld.networks(prefixes["monitored"][1], "prefixes.monitored")
-        if "monitored" in prefixes else (),
+        if "monitored" in prefixes
+        else (),
         dark=ld.networks(prefixes["dark"][1], "prefixes.dark") if "dark" in prefixes else (),
         tunnels_allowed=ld.networks(tunnels["allowed"][1], "tunnels.allowed", v6_only=False)
-        if "allowed" in tunnels else (),
+        if "allowed" in tunnels
+        else (),
         thresholds=_thresholds(ld, top["thresholds"][1], known_thresholds)
-        if "thresholds" in top else {},
+        if "thresholds" in top
+        else {},
         sha256=hashlib.sha256(raw).hexdigest(),
     )

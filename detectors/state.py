@@ -12,39 +12,40 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
 from typing import Generic, TypeVar
 
+K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
 
 
-class BoundedTable(Generic[V]):
+class BoundedTable(Generic[K, V]):
     """An LRU mapping with a hard cap and an eviction counter."""
 
-    def __init__(self, name: str, cap: int, on_evict: Callable[[Hashable, V], None] | None = None):
+    def __init__(self, name: str, cap: int, on_evict: Callable[[K, V], None] | None = None):
         if cap < 1:
             raise ValueError(f"table {name}: cap must be at least 1, got {cap}")
         self.name = name
         self.cap = cap
         self.evictions = 0
         self._on_evict = on_evict
-        self._data: OrderedDict[Hashable, V] = OrderedDict()
+        self._data: OrderedDict[K, V] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._data)
 
-    def __contains__(self, key: Hashable) -> bool:
+    def __contains__(self, key: K) -> bool:
         return key in self._data
 
-    def get(self, key: Hashable) -> V | None:
+    def get(self, key: K) -> V | None:
         """Look up and mark as recently used."""
         value = self._data.get(key)
         if value is not None:
             self._data.move_to_end(key)
         return value
 
-    def peek(self, key: Hashable) -> V | None:
+    def peek(self, key: K) -> V | None:
         """Look up without touching recency."""
         return self._data.get(key)
 
-    def put(self, key: Hashable, value: V) -> None:
+    def put(self, key: K, value: V) -> None:
         data = self._data
         if key in data:
             data.move_to_end(key)
@@ -55,17 +56,17 @@ class BoundedTable(Generic[V]):
                 self._on_evict(old_key, old_value)
         data[key] = value
 
-    def setdefault(self, key: Hashable, factory: Callable[[], V]) -> V:
+    def setdefault(self, key: K, factory: Callable[[], V]) -> V:
         value = self.get(key)
         if value is None:
             value = factory()
             self.put(key, value)
         return value
 
-    def pop(self, key: Hashable) -> V | None:
+    def pop(self, key: K) -> V | None:
         return self._data.pop(key, None)
 
-    def items(self) -> Iterator[tuple[Hashable, V]]:
+    def items(self) -> Iterator[tuple[K, V]]:
         """Oldest first. Copy before mutating the table while iterating."""
         return iter(list(self._data.items()))
 
@@ -84,7 +85,7 @@ class Suppressor:
 
     def __init__(self, name: str, interval_ns: int, cap: int) -> None:
         self.interval_ns = interval_ns
-        self.table: BoundedTable[int] = BoundedTable(name, cap)
+        self.table: BoundedTable[Hashable, int] = BoundedTable(name, cap)
         self.suppressed = 0
 
     def allow(self, identifier: Hashable, now_ns: int) -> bool:

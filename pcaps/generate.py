@@ -80,7 +80,8 @@ def multicast_mac(addr: bytes) -> bytes:
 def checksum(data: bytes) -> int:
     if len(data) % 2:
         data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    words: tuple[int, ...] = struct.unpack(f"!{len(data) // 2}H", data)
+    total = sum(words)
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
@@ -110,8 +111,13 @@ def ip6(src: bytes, dst: bytes, nh: int, payload: bytes, hlim: int = 255) -> byt
     return struct.pack("!IHBB", 0x60000000, len(payload), nh, hlim) + src + dst + payload
 
 
-def eth(payload: bytes, src: bytes, dst: bytes, etype: int = 0x86DD,
-        vlans: Iterable[tuple[int, int]] = ()) -> bytes:
+def eth(
+    payload: bytes,
+    src: bytes,
+    dst: bytes,
+    etype: int = 0x86DD,
+    vlans: Iterable[tuple[int, int]] = (),
+) -> bytes:
     """Ethernet II; ``vlans`` is (TPID, VLAN id) pairs, outermost first."""
     tags = b"".join(struct.pack("!HH", tpid, vid) for tpid, vid in vlans)
     return dst + src + tags + struct.pack("!H", etype) + payload
@@ -173,8 +179,9 @@ def nonce(value: bytes) -> bytes:
     return opt(14, value)
 
 
-def ra(src: bytes, options: bytes, lifetime: int = 1800, flags: int = 0,
-       dst: bytes = ALL_NODES) -> bytes:
+def ra(
+    src: bytes, options: bytes, lifetime: int = 1800, flags: int = 0, dst: bytes = ALL_NODES
+) -> bytes:
     body = struct.pack("!BBHII", 64, flags, lifetime, 0, 0) + options
     return ip6(src, dst, 58, icmp6(src, dst, 134, body))
 
@@ -202,8 +209,7 @@ def router_ra(router: int = 1) -> bytes:
 
 
 def rogue_ra(src: bytes = BAD_LL, m: bytes = BAD_MAC) -> bytes:
-    return ra(src, slla(m) + pio(a6("2001:db8:bad::")) + rdnss(a6("2001:db8:bad::53")),
-              flags=0x08)
+    return ra(src, slla(m) + pio(a6("2001:db8:bad::")) + rdnss(a6("2001:db8:bad::53")), flags=0x08)
 
 
 # -- extension headers and fragments ------------------------------------------------------
@@ -215,8 +221,9 @@ def ext(nh: int, body: bytes = bytes(6)) -> bytes:
     return bytes([nh, (len(body) + 2) // 8 - 1]) + body
 
 
-def fragment_packets(src: bytes, dst: bytes, nh: int, payload: bytes, size: int,
-                     ident: int, hlim: int = 255) -> list[bytes]:
+def fragment_packets(
+    src: bytes, dst: bytes, nh: int, payload: bytes, size: int, ident: int, hlim: int = 255
+) -> list[bytes]:
     """Split ``payload`` (the fragmentable part) into IPv6 fragments of ``size`` bytes."""
     out = []
     for off in range(0, len(payload), size):
@@ -232,8 +239,13 @@ def fragment_packets(src: bytes, dst: bytes, nh: int, payload: bytes, size: int,
 def teredo_addr(server: bytes, client: bytes, port: int, cone: bool = True) -> bytes:
     """RFC 4380 section 4: 2001:0::/32, server, flags, obfuscated port and client."""
     flags = b"\x80\x00" if cone else b"\x00\x00"
-    return (b"\x20\x01\x00\x00" + server + flags + struct.pack("!H", port ^ 0xFFFF)
-            + bytes(b ^ 0xFF for b in client))
+    return (
+        b"\x20\x01\x00\x00"
+        + server
+        + flags
+        + struct.pack("!H", port ^ 0xFFFF)
+        + bytes(b ^ 0xFF for b in client)
+    )
 
 
 def teredo_origin(client: bytes, port: int) -> bytes:
@@ -253,8 +265,9 @@ def ayiya(inner: bytes, epoch: int = T0) -> bytes:
 # -- writers -----------------------------------------------------------------------------------
 
 
-def write_pcap(path: Path, frames: list[Frame], linktype: int = 1, nano: bool = False,
-               snaplen: int = 65535) -> None:
+def write_pcap(
+    path: Path, frames: list[Frame], linktype: int = 1, nano: bool = False, snaplen: int = 65535
+) -> None:
     """Classic pcap; frames longer than ``snaplen`` are cut (caplen < wire length).
 
     Written with ``struct`` rather than dpkt's writer, which takes float
@@ -269,8 +282,9 @@ def write_pcap(path: Path, frames: list[Frame], linktype: int = 1, nano: bool = 
     path.write_bytes(b"".join(out))
 
 
-def write_pcapng(path: Path, interfaces: list[tuple[int, int]],
-                 records: list[tuple[int, int, bytes]]) -> None:
+def write_pcapng(
+    path: Path, interfaces: list[tuple[int, int]], records: list[tuple[int, int, bytes]]
+) -> None:
     """``interfaces``: (linktype, tsresol exponent); ``records``: (iface, ts ns, frame)."""
 
     def block(btype: int, body: bytes) -> bytes:
@@ -284,14 +298,16 @@ def write_pcapng(path: Path, interfaces: list[tuple[int, int]],
         out += block(1, struct.pack("<HHI", linktype, 0, 65535) + opts)
     for iface, ts, frame in records:
         ticks = ts // 10 ** (9 - interfaces[iface][1])
-        out += block(6, struct.pack("<IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF,
-                                    len(frame), len(frame)) + frame)
+        out += block(
+            6,
+            struct.pack("<IIIII", iface, ticks >> 32, ticks & 0xFFFFFFFF, len(frame), len(frame))
+            + frame,
+        )
     path.write_bytes(out)
 
 
 def gzip_copy(src: Path, dst: Path) -> None:
-    with dst.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw,
-                                             mtime=0) as gz:
+    with dst.open("wb") as raw, gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
         gz.write(src.read_bytes())
 
 
@@ -332,8 +348,12 @@ def benign_traffic(start: float = 0.0, duration: float = 1000.0) -> list[Frame]:
         frames.append((at(base + 1.31), eth(ack, R1_MAC, m)))
         query = ip6(gl, DNS1, 17, udp6(gl, DNS1, 50000 + n, 53, b"\x12\x34" + bytes(10)), 64)
         frames.append((at(base + 1.4), lan(query, m)))
-        v4 = ipv4(a4(f"192.0.2.{10 + n}"), a4("198.51.100.80"), 6,
-                  struct.pack("!HHIIBBHHH", 50000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0))
+        v4 = ipv4(
+            a4(f"192.0.2.{10 + n}"),
+            a4("198.51.100.80"),
+            6,
+            struct.pack("!HHIIBBHHH", 50000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0),
+        )
         frames.append((at(base + 1.5), eth(v4, m, R1_MAC, 0x0800)))
     arp = bytes.fromhex("000108000604000102000000020100") + bytes([0, 2, 1]) + bytes(14)
     frames.append((at(start + 2), eth(arp, host(1)[0], b"\xff" * 6, 0x0806)))
@@ -377,19 +397,23 @@ def cap_rogue_ra_vlan(out: Path) -> None:
 
 def cap_cooked_and_raw(out: Path) -> None:
     pairs = ((router_ra(1), R1_MAC), (rogue_ra(), BAD_MAC))
-    sll = [(at(i), struct.pack("!HHH8sH", 0, 1, 6, m + b"\0\0", 0x86DD) + p)
-           for i, (p, m) in enumerate(pairs)]
+    sll = [
+        (at(i), struct.pack("!HHH8sH", 0, 1, 6, m + b"\0\0", 0x86DD) + p)
+        for i, (p, m) in enumerate(pairs)
+    ]
     write_pcap(out / "rogue_ra_sll.pcap", sll, linktype=113)
-    sll2 = [(at(i), struct.pack("!HHIHBB8s", 0x86DD, 0, 2, 1, 0, 6, m + b"\0\0") + p)
-            for i, (p, m) in enumerate(pairs)]
+    sll2 = [
+        (at(i), struct.pack("!HHIHBB8s", 0x86DD, 0, 2, 1, 0, 6, m + b"\0\0") + p)
+        for i, (p, m) in enumerate(pairs)
+    ]
     write_pcap(out / "rogue_ra_sll2.pcap", sll2, linktype=276)
-    write_pcap(out / "rogue_ra_raw.pcap", [(at(i), p) for i, (p, _) in enumerate(pairs)],
-               linktype=101)
+    write_pcap(
+        out / "rogue_ra_raw.pcap", [(at(i), p) for i, (p, _) in enumerate(pairs)], linktype=101
+    )
 
 
 def cap_nanosecond(out: Path) -> None:
-    frames = [(at(0), lan(router_ra(1), R1_MAC)),
-              (T0 * S + 123_456_789, lan(rogue_ra(), BAD_MAC))]
+    frames = [(at(0), lan(router_ra(1), R1_MAC)), (T0 * S + 123_456_789, lan(rogue_ra(), BAD_MAC))]
     write_pcap(out / "rogue_ra_nanosecond.pcap", frames, nano=True)
 
 
@@ -416,10 +440,20 @@ def cap_ext_headers(out: Path) -> None:
     packets = [
         ip6(src, dst, 0, ext(58, router_alert) + echo(src), 64),
         # DestOpts -> Segment Routing Header (type 4, segments left 0, one segment) -> TCP
-        ip6(src, dst, 60, ext(43) + ext(6, bytes([4, 0, 0, 0, 0, 0]) + dst)
-            + tcp6(src, dst, 40000, 22, 0x02), 64),
-        ip6(src, dst, 51, bytes([58, 4, 0, 0]) + struct.pack("!II", 0x100, 1) + bytes(12)
-            + echo(src), 64),
+        ip6(
+            src,
+            dst,
+            60,
+            ext(43) + ext(6, bytes([4, 0, 0, 0, 0, 0]) + dst) + tcp6(src, dst, 40000, 22, 0x02),
+            64,
+        ),
+        ip6(
+            src,
+            dst,
+            51,
+            bytes([58, 4, 0, 0]) + struct.pack("!II", 0x100, 1) + bytes(12) + echo(src),
+            64,
+        ),
         ip6(src, dst, 135, bytes([59, 0, 0, 0]) + bytes(4), 64),
         ip6(src, dst, 50, struct.pack("!II", 0x200, 1) + bytes(24), 64),
         ip6(src, dst, 0, ext(44) + struct.pack("!BBHI", 58, 0, 0, 7) + echo(src), 64),
@@ -428,15 +462,21 @@ def cap_ext_headers(out: Path) -> None:
     chain = b"".join(ext(60) for _ in range(19)) + ext(58)
     packets.append(ip6(long_src, dst, 60, chain + echo(long_src), 64))
     packets.append(ip6(hbh_src, dst, 60, ext(0) + ext(58) + echo(hbh_src), 64))
-    write_pcap(out / "ext_headers.pcap",
-               [(at(i), lan(p, m)) for i, p in enumerate(packets)])
+    write_pcap(out / "ext_headers.pcap", [(at(i), lan(p, m)) for i, p in enumerate(packets)])
 
 
 def cap_fragments(out: Path) -> None:
     frames: list[Frame] = []
     servers = b"".join(a6(f"2001:db8:bad::{i}") for i in range(1, 9))
-    big_ra = icmp6(BAD_LL, ALL_NODES, 134, struct.pack("!BBHII", 64, 0, 1800, 0, 0)
-                   + slla(BAD_MAC) + pio(a6("2001:db8:bad::")) + rdnss(servers))
+    big_ra = icmp6(
+        BAD_LL,
+        ALL_NODES,
+        134,
+        struct.pack("!BBHII", 64, 0, 1800, 0, 0)
+        + slla(BAD_MAC)
+        + pio(a6("2001:db8:bad::"))
+        + rdnss(servers),
+    )
     for i, p in enumerate(fragment_packets(BAD_LL, ALL_NODES, 58, big_ra, 96, 0xA1)):
         frames.append((at(1 + i * 0.001), lan(p, BAD_MAC)))
     frames.append((at(0), lan(router_ra(1), R1_MAC)))
@@ -452,8 +492,9 @@ def cap_fragments(out: Path) -> None:
     overlap = ip6(bad, dst, 44, struct.pack("!BBHI", 58, 0, 24 | 1, 0xC1) + b"X" * 32, 64)
     frames += [(at(3), lan(first, m)), (at(3.001), lan(overlap, m))]
     atomic = icmp6(h11, dst, 128, struct.pack("!HH", 3, 1))
-    frames.append((at(4), lan(ip6(h11, dst, 44, struct.pack("!BBHI", 58, 0, 0, 0xD1) + atomic,
-                                  64), m)))
+    frames.append(
+        (at(4), lan(ip6(h11, dst, 44, struct.pack("!BBHI", 58, 0, 0, 0xD1) + atomic, 64), m))
+    )
     dup_payload = icmp6(h12, dst, 128, struct.pack("!HH", 4, 1) + bytes(56))
     d1, d2 = fragment_packets(h12, dst, 58, dup_payload, 32, 0xE1, 64)
     frames += [(at(5), lan(d1, m)), (at(5.001), lan(d1, m)), (at(5.002), lan(d2, m))]
@@ -462,10 +503,16 @@ def cap_fragments(out: Path) -> None:
 
 def cap_nd_options(out: Path) -> None:
     m, ll, gl = host(1)
-    options = (slla(R1_MAC) + pio(PREFIX) + mtu_opt(1500) + rio(bytes(16), 0, 1)
-               + rio(a6("2001:db8:2::"), 48, 2, pref=1) + rio(a6("2001:db8:3::100:0"), 96, 3,
-                                                            pref=3)
-               + rdnss(DNS1, a6("2001:db8:1::54")) + dnssl("example.com", "corp.example"))
+    options = (
+        slla(R1_MAC)
+        + pio(PREFIX)
+        + mtu_opt(1500)
+        + rio(bytes(16), 0, 1)
+        + rio(a6("2001:db8:2::"), 48, 2, pref=1)
+        + rio(a6("2001:db8:3::100:0"), 96, 3, pref=3)
+        + rdnss(DNS1, a6("2001:db8:1::54"))
+        + dnssl("example.com", "corp.example")
+    )
     redirected = ip6(gl, a6("2001:db8:ffff::1"), 59, b"", 64)
     frames = [
         lan(ra(R1_LL, options, flags=0xC0), R1_MAC),
@@ -473,8 +520,17 @@ def cap_nd_options(out: Path) -> None:
         lan(ns(gl, solicited_node(R1_LL), R1_LL, slla(m)), m),
         lan(ns(bytes(16), solicited_node(gl), gl, nonce(b"\x01\x02\x03\x04\x05\x06")), m),
         eth(na(R1_LL, gl, R1_LL, 0x60, tlla(R1_MAC)), R1_MAC, m),
-        eth(redirect(R1_LL, gl, R2_LL, a6("2001:db8:ffff::1"),
-                     tlla(R2_MAC) + opt(4, bytes(6) + redirected)), R1_MAC, m),
+        eth(
+            redirect(
+                R1_LL,
+                gl,
+                R2_LL,
+                a6("2001:db8:ffff::1"),
+                tlla(R2_MAC) + opt(4, bytes(6) + redirected),
+            ),
+            R1_MAC,
+            m,
+        ),
     ]
     write_pcap(out / "nd_options.pcap", [(at(i), f) for i, f in enumerate(frames)])
 
@@ -511,24 +567,45 @@ def cap_tunnels(out: Path) -> None:
         return ip6(src, dst, 58, icmp6(src, dst, 128, struct.pack("!HH", 9, 1) + b"tunnel"), 64)
 
     frames.append(v4(echo(a6("2001:db8:2::1"), a6("2001:db8:3::1")), 41))
-    frames.append(v4(echo(a6("2002:c000:201::1"), a6("2001:db8:3::1")), 41,
-                     ))
+    frames.append(
+        v4(
+            echo(a6("2002:c000:201::1"), a6("2001:db8:3::1")),
+            41,
+        )
+    )
     frames.append(v4(echo(a6("fe80::5efe:c000:201"), a6("fe80::5efe:c633:6401")), 41))
     server, client, port = a4("203.0.113.1"), a4("192.0.2.45"), 40000
     taddr = teredo_addr(server, client, port)
-    qual_rs = ip6(a6("fe80::ffff:ffff:fffd"), ALL_ROUTERS, 58,
-                  icmp6(a6("fe80::ffff:ffff:fffd"), ALL_ROUTERS, 133, bytes(4)))
+    qual_rs = ip6(
+        a6("fe80::ffff:ffff:fffd"),
+        ALL_ROUTERS,
+        58,
+        icmp6(a6("fe80::ffff:ffff:fffd"), ALL_ROUTERS, 133, bytes(4)),
+    )
     frames.append(v4(udp4(port, 3544, teredo_auth() + qual_rs), 17, client, server))
     teredo_ra_src = a6("fe80::8000:f227:bec8:61af")
     qual_ra = ra(teredo_ra_src, pio(taddr[:8] + bytes(8)), dst=a6("fe80::ffff:ffff:fffd"))
-    frames.append(v4(udp4(3544, port, teredo_auth() + teredo_origin(client, port) + qual_ra),
-                     17, server, client))
+    frames.append(
+        v4(
+            udp4(3544, port, teredo_auth() + teredo_origin(client, port) + qual_ra),
+            17,
+            server,
+            client,
+        )
+    )
     peer = teredo_addr(server, a4("198.51.100.77"), 50000)
-    frames.append(v4(udp4(port, 50000, ip6(taddr, peer, 59, b"", 21)), 17, client,
-                     a4("198.51.100.77")))
+    frames.append(
+        v4(udp4(port, 50000, ip6(taddr, peer, 59, b"", 21)), 17, client, a4("198.51.100.77"))
+    )
     frames.append(v4(udp4(port, 50000, echo(taddr, peer)), 17, client, a4("198.51.100.77")))
-    frames.append(v4(udp4(50001, 5072, ayiya(echo(a6("2001:db8:2::2"), a6("2001:db8:3::1")))),
-                     17, v4a, a4("203.0.113.5")))
+    frames.append(
+        v4(
+            udp4(50001, 5072, ayiya(echo(a6("2001:db8:2::2"), a6("2001:db8:3::1")))),
+            17,
+            v4a,
+            a4("203.0.113.5"),
+        )
+    )
     dns = bytes.fromhex("66d601000001000000000000") + b"\x07example\x03com\x00\x00\x01\x00\x01"
     frames.append(v4(udp4(53000, 53, dns), 17, v4a, a4("198.51.100.53")))
     frames.append(lan(router_ra(1), R1_MAC))
@@ -551,16 +628,31 @@ def cap_snapped(out: Path) -> None:
 
 
 CAPTURES = [
-    cap_benign_ra, cap_rogue_ra, cap_rogue_ra_learned, cap_rogue_ra_vlan, cap_cooked_and_raw,
-    cap_nanosecond, cap_multi_iface, cap_ext_headers, cap_fragments, cap_nd_options,
-    cap_nd_malformed, cap_tunnels, cap_ra_flood, cap_snapped,
+    cap_benign_ra,
+    cap_rogue_ra,
+    cap_rogue_ra_learned,
+    cap_rogue_ra_vlan,
+    cap_cooked_and_raw,
+    cap_nanosecond,
+    cap_multi_iface,
+    cap_ext_headers,
+    cap_fragments,
+    cap_nd_options,
+    cap_nd_malformed,
+    cap_tunnels,
+    cap_ra_flood,
+    cap_snapped,
 ]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Write v6sentry's regression captures.")
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="folder to write into (default: pcaps/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="folder to write into (default: pcaps/)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for make in CAPTURES:

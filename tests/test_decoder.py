@@ -34,6 +34,8 @@ from detectors.events import (
     TunnelPacket,
     UnknownOption,
 )
+from pcaps import generate as gen
+from pcaps.generate import icmp6, ip6, opt
 
 LL1 = bytes.fromhex("fe800000000000000000000000000001")
 LL2 = bytes.fromhex("fe800000000000000000000000000002")
@@ -45,26 +47,6 @@ MAC2 = bytes.fromhex("020000000202")
 S = 1_000_000_000
 
 
-def csum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
-def icmp6(src: bytes, dst: bytes, itype: int, body: bytes, code: int = 0) -> bytes:
-    msg = bytes([itype, code, 0, 0]) + body
-    pseudo = src + dst + struct.pack("!I3xB", len(msg), 58)
-    c = csum(pseudo + msg)
-    return msg[:2] + struct.pack("!H", c) + msg[4:]
-
-
-def ip6(src: bytes, dst: bytes, nh: int, payload: bytes, hlim: int = 255) -> bytes:
-    return struct.pack("!IHBB", 0x60000000, len(payload), nh, hlim) + src + dst + payload
-
-
 def eth(
     payload: bytes,
     etype: int = 0x86DD,
@@ -72,15 +54,8 @@ def eth(
     vlans: tuple[int, ...] = (),
     tpids: tuple[int, ...] = (),
 ) -> bytes:
-    head = b"\x33\x33\x00\x00\x00\x01" + src
-    for vid, tpid in zip(vlans, tpids or (0x8100,) * len(vlans), strict=True):
-        head += struct.pack("!HH", tpid, vid)
-    return head + struct.pack("!H", etype) + payload
-
-
-def opt(otype: int, body: bytes) -> bytes:
-    assert (len(body) + 2) % 8 == 0
-    return bytes([otype, (len(body) + 2) // 8]) + body
+    tags = list(zip(tpids or (0x8100,) * len(vlans), vlans, strict=True))
+    return gen.eth(payload, src, b"\x33\x33\x00\x00\x00\x01", etype, tags)
 
 
 def ra_body(options: bytes = b"", flags: int = 0x08, lifetime: int = 1800) -> bytes:
@@ -126,6 +101,7 @@ def test_sll_sll2_raw_and_loopback() -> None:
         (struct.pack("!I", 30) + packet, 108, None),
     ):
         (ra,) = only(decode(frame, linktype), RouterAdvertisement)
+        assert isinstance(ra, RouterAdvertisement)
         assert ra.meta.src_mac == mac, linktype
         assert ra.ip.src == LL1
 
@@ -250,19 +226,11 @@ def test_bad_checksum_is_flagged() -> None:
 # -- extension headers ----------------------------------------------------------
 
 
-def ext(nh: int, body_len8: int = 0) -> bytes:
-    return bytes([nh, body_len8]) + bytes(6 + 8 * body_len8)
-
-
 def test_extension_chain_is_walked_and_recorded() -> None:
     echo = icmp6(G1, G2, 128, bytes(4))
     ah = bytes([58, 1]) + bytes(10)  # (1 + 2) * 4 = 12 bytes
-    chain = ext(60) + ext(43, 1) + bytes([51]) + ext(60)[1:]  # placeholder
-    payload = ext(60)[:0]
     # HBH -> DestOpts -> Routing -> AH -> ICMPv6
-    payload = bytes([60, 0]) + bytes(6) + bytes([43, 0]) + bytes(6) + bytes([51, 0, 4, 0])
-    payload += bytes(4) + ah + echo
-    del chain
+    payload = gen.ext(60) + gen.ext(43) + gen.ext(51) + ah + echo
     (pkt,) = only(decode(eth(ip6(G1, G2, 0, payload))), Ipv6Packet)
     assert isinstance(pkt, Ipv6Packet)
     assert pkt.ip.chain == (0, 60, 43, 51) and pkt.ip.upper == 58 and pkt.icmp_type == 128
@@ -300,15 +268,8 @@ def test_chain_length_is_bounded() -> None:
 # -- fragments -------------------------------------------------------------------
 
 
-def fragments(
-    src: bytes, dst: bytes, ident: int, payload: bytes, size: int, nh: int = 58
-) -> list[bytes]:
-    out = []
-    for off in range(0, len(payload), size):
-        more = off + size < len(payload)
-        fh = struct.pack("!BBHI", nh, 0, off | int(more), ident)
-        out.append(eth(ip6(src, dst, 44, fh + payload[off : off + size])))
-    return out
+def fragments(src: bytes, dst: bytes, ident: int, payload: bytes, size: int) -> list[bytes]:
+    return [eth(p) for p in gen.fragment_packets(src, dst, 58, payload, size, ident)]
 
 
 def test_reassembly_out_of_order_gives_one_packet() -> None:
@@ -371,15 +332,7 @@ def test_incomplete_first_fragment_chain_is_reported() -> None:
 # -- tunnels ----------------------------------------------------------------------
 
 
-def ipv4(src: bytes, dst: bytes, proto: int, payload: bytes) -> bytes:
-    return (
-        struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 1, 0, 64, proto, 0, src, dst)
-        + payload
-    )
-
-
-def udp(sport: int, dport: int, payload: bytes) -> bytes:
-    return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+ipv4, udp, teredo_addr = gen.ipv4, gen.udp4, gen.teredo_addr
 
 
 V4A, V4B = bytes([192, 0, 2, 1]), bytes([198, 51, 100, 1])
@@ -395,16 +348,6 @@ def test_6in4_inner_packet_is_tagged() -> None:
     assert only(events, TunnelPacket)
 
 
-def teredo_addr(server: bytes, client: bytes, port: int) -> bytes:
-    return (
-        b"\x20\x01\x00\x00"
-        + server
-        + b"\x80\x00"
-        + struct.pack("!H", port ^ 0xFFFF)
-        + bytes(b ^ 0xFF for b in client)
-    )
-
-
 def test_teredo_with_auth_and_origin_headers() -> None:
     server, client = bytes([203, 0, 113, 1]), bytes([192, 0, 2, 45])
     inner = ip6(
@@ -413,8 +356,7 @@ def test_teredo_with_auth_and_origin_headers() -> None:
         58,
         icmp6(LL1, teredo_addr(server, client, 40000), 134, ra_body()),
     )
-    auth = bytes([0, 1, 0, 0]) + bytes(8) + b"\0"
-    origin = b"\0\0" + struct.pack("!H", 40000 ^ 0xFFFF) + bytes(b ^ 0xFF for b in client)
+    auth, origin = gen.teredo_auth(), gen.teredo_origin(client, 40000)
     frame = eth(ipv4(server, V4A, 17, udp(3544, 40000, auth + origin + inner)), etype=0x0800)
     (ra,) = only(decode(frame), RouterAdvertisement)
     assert isinstance(ra, RouterAdvertisement)
@@ -454,10 +396,7 @@ def test_teredo_bubble_may_carry_trailing_bytes() -> None:
 
 def test_ayiya() -> None:
     inner = ip6(G1, G2, 58, icmp6(G1, G2, 128, bytes(4)), hlim=64)
-    header = bytes([0x41, 0x52, 0x21, 41]) + struct.pack("!I", 1700000000)
-    frame = eth(
-        ipv4(V4A, V4B, 17, udp(50000, 5072, header + bytes(16) + bytes(20) + inner)), etype=0x0800
-    )
+    frame = eth(ipv4(V4A, V4B, 17, udp(50000, 5072, gen.ayiya(inner))), etype=0x0800)
     events = decode(frame)
     (pkt,) = only(events, Ipv6Packet)
     assert isinstance(pkt, Ipv6Packet) and pkt.ip.tunnels[0].kind == "ayiya"

@@ -88,7 +88,7 @@ def test_decoder_builds_only_wanted_events() -> None:
 
 def test_bounded_table_evicts_and_counts() -> None:
     evicted: list[object] = []
-    table: BoundedTable[int] = BoundedTable("t", 3, lambda k, v: evicted.append(k))
+    table: BoundedTable[int, int] = BoundedTable("t", 3, lambda k, v: evicted.append(k))
     for i in range(10):
         table.put(i, i)
     assert len(table) == 3 and table.evictions == 7 and evicted == list(range(7))

@@ -57,7 +57,7 @@ class Detector:
         self.ctx = ctx
         self.spec = ctx.spec
         self.policy = ctx.policy
-        self._tables: list[BoundedTable[Any]] = []
+        self._tables: list[BoundedTable[Any, Any]] = []
         self._suppressors: list[Suppressor] = []
 
     # -- for subclasses ---------------------------------------------------
@@ -70,9 +70,9 @@ class Detector:
 
     def table(
         self, name: str, cap: float, on_evict: Callable[[Any, Any], None] | None = None
-    ) -> BoundedTable[Any]:
+    ) -> BoundedTable[Any, Any]:
         """A bounded table whose size and evictions show in the stats."""
-        table: BoundedTable[Any] = BoundedTable(f"{self.family}.{name}", int(cap), on_evict)
+        table: BoundedTable[Any, Any] = BoundedTable(f"{self.family}.{name}", int(cap), on_evict)
         self._tables.append(table)
         return table
 
@@ -158,7 +158,7 @@ class Detector:
     def flush(self, now_ns: int) -> None:
         """End of input: close every open window."""
 
-    def tables(self) -> list[BoundedTable[Any]]:
+    def tables(self) -> list[BoundedTable[Any, Any]]:
         return list(self._tables)
 
     def suppressed(self) -> int:

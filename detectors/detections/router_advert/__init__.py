@@ -28,6 +28,7 @@ from detectors.events import (
     mac_str,
 )
 from detectors.policy import Router
+from detectors.state import BoundedTable
 
 CATEGORY = "ipv6.rogue_ra"
 SAMPLE = 10  # routers listed in a burst alert's evidence
@@ -97,9 +98,11 @@ class RouterAdvertDetector(Detector):
         self.window_ns = int(th["window_s"] * NS)
         self.max_alerts = int(th["max_alerts_per_window"])
         cap = th["max_routers_tracked"]
-        self.routers = self.table("routers", cap)
+        self.routers: BoundedTable[tuple[Link, bytes, bytes | None], _RouterSeen] = self.table(
+            "routers", cap
+        )
         # An evicted link window still reports what it folded into a burst.
-        self.links = self.table("links", cap, lambda link, window: self._close(link, window))
+        self.links: BoundedTable[Link, _LinkWindow] = self.table("links", cap, self._close)
         self.suppress = self.suppressor(CATEGORY, cap)
         self.learned: dict[Link, set[tuple[bytes, bytes | None]]] = {}
         self.learned_count = 0

@@ -1,0 +1,1 @@
+"""Regression captures and their deterministic generator (``generate``)."""
