@@ -22,12 +22,22 @@ Notes on the contract:
   index never names two different interfaces within one capture.
 * A Simple Packet Block has no timestamp: it gets the timestamp of the last
   packet read before it (0 if it is the first), so packet time never jumps.
+* Damage, as opposed to a file that is not a capture at all: a record or
+  block running past the end of input is *truncated*; a pcap record claiming
+  more than ``max(MAX_CAPLEN, snaplen)`` bytes, or a pcapng block whose total
+  length is not a multiple of 4, under 12, over ``MAX_BLOCK`` or unequal to its
+  trailing copy, or whose contents do not fit it, or that names an interface
+  its section has not described, is *corrupt*. Either way reading stops there.
+* Corrupt gzip data before the first record is a ``CaptureError``; after it,
+  and a gzip stream cut short anywhere, it is a warning like any other damage.
 * Only ``CaptureError`` leaves ``open_capture`` and ``records()``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import struct
 import sys
 import zlib
@@ -47,7 +57,7 @@ CHUNK: Final = 4 * 2**20
 # 0x40000 is libpcap's largest snaplen; 4x leaves room for odd writers.
 MAX_CAPLEN: Final = 0x40000 * 4
 # Hard bound on one record or block, whatever the headers claim, so a corrupt
-# length cannot make us buffer an unbounded stream. Wireshark uses the same.
+# length cannot make us buffer an unbounded stream; real frames are far smaller.
 MAX_BLOCK: Final = 16 * 2**20
 
 _NS: Final = 1_000_000_000
@@ -157,6 +167,9 @@ class _Prefixed:
         self._head = b""
         return head
 
+    def seek(self, offset: int, /) -> int:
+        raise io.UnsupportedOperation("a capture stream is read once, front to back")
+
 
 def _read_at_least(read: Callable[[int], bytes], n: int) -> bytes:
     """Up to ``n`` bytes; fewer only at end of input (pipes return short reads)."""
@@ -221,10 +234,9 @@ class CaptureReader:
             self._gen.close()
         closers, self._closers = self._closers, []
         for closer in closers:
-            try:
+            # Nothing is read any more: a failing close changes no record.
+            with contextlib.suppress(OSError, EOFError, zlib.error):
                 closer()
-            except (OSError, EOFError, zlib.error):
-                pass  # nothing left to read; a failing close changes no record
 
     def __enter__(self) -> CaptureReader:
         return self
@@ -324,8 +336,7 @@ class CaptureReader:
                     self._stop_corrupt(
                         f"record {n + 1}",
                         pos,
-                        f"claims {incl} captured bytes (snaplen {iface.snaplen}, "
-                        f"limit {limit})",
+                        f"claims {incl} captured bytes (snaplen {iface.snaplen}, limit {limit})",
                     )
                     return
                 need = 16 + incl
@@ -355,7 +366,7 @@ class CaptureReader:
         section: list[tuple[int, int, int, int, int, int]] = []
         nif = 0
         last_ts = 0
-        blocks = 0  # blocks other than EPBs, for block numbers in messages
+        blocks = 0  # blocks other than packet blocks, for block numbers in messages
         buf = self._buf
         pos = 0
         end = len(buf)
