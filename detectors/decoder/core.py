@@ -128,8 +128,10 @@ class Decoder:
         self._wire_len = 0
         self._snapped = False
         self._snap_counted = False
-        self._src_mac: bytes | None = None
-        self._dst_mac: bytes | None = None
+        # MACs are sliced from the frame only when an event needs them.
+        self._data = b""
+        self._src_mac_at = -1  # offset of the source MAC in the frame, -1 if none
+        self._dst_mac_at = -1
         self._vlans: tuple[int, ...] = ()
 
     # -- entry point -----------------------------------------------------
@@ -147,7 +149,8 @@ class Decoder:
         self._linktype, self._wire_len = linktype, wire_len
         self._snapped = len(data) < wire_len
         self._snap_counted = False
-        self._src_mac = self._dst_mac = None
+        self._data = data
+        self._src_mac_at = self._dst_mac_at = -1
         self._vlans = ()
         try:
             self._link(linktype, data)
@@ -173,8 +176,12 @@ class Decoder:
                 self._iface,
                 self._linktype,
                 self._wire_len,
-                self._src_mac,
-                self._dst_mac,
+                self._data[self._src_mac_at : self._src_mac_at + 6]
+                if self._src_mac_at >= 0
+                else None,
+                self._data[self._dst_mac_at : self._dst_mac_at + 6]
+                if self._dst_mac_at >= 0
+                else None,
                 self._vlans,
             )
         return self._meta
@@ -228,22 +235,21 @@ class Decoder:
             if n < 14:
                 self._short("link", "ethernet header")
                 return
-            self._dst_mac = data[0:6]
-            self._src_mac = data[6:12]
+            self._dst_mac_at, self._src_mac_at = 0, 6
             self._ethertype(data, _U16.unpack_from(data, 12)[0], 14)
         elif linktype == LINKTYPE_LINUX_SLL:
             if n < 16:
                 self._short("link", "SLL header")
                 return
             if _U16.unpack_from(data, 4)[0] == 6:  # address length: a MAC
-                self._src_mac = data[6:12]
+                self._src_mac_at = 6
             self._ethertype(data, _U16.unpack_from(data, 14)[0], 16)
         elif linktype == LINKTYPE_LINUX_SLL2:
             if n < 20:
                 self._short("link", "SLL2 header")
                 return
             if data[11] == 6:
-                self._src_mac = data[12:18]
+                self._src_mac_at = 12
             self._ethertype(data, _U16.unpack_from(data, 0)[0], 20)
         elif linktype in _RAW_TYPES or linktype in (LINKTYPE_IPV4, LINKTYPE_IPV6):
             if n < 1:
@@ -502,16 +508,17 @@ class Decoder:
             self._short("ipv6", "IPv6 header", tunnels=tunnels)
             return
         first, plen, nh, hlim = _IP6_FIRST.unpack_from(data, off)
-        src, dst = data[off + 8 : off + 24], data[off + 24 : off + 40]
         if first >> 28 != 6:
             self._malformed("ipv6", "bad_version", f"version {first >> 28}", tunnels=tunnels)
             return
-        if off + 40 + plen <= end:
+        fits = off + 40 + plen <= end
+        if fits and nh in (NH_TCP, NH_UDP) and not self.want_packets and frag is None:
+            return  # the cheap path: nothing looks inside native IPv6 TCP/UDP
+        src, dst = data[off + 8 : off + 24], data[off + 24 : off + 40]
+        if fits:
             end = off + 40 + plen  # drop link-layer padding
         elif not (plen == 0 and nh == 0):  # plen 0 with Hop-by-Hop may be a jumbogram
             self._short("ipv6", f"payload length {plen}", src, dst, tunnels)
-        if not self.want_packets and frag is None and nh in (NH_TCP, NH_UDP):
-            return  # the cheap path: nothing looks inside native IPv6 TCP/UDP
 
         chain: list[int] = []
         p = off + 40
