@@ -124,5 +124,5 @@ def test_thresholds_are_checked_against_the_specs(tmp_path: Path) -> None:
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(PolicyError, match="nope.yaml: cannot read policy"):
+    with pytest.raises(PolicyError, match=r"nope\.yaml: cannot read policy"):
         load_policy(str(tmp_path / "nope.yaml"))
