@@ -87,3 +87,14 @@ def test_output_is_deterministic(tmp_path: Path, fmt: str) -> None:
         first = replay(entry, tmp_path, "--format", fmt).lines
         second = replay(entry, tmp_path, "--format", fmt).lines
         assert first == second, entry["file"]
+
+
+def test_flood_state_stays_within_caps(tmp_path: Path) -> None:
+    """2000 RAs from random sources: the 256-entry table evicts and counts, never grows."""
+    (entry,) = [e for e in manifest() if e["file"] == "ra_flood_random.pcap"]
+    run = replay(entry, tmp_path)
+    tables = run.stats["runs"][0]["tables"]
+    routers = tables["router_advert.routers"]
+    assert routers["cap"] == 256 and routers["size"] <= 256
+    assert routers["evictions"] == 2000 - 256
+    assert "table evictions: " in run.stderr and "router_advert.routers=1744" in run.stderr
