@@ -210,12 +210,12 @@ def replay(args: argparse.Namespace) -> int:
             if not args.continuous or reader is readers[-1]:
                 engine.finish()
                 summary = engine.summary()
-                summary["capture"] = reader.path if not args.continuous else args.captures
-                summary["seconds"] = round(time.perf_counter() - t0, 6)
+                seconds = time.perf_counter() - (started if args.continuous else t0)
+                summary["capture"] = args.captures if args.continuous else reader.path
+                summary["seconds"] = round(seconds, 6)
                 runs.append(summary)
                 if not args.quiet:
-                    label = reader.path if not args.continuous else f"{len(readers)} captures"
-                    seconds = time.perf_counter() - (t0 if not args.continuous else started)
+                    label = f"{len(readers)} captures" if args.continuous else reader.path
                     for line in _summary_lines(label, summary, seconds):
                         print(line, file=sys.stderr)
         out.flush()
