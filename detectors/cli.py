@@ -198,10 +198,7 @@ def replay(args: argparse.Namespace) -> int:
             engine.capture_name = reader.path
             t0 = time.perf_counter()
             try:
-                for frame, (ts_ns, iface, linktype, data, wire_len) in enumerate(
-                    reader.records(), 1
-                ):
-                    engine.feed(ts_ns, frame, iface, linktype, data, wire_len)
+                engine.run(reader.records())
             except CaptureError as exc:
                 return _fail(str(exc))
             finally:

@@ -7,13 +7,14 @@ packet-time clock that closes windows and expires fragments, and collecting
 the statistics the summary prints. It does not read files (``capture``),
 parse bytes (``decoder``) or judge traffic (``detections``).
 
-Packet sources other than files (live capture) call ``feed`` the same way
-and may call ``advance`` from a timer so quiet links still close windows.
+Packet sources other than files (live capture) hand ``run`` their own record
+iterator and may call ``advance`` from a timer so quiet links still close
+windows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,15 +140,18 @@ class Engine:
             for handler in self._handlers(type(event)):
                 handler(event)
 
-    def feed(
-        self, ts_ns: int, frame: int, iface: int, linktype: int, data: bytes, wire_len: int
-    ) -> None:
-        """One captured frame."""
-        if ts_ns > self.now_ns:
-            self.advance(ts_ns)
-        events = self.decoder.decode(ts_ns, frame, iface, linktype, data, wire_len)
-        if events:
-            self._deliver(events)
+    def run(self, records: Iterable[tuple[int, int, int, bytes, int]]) -> None:
+        """Decode and dispatch every record ``(ts_ns, iface, linktype, data, wire_len)``."""
+        decode, deliver = self.decoder.decode, self._deliver
+        for frame, (ts_ns, iface, linktype, data, wire_len) in enumerate(records, 1):
+            if ts_ns > self.now_ns:
+                if ts_ns < self._next_tick:
+                    self.now_ns = ts_ns
+                else:
+                    self.advance(ts_ns)
+            events = decode(ts_ns, frame, iface, linktype, data, wire_len)
+            if events:
+                deliver(events)
 
     def advance(self, now_ns: int) -> None:
         """Move packet time forward; close due windows. Time never runs backwards."""
