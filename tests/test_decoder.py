@@ -432,3 +432,18 @@ def test_snaplen_cut_is_not_malformed() -> None:
     d2 = Decoder()
     events = d2.decode(S, 1, 0, 1, frame[:64], 64)
     assert only(events, Malformed)
+
+
+def test_fast_path_counts_ordinary_traffic_without_events() -> None:
+    tcp4 = eth(gen.ipv4(V4A, V4B, 6, bytes(20) + b"payload!"), etype=0x0800)
+    tcp6 = eth(ip6(G1, G2, 6, gen.tcp6(G1, G2, 40000, 443, 0x10), hlim=64))
+    d = Decoder()
+    assert decode(tcp4, decoder=d) == [] and decode(tcp6, decoder=d) == []
+    assert (d.stats.ipv4, d.stats.ipv6, d.stats.link_types) == (1, 1, {1: 2})
+    # A subscriber to every IPv6 packet turns the IPv6 shortcut off.
+    (pkt,) = only(decode(tcp6), Ipv6Packet)
+    assert isinstance(pkt, Ipv6Packet) and (pkt.sport, pkt.dport, pkt.tcp_flags) == (
+        40000,
+        443,
+        0x10,
+    )
