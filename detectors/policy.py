@@ -1,65 +1,91 @@
 """The site policy (``--policy FILE``): loading, validation, lookups.
 
-Owns the policy contract: which keys exist, what their values must be, and
-errors that name the file, the key path and its line. Detections read the
-resulting ``Policy``; this module judges no traffic. The YAML is composed
-into nodes (not loaded straight to Python) so every value keeps its line.
+Owns the policy contract: which keys exist, what type and form each value must
+have, and errors that name the file, the line, the key path and the problem in
+one line (``site.yaml:7: routers[0].mac: ...``). It also owns the empty policy
+used when no file is given (routers are then learned).
+
+It does not judge traffic and holds no runtime state: detections read the
+resulting ``Policy`` and decide for themselves what a packet means. Threshold
+names and ranges belong to the detection specs; this module only checks
+overrides against them when the caller passes them in.
+
+The YAML is composed into nodes (``yaml.compose``, safe loader) rather than
+loaded straight to Python, so every value keeps its line and the YAML 1.1
+implicit types stay visible: ``mtu: "1500"`` is a string and an error, ``true``
+is not an integer.
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol, TypeAlias
 
 import yaml
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_MAC = re.compile(r"^[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?\.?)+$")
+IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds")
 ROUTER_KEYS = ("address", "mac", "name", "prefixes", "rdnss", "dnssl", "routes", "mtu")
 PREFIX_KEYS = ("monitored", "dark")
 TUNNEL_KEYS = ("allowed",)
 
+MTU_RANGE = (1280, 65535)  # RFC 8200 minimum link MTU .. largest non-jumbo packet
+MAX_DEPTH = 32  # far deeper than the schema; bounds the (recursive) YAML composer
+
+_TAG = "tag:yaml.org,2002:"
+_STR, _INT, _FLOAT, _BOOL, _NULL, _MERGE = (
+    _TAG + t for t in ("str", "int", "float", "bool", "null", "merge")
+)
+_MAC = re.compile(r"[0-9a-fA-F]{2}([:-])(?:[0-9a-fA-F]{2}\1){4}[0-9a-fA-F]{2}")
+_LABEL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+_PLAIN_KEY = re.compile(r"[\w.-]+")
+_CONSTRUCT = yaml.constructor.SafeConstructor()
+
 
 class PolicyError(Exception):
-    """One line: ``file:line: key.path: problem``."""
+    """A policy that cannot be used. ``str()`` is one line: ``file:line: key.path: problem``."""
 
 
 class ThresholdLike(Protocol):
-    """What policy validation needs to know about a tunable."""
+    """What validation needs to know about one tunable (``spec.Threshold`` fits)."""
 
     @property
     def minimum(self) -> float | None: ...
+
     @property
     def maximum(self) -> float | None: ...
+
     @property
     def integer(self) -> bool: ...
 
 
+KnownThresholds: TypeAlias = Mapping[str, Mapping[str, ThresholdLike]]
+
+
 @dataclass(frozen=True, slots=True)
 class Router:
-    """A legitimate router on the link."""
+    """A legitimate router on the link, as the policy file states it."""
 
-    address: bytes  # packed link-local IPv6
-    mac: bytes | None
+    address: bytes  # 16-byte packed link-local IPv6 address
+    mac: bytes | None  # 6 bytes; None = any MAC
     name: str | None
     prefixes: tuple[ipaddress.IPv6Network, ...]
-    rdnss: tuple[bytes, ...]
+    rdnss: tuple[bytes, ...]  # 16-byte packed IPv6 addresses
     dnssl: tuple[str, ...]
     routes: tuple[ipaddress.IPv6Network, ...]
     mtu: int | None
-    line: int
+    line: int  # 1-based line of the entry in the policy file, for evidence
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """A validated policy. ``routers is None`` means: learn them."""
+    """A validated policy. ``routers``: None = learn them, ``()`` = no router is legitimate."""
 
     source: str  # "file:<path>" or "learned"
     path: str | None
@@ -67,14 +93,29 @@ class Policy:
     monitored: tuple[ipaddress.IPv6Network, ...] = ()
     dark: tuple[ipaddress.IPv6Network, ...] = ()
     tunnels_allowed: tuple[IPNetwork, ...] = ()
-    thresholds: dict[str, dict[str, float]] = field(default_factory=dict)
-    sha256: str = ""
+    # category -> threshold name -> value, as written (int stays int)
+    thresholds: dict[str, dict[str, float | int]] = field(default_factory=dict)
+    sha256: str = ""  # of the file's bytes; "" for the empty (learned) policy
+
+    @property
+    def learns_routers(self) -> bool:
+        """True when the policy names no routers and they are to be learned."""
+        return self.routers is None
 
     def routers_by_address(self) -> dict[bytes, list[Router]]:
+        """Policy routers keyed by packed address (one address may have several MACs)."""
         out: dict[bytes, list[Router]] = {}
         for router in self.routers or ():
             out.setdefault(router.address, []).append(router)
         return out
+
+    def routers_at(self, address: bytes) -> tuple[Router, ...]:
+        """The policy routers with this packed address, in file order."""
+        return tuple(r for r in self.routers or () if r.address == address)
+
+    def router_keys(self) -> frozenset[tuple[bytes, bytes | None]]:
+        """Every policy router as ``(packed address, mac or None)``."""
+        return frozenset((r.address, r.mac) for r in self.routers or ())
 
 
 def empty_policy() -> Policy:
@@ -82,236 +123,434 @@ def empty_policy() -> Policy:
     return Policy(source="learned", path=None, routers=None)
 
 
-class _Loader:
-    """Validates composed YAML nodes, raising errors that carry file and line."""
+def load_policy(path: str, known_thresholds: KnownThresholds | None = None) -> Policy:
+    """Load and validate a policy file; raises ``PolicyError`` naming file, line and key.
 
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def fail(self, node: yaml.Node | None, where: str, problem: str) -> PolicyError:
-        line = node.start_mark.line + 1 if node is not None else 1
-        return PolicyError(f"{self.path}:{line}: {where}: {problem}")
-
-    def mapping(
-        self, node: yaml.Node, where: str, allowed: tuple[str, ...] | None
-    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return {}
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, where, f"expected a mapping, got {_kind(node)}")
-        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            if not isinstance(key, str):
-                raise self.fail(key_node, where, "keys must be plain strings")
-            path = f"{where}.{key}" if where else key
-            if key in out:
-                raise self.fail(key_node, path, "duplicate key")
-            if allowed is not None and key not in allowed:
-                raise self.fail(key_node, path, f"unknown key (allowed: {', '.join(allowed)})")
-            out[key] = (key_node, value_node)
-        return out
-
-    def sequence(self, node: yaml.Node, where: str) -> list[yaml.Node]:
-        if isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:null":
-            return []
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, where, f"expected a list, got {_kind(node)}")
-        return list(node.value)
-
-    def string(self, node: yaml.Node, where: str) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str":
-            raise self.fail(node, where, f"expected a string, got {_kind(node)}")
-        return str(node.value)
-
-    def integer(self, node: yaml.Node, where: str) -> int:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:int":
-            raise self.fail(node, where, f"expected an integer, got {_kind(node)}")
-        return int(yaml.safe_load(yaml.serialize(node)))
-
-    def number(self, node: yaml.Node, where: str) -> float:
-        if not isinstance(node, yaml.ScalarNode) or node.tag not in (
-            "tag:yaml.org,2002:int",
-            "tag:yaml.org,2002:float",
-        ):
-            raise self.fail(node, where, f"expected a number, got {_kind(node)}")
-        return float(yaml.safe_load(yaml.serialize(node)))
-
-    def ipv6(self, node: yaml.Node, where: str) -> ipaddress.IPv6Address:
-        text = self.string(node, where)
-        try:
-            return ipaddress.IPv6Address(text)
-        except ValueError:
-            raise self.fail(node, where, f"'{text}' is not an IPv6 address") from None
-
-    def network(self, node: yaml.Node, where: str, v6_only: bool = True) -> IPNetwork:
-        text = self.string(node, where)
-        try:
-            net = ipaddress.ip_network(text, strict=True)
-        except ValueError as exc:
-            if "host bits set" in str(exc):
-                raise self.fail(
-                    node,
-                    where,
-                    f"'{text}' has host bits set (write the network address, e.g. 2001:db8:1::/64)",
-                ) from None
-            try:
-                net = ipaddress.ip_network(ipaddress.ip_address(text))
-            except ValueError:
-                kind = "IPv6 prefix" if v6_only else "address or prefix"
-                raise self.fail(node, where, f"'{text}' is not an {kind}") from None
-        if v6_only and net.version != 6:
-            raise self.fail(node, where, f"'{text}' is not an IPv6 prefix")
-        return net
-
-    def networks(self, node: yaml.Node, where: str, v6_only: bool = True) -> tuple[Any, ...]:
-        return tuple(
-            self.network(item, f"{where}[{i}]", v6_only)
-            for i, item in enumerate(self.sequence(node, where))
-        )
-
-    def mac(self, node: yaml.Node, where: str) -> bytes:
-        text = self.string(node, where)
-        if not _MAC.match(text):
-            raise self.fail(
-                node,
-                where,
-                f"'{text}' is not a MAC address (expected six hex octets like 02:00:00:00:01:01)",
-            )
-        return bytes.fromhex(text.replace(":", "").replace("-", ""))
-
-
-def _kind(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    tag = node.tag.rsplit(":", 1)[-1]
-    return f"{tag} {node.value!r}" if tag != "null" else "nothing"
-
-
-def _router(ld: _Loader, node: yaml.Node, where: str) -> Router:
-    keys = ld.mapping(node, where, ROUTER_KEYS)
-    if "address" not in keys:
-        raise ld.fail(node, where, "missing key 'address'")
-
-    def get(key: str, parse: Callable[[yaml.Node, str], Any], default: Any) -> Any:
-        return parse(keys[key][1], f"{where}.{key}") if key in keys else default
-
-    address = ld.ipv6(keys["address"][1], f"{where}.address")
-    if not address.is_link_local:
-        raise ld.fail(
-            keys["address"][1],
-            f"{where}.address",
-            f"'{address}' is not link-local (RAs come from fe80::/10, RFC 4861 4.2)",
-        )
-    rdnss = (
-        tuple(
-            ld.ipv6(n, f"{where}.rdnss[{i}]").packed
-            for i, n in enumerate(ld.sequence(keys["rdnss"][1], f"{where}.rdnss"))
-        )
-        if "rdnss" in keys
-        else ()
-    )
-    dnssl: list[str] = []
-    if "dnssl" in keys:
-        for i, n in enumerate(ld.sequence(keys["dnssl"][1], f"{where}.dnssl")):
-            name = ld.string(n, f"{where}.dnssl[{i}]")
-            if not _DOMAIN.match(name):
-                raise ld.fail(n, f"{where}.dnssl[{i}]", f"'{name}' is not a domain name")
-            dnssl.append(name)
-    mtu = get("mtu", ld.integer, None)
-    if mtu is not None and not 1280 <= mtu <= 65535:
-        raise ld.fail(keys["mtu"][1], f"{where}.mtu", f"{mtu} outside 1280..65535")
-    name = get("name", ld.string, None)
-    return Router(
-        address=address.packed,
-        mac=get("mac", ld.mac, None),
-        name=name,
-        prefixes=get("prefixes", ld.networks, ()),
-        rdnss=rdnss,
-        dnssl=tuple(dnssl),
-        routes=get("routes", ld.networks, ()),
-        mtu=mtu,
-        line=node.start_mark.line + 1,
-    )
-
-
-def _thresholds(
-    ld: _Loader,
-    node: yaml.Node,
-    known: Mapping[str, Mapping[str, ThresholdLike]] | None,
-) -> dict[str, dict[str, float]]:
-    out: dict[str, dict[str, float]] = {}
-    allowed = tuple(sorted(known)) if known is not None else None
-    for cat, (_, value) in ld.mapping(node, "thresholds", allowed).items():
-        where = f"thresholds.{cat}"
-        names = tuple(sorted(known[cat])) if known is not None else None
-        values: dict[str, float] = {}
-        for name, (_, vnode) in ld.mapping(value, where, names).items():
-            w = f"{where}.{name}"
-            number = ld.number(vnode, w)
-            if known is not None:
-                spec = known[cat][name]
-                if spec.integer and number != int(number):
-                    raise ld.fail(vnode, w, f"{number} must be a whole number")
-                lo, hi = spec.minimum, spec.maximum
-                if (lo is not None and number < lo) or (hi is not None and number > hi):
-                    raise ld.fail(vnode, w, f"{number:g} outside the allowed range {lo}..{hi}")
-            values[name] = number
-        out[cat] = values
-    return out
-
-
-def load_policy(
-    path: str, known_thresholds: Mapping[str, Mapping[str, ThresholdLike]] | None = None
-) -> Policy:
-    """Load and validate a policy file; raises ``PolicyError`` naming file, key and line."""
+    ``known_thresholds`` maps each category to its tunables (anything with ``minimum``,
+    ``maximum`` and ``integer``); when given, overrides must name one of them and fit its
+    range. When None, ``thresholds`` is only checked to be a mapping of mappings of numbers.
+    """
     try:
         with open(path, "rb") as fh:
             raw = fh.read()
     except OSError as exc:
-        raise PolicyError(f"{path}: cannot read policy: {exc.strerror}") from exc
-    try:
-        root = yaml.compose(raw.decode("utf-8"), Loader=yaml.SafeLoader)
-    except UnicodeDecodeError as exc:
-        raise PolicyError(f"{path}: policy is not UTF-8 text ({exc.reason})") from exc
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise PolicyError(f"{path}:{line}: YAML syntax error: {problem}") from exc
-    ld = _Loader(path)
-    top = ld.mapping(root, "", TOP_KEYS) if root is not None else {}
+        raise PolicyError(f"{path}: cannot read policy: {exc.strerror or exc}") from exc
+    root = _compose(path, raw)
+    ck = _Checker(path)
+    top = {} if root is None or _is_null(root) else ck.mapping(root, "", TOP_KEYS)
+
     routers: tuple[Router, ...] | None = None
     if "routers" in top:
-        routers = tuple(
-            _router(ld, n, f"routers[{i}]")
-            for i, n in enumerate(ld.sequence(top["routers"][1], "routers"))
-        )
-        seen: dict[tuple[bytes, bytes | None], int] = {}
-        for i, r in enumerate(routers):
-            if (r.address, r.mac) in seen:
-                raise PolicyError(
-                    f"{path}:{r.line}: routers[{i}]: same address and mac as "
-                    f"routers[{seen[(r.address, r.mac)]}]"
-                )
-            seen[(r.address, r.mac)] = i
-    prefixes = ld.mapping(top["prefixes"][1], "prefixes", PREFIX_KEYS) if "prefixes" in top else {}
-    tunnels = ld.mapping(top["tunnels"][1], "tunnels", TUNNEL_KEYS) if "tunnels" in top else {}
+        routers = _routers(ck, top["routers"])
+    prefixes = ck.mapping(top["prefixes"], "prefixes", PREFIX_KEYS) if "prefixes" in top else {}
+    tunnels = ck.mapping(top["tunnels"], "tunnels", TUNNEL_KEYS) if "tunnels" in top else {}
     return Policy(
         source=f"file:{path}",
         path=path,
         routers=routers,
-        monitored=ld.networks(prefixes["monitored"][1], "prefixes.monitored")
-        if "monitored" in prefixes
-        else (),
-        dark=ld.networks(prefixes["dark"][1], "prefixes.dark") if "dark" in prefixes else (),
-        tunnels_allowed=ld.networks(tunnels["allowed"][1], "tunnels.allowed", v6_only=False)
-        if "allowed" in tunnels
-        else (),
-        thresholds=_thresholds(ld, top["thresholds"][1], known_thresholds)
+        monitored=ck.ipv6_prefixes(prefixes.get("monitored"), "prefixes.monitored"),
+        dark=ck.ipv6_prefixes(prefixes.get("dark"), "prefixes.dark"),
+        tunnels_allowed=ck.endpoints(tunnels.get("allowed"), "tunnels.allowed"),
+        thresholds=_thresholds(ck, top["thresholds"], known_thresholds)
         if "thresholds" in top
         else {},
         sha256=hashlib.sha256(raw).hexdigest(),
     )
+
+
+# -- reading the YAML --------------------------------------------------------
+
+
+def _compose(path: str, raw: bytes) -> yaml.Node | None:
+    """The document's root node (None for an empty file); syntax errors carry their line."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PolicyError(f"{path}:{line}: policy is not UTF-8 text ({exc.reason})") from None
+    try:
+        depth = 0  # the parser is iterative; check nesting before the recursive composer runs
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    line = event.start_mark.line + 1 if event.start_mark else 1
+                    raise PolicyError(
+                        f"{path}:{line}: YAML: nested more than {MAX_DEPTH} levels deep"
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+        return yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problem = "; ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise PolicyError(_one_line(f"{path}:{line}: YAML syntax error: {problem}")) from None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, int(exc.position)) + 1
+        problem = f"character #x{int(exc.character):04X} is not allowed in YAML ({exc.reason})"
+        raise PolicyError(f"{path}:{line}: YAML syntax error: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(_one_line(f"{path}:1: YAML syntax error: {exc}")) from None
+
+
+def _one_line(message: str) -> str:
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _is_null(node: yaml.Node | None) -> bool:
+    return node is None or (isinstance(node, yaml.ScalarNode) and node.tag == _NULL)
+
+
+def _line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _describe(node: yaml.Node) -> str:
+    """What a node is, for 'expected X, got Y'."""
+    if isinstance(node, yaml.MappingNode):
+        return "a mapping"
+    if isinstance(node, yaml.SequenceNode):
+        return "a list"
+    value = str(node.value)
+    kinds = {
+        _STR: f"a string ({value!r})",
+        _INT: f"an integer ({value})",
+        _FLOAT: f"a number with a fraction ({value})",
+        _BOOL: f"a boolean ({value})",
+        _NULL: "nothing",
+    }
+    return kinds.get(node.tag, f"a {node.tag} value ({value!r})")
+
+
+def _join(where: str, key: str) -> str:
+    shown = key if _PLAIN_KEY.fullmatch(key) else repr(key)
+    return f"{where}.{shown}" if where else shown
+
+
+def _shown(node: yaml.Node, value: float | int) -> str:
+    """A number as written, with its value when YAML read it differently (``01500`` is octal)."""
+    written = str(node.value)
+    return written if written == str(value) else f"{written} (= {value})"
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 2**63 else repr(x)
+
+
+class _Checker:
+    """Typed accessors over composed nodes; every failure names file, line and key path."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._flat: dict[int, dict[str, tuple[yaml.Node, yaml.Node]]] = {}
+
+    def fail(self, node: yaml.Node, where: str, problem: str) -> PolicyError:
+        return PolicyError(
+            _one_line(f"{self.path}:{_line(node)}: {where or '(top level)'}: {problem}")
+        )
+
+    def expected(self, node: yaml.Node, where: str, what: str, hint: str = "") -> PolicyError:
+        extra = f" ({hint})" if hint and _is_null(node) else ""
+        if isinstance(node, yaml.MappingNode) and len(node.value) == 1:
+            key, value = node.value[0]
+            if _is_null(value) and str(getattr(key, "value", "")).endswith(":"):
+                # `- 2001:db8::` is YAML for {"2001:db8:": null}
+                extra = " (quote values that end in ':', e.g. '2001:db8::/64')"
+        return self.fail(node, where, f"expected {what}, got {_describe(node)}{extra}")
+
+    # -- structure ---------------------------------------------------------
+
+    def mapping(
+        self, node: yaml.Node, where: str, allowed: tuple[str, ...] | None
+    ) -> dict[str, yaml.Node]:
+        """Key -> value node. Unknown and duplicate keys are errors; ``<<`` merges apply."""
+        if not isinstance(node, yaml.MappingNode):
+            raise self.expected(node, where, "a mapping", "write {} for none")
+        out: dict[str, yaml.Node] = {}
+        for key, (key_node, value_node) in self._flatten(node, where, frozenset()).items():
+            if allowed is not None and key not in allowed:
+                listed = ", ".join(allowed) or "none"
+                raise self.fail(key_node, _join(where, key), f"unknown key (allowed: {listed})")
+            out[key] = value_node
+        return out
+
+    def _flatten(
+        self, node: yaml.MappingNode, where: str, active: frozenset[int]
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """A mapping's own keys, then keys merged in with ``<<`` that it does not set itself."""
+        cached = self._flat.get(id(node))
+        if cached is not None:
+            return cached
+        own: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        sources: list[yaml.Node] = []
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag == _MERGE:
+                sources.append(value_node)
+                continue
+            if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:
+                raise self.fail(key_node, where, f"keys must be strings, got {_describe(key_node)}")
+            key = str(key_node.value)
+            if key in own:
+                first = _line(own[key][0])
+                raise self.fail(
+                    key_node, _join(where, key), f"duplicate key (first on line {first})"
+                )
+            own[key] = (key_node, value_node)
+        merged = dict(own)
+        for value_node in sources:
+            at = f"{where}.<<" if where else "<<"
+            items = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for src in items:
+                if not isinstance(src, yaml.MappingNode):
+                    raise self.expected(src, at, "a mapping or a list of mappings to merge")
+                if id(src) in active or src is node:
+                    raise self.fail(src, at, "a mapping cannot merge itself")
+                for key, pair in self._flatten(src, where, active | {id(node)}).items():
+                    merged.setdefault(key, pair)
+        self._flat[id(node)] = merged
+        return merged
+
+    def sequence(
+        self, node: yaml.Node, where: str, hint: str = "write [] for none"
+    ) -> list[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.expected(node, where, "a list", hint)
+        return list(node.value)
+
+    # -- scalars -----------------------------------------------------------
+
+    def string(self, node: yaml.Node, where: str) -> str:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _STR:
+            raise self.expected(node, where, "a string")
+        return str(node.value)
+
+    def text(self, node: yaml.Node, where: str, what: str) -> str:
+        """The written text of an address-like scalar.
+
+        Plain scalars are taken as written whatever YAML 1.1 resolved them to, so an
+        unquoted ``12:34:56:00:01:01`` (a base-60 integer to YAML) is still a MAC.
+        """
+        if not isinstance(node, yaml.ScalarNode) or node.tag == _NULL:
+            raise self.expected(node, where, what)
+        return str(node.value)
+
+    def integer(self, node: yaml.Node, where: str) -> int:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _INT:
+            raise self.expected(node, where, "an integer")
+        return _CONSTRUCT.construct_yaml_int(node)
+
+    def number(self, node: yaml.Node, where: str) -> float | int:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
+            return _CONSTRUCT.construct_yaml_int(node)
+        if isinstance(node, yaml.ScalarNode) and node.tag == _FLOAT:
+            value = _CONSTRUCT.construct_yaml_float(node)
+            if not math.isfinite(value):
+                raise self.fail(node, where, f"expected a finite number, got {node.value}")
+            return value
+        raise self.expected(node, where, "a number")
+
+    # -- addresses ---------------------------------------------------------
+
+    def _no_zone(self, node: yaml.Node, where: str, text: str) -> None:
+        if "%" in text:
+            raise self.fail(
+                node, where, f"{text!r} has a zone index (%...); write the address without it"
+            )
+
+    def ipv6_address(self, node: yaml.Node, where: str) -> ipaddress.IPv6Address:
+        text = self.text(node, where, "an IPv6 address")
+        self._no_zone(node, where, text)
+        try:
+            return ipaddress.IPv6Address(text)
+        except ValueError:
+            raise self.fail(node, where, f"{text!r} is not an IPv6 address") from None
+
+    def _network(self, node: yaml.Node, where: str, text: str, what: str) -> IPNetwork:
+        self._no_zone(node, where, text)
+        try:
+            return ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            pass
+        try:
+            loose = ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise self.fail(node, where, f"{text!r} is not {what}") from None
+        raise self.fail(
+            node, where, f"{text!r} has host bits set (the network is {loose}; write that)"
+        )
+
+    def ipv6_prefix(self, node: yaml.Node, where: str) -> ipaddress.IPv6Network:
+        text = self.text(node, where, "an IPv6 prefix")
+        if "/" not in text:
+            raise self.fail(
+                node, where, f"{text!r} is not an IPv6 prefix (no /length, e.g. 2001:db8:1::/64)"
+            )
+        net = self._network(node, where, text, "an IPv6 prefix")
+        if not isinstance(net, ipaddress.IPv6Network):
+            raise self.fail(node, where, f"{text!r} is an IPv4 prefix; expected an IPv6 prefix")
+        return net
+
+    def ipv6_prefixes(
+        self, node: yaml.Node | None, where: str
+    ) -> tuple[ipaddress.IPv6Network, ...]:
+        if node is None:
+            return ()
+        items = self.sequence(node, where)
+        return tuple(self.ipv6_prefix(n, f"{where}[{i}]") for i, n in enumerate(items))
+
+    def endpoints(self, node: yaml.Node | None, where: str) -> tuple[IPNetwork, ...]:
+        """IPv4 or IPv6 addresses or prefixes; an address becomes a /32 or /128."""
+        if node is None:
+            return ()
+        out: list[IPNetwork] = []
+        for i, item in enumerate(self.sequence(node, where)):
+            at = f"{where}[{i}]"
+            text = self.text(item, at, "an IPv4 or IPv6 address or prefix")
+            out.append(self._network(item, at, text, "an IPv4 or IPv6 address or prefix"))
+        return tuple(out)
+
+    def mac(self, node: yaml.Node, where: str) -> bytes:
+        text = self.text(node, where, "a MAC address")
+        if not _MAC.fullmatch(text):
+            raise self.fail(
+                node,
+                where,
+                f"{text!r} is not a MAC address (expected six hex octets like 02:00:00:00:01:01)",
+            )
+        mac = bytes.fromhex(text.replace(":", "").replace("-", ""))
+        if mac[0] & 1:
+            raise self.fail(
+                node, where, f"{text!r} is a multicast MAC address; a router's MAC is unicast"
+            )
+        return mac
+
+    def domain(self, node: yaml.Node, where: str) -> str:
+        name = self.string(node, where)
+        labels = (name[:-1] if name.endswith(".") else name).split(".")
+        ok = 0 < len(name) <= 254 and all(
+            0 < len(label) <= 63
+            and set(label) <= _LABEL_CHARS
+            and not label.startswith("-")
+            and not label.endswith("-")
+            for label in labels
+        )
+        if not ok:
+            raise self.fail(
+                node, where, f"{name!r} is not a domain name (ASCII labels like corp.example)"
+            )
+        return name
+
+
+# -- sections ------------------------------------------------------------------
+
+
+def _routers(ck: _Checker, node: yaml.Node) -> tuple[Router, ...]:
+    hint = "write [] for no legitimate router, or remove the key to learn routers"
+    routers = tuple(
+        _router(ck, item, f"routers[{i}]")
+        for i, item in enumerate(ck.sequence(node, "routers", hint))
+    )
+    first: dict[tuple[bytes, bytes | None], int] = {}
+    for i, router in enumerate(routers):
+        key = (router.address, router.mac)
+        if key in first:
+            j = first[key]
+            same = "same address and mac" if router.mac is not None else "same address, no mac,"
+            raise PolicyError(
+                f"{ck.path}:{router.line}: routers[{i}]: duplicate router: {same} "
+                f"as routers[{j}] (line {routers[j].line})"
+            )
+        first[key] = i
+    return routers
+
+
+def _router(ck: _Checker, node: yaml.Node, where: str) -> Router:
+    keys = ck.mapping(node, where, ROUTER_KEYS)
+    if "address" not in keys:
+        raise ck.fail(node, where, "missing required key 'address'")
+
+    def at(key: str) -> str:
+        return f"{where}.{key}"
+
+    def items(key: str) -> list[tuple[str, yaml.Node]]:
+        if key not in keys:
+            return []
+        return [(f"{at(key)}[{i}]", n) for i, n in enumerate(ck.sequence(keys[key], at(key)))]
+
+    address = ck.ipv6_address(keys["address"], at("address"))
+    if not address.is_link_local:
+        raise ck.fail(
+            keys["address"],
+            at("address"),
+            f"'{address}' is not link-local (RAs come from link-local addresses, "
+            "fe80::/10; RFC 4861 4.2)",
+        )
+    rdnss: list[bytes] = []
+    for w, n in items("rdnss"):
+        server = ck.ipv6_address(n, w)
+        if server.is_multicast or server.is_unspecified:
+            raise ck.fail(n, w, f"'{server}' cannot be a DNS server address")
+        rdnss.append(server.packed)
+    mtu: int | None = None
+    if "mtu" in keys:
+        mtu = ck.integer(keys["mtu"], at("mtu"))
+        lo, hi = MTU_RANGE
+        if not lo <= mtu <= hi:
+            shown = _shown(keys["mtu"], mtu)
+            raise ck.fail(
+                keys["mtu"], at("mtu"), f"{shown} is outside the allowed range {lo}..{hi}"
+            )
+    name: str | None = None
+    if "name" in keys:
+        name = ck.string(keys["name"], at("name"))
+        if not name.strip():
+            raise ck.fail(keys["name"], at("name"), "empty name; omit the key instead")
+    return Router(
+        address=address.packed,
+        mac=ck.mac(keys["mac"], at("mac")) if "mac" in keys else None,
+        name=name,
+        prefixes=ck.ipv6_prefixes(keys.get("prefixes"), at("prefixes")),
+        rdnss=tuple(rdnss),
+        dnssl=tuple(ck.domain(n, w) for w, n in items("dnssl")),
+        routes=ck.ipv6_prefixes(keys.get("routes"), at("routes")),
+        mtu=mtu,
+        line=_line(node),
+    )
+
+
+def _thresholds(
+    ck: _Checker, node: yaml.Node, known: KnownThresholds | None
+) -> dict[str, dict[str, float | int]]:
+    out: dict[str, dict[str, float | int]] = {}
+    categories = tuple(sorted(known)) if known is not None else None
+    for category, cat_node in ck.mapping(node, "thresholds", categories).items():
+        where = _join("thresholds", category)
+        specs = known[category] if known is not None else None
+        names = tuple(sorted(specs)) if specs is not None else None
+        values: dict[str, float | int] = {}
+        for name, value_node in ck.mapping(cat_node, where, names).items():
+            at = _join(where, name)
+            value = ck.number(value_node, at)
+            if specs is not None:
+                _check_range(ck, value_node, at, value, specs[name])
+            values[name] = value
+        out[category] = values
+    return out
+
+
+def _check_range(
+    ck: _Checker, node: yaml.Node, where: str, value: float | int, spec: ThresholdLike
+) -> None:
+    if spec.integer and not isinstance(value, int):
+        raise ck.fail(node, where, f"expected an integer, got {_describe(node)}")
+    lo, hi = spec.minimum, spec.maximum
+    if (lo is None or value >= lo) and (hi is None or value <= hi):
+        return
+    if hi is None:
+        allowed = f">= {_fmt(lo or 0)}"
+    elif lo is None:
+        allowed = f"<= {_fmt(hi)}"
+    else:
+        allowed = f"{_fmt(lo)}..{_fmt(hi)}"
+    raise ck.fail(node, where, f"{_shown(node, value)} is outside the allowed range {allowed}")
