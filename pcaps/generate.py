@@ -1,31 +1,48 @@
 #!/usr/bin/env python3
 """Deterministic generator of v6sentry's labelled regression captures.
 
-Owns the frame builders (also used by the unit tests) and the scenario of
-every capture in ``pcaps/``: what traffic each holds and in what order. It
-does not say what should be detected: ``pcaps/manifest.yaml`` does, and the
-golden files pin the exact alerts.
+Usage: ``python pcaps/generate.py [--out DIR]`` (default: this folder); ``make pcaps``.
 
-Determinism: fixed timestamps, a seeded ``random.Random`` only, gzip with
-``mtime=0``; two runs write byte-identical files. Addresses are documentation
-ranges only (2001:db8::/32, 192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24),
-link-local, multicast, and 6to4/Teredo forms built from those.
+Owns: the frame builders (also imported by ``tests/test_decoder.py``, so their
+signatures are an interface) and the scenario of every capture in ``pcaps/``:
+what traffic each holds, at what time and in what order, in which file format.
 
-dpkt builds the IPv4 headers; ND bodies, options, extension headers and
-fragments are built here with ``struct`` because dpkt does not build them;
-pcap and pcapng are written here because dpkt's writers take float
-timestamps (losing nanoseconds) and one pcapng interface only.
+Does not own: what should be detected. ``pcaps/manifest.yaml`` states the
+expected alert counts per capture (by hand, from the detection semantics),
+``pcaps/policy*.yaml`` the policies, and ``pcaps/golden/`` (``make golden``)
+pins the exact alerts. Nothing here imports ``detectors``: the captures must
+not be shaped by the code they test.
+
+Determinism: fixed timestamps (integer nanoseconds from ``T0``), one seeded
+``random.Random`` only, no wall clock, gzip with ``mtime=0`` and no file name;
+two runs write byte-identical files.
+
+Addresses are documentation ranges only: 2001:db8::/32, 192.0.2.0/24,
+198.51.100.0/24, 203.0.113.0/24, link-local, multicast, and 6to4/Teredo/ISATAP
+forms built from those IPv4 ranges; MACs are 02:00:00:xx:xx:xx. One exception,
+kept on purpose: the Teredo server's link-local fe80::8000:f227:bec8:61af, the
+address real Teredo qualification RAs come from.
+
+Building: IPv4 headers and ARP with dpkt; ND bodies and options, extension
+headers, fragments and tunnel headers with ``struct`` (dpkt builds no ND
+bodies and trips over some chains), with every ICMPv6/UDP/TCP/Mobility
+checksum computed here over the proper pseudo-header. pcap files go through
+``dpkt.pcap.Writer`` (exact nanoseconds via ``Fraction`` timestamps); records
+cut by the snaplen and all pcapng files (several interfaces, each with its
+own ``if_tsresol``) are packed with ``struct``.
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import ipaddress
 import random
 import struct
 import sys
 from collections.abc import Iterable
+from fractions import Fraction
 from pathlib import Path
 
 import dpkt
@@ -102,9 +119,15 @@ def udp6(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes) -> byte
     return upper(src, dst, 17, struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload, 6)
 
 
-def tcp6(src: bytes, dst: bytes, sport: int, dport: int, flags: int, seq: int = 1) -> bytes:
-    seg = struct.pack("!HHIIBBHHH", sport, dport, seq, 0, 0x50, flags, 65535, 0, 0)
-    return upper(src, dst, 6, seg, 16)
+def tcp_header(sport: int, dport: int, flags: int, seq: int = 1, ack: int = 0) -> bytes:
+    """A 20-byte TCP header with a zero checksum (filled by ``tcp6`` or ``ipv4``)."""
+    return struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, flags, 65535, 0, 0)
+
+
+def tcp6(
+    src: bytes, dst: bytes, sport: int, dport: int, flags: int, seq: int = 1, ack: int = 0
+) -> bytes:
+    return upper(src, dst, 6, tcp_header(sport, dport, flags, seq, ack), 16)
 
 
 def ip6(src: bytes, dst: bytes, nh: int, payload: bytes, hlim: int = 255) -> bytes:
@@ -124,13 +147,38 @@ def eth(
 
 
 def ipv4(src: bytes, dst: bytes, proto: int, payload: bytes, ident: int = 1) -> bytes:
+    """An IPv4 packet (dpkt fills the header checksum).
+
+    A TCP or UDP ``payload`` with a zero checksum gets it filled here over the
+    IPv4 pseudo-header (RFC 768, RFC 9293), so ``udp4`` and ``tcp_header``
+    need not know the addresses.
+    """
+    csum_at = {6: 16, 17: 6}.get(proto)
+    if (
+        csum_at is not None
+        and len(payload) >= csum_at + 2
+        and payload[csum_at : csum_at + 2] == b"\0\0"
+    ):
+        pseudo = src + dst + struct.pack("!xBH", proto, len(payload))
+        value = checksum(pseudo + payload)
+        if proto == 17 and value == 0:
+            value = 0xFFFF  # zero means "no checksum" in UDP over IPv4
+        payload = payload[:csum_at] + struct.pack("!H", value) + payload[csum_at + 2 :]
     ip = dpkt.ip.IP(src=src, dst=dst, p=proto, ttl=64, id=ident, data=payload)
     ip.len = 20 + len(payload)
     return bytes(ip)
 
 
 def udp4(sport: int, dport: int, payload: bytes) -> bytes:
+    """A UDP datagram with a zero checksum, for ``ipv4`` to fill."""
     return struct.pack("!HHHH", sport, dport, 8 + len(payload), 0) + payload
+
+
+def arp_request(sender_mac: bytes, sender_ip: bytes, target_ip: bytes) -> bytes:
+    """An Ethernet/IPv4 ARP request (dpkt's ARP defaults: hrd 1, pro 0x0800)."""
+    return bytes(
+        dpkt.arp.ARP(op=dpkt.arp.ARP_OP_REQUEST, sha=sender_mac, spa=sender_ip, tpa=target_ip)
+    )
 
 
 # -- Neighbor Discovery ----------------------------------------------------------------
@@ -221,6 +269,11 @@ def ext(nh: int, body: bytes = bytes(6)) -> bytes:
     return bytes([nh, (len(body) + 2) // 8 - 1]) + body
 
 
+def mobility_brr(src: bytes, dst: bytes) -> bytes:
+    """A Mobility header (RFC 6275): Binding Refresh Request, payload proto 59, checksum."""
+    return upper(src, dst, 135, bytes([59, 0, 0, 0, 0, 0, 0, 0]), 4)
+
+
 def fragment_packets(
     src: bytes, dst: bytes, nh: int, payload: bytes, size: int, ident: int, hlim: int = 255
 ) -> list[bytes]:
@@ -265,21 +318,32 @@ def ayiya(inner: bytes, epoch: int = T0) -> bytes:
 # -- writers -----------------------------------------------------------------------------------
 
 
+# dpkt's writer packs record headers in the host's byte order; cut records must match.
+_PKT_HDR = dpkt.pcap.LEPktHdr if sys.byteorder == "little" else dpkt.pcap.PktHdr
+
+
 def write_pcap(
     path: Path, frames: list[Frame], linktype: int = 1, nano: bool = False, snaplen: int = 65535
 ) -> None:
-    """Classic pcap; frames longer than ``snaplen`` are cut (caplen < wire length).
+    """Classic pcap through ``dpkt.pcap.Writer``; frames over ``snaplen`` are cut.
 
-    Written with ``struct`` rather than dpkt's writer, which takes float
-    timestamps and would lose nanoseconds.
+    Timestamps are passed as exact ``Fraction`` seconds, so nanoseconds survive.
+    dpkt's writer always records caplen == wire length, so a frame longer than
+    ``snaplen`` gets its record header packed here (caplen < wire length), as
+    tcpdump -s writes it.
     """
-    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
-    out = [struct.pack("<IHHiIII", magic, 2, 4, 0, 0, snaplen, linktype)]
+    buf = io.BytesIO()
+    writer = dpkt.pcap.Writer(buf, snaplen=snaplen, linktype=linktype, nano=nano)
     for ts, frame in frames:
-        caplen = min(len(frame), snaplen)
-        frac = ts % S if nano else ts % S // 1000
-        out.append(struct.pack("<IIII", ts // S, frac, caplen, len(frame)) + frame[:caplen])
-    path.write_bytes(b"".join(out))
+        if len(frame) <= snaplen:
+            writer.writepkt_time(frame, Fraction(ts, S))
+            continue
+        sec, frac = divmod(ts, S)
+        record = _PKT_HDR(
+            tv_sec=sec, tv_usec=frac if nano else frac // 1000, caplen=snaplen, len=len(frame)
+        )
+        buf.write(bytes(record) + frame[:snaplen])
+    path.write_bytes(buf.getvalue())
 
 
 def write_pcapng(
@@ -348,14 +412,9 @@ def benign_traffic(start: float = 0.0, duration: float = 1000.0) -> list[Frame]:
         frames.append((at(base + 1.31), eth(ack, R1_MAC, m)))
         query = ip6(gl, DNS1, 17, udp6(gl, DNS1, 50000 + n, 53, b"\x12\x34" + bytes(10)), 64)
         frames.append((at(base + 1.4), lan(query, m)))
-        v4 = ipv4(
-            a4(f"192.0.2.{10 + n}"),
-            a4("198.51.100.80"),
-            6,
-            struct.pack("!HHIIBBHHH", 50000, 80, 1, 0, 0x50, 0x02, 65535, 0, 0),
-        )
+        v4 = ipv4(a4(f"192.0.2.{10 + n}"), a4("198.51.100.80"), 6, tcp_header(50000, 80, 0x02))
         frames.append((at(base + 1.5), eth(v4, m, R1_MAC, 0x0800)))
-    arp = bytes.fromhex("000108000604000102000000020100") + bytes([0, 2, 1]) + bytes(14)
+    arp = arp_request(host(1)[0], a4("192.0.2.11"), a4("192.0.2.1"))
     frames.append((at(start + 2), eth(arp, host(1)[0], b"\xff" * 6, 0x0806)))
     return sorted(frames)
 
@@ -397,13 +456,14 @@ def cap_rogue_ra_vlan(out: Path) -> None:
 
 def cap_cooked_and_raw(out: Path) -> None:
     pairs = ((router_ra(1), R1_MAC), (rogue_ra(), BAD_MAC))
+    # SLL/SLL2: packet type 2 (multicast, sent by another host), ARPHRD_ETHER, 6-byte address.
     sll = [
-        (at(i), struct.pack("!HHH8sH", 0, 1, 6, m + b"\0\0", 0x86DD) + p)
+        (at(i), struct.pack("!HHH8sH", 2, 1, 6, m + b"\0\0", 0x86DD) + p)
         for i, (p, m) in enumerate(pairs)
     ]
     write_pcap(out / "rogue_ra_sll.pcap", sll, linktype=113)
     sll2 = [
-        (at(i), struct.pack("!HHIHBB8s", 0x86DD, 0, 2, 1, 0, 6, m + b"\0\0") + p)
+        (at(i), struct.pack("!HHIHBB8s", 0x86DD, 0, 2, 1, 2, 6, m + b"\0\0") + p)
         for i, (p, m) in enumerate(pairs)
     ]
     write_pcap(out / "rogue_ra_sll2.pcap", sll2, linktype=276)
@@ -454,7 +514,7 @@ def cap_ext_headers(out: Path) -> None:
             bytes([58, 4, 0, 0]) + struct.pack("!II", 0x100, 1) + bytes(12) + echo(src),
             64,
         ),
-        ip6(src, dst, 135, bytes([59, 0, 0, 0]) + bytes(4), 64),
+        ip6(src, dst, 135, mobility_brr(src, dst), 64),
         ip6(src, dst, 50, struct.pack("!II", 0x200, 1) + bytes(24), 64),
         ip6(src, dst, 0, ext(44) + struct.pack("!BBHI", 58, 0, 0, 7) + echo(src), 64),
     ]
@@ -582,12 +642,17 @@ def cap_tunnels(out: Path) -> None:
         58,
         icmp6(a6("fe80::ffff:ffff:fffd"), ALL_ROUTERS, 133, bytes(4)),
     )
-    frames.append(v4(udp4(port, 3544, teredo_auth() + qual_rs), 17, client, server))
+    qual_nonce = bytes.fromhex("5a17c0de0badf00d")
+    frames.append(
+        v4(udp4(port, 3544, teredo_auth(nonce8=qual_nonce) + qual_rs), 17, client, server)
+    )
     teredo_ra_src = a6("fe80::8000:f227:bec8:61af")
     qual_ra = ra(teredo_ra_src, pio(taddr[:8] + bytes(8)), dst=a6("fe80::ffff:ffff:fffd"))
     frames.append(
         v4(
-            udp4(3544, port, teredo_auth() + teredo_origin(client, port) + qual_ra),
+            udp4(
+                3544, port, teredo_auth(nonce8=qual_nonce) + teredo_origin(client, port) + qual_ra
+            ),
             17,
             server,
             client,
@@ -615,8 +680,12 @@ def cap_tunnels(out: Path) -> None:
 def cap_ra_flood(out: Path) -> None:
     rng = random.Random(6980)
     frames: list[Frame] = [(at(0), lan(router_ra(1), R1_MAC))]
+    seen: set[bytes] = {R1_MAC, R2_MAC, BAD_MAC}
     for i in range(2000):
-        m = bytes([2]) + rng.randbytes(5)
+        m = b"\x02\0\0" + rng.randbytes(3)  # 02:00:00:xx:xx:xx, each MAC once
+        while m in seen:
+            m = b"\x02\0\0" + rng.randbytes(3)
+        seen.add(m)
         src = a6("fe80::")[:8] + rng.randbytes(8)
         frames.append((at(1 + i * 0.005), lan(rogue_ra(src, m), m)))
     write_pcap(out / "ra_flood_random.pcap", frames)
