@@ -447,3 +447,11 @@ def test_fast_path_counts_ordinary_traffic_without_events() -> None:
         443,
         0x10,
     )
+
+
+def test_long_link_layer_option_is_kept_whole() -> None:
+    """A two-unit SLLA (as in Teredo's RS) is not a MAC: keep all 14 bytes."""
+    addr = bytes(6) + bytes.fromhex("8000f12ab9c82815")
+    msg = icmp6(LL1, ALLNODES, 133, bytes(4) + opt(1, addr))
+    (rs,) = only(decode(eth(ip6(LL1, ALLNODES, 58, msg))), RouterSolicitation)
+    assert isinstance(rs, RouterSolicitation) and rs.source_lla() == addr

@@ -55,7 +55,9 @@ class _BadValue(ValueError):
 
 
 def _lla(otype: int, off: int, body: bytes) -> NDOption:
-    return LinkLayerAddressOption(otype, off, body[2:8])
+    # One unit holds an Ethernet MAC (RFC 2464); longer options carry other link
+    # types' addresses, kept whole rather than cut to a made-up MAC.
+    return LinkLayerAddressOption(otype, off, body[2:8] if body[1] == 1 else body[2:])
 
 
 def _prefix(otype: int, off: int, body: bytes) -> NDOption:
