@@ -272,13 +272,6 @@ class NDMessage(Event):
     options: tuple[NDOption, ...] = ()
     option_errors: tuple[OptionError, ...] = ()
 
-    def option(self, cls: type[NDOption]) -> NDOption | None:
-        """First option of class ``cls``, or ``None``."""
-        for opt in self.options:
-            if type(opt) is cls:
-                return opt
-        return None
-
     def source_lla(self) -> bytes | None:
         """The source link-layer address option's value, if present."""
         for opt in self.options:

@@ -407,8 +407,9 @@ class Decoder:
             self._events.append(TunnelPacket(self.meta(), layer, version, end - p, depth))
         if version == 6:
             self._ipv6(data, p, end, inner, None)
-        else:
+        elif version == 4:
             self._ipv4(data, p, end, inner)
+        # version 0: a tunnel message without an inner packet (AYIYA control)
 
     @staticmethod
     def _valid_ipv6(data: bytes, q: int, end: int) -> bool:
@@ -493,10 +494,7 @@ class Decoder:
             return
         layer = TunnelLayer("ayiya", src, dst, sport, dport)
         if opcode != 1 or nh == NH_NONE:  # heartbeats and control: no payload
-            stats = self.stats
-            stats.tunnels["ayiya"] = stats.tunnels.get("ayiya", 0) + 1
-            if self.want_tunnels:
-                self._events.append(TunnelPacket(self.meta(), layer, 0, 0, len(tunnels) + 1))
+            self._tunnel(data, p, p, tunnels, layer, 0)
             return
         if nh == NH_IPV6 and self._valid_ipv6(data, p, end):
             self._tunnel(data, p, end, tunnels, layer, 6)
@@ -564,7 +562,7 @@ class Decoder:
                     pass  # reassembled datagram: keep walking
                 elif offset == 0 and not more:
                     frag = FragmentInfo(ident, 1, True, True)
-                    self._record_fragment_anomaly(src, dst, ident, tunnels, "atomic")
+                    self._fragment_anomaly((src, dst, ident, tunnels), "atomic")
                 else:
                     self._fragment(data, off, p, end, src, dst, ident, offset, more, tunnels)
                     return
@@ -592,11 +590,6 @@ class Decoder:
         )
         self._upper(data, p, end, ip)
 
-    def _record_fragment_anomaly(
-        self, src: bytes, dst: bytes, ident: int, tunnels: tuple[TunnelLayer, ...], kind: str
-    ) -> None:
-        self._fragment_anomaly((src, dst, ident, tunnels), kind)
-
     def _fragment(
         self,
         data: bytes,
@@ -619,7 +612,7 @@ class Decoder:
         if offset == 0:
             first_complete = self._chain_complete(data, fh, end)
             if not first_complete:
-                self._record_fragment_anomaly(src, dst, ident, tunnels, "incomplete_chain")
+                self._fragment_anomaly((src, dst, ident, tunnels), "incomplete_chain")
         # The key carries the link and tunnel context: the same (src, dst, id)
         # on two VLANs or inside two tunnels are different datagrams.
         key = (src, dst, ident, tunnels, self._iface, self._vlans)

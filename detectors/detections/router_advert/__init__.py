@@ -41,7 +41,6 @@ class _RouterSeen:
     first_ns: int
     last_ns: int
     count: int = 0
-    alerted_first_ns: int | None = None
 
 
 @dataclass(slots=True)
@@ -189,7 +188,6 @@ class RouterAdvertDetector(Detector):
             "last_seen": seen.last_ns / NS,
             "policy": self._policy_evidence(link, entry),
         }
-        seen.alerted_first_ns = ts
         self.alert(
             CATEGORY,
             sig,
