@@ -31,7 +31,23 @@ import yaml
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds")
-ROUTER_KEYS = ("address", "mac", "name", "prefixes", "rdnss", "dnssl", "routes", "mtu")
+ROUTER_KEYS = (
+    "address",
+    "mac",
+    "name",
+    "prefixes",
+    "rdnss",
+    "dnssl",
+    "routes",
+    "mtu",
+    "preference",
+    "managed",
+    "other",
+)
+# Keys whose presence makes the RA detection compare what the router advertises;
+# an absent key means "not checked", an empty list means "must advertise none".
+CHECKED_KEYS = ("prefixes", "rdnss", "dnssl", "routes", "mtu", "preference", "managed", "other")
+PREFERENCES = {"low": -1, "medium": 0, "high": 1}  # RFC 4191 section 2.1
 PREFIX_KEYS = ("monitored", "dark")
 TUNNEL_KEYS = ("allowed",)
 
@@ -81,6 +97,10 @@ class Router:
     routes: tuple[ipaddress.IPv6Network, ...]
     mtu: int | None
     line: int  # 1-based line of the entry in the policy file, for evidence
+    preference: int | None = None  # -1 low, 0 medium, 1 high (RFC 4191)
+    managed: bool | None = None  # the RA's M flag
+    other: bool | None = None  # the RA's O flag
+    checked: frozenset[str] = frozenset()  # CHECKED_KEYS present in the entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,6 +360,11 @@ class _Checker:
             raise self.expected(node, where, "an integer")
         return _CONSTRUCT.construct_yaml_int(node)
 
+    def boolean(self, node: yaml.Node, where: str) -> bool:
+        if not isinstance(node, yaml.ScalarNode) or node.tag != _BOOL:
+            raise self.expected(node, where, "true or false")
+        return bool(_CONSTRUCT.construct_yaml_bool(node))
+
     def number(self, node: yaml.Node, where: str) -> float | int:
         if isinstance(node, yaml.ScalarNode) and node.tag == _INT:
             return _CONSTRUCT.construct_yaml_int(node)
@@ -506,6 +531,16 @@ def _router(ck: _Checker, node: yaml.Node, where: str) -> Router:
         name = ck.string(keys["name"], at("name"))
         if not name.strip():
             raise ck.fail(keys["name"], at("name"), "empty name; omit the key instead")
+    preference: int | None = None
+    if "preference" in keys:
+        word = ck.string(keys["preference"], at("preference"))
+        if word not in PREFERENCES:
+            raise ck.fail(
+                keys["preference"],
+                at("preference"),
+                f"{word!r} is not a router preference (low, medium or high; RFC 4191)",
+            )
+        preference = PREFERENCES[word]
     return Router(
         address=address.packed,
         mac=ck.mac(keys["mac"], at("mac")) if "mac" in keys else None,
@@ -516,6 +551,10 @@ def _router(ck: _Checker, node: yaml.Node, where: str) -> Router:
         routes=ck.ipv6_prefixes(keys.get("routes"), at("routes")),
         mtu=mtu,
         line=_line(node),
+        preference=preference,
+        managed=ck.boolean(keys["managed"], at("managed")) if "managed" in keys else None,
+        other=ck.boolean(keys["other"], at("other")) if "other" in keys else None,
+        checked=frozenset(k for k in CHECKED_KEYS if k in keys),
     )
 
 

@@ -70,6 +70,17 @@ class BoundedTable(Generic[K, V]):
         """Oldest first. Copy before mutating the table while iterating."""
         return iter(list(self._data.items()))
 
+    def pop_oldest_while(self, keep_going: Callable[[K, V], bool]) -> list[tuple[K, V]]:
+        """Pop entries from the old end while ``keep_going`` says so (expiry in time order)."""
+        data, out = self._data, []
+        while data:
+            key, value = next(iter(data.items()))
+            if not keep_going(key, value):
+                break
+            data.popitem(last=False)
+            out.append((key, value))
+        return out
+
     def clear(self) -> None:
         self._data.clear()
 

@@ -696,6 +696,229 @@ def cap_snapped(out: Path) -> None:
     write_pcap(out / "snapped.pcap", frames, snaplen=64)
 
 
+# -- Router Advertisement and Neighbor Discovery attacks (issue 3) --------------------
+
+
+def ra_hop(src: bytes, options: bytes, hlim: int, flags: int = 0, lifetime: int = 1800) -> bytes:
+    """An RA with a chosen IP hop limit (RFC 4861 requires 255)."""
+    body = struct.pack("!BBHII", 64, flags, lifetime, 0, 0) + options
+    return ip6(src, ALL_NODES, 58, icmp6(src, ALL_NODES, 134, body), hlim)
+
+
+def attacker(n: int) -> tuple[bytes, bytes]:
+    """Attacker n: (MAC 02:00:00:00:66:nn, link-local fe80::bad:n)."""
+    return bytes([2, 0, 0, 0, 0x66, n]), a6(f"fe80::bad:{n}")
+
+
+def cap_rogue_ra_variants(out: Path) -> None:
+    frames = benign_traffic(0, 200)
+    r1_opts = slla(R1_MAC) + mtu_opt(1500) + pio(PREFIX) + rdnss(DNS1)
+    bad = pio(a6("2001:db8:bad::")) + rdnss(a6("2001:db8:bad::53"))
+    m1, _ = attacker(1)
+    m2, _ = attacker(2)
+    frames += [
+        # kill router: R1's address, lifetime 0, from the attacker's MAC
+        (at(20), lan(ra(R1_LL, slla(m1) + pio(PREFIX), lifetime=0), m1)),
+        # a global source address
+        (at(30), lan(ra(a6("2001:db8:1::bad"), slla(m2) + bad), m2)),
+        # R1's own RA, but forwarded: hop limit 64
+        (at(40), lan(ra_hop(R1_LL, r1_opts, 64), R1_MAC)),
+        # R1's MAC and address, but the SLLA points hosts at the attacker
+        (at(50), lan(ra(R1_LL, slla(m1) + mtu_opt(1500) + pio(PREFIX) + rdnss(DNS1)), R1_MAC)),
+        # R2 advertising an MTU below the IPv6 minimum
+        (at(60), lan(ra(R2_LL, slla(R2_MAC) + mtu_opt(1000) + pio(PREFIX) + rdnss(DNS1)), R2_MAC)),
+        # R1 advertising a prefix and a DNS server the policy does not list
+        (at(70), lan(ra(R1_LL, r1_opts + bad), R1_MAC)),
+    ]
+    write_pcap(out / "rogue_ra_variants.pcap", sorted(frames))
+
+
+def cap_ra_params(out: Path) -> None:
+    """R1 against policy_ra_params.yaml: preference high, M off, O on, MTU 1500."""
+    base = slla(R1_MAC) + mtu_opt(1500) + pio(PREFIX) + rdnss(DNS1) + dnssl("corp.example")
+    frames: list[Frame] = [(at(t), lan(ra(R1_LL, base, flags=0x48), R1_MAC)) for t in (0, 4, 8)]
+    changed = slla(R1_MAC) + mtu_opt(1400) + pio(PREFIX) + rdnss(DNS1) + dnssl("corp.example")
+    frames.append((at(12), lan(ra(R1_LL, changed, flags=0xD8), R1_MAC)))  # M on, preference low
+    extra = base + rio(a6("2001:db8:99::"), 48, 2) + dnssl("evil.example")
+    frames.append((at(16), lan(ra(R1_LL, extra, flags=0x48), R1_MAC)))
+    write_pcap(out / "ra_params.pcap", frames)
+
+
+def cap_ra_params_learned(out: Path) -> None:
+    """No policy: R1's first RAs are learned; after the window its flags and prefixes change."""
+    base = slla(R1_MAC) + mtu_opt(1500) + pio(PREFIX) + rdnss(DNS1)
+    frames: list[Frame] = [
+        (at(t), lan(ra(R1_LL, base, flags=0x40), R1_MAC)) for t in range(0, 700, 100)
+    ]
+    frames.append((at(700), lan(ra(R1_LL, base, flags=0xC0), R1_MAC)))  # M switched on
+    frames.append((at(800), lan(ra(R1_LL, base + pio(a6("2001:db8:bad::")), 0x40), R1_MAC)))
+    write_pcap(out / "ra_params_learned.pcap", frames)
+
+
+def cap_ra_guard_evasion(out: Path) -> None:
+    frames = benign_traffic(0, 100)
+    ms = [attacker(n) for n in range(1, 6)]
+
+    def rogue_icmp(src: bytes) -> bytes:
+        body = struct.pack("!BBHII", 64, 0x08, 1800, 0, 0)
+        body += slla(ms[0][0]) + pio(a6("2001:db8:bad::")) + rdnss(a6("2001:db8:bad::53"))
+        return icmp6(src, ALL_NODES, 134, body)
+
+    (m1, s1), (m2, s2), (m3, s3), (m4, s4), (m5, s5) = ms
+    router_alert = bytes([5, 2, 0, 0, 1, 0])
+    frames.append((at(10), lan(ip6(s1, ALL_NODES, 0, ext(58, router_alert) + rogue_icmp(s1)), m1)))
+    frames.append((at(11), lan(ip6(s2, ALL_NODES, 60, ext(58) + rogue_icmp(s2)), m2)))
+    atomic = struct.pack("!BBHI", 58, 0, 0, 0xA1)
+    frames.append((at(12), lan(ip6(s3, ALL_NODES, 44, atomic + rogue_icmp(s3)), m3)))
+    for i, f in enumerate(fragment_packets(s4, ALL_NODES, 58, rogue_icmp(s4), 48, 0xA2)):
+        frames.append((at(13 + i * 0.001), lan(f, m4)))
+    # RFC 7112: 64 bytes of Destination Options push the ICMPv6 header into fragment 2.
+    chained = ext(58, bytes(62)) + rogue_icmp(s5)
+    for i, f in enumerate(fragment_packets(s5, ALL_NODES, 60, chained, 56, 0xA3)):
+        frames.append((at(14 + i * 0.001), lan(f, m5)))
+    hm, _, hgl = host(1)
+    ns_body = icmp6(hgl, solicited_node(R1_LL), 135, bytes(4) + R1_LL + slla(hm))
+    for i, f in enumerate(fragment_packets(hgl, solicited_node(R1_LL), 58, ns_body, 16, 0xA4)):
+        frames.append((at(15 + i * 0.001), lan(f, hm)))
+    write_pcap(out / "ra_guard_evasion.pcap", sorted(frames))
+
+
+def cap_ra_flood_options(out: Path) -> None:
+    """One rogue router sending 60 RAs of 17 prefixes and 8 routes in 3 s (flood_router26)."""
+    m, src = attacker(7)
+    opts = slla(m) + b"".join(pio(a6(f"2001:db8:bad:{i:x}::")) for i in range(17))
+    opts += b"".join(rio(a6(f"2001:db8:bad:{0x100 + i:x}::"), 64, 2) for i in range(8))
+    frames: list[Frame] = [(at(0), lan(router_ra(1), R1_MAC))]
+    frames += [(at(1 + i * 0.05), lan(ra(src, opts), m)) for i in range(60)]
+    write_pcap(out / "ra_flood_options.pcap", frames)
+
+
+def ra_restart_frames() -> list[Frame]:
+    """R1 and R2 advertising every 4 s; R1 shuts down (lifetime 0) at 50 s and restarts."""
+    frames: list[Frame] = []
+    for t in range(0, 120, 4):
+        if not 50 <= t < 58:
+            frames.append((at(t), lan(router_ra(1), R1_MAC)))
+        frames.append((at(t + 1.5), lan(router_ra(2), R2_MAC)))
+    goodbye = ra(R1_LL, slla(R1_MAC) + mtu_opt(1500) + pio(PREFIX) + rdnss(DNS1), lifetime=0)
+    frames.append((at(50), lan(goodbye, R1_MAC)))
+    frames += [(at(58 + i * 0.5), lan(router_ra(1), R1_MAC)) for i in range(3)]  # initial RAs
+    hm, hll, _ = host(1)
+    frames.append((at(58.2), lan(rs(hll, hm), hm)))
+    return sorted(frames)
+
+
+def cap_ra_restart(out: Path) -> None:
+    write_pcap(out / "ra_restart.pcap", ra_restart_frames())
+
+
+def nd_benign_frames() -> list[Frame]:
+    """20 hosts: DAD, unsolicited NA, resolution, NUD, hosts adding addresses; 120 s."""
+    frames: list[Frame] = [(at(t), lan(router_ra(1), R1_MAC)) for t in range(0, 120, 30)]
+    r1_gl = PREFIX[:8] + bytes(7) + b"\x01"
+    for n in range(1, 21):
+        m, ll, gl = host(n)
+        t = n * 0.5
+        for i, addr in enumerate((ll, gl, PREFIX[:8] + bytes([0xAA, n]) + bytes(5) + b"\x01")):
+            dad_at = t + (0.2 * i if i < 2 else 60)  # the third address is added later
+            probe = ns(bytes(16), solicited_node(addr), addr, nonce(bytes([n, i]) * 3))
+            frames.append((at(dad_at), lan(probe, m)))
+            announce = na(ll, ALL_NODES, addr, 0x20, tlla(m))
+            frames.append((at(dad_at + 1.1), lan(announce, m)))
+        # resolve the router, get an answer; then NUD by unicast some seconds later
+        frames.append((at(t + 2), lan(ns(gl, solicited_node(r1_gl), r1_gl, slla(m)), m)))
+        reply = na(r1_gl, gl, r1_gl, 0xE0, tlla(R1_MAC))
+        frames.append((at(t + 2.001), lan(reply, R1_MAC, m)))
+        frames.append((at(t + 40), lan(ns(gl, r1_gl, r1_gl, slla(m)), m, R1_MAC)))
+        frames.append((at(t + 40.001), lan(na(r1_gl, gl, r1_gl, 0xC0, b""), R1_MAC, m)))
+        # the router resolves the host, and a neighbour host too
+        frames.append((at(t + 3), lan(ns(r1_gl, solicited_node(gl), gl, slla(R1_MAC)), R1_MAC)))
+        frames.append((at(t + 3.001), lan(na(gl, r1_gl, gl, 0x60, tlla(m)), m, R1_MAC)))
+        if n > 1:
+            pm, _, pgl = host(n - 1)
+            frames.append((at(t + 5), lan(ns(gl, solicited_node(pgl), pgl, slla(m)), m)))
+            frames.append((at(t + 5.001), lan(na(pgl, gl, pgl, 0x60, tlla(pm)), pm, m)))
+    return sorted(frames)
+
+
+def cap_nd_benign(out: Path) -> None:
+    write_pcap(out / "nd_benign.pcap", nd_benign_frames())
+
+
+def cap_ndp_exhaustion(out: Path) -> None:
+    """A scan of 250 addresses from 2001:db8:ff::a through R1; R1 solicits each 3 times."""
+    rng = random.Random(4861)
+    frames = benign_traffic(0, 30)
+    r1_gl = PREFIX[:8] + bytes(7) + b"\x01"
+    scanner, upstream = a6("2001:db8:ff::a"), mac("02:00:00:00:ff:01")
+    targets = sorted({PREFIX[:8] + rng.randbytes(8) for _ in range(250)})
+    targets[:5] = [host(n)[2] for n in (1, 2, 3, 4, 5)]  # five exist and answer
+    for i, target in enumerate(targets):
+        t = 5 + i * 0.008
+        syn = ip6(scanner, target, 6, tcp6(scanner, target, 40000, 443, 0x02), 60)
+        frames.append((at(t), eth(syn, upstream, R1_MAC)))
+        for k in range(1 if i < 5 else 3):  # answered targets are not solicited again
+            solicit = ns(r1_gl, solicited_node(target), target, slla(R1_MAC))
+            frames.append((at(t + 0.001 + k), lan(solicit, R1_MAC)))
+        if i < 5:
+            m = host(i + 1)[0]
+            frames.append((at(t + 0.002), lan(na(target, r1_gl, target, 0x60, tlla(m)), m)))
+    write_pcap(out / "ndp_exhaustion.pcap", sorted(frames))
+
+
+def cap_ndp_flood(out: Path) -> None:
+    """3000 NS then 3000 NA in 4 s, each from a new random MAC and address."""
+    rng = random.Random(4862)
+    frames: list[Frame] = []
+    for i in range(6000):
+        m = b"\x02\0\0" + rng.randbytes(3)
+        src = PREFIX[:8] + rng.randbytes(8)
+        target = PREFIX[:8] + rng.randbytes(8)
+        if i < 3000:
+            pkt = ns(src, solicited_node(target), target, slla(m))
+        else:
+            pkt = na(src, ALL_NODES, src, 0x20, tlla(m))
+        frames.append((at(i * 0.0006), lan(pkt, m)))
+    write_pcap(out / "ndp_flood.pcap", frames)
+
+
+def cap_ndp_spoof(out: Path) -> None:
+    frames = nd_benign_frames()
+    am, all_ = attacker(1)
+    h1m, _, h1 = host(1)
+    h2m, _, h2 = host(2)
+    # override NA moving host 1's address (resolved by R1 at 3.5 s) to the attacker
+    frames.append((at(10), lan(na(all_, ALL_NODES, h1, 0x20, tlla(am)), am)))
+    # unsolicited NA claiming R1's link-local address
+    frames.append((at(20), lan(na(all_, ALL_NODES, R1_LL, 0xA0, tlla(am)), am)))
+    # host 2's address answered alternately by host 2 and the attacker (no override)
+    for k in range(4):
+        who = (am, all_) if k % 2 == 0 else (h2m, h2)
+        frames.append((at(60 + k), lan(na(who[1], h1, h2, 0x40, tlla(who[0])), who[0], h1m)))
+    # from off-link: an NS that crossed a router (hop limit 64)
+    h3m, _, h3 = host(3)
+    off_link = ip6(h3, solicited_node(h1), 58, icmp6(h3, solicited_node(h1), 135,
+                   bytes(4) + h1 + slla(h3m)), 64)  # fmt: skip
+    frames.append((at(70), lan(off_link, h3m)))
+    # an NS whose SLLA is not its Ethernet source
+    h4m, _, h4 = host(4)
+    frames.append((at(80), lan(ns(h4, solicited_node(h1), h1, slla(am)), h4m)))
+    write_pcap(out / "ndp_spoof.pcap", sorted(frames))
+
+
+def cap_dad_dos(out: Path) -> None:
+    frames = nd_benign_frames()
+    am, _ = attacker(1)
+    m, _, _ = host(30)
+    for k in range(3):
+        tentative = PREFIX[:8] + bytes([0xDA, k]) + bytes(5) + b"\x01"
+        probe = ns(bytes(16), solicited_node(tentative), tentative, nonce(bytes([k]) * 6))
+        frames.append((at(50 + k * 5), lan(probe, m)))
+        defend = na(tentative, ALL_NODES, tentative, 0x20, tlla(am))
+        frames.append((at(50 + k * 5 + 0.01), lan(defend, am)))
+    write_pcap(out / "dad_dos.pcap", sorted(frames))
+
+
 CAPTURES = [
     cap_benign_ra,
     cap_rogue_ra,
@@ -711,6 +934,17 @@ CAPTURES = [
     cap_tunnels,
     cap_ra_flood,
     cap_snapped,
+    cap_rogue_ra_variants,
+    cap_ra_params,
+    cap_ra_params_learned,
+    cap_ra_guard_evasion,
+    cap_ra_flood_options,
+    cap_ra_restart,
+    cap_nd_benign,
+    cap_ndp_exhaustion,
+    cap_ndp_flood,
+    cap_ndp_spoof,
+    cap_dad_dos,
 ]
 
 

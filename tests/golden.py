@@ -72,7 +72,8 @@ def replay(entry: dict[str, Any], tmp: Path, *extra: str) -> Run:
 
 
 def golden_path(entry: dict[str, Any]) -> Path:
-    return GOLDEN / f"{entry['file']}.eve.jsonl"
+    """``name`` tells apart two entries replaying one capture (with and without a policy)."""
+    return GOLDEN / f"{entry.get('name', entry['file'])}.eve.jsonl"
 
 
 def regenerate() -> int:

@@ -82,7 +82,12 @@ def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:
 
 def test_decoder_builds_only_wanted_events() -> None:
     engine = Engine(empty_policy(), lambda a: None)
-    # No family in the foundation needs every packet: the cheap path stays on.
+    # The exhaustion detection names off-link senders, so packets are wanted...
+    assert engine.decoder.want_packets is True
+    specs, classes = discover()
+    del specs["neighbor_discovery"], classes["neighbor_discovery"]
+    # ...and without it the cheap path stays on.
+    engine = Engine(empty_policy(), lambda a: None, specs, classes)
     assert engine.decoder.want_packets is False
 
 

@@ -28,10 +28,17 @@ def test_every_capture_matches_its_manifest_entry(tmp_path: Path) -> None:
         name = entry["file"]
         if run.exit_code != 0:
             problems.append(f"{name}: exit code {run.exit_code}: {run.stderr.strip()}")
+        name = entry.get("name", name)
         got = dict(Counter(a["alert"]["category"] for a in run.alerts))
         want = dict(entry.get("expect") or {})
         if got != want:
             problems.append(f"{name}: alerts {got}, manifest expects {want}")
+        if "sids" in entry:
+            got_sids = dict(Counter(a["alert"]["signature_id"] for a in run.alerts))
+            if got_sids != entry["sids"]:
+                problems.append(
+                    f"{name}: signature ids {got_sids}, manifest expects {entry['sids']}"
+                )
         truncated = bool(run.stats.get("warnings"))
         if truncated != bool(entry.get("truncated", False)):
             problems.append(
@@ -61,8 +68,10 @@ def test_every_capture_is_in_the_manifest() -> None:
     present = {p.name for p in PCAPS.iterdir() if p.is_file() and ".pcap" in p.name}
     assert present - listed == set(), f"captures without a manifest entry: {present - listed}"
     assert listed - present == set(), f"manifest entries without a capture: {listed - present}"
+    names = {e.get("name", e["file"]) for e in manifest()}
+    assert len(names) == len(manifest()), "two manifest entries share a golden name"
     goldens = {p.name.removesuffix(".eve.jsonl") for p in GOLDEN.glob("*.eve.jsonl")}
-    assert goldens - listed == set(), f"stale golden files: {goldens - listed}"
+    assert goldens - names == set(), f"stale golden files: {goldens - names}"
 
 
 def test_generator_is_deterministic(tmp_path: Path) -> None:

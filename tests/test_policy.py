@@ -116,6 +116,7 @@ def test_contract_example_loads(tmp_path: Path) -> None:
             routes=(),
             mtu=None,
             line=2,
+            checked=frozenset({"prefixes", "rdnss"}),
         ),
     )
     assert policy.monitored == (ipaddress.IPv6Network("2001:db8:1::/64"),)
@@ -144,7 +145,16 @@ def test_sha256_is_of_the_file_bytes(tmp_path: Path) -> None:
 
 
 def test_every_router_key(tmp_path: Path) -> None:
-    assert ROUTER_KEYS == ("address", "mac", "name", "prefixes", "rdnss", "dnssl", "routes", "mtu")
+    assert ROUTER_KEYS[:8] == (
+        "address",
+        "mac",
+        "name",
+        "prefixes",
+        "rdnss",
+        "dnssl",
+        "routes",
+        "mtu",
+    )
     policy = load_policy(write(tmp_path, FULL_ROUTER))
     assert policy.routers is not None
     first, second, third = policy.routers
@@ -246,7 +256,7 @@ ERRORS: list[tuple[str, str, int, str]] = [
         "routers:\n  - mac: '02:00:00:00:01:01'\n    adress: fe80::1\n",
         3,
         "routers[0].adress: unknown key (allowed: address, mac, name, prefixes, rdnss, dnssl, "
-        "routes, mtu)",
+        "routes, mtu, preference, managed, other)",
     ),
     ("unknown prefixes key", "prefixes:\n  monitored: []\n  drak: []\n", 3, "prefixes.drak:"),
     ("unknown tunnels key", "tunnels:\n  alowed: []\n", 2, "tunnels.alowed: unknown key"),
@@ -526,3 +536,43 @@ def test_thresholds_against_the_real_specs(tmp_path: Path) -> None:
         path = write(tmp_path, text)
         message = error(path, known)
         assert message.startswith(f"{path}:{line}: ") and needle in message, message
+
+
+# -- RA parameters the rogue-RA detection compares (issue 3) -------------------
+
+
+def test_router_preference_and_flags(tmp_path: Path) -> None:
+    text = """routers:
+  - address: fe80::1
+    preference: high
+    managed: true
+    other: false
+    prefixes: []
+  - address: fe80::2
+"""
+    policy = load_policy(write(tmp_path, text))
+    assert policy.routers is not None
+    r1, r2 = policy.routers
+    assert (r1.preference, r1.managed, r1.other) == (1, True, False)
+    assert r1.checked == frozenset({"preference", "managed", "other", "prefixes"})
+    assert (r2.preference, r2.managed, r2.other, r2.checked) == (None, None, None, frozenset())
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "    preference: urgent",
+            "routers[0].preference: 'urgent' is not a router preference (low, medium or high; "
+            "RFC 4191)",
+        ),
+        ("    preference: 1", "routers[0].preference: expected a string, got an integer (1)"),
+        ("    managed: 1", "routers[0].managed: expected true or false, got an integer (1)"),
+        ('    other: "yes"', "routers[0].other: expected true or false, got a string ('yes')"),
+    ],
+)
+def test_router_preference_and_flag_errors(tmp_path: Path, line: str, message: str) -> None:
+    path = write(tmp_path, f"routers:\n  - address: fe80::1\n{line}\n")
+    with pytest.raises(PolicyError) as err:
+        load_policy(path)
+    assert str(err.value) == f"{path}:3: {message}"

@@ -1,0 +1,176 @@
+"""``ipv6.ndp_exhaustion``: many unanswered solicitations from one node.
+
+Owns pairing each address-resolution NS (multicast to the target's
+solicited-node group, RFC 4861 7.2.2) with an NA for its target; targets
+still unanswered after ``resolve_timeout_s`` are counted per soliciting node
+in packet-time windows. Off-link packets to a target seen shortly before
+(from ``Ipv6Packet`` events) name the source driving the solicitations. The
+alert is raised when the window closes, so it carries the window's full
+count (at most ``window_s`` + ``resolve_timeout_s`` after the first target).
+Does not parse packets; NUD probes (unicast NS) and DAD probes (from ::) are
+not address resolution and are not counted.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from detectors.detections import NS
+from detectors.detections.budget import Link, close_all, close_due, link_of, link_str
+from detectors.events import (
+    Ipv6Packet,
+    NeighborAdvertisement,
+    NeighborSolicitation,
+    ip_str,
+    mac_str,
+)
+
+if TYPE_CHECKING:
+    from detectors.detections import Detector
+
+CATEGORY = "ipv6.ndp_exhaustion"
+SAMPLE = 10
+MAX_TARGETS = 65536  # distinct targets remembered per solicitor window
+SOLICITED_NODE = bytes.fromhex("ff0200000000000000000001ff")  # ff02::1:ff00:0/104
+
+Solicitor = tuple[Link, bytes, bytes | None]  # link, address, MAC
+
+
+@dataclass(slots=True)
+class _Pending:
+    solicitor: Solicitor
+    first_ns: int
+    solicits: int = 1
+
+
+@dataclass(slots=True)
+class _Window:
+    start_ns: int
+    first_ns: int
+    last_ns: int = 0
+    targets: set[bytes] = field(default_factory=set)
+    prefixes: Counter[bytes] = field(default_factory=Counter)  # first 8 bytes: the /64
+    drivers: Counter[bytes] = field(default_factory=Counter)
+
+
+def is_link_local(addr: bytes) -> bool:
+    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
+
+
+class Exhaustion:
+    """The ``ipv6.ndp_exhaustion`` part of the family detector."""
+
+    def __init__(self, det: Detector) -> None:
+        self.det = det
+        th = det.ctx.thresholds[CATEGORY]
+        self.timeout_ns = int(th["resolve_timeout_s"] * NS)
+        self.window_ns = int(th["window_s"] * NS)
+        self.min_unresolved = int(th["min_unresolved"])
+        self.pending = det.table("pending_targets", th["max_pending_tracked"])
+        # An evicted solicitor still reports its window.
+        self.windows = det.table("solicitors", th["max_solicitors_tracked"], self._close)
+        self.drivers = det.table("recent_destinations", th["max_drivers_tracked"])
+        self.suppress = det.suppressor(CATEGORY, th["max_solicitors_tracked"])
+
+    def on_packet(self, ev: Ipv6Packet) -> None:
+        """Remember who recently sent to each destination from off-link."""
+        ip = ev.ip
+        if ip.tunnels or is_link_local(ip.src) or ip.dst[0] == 0xFF:
+            return
+        if ev.icmp_type is not None and 133 <= ev.icmp_type <= 137:
+            return
+        self.drivers.put(ip.dst, ip.src)
+
+    def on_ns(self, ev: NeighborSolicitation) -> None:
+        ip = ev.ip
+        if ip.dst[:13] != SOLICITED_NODE or not any(ip.src) or len(ev.target) != 16:
+            return  # NUD (unicast) or DAD (from ::): not address resolution
+        key = (link_of(ev), ev.target)
+        pending: _Pending | None = self.pending.peek(key)
+        if pending is not None:  # a retransmission keeps the first time
+            pending.solicits += 1
+        else:
+            mac = ev.meta.src_mac if ev.meta.src_mac is not None else ev.source_lla()
+            self.pending.put(key, _Pending((key[0], ip.src, mac), ev.meta.ts_ns))
+
+    def on_na(self, ev: NeighborAdvertisement) -> None:
+        self.pending.pop((link_of(ev), ev.target))
+
+    def tick(self, now_ns: int) -> None:
+        deadline = now_ns - self.timeout_ns
+        expired = self.pending.pop_oldest_while(lambda _k, p: p.first_ns <= deadline)
+        for (_link, target), p in expired:
+            self._unresolved(p.solicitor, target, p.first_ns)
+        close_due(self.windows, now_ns, self.window_ns + self.timeout_ns, self._close)
+
+    def flush(self, now_ns: int) -> None:
+        """End of input: windows close.
+
+        A target still pending counts if it was solicited again: its first
+        solicitation already went a full retransmit interval unanswered.
+        """
+        self.tick(now_ns)
+        for (_link, target), p in self.pending.items():
+            if p.solicits >= 2:
+                self._unresolved(p.solicitor, target, p.first_ns)
+        self.pending.clear()
+        close_all(self.windows, self._close)
+
+    def _unresolved(self, who: Solicitor, target: bytes, ts: int) -> None:
+        w: _Window | None = self.windows.get(who)
+        if w is None or ts - w.start_ns >= self.window_ns:
+            if w is not None:
+                self._close(who, w)
+            w = _Window(ts, ts)
+            self.windows.put(who, w)
+        if target in w.targets or len(w.targets) >= MAX_TARGETS:
+            return
+        w.targets.add(target)
+        w.last_ns = ts
+        w.prefixes[target[:8]] += 1
+        driver = self.drivers.peek(target)
+        if driver is not None and (driver in w.drivers or len(w.drivers) < SAMPLE * 10):
+            w.drivers[driver] += 1
+
+    def _close(self, who: Solicitor, w: _Window) -> None:
+        """A window ends: alert with its full counts if it crossed the threshold."""
+        if len(w.targets) < self.min_unresolved:
+            return
+        link, addr, mac = who
+        identifier = f"{link_str(link)}|{ip_str(addr)}|{mac_str(mac)}"
+        if not self.suppress.allow(identifier, w.last_ns):
+            return
+        prefix, hits = w.prefixes.most_common(1)[0]
+        net = ipaddress.IPv6Network((prefix + bytes(8), 64))
+        evidence: dict[str, Any] = {
+            "solicitor": {"address": ip_str(addr), "mac": mac_str(mac)},
+            "prefix": str(net),
+            "prefix_targets": hits,
+            "other_prefixes": len(w.prefixes) - 1,
+            "unresolved_targets": len(w.targets),
+            "threshold": self.min_unresolved,
+            "resolve_timeout_s": self.timeout_ns / NS,
+            "sample_targets": sorted(ip_str(t) for t in sorted(w.targets)[:SAMPLE]),
+            "off_link_sources": [
+                {"address": ip_str(a), "targets": n}
+                for a, n in sorted(w.drivers.items(), key=lambda kv: (-kv[1], kv[0]))[:SAMPLE]
+            ],
+            "first_seen": w.first_ns / NS,
+            "last_seen": w.last_ns / NS,
+            "window": {"start": w.start_ns / NS, "seconds": self.window_ns / NS},
+        }
+        self.det.alert(
+            CATEGORY,
+            "unresolved_targets",
+            ts_ns=w.last_ns,
+            identifier=identifier,
+            first_ns=w.first_ns,
+            evidence=evidence,
+            src_ip=ip_str(addr),
+            src_mac=mac_str(mac),
+            dest_ip=None,
+            vlans=link[1],
+        )
