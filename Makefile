@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 APT_PACKAGES := tshark tcpdump
 
-.PHONY: setup apt venv test lint pcaps golden bench clean
+.PHONY: setup apt venv test lint pcaps golden docs bench clean
 
 setup: apt venv  ## install system packages (needs root or sudo) and the .venv
 
@@ -36,6 +36,9 @@ pcaps:  ## regenerate the regression captures (deterministic)
 
 golden:  ## regenerate the expected EVE output of every regression capture
 	$(PY) -m tests.golden
+
+docs:  ## regenerate the README's detection tables from the family specs
+	$(PY) -m detectors.specdoc
 
 bench:  ## replay throughput in packets/s (reported, never asserted)
 	$(PY) -m tests.bench

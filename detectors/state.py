@@ -108,5 +108,9 @@ class Suppressor:
         return True
 
     def active(self, identifier: Hashable, now_ns: int) -> bool:
+        """True, and counted as suppressed, while ``identifier`` is suppressed."""
         until = self.table.peek(identifier)
-        return until is not None and now_ns < until
+        if until is not None and now_ns < until:
+            self.suppressed += 1
+            return True
+        return False

@@ -1,0 +1,235 @@
+"""Behaviour of the RA and ND detection families beyond the regression captures.
+
+Owns the rules the captures cannot show alone: specs own their sid ranges and
+every threshold is read by its family's code; the README tables match the
+specs; state stays within its caps under floods that randomise MAC and
+address, with evictions counted; the silent cases (looped-back DAD probes,
+NUD, answered solicitations, tunnelled RAs, a router's goodbye RA) stay
+silent; suppression and per-link caps hold. Frames come from the capture
+generator's builders, so every packet is a real, checksummed frame.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from detectors.alerts import Alert
+from detectors.detections import discover
+from detectors.engine import Engine
+from detectors.policy import Policy, empty_policy, load_policy
+from detectors.specdoc import main as specdoc_main
+from pcaps.generate import (
+    ALL_NODES,
+    PREFIX,
+    R1_LL,
+    R1_MAC,
+    a6,
+    at,
+    attacker,
+    eth,
+    host,
+    ip6,
+    lan,
+    mtu_opt,
+    na,
+    nonce,
+    ns,
+    pio,
+    ra,
+    rdnss,
+    router_ra,
+    slla,
+    solicited_node,
+    tcp6,
+    tlla,
+)
+
+PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
+DETECTIONS = Path(__file__).resolve().parents[1] / "detectors" / "detections"
+SID_RANGES = {
+    "router_advert": (1000100, 1000199),
+    "neighbor_discovery": (1000200, 1000299),
+    "malformed": (1000900, 1000999),
+}
+
+
+def replay(
+    frames: list[tuple[int, bytes]], policy: Policy | None = None
+) -> tuple[list[Alert], Engine]:
+    alerts: list[Alert] = []
+    engine = Engine(policy or load_policy(str(PCAPS / "policy.yaml")), alerts.append)
+    engine.run((ts, 0, 1, f, len(f)) for ts, f in sorted(frames))
+    engine.finish()
+    return alerts, engine
+
+
+def sids(alerts: list[Alert]) -> Counter[int]:
+    return Counter(a.signature_id for a in alerts)
+
+
+# -- specs, code and README agree ---------------------------------------------
+
+
+def test_each_family_owns_its_sid_range() -> None:
+    specs, _ = discover()
+    problems = []
+    for name, spec in specs.items():
+        lo, hi = SID_RANGES[name]
+        for det in spec.detections.values():
+            for sig in det.signatures.values():
+                if not lo <= sig.sid <= hi:
+                    problems.append(f"{det.category}/{sig.key}: sid {sig.sid} outside {lo}-{hi}")
+    assert not problems, "\n".join(problems)
+
+
+def test_every_threshold_is_read_by_its_family() -> None:
+    specs, _ = discover()
+    problems = []
+    for name, spec in specs.items():
+        code = "".join(p.read_text() for p in (DETECTIONS / name).glob("*.py"))
+        code += (DETECTIONS / "__init__.py").read_text()  # suppress_s is read by the base class
+        for det in spec.detections.values():
+            for th in det.thresholds:
+                if not re.search(rf"[\"']{th}[\"']", code):
+                    problems.append(f"{det.category}.{th} is in the spec but no code reads it")
+    assert not problems, "\n".join(problems)
+
+
+def test_readme_tables_match_the_specs() -> None:
+    assert specdoc_main(["--check"]) == 0, "README.md is stale: run `make docs`"
+
+
+# -- bounded state under randomising floods ------------------------------------
+
+
+def test_state_stays_within_caps_under_randomised_floods() -> None:
+    rng = random.Random(1)
+    frames = []
+    for i in range(3000):
+        m = b"\x02\x00" + rng.randbytes(4)
+        src = a6("fe80::")[:8] + rng.randbytes(8)
+        target = PREFIX[:8] + rng.randbytes(8)
+        kind = i % 3
+        if kind == 0:
+            pkt = ra(src, slla(m) + pio(a6("2001:db8:bad::")))
+        elif kind == 1:
+            pkt = ns(src, solicited_node(target), target, slla(m))
+        else:
+            pkt = na(src, ALL_NODES, target, 0x20, tlla(m))
+        frames.append((at(i * 0.001), lan(pkt, m)))
+    text = """routers: []
+thresholds:
+  ipv6.rogue_ra: {max_routers_tracked: 16}
+  ipv6.ndp_flood: {max_sources_tracked: 16}
+  ipv6.ndp_spoof: {max_bindings_tracked: 16}
+  ipv6.ndp_exhaustion: {max_pending_tracked: 16, max_drivers_tracked: 16}
+"""
+    path = Path(PCAPS.parent / ".pytest-small-caps.yaml")
+    try:
+        path.write_text(text)
+        alerts, engine = replay(frames, load_policy(str(path)))
+    finally:
+        path.unlink()
+    tables = engine.table_stats()
+    over = {n: t for n, t in tables.items() if t["size"] > t["cap"]}
+    assert not over, over
+    for name in (
+        "router_advert.routers",
+        "neighbor_discovery.known_sources",
+        "neighbor_discovery.bindings",
+        "neighbor_discovery.pending_targets",
+    ):
+        assert tables[name]["cap"] == 16 and tables[name]["evictions"] > 0, (name, tables[name])
+    got = Counter(a.category for a in alerts)
+    # Alerts still come, capped per link: 10 individual rogue RAs plus one burst.
+    assert got["ipv6.rogue_ra"] == 11 and got["ipv6.ndp_flood"] >= 1 and got["ipv6.ra_flood"] >= 1
+
+
+# -- silent on purpose ---------------------------------------------------------
+
+
+def test_dad_loopback_nud_and_answered_solicitations_are_silent() -> None:
+    m, ll, _ = host(1)
+    r1_gl = PREFIX[:8] + bytes(7) + b"\x01"
+    frames = []
+    for k in range(200):
+        target = PREFIX[:8] + bytes([0xC0, k]) + bytes(6)
+        probe = ns(bytes(16), solicited_node(target), target, nonce(bytes([k]) * 6))
+        frames.append((at(k), lan(probe, m)))
+        frames.append((at(k + 0.001), lan(probe, m)))  # RFC 7527: own probe looped back
+        frames.append((at(k + 1.1), lan(na(ll, ALL_NODES, target, 0x20, tlla(m)), m)))
+        # the router resolves it and is answered; then NUD by unicast goes unanswered
+        frames.append((at(k + 2), lan(ns(r1_gl, solicited_node(target), target, b""), R1_MAC)))
+        frames.append((at(k + 2.001), lan(na(target, r1_gl, target, 0x60, tlla(m)), m, R1_MAC)))
+        frames.append((at(k + 3), lan(ns(r1_gl, target, target, b""), R1_MAC, m)))
+    alerts, _ = replay(frames)
+    assert alerts == []
+
+
+def test_router_goodbye_and_tunnelled_ra_are_silent() -> None:
+    goodbye = ra(
+        R1_LL, slla(R1_MAC) + mtu_opt(1500) + pio(PREFIX) + rdnss(a6("2001:db8:1::53")), lifetime=0
+    )
+    frames = [(at(0), lan(router_ra(1), R1_MAC)), (at(5), lan(goodbye, R1_MAC))]
+    frames += [(at(6 + i), lan(router_ra(1), R1_MAC)) for i in range(3)]
+    alerts, _ = replay(frames)
+    assert alerts == []
+    alerts, _ = replay(frames, empty_policy())
+    assert alerts == []
+
+
+# -- suppression and caps -------------------------------------------------------
+
+
+def test_one_alert_per_router_and_signature_while_suppressed() -> None:
+    m, _ = attacker(1)
+    kill = ra(R1_LL, slla(m), lifetime=0)
+    frames = [(at(i * 3), lan(kill, m)) for i in range(100)]
+    alerts, engine = replay(frames)
+    assert sids(alerts) == Counter({1000104: 1})
+    evidence: dict[str, Any] = alerts[0].evidence
+    assert evidence["router"] == {"address": "fe80::1", "mac": m.hex(":")}
+    assert engine.summary()["suppressed"] >= 99
+
+
+def test_flapping_is_one_alert_per_address_whichever_mac_holds_it() -> None:
+    am, all_ = attacker(1)
+    h1m, _, h1 = host(1)
+    h2m, _, h2 = host(2)
+    frames = []
+    for k in range(10):
+        who = (am, all_) if k % 2 == 0 else (h2m, h2)
+        frames.append((at(k), lan(na(who[1], h1, h2, 0x40, tlla(who[0])), who[0], h1m)))
+    alerts, _ = replay(frames)
+    assert sids(alerts) == Counter({1000223: 1})
+    ev = alerts[0].evidence
+    assert set(ev["macs_seen"]) == {am.hex(":"), h2m.hex(":")}
+    assert ev["old_mac"] != ev["new_mac"]
+
+
+def test_exhaustion_counts_only_unanswered_targets_and_names_the_driver() -> None:
+    r1_gl = PREFIX[:8] + bytes(7) + b"\x01"
+    scanner, upstream = a6("2001:db8:ff::a"), b"\x02\0\0\0\xff\x01"
+    frames = []
+    for i in range(200):
+        t = i * 0.01
+        target = PREFIX[:8] + bytes([0xEE, i]) + bytes(6)
+        syn = ip6(scanner, target, 6, tcp6(scanner, target, 40000, 22, 0x02), 60)
+        frames.append((at(t), eth(syn, upstream, R1_MAC)))
+        solicit = lan(ns(r1_gl, solicited_node(target), target, slla(R1_MAC)), R1_MAC)
+        if i % 2:  # exists: answers the first solicitation
+            hm = bytes([2, 0, 0, 0, 0xEE, i])
+            frames.append((at(t + 0.001), solicit))
+            frames.append((at(t + 0.002), lan(na(target, r1_gl, target, 0x60, tlla(hm)), hm)))
+        else:  # does not exist: solicited three times, 1 s apart
+            frames += [(at(t + 0.001 + k), solicit) for k in range(3)]
+    alerts, _ = replay(frames)
+    assert [a.category for a in alerts] == ["ipv6.ndp_exhaustion"]
+    ev = alerts[0].evidence
+    assert ev["unresolved_targets"] == 100 and ev["prefix"] == "2001:db8:1::/64"
+    assert ev["off_link_sources"] == [{"address": "2001:db8:ff::a", "targets": 100}]
+    assert ev["solicitor"] == {"address": "2001:db8:1::1", "mac": "02:00:00:00:01:01"}
