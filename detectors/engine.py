@@ -104,15 +104,31 @@ class Engine:
                 }
                 for cat, det in spec.detections.items()
             }
-            ctx = Context(spec, policy, thresholds, self._emit, lambda: self.capture_name)
+            ctx = Context(
+                spec,
+                policy,
+                thresholds,
+                self._emit,
+                lambda: self.capture_name,
+                self._demand_packets,
+            )
             self.detectors.append(classes[name](ctx))
-        subscribed = [t for d in self.detectors for t in d.subscribes]
+        always = [t for d in self.detectors for t in d.subscribes if t not in d.on_demand]
+        self._always_packets = any(issubclass(Ipv6Packet, t) for t in always)
+        self._packet_demands: set[str] = set()
         self.decoder = Decoder(
             decoder_limits(policy.thresholds.get("decoder", {})),
-            want_packets=any(issubclass(Ipv6Packet, t) for t in subscribed),
-            want_tunnels=any(issubclass(TunnelPacket, t) for t in subscribed),
+            want_packets=self._always_packets,
+            want_tunnels=any(issubclass(TunnelPacket, t) for t in always),
         )
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
+
+    def _demand_packets(self, who: str, on: bool) -> None:
+        if on:
+            self._packet_demands.add(who)
+        else:
+            self._packet_demands.discard(who)
+        self.decoder.want_packets = self._always_packets or bool(self._packet_demands)
 
     # -- alerts ------------------------------------------------------------
 

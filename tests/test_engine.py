@@ -82,12 +82,14 @@ def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:
 
 def test_decoder_builds_only_wanted_events() -> None:
     engine = Engine(empty_policy(), lambda a: None)
-    # The exhaustion detection names off-link senders, so packets are wanted...
+    # Per-packet events are on demand only (the exhaustion detection's drivers):
+    # the cheap path stays on until a detector asks, and comes back when it stops.
+    assert engine.decoder.want_packets is False
+    engine._demand_packets("x", True)
+    engine._demand_packets("y", True)
+    engine._demand_packets("x", False)
     assert engine.decoder.want_packets is True
-    specs, classes = discover()
-    del specs["neighbor_discovery"], classes["neighbor_discovery"]
-    # ...and without it the cheap path stays on.
-    engine = Engine(empty_policy(), lambda a: None, specs, classes)
+    engine._demand_packets("y", False)
     assert engine.decoder.want_packets is False
 
 

@@ -37,6 +37,8 @@ class Context:
     thresholds: dict[str, dict[str, float]]  # category -> name -> value (defaults + policy)
     emit: Callable[[Alert], None]
     capture: Callable[[], str | None]  # name of the capture being read, for alerts
+    # Turn the decoder's per-packet events on or off for one requester (``on_demand``).
+    demand_packets: Callable[[str, bool], None] = lambda _who, _on: None
 
 
 class Detector:
@@ -44,6 +46,9 @@ class Detector:
 
     family: ClassVar[str] = ""
     subscribes: ClassVar[tuple[type[Event], ...]] = ()
+    # Subscribed types the decoder builds only while some detector asks for them
+    # (``Context.demand_packets``): per-packet events cost most of replay's time.
+    on_demand: ClassVar[tuple[type[Event], ...]] = ()
     registry: ClassVar[dict[str, type[Detector]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -27,6 +27,7 @@ class NeighborDiscoveryDetector(Detector):
     """Dispatches local-link ND to the family's detections; see the module docstring."""
 
     subscribes = (NDMessage, Ipv6Packet)
+    on_demand = (Ipv6Packet,)  # only while the exhaustion detection looks for drivers
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)

@@ -4,7 +4,10 @@ Owns pairing each address-resolution NS (multicast to the target's
 solicited-node group, RFC 4861 7.2.2) with an NA for its target; targets
 still unanswered after ``resolve_timeout_s`` are counted per soliciting node
 in packet-time windows. Off-link packets to a target seen shortly before
-(from ``Ipv6Packet`` events) name the source driving the solicitations. The
+(from ``Ipv6Packet`` events) name the source driving the solicitations; those
+events are asked of the decoder only while some node has ``drivers_after``
+solicitations outstanding, because building one per packet would cost
+ordinary traffic most of replay's speed. The
 alert is raised when the window closes, so it carries the window's full
 count (at most ``window_s`` + ``resolve_timeout_s`` after the first target).
 Does not parse packets; NUD probes (unicast NS) and DAD probes (from ::) are
@@ -69,7 +72,12 @@ class Exhaustion:
         self.timeout_ns = int(th["resolve_timeout_s"] * NS)
         self.window_ns = int(th["window_s"] * NS)
         self.min_unresolved = int(th["min_unresolved"])
-        self.pending = det.table("pending_targets", th["max_pending_tracked"])
+        self.pending = det.table("pending_targets", th["max_pending_tracked"], self._dropped)
+        self.arm_at = int(th["drivers_after"])
+        self.outstanding = det.table(
+            "outstanding", th["max_solicitors_tracked"], lambda who, _n: self._set_armed(who, False)
+        )
+        self.armed: set[Solicitor] = set()
         # An evicted solicitor still reports its window.
         self.windows = det.table("solicitors", th["max_solicitors_tracked"], self._close)
         self.drivers = det.table("recent_destinations", th["max_drivers_tracked"])
@@ -94,15 +102,41 @@ class Exhaustion:
             pending.solicits += 1
         else:
             mac = ev.meta.src_mac if ev.meta.src_mac is not None else ev.source_lla()
-            self.pending.put(key, _Pending((key[0], ip.src, mac), ev.meta.ts_ns))
+            who = (key[0], ip.src, mac)
+            self.pending.put(key, _Pending(who, ev.meta.ts_ns))
+            self._outstanding(who, +1)
 
     def on_na(self, ev: NeighborAdvertisement) -> None:
-        self.pending.pop((link_of(ev), ev.target))
+        done = self.pending.pop((link_of(ev), ev.target))
+        if done is not None:
+            self._outstanding(done.solicitor, -1)
+
+    def _dropped(self, _key: Any, p: _Pending) -> None:
+        self._outstanding(p.solicitor, -1)
+
+    def _outstanding(self, who: Solicitor, delta: int) -> None:
+        """Count a node's open solicitations; ask for packet events while any is busy."""
+        n = (self.outstanding.peek(who) or 0) + delta
+        if n > 0:
+            self.outstanding.put(who, n)
+        else:
+            self.outstanding.pop(who)
+        self._set_armed(who, n >= self.arm_at)
+
+    def _set_armed(self, who: Solicitor, busy: bool) -> None:
+        was_armed = bool(self.armed)
+        if busy:
+            self.armed.add(who)
+        else:
+            self.armed.discard(who)
+        if bool(self.armed) != was_armed:
+            self.det.ctx.demand_packets(CATEGORY, bool(self.armed))
 
     def tick(self, now_ns: int) -> None:
         deadline = now_ns - self.timeout_ns
         expired = self.pending.pop_oldest_while(lambda _k, p: p.first_ns <= deadline)
         for (_link, target), p in expired:
+            self._outstanding(p.solicitor, -1)
             self._unresolved(p.solicitor, target, p.first_ns)
         close_due(self.windows, now_ns, self.window_ns + self.timeout_ns, self._close)
 
@@ -114,6 +148,7 @@ class Exhaustion:
         """
         self.tick(now_ns)
         for (_link, target), p in self.pending.items():
+            self._outstanding(p.solicitor, -1)
             if p.solicits >= 2:
                 self._unresolved(p.solicitor, target, p.first_ns)
         self.pending.clear()
