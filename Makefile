@@ -2,14 +2,18 @@
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
-APT_PACKAGES := tshark tcpdump
+# Debian packages and a command each provides: tshark for the differential test, the rest
+# for the attack-tool lab (tests/netlab.py).
+APT_PACKAGES := tshark tcpdump radvd thc-ipv6 ipv6toolkit
+APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6
 
 .PHONY: setup apt venv test lint pcaps golden docs bench clean
 
 setup: apt venv  ## install system packages (needs root or sudo) and the .venv
 
 apt:
-	@if command -v tshark >/dev/null 2>&1 && command -v tcpdump >/dev/null 2>&1; then \
+	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -z "$$missing" ]; then \
 	  echo "apt: $(APT_PACKAGES) already installed"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

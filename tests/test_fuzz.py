@@ -1,10 +1,12 @@
-"""Fuzzing the decoder with hypothesis: random, truncated and mutated frames.
+"""Fuzzing the decoder and the detections with hypothesis: random, truncated and mutated frames.
 
 Owns the robustness contract of ``detectors.decoder``: whatever bytes arrive,
 ``Decoder.decode`` returns a list of events and never raises, and its work
 per frame is bounded (hypothesis' per-example deadline catches a hang or a
 pathological loop). Seeds are real frames from ``pcaps/`` and the external
-captures, so mutations land deep inside the layers that matter.
+captures, so mutations land deep inside the layers that matter. Sequences of
+mutated ND frames also go through the whole engine: no detection raises and
+every table stays within its cap.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from hypothesis import strategies as st
 
 from detectors.capture import open_capture
 from detectors.decoder import Decoder
+from detectors.engine import Engine
 from detectors.events import Event
+from detectors.policy import empty_policy
 
 ROOT = Path(__file__).resolve().parents[1]
 EXTERNAL = ROOT.parent / "shared" / "pcaps-external"
@@ -123,3 +127,54 @@ def test_fragment_storms_stay_bounded(ident: int, pieces: list[tuple[int, bool, 
         assert isinstance(events, list)
         assert len(decoder.reassembler) <= 2
     assert decoder.stats.malformed_reasons.get("decoder.decoder_error", 0) == 0
+
+
+# -- the detections under random ND sequences ------------------------------------------
+
+
+@cache
+def nd_frames() -> list[bytes]:
+    """Ethernet frames whose ICMPv6 type is ND (133-137), from the seed captures."""
+    out = []
+    for lt, f in seed_frames():
+        if (
+            lt == 1
+            and len(f) > 58
+            and f[12:14] == b"\x86\xdd"
+            and f[20] == 58
+            and 133 <= f[54] <= 137
+        ):
+            out.append(f)
+    return out
+
+
+@SETTINGS
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 10_000),  # which seed ND frame
+            st.integers(0, 5_000),  # milliseconds after the previous frame
+            st.lists(st.tuples(st.integers(0, 199), st.integers(0, 255)), max_size=4),
+        ),
+        min_size=1,
+        max_size=60,
+    )
+)
+def test_detections_never_raise_on_mutated_nd_sequences(
+    steps: list[tuple[int, int, list[tuple[int, int]]]],
+) -> None:
+    seeds = nd_frames()
+    engine = Engine(empty_policy(), lambda a: None)
+    ts = 1_700_000_000_000_000_000
+    records = []
+    for index, gap_ms, flips in steps:
+        frame = bytearray(seeds[index % len(seeds)])
+        for pos, value in flips:
+            if 14 + pos < len(frame):  # keep Ethernet intact: mutate from the IPv6 header on
+                frame[14 + pos] = value
+        ts += gap_ms * 1_000_000
+        records.append((ts, 0, 1, bytes(frame), len(frame)))
+    engine.run(records)
+    engine.finish()
+    tables = engine.table_stats()
+    assert all(t["size"] <= t["cap"] for t in tables.values()), tables
