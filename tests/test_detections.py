@@ -235,3 +235,19 @@ def test_exhaustion_counts_only_unanswered_targets_and_names_the_driver() -> Non
     # first 8 unanswered targets have no driver on record; the other 92 do.
     assert ev["off_link_sources"] == [{"address": "2001:db8:ff::a", "targets": 92}]
     assert ev["solicitor"] == {"address": "2001:db8:1::1", "mac": "02:00:00:00:01:01"}
+
+
+def test_malformed_flood_from_random_sources_is_capped_per_link() -> None:
+    """Found with atk6-flood_router26 -F: every forged source sent one malformed RA."""
+    rng = random.Random(2)
+    frames = []
+    for i in range(500):
+        m = b"\x02\x00" + rng.randbytes(4)
+        src = a6("fe80::")[:8] + rng.randbytes(8)
+        bad = ra(src, slla(m) + bytes([25, 0]) + bytes(6))  # a zero-length option
+        frames.append((at(i * 0.01), lan(bad, m)))
+    alerts, _ = replay(frames)
+    malformed = Counter(a.signature_id for a in alerts if a.category == "ipv6.malformed")
+    assert malformed == Counter({1000901: 10, 1000905: 1})
+    burst = next(a for a in alerts if a.signature_id == 1000905)
+    assert burst.evidence["count"] == 490 and burst.evidence["distinct_sources"] == 490
