@@ -251,3 +251,34 @@ def test_malformed_flood_from_random_sources_is_capped_per_link() -> None:
     assert malformed == Counter({1000901: 10, 1000905: 1})
     burst = next(a for a in alerts if a.signature_id == 1000905)
     assert burst.evidence["count"] == 490 and burst.evidence["distinct_sources"] == 490
+
+
+def test_dad_answered_from_a_new_random_mac_each_time() -> None:
+    """atk6-dos-new-ip6 answers every probe from a fresh random MAC."""
+    rng = random.Random(3)
+    m, _, _ = host(40)
+    frames = []
+    for k in range(3):
+        tentative = PREFIX[:8] + bytes([0xDA, k]) + bytes(5) + b"\x01"
+        probe = ns(bytes(16), solicited_node(tentative), tentative, nonce(bytes([k]) * 6))
+        frames.append((at(k * 5), lan(probe, m)))
+        fake = b"\x02\x00" + rng.randbytes(4)
+        defend = na(tentative, ALL_NODES, tentative, 0x20, tlla(fake))
+        frames.append((at(k * 5 + 0.001), lan(defend, fake)))
+    alerts, _ = replay(frames)
+    assert sids(alerts) == Counter({1000231: 1})
+    ev = alerts[0].evidence
+    assert ev["denied_probers"] == [{"mac": m.hex(":"), "addresses": 2}]
+    assert ev["answering_macs"] == 2  # the alert comes at the second denied address
+
+
+def test_one_real_duplicate_is_not_a_dad_dos() -> None:
+    m, _, _ = host(41)
+    owner, _, owned = host(42)
+    probe = ns(bytes(16), solicited_node(owned), owned, nonce(b"\x07" * 6))
+    frames = [
+        (at(0), lan(probe, m)),
+        (at(0.01), lan(na(owned, ALL_NODES, owned, 0x20, tlla(owner)), owner)),
+    ]
+    alerts, _ = replay(frames)
+    assert alerts == []

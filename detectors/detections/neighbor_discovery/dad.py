@@ -2,14 +2,17 @@
 
 Owns pairing each Duplicate Address Detection probe (an NS from ::, RFC 4862
 5.4) with answers from other MACs within ``dad_timeout_s``: an NA for the
-probed address, or a probe of its own for the same address. Counts, per
-answering MAC, the distinct addresses it defended in packet-time windows.
+probed address, or a probe of its own for the same address. Counts, per link
+and packet-time window, the distinct addresses defended, by answering MAC and
+by prober: one MAC defending many addresses, or one node denied many (tools
+such as atk6-dos-new-ip6 answer each probe from a new random MAC).
 Does not parse packets. The prober's own probe looped back (same MAC) is
 not an answer.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,13 +36,17 @@ class _Probe:
 
 
 @dataclass(slots=True)
-class _Answerer:
+class _LinkWindow:
+    """Defended DAD probes on one link in one window."""
+
     start_ns: int
     first_ns: int
     last_ns: int = 0
-    targets: dict[bytes, bytes | None] = field(default_factory=dict)  # address -> prober MAC
+    targets: dict[bytes, tuple[bytes | None, bytes | None]] = field(default_factory=dict)
+    by_answerer: Counter[bytes | None] = field(default_factory=Counter)  # distinct targets
+    by_prober: Counter[bytes | None] = field(default_factory=Counter)
     sources: set[bytes] = field(default_factory=set)  # IPv6 sources the answers came from
-    kinds: dict[str, int] = field(default_factory=dict)
+    kinds: Counter[str] = field(default_factory=Counter)
     alerted: bool = False
 
 
@@ -53,8 +60,8 @@ class DadDos:
         self.window_ns = int(th["window_s"] * NS)
         self.min_targets = int(th["min_targets"])
         self.probes = det.table("dad_probes", th["max_probes_tracked"])
-        self.answerers = det.table("dad_answerers", th["max_answerers_tracked"])
-        self.suppress = det.suppressor(CATEGORY, th["max_answerers_tracked"])
+        self.links = det.table("dad_links", th["max_links_tracked"])
+        self.suppress = det.suppressor(CATEGORY, th["max_links_tracked"])
 
     def on_ns(self, ev: NeighborSolicitation) -> None:
         if any(ev.ip.src) or len(ev.target) != 16:
@@ -82,46 +89,59 @@ class DadDos:
         link, target = key
         mac = ev.meta.src_mac
         ts = ev.meta.ts_ns
-        who = (link, mac)
-        a: _Answerer | None = self.answerers.get(who)
-        if a is None or ts - a.start_ns >= self.window_ns:
-            a = _Answerer(ts, ts)
-            self.answerers.put(who, a)
-        a.last_ns = ts
-        a.kinds[kind] = a.kinds.get(kind, 0) + 1
-        if any(ev.ip.src) and len(a.sources) < SAMPLE:
-            a.sources.add(ev.ip.src)
-        if target not in a.targets and len(a.targets) < MAX_TARGETS:
-            a.targets[target] = probe.prober
-        if len(a.targets) >= self.min_targets and not a.alerted:
-            a.alerted = True
-            self._alert(ev, link, mac, a)
-
-    def _alert(self, ev: NDMessage, link: Link, mac: bytes | None, a: _Answerer) -> None:
-        identifier = f"{link_str(link)}|{mac_str(mac)}"
-        if not self.suppress.allow(identifier, a.last_ns):
+        w: _LinkWindow | None = self.links.get(link)
+        if w is None or ts - w.start_ns >= self.window_ns:
+            w = _LinkWindow(ts, ts)
+            self.links.put(link, w)
+        w.last_ns = ts
+        w.kinds[kind] += 1
+        if any(ev.ip.src) and len(w.sources) < SAMPLE:
+            w.sources.add(ev.ip.src)
+        if target in w.targets or len(w.targets) >= MAX_TARGETS:
             return
-        targets = sorted(a.targets.items())
+        w.targets[target] = (probe.prober, mac)
+        w.by_answerer[mac] += 1
+        w.by_prober[probe.prober] += 1
+        # One MAC defending many addresses, or one node denied many (the tool may
+        # answer each probe from a new random MAC).
+        busiest = max(w.by_answerer[mac], w.by_prober[probe.prober])
+        if busiest >= self.min_targets and not w.alerted:
+            w.alerted = True
+            self._alert(ev, link, w)
+
+    def _alert(self, ev: NDMessage, link: Link, w: _LinkWindow) -> None:
+        identifier = f"{link_str(link)}|dad"
+        if not self.suppress.allow(identifier, w.last_ns):
+            return
+        targets = sorted(w.targets.items())
+
+        def top(c: Counter[bytes | None]) -> list[dict[str, Any]]:
+            ranked = sorted(c.items(), key=lambda kv: (-kv[1], kv[0] or b""))
+            return [{"mac": mac_str(m), "addresses": n} for m, n in ranked[:SAMPLE]]
+
         evidence: dict[str, Any] = {
-            "answering_mac": mac_str(mac),
-            "answering_sources": sorted(ip_str(s) for s in a.sources),
             "defended_addresses": len(targets),
             "threshold": self.min_targets,
+            "answering_macs": len(w.by_answerer),
+            "top_answering_macs": top(w.by_answerer),
+            "denied_probers": top(w.by_prober),
+            "answering_sources": sorted(ip_str(s) for s in w.sources),
             "sample": [
-                {"address": ip_str(t), "prober_mac": mac_str(p)} for t, p in targets[:SAMPLE]
+                {"address": ip_str(t), "prober_mac": mac_str(p), "answering_mac": mac_str(a)}
+                for t, (p, a) in targets[:SAMPLE]
             ],
-            "answers": dict(sorted(a.kinds.items())),
+            "answers": dict(sorted(w.kinds.items())),
             "dad_timeout_s": self.timeout_ns / NS,
-            "first_seen": a.first_ns / NS,
-            "last_seen": a.last_ns / NS,
-            "window": {"start": a.start_ns / NS, "seconds": self.window_ns / NS},
+            "first_seen": w.first_ns / NS,
+            "last_seen": w.last_ns / NS,
+            "window": {"start": w.start_ns / NS, "seconds": self.window_ns / NS},
         }
         self.det.alert(
             CATEGORY,
             "dad_answered",
-            ts_ns=a.last_ns,
+            ts_ns=w.last_ns,
             identifier=identifier,
-            first_ns=a.first_ns,
+            first_ns=w.first_ns,
             event=ev,
             evidence=evidence,
         )
