@@ -4,8 +4,8 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 # Debian packages and a command each provides: tshark for the differential test, the rest
 # for the attack-tool lab (tests/netlab.py).
-APT_PACKAGES := tshark tcpdump radvd thc-ipv6 ipv6toolkit
-APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6
+APT_PACKAGES := tshark tcpdump radvd thc-ipv6 ipv6toolkit iproute2 procps
+APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl
 
 .PHONY: setup apt venv test lint pcaps golden docs bench clean
 

@@ -1,0 +1,1169 @@
+"""A network-namespace lab that runs real IPv6 attack tools and records their traffic.
+
+Owns building a small IPv6 LAN out of Linux network namespaces (a hub-mode bridge,
+routers running radvd, two SLAAC hosts, an on-link attacker and an off-link
+attacker behind the router), running each scenario's tool under ``timeout``,
+capturing the LAN with tcpdump inside the switch namespace, and tearing all of it
+down again, even after a crash. It also owns the scenario list: which tool runs
+with which command line, which alert categories its capture is expected to raise,
+and which frames prove the tool really sent something; those frames are counted
+by a deliberately tiny parser of its own (``read_frames``), so the proof that a
+tool sent its packets does not rest on the decoder under test. CLI::
+
+    python -m tests.netlab record OUTDIR [scenario ...]   # OUTDIR/<scenario>.pcap
+    python -m tests.netlab list
+
+It does not run v6sentry or judge alerts (``tests/test_attack_tools.py`` does), and
+it never touches the root namespace's interfaces, routes or sysctls: every link,
+address, route, qdisc and sysctl it sets lives in a namespace it created. Only
+documentation address space is used (2001:db8::/32) and no route leads out of the
+lab. Needs root, iproute2, tcpdump, radvd, thc-ipv6 and ipv6toolkit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import contextlib
+import ipaddress
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+NS_PREFIX: Final = "v6s-"
+LAN_PREFIX: Final = "2001:db8:1::/64"
+RDNSS: Final = "2001:db8:1::53"
+R1_WAN_ADDRESS: Final = "2001:db8:ff::1"
+CAPTURE_CAP: Final = 200_000  # tcpdump -c: a runaway flood cannot fill the disk
+SETTLE: Final = 1.0  # seconds of live, quiet network (after SLAAC) before an attack
+FLOOD: Final = 2.0  # seconds a flooding tool runs
+
+# Binaries the lab itself needs; each scenario names its own tools on top.
+LAB_BINARIES: Final = ("ip", "tc", "sysctl", "tcpdump", "radvd", "timeout")
+
+ICMP_ECHO, ICMP_RS, ICMP_RA, ICMP_NS, ICMP_NA = 128, 133, 134, 135, 136
+NH_FRAGMENT, NH_ICMPV6 = 44, 58
+_EXT_HEADERS: Final = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One interface of a lab node: its namespace name, MAC, link-local and role."""
+
+    name: str
+    mac: str
+    link_local: str
+    role: str  # "router", "host" or "attacker"
+    segment: str = "lan"  # "lan" (bridge br0, captured) or "wan" (bridge br1, not captured)
+    addresses: tuple[str, ...] = ()  # static /64 addresses, added without DAD
+
+
+R1: Final = NodeSpec("r1", "02:00:00:00:01:01", "fe80::1", "router", addresses=("2001:db8:1::1",))
+R2: Final = NodeSpec("r2", "02:00:00:00:01:02", "fe80::2", "router", addresses=("2001:db8:1::2",))
+R1_WAN: Final = NodeSpec(
+    "r1", "02:00:00:00:ff:01", "fe80::ff:1", "router", "wan", (R1_WAN_ADDRESS,)
+)
+H1: Final = NodeSpec("h1", "02:00:00:00:02:01", "fe80::2:1", "host")
+H2: Final = NodeSpec("h2", "02:00:00:00:02:02", "fe80::2:2", "host")
+A1: Final = NodeSpec("a1", "02:00:00:00:0a:01", "fe80::a:1", "attacker")
+A2: Final = NodeSpec("a2", "02:00:00:00:0a:02", "fe80::a:2", "attacker", "wan", ("2001:db8:ff::a",))
+# Every MAC a legitimate LAN node sends from; anything else on br0 is a tool's doing.
+LAB_MACS: Final = frozenset(n.mac for n in (R1, R2, H1, H2))
+
+
+def slaac_address(mac: str) -> str:
+    """The EUI-64 SLAAC address a host with ``mac`` forms in the LAN prefix."""
+    b = bytes.fromhex(mac.replace(":", ""))
+    iid = bytes([b[0] ^ 0x02, b[1], b[2], 0xFF, 0xFE, b[3], b[4], b[5]])
+    return str(ipaddress.IPv6Network(LAN_PREFIX)[int.from_bytes(iid, "big")])
+
+
+H1_GLOBAL: Final = slaac_address(H1.mac)
+H2_GLOBAL: Final = slaac_address(H2.mac)
+
+# Run in a namespace as `python -c _PING ADDRESS TIMEOUT`; exit 0 on an echo reply.
+# iputils ping is not a lab dependency, so a raw ICMPv6 socket sends the echo through
+# the node's own kernel stack (the kernel fills in the checksum and resolves the
+# neighbour exactly as ping would).
+_PING: Final = """
+import os, select, socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+addr = socket.getaddrinfo(sys.argv[1], None, socket.AF_INET6)[0][4]
+ident = os.getpid() & 0xFFFF
+s.sendto(bytes([128, 0, 0, 0, ident >> 8, ident & 255, 0, 1]) + b"v6sentry-lab", addr)
+end = time.monotonic() + float(sys.argv[2])
+while (left := end - time.monotonic()) > 0 and select.select([s], [], [], left)[0]:
+    data, _ = s.recvfrom(2048)
+    if data[0] == 129 and data[4:6] == bytes([ident >> 8, ident & 255]):
+        sys.exit(0)
+sys.exit(1)
+"""
+
+
+# -- namespaces outside any lab ---------------------------------------------------
+
+
+def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+    return proc
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def list_namespaces() -> list[str]:
+    """Every network namespace ``ip netns`` knows, ours or not."""
+    out = _ip("netns", "list", check=False).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def our_namespaces() -> list[str]:
+    """Namespaces named like this module's (``v6s-<pid>-...``), from any run."""
+    return [ns for ns in list_namespaces() if ns.startswith(NS_PREFIX)]
+
+
+def _delete_namespace(ns: str) -> None:
+    # Anything still running inside would keep using the links; kill it first.
+    for pid in _ip("netns", "pids", ns, check=False).stdout.split():
+        with contextlib.suppress(ProcessLookupError, ValueError):
+            os.kill(int(pid), signal.SIGKILL)
+    _ip("netns", "del", ns, check=False)
+
+
+def _stale(name: str) -> bool:
+    """True for a ``v6s-<pid>-...`` name whose run is over (a crash, since labs clean up)."""
+    owner = name[len(NS_PREFIX) :].split("-", 1)[0]
+    # A live owner other than us is a concurrent run: leave its lab alone.
+    return not (owner.isdigit() and int(owner) != os.getpid() and _alive(int(owner)))
+
+
+def remove_stale_namespaces() -> list[str]:
+    """Delete namespaces (and work dirs) of crashed runs whose pid is gone; return them."""
+    removed = [ns for ns in our_namespaces() if _stale(ns)]
+    for ns in removed:
+        _delete_namespace(ns)
+    for workdir in Path(tempfile.gettempdir()).glob(f"{NS_PREFIX}*"):
+        owner = workdir.name[len(NS_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and workdir.is_dir() and _stale(workdir.name):
+            shutil.rmtree(workdir, ignore_errors=True)
+    return removed
+
+
+def lab_problems(tools: Sequence[str] = ()) -> list[str]:
+    """Why the lab cannot run here (not root, no ``ip netns``, missing binaries); [] if it can."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("needs root (network namespaces, raw sockets)")
+    missing = [b for b in (*LAB_BINARIES, *tools) if shutil.which(b) is None]
+    if missing:
+        problems.append(f"missing binaries: {', '.join(sorted(set(missing)))}")
+    if not problems:
+        probe = f"{NS_PREFIX}{os.getpid()}-probe"
+        add = _ip("netns", "add", probe, check=False)
+        if add.returncode != 0:
+            problems.append(f"cannot create a network namespace: {add.stderr.strip()}")
+        else:
+            exe = _ip("netns", "exec", probe, "ip", "link", "show", "lo", check=False)
+            if exe.returncode != 0:
+                problems.append(f"cannot enter a network namespace: {exe.stderr.strip()}")
+            _ip("netns", "del", probe, check=False)
+    return problems
+
+
+# -- the lab -------------------------------------------------------------------------
+
+_OPEN_LABS: list[Lab] = []
+_LAB_IDS = itertools.count()
+
+
+@atexit.register
+def _close_open_labs() -> None:
+    for lab in list(_OPEN_LABS):
+        lab.close()
+
+
+@dataclass
+class ToolRun:
+    """One tool invocation inside the lab and how it ended."""
+
+    node: str
+    argv: list[str]
+    seconds: float
+    returncode: int | None = None
+    output: str = ""
+    log: Path | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def command(self) -> str:
+        return " ".join(self.argv)
+
+
+class Lab:
+    """Namespaces, links, daemons and the capture of one scenario; a context manager.
+
+    Namespaces are ``v6s-<pid>-<n>-<node>``. ``close()`` (also run by ``__exit__`` and
+    at interpreter exit) kills every process group the lab started, then deletes every
+    namespace it created.
+    """
+
+    def __init__(self, workdir: Path, pcap: Path) -> None:
+        self.workdir = workdir
+        self.pcap = pcap
+        self.tag = f"{NS_PREFIX}{os.getpid()}-{next(_LAB_IDS)}"
+        self.switch = f"{self.tag}-sw"
+        self.namespaces: list[str] = []
+        self.nodes: dict[str, str] = {}  # node name -> namespace
+        self.interfaces: list[tuple[NodeSpec, str]] = []  # (spec, ifname), addresses pending
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.tool_runs: list[ToolRun] = []
+        self.radvd: dict[str, subprocess.Popen[bytes]] = {}
+        self.capture: subprocess.Popen[bytes] | None = None
+        self.capture_stats = ""
+
+    # -- lifetime ------------------------------------------------------------------
+
+    def __enter__(self) -> Lab:
+        _OPEN_LABS.append(self)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the capture and every process, then delete the namespaces. Idempotent."""
+        try:
+            if self.capture is not None:
+                self.stop_capture()
+            for proc in reversed(list(self.procs)):  # _stop removes them
+                self._stop(proc, signal.SIGTERM, 2.0)
+        finally:
+            for ns in reversed(self.namespaces):
+                _delete_namespace(ns)
+            self.namespaces.clear()
+            self.procs.clear()
+            if self in _OPEN_LABS:
+                _OPEN_LABS.remove(self)
+
+    def _stop(self, proc: subprocess.Popen[bytes], sig: int, grace: float) -> int:
+        """Signal the process group, wait up to ``grace`` seconds, then SIGKILL the group.
+
+        The process is then forgotten: once its group is empty its pid may be reused,
+        and a later killpg must not reach whoever got it.
+        """
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+        # Children that outlived their leader must not outlive the lab.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if proc in self.procs:
+            self.procs.remove(proc)
+        return proc.returncode
+
+    # -- plumbing --------------------------------------------------------------------
+
+    def _namespace(self, node: str) -> str:
+        return self.switch if node == "sw" else self.nodes[node]
+
+    def sh(self, node: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a short command in ``node``'s namespace (``sw`` = the switch) and wait."""
+        proc = subprocess.run(
+            ["ip", "netns", "exec", self._namespace(node), *argv],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if check and proc.returncode != 0:
+            raise RuntimeError(f"{node}: {' '.join(argv)}: {proc.stderr.strip()}")
+        return proc
+
+    def spawn(self, node: str, argv: Sequence[str], log: str) -> subprocess.Popen[bytes]:
+        """Start a long-running process in ``node``'s namespace as its own process group."""
+        with open(self.workdir / log, "wb") as out:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", self._namespace(node), *argv],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # pgid == pid: one killpg reaches its children too
+            )
+        self.procs.append(proc)
+        return proc
+
+    def sysctl(self, node: str, settings: dict[str, int]) -> None:
+        """Set sysctls inside ``node``'s namespace (never the root namespace's)."""
+        self.sh(node, "sysctl", "-q", "-w", *(f"{k}={v}" for k, v in settings.items()))
+
+    def _new_namespace(self, name: str) -> str:
+        ns = f"{self.tag}-{name}"
+        _ip("netns", "add", ns)
+        self.namespaces.append(ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+        return ns
+
+    # -- topology --------------------------------------------------------------------
+
+    def _build_switch(self) -> None:
+        """The switch namespace: hub-mode bridges br0 (LAN, captured) and br1 (WAN)."""
+        if self.switch in self.namespaces:
+            return
+        self._new_namespace("sw")
+        # The switch itself must stay silent: no IPv6 on the bridges or their ports.
+        self.sysctl(
+            "sw", {"net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1}
+        )
+        for br in ("br0", "br1"):
+            # ageing_time 0: nothing is learned and every frame floods (a hub), so every
+            # port and the capture see unicast too; no snooping, no STP forward delay.
+            hub = "ageing_time 0 mcast_snooping 0 stp_state 0 forward_delay 0"
+            _ip("-n", self.switch, "link", "add", br, "type", "bridge", *hub.split())
+            _ip("-n", self.switch, "link", "set", br, "up")
+
+    def add_node(self, spec: NodeSpec, ifname: str = "eth0") -> None:
+        """Create ``spec.name``'s namespace (once) and plug ``ifname`` into its bridge.
+
+        The interface comes up with no address at all; ``add_addresses`` adds them
+        later, once the capture runs, so DAD and the first MLD reports are recorded.
+        """
+        self._build_switch()
+        if spec.name not in self.nodes:
+            self.nodes[spec.name] = self._new_namespace(spec.name)
+        ns = self.nodes[spec.name]
+        port = f"{spec.segment[0]}-{spec.name}"  # names the switch port after the node
+        bridge = "br0" if spec.segment == "lan" else "br1"
+        # Created inside the switch namespace with the peer born in the node's, so no
+        # interface ever appears in the root namespace, even for a moment.
+        veth = f"link add {port} type veth peer name {ifname} netns {ns}"
+        _ip("-n", self.switch, *veth.split())
+        _ip("-n", self.switch, "link", "set", port, "master", bridge, "up")
+        host = spec.role == "host"
+        conf = f"net.ipv6.conf.{ifname}"
+        settings = {
+            f"{conf}.addr_gen_mode": 1,  # no kernel-made link-local: only the ones we add
+            f"{conf}.accept_ra": 1 if host else 0,
+            f"{conf}.autoconf": 1 if host else 0,
+            f"{conf}.accept_dad": 1 if host else 0,
+            f"{conf}.dad_transmits": 1,
+            f"{conf}.use_tempaddr": 0,  # EUI-64 only: addresses are known in advance
+        }
+        if spec.role == "router":
+            settings["net.ipv6.conf.all.forwarding"] = 1
+        self.sysctl(spec.name, settings)
+        _ip("-n", ns, "link", "set", "dev", ifname, "address", spec.mac)
+        _ip("-n", ns, "link", "set", "dev", ifname, "up")
+        self.interfaces.append((spec, ifname))
+
+    def add_addresses(self) -> None:
+        """Give every interface its link-local and static addresses.
+
+        Hosts run DAD on their link-local (ordinary DAD traffic in every capture);
+        routers and attackers use ``nodad`` so their addresses work at once.
+        """
+        for spec, ifname in self.interfaces:
+            ns = self.nodes[spec.name]
+            nodad = [] if spec.role == "host" else ["nodad"]
+            _ip("-n", ns, "addr", "add", f"{spec.link_local}/64", "dev", ifname, *nodad)
+            for addr in spec.addresses:
+                _ip("-n", ns, "addr", "add", f"{addr}/64", "dev", ifname, "nodad")
+        self.interfaces.clear()
+
+    # -- capture -----------------------------------------------------------------------
+
+    def start_capture(self) -> None:
+        """tcpdump on br0 inside the switch namespace: every LAN frame, whole, unbuffered."""
+        log = self.workdir / "tcpdump.log"
+        # --immediate-mode: hand over every frame at once; otherwise frames wait in the
+        # kernel ring for up to a second and are lost when SIGINT ends the capture.
+        # -Z root: keep writing as root rather than as a "tcpdump" user the file's
+        # directory may not admit; -c bounds the file whatever a flood does.
+        argv = ["tcpdump", "-i", "br0", "-s", "0", "-U", "--immediate-mode", "-n", "-Z", "root"]
+        argv += ["-c", str(CAPTURE_CAP), "-w", str(self.pcap)]
+        self.capture = self.spawn("sw", argv, log.name)
+        deadline = time.monotonic() + 10
+        while "listening on" not in log.read_text(errors="replace"):
+            if self.capture.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"tcpdump did not start: {log.read_text(errors='replace')}")
+            time.sleep(0.02)
+
+    def stop_capture(self) -> None:
+        """SIGINT so tcpdump flushes and closes the file, and wait for it to exit."""
+        if self.capture is None:
+            return
+        time.sleep(0.3)  # the last frames may still be crossing the bridge
+        self._stop(self.capture, signal.SIGINT, 10.0)
+        self.capture = None
+        # tcpdump's own count: "N packets captured, N received by filter, N dropped by
+        # kernel". Drops are expected under a flood, nowhere else.
+        log = (self.workdir / "tcpdump.log").read_text(errors="replace").splitlines()
+        self.capture_stats = ", ".join(line.strip() for line in log if "packets" in line)
+
+    # -- daemons and hosts -----------------------------------------------------------
+
+    def start_radvd(self, router: str) -> None:
+        """radvd in the foreground with its own config, pidfile and log in the work dir."""
+        conf = self.workdir / f"radvd-{router}.conf"
+        conf.write_text(
+            "interface eth0 {\n"
+            "    AdvSendAdvert on;\n"
+            "    MinRtrAdvInterval 3;\n"
+            "    MaxRtrAdvInterval 4;\n"
+            f"    prefix {LAN_PREFIX} {{\n"
+            "        AdvOnLink on;\n"
+            "        AdvAutonomous on;\n"
+            "    };\n"
+            f"    RDNSS {RDNSS} {{\n"
+            "    };\n"
+            "};\n",
+            encoding="utf-8",
+        )
+        pidfile = self.workdir / f"radvd-{router}.pid"
+        # -u root: stay root rather than switch to a system user the machine may lack;
+        # -m stderr: log to our file, never to syslog.
+        argv = ["radvd", "-n", "-m", "stderr", "-u", "root", "-C", str(conf), "-p", str(pidfile)]
+        self.radvd[router] = self.spawn(router, argv, f"radvd-{router}.log")
+
+    def stop_radvd(self, router: str) -> int:
+        """SIGTERM: radvd sends its final RA (router lifetime 0), then exits."""
+        return self._stop(self.radvd.pop(router), signal.SIGTERM, 5.0)
+
+    def addresses(self, node: str, *, tentative: bool = False) -> list[str]:
+        """The node's IPv6 addresses on eth0; by default only those that finished DAD."""
+        out = _ip("-j", "-n", self.nodes[node], "-6", "addr", "show", "dev", "eth0").stdout
+        found = []
+        for link in json.loads(out or "[]"):
+            for info in link.get("addr_info", []):
+                if tentative or not (info.get("tentative") or info.get("dadfailed")):
+                    found.append(str(ipaddress.IPv6Address(info["local"])))
+        return found
+
+    def wait_address(self, node: str, address: str, timeout: float = 8.0) -> None:
+        """Wait until ``address`` is configured on the node and DAD has finished."""
+        want = str(ipaddress.IPv6Address(address))
+        deadline = time.monotonic() + timeout
+        while want not in self.addresses(node):
+            if time.monotonic() > deadline:
+                have = self.addresses(node, tentative=True)
+                raise RuntimeError(f"{node}: {want} not ready after {timeout}s (has {have})")
+            time.sleep(0.05)
+
+    def add_address(self, node: str, address: str) -> None:
+        """Add a /64 address the ordinary way: the kernel runs DAD for it."""
+        _ip("-n", self.nodes[node], "addr", "add", f"{address}/64", "dev", "eth0")
+
+    def limit_egress(self, node: str, tbf: str) -> None:
+        """A token-bucket qdisc on the node's eth0: the tool may flood, the link may not."""
+        self.sh(node, "tc", "qdisc", "add", "dev", "eth0", "root", *tbf.split())
+
+    def flush_neighbours(self, node: str) -> None:
+        _ip("-n", self.nodes[node], "-6", "neigh", "flush", "dev", "eth0")
+
+    def ping(self, node: str, target: str, timeout: float = 1.0) -> bool:
+        """One ICMPv6 echo from the node's kernel stack; True if answered."""
+        dest = f"{target}%eth0" if target.startswith("fe80") else target
+        proc = self.sh(node, sys.executable, "-c", _PING, dest, str(timeout), check=False)
+        return proc.returncode == 0
+
+    # -- tools ---------------------------------------------------------------------------
+
+    def start_tool(self, node: str, argv: Sequence[str], seconds: float) -> ToolRun:
+        """Start a tool under ``timeout`` (TERM after ``seconds``, KILL 1 s later)."""
+        run = ToolRun(node, list(argv), seconds)
+        self.tool_runs.append(run)
+        run.log = self.workdir / f"tool{len(self.tool_runs)}-{Path(argv[0]).name}.log"
+        run.proc = self.spawn(node, ["timeout", "-k", "1", f"{seconds:g}", *argv], run.log.name)
+        return run
+
+    def finish(self, run: ToolRun) -> ToolRun:
+        """Wait for a started tool (``timeout`` bounds the wait) and keep its output."""
+        assert run.proc is not None
+        try:
+            run.proc.wait(run.seconds + 10)
+        finally:
+            self._stop(run.proc, signal.SIGTERM, 1.0)
+        run.returncode = run.proc.returncode
+        if run.log is not None:
+            run.output = run.log.read_text(errors="replace")
+        return run
+
+    def run_tool(self, node: str, argv: Sequence[str], seconds: float) -> ToolRun:
+        """Run a tool under ``timeout`` and wait for it."""
+        return self.finish(self.start_tool(node, argv, seconds))
+
+
+# -- reading the capture back --------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """What the evidence checks need from one captured Ethernet frame."""
+
+    src_mac: str
+    src_ip: str  # "" when the frame is not IPv6
+    hop_limit: int
+    icmp_type: int | None  # None: not ICMPv6, or not visible in this fragment
+    ext_headers: tuple[int, ...]  # extension headers seen before the upper layer
+    fragment: bool  # carries a Fragment header
+    ra_lifetime: int | None  # router lifetime of a visible RA
+
+
+def _frame(data: bytes) -> Frame:
+    src_mac = data[6:12].hex(":")
+    if len(data) < 54 or data[12:14] != b"\x86\xdd":
+        return Frame(src_mac, "", 0, None, (), False, None)
+    src_ip = socket.inet_ntop(socket.AF_INET6, data[22:38])
+    nh, off, exts, fragment = data[20], 54, [], False
+    while nh in _EXT_HEADERS or nh == NH_FRAGMENT:
+        if off + 8 > len(data):
+            nh = -1
+            break
+        exts.append(nh)
+        if nh == NH_FRAGMENT:
+            fragment = True
+            later = (data[off + 2] << 8 | data[off + 3]) >> 3 != 0
+            nh, off = (-1 if later else data[off]), off + 8
+        else:
+            nh, off = data[off], off + (data[off + 1] + 1) * 8
+    icmp_type = data[off] if nh == NH_ICMPV6 and off + 8 <= len(data) else None
+    lifetime = None
+    if icmp_type == ICMP_RA:
+        lifetime = data[off + 6] << 8 | data[off + 7]
+    return Frame(src_mac, src_ip, data[21], icmp_type, tuple(exts), fragment, lifetime)
+
+
+def read_frames(pcap: Path) -> Iterator[Frame]:
+    """Every frame of a classic pcap file (what tcpdump -w writes), parsed just enough."""
+    data = pcap.read_bytes()
+    if len(data) < 24:
+        return
+    order = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    record = struct.Struct(order + "IIII")
+    off = 24
+    while off + 16 <= len(data):
+        _, _, incl, _ = record.unpack_from(data, off)
+        off += 16
+        yield _frame(data[off : off + incl])
+        off += incl
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """At least ``minimum`` frames matching ``match`` prove the tool put its packets on the wire."""
+
+    what: str
+    match: Callable[[Frame], bool]
+    minimum: int = 1
+
+    def count(self, frames: Sequence[Frame]) -> int:
+        return sum(1 for f in frames if self.match(f))
+
+
+FOREIGN: Final = "foreign"  # as a sender: any MAC that is not a legitimate lab node's
+
+
+def frames(
+    mac: str,
+    icmp_type: int | None = None,
+    *,
+    src_ips: Sequence[str] = (),
+    hop_limit: int | None = None,
+    ra_lifetime: int | None = None,
+    ext_header: int | None = None,
+    fragment: bool | None = None,
+) -> Callable[[Frame], bool]:
+    """A frame filter: sent from ``mac`` (or ``FOREIGN``), and every other condition given."""
+
+    def match(f: Frame) -> bool:
+        return (
+            (f.src_mac not in LAB_MACS if mac == FOREIGN else f.src_mac == mac)
+            and (icmp_type is None or f.icmp_type == icmp_type)
+            and (not src_ips or f.src_ip in src_ips)
+            and (hop_limit is None or f.hop_limit == hop_limit)
+            and (ra_lifetime is None or f.ra_lifetime == ra_lifetime)
+            and (ext_header is None or ext_header in f.ext_headers)
+            and (fragment is None or f.fragment == fragment)
+        )
+
+    return match
+
+
+# -- scenarios -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One recording: what runs, what it needs, and what v6sentry should say about it."""
+
+    name: str
+    expect: frozenset[str]  # alert categories; empty = the capture must raise none
+    run: Callable[[Lab], None]
+    tools: tuple[str, ...]  # binaries beyond LAB_BINARIES
+    evidence: tuple[Evidence, ...]  # frames that prove the scenario's traffic is there
+
+    @property
+    def benign(self) -> bool:
+        return not self.expect
+
+    @property
+    def doc(self) -> str:
+        return (self.run.__doc__ or "").strip()
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(
+    expect: Sequence[str], evidence: Sequence[Evidence], tools: Sequence[str] = ()
+) -> Callable[[Callable[[Lab], None]], Callable[[Lab], None]]:
+    """Register the decorated function as a scenario named after it, in definition order."""
+
+    def register(fn: Callable[[Lab], None]) -> Callable[[Lab], None]:
+        SCENARIOS[fn.__name__] = Scenario(
+            fn.__name__, frozenset(expect), fn, tuple(tools), tuple(evidence)
+        )
+        return fn
+
+    return register
+
+
+def start_lan(lab: Lab, routers: Sequence[NodeSpec] = (R1,), *, wan: bool = False) -> None:
+    """The live network every scenario starts from, captured from its first frame.
+
+    Routers run radvd, h1 and h2 come up with SLAAC (DAD on), a1 sits on the LAN, r1
+    has its WAN leg and, with ``wan``, a2 sits on the WAN behind r1. Returns once both
+    hosts have their link-local and global addresses and the network has run quietly
+    for ``SETTLE``.
+    """
+    for spec in (*routers, H1, H2, A1):
+        lab.add_node(spec)
+    lab.add_node(R1_WAN, "eth1")
+    if wan:
+        lab.add_node(A2)
+    lab.start_capture()
+    lab.add_addresses()
+    if wan:
+        # a2's only route leads to r1's WAN leg, inside the lab.
+        _ip("-n", lab.nodes["a2"], "-6", "route", "add", "default", "via", R1_WAN_ADDRESS)
+    for router in routers:
+        lab.start_radvd(router.name)
+    for host, addr in ((H1, H1_GLOBAL), (H2, H2_GLOBAL)):
+        lab.wait_address(host.name, host.link_local)
+        lab.wait_address(host.name, addr)
+    time.sleep(SETTLE)
+
+
+def _must_ping(lab: Lab, pairs: Sequence[tuple[str, str]]) -> None:
+    """Benign traffic that must work; a failure means the lab itself is broken."""
+    failed = [f"{src} -> {dst}" for src, dst in pairs if not lab.ping(src, dst)]
+    if failed:
+        raise RuntimeError(f"pings failed on the benign network: {', '.join(failed)}")
+
+
+HOST_PINGS: Final = (
+    ("h1", H2_GLOBAL),
+    ("h2", H1_GLOBAL),
+    ("h1", H2.link_local),
+    ("h2", H1.link_local),
+    ("h1", "2001:db8:1::1"),
+    ("h2", R1.link_local),
+)
+_RA6: Final = ("ra6", "-i", "eth0", "-s", "fe80::bad", "-d", "ff02::1")
+# Egress limits for the two floods that make the kernel create neighbour entries. The
+# neighbour table is one for all namespaces (gc_thresh1/2/3 = 128/512/1024, global and
+# not even visible inside a namespace), so an unbounded flood would fill it and make the
+# kernel force-evict the root namespace's entries. Both limits keep the lab's entries
+# (r1, h1, h2 together) under about 400, below gc_thresh2 (measured: 276 and 404).
+RA_FLOOD_TBF: Final = "tbf rate 1mbit burst 3000 limit 6000"  # ~40 RAs/s of 1486 bytes
+EXHAUST_TBF: Final = "tbf rate 100kbit burst 2000 limit 4000"  # ~55 packets/s of 221 bytes
+
+
+# Benign: the capture must raise no alert at all.
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence("RA from r1", frames(R1.mac, ICMP_RA)),
+        Evidence("NS (DAD, resolution) from h1", frames(H1.mac, ICMP_NS), 3),
+        Evidence("echo request from h2", frames(H2.mac, ICMP_ECHO), 3),
+    ],
+)
+def benign_slaac(lab: Lab) -> None:
+    """r1 advertises; h1 and h2 do SLAAC, ping each other and r1, h1 adds two addresses.
+
+    In the hosts: an ICMPv6 echo between every pair of global and link-local
+    addresses and to r1, then ``ip addr add 2001:db8:1::100/64 dev eth0`` and
+    ``ip addr add 2001:db8:1::101/64 dev eth0`` in h1 (each runs DAD) and h2 pings both.
+    """
+    start_lan(lab)
+    _must_ping(lab, HOST_PINGS)
+    extra = ("2001:db8:1::100", "2001:db8:1::101")
+    for addr in extra:
+        lab.add_address("h1", addr)
+    for addr in extra:
+        lab.wait_address("h1", addr)
+    _must_ping(lab, [("h2", addr) for addr in extra])
+    time.sleep(1.0)  # let one more periodic RA and any delayed MLD report through
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence("RA from r1", frames(R1.mac, ICMP_RA)),
+        Evidence("RA from r2", frames(R2.mac, ICMP_RA)),
+    ],
+)
+def benign_two_routers(lab: Lab) -> None:
+    """r1 and r2 both run radvd with the same prefix and RDNSS; the hosts ping around."""
+    start_lan(lab, (R1, R2))
+    _must_ping(lab, (*HOST_PINGS, ("h1", "2001:db8:1::2"), ("h2", R2.link_local)))
+    time.sleep(2.0)  # a periodic RA from each router
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence("RA with router lifetime 0 from r1", frames(R1.mac, ICMP_RA, ra_lifetime=0)),
+        Evidence("RA from r1", frames(R1.mac, ICMP_RA), 3),
+    ],
+)
+def benign_router_restart(lab: Lab) -> None:
+    """r1's radvd stops (SIGTERM: a final RA with router lifetime 0) and starts again.
+
+    In r1: ``kill -TERM <radvd>``, 1 s later ``radvd -n -m stderr -u root -C
+    radvd-r1.conf -p radvd-r1.pid`` again; the hosts ping before and after.
+    """
+    start_lan(lab)
+    _must_ping(lab, HOST_PINGS[:2])
+    lab.stop_radvd("r1")
+    time.sleep(1.0)
+    lab.start_radvd("r1")
+    time.sleep(1.5)  # radvd's first RA after a start
+    _must_ping(lab, HOST_PINGS)
+
+
+# Router Advertisement attacks.
+
+
+@scenario(
+    expect=["ipv6.rogue_ra"],
+    evidence=[Evidence("RA from a1", frames(A1.mac, ICMP_RA))],
+    tools=["atk6-fake_router6"],
+)
+def fake_router6(lab: Lab) -> None:
+    """a1 announces itself as a router for another prefix.
+
+    ``atk6-fake_router6 eth0 2001:db8:bad::/64`` (3 s; it sends an RA every 5 s).
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-fake_router6", "eth0", "2001:db8:bad::/64"], 3)
+
+
+@scenario(
+    expect=["ipv6.rogue_ra"],
+    evidence=[
+        Evidence(
+            "RA from fe80::1 with router lifetime 0, sent by a1",
+            frames(A1.mac, ICMP_RA, src_ips=[R1.link_local], ra_lifetime=0),
+        )
+    ],
+    tools=["atk6-kill_router6"],
+)
+def kill_router6(lab: Lab) -> None:
+    """a1 spoofs r1's link-local address and announces r1 is going away (lifetime 0).
+
+    ``atk6-kill_router6 eth0 fe80::1`` (2 s). ``'*'`` instead of the address waits
+    for r1's next RA and answers it; naming r1 sends at once.
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-kill_router6", "eth0", R1.link_local], 2)
+
+
+@scenario(
+    expect=["ipv6.ra_flood", "ipv6.rogue_ra"],
+    evidence=[Evidence("RA from a foreign MAC", frames(FOREIGN, ICMP_RA), 50)],
+    tools=["atk6-flood_router26"],
+)
+def flood_router26(lab: Lab) -> None:
+    """RAs with ~25 prefix and route entries each, from random sources and MACs.
+
+    In a1: ``tc qdisc add dev eth0 root tbf rate 1mbit burst 3000 limit 6000``, then
+    ``atk6-flood_router26 eth0`` (2 s): the tool floods as fast as it can, the link
+    passes about 40 RAs/s (~85 in all; the detection's threshold is 50 per 10 s).
+    Unlimited, every RA from a new source makes r1, h1 and h2 each create a neighbour
+    entry, and thousands of them overflow the kernel-wide neighbour table.
+    """
+    start_lan(lab)
+    lab.limit_egress("a1", RA_FLOOD_TBF)
+    lab.run_tool("a1", ["atk6-flood_router26", "eth0"], FLOOD)
+
+
+@scenario(
+    expect=["ipv6.ra_guard_evasion", "ipv6.ra_flood"],
+    evidence=[Evidence("fragment from a foreign MAC", frames(FOREIGN, fragment=True), 1000)],
+    tools=["atk6-flood_router26"],
+)
+def flood_router26_evasion(lab: Lab) -> None:
+    """The RA flood with full RA-guard evasion: destination options, then fragmented.
+
+    ``atk6-flood_router26 -F eth0`` (2 s).
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-flood_router26", "-F", "eth0"], FLOOD)
+
+
+@scenario(
+    expect=["ipv6.ra_guard_evasion", "ipv6.rogue_ra"],
+    evidence=[Evidence("fragment from a1", frames(A1.mac, fragment=True), 2)],
+    tools=["atk6-fake_router26"],
+)
+def fake_router26_frag(lab: Lab) -> None:
+    """A rogue RA every second, fragmented behind a destination header (full evasion).
+
+    ``atk6-fake_router26 -E F -A 2001:db8:bad::/64 -i 1 eth0`` (3 s).
+    """
+    start_lan(lab)
+    argv = ["atk6-fake_router26", "-E", "F", "-A", "2001:db8:bad::/64", "-i", "1", "eth0"]
+    lab.run_tool("a1", argv, 3)
+
+
+@scenario(
+    expect=["ipv6.ra_guard_evasion", "ipv6.rogue_ra"],
+    evidence=[
+        Evidence(
+            "unfragmented RA behind a Destination Options header from a1",
+            frames(A1.mac, ICMP_RA, ext_header=60, fragment=False),
+            2,
+        ),
+        Evidence("fragment from a1", frames(A1.mac, fragment=True), 2),
+    ],
+    tools=["ra6"],
+)
+def ra6_dstopts(lab: Lab) -> None:
+    """ipv6toolkit RAs behind extension headers from fe80::bad, once a second each.
+
+    At the same time (3 s each):
+    ``ra6 -i eth0 -s fe80::bad -d ff02::1 -u 8 -P 2001:db8:bad::/64 -e -l -z 1``
+    (an 8-byte Destination Options header) and
+    ``ra6 -i eth0 -s fe80::bad -d ff02::1 -u 200 -y 64 -P 2001:db8:bad::/64 -e -l -z 1``
+    (a 200-byte Destination Options header cut into 64-byte fragments, so the ICMPv6
+    header is only in the last fragment).
+    """
+    start_lan(lab)
+    common = ["-P", "2001:db8:bad::/64", "-e", "-l", "-z", "1"]
+    dstopt = lab.start_tool("a1", [*_RA6, "-u", "8", *common], 3)
+    fragmented = lab.start_tool("a1", [*_RA6, "-u", "200", "-y", "64", *common], 3)
+    lab.finish(dstopt)
+    lab.finish(fragmented)
+
+
+@scenario(
+    expect=["ipv6.rogue_ra"],
+    evidence=[Evidence("RA with hop limit 64 from a1", frames(A1.mac, ICMP_RA, hop_limit=64), 2)],
+    tools=["ra6"],
+)
+def ra6_small_mtu(lab: Lab) -> None:
+    """RAs from a non-policy source with an MTU option of 1000 and IPv6 hop limit 64.
+
+    ``ra6 -i eth0 -s fe80::bad -d ff02::1 -A 64 -M 1000 -P 2001:db8:1::/64 -e -l -z 1``
+    (3 s). ``-A``/``--hop-limit`` is documented in ra6(1) but missing from ``ra6 -h``.
+    """
+    start_lan(lab)
+    argv = [*_RA6, "-A", "64", "-M", "1000", "-P", LAN_PREFIX, "-e", "-l", "-z", "1"]
+    lab.run_tool("a1", argv, 3)
+
+
+# Neighbor Discovery attacks.
+
+
+@scenario(
+    expect=["ipv6.ndp_flood"],
+    evidence=[Evidence("NS from a foreign MAC", frames(FOREIGN, ICMP_NS), 1000)],
+    tools=["atk6-flood_solicitate6"],
+)
+def flood_solicitate6(lab: Lab) -> None:
+    """Neighbor Solicitations for random targets from random sources, at full speed.
+
+    ``atk6-flood_solicitate6 eth0`` (2 s).
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-flood_solicitate6", "eth0"], FLOOD)
+
+
+@scenario(
+    expect=["ipv6.ndp_flood"],
+    evidence=[Evidence("NA from a foreign MAC", frames(FOREIGN, ICMP_NA), 1000)],
+    tools=["atk6-flood_advertise6"],
+)
+def flood_advertise6(lab: Lab) -> None:
+    """Unsolicited Neighbor Advertisements for random addresses and MACs, at full speed.
+
+    ``atk6-flood_advertise6 eth0`` (2 s).
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-flood_advertise6", "eth0"], FLOOD)
+
+
+@scenario(
+    expect=["ipv6.ndp_spoof"],
+    evidence=[Evidence("NA from a1", frames(A1.mac, ICMP_NA), 2)],
+    tools=["atk6-parasite6"],
+)
+def parasite6(lab: Lab) -> None:
+    """a1 answers every Neighbor Solicitation with its own MAC while h1 and h2 talk.
+
+    ``atk6-parasite6 eth0`` (4 s); after 1 s both hosts flush their neighbour caches
+    (``ip -6 neigh flush dev eth0``) and ping each other's global and link-local address.
+    """
+    start_lan(lab)
+    run = lab.start_tool("a1", ["atk6-parasite6", "eth0"], 4)
+    time.sleep(1.0)  # parasite6 must be sniffing before the first NS
+    for host in ("h1", "h2"):
+        lab.flush_neighbours(host)
+    for src, dst in HOST_PINGS[:4]:
+        lab.ping(src, dst)  # answered or not: the spoofed NAs are the point
+    lab.finish(run)
+
+
+@scenario(
+    expect=["ipv6.ndp_spoof"],
+    evidence=[
+        Evidence(
+            "NA from r1's addresses sent by a1",
+            frames(A1.mac, ICMP_NA, src_ips=[R1.link_local, "2001:db8:1::1"]),
+            2,
+        )
+    ],
+    tools=["atk6-fake_advertise6"],
+)
+def fake_advertise6_router(lab: Lab) -> None:
+    """a1 claims r1's link-local and global address with unsolicited override NAs.
+
+    The hosts first resolve r1 normally; then, at the same time (4 s each),
+    ``atk6-fake_advertise6 -n 3 -w 1 eth0 fe80::1`` and
+    ``atk6-fake_advertise6 -n 3 -w 1 eth0 2001:db8:1::1`` (to ff02::1, override flag
+    set, advertising a1's own MAC).
+    """
+    start_lan(lab)
+    _must_ping(lab, HOST_PINGS[4:])
+    argv = ["atk6-fake_advertise6", "-n", "3", "-w", "1", "eth0"]
+    runs = [lab.start_tool("a1", [*argv, addr], 4) for addr in (R1.link_local, "2001:db8:1::1")]
+    for run in runs:
+        lab.finish(run)
+
+
+@scenario(
+    expect=["ipv6.ndp_spoof"],
+    evidence=[
+        Evidence("NA from h1's address sent by a1", frames(A1.mac, ICMP_NA, src_ips=[H1_GLOBAL]), 2)
+    ],
+    tools=["na6"],
+)
+def na6_override(lab: Lab) -> None:
+    """After h1's own NA is on the wire, a1 advertises h1's global address with its MAC.
+
+    h2 pings h1 (h1 answers h2's NS), then ``na6 -i eth0 -s 2001:db8:1::ff:fe00:201
+    -d ff02::1 -t 2001:db8:1::ff:fe00:201 -S 02:00:00:00:0a:01 -E 02:00:00:00:0a:01
+    -o -l -z 1`` (3 s).
+    """
+    start_lan(lab)
+    _must_ping(lab, [("h2", H1_GLOBAL), ("h2", H1.link_local)])
+    argv = ["na6", "-i", "eth0", "-s", H1_GLOBAL, "-d", "ff02::1", "-t", H1_GLOBAL]
+    argv += ["-S", A1.mac, "-E", A1.mac, "-o", "-l", "-z", "1"]
+    lab.run_tool("a1", argv, 3)
+
+
+@scenario(
+    expect=["ipv6.dad_dos"],
+    evidence=[Evidence("NA from a foreign MAC", frames(FOREIGN, ICMP_NA), 3)],
+    tools=["atk6-dos-new-ip6"],
+)
+def dos_new_ip6(lab: Lab) -> None:
+    """a1 answers every DAD probe, so each of h1's three new addresses fails DAD.
+
+    ``atk6-dos-new-ip6 eth0`` (5 s); after 1 s h1 runs ``ip addr add
+    2001:db8:1::200/64 dev eth0``, then ``::201`` and ``::202``.
+    """
+    start_lan(lab)
+    run = lab.start_tool("a1", ["atk6-dos-new-ip6", "eth0"], 5)
+    time.sleep(1.0)  # the tool must be sniffing before the first DAD probe
+    for addr in ("2001:db8:1::200", "2001:db8:1::201", "2001:db8:1::202"):
+        lab.add_address("h1", addr)
+    lab.finish(run)
+
+
+@scenario(
+    expect=["ipv6.ndp_exhaustion"],
+    evidence=[Evidence("NS from r1", frames(R1.mac, ICMP_NS), 150)],
+    tools=["atk6-ndpexhaust26"],
+)
+def ndpexhaust(lab: Lab) -> None:
+    """From the WAN, a2 sends packets to random addresses of 2001:db8:1::/64 through r1.
+
+    r1 then solicits every target on the LAN. In a2: ``tc qdisc add dev eth0 root tbf
+    rate 100kbit burst 2000 limit 4000``, then ``atk6-ndpexhaust26 eth0 2001:db8:1::``
+    (3 s): about 55 packets/s reach r1, so r1 solicits roughly 170 distinct targets
+    (the detection's threshold is 64). Each target costs r1 two entries in the
+    kernel-wide neighbour table (the target, INCOMPLETE, and its solicited-node
+    multicast address, NOARP); 300-1000 targets would push the table past gc_thresh2,
+    which cannot be raised per namespace (see ``EXHAUST_TBF``).
+    """
+    start_lan(lab, wan=True)
+    lab.limit_egress("a2", EXHAUST_TBF)
+    lab.run_tool("a2", ["atk6-ndpexhaust26", "eth0", "2001:db8:1::"], 3)
+
+
+@scenario(
+    expect=["ipv6.ndp_spoof"],
+    evidence=[Evidence("NS with hop limit 64 from a1", frames(A1.mac, ICMP_NS, hop_limit=64), 2)],
+    tools=["ns6"],
+)
+def ns6_hoplimit(lab: Lab) -> None:
+    """NSes to r1 claiming h1's link-local is at another MAC, with IPv6 hop limit 64.
+
+    ``ns6 -i eth0 -s fe80::2:1 -d ff02::1:ff00:1 -t 2001:db8:1::1 -S 02:00:00:00:0a:01
+    -E 02:00:00:00:0a:99 -A 64 -l -z 1`` (3 s): Ethernet source a1, source link-layer
+    option 02:00:00:00:0a:99. ``-A``/``--hop-limit`` is in ns6(1), not in ``ns6 -h``.
+    """
+    start_lan(lab)
+    argv = ["ns6", "-i", "eth0", "-s", H1.link_local, "-d", "ff02::1:ff00:1"]
+    argv += ["-t", "2001:db8:1::1", "-S", A1.mac, "-E", "02:00:00:00:0a:99", "-A", "64"]
+    lab.run_tool("a1", [*argv, "-l", "-z", "1"], 3)
+
+
+# -- recording -----------------------------------------------------------------------
+
+
+@dataclass
+class Recording:
+    """The outcome of recording one scenario."""
+
+    scenario: Scenario
+    pcap: Path
+    seconds: float
+    frames: list[Frame] = field(default_factory=list, repr=False)
+    tool_runs: list[ToolRun] = field(default_factory=list)
+    capture_stats: str = ""  # tcpdump's closing counts
+    error: str | None = None
+
+    @property
+    def packets(self) -> int:
+        return len(self.frames)
+
+    def missing_evidence(self) -> list[str]:
+        """Evidence checks that failed, as one line each; [] when the tool clearly ran."""
+        out = []
+        for ev in self.scenario.evidence:
+            got = ev.count(self.frames)
+            if got < ev.minimum:
+                out.append(f"{ev.what}: {got} frames, want >= {ev.minimum}")
+        return out
+
+
+def record(sc: Scenario, outdir: Path) -> Recording:
+    """Record one scenario to ``outdir/<name>.pcap``; errors are kept, not raised."""
+    pcap = outdir / f"{sc.name}.pcap"
+    pcap.unlink(missing_ok=True)
+    start = time.monotonic()
+    rec = Recording(sc, pcap, 0.0)
+    # Named like the namespaces, so a crashed run's leftovers are found the same way.
+    with tempfile.TemporaryDirectory(prefix=f"{NS_PREFIX}{os.getpid()}-{sc.name}-") as tmp:
+        try:
+            with Lab(Path(tmp), pcap) as lab:
+                try:
+                    sc.run(lab)
+                    lab.stop_capture()
+                finally:
+                    rec.tool_runs = list(lab.tool_runs)
+                    rec.capture_stats = lab.capture_stats
+        except Exception as exc:  # one broken scenario must not stop the others
+            rec.error = f"{type(exc).__name__}: {exc}"
+    rec.seconds = time.monotonic() - start
+    if pcap.exists():
+        rec.frames = list(read_frames(pcap))
+    return rec
+
+
+def record_all(outdir: Path, names: Sequence[str] = ()) -> list[Recording]:
+    """Record the named scenarios (all by default) one after another into ``outdir``."""
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise KeyError(f"unknown scenarios: {', '.join(unknown)}")
+    outdir.mkdir(parents=True, exist_ok=True)
+    remove_stale_namespaces()
+    return [record(SCENARIOS[n], outdir) for n in (names or list(SCENARIOS))]
+
+
+_SUMMARY: Final = "Record real IPv6 attack tools in a network-namespace lab."
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.netlab", description=_SUMMARY)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rec = sub.add_parser("record", help="record scenarios to OUTDIR/<scenario>.pcap")
+    rec.add_argument("outdir", type=Path)
+    rec.add_argument("scenarios", nargs="*", metavar="scenario")
+    rec.add_argument("-v", "--verbose", action="store_true", help="also print each tool run")
+    sub.add_parser("list", help="list the scenarios and their expected categories")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for sc in SCENARIOS.values():
+            print(f"{sc.name}: {', '.join(sorted(sc.expect)) or '(no alerts)'}")
+        return 0
+    tools = [t for n in (args.scenarios or SCENARIOS) for t in SCENARIOS[n].tools]
+    problems = lab_problems(tools)
+    if problems:
+        print(f"netlab: cannot run: {'; '.join(problems)}", file=sys.stderr)
+        return 2
+    # SIGTERM would skip the finally blocks and leave namespaces behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    start = time.monotonic()
+    failed = 0
+    for name in args.scenarios or list(SCENARIOS):
+        r = record_all(args.outdir, [name])[0]
+        status = r.error or "; ".join(r.missing_evidence()) or "ok"
+        failed += status != "ok"
+        print(f"{name}\t{r.packets} packets\t{r.seconds:.1f} s\t{status}", flush=True)
+        if args.verbose:
+            print(f"    tcpdump: {r.capture_stats}")
+            for run in r.tool_runs:
+                print(f"    [{run.node}] {run.command}  (exit {run.returncode})", flush=True)
+    print(f"total\t{time.monotonic() - start:.1f} s", flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
