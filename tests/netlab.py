@@ -632,6 +632,7 @@ class Scenario:
     run: Callable[[Lab], None]
     tools: tuple[str, ...]  # binaries beyond LAB_BINARIES
     evidence: tuple[Evidence, ...]  # frames that prove the scenario's traffic is there
+    sids: frozenset[int] = frozenset()  # signature ids that must be among the alerts
 
     @property
     def benign(self) -> bool:
@@ -646,13 +647,16 @@ SCENARIOS: dict[str, Scenario] = {}
 
 
 def scenario(
-    expect: Sequence[str], evidence: Sequence[Evidence], tools: Sequence[str] = ()
+    expect: Sequence[str],
+    evidence: Sequence[Evidence],
+    tools: Sequence[str] = (),
+    sids: Sequence[int] = (),
 ) -> Callable[[Callable[[Lab], None]], Callable[[Lab], None]]:
     """Register the decorated function as a scenario named after it, in definition order."""
 
     def register(fn: Callable[[Lab], None]) -> Callable[[Lab], None]:
         SCENARIOS[fn.__name__] = Scenario(
-            fn.__name__, frozenset(expect), fn, tuple(tools), tuple(evidence)
+            fn.__name__, frozenset(expect), fn, tuple(tools), tuple(evidence), frozenset(sids)
         )
         return fn
 
@@ -794,6 +798,7 @@ def fake_router6(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.rogue_ra"],
+    sids=[1000104],
     evidence=[
         Evidence(
             "RA from fe80::1 with router lifetime 0, sent by a1",
@@ -814,6 +819,7 @@ def kill_router6(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ra_flood", "ipv6.rogue_ra"],
+    sids=[1000101, 1000103, 1000131, 1000132, 1000133],
     evidence=[Evidence("RA from a foreign MAC", frames(FOREIGN, ICMP_RA), 50)],
     tools=["atk6-flood_router26"],
 )
@@ -833,6 +839,7 @@ def flood_router26(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ra_guard_evasion", "ipv6.ra_flood"],
+    sids=[1000123, 1000124, 1000131],
     evidence=[Evidence("fragment from a foreign MAC", frames(FOREIGN, fragment=True), 1000)],
     tools=["atk6-flood_router26"],
 )
@@ -862,6 +869,7 @@ def fake_router26_frag(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ra_guard_evasion", "ipv6.rogue_ra"],
+    sids=[1000122, 1000123],
     evidence=[
         Evidence(
             "unfragmented RA behind a Destination Options header from a1",
@@ -892,6 +900,7 @@ def ra6_dstopts(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.rogue_ra"],
+    sids=[1000109],
     evidence=[Evidence("RA with hop limit 64 from a1", frames(A1.mac, ICMP_RA, hop_limit=64), 2)],
     tools=["ra6"],
 )
@@ -906,11 +915,50 @@ def ra6_small_mtu(lab: Lab) -> None:
     lab.run_tool("a1", argv, 3)
 
 
+@scenario(
+    expect=["ipv6.rogue_ra", "ipv6.ra_guard_evasion"],
+    # spoofed MAC, unlisted option, small MTU, parameter change, global source,
+    # SLLA mismatch, and an atomic fragment
+    sids=[1000102, 1000105, 1000106, 1000107, 1000108, 1000110, 1000121],
+    evidence=[
+        Evidence("RA with fe80::1 from a1's MAC", frames(A1.mac, ICMP_RA, src_ips=["fe80::1"])),
+        Evidence("RA with r1's MAC sent by ra6", frames(R1.mac, ICMP_RA, src_ips=["fe80::1"]), 5),
+        Evidence("RA from a global source", frames(A1.mac, ICMP_RA, src_ips=["2001:db8:1::bad"])),
+        Evidence("atomic-fragment RA", frames(A1.mac, fragment=True)),
+    ],
+    tools=["ra6"],
+)
+def ra6_rogue_variants(lab: Lab) -> None:
+    """One forged RA per rogue-RA variant, then an RA in an atomic fragment.
+
+    ``ra6 -i eth0 -d ff02::1`` plus: ``-s fe80::1 -e -P 2001:db8:1::/64`` (r1's address
+    from a1's MAC); ``-s fe80::1 -S <r1's MAC> -E <r1's MAC> -M 1000 -m -p high
+    -P 2001:db8:bad::/64`` (as r1: MTU 1000, M flag, high preference, a rogue prefix);
+    ``-s fe80::1 -S <r1's MAC> -E <a1's MAC> -P 2001:db8:1::/64`` (SLLA not the Ethernet
+    source); ``-s 2001:db8:1::bad -e -P 2001:db8:bad::/64`` (a global source). Then
+    ``-s fe80::bad -e -P 2001:db8:bad::/64 -y 1024``: a Fragment header with fragments
+    larger than the RA, i.e. an atomic fragment (atk6-fake_router26 -E 1 sent none here).
+    """
+    start_lan(lab)
+    ra6 = ["ra6", "-i", "eth0", "-d", "ff02::1"]
+    as_r1 = ["-s", R1.link_local, "-S", R1.mac]
+    for extra in (
+        ["-s", R1.link_local, "-e", "-P", LAN_PREFIX],
+        [*as_r1, "-E", R1.mac, "-M", "1000", "-m", "-p", "high", "-P", "2001:db8:bad::/64"],
+        [*as_r1, "-E", A1.mac, "-P", LAN_PREFIX],
+        ["-s", "2001:db8:1::bad", "-e", "-P", "2001:db8:bad::/64"],
+    ):
+        lab.run_tool("a1", [*ra6, *extra], 2)
+    argv = [*ra6, "-s", "fe80::bad", "-e", "-P", "2001:db8:bad::/64", "-y", "1024"]
+    lab.run_tool("a1", argv, 2)
+
+
 # Neighbor Discovery attacks.
 
 
 @scenario(
     expect=["ipv6.ndp_flood"],
+    sids=[1000211, 1000213],
     evidence=[Evidence("NS from a foreign MAC", frames(FOREIGN, ICMP_NS), 1000)],
     tools=["atk6-flood_solicitate6"],
 )
@@ -925,6 +973,7 @@ def flood_solicitate6(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_flood"],
+    sids=[1000212, 1000213],
     evidence=[Evidence("NA from a foreign MAC", frames(FOREIGN, ICMP_NA), 1000)],
     tools=["atk6-flood_advertise6"],
 )
@@ -939,6 +988,7 @@ def flood_advertise6(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_spoof"],
+    sids=[1000222],
     evidence=[Evidence("NA from a1", frames(A1.mac, ICMP_NA), 2)],
     tools=["atk6-parasite6"],
 )
@@ -960,6 +1010,7 @@ def parasite6(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_spoof"],
+    sids=[1000221],
     evidence=[
         Evidence(
             "NA from r1's addresses sent by a1",
@@ -987,6 +1038,7 @@ def fake_advertise6_router(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_spoof"],
+    sids=[1000222],
     evidence=[
         Evidence("NA from h1's address sent by a1", frames(A1.mac, ICMP_NA, src_ips=[H1_GLOBAL]), 2)
     ],
@@ -1008,6 +1060,7 @@ def na6_override(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.dad_dos"],
+    sids=[1000231],
     evidence=[Evidence("NA from a foreign MAC", frames(FOREIGN, ICMP_NA), 3)],
     tools=["atk6-dos-new-ip6"],
 )
@@ -1027,6 +1080,7 @@ def dos_new_ip6(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_exhaustion"],
+    sids=[1000201],
     evidence=[Evidence("NS from r1", frames(R1.mac, ICMP_NS), 150)],
     tools=["atk6-ndpexhaust26"],
 )
@@ -1048,6 +1102,7 @@ def ndpexhaust(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_spoof"],
+    sids=[1000224, 1000225],
     evidence=[Evidence("NS with hop limit 64 from a1", frames(A1.mac, ICMP_NS, hop_limit=64), 2)],
     tools=["ns6"],
 )

@@ -3,7 +3,7 @@
 Owns the end-to-end check that what thc-ipv6, ipv6toolkit and radvd really put on
 a wire is classified as each scenario in ``tests/netlab.py`` declares: benign
 captures raise no alert at all (with the lab policy and with routers learned),
-attack captures raise at least their expected
+attack captures raise at least their expected signature ids and
 categories, and every capture holds the frames proving its tool actually ran. All
 scenarios are recorded once per module, and every mismatch is reported together
 in one failure. Also checks that the lab leaves no namespace behind.
@@ -46,8 +46,10 @@ def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, netlab.Rec
     return {rec.scenario.name: rec for rec in netlab.record_all(outdir)}
 
 
-def _replay(pcap: Path, out: Path, policy: Path | None = POLICY) -> tuple[Counter[str], str]:
-    """Categories of the alerts ``v6sentry replay`` raises on ``pcap``; error text if it failed."""
+def _replay(
+    pcap: Path, out: Path, policy: Path | None = POLICY
+) -> tuple[Counter[str], str, set[int]]:
+    """Categories and sids of the alerts ``v6sentry replay`` raises; error text if it failed."""
     argv = ["replay", "--format", "eve", "-q", "-o", str(out)]
     if policy is not None:
         argv += ["--policy", str(policy)]
@@ -59,9 +61,10 @@ def _replay(pcap: Path, out: Path, policy: Path | None = POLICY) -> tuple[Counte
         timeout=300,
     )
     if proc.returncode != 0:
-        return Counter(), f"replay exit code {proc.returncode}: {proc.stderr.strip()}"
+        return Counter(), f"replay exit code {proc.returncode}: {proc.stderr.strip()}", set()
     lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
-    return Counter(json.loads(line)["alert"]["category"] for line in lines), ""
+    alerts = [json.loads(line)["alert"] for line in lines]
+    return Counter(a["category"] for a in alerts), "", {a["signature_id"] for a in alerts}
 
 
 def _tool_summary(rec: netlab.Recording) -> str:
@@ -85,7 +88,7 @@ def test_every_scenario_raises_its_expected_alerts(
         # A tool that silently sent nothing must fail here, not pass a benign-looking check.
         for shortfall in rec.missing_evidence():
             problems.append(f"{name}: tool traffic missing: {shortfall}; {_tool_summary(rec)}")
-        got, error = _replay(rec.pcap, tmp_path / f"{name}.eve.jsonl")
+        got, error, sids = _replay(rec.pcap, tmp_path / f"{name}.eve.jsonl")
         if error:
             problems.append(f"{name}: {error}")
             continue
@@ -93,7 +96,7 @@ def test_every_scenario_raises_its_expected_alerts(
             if got:
                 problems.append(f"{name}: benign capture raised alerts {dict(sorted(got.items()))}")
             # Without a policy the routers are learned: still silent.
-            learned, error = _replay(rec.pcap, tmp_path / f"{name}.learned.eve.jsonl", None)
+            learned, error, _ = _replay(rec.pcap, tmp_path / f"{name}.learned.eve.jsonl", None)
             if error or learned:
                 problems.append(
                     f"{name}: without a policy: {error or dict(sorted(learned.items()))}"
@@ -104,6 +107,11 @@ def test_every_scenario_raises_its_expected_alerts(
                 problems.append(
                     f"{name}: missing categories {missing} "
                     f"(got {dict(sorted(got.items()))}, {rec.packets} packets)"
+                )
+            missing_sids = sorted(sc.sids - sids)
+            if missing_sids:
+                problems.append(
+                    f"{name}: missing signature ids {missing_sids} (got {sorted(sids)})"
                 )
     assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
 
