@@ -988,7 +988,7 @@ def flood_advertise6(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_spoof"],
-    sids=[1000222],
+    sids=[1000222, 1000223],
     evidence=[Evidence("NA from a1", frames(A1.mac, ICMP_NA), 2)],
     tools=["atk6-parasite6"],
 )
@@ -1102,7 +1102,7 @@ def ndpexhaust(lab: Lab) -> None:
 
 @scenario(
     expect=["ipv6.ndp_spoof"],
-    sids=[1000224, 1000225],
+    sids=[1000224, 1000225, 1000226],
     evidence=[Evidence("NS with hop limit 64 from a1", frames(A1.mac, ICMP_NS, hop_limit=64), 2)],
     tools=["ns6"],
 )
@@ -1112,11 +1112,16 @@ def ns6_hoplimit(lab: Lab) -> None:
     ``ns6 -i eth0 -s fe80::2:1 -d ff02::1:ff00:1 -t 2001:db8:1::1 -S 02:00:00:00:0a:01
     -E 02:00:00:00:0a:99 -A 64 -l -z 1`` (3 s): Ethernet source a1, source link-layer
     option 02:00:00:00:0a:99. ``-A``/``--hop-limit`` is in ns6(1), not in ``ns6 -h``.
+    Then ``ns6 -i eth0 -s fe80::/64 -F 30 -d ff02::1:ff00:1 -t 2001:db8:1::1 -A 64``:
+    the same from 30 forged sources at once, past the per-link alert cap (a burst alert;
+    30 neighbour entries in r1 at most).
     """
     start_lan(lab)
     argv = ["ns6", "-i", "eth0", "-s", H1.link_local, "-d", "ff02::1:ff00:1"]
     argv += ["-t", "2001:db8:1::1", "-S", A1.mac, "-E", "02:00:00:00:0a:99", "-A", "64"]
     lab.run_tool("a1", [*argv, "-l", "-z", "1"], 3)
+    forged = ["ns6", "-i", "eth0", "-s", "fe80::/64", "-F", "30", "-d", "ff02::1:ff00:1"]
+    lab.run_tool("a1", [*forged, "-t", "2001:db8:1::1", "-A", "64"], 3)
 
 
 # -- recording -----------------------------------------------------------------------

@@ -282,3 +282,18 @@ def test_one_real_duplicate_is_not_a_dad_dos() -> None:
     ]
     alerts, _ = replay(frames)
     assert alerts == []
+
+
+def test_every_ra_and_nd_signature_is_pinned_to_real_tool_traffic() -> None:
+    """Each sid of the two families is expected from some attack-tool lab scenario."""
+    from tests import netlab
+
+    specs, _ = discover()
+    sids = {
+        sig.sid
+        for family in ("router_advert", "neighbor_discovery")
+        for det in specs[family].detections.values()
+        for sig in det.signatures.values()
+    }
+    pinned = set().union(*(sc.sids for sc in netlab.SCENARIOS.values()))
+    assert sids - pinned == set(), f"no lab scenario expects {sorted(sids - pinned)}"
