@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.alerts import Alert
+from detectors.capture import open_capture
 from detectors.detections import discover
 from detectors.engine import Engine
 from detectors.policy import Policy, empty_policy, load_policy
@@ -297,3 +298,18 @@ def test_every_ra_and_nd_signature_is_pinned_to_real_tool_traffic() -> None:
     }
     pinned = set().union(*(sc.sids for sc in netlab.SCENARIOS.values()))
     assert sids - pinned == set(), f"no lab scenario expects {sorted(sids - pinned)}"
+
+
+def test_thresholds_are_overridden_per_site(tmp_path: Path) -> None:
+    """A policy override changes the verdict: the same flood is no flood at 5000 RAs."""
+    with open_capture(str(PCAPS / "ra_flood_random.pcap")) as reader:
+        frames = [(ts, data) for ts, _i, _lt, data, _w in reader.records()]
+    site = tmp_path / "site.yaml"
+    override = (
+        "thresholds:\n  ipv6.ra_flood: {max_ras_per_window: 5000, max_routers_per_window: 5000}"
+    )
+    site.write_text((PCAPS / "policy.yaml").read_text().replace("thresholds: {}", override))
+    default, _ = replay(frames)
+    raised, _ = replay(frames, load_policy(str(site)))
+    assert Counter(a.category for a in default)["ipv6.ra_flood"] == 2
+    assert Counter(a.category for a in raised)["ipv6.ra_flood"] == 0
