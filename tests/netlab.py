@@ -995,16 +995,19 @@ def flood_advertise6(lab: Lab) -> None:
 def parasite6(lab: Lab) -> None:
     """a1 answers every Neighbor Solicitation with its own MAC while h1 and h2 talk.
 
-    ``atk6-parasite6 eth0`` (4 s); after 1 s both hosts flush their neighbour caches
-    (``ip -6 neigh flush dev eth0``) and ping each other's global and link-local address.
+    ``atk6-parasite6 eth0`` (8 s); after 1 s, three times, both hosts flush their
+    neighbour caches (``ip -6 neigh flush dev eth0``) and ping each other's global and
+    link-local address. Each round has the real host and a1 answer the same NS, so the
+    bindings change at least three times (flapping) whatever order the answers come in.
     """
     start_lan(lab)
-    run = lab.start_tool("a1", ["atk6-parasite6", "eth0"], 4)
+    run = lab.start_tool("a1", ["atk6-parasite6", "eth0"], 8)
     time.sleep(1.0)  # parasite6 must be sniffing before the first NS
-    for host in ("h1", "h2"):
-        lab.flush_neighbours(host)
-    for src, dst in HOST_PINGS[:4]:
-        lab.ping(src, dst)  # answered or not: the spoofed NAs are the point
+    for _round in range(3):
+        for host in ("h1", "h2"):
+            lab.flush_neighbours(host)
+        for src, dst in HOST_PINGS[:4]:
+            lab.ping(src, dst)  # answered or not: the spoofed NAs are the point
     lab.finish(run)
 
 
