@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from detectors.detections import NS
 from detectors.detections.budget import Link, LinkBudget, Overflow, link_of, link_str, seen_in
 from detectors.events import (
+    LinkLayerAddressOption,
     NDMessage,
     NeighborAdvertisement,
     NeighborSolicitation,
@@ -97,9 +98,8 @@ class Spoof:
     @staticmethod
     def _na_mac(ev: NeighborAdvertisement) -> bytes | None:
         for opt in ev.options:
-            if opt.type == 2:
-                address = getattr(opt, "address", b"")
-                return address if len(address) == 6 else None
+            if opt.type == 2 and isinstance(opt, LinkLayerAddressOption):
+                return opt.address if len(opt.address) == 6 else None
         return ev.meta.src_mac
 
     def _learn_router(self, ev: RouterAdvertisement) -> None:
