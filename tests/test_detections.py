@@ -313,3 +313,18 @@ def test_thresholds_are_overridden_per_site(tmp_path: Path) -> None:
     raised, _ = replay(frames, load_policy(str(site)))
     assert Counter(a.category for a in default)["ipv6.ra_flood"] == 2
     assert Counter(a.category for a in raised)["ipv6.ra_flood"] == 0
+
+
+def test_learning_never_whitelists_a_spoofed_or_kill_router_ra() -> None:
+    """Without a policy: a learned router's address from another MAC, or a lifetime-0 RA
+    from a new source, is judged even inside the learning window."""
+    m, _ = attacker(1)
+    m2, src2 = attacker(2)
+    frames = [
+        (at(0), lan(router_ra(1), R1_MAC)),
+        (at(10), lan(ra(R1_LL, slla(m) + pio(PREFIX)), m)),  # R1's address, another MAC
+        (at(20), lan(ra(src2, slla(m2) + pio(PREFIX), lifetime=0), m2)),  # kill, new source
+        (at(30), lan(router_ra(1), R1_MAC)),
+    ]
+    alerts, _ = replay(frames, empty_policy())
+    assert sids(alerts) == Counter({1000102: 1, 1000104: 1})

@@ -142,7 +142,10 @@ class RogueRA:
                 if in_window:
                     base.absorb(ev)
                 return _Verdict(None, base)
-            if in_window and self.learned_count < self.learn_max:
+            if any(addr == key[0] for addr, _mac in known):
+                return _Verdict("spoofed_router_mac", None)  # a learned router's address
+            # A router that says it is no router (lifetime 0) is never learned.
+            if in_window and self.learned_count < self.learn_max and ev.router_lifetime:
                 known[key] = base = Baseline.from_ra(ev)
                 self.learned_count += 1
                 return _Verdict(None, base)
