@@ -26,6 +26,11 @@ def mac_str(mac: bytes | None) -> str | None:
     return None if mac is None else mac.hex(":")
 
 
+def is_link_local(addr: bytes) -> bool:
+    """True for a packed IPv6 address in fe80::/10."""
+    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
+
+
 @dataclass(frozen=True, slots=True)
 class PacketMeta:
     """Where and when a frame was seen. One per frame, shared by its events."""
@@ -272,12 +277,23 @@ class NDMessage(Event):
     options: tuple[NDOption, ...] = ()
     option_errors: tuple[OptionError, ...] = ()
 
-    def source_lla(self) -> bytes | None:
-        """The source link-layer address option's value, if present."""
+    def _lla(self, otype: int) -> bytes | None:
         for opt in self.options:
-            if opt.type == 1 and isinstance(opt, LinkLayerAddressOption):
+            if opt.type == otype and isinstance(opt, LinkLayerAddressOption):
                 return opt.address
         return None
+
+    def source_lla(self) -> bytes | None:
+        """The source link-layer address option's value, if present."""
+        return self._lla(1)
+
+    def target_lla(self) -> bytes | None:
+        """The target link-layer address option's value, if present (NA, Redirect)."""
+        return self._lla(2)
+
+    def sender_mac(self) -> bytes | None:
+        """The Ethernet source, or the source link-layer option where the link has none."""
+        return self.meta.src_mac if self.meta.src_mac is not None else self.source_lla()
 
 
 @dataclass(frozen=True, slots=True)

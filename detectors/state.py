@@ -1,19 +1,30 @@
-"""Bounded state for detections: capped tables and alert suppression.
+"""Bounded state for detections: capped tables, packet-time windows, suppression.
 
 Owns the only containers detections may keep per-host or per-key state in.
 Every table has a cap; inserting past it evicts the least recently used entry
 and counts the eviction, so memory stays flat under floods that randomise
-addresses. Does not know about packets or alerts.
+addresses. ``Windows`` keeps one packet-time window per key in such a table
+and hands every window that ends (rolled over, due, evicted or flushed) to its
+owner exactly once. Does not know about packets or alerts.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterator
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+
+
+class Window(Protocol):
+    """Anything that knows when its packet-time window started."""
+
+    start_ns: int
+
+
+W = TypeVar("W", bound=Window)
 
 
 class BoundedTable(Generic[K, V]):
@@ -83,6 +94,53 @@ class BoundedTable(Generic[K, V]):
 
     def clear(self) -> None:
         self._data.clear()
+
+
+class Windows(Generic[K, W]):
+    """One packet-time window per key, ``span_ns`` long, in a bounded table.
+
+    ``close`` gets every window that ends, once: when the next event of its key
+    falls past it, when ``close_due`` finds it ``span_ns + grace_ns`` old, when it
+    is evicted, and at ``close_all``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        cap: int,
+        span_ns: int,
+        close: Callable[[K, W], None] | None = None,
+        grace_ns: int = 0,
+    ) -> None:
+        self.span_ns = span_ns
+        self.grace_ns = grace_ns
+        self._on_close = close
+        self.table: BoundedTable[K, W] = BoundedTable(name, cap, self._close)
+
+    def _close(self, key: K, window: W) -> None:
+        if self._on_close is not None:
+            self._on_close(key, window)
+
+    def current(self, key: K, ts_ns: int, new: Callable[[int], W]) -> W:
+        """The window of ``key`` that holds ``ts_ns``; the one before it closes."""
+        window = self.table.get(key)
+        if window is None or ts_ns - window.start_ns >= self.span_ns:
+            if window is not None:
+                self._close(key, window)
+            window = new(ts_ns)
+            self.table.put(key, window)
+        return window
+
+    def close_due(self, now_ns: int) -> None:
+        for key, window in self.table.items():
+            if now_ns - window.start_ns >= self.span_ns + self.grace_ns:
+                self.table.pop(key)
+                self._close(key, window)
+
+    def close_all(self) -> None:
+        for key, window in self.table.items():
+            self._close(key, window)
+        self.table.clear()
 
 
 class Suppressor:

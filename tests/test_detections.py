@@ -93,6 +93,8 @@ def test_every_threshold_is_read_by_its_family() -> None:
     for name, spec in specs.items():
         code = "".join(p.read_text() for p in (DETECTIONS / name).glob("*.py"))
         code += (DETECTIONS / "__init__.py").read_text()  # suppress_s is read by the base class
+        if "LinkBudget(" in code:  # the budget reads window_s and max_alerts_per_window
+            code += (DETECTIONS / "budget.py").read_text()
         for det in spec.detections.values():
             for th in det.thresholds:
                 if not re.search(rf"[\"']{th}[\"']", code):

@@ -117,3 +117,32 @@ def test_engine_time_never_runs_backwards() -> None:
     engine.advance(5_000_000_000)
     engine.advance(1_000_000_000)
     assert engine.now_ns == 5_000_000_000
+
+
+def test_windows_close_each_window_once_when_it_ends() -> None:
+    from dataclasses import dataclass
+
+    from detectors.state import Windows
+
+    @dataclass
+    class Win:
+        start_ns: int
+        n: int = 0
+
+    closed: list[tuple[str, int, int]] = []
+    wins: Windows[str, Win] = Windows(
+        "w", 2, 10, lambda k, w: closed.append((k, w.start_ns, w.n)), grace_ns=5
+    )
+    wins.current("a", 0, Win).n += 1
+    wins.current("a", 9, Win).n += 1  # same window
+    wins.current("a", 10, Win).n += 1  # rolls over: the first closes
+    assert closed == [("a", 0, 2)]
+    wins.current("b", 11, Win)
+    wins.current("c", 12, Win)  # cap 2: "a" (least recently used) is evicted and closed
+    assert closed[-1] == ("a", 10, 1)
+    wins.close_due(25)  # "b" began 14 ago: not yet past span + grace
+    assert len(closed) == 2
+    wins.close_due(26)
+    assert closed[-1] == ("b", 11, 0) and len(wins.table) == 1
+    wins.close_all()
+    assert closed[-1] == ("c", 12, 0) and len(wins.table) == 0 and len(closed) == 4

@@ -23,7 +23,7 @@ from detectors.alerts import Alert, alert_id
 from detectors.events import Event, TunnelLayer, ip_str, mac_str
 from detectors.policy import Policy
 from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec
-from detectors.state import BoundedTable, Suppressor
+from detectors.state import BoundedTable, Suppressor, W, Windows
 
 NS = 1_000_000_000
 
@@ -64,6 +64,7 @@ class Detector:
         self.policy = ctx.policy
         self._tables: list[BoundedTable[Any, Any]] = []
         self._suppressors: list[Suppressor] = []
+        self._windows: list[Windows[Any, Any]] = []
 
     # -- for subclasses ---------------------------------------------------
 
@@ -80,6 +81,23 @@ class Detector:
         table: BoundedTable[Any, Any] = BoundedTable(f"{self.family}.{name}", int(cap), on_evict)
         self._tables.append(table)
         return table
+
+    def windows(
+        self,
+        name: str,
+        cap: float,
+        span_ns: int,
+        close: Callable[[Any, W], None] | None = None,
+        grace_ns: int = 0,
+    ) -> Windows[Any, W]:
+        """Per-key windows in a bounded table; ``tick`` and ``flush`` close them, in
+        the order they were made."""
+        windows: Windows[Any, W] = Windows(
+            f"{self.family}.{name}", int(cap), span_ns, close, grace_ns
+        )
+        self._tables.append(windows.table)
+        self._windows.append(windows)
+        return windows
 
     def suppressor(self, category: str, cap: float) -> Suppressor:
         """Suppression per identifier for ``category``'s ``suppress_s`` threshold."""
@@ -159,9 +177,13 @@ class Detector:
 
     def tick(self, now_ns: int) -> None:
         """Packet time advanced (at most once per second): close due windows."""
+        for windows in self._windows:
+            windows.close_due(now_ns)
 
     def flush(self, now_ns: int) -> None:
         """End of input: close every open window."""
+        for windows in self._windows:
+            windows.close_all()
 
     def tables(self) -> list[BoundedTable[Any, Any]]:
         return list(self._tables)

@@ -1,33 +1,30 @@
 """Per-link alert budgets and the small counting pieces the families share.
 
-Owns one rule: on one link, at most ``max_alerts`` individual alerts per
-packet-time window for one detection; whatever is past the cap is counted and
-handed back once, when the window closes, so the family can raise a single
-summary ("burst") alert. This is what keeps a flood that randomises its MAC
-and address on every packet from producing an alert per packet.
+Owns one rule: on one link, at most ``max_alerts_per_window`` individual alerts
+per ``window_s`` of packet time for one detection (both thresholds from that
+detection's spec); whatever is past the cap is counted and raised once, when
+the window closes, as the detection's ``burst`` alert. This is what keeps a
+flood that randomises its MAC and address on every packet from producing an
+alert per packet.
 
-Also owns ``Seen`` (first/last/count of one offender) and ``close_due``,
-the window-expiry loop the families run on every tick. Does not build
-alerts: the family formats the summary itself from ``burst_evidence``.
+Also owns ``Seen`` (first/last/count of one offender). Does not decide what
+is an offence: the family asks ``permit`` before each individual alert.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from detectors.detections import NS, Detector
 from detectors.events import Event, ip_str, mac_str
-from detectors.state import BoundedTable
-
-if TYPE_CHECKING:
-    from detectors.detections import Detector
+from detectors.state import BoundedTable, Suppressor
 
 Link = tuple[int, tuple[int, ...]]  # (interface, VLAN tags): one broadcast domain
 Offender = tuple[bytes, bytes | None]  # (IPv6 address, MAC)
 MAX_KEYS = 65536  # distinct offenders remembered per window, even inside one window
 SAMPLE = 10  # offenders listed in a summary's evidence
-NS = 1_000_000_000  # exact int division: x / 1e9 rounds differently
 
 
 def link_of(event: Event) -> Link:
@@ -58,27 +55,6 @@ def seen_in(table: BoundedTable[Any, Seen], key: Any, ts_ns: int) -> Seen:
     return table.setdefault(key, lambda: Seen(ts_ns, ts_ns)).touch(ts_ns)
 
 
-def close_due(
-    table: BoundedTable[Any, Any],
-    now_ns: int,
-    span_ns: int,
-    close: Callable[[Any, Any], None],
-    start: Callable[[Any], int] = lambda w: int(w.start_ns),
-) -> None:
-    """Close and drop every window in ``table`` that began ``span_ns`` or more ago."""
-    for key, window in table.items():
-        if now_ns - start(window) >= span_ns:
-            table.pop(key)
-            close(key, window)
-
-
-def close_all(table: BoundedTable[Any, Any], close: Callable[[Any, Any], None]) -> None:
-    """End of input: close every window."""
-    for key, window in table.items():
-        close(key, window)
-    table.clear()
-
-
 @dataclass(slots=True)
 class Overflow:
     """What one link's window folded instead of alerting individually."""
@@ -102,28 +78,38 @@ class LinkBudget:
     def __init__(
         self,
         detector: Detector,
+        category: str,
         name: str,
-        window_ns: int,
-        max_alerts: int,
         cap: float,
-        on_close: Callable[[Link, Overflow], None],
+        noun: str,
+        extra: Callable[[Link], dict[str, Any]] | None = None,
     ) -> None:
-        self.window_ns = window_ns
-        self.max_alerts = max_alerts
-        self.on_close = on_close
-        # An evicted link still reports what it folded.
-        self.links = detector.table(name, cap, self._evicted)
+        """``noun`` names the offenders in the burst evidence (``distinct_<noun>``);
+        ``extra`` adds the family's own fields for the link."""
+        self.detector = detector
+        self.category = category
+        self.noun = noun
+        self.extra = extra
+        self.window_ns = int(detector.threshold(category, "window_s") * NS)
+        self.max_alerts = int(detector.threshold(category, "max_alerts_per_window"))
+        # Evicted or due, a link still reports what it folded.
+        self.links = detector.windows(name, cap, self.window_ns, self._burst)
+
+    def permit(self, suppress: Suppressor, identifier: str, event: Event, key: Offender) -> bool:
+        """May the individual alert for ``identifier`` be raised now?
+
+        A suppressed identifier costs no budget; past the budget the event is
+        folded into the burst; otherwise the identifier is suppressed from now.
+        """
+        ts = event.meta.ts_ns
+        if suppress.active(identifier, ts) or not self.admit(event, key):
+            return False
+        return suppress.allow(identifier, ts)
 
     def admit(self, event: Event, key: Offender) -> bool:
         """True: raise the individual alert now. False: counted for the summary."""
-        link = link_of(event)
         ts = event.meta.ts_ns
-        window: Overflow | None = self.links.get(link)
-        if window is None or ts - window.start_ns >= self.window_ns:
-            if window is not None:
-                self._close(link, window)
-            window = Overflow(ts)
-            self.links.put(link, window)
+        window = self.links.current(link_of(event), ts, Overflow)
         if window.alerts < self.max_alerts:
             window.alerts += 1
             return True
@@ -136,36 +122,35 @@ class LinkBudget:
         window.last_ns = ts
         return False
 
-    def window_evidence(self, window: Overflow) -> dict[str, Any]:
-        return {
-            "start": window.start_ns / NS,
-            "end": (window.start_ns + self.window_ns) / NS,
-            "seconds": self.window_ns / NS,
-        }
-
-    def burst_evidence(self, window: Overflow, noun: str) -> dict[str, Any]:
-        """What a summary alert says: counts, window, and a sample of ``noun``s."""
+    def _burst(self, link: Link, window: Overflow) -> None:
+        if window.sample is None:
+            return
         offenders = window.offenders()
-        return {
+        noun = self.noun
+        evidence = {
             "count": window.count,
             f"distinct_{noun}": len(offenders),
-            "window": self.window_evidence(window),
+            "window": {
+                "start": window.start_ns / NS,
+                "end": (window.start_ns + self.window_ns) / NS,
+                "seconds": self.window_ns / NS,
+            },
             "first_seen": window.first_ns / NS,
             "last_seen": window.last_ns / NS,
             "individual_alerts": window.alerts,
             f"sample_{noun}": [f"{ip_str(a)} {mac_str(m)}" for a, m in offenders[:SAMPLE]],
         }
-
-    def _close(self, link: Link, window: Overflow) -> None:
-        if window.sample is not None:
-            self.on_close(link, window)
-            window.sample = None
-
-    def _evicted(self, link: Any, window: Any) -> None:
-        self._close(link, window)
-
-    def tick(self, now_ns: int) -> None:
-        close_due(self.links, now_ns, self.window_ns, self._close)
-
-    def flush(self) -> None:
-        close_all(self.links, self._close)
+        if self.extra is not None:
+            evidence.update(self.extra(link))
+        self.detector.alert(
+            self.category,
+            "burst",
+            ts_ns=window.last_ns,
+            identifier=f"{link_str(link)}|burst",
+            first_ns=window.start_ns,
+            event=window.sample,
+            evidence=evidence,
+            src_ip=None,
+            src_mac=None,
+        )
+        window.sample = None

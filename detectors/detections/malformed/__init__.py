@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.detections import NS, Context, Detector
-from detectors.detections.budget import Link, LinkBudget, Overflow, link_str
+from detectors.detections.budget import LinkBudget
 from detectors.events import Event, FragmentAnomaly, Malformed, ip_str, mac_str
 
 CATEGORY = "ipv6.malformed"
@@ -50,14 +50,7 @@ class MalformedDetector(Detector):
         cap = th["max_sources_tracked"]
         self.counts = self.table("sources", cap)
         self.suppress = self.suppressor(CATEGORY, cap)
-        self.budget = LinkBudget(
-            self,
-            "links",
-            self.window_ns,
-            int(th["max_alerts_per_window"]),
-            cap,
-            self._burst,
-        )
+        self.budget = LinkBudget(self, CATEGORY, "links", cap, "sources")
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, Malformed):
@@ -85,11 +78,9 @@ class MalformedDetector(Detector):
         entry.reasons[reason] = entry.reasons.get(reason, 0) + 1
         if meta.frame and len(entry.frames) < SAMPLE:
             entry.frames.append(meta.frame)
-        if entry.count < self.min_count or self.suppress.active(identifier, ts):
+        if entry.count < self.min_count:
             return
-        if not self.budget.admit(event, (src or b"", meta.src_mac)):
-            return
-        if not self.suppress.allow(identifier, ts):
+        if not self.budget.permit(self.suppress, identifier, event, (src or b"", meta.src_mac)):
             return
         evidence: dict[str, Any] = {
             "count": entry.count,
@@ -111,23 +102,3 @@ class MalformedDetector(Detector):
             src_ip=ip_str(src) if src is not None else None,
             dest_ip=ip_str(dst) if dst is not None else None,
         )
-
-    def _burst(self, link: Link, window: Overflow) -> None:
-        assert window.sample is not None
-        self.alert(
-            CATEGORY,
-            "burst",
-            ts_ns=window.last_ns,
-            identifier=f"{link_str(link)}|burst",
-            first_ns=window.start_ns,
-            event=window.sample,
-            evidence=self.budget.burst_evidence(window, "sources"),
-            src_ip=None,
-            src_mac=None,
-        )
-
-    def tick(self, now_ns: int) -> None:
-        self.budget.tick(now_ns)
-
-    def flush(self, now_ns: int) -> None:
-        self.budget.flush()

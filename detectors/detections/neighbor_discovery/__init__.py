@@ -53,11 +53,9 @@ class NeighborDiscoveryDetector(Detector):
             self.dad.on_na(event)
 
     def tick(self, now_ns: int) -> None:
-        self.exhaustion.tick(now_ns)
-        self.flood.tick(now_ns)
-        self.spoof.budget.tick(now_ns)
+        self.exhaustion.expire(now_ns)
+        super().tick(now_ns)
 
     def flush(self, now_ns: int) -> None:
-        self.exhaustion.flush(now_ns)
-        self.flood.flush()
-        self.spoof.budget.flush()
+        self.exhaustion.drain(now_ns)
+        super().flush(now_ns)

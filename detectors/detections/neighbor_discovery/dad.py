@@ -22,6 +22,7 @@ from detectors.events import NDMessage, NeighborAdvertisement, NeighborSolicitat
 
 if TYPE_CHECKING:
     from detectors.detections import Detector
+    from detectors.state import Windows
 
 CATEGORY = "ipv6.dad_dos"
 SAMPLE = 10
@@ -60,7 +61,9 @@ class DadDos:
         self.window_ns = int(th["window_s"] * NS)
         self.min_targets = int(th["min_targets"])
         self.probes = det.table("dad_probes", th["max_probes_tracked"])
-        self.links = det.table("dad_links", th["max_links_tracked"])
+        self.links: Windows[Link, _LinkWindow] = det.windows(
+            "dad_links", th["max_links_tracked"], self.window_ns
+        )
         self.suppress = det.suppressor(CATEGORY, th["max_links_tracked"])
 
     def on_ns(self, ev: NeighborSolicitation) -> None:
@@ -89,10 +92,7 @@ class DadDos:
         link, target = key
         mac = ev.meta.src_mac
         ts = ev.meta.ts_ns
-        w: _LinkWindow | None = self.links.get(link)
-        if w is None or ts - w.start_ns >= self.window_ns:
-            w = _LinkWindow(ts, ts)
-            self.links.put(link, w)
+        w = self.links.current(link, ts, lambda t: _LinkWindow(t, t))
         w.last_ns = ts
         w.kinds[kind] += 1
         if any(ev.ip.src) and len(w.sources) < SAMPLE:

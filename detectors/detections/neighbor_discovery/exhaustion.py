@@ -22,12 +22,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Link, close_all, close_due, link_of, link_str
+from detectors.detections.budget import Link, link_of, link_str
 from detectors.events import (
     Ipv6Packet,
     NeighborAdvertisement,
     NeighborSolicitation,
     ip_str,
+    is_link_local,
     mac_str,
 )
 
@@ -59,10 +60,6 @@ class _Window:
     drivers: Counter[bytes] = field(default_factory=Counter)
 
 
-def is_link_local(addr: bytes) -> bool:
-    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
-
-
 class Exhaustion:
     """The ``ipv6.ndp_exhaustion`` part of the family detector."""
 
@@ -78,8 +75,15 @@ class Exhaustion:
             "outstanding", th["max_solicitors_tracked"], lambda who, _n: self._set_armed(who, False)
         )
         self.armed: set[Solicitor] = set()
-        # An evicted solicitor still reports its window.
-        self.windows = det.table("solicitors", th["max_solicitors_tracked"], self._close)
+        # Evicted or due, a solicitor still reports its window; a window closes only
+        # once its last targets had resolve_timeout_s to be answered.
+        self.windows = det.windows(
+            "solicitors",
+            th["max_solicitors_tracked"],
+            self.window_ns,
+            self._close,
+            grace_ns=self.timeout_ns,
+        )
         self.drivers = det.table("recent_destinations", th["max_drivers_tracked"])
         self.suppress = det.suppressor(CATEGORY, th["max_solicitors_tracked"])
 
@@ -101,8 +105,7 @@ class Exhaustion:
         if pending is not None:  # a retransmission keeps the first time
             pending.solicits += 1
         else:
-            mac = ev.meta.src_mac if ev.meta.src_mac is not None else ev.source_lla()
-            who = (key[0], ip.src, mac)
+            who = (key[0], ip.src, ev.sender_mac())
             self.pending.put(key, _Pending(who, ev.meta.ts_ns))
             self._outstanding(who, +1)
 
@@ -132,35 +135,30 @@ class Exhaustion:
         if bool(self.armed) != was_armed:
             self.det.ctx.demand_packets(CATEGORY, bool(self.armed))
 
-    def tick(self, now_ns: int) -> None:
+    def expire(self, now_ns: int) -> None:
+        """Targets unanswered for ``resolve_timeout_s`` are unresolved (before windows close)."""
         deadline = now_ns - self.timeout_ns
         expired = self.pending.pop_oldest_while(lambda _k, p: p.first_ns <= deadline)
         for (_link, target), p in expired:
             self._outstanding(p.solicitor, -1)
             self._unresolved(p.solicitor, target, p.first_ns)
-        close_due(self.windows, now_ns, self.window_ns + self.timeout_ns, self._close)
 
-    def flush(self, now_ns: int) -> None:
-        """End of input: windows close.
+    def drain(self, now_ns: int) -> None:
+        """End of input, before the windows close.
 
         A target still pending counts if it was solicited again: its first
         solicitation already went a full retransmit interval unanswered.
         """
-        self.tick(now_ns)
+        self.expire(now_ns)
+        self.windows.close_due(now_ns)
         for (_link, target), p in self.pending.items():
             self._outstanding(p.solicitor, -1)
             if p.solicits >= 2:
                 self._unresolved(p.solicitor, target, p.first_ns)
         self.pending.clear()
-        close_all(self.windows, self._close)
 
     def _unresolved(self, who: Solicitor, target: bytes, ts: int) -> None:
-        w: _Window | None = self.windows.get(who)
-        if w is None or ts - w.start_ns >= self.window_ns:
-            if w is not None:
-                self._close(who, w)
-            w = _Window(ts, ts)
-            self.windows.put(who, w)
+        w = self.windows.current(who, ts, lambda t: _Window(t, t))
         if target in w.targets or len(w.targets) >= MAX_TARGETS:
             return
         w.targets.add(target)

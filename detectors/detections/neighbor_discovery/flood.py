@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Link, close_all, close_due, link_of, link_str
+from detectors.detections.budget import Link, link_of, link_str
 from detectors.events import NDMessage, NeighborAdvertisement, NeighborSolicitation, mac_str
 
 if TYPE_CHECKING:
@@ -46,18 +46,15 @@ class Flood:
         self.max_na = int(th["max_na_per_window"])
         self.max_new = int(th["max_new_sources_per_window"])
         self.known = det.table("known_sources", th["max_sources_tracked"])
-        self.links = det.table("flood_links", th["max_links_tracked"], self._evicted)
+        self.links = det.windows(
+            "flood_links", th["max_links_tracked"], self.window_ns, self._close
+        )
         self.suppress = det.suppressor(CATEGORY, th["max_links_tracked"])
 
     def on_nd(self, ev: NDMessage) -> None:
         ts = ev.meta.ts_ns
         link = link_of(ev)
-        w: _Window | None = self.links.get(link)
-        if w is None or ts - w.start_ns >= self.window_ns:
-            if w is not None:
-                self._close(link, w)
-            w = _Window(ts)
-            self.links.put(link, w)
+        w = self.links.current(link, ts, _Window)
         w.last_ns = ts
         if isinstance(ev, NeighborSolicitation):
             w.ns += 1
@@ -79,9 +76,6 @@ class Flood:
             self.known.put((link, src), True)
             w.new_addresses += 1
             w.sample.setdefault("new_sources", ev)
-
-    def _evicted(self, link: Any, w: Any) -> None:
-        self._close(link, w)
 
     def _close(self, link: Link, w: _Window) -> None:
         seconds = self.window_ns / NS
@@ -123,9 +117,3 @@ class Flood:
             dest_ip=None,
             dest_mac=None,
         )
-
-    def tick(self, now_ns: int) -> None:
-        close_due(self.links, now_ns, self.window_ns, self._close)
-
-    def flush(self) -> None:
-        close_all(self.links, self._close)

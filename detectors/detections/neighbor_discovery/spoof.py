@@ -16,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Link, LinkBudget, Overflow, link_of, link_str, seen_in
+from detectors.detections.budget import LinkBudget, link_of, link_str, seen_in
 from detectors.events import (
-    LinkLayerAddressOption,
     NDMessage,
     NeighborAdvertisement,
     NeighborSolicitation,
@@ -58,14 +57,7 @@ class Spoof:
         self.bindings = det.table("bindings", cap)
         self.seen = det.table("spoof_sources", cap)
         self.suppress = det.suppressor(CATEGORY, cap)
-        self.budget = LinkBudget(
-            det,
-            "spoof_links",
-            self.window_ns,
-            int(th["max_alerts_per_window"]),
-            cap,
-            self._burst,
-        )
+        self.budget = LinkBudget(det, CATEGORY, "spoof_links", cap, "sources")
         # Policy routers, on every link: the address is theirs on any interface.
         self.policy_routers: dict[bytes, bytes] = {
             r.address: r.mac for r in det.policy.routers or () if r.mac is not None
@@ -97,10 +89,10 @@ class Spoof:
 
     @staticmethod
     def _na_mac(ev: NeighborAdvertisement) -> bytes | None:
-        for opt in ev.options:
-            if opt.type == 2 and isinstance(opt, LinkLayerAddressOption):
-                return opt.address if len(opt.address) == 6 else None
-        return ev.meta.src_mac
+        tlla = ev.target_lla()
+        if tlla is None:
+            return ev.meta.src_mac
+        return tlla if len(tlla) == 6 else None
 
     def _learn_router(self, ev: RouterAdvertisement) -> None:
         """Without a policy, the first MAC heard advertising an address owns it."""
@@ -189,9 +181,7 @@ class Spoof:
         who = None if sig == "flapping" else mac
         ident = f"{link_str(link)}|{ip_str(addr)}|{mac_str(who)}|{sig}"
         seen = seen_in(self.seen, ident, ts)
-        if self.suppress.active(ident, ts) or not self.budget.admit(ev, (addr, mac)):
-            return
-        if not self.suppress.allow(ident, ts):
+        if not self.budget.permit(self.suppress, ident, ev, (addr, mac)):
             return
         evidence = {
             **detail,
@@ -204,17 +194,3 @@ class Spoof:
             CATEGORY, sig, ts_ns=ts, identifier=ident, first_ns=seen.first_ns, event=ev,
             evidence=evidence,
         )  # fmt: skip
-
-    def _burst(self, link: Link, window: Overflow) -> None:
-        assert window.sample is not None
-        self.det.alert(
-            CATEGORY,
-            "burst",
-            ts_ns=window.last_ns,
-            identifier=f"{link_str(link)}|burst",
-            first_ns=window.start_ns,
-            event=window.sample,
-            evidence=self.budget.burst_evidence(window, "sources"),
-            src_ip=None,
-            src_mac=None,
-        )

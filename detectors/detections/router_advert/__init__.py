@@ -27,24 +27,12 @@ class RouterAdvertDetector(Detector):
         self.rogue = RogueRA(self)
         self.evasion = Evasion(self)
         self.flood = Flood(self)
-        self.ignored_tunnelled = 0
 
     def on_event(self, event: Event) -> None:
         assert isinstance(event, NDMessage)
         if event.ip.tunnels:
-            self.ignored_tunnelled += 1
             return
         self.evasion.on_nd(event)
         if isinstance(event, RouterAdvertisement):
             self.rogue.on_ra(event)
             self.flood.on_ra(event)
-
-    def tick(self, now_ns: int) -> None:
-        self.rogue.budget.tick(now_ns)
-        self.evasion.budget.tick(now_ns)
-        self.flood.tick(now_ns)
-
-    def flush(self, now_ns: int) -> None:
-        self.rogue.budget.flush()
-        self.evasion.budget.flush()
-        self.flood.flush()

@@ -57,10 +57,6 @@ def mtu(ev: RouterAdvertisement) -> int | None:
     return next((o.mtu for o in ev.options if isinstance(o, MTUOption)), None)
 
 
-def is_link_local(addr: bytes) -> bool:
-    return addr[0] == 0xFE and addr[1] & 0xC0 == 0x80
-
-
 def ra_summary(ev: RouterAdvertisement) -> dict[str, Any]:
     """What the RA said, for evidence; bounded because options are bounded by the MTU."""
     return {

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Link, LinkBudget, Overflow, link_of, link_str, seen_in
+from detectors.detections.budget import LinkBudget, link_of, link_str, seen_in
 from detectors.detections.router_advert.common import EXT_NAMES
 from detectors.events import NDMessage, ip_str, mac_str
 
@@ -37,14 +37,7 @@ class Evasion:
         cap = th["max_sources_tracked"]
         self.sources = det.table("evasion_sources", cap)
         self.suppress = det.suppressor(CATEGORY, cap)
-        self.budget = LinkBudget(
-            det,
-            "evasion_links",
-            int(th["window_s"] * NS),
-            int(th["max_alerts_per_window"]),
-            cap,
-            self._burst,
-        )
+        self.budget = LinkBudget(det, CATEGORY, "evasion_links", cap, "sources")
 
     def _signature(self, ev: NDMessage) -> str | None:
         ip = ev.ip
@@ -66,13 +59,11 @@ class Evasion:
         meta = ev.meta
         ts = meta.ts_ns
         link = link_of(ev)
-        mac = meta.src_mac if meta.src_mac is not None else ev.source_lla()
+        mac = ev.sender_mac()
         key: SourceKey = (ev.ip.src, mac)
         seen = seen_in(self.sources, (link, key, sig), ts)
         identifier = f"{link_str(link)}|{ip_str(key[0])}|{mac_str(mac)}|{sig}"
-        if self.suppress.active(identifier, ts) or not self.budget.admit(ev, key):
-            return
-        if not self.suppress.allow(identifier, ts):
+        if not self.budget.permit(self.suppress, identifier, ev, key):
             return
         frag = ev.ip.fragment
         evidence: dict[str, Any] = {
@@ -99,18 +90,4 @@ class Evasion:
             first_ns=seen.first_ns,
             event=ev,
             evidence=evidence,
-        )
-
-    def _burst(self, link: Link, window: Overflow) -> None:
-        assert window.sample is not None
-        self.det.alert(
-            CATEGORY,
-            "burst",
-            ts_ns=window.last_ns,
-            identifier=f"{link_str(link)}|burst",
-            first_ns=window.start_ns,
-            event=window.sample,
-            evidence=self.budget.burst_evidence(window, "sources"),
-            src_ip=None,
-            src_mac=None,
         )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import MAX_KEYS, Link, close_all, close_due, link_of, link_str
+from detectors.detections.budget import MAX_KEYS, Link, link_of, link_str
 from detectors.events import RouterAdvertisement, ip_str, mac_str
 
 if TYPE_CHECKING:
@@ -48,25 +48,18 @@ class Flood:
         self.max_routers = int(th["max_routers_per_window"])
         self.max_options = int(th["max_options"])
         cap = th["max_links_tracked"]
-        self.links = det.table("flood_links", cap, self._evicted)
+        self.links = det.windows("flood_links", cap, self.window_ns, self._close)
         self.suppress = det.suppressor(CATEGORY, cap)
 
     def on_ra(self, ev: RouterAdvertisement) -> None:
         ts = ev.meta.ts_ns
-        link = link_of(ev)
-        w: _Window | None = self.links.get(link)
-        if w is None or ts - w.start_ns >= self.window_ns:
-            if w is not None:
-                self._close(link, w)
-            w = _Window(ts, ts)
-            self.links.put(link, w)
+        w = self.links.current(link_of(ev), ts, lambda t: _Window(t, t))
         w.ras += 1
         w.last_ns = ts
         if w.sample is None:
             w.sample = ev
-        mac = ev.meta.src_mac if ev.meta.src_mac is not None else ev.source_lla()
         if len(w.routers) < MAX_KEYS:
-            w.routers.add((ev.ip.src, mac))
+            w.routers.add((ev.ip.src, ev.sender_mac()))
         else:
             w.routers_overflow = True
         n = len(ev.options)
@@ -75,9 +68,6 @@ class Flood:
             w.big += 1
             if w.big_sample is None:
                 w.big_sample = ev
-
-    def _evicted(self, link: Any, w: Any) -> None:
-        self._close(link, w)
 
     def _close(self, link: Link, w: _Window) -> None:
         routers = sorted(w.routers, key=lambda k: (k[0], k[1] or b""))
@@ -126,9 +116,3 @@ class Flood:
             evidence=evidence,
             **({} if one_source else {"src_ip": None, "src_mac": None}),
         )
-
-    def tick(self, now_ns: int) -> None:
-        close_due(self.links, now_ns, self.window_ns, self._close)
-
-    def flush(self) -> None:
-        close_all(self.links, self._close)

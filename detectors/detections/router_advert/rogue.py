@@ -15,13 +15,13 @@ window, the rest folded into one ``burst`` alert (``LinkBudget``).
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Link, LinkBudget, Overflow, link_of, link_str, seen_in
+from detectors.detections.budget import Link, LinkBudget, link_of, link_str, seen_in
 from detectors.detections.router_advert import common
-from detectors.events import RouterAdvertisement, ip_str, mac_str
+from detectors.events import RouterAdvertisement, ip_str, is_link_local, mac_str
 from detectors.policy import Router
 
 if TYPE_CHECKING:
@@ -97,7 +97,6 @@ class _Verdict:
     signature: str | None  # source signature, None = legitimate source
     baseline: Baseline | None
     policy_entry: Router | None = None
-    findings: list[dict[str, Any]] = field(default_factory=list)
 
 
 class RogueRA:
@@ -113,13 +112,10 @@ class RogueRA:
         cap = th["max_routers_tracked"]
         self.routers = det.table("routers", cap)
         self.budget = LinkBudget(
-            det,
-            "links",
-            int(th["window_s"] * NS),
-            int(th["max_alerts_per_window"]),
-            cap,
-            self._burst,
-        )
+            det, CATEGORY, "links", cap, "routers", lambda link: {
+                "policy": self._policy_evidence(link, None)
+            }
+        )  # fmt: skip
         self.suppress = det.suppressor(CATEGORY, cap)
         self.learning = det.policy.routers is None
         self.learned: dict[Link, dict[RouterKey, Baseline]] = {}
@@ -220,13 +216,13 @@ class RogueRA:
         ts = meta.ts_ns
         if self.first_ns is None:
             self.first_ns = ts
-        mac = meta.src_mac if meta.src_mac is not None else ev.source_lla()
+        mac = ev.sender_mac()
         link = link_of(ev)
         addr = ev.ip.src
         key: RouterKey = (addr, mac)
         verdict = self._source(ev, link, key, ts)
         findings = self._content(ev, verdict.baseline)
-        if not common.is_link_local(addr):
+        if not is_link_local(addr):
             findings.insert(0, {"signature": "non_link_local", "check": "source",
                                 "expected": "fe80::/10", "seen": ip_str(addr)})  # fmt: skip
         if ev.ip.hop_limit != self.hop_limit:
@@ -257,9 +253,7 @@ class RogueRA:
         identifier = f"{link_str(link)}|{ip_str(key[0])}|{mac_str(key[1])}"
         if sig not in SOURCE_SIGNATURES:
             identifier += f"|{sig}"
-        if self.suppress.active(identifier, ts) or not self.budget.admit(ev, key):
-            return
-        if not self.suppress.allow(identifier, ts):
+        if not self.budget.permit(self.suppress, identifier, ev, key):
             return
         router: dict[str, Any] = {"address": ip_str(key[0]), "mac": mac_str(key[1])}
         base = verdict.baseline
@@ -301,23 +295,3 @@ class RogueRA:
                 "line": entry.line,
             }
         return out
-
-    # -- bursts --------------------------------------------------------------
-
-    def _burst(self, link: Link, window: Overflow) -> None:
-        assert window.sample is not None
-        evidence = {
-            **self.budget.burst_evidence(window, "routers"),
-            "policy": self._policy_evidence(link, None),
-        }
-        self.det.alert(
-            CATEGORY,
-            "burst",
-            ts_ns=window.last_ns,
-            identifier=f"{link_str(link)}|burst",
-            first_ns=window.start_ns,
-            event=window.sample,
-            evidence=evidence,
-            src_ip=None,
-            src_mac=None,
-        )
