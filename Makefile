@@ -3,14 +3,19 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 # Debian packages and a command each provides: tshark for the differential test, the rest
-# for the attack-tool lab (tests/netlab.py).
-APT_PACKAGES := tshark tcpdump radvd thc-ipv6 ipv6toolkit iproute2 procps
-APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl
+# for the namespace labs (tests/netlab.py, tests/netlab_tunnels.py): attack tools, scanners,
+# and miredo for real Teredo.
+APT_PACKAGES := tshark tcpdump radvd thc-ipv6 ipv6toolkit iproute2 procps nmap masscan \
+                miredo miredo-server
+APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl nmap masscan \
+                miredo miredo-server
 
 .PHONY: setup apt venv test lint pcaps golden docs bench clean
 
 setup: apt venv  ## install system packages (needs root or sudo) and the .venv
 
+# No service may start during the install: miredo's would be a Teredo client of a real
+# Internet server. A policy-rc.d that exits 101 is Debian's "do not start services" answer.
 apt:
 	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -z "$$missing" ]; then \
@@ -18,8 +23,12 @@ apt:
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | $$SUDO debconf-set-selections; \
-	  $$SUDO apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	  $$SUDO apt-get update -q || exit 1; \
+	  rc=/usr/sbin/policy-rc.d; made=""; \
+	  if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$rc >/dev/null && $$SUDO chmod 755 $$rc && made=1; fi; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); status=$$?; \
+	  if [ -n "$$made" ]; then $$SUDO rm -f $$rc; fi; \
+	  exit $$status; \
 	fi
 
 venv:

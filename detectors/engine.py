@@ -129,6 +129,7 @@ class Engine:
         else:
             self._packet_demands.discard(who)
         self.decoder.want_packets = self._always_packets or bool(self._packet_demands)
+        self._dispatch.clear()  # on-demand subscribers join or leave the handler lists
 
     # -- alerts ------------------------------------------------------------
 
@@ -143,10 +144,14 @@ class Engine:
     def _handlers(self, etype: type[Event]) -> list[Callable[[Event], None]]:
         handlers = self._dispatch.get(etype)
         if handlers is None:
+            demanded = bool(self._packet_demands)
             handlers = [
                 d.on_event
                 for d in self.detectors
-                if any(issubclass(etype, t) for t in d.subscribes)
+                if any(
+                    issubclass(etype, t) and (demanded or t not in d.on_demand)
+                    for t in d.subscribes
+                )
             ]
             self._dispatch[etype] = handlers
         return handlers

@@ -129,9 +129,13 @@ class TunnelPacket(Event):
     """One decapsulation: an inner packet was found inside ``layer``."""
 
     layer: TunnelLayer
-    inner_version: int  # 6 or 4
+    inner_version: int  # 6 or 4; 0 for a tunnel message without a packet (AYIYA control)
     inner_len: int
     depth: int  # 1 for the outermost tunnel
+    inner_src: bytes | None = None  # the inner IPv6 header's addresses, when there is one
+    inner_dst: bytes | None = None
+    inner_next: int | None = None  # the inner IPv6 header's next-header field
+    inner_icmp_type: int | None = None  # when that next header is ICMPv6
 
 
 @dataclass(frozen=True, slots=True)

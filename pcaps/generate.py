@@ -19,9 +19,13 @@ two runs write byte-identical files.
 
 Addresses are documentation ranges only: 2001:db8::/32, 192.0.2.0/24,
 198.51.100.0/24, 203.0.113.0/24, link-local, multicast, and 6to4/Teredo/ISATAP
-forms built from those IPv4 ranges; MACs are 02:00:00:xx:xx:xx. One exception,
+forms built from those IPv4 ranges; MACs are 02:00:00:xx:xx:xx. Two exceptions,
 kept on purpose: the Teredo server's link-local fe80::8000:f227:bec8:61af, the
-address real Teredo qualification RAs come from.
+address real Teredo qualification RAs come from, and the 6to4 relay anycast
+address 192.88.99.1 (RFC 3068), which ``tunnels_6to4.pcap`` must use because
+the 6to4 detection keys on 192.88.99.0/24. The EUI-64 sweep's targets embed
+real OUIs (00:50:56, 00:0c:29, 52:54:00) in 2001:db8:: interface IDs, since the
+pattern is what it tests; no frame carries those MACs.
 
 Building: IPv4 headers and ARP with dpkt; ND bodies and options, extension
 headers, fragments and tunnel headers with ``struct`` (dpkt builds no ND
@@ -309,10 +313,20 @@ def teredo_auth(client_id: bytes = b"", auth: bytes = b"", nonce8: bytes = bytes
     return bytes([0, 1, len(client_id), len(auth)]) + client_id + auth + nonce8 + b"\0"
 
 
-def ayiya(inner: bytes, epoch: int = T0) -> bytes:
-    """AYIYA: 16-byte identity, SHA1 signature, forward opcode, next header 41."""
-    header = bytes([0x41, 0x52, 0x21, 41]) + struct.pack("!I", epoch)
-    return header + a6("2001:db8:2::2") + bytes(20) + inner
+def ayiya(
+    inner: bytes,
+    epoch: int = T0,
+    identity: bytes = a6("2001:db8:2::2"),
+    opcode: int = 1,
+    nh: int = 41,
+) -> bytes:
+    """AYIYA: 16-byte identity, SHA1 signature, shared-secret auth, ``opcode``, ``nh``.
+
+    The default is a forward (opcode 1) of an IPv6 packet (next header 41); a
+    heartbeat is opcode 0 (no-op) with next header 59 and no payload.
+    """
+    header = bytes([0x41, 0x52, 0x20 | opcode, nh]) + struct.pack("!I", epoch)
+    return header + identity + bytes(20) + inner
 
 
 # -- writers -----------------------------------------------------------------------------------
@@ -919,6 +933,442 @@ def cap_dad_dos(out: Path) -> None:
     write_pcap(out / "dad_dos.pcap", sorted(frames))
 
 
+# -- tunnels and sweeps (issue 4) ------------------------------------------------------
+
+UPSTREAM_MAC = mac("02:00:00:00:ff:01")  # the provider's router on R1's upstream link
+SITE_V4 = a4("192.0.2.0")[:3]  # the site's IPv4 /24; every other IPv4 range is outside
+RELAY_ANYCAST = a4("192.88.99.1")  # 6to4 relay anycast (RFC 3068): see the docstring
+NATIVE = a6("2001:db8:3::1")  # a native IPv6 host out on the Internet
+
+
+def wan4(src: bytes, dst: bytes, proto: int, payload: bytes, ident: int = 1) -> bytes:
+    """An IPv4 packet on R1's upstream link: from the site it leaves R1, else it arrives."""
+    macs = (R1_MAC, UPSTREAM_MAC) if src[:3] == SITE_V4 else (UPSTREAM_MAC, R1_MAC)
+    return eth(ipv4(src, dst, proto, payload, ident), *macs, 0x0800)
+
+
+def wan6(packet: bytes) -> bytes:
+    """An IPv6 packet on R1's upstream link: from 2001:db8:1::/64 it leaves R1, else arrives."""
+    outbound = packet[8:16] == PREFIX[:8]
+    return eth(packet, *((R1_MAC, UPSTREAM_MAC) if outbound else (UPSTREAM_MAC, R1_MAC)))
+
+
+def echo6(
+    src: bytes, dst: bytes, ident: int, seq: int, hlim: int = 64, reply: bool = False
+) -> bytes:
+    """An ICMPv6 echo request (or reply) with an 8-byte body."""
+    body = struct.pack("!HH", ident, seq) + b"v6sentry"
+    return ip6(src, dst, 58, icmp6(src, dst, 129 if reply else 128, body), hlim)
+
+
+def tcp6_data(
+    src: bytes, dst: bytes, sport: int, dport: int, flags: int, seq: int, ack: int, data: bytes
+) -> bytes:
+    """A TCP segment carrying ``data``, checksummed over the IPv6 pseudo-header."""
+    return upper(src, dst, 6, tcp_header(sport, dport, flags, seq, ack) + data, 16)
+
+
+def iid(prefix: bytes, text: str) -> bytes:
+    """``prefix``'s /64 with the interface ID written as in an address (``"dead:beef"``)."""
+    return prefix[:8] + a6("::" + text)[8:]
+
+
+def sixto4(v4: bytes, host_id: int = 1) -> bytes:
+    """A host in the 6to4 site of ``v4`` (2002:v4::/48, subnet 0): 2002:wwxx:yyzz::host_id."""
+    return b"\x20\x02" + v4 + bytes(8) + struct.pack("!H", host_id)
+
+
+def isatap(prefix: bytes, v4: bytes, global_v4: bool = False) -> bytes:
+    """An ISATAP address (RFC 5214): ``prefix``'s /64 + 0000:5efe or 0200:5efe + the IPv4."""
+    return prefix[:8] + (b"\x02\x00" if global_v4 else b"\x00\x00") + b"\x5e\xfe" + v4
+
+
+def dns_message(ident: int, name: str, answer: bytes | None = None) -> bytes:
+    """A DNS AAAA query, or with ``answer`` the response carrying that address."""
+    qname = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".")) + b"\0"
+    question = qname + struct.pack("!HH", 28, 1)
+    if answer is None:
+        return struct.pack("!HHHHHH", ident, 0x0100, 1, 0, 0, 0) + question
+    record = struct.pack("!HHHIH", 0xC00C, 28, 1, 300, 16) + answer
+    return struct.pack("!HHHHHH", ident, 0x8180, 1, 1, 0, 0) + question + record
+
+
+def cap_tunnels_6to4(out: Path) -> None:
+    """The 6to4 router 192.0.2.1 (site 2002:c000:201::/48) with two 6to4 peers and a relay."""
+    site, peer_b, peer_c = a4("192.0.2.1"), a4("198.51.100.2"), a4("203.0.113.3")
+    frames: list[Frame] = []
+
+    def exchange(t: float, far: bytes, inner_far: bytes, seq: int) -> None:
+        """An echo from the site's host to ``inner_far`` through ``far``, and the reply."""
+        req = echo6(sixto4(site), inner_far, 0x6704, seq)
+        rep = echo6(inner_far, sixto4(site), 0x6704, seq, reply=True)
+        frames.append((at(t), wan4(site, far, 41, req, seq)))
+        frames.append((at(t + 0.05), wan4(far, site, 41, rep, seq)))
+
+    for k in range(6):  # pair A: 0..10 s, then again at 400 s (a second window)
+        exchange(2 * k, peer_b, sixto4(peer_b), k)
+    for k in range(2):
+        exchange(400 + 2 * k, peer_b, sixto4(peer_b), 10 + k)
+    for k in range(6):  # pair B: 20..30 s
+        exchange(20 + 2 * k, peer_c, sixto4(peer_c, 0x10), 20 + k)
+    for k in range(5):  # to a native host through the relay anycast, replies from it
+        exchange(40 + 2 * k, RELAY_ANYCAST, NATIVE, 30 + k)
+    write_pcap(out / "tunnels_6to4.pcap", sorted(frames))
+
+
+def cap_tunnels_isatap(out: Path) -> None:
+    """ISATAP hosts behind the ISATAP router 198.51.100.20, and one host spoofing another."""
+    router = a4("198.51.100.20")
+    net = a6("2001:db8:4::")
+    router6 = isatap(net, router)
+    frames: list[Frame] = []
+
+    def exchange(t: float, v4: bytes, inner: bytes, far: bytes, seq: int) -> None:
+        """An echo from ISATAP host ``inner`` (outer ``v4``) to ``far`` and the reply."""
+        frames.append((at(t), wan4(v4, router, 41, echo6(inner, far, 0x5EFE, seq), seq)))
+        reply = echo6(far, inner, 0x5EFE, seq, reply=True)
+        frames.append((at(t + 0.05), wan4(router, v4, 41, reply, seq)))
+
+    h1 = a4("192.0.2.11")  # 0000:5efe form, to a native host and to the router itself
+    for k in range(3):
+        exchange(1 + k, h1, isatap(net, h1), NATIVE, k)
+    exchange(4, h1, isatap(net, h1), router6, 3)
+    h2 = a4("203.0.113.20")  # 0200:5efe form (a globally unique IPv4 address)
+    for k in range(3):
+        exchange(10 + k, h2, isatap(net, h2, True), NATIVE, 10 + k)
+    # 192.0.2.10: one genuine packet, then three whose inner source embeds 203.0.113.9.
+    # The router answers the forged ones at the IPv4 address in their IID.
+    spoofer, victim = a4("192.0.2.10"), a4("203.0.113.9")
+    exchange(20, spoofer, isatap(net, spoofer), router6, 20)
+    for k in range(3):
+        forged = echo6(isatap(net, victim), router6, 0x5EFE, 21 + k)
+        frames.append((at(21 + k), wan4(spoofer, router, 41, forged, 21 + k)))
+        reply = echo6(router6, isatap(net, victim), 0x5EFE, 21 + k, reply=True)
+        frames.append((at(21.05 + k), wan4(router, victim, 41, reply, 21 + k)))
+    write_pcap(out / "tunnels_isatap.pcap", sorted(frames))
+
+
+def cap_tunnels_6in4_allowed(out: Path) -> None:
+    """Two 6in4 tunnels; policy_tunnels.yaml allows the broker endpoint 198.51.100.50."""
+    frames: list[Frame] = []
+    pairs = (
+        (a4("192.0.2.50"), a4("198.51.100.50"), a6("2001:db8:50::2")),  # allowed broker
+        (a4("192.0.2.60"), a4("203.0.113.60"), a6("2001:db8:60::2")),  # not allowed
+    )
+    for n, (local, remote, inner) in enumerate(pairs):
+        for k in range(4):
+            t = 1 + n * 10 + k
+            req = echo6(inner, NATIVE, 0x6464, k)
+            frames.append((at(t), wan4(local, remote, 41, req, k)))
+            rep = echo6(NATIVE, inner, 0x6464, k, 60, reply=True)
+            frames.append((at(t + 0.04), wan4(remote, local, 41, rep, k)))
+    write_pcap(out / "tunnels_6in4_allowed.pcap", sorted(frames))
+
+
+def cap_tunnels_teredo(out: Path) -> None:
+    """A Teredo client behind a NAT: qualification, bubbles, relay data, a peer; plus DNS.
+
+    Client C is 192.0.2.45:40000 (its NAT mapping, the same port for every
+    destination), server S 203.0.113.1 (secondary address 203.0.113.2), relay
+    198.51.100.200:3544, peer client B 198.51.100.77:50000 behind server S too.
+    """
+    client, port = a4("192.0.2.45"), 40000
+    server, server2 = a4("203.0.113.1"), a4("203.0.113.2")
+    relay, peer, peer_port = a4("198.51.100.200"), a4("198.51.100.77"), 50000
+    c6, b6 = teredo_addr(server, client, port, cone=False), teredo_addr(server, peer, peer_port)
+    frames: list[Frame] = []
+    ident = iter(range(1, 1000))
+
+    def udp(t: float, src: bytes, sport: int, dst: bytes, dport: int, payload: bytes) -> None:
+        frames.append((at(t), wan4(src, dst, 17, udp4(sport, dport, payload), next(ident))))
+
+    # Qualification (RFC 4380 5.2.1): RS with the cone flag goes unanswered, RS without
+    # it is answered; the same RS to the secondary address checks the mapping.
+    ra_src, lls = a6("fe80::8000:f227:bec8:61af"), a6("fe80::ffff:ffff:fffd")
+    for t, src_ll, to, nonce8, answered in (
+        (0.0, a6("fe80::8000:ffff:ffff:fffd"), server, b"\x11" * 8, False),
+        (4.0, lls, server, b"\x22" * 8, True),
+        (4.2, lls, server2, b"\x33" * 8, True),
+    ):
+        solicit = ip6(src_ll, ALL_ROUTERS, 58, icmp6(src_ll, ALL_ROUTERS, 133, bytes(4)))
+        udp(t, client, port, to, 3544, teredo_auth(nonce8=nonce8) + solicit)
+        if answered:
+            advert = ra(ra_src, pio(c6[:8] + bytes(8)), dst=src_ll)
+            origin = teredo_origin(client, port)
+            udp(t + 0.1, to, 3544, client, port, teredo_auth(nonce8=nonce8) + origin + advert)
+    # C reaches B: an indirect bubble through S, which relays it with an origin indication.
+    bubble_cb = ip6(c6, b6, 59, b"", 21)
+    udp(10, client, port, server, 3544, bubble_cb)
+    udp(10.05, server, 3544, peer, peer_port, teredo_origin(client, port) + bubble_cb)
+    # Then client to client, off port 3544: B's bubble, C's bubble, echoes both ways.
+    udp(10.1, peer, peer_port, client, port, ip6(b6, c6, 59, b"", 21))
+    udp(10.15, client, port, peer, peer_port, bubble_cb)
+    for k in range(3):
+        udp(11 + k, client, port, peer, peer_port, echo6(c6, b6, 0x7E, k))
+        udp(11.05 + k, peer, peer_port, client, port, echo6(b6, c6, 0x7E, k, reply=True))
+    # Data with a native IPv6 host through a relay on port 3544.
+    for k in range(3):
+        udp(20 + k, client, port, relay, 3544, echo6(c6, NATIVE, 0x7F, k))
+        udp(20.08 + k, relay, 3544, client, port, echo6(NATIVE, c6, 0x7F, k, 58, reply=True))
+    # Ordinary DNS over IPv4: ids 0x0001 (looks like a Teredo auth header) and 0x6a5e
+    # (first nibble 6, like an IPv6 header), each message over 40 bytes.
+    dns = a4("198.51.100.53")
+    for k, qid in enumerate((0x0001, 0x6A5E)):
+        name = "ipv6-check.tunnel.example.com"
+        udp(30 + k, client, 53001 + k, dns, 53, dns_message(qid, name))
+        udp(30.02 + k, dns, 53, client, 53001 + k, dns_message(qid, name, NATIVE))
+    write_pcap(out / "tunnels_teredo.pcap", sorted(frames))
+
+
+def cap_tunnels_ayiya(out: Path) -> None:
+    """An AYIYA tunnel (UDP 5072 both ends): a heartbeat, then echoes forwarded both ways."""
+    client, pop = a4("192.0.2.70"), a4("203.0.113.72")
+    inner_client, inner_pop = a6("2001:db8:72::2"), a6("2001:db8:72::1")
+    frames: list[Frame] = []
+
+    def ayiya_frame(t: float, src: bytes, dst: bytes, payload: bytes, seq: int) -> None:
+        frames.append((at(t), wan4(src, dst, 17, udp4(5072, 5072, payload), seq)))
+
+    beat = ayiya(b"", T0, inner_client, opcode=0, nh=59)
+    ayiya_frame(0, client, pop, beat, 1)
+    for k in range(3):
+        t = 1 + k
+        req = ayiya(echo6(inner_client, NATIVE, 0xA1, k), T0 + t, inner_client)
+        ayiya_frame(t, client, pop, req, 2 + 2 * k)
+        rep = ayiya(echo6(NATIVE, inner_client, 0xA1, k, 60, True), T0 + t, inner_pop)
+        ayiya_frame(t + 0.06, pop, client, rep, 3 + 2 * k)
+    write_pcap(out / "tunnels_ayiya.pcap", sorted(frames))
+
+
+def cap_tunnel_sweep(out: Path) -> None:
+    """A 6in4 tunnel user pinging 300 random addresses of 2001:db8:5::/64 in 60 s."""
+    rng = random.Random(4214)
+    local, broker = a4("192.0.2.80"), a4("198.51.100.80")
+    src = a6("2001:db8:80::2")
+    iids = sorted({rng.randbytes(8) for _ in range(300)})
+    assert len(iids) == 300
+    frames: list[Frame] = []
+    for i, low in enumerate(iids):
+        probe = echo6(src, a6("2001:db8:5::")[:8] + low, 0x5C, i)
+        frames.append((at(1 + i * 0.2), wan4(local, broker, 41, probe, i)))
+    write_pcap(out / "tunnel_sweep.pcap", frames)
+
+
+# Sweeps are seen on R1's upstream link: probes arrive from UPSTREAM_MAC, replies leave R1.
+
+
+def cap_sweep_lowbyte(out: Path) -> None:
+    """2001:db8:bad::1 pings 2001:db8:1::1 .. ::400 (1024 low-byte addresses); five answer."""
+    scanner = a6("2001:db8:bad::1")
+    alive = {0x1, 0x10, 0x53, 0x80, 0x100}
+    frames: list[Frame] = []
+    for n in range(1, 0x401):
+        t = 1 + (n - 1) * 0.05
+        target = iid(PREFIX, f"{n:x}")
+        frames.append((at(t), wan6(echo6(scanner, target, 0xBAD, n, 57))))
+        if n in alive:
+            frames.append((at(t + 0.002), wan6(echo6(target, scanner, 0xBAD, n, 63, True))))
+    write_pcap(out / "sweep_lowbyte.pcap", frames)
+
+
+def cap_sweep_eui64(out: Path) -> None:
+    """TCP SYNs to 500 EUI-64 addresses of three virtualisation OUIs; three SYN-ACKs."""
+    rng = random.Random(4291)
+    scanner = a6("2001:db8:bad::2")
+    ouis = (b"\x00\x50\x56", b"\x00\x0c\x29", b"\x52\x54\x00")  # VMware, VMware, QEMU/KVM
+    targets: list[bytes] = []
+    seen: set[bytes] = set()
+    while len(targets) < 500:
+        oui = ouis[len(targets) % 3]
+        eui = bytes([oui[0] ^ 2]) + oui[1:] + b"\xff\xfe" + rng.randbytes(3)
+        if eui not in seen:
+            seen.add(eui)
+            targets.append(PREFIX[:8] + eui)
+    frames: list[Frame] = []
+    for i, target in enumerate(targets):
+        t = 1 + i * 0.1
+        syn = ip6(scanner, target, 6, tcp6(scanner, target, 45000 + i, 22, 0x02, 7000 + i), 57)
+        frames.append((at(t), wan6(syn)))
+        if i in (17, 250, 433):
+            synack = tcp6(target, scanner, 22, 45000 + i, 0x12, 90000 + i, 7001 + i)
+            frames.append((at(t + 0.003), wan6(ip6(target, scanner, 6, synack, 63))))
+    write_pcap(out / "sweep_eui64.pcap", frames)
+
+
+def cap_sweep_random_source(out: Path) -> None:
+    """400 pings to 6Gen-like targets 2001:db8:1::X0Y:ZW, each from a new source IID."""
+    rng = random.Random(4292)
+    values = rng.sample(range(1 << 16), 400)  # four random nybbles per target
+    sources: set[bytes] = set()
+    frames: list[Frame] = []
+    for i, v in enumerate(values):
+        x, y, z, w = (v >> 12) & 15, (v >> 8) & 15, (v >> 4) & 15, v & 15
+        target = PREFIX[:8] + struct.pack("!HHHH", 0, 0, (x << 8) | y, (z << 4) | w)
+        src = a6("2001:db8:bad::")[:8] + rng.randbytes(8)
+        while src in sources:
+            src = a6("2001:db8:bad::")[:8] + rng.randbytes(8)
+        sources.add(src)
+        frames.append((at(1 + i * 0.2), wan6(echo6(src, target, 0x6E, i, 57))))
+    write_pcap(out / "sweep_random_source.pcap", frames)
+
+
+def cap_sweep_high(out: Path) -> None:
+    """12000 UDP probes (no payload) to random addresses of 2001:db8:1::/64 in 90 s."""
+    rng = random.Random(4293)
+    scanner = a6("2001:db8:bad::4")
+    targets: list[bytes] = []
+    seen: set[bytes] = set()
+    while len(targets) < 12000:
+        low = rng.randbytes(8)
+        if low not in seen:
+            seen.add(low)
+            targets.append(PREFIX[:8] + low)
+    frames = [
+        (at(1 + i * 0.0075), wan6(ip6(scanner, t, 17, udp6(scanner, t, 61000, 161, b""), 57)))
+        for i, t in enumerate(targets)
+    ]
+    write_pcap(out / "sweep_high.pcap", frames)
+
+
+def cap_sweep_wide(out: Path) -> None:
+    """TCP SYNs to ::1, ::2 and ::3 of 200 /64s (2001:db8:a:0::/64 .. :c7::/64); no reply."""
+    scanner = a6("2001:db8:bad::3")
+    frames: list[Frame] = []
+    for n in range(200):
+        for k in (1, 2, 3):
+            i = n * 3 + k - 1
+            target = a6(f"2001:db8:a:{n:x}::{k}")
+            syn = tcp6(scanner, target, 50000 + i % 1000, 443, 0x02, 3000 + i)
+            frames.append((at(1 + i * 0.1), wan6(ip6(scanner, target, 6, syn, 57))))
+    write_pcap(out / "sweep_wide.pcap", frames)
+
+
+def hitlist_targets() -> list[str]:
+    """150 interface IDs a hitlist or a TGA tries: wordy, IPv4-embedded, port-embedded."""
+    words = ["dead:beef", "cafe", "babe", "face:b00c", "c0ff:ee", "bad:cafe", "f00d", "beef"]
+    words += ["dead", "feed", "fade", "ace", "deaf", "c0de", "b00c", "d00d", "abba"]
+    wordy = list(words) + [f"1:{w}" for w in words] + [f"{w}:1" for w in words[:16]]
+    v4_hex = [f"c000:2{n:02x}" for n in range(1, 26)]  # ::192.0.2.n as hex
+    v4_dec = [f"192:0:2:{n}" for n in range(1, 26)]  # ::192:0:2:n, decimal digits as hex
+    ports = [21, 22, 23, 25, 53, 80, 110, 143, 443, 445, 993, 995, 1433, 3306, 3389]
+    ports += [5432, 5900, 6379, 8000, 8080, 8443, 9000, 9200]
+    port_ids = [f"{p}" for p in ports] + [f"1:{p}" for p in ports]
+    port_ids += ["8:8080", "80:443", "443:1", "5:443"]
+    out = wordy + v4_hex + v4_dec + port_ids
+    assert len(out) == len(set(out)) == 150, (len(out), len(set(out)))
+    return out
+
+
+def cap_sweep_hitlist(out: Path) -> None:
+    """Pings to 150 hitlist-style addresses of 2001:db8:1::/64; ::cafe and ::80 answer."""
+    scanner = a6("2001:db8:bad::5")
+    frames: list[Frame] = []
+    for i, text in enumerate(hitlist_targets()):
+        t = 1 + i * 0.3
+        target = iid(PREFIX, text)
+        frames.append((at(t), wan6(echo6(scanner, target, 0x417, i, 57))))
+        if text in ("cafe", "80"):
+            frames.append((at(t + 0.002), wan6(echo6(target, scanner, 0x417, i, 63, True))))
+    write_pcap(out / "sweep_hitlist.pcap", frames)
+
+
+def cap_dark_prefix(out: Path) -> None:
+    """Traffic to policy_dark.yaml's dark 2001:db8:dead::/48 from two source /64s."""
+    scanner, other = a6("2001:db8:bad::7"), a6("2001:db8:2::99")
+    live = a6("2001:db8:1::80")
+    frames: list[Frame] = [
+        (at(1), wan6(echo6(scanner, live, 0xDA, 1, 57))),
+        (at(1.002), wan6(echo6(live, scanner, 0xDA, 1, 63, True))),
+    ]
+    d1, d2, d3 = a6("2001:db8:dead::1"), a6("2001:db8:dead:1::1"), a6("2001:db8:dead:beef::80")
+    frames.append((at(2), wan6(echo6(scanner, d1, 0xDA, 2, 57))))
+    frames.append((at(3), wan6(ip6(scanner, d2, 6, tcp6(scanner, d2, 51000, 22, 0x02), 57))))
+    frames.append((at(4), wan6(ip6(scanner, d3, 17, udp6(scanner, d3, 51001, 53, b""), 57))))
+    d4 = a6("2001:db8:dead::53")
+    frames.append((at(5), wan6(ip6(other, d4, 17, udp6(other, d4, 52000, 53, b""), 58))))
+    write_pcap(out / "dark_prefix.pcap", frames)
+
+
+def cap_sweep_ndp_exhaustion(out: Path) -> None:
+    """Inside: R1 puts 200 probes for absent addresses on the LAN and solicits each 3 times.
+
+    The probes come from the remote scanner 2001:db8:bad::a and leave R1 with hop
+    limit 56, addressed to 02:00:00:00:ee:ee (no host has that MAC or answers).
+    """
+    rng = random.Random(4294)
+    scanner, nobody = a6("2001:db8:bad::a"), mac("02:00:00:00:ee:ee")
+    r1_gl = PREFIX[:8] + bytes(7) + b"\x01"
+    frames: list[Frame] = [(at(0), lan(router_ra(1), R1_MAC))]
+    lows = sorted({rng.randbytes(8) for _ in range(200)})
+    assert len(lows) == 200
+    for i, low in enumerate(lows):
+        t = 1 + i * 0.1
+        target = PREFIX[:8] + low
+        syn = ip6(scanner, target, 6, tcp6(scanner, target, 40000 + i, 80, 0x02, 500 + i), 56)
+        frames.append((at(t), eth(syn, R1_MAC, nobody)))
+        for k in range(3):
+            solicit = ns(r1_gl, solicited_node(target), target, slla(R1_MAC))
+            frames.append((at(t + 0.001 + k), lan(solicit, R1_MAC)))
+    write_pcap(out / "sweep_ndp_exhaustion.pcap", sorted(frames))
+
+
+# Benign: many destinations, but every one answers.
+
+
+def cap_benign_pings(out: Path) -> None:
+    """Host 1 resolves and pings 20 neighbours (hosts 2..21) three times; all answer."""
+    m1, _, g1 = host(1)
+    frames: list[Frame] = [(at(0), lan(router_ra(1), R1_MAC))]
+    for n in range(2, 22):
+        m, _, g = host(n)
+        t = n * 0.5
+        frames.append((at(t), lan(ns(g1, solicited_node(g), g, slla(m1)), m1)))
+        frames.append((at(t + 0.001), lan(na(g, g1, g, 0x60, tlla(m)), m, m1)))
+        for k in range(3):
+            frames.append((at(t + 0.002 + k), lan(echo6(g1, g, 0x1, n * 4 + k), m1, m)))
+            reply = echo6(g, g1, 0x1, n * 4 + k, reply=True)
+            frames.append((at(t + 0.003 + k), lan(reply, m, m1)))
+    write_pcap(out / "benign_pings.pcap", sorted(frames))
+
+
+def cap_benign_dns_server(out: Path) -> None:
+    """2001:db8:1::53 answers one AAAA query from each of 500 clients in 2001:db8:2::/64."""
+    rng = random.Random(4295)
+    lows = sorted({rng.randbytes(8) for _ in range(500)})
+    assert len(lows) == 500
+    frames: list[Frame] = []
+    for i, low in enumerate(lows):
+        client, t = a6("2001:db8:2::")[:8] + low, 1 + i * 0.18
+        sport = 1024 + rng.randrange(64000)
+        query = dns_message(i, "www.example.com")
+        answer = dns_message(i, "www.example.com", a6("2001:db8:1::80"))
+        q = ip6(client, DNS1, 17, udp6(client, DNS1, sport, 53, query), 60)
+        r = ip6(DNS1, client, 17, udp6(DNS1, client, 53, sport, answer), 63)
+        frames += [(at(t), wan6(q)), (at(t + 0.001), wan6(r))]
+    write_pcap(out / "benign_dns_server.pcap", frames)
+
+
+def cap_benign_busy_client(out: Path) -> None:
+    """Host 5 opens one HTTP connection to each of 500 servers in 500 /64s; all answer."""
+    _, _, client = host(5)
+    frames: list[Frame] = []
+    request, response = b"GET / HTTP/1.1\r\n\r\n", b"HTTP/1.1 204 No Content\r\n\r\n"
+    for i in range(500):
+        server, t, sport = a6(f"2001:db8:c:{i:x}::80"), 1 + i * 0.18, 33000 + i
+        cs, ss = 1000 + i, 50000 + i
+        syn = tcp6(client, server, sport, 80, 0x02, cs)
+        synack = tcp6(server, client, 80, sport, 0x12, ss, cs + 1)
+        req = tcp6_data(client, server, sport, 80, 0x18, cs + 1, ss + 1, request)
+        rsp = tcp6_data(server, client, 80, sport, 0x18, ss + 1, cs + 1 + len(request), response)
+        frames += [
+            (at(t), wan6(ip6(client, server, 6, syn, 63))),
+            (at(t + 0.02), wan6(ip6(server, client, 6, synack, 55))),
+            (at(t + 0.021), wan6(ip6(client, server, 6, req, 63))),
+            (at(t + 0.04), wan6(ip6(server, client, 6, rsp, 55))),
+        ]
+    write_pcap(out / "benign_busy_client.pcap", frames)
+
+
 CAPTURES = [
     cap_benign_ra,
     cap_rogue_ra,
@@ -945,6 +1395,23 @@ CAPTURES = [
     cap_ndp_flood,
     cap_ndp_spoof,
     cap_dad_dos,
+    cap_tunnels_6to4,
+    cap_tunnels_isatap,
+    cap_tunnels_6in4_allowed,
+    cap_tunnels_teredo,
+    cap_tunnels_ayiya,
+    cap_tunnel_sweep,
+    cap_sweep_lowbyte,
+    cap_sweep_eui64,
+    cap_sweep_random_source,
+    cap_sweep_high,
+    cap_sweep_wide,
+    cap_sweep_hitlist,
+    cap_dark_prefix,
+    cap_sweep_ndp_exhaustion,
+    cap_benign_pings,
+    cap_benign_dns_server,
+    cap_benign_busy_client,
 ]
 
 

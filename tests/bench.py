@@ -3,8 +3,11 @@
 Owns building a synthetic mixed capture (mostly ordinary IPv4/IPv6 TCP, some
 UDP, a sprinkling of ND and tunnelled packets, the traffic mix of an office
 span port) and timing three stages on it: the capture reader alone, reader
-plus decoder, and the whole ``v6sentry replay`` pipeline. Tests never time
-anything; this module is where speed is measured.
+plus decoder, and the whole ``v6sentry replay`` pipeline. Also measures the
+sweep detection's memory while one scanner probes ``--sweep-targets`` (10
+million by default) distinct addresses of one /64: peak RSS at checkpoints,
+the state-table sizes and the alerts raised. Tests never time anything; this
+module is where speed and memory are measured.
 """
 
 from __future__ import annotations
@@ -13,15 +16,19 @@ import argparse
 import contextlib
 import io
 import os
+import resource
 import struct
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from detectors.capture import open_capture
 from detectors.cli import main
 from detectors.decoder import Decoder
+from detectors.engine import Engine
+from detectors.policy import empty_policy
 
 ETH_V4 = bytes.fromhex("020000000202020000000201") + b"\x08\x00"
 ETH_V6 = bytes.fromhex("020000000202020000000201") + b"\x86\xdd"
@@ -110,7 +117,54 @@ def bench(packets: int) -> None:
         print(f"bench: v6sentry replay    {packets / full_s:>12,.0f} packets/s ({full_s:.2f} s)")
 
 
+def sweep_frames(targets: int) -> Iterator[tuple[int, int, int, bytes, int]]:
+    """UDP probes from one scanner to ``targets`` distinct addresses of one /64,
+    10 us apart (so 10 million fit one 300 s window)."""
+    src = bytes.fromhex("20010db80bad00000000000000000001")
+    head = ETH_V6 + struct.pack("!IHBB", 0x60000000, 8, 17, 64) + src
+    dst64 = bytes.fromhex("20010db800010000")
+    udp = struct.pack("!HHHH", 40000, 161, 8, 0)
+    t0 = 1_700_000_000 * 10**9
+    for i in range(targets):
+        # Spread the targets over the whole interface-identifier space.
+        iid = (i * 0x9E3779B97F4A7C15) & (2**64 - 1)
+        frame = head + dst64 + iid.to_bytes(8, "big") + udp
+        yield t0 + i * 10_000, 0, 1, frame, len(frame)
+
+
+def bench_sweep_memory(targets: int) -> None:
+    alerts: list[str] = []
+    engine = Engine(empty_policy(), lambda a: alerts.append(f"{a.signature_id}/{a.severity}"))
+    checkpoints = {targets // 100, targets // 10, targets // 2, targets}
+    t0 = time.perf_counter()
+    done = 0
+
+    def counted() -> Iterator[tuple[int, int, int, bytes, int]]:
+        nonlocal done
+        for record in sweep_frames(targets):
+            done += 1
+            if done in checkpoints:
+                rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                sizes = engine.table_stats()
+                print(
+                    f"bench: sweep {done:>12,} distinct targets: peak RSS {rss:7.1f} MiB, "
+                    f"sweep.pairs {sizes['sweep.pairs']['size']}, "
+                    f"sweep.sources {sizes['sweep.sources']['size']}, "
+                    f"alerts {alerts}"
+                )
+            yield record
+
+    engine.run(counted())
+    engine.finish()
+    took = time.perf_counter() - t0
+    print(f"bench: sweep {targets:,} targets in {took:.1f} s ({targets / took:,.0f} packets/s)")
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--packets", type=int, default=1_000_000)
-    bench(parser.parse_args().packets)
+    parser.add_argument("--sweep-targets", type=int, default=10_000_000)
+    args = parser.parse_args()
+    bench(args.packets)
+    if args.sweep_targets:
+        bench_sweep_memory(args.sweep_targets)

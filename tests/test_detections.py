@@ -54,6 +54,8 @@ DETECTIONS = Path(__file__).resolve().parents[1] / "detectors" / "detections"
 SID_RANGES = {
     "router_advert": (1000100, 1000199),
     "neighbor_discovery": (1000200, 1000299),
+    "tunnel": (1000300, 1000399),
+    "sweep": (1000400, 1000499),
     "malformed": (1000900, 1000999),
 }
 
@@ -66,6 +68,17 @@ def replay(
     engine.run((ts, 0, 1, f, len(f)) for ts, f in sorted(frames))
     engine.finish()
     return alerts, engine
+
+
+def family_sids(*families: str) -> set[int]:
+    """Every signature id of the named families."""
+    specs, _ = discover()
+    return {
+        sig.sid
+        for family in families
+        for det in specs[family].detections.values()
+        for sig in det.signatures.values()
+    }
 
 
 def sids(alerts: list[Alert]) -> Counter[int]:
@@ -231,13 +244,25 @@ def test_exhaustion_counts_only_unanswered_targets_and_names_the_driver() -> Non
         else:  # does not exist: solicited three times, 1 s apart
             frames += [(at(t + 0.001 + k), solicit) for k in range(3)]
     alerts, _ = replay(frames)
-    assert [a.category for a in alerts] == ["ipv6.ndp_exhaustion"]
-    ev = alerts[0].evidence
+    by_cat = {a.category: a for a in alerts}
+    assert sorted(a.category for a in alerts) == ["ipv6.ndp_exhaustion", "ipv6.sweep"]
+    ev = by_cat["ipv6.ndp_exhaustion"].evidence
     assert ev["unresolved_targets"] == 100 and ev["prefix"] == "2001:db8:1::/64"
-    # Packet events are switched on once R1 has 8 solicitations outstanding, so the
-    # first 8 unanswered targets have no driver on record; the other 92 do.
+    # Drivers are recorded once R1 has 8 solicitations outstanding, so the first 8
+    # unanswered targets have no driver on record; the other 92 do.
     assert ev["off_link_sources"] == [{"address": "2001:db8:ff::a", "targets": 92}]
     assert ev["solicitor"] == {"address": "2001:db8:1::1", "mac": "02:00:00:00:01:01"}
+    # The cause and the effect name each other: same prefix, same sweep identifier.
+    sweep = by_cat["ipv6.sweep"]
+    assert (
+        ev["correlation"]
+        == sweep.evidence["correlation"]
+        == {
+            "prefix": "2001:db8:1::/64",
+            "sweeps": [sweep.identifier],
+        }
+    )
+    assert sweep.identifier == "2001:db8:ff::/64|2001:db8:1::/64"
 
 
 def test_malformed_flood_from_random_sources_is_capped_per_link() -> None:
@@ -291,13 +316,7 @@ def test_every_ra_and_nd_signature_is_pinned_to_real_tool_traffic() -> None:
     """Each sid of the two families is expected from some attack-tool lab scenario."""
     from tests import netlab
 
-    specs, _ = discover()
-    sids = {
-        sig.sid
-        for family in ("router_advert", "neighbor_discovery")
-        for det in specs[family].detections.values()
-        for sig in det.signatures.values()
-    }
+    sids = family_sids("router_advert", "neighbor_discovery")
     pinned = set().union(*(sc.sids for sc in netlab.SCENARIOS.values()))
     assert sids - pinned == set(), f"no lab scenario expects {sorted(sids - pinned)}"
 

@@ -81,9 +81,18 @@ def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:
 
 
 def test_decoder_builds_only_wanted_events() -> None:
-    engine = Engine(empty_policy(), lambda a: None)
-    # Per-packet events are on demand only (the exhaustion detection's drivers):
-    # the cheap path stays on until a detector asks, and comes back when it stops.
+    specs, classes = discover()
+    # The sweep family counts every packet, so with every family on they are built.
+    assert Engine(empty_policy(), lambda a: None, specs, classes).decoder.want_packets is True
+    # Without it, per-packet events are on demand only (the exhaustion detection's
+    # drivers): the cheap path stays on until a detector asks, and comes back after.
+    nd = {"neighbor_discovery"}
+    engine = Engine(
+        empty_policy(),
+        lambda a: None,
+        {k: v for k, v in specs.items() if k in nd},
+        {k: v for k, v in classes.items() if k in nd},
+    )
     assert engine.decoder.want_packets is False
     engine._demand_packets("x", True)
     engine._demand_packets("y", True)

@@ -71,14 +71,20 @@ def test_every_external_capture_decodes_cleanly(tmp_path: Path) -> None:
 
 
 # capture -> (alerts expected with the learned policy, alerts with `routers: []`)
+# Teredo: qualification RS to .80 and RA from .81 (two pairs), data and a bubble
+# via the server, and the client-to-client session off port 3544. AYIYA: the
+# client used two source ports, so two endpoint pairs.
 VERDICTS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
-    "tunnels_Teredo.pcap": ({}, {}),
-    "tunnels_teredo_bubble_with_payload.pcap": ({}, {}),
+    "tunnels_Teredo.pcap": ({"ipv6.tunnel_teredo": 5}, {"ipv6.tunnel_teredo": 5}),
+    "tunnels_teredo_bubble_with_payload.pcap": (
+        {"ipv6.tunnel_teredo": 5},
+        {"ipv6.tunnel_teredo": 5},
+    ),
     "tunnels_teredo-udp-in-udp.pcap": ({}, {}),
     "tunnels_false-teredo.pcap": ({}, {}),
-    "tunnels_6in4.pcap": ({}, {}),
-    "tunnels_ping6-in-ipv4.pcap": ({}, {}),
-    "tunnels_ayiya3.pcap": ({}, {}),
+    "tunnels_6in4.pcap": ({"ipv6.tunnel_6in4": 1}, {"ipv6.tunnel_6in4": 1}),
+    "tunnels_ping6-in-ipv4.pcap": ({"ipv6.tunnel_6in4": 1}, {"ipv6.tunnel_6in4": 1}),
+    "tunnels_ayiya3.pcap": ({"ipv6.tunnel_ayiya": 2}, {"ipv6.tunnel_ayiya": 2}),
     "tunnels_6in6.pcap": ({}, {}),
     "tunnels_4in6.pcap": ({}, {}),
     "icmp_icmp6-router-advert.pcap": ({}, {"ipv6.rogue_ra": 1}),

@@ -156,12 +156,13 @@ class Decoder:
                 etype == _ETH_IPV6
                 and (data[20] == NH_TCP or data[20] == NH_UDP)
                 and data[14] >> 4 == 6
-                and not self.want_packets
                 and 54 + (data[18] << 8 | data[19]) <= len(data)
             ):
                 stats.link_types[1] = stats.link_types.get(1, 0) + 1
                 stats.ipv6 += 1
-                return []
+                if not self.want_packets:
+                    return []
+                return [self._plain_l4(ts_ns, frame, iface, data, wire_len)]
         self._events = []
         self._meta = None
         self._ts, self._frame, self._iface = ts_ns, frame, iface
@@ -176,6 +177,30 @@ class Decoder:
         except Exception as exc:  # a decoder bug must not stop the sensor
             self._malformed("decoder", "decoder_error", f"{type(exc).__name__}: {exc}")
         return self._events
+
+    def _plain_l4(self, ts_ns: int, frame: int, iface: int, data: bytes, wire_len: int) -> Event:
+        """Untagged Ethernet, IPv6 with TCP or UDP right after the header, all of it
+        in the frame: the same event the full walk builds, in one step, because this
+        is most of the traffic when every packet is wanted."""
+        first, plen, nh, hlim = _IP6_FIRST.unpack_from(data, 14)
+        end = 54 + plen
+        sport = dport = flags = None
+        if end - 54 >= (14 if nh == NH_TCP else 8):
+            sport, dport = _U16.unpack_from(data, 54)[0], _U16.unpack_from(data, 56)[0]
+            if nh == NH_TCP:
+                flags = data[67]
+        meta = PacketMeta(ts_ns, frame, iface, LINKTYPE_ETHERNET, wire_len, data[6:12], data[:6])
+        ip = IPv6Header(
+            data[22:38],
+            data[38:54],
+            hlim,
+            (first >> 20) & 0xFF,
+            first & 0xFFFFF,
+            plen,
+            (),
+            nh,
+        )
+        return Ipv6Packet(meta, ip, sport, dport, None, None, flags)
 
     def expire(self, now_ns: int) -> list[Event]:
         """Time out stale fragments on packet time; called by the engine's clock."""
@@ -404,12 +429,33 @@ class Decoder:
             )
             return
         if self.want_tunnels:
-            self._events.append(TunnelPacket(self.meta(), layer, version, end - p, depth))
+            self._events.append(self._tunnel_event(data, p, end, layer, version, depth))
         if version == 6:
             self._ipv6(data, p, end, inner, None)
         elif version == 4:
             self._ipv4(data, p, end, inner)
         # version 0: a tunnel message without an inner packet (AYIYA control)
+
+    def _tunnel_event(
+        self, data: bytes, p: int, end: int, layer: TunnelLayer, version: int, depth: int
+    ) -> TunnelPacket:
+        """The decapsulation event, with the inner IPv6 addresses the tunnel detections
+        classify by (6to4, ISATAP, Teredo qualification)."""
+        if version != 6 or end - p < 40:
+            return TunnelPacket(self.meta(), layer, version, end - p, depth)
+        nh = data[p + 6]
+        icmp = data[p + 40] if nh == NH_ICMPV6 and end - p > 40 else None
+        return TunnelPacket(
+            self.meta(),
+            layer,
+            version,
+            end - p,
+            depth,
+            data[p + 8 : p + 24],
+            data[p + 24 : p + 40],
+            nh,
+            icmp,
+        )
 
     @staticmethod
     def _valid_ipv6(data: bytes, q: int, end: int) -> bool:

@@ -117,9 +117,13 @@ class Detector:
         first_ns: int,
         event: Event | None = None,
         evidence: dict[str, Any] | None = None,
+        severity: str | None = None,
         **addresses: Any,
     ) -> Alert:
-        """Build and emit an alert from the spec; ``event`` fills addresses and MACs."""
+        """Build and emit an alert from the spec; ``event`` fills addresses and MACs.
+
+        ``severity`` overrides the spec's for this alert (severity tiers, allowed
+        tunnels)."""
         det = self.detection(category)
         sig = det.signatures[signature]
         fields: dict[str, Any] = {}
@@ -147,7 +151,7 @@ class Detector:
             signature=f"V6SENTRY {sig.text}",
             signature_id=sig.sid,
             rev=sig.rev,
-            severity=det.severity,
+            severity=severity or det.severity,
             detection_id=det.id,
             title=det.title,
             techniques=det.techniques,

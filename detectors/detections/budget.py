@@ -7,7 +7,8 @@ the window closes, as the detection's ``burst`` alert. This is what keeps a
 flood that randomises its MAC and address on every packet from producing an
 alert per packet.
 
-Also owns ``Seen`` (first/last/count of one offender). Does not decide what
+Also owns ``Seen`` (first/last/count of one offender) and the /64 and sweep
+identifiers the sweep and exhaustion detections share. Does not decide what
 is an offence: the family asks ``permit`` before each individual alert.
 """
 
@@ -25,6 +26,20 @@ Link = tuple[int, tuple[int, ...]]  # (interface, VLAN tags): one broadcast doma
 Offender = tuple[bytes, bytes | None]  # (IPv6 address, MAC)
 MAX_KEYS = 65536  # distinct offenders remembered per window, even inside one window
 SAMPLE = 10  # offenders listed in a summary's evidence
+
+
+def prefix64_str(prefix: bytes) -> str:
+    """The /64 whose first 8 bytes are ``prefix``, as text (2001:db8:1::/64)."""
+    return f"{ip_str(prefix[:8] + bytes(8))}/64"
+
+
+def sweep_identifier(src64: bytes, dst64: bytes) -> str:
+    """The identifier of a sweep by a source /64 of a destination /64.
+
+    ``ipv6.sweep`` alerts use it, and ``ipv6.ndp_exhaustion`` lists it for
+    the off-link sources driving a router's solicitations, so the two alerts
+    reference each other."""
+    return f"{prefix64_str(src64)}|{prefix64_str(dst64)}"
 
 
 def link_of(event: Event) -> Link:

@@ -38,7 +38,10 @@ class NeighborDiscoveryDetector(Detector):
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, Ipv6Packet):
-            self.exhaustion.on_packet(event)
+            # Other families may have every packet built; drivers are only wanted
+            # while some node is busy soliciting (``drivers_after``).
+            if self.exhaustion.armed:
+                self.exhaustion.on_packet(event)
             return
         assert isinstance(event, NDMessage)
         if event.ip.tunnels:

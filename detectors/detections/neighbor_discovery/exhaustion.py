@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Link, link_of, link_str
+from detectors.detections.budget import Link, link_of, link_str, sweep_identifier
 from detectors.events import (
     Ipv6Packet,
     NeighborAdvertisement,
@@ -194,6 +194,12 @@ class Exhaustion:
             "first_seen": w.first_ns / NS,
             "last_seen": w.last_ns / NS,
             "window": {"start": w.start_ns / NS, "seconds": self.window_ns / NS},
+            # The ipv6.sweep alerts of the driving sources carry the same prefix and
+            # identifiers, so a SIEM can join the cause and the effect.
+            "correlation": {
+                "prefix": str(net),
+                "sweeps": sorted({sweep_identifier(a[:8], prefix) for a in w.drivers}),
+            },
         }
         self.det.alert(
             CATEGORY,

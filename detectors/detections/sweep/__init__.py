@@ -1,0 +1,30 @@
+"""Sweep family: ``ipv6.sweep`` and ``ipv6.dark_prefix``.
+
+Owns routing every decoded IPv6 packet (native or tunnelled) to the
+family's two detections, one module each; thresholds come from
+``spec.yaml``. Does not parse packets.
+"""
+
+from __future__ import annotations
+
+from detectors.detections import Context, Detector
+from detectors.detections.sweep.dark import DarkPrefix
+from detectors.detections.sweep.sweep import Sweep
+from detectors.events import Event, Ipv6Packet
+
+
+class SweepDetector(Detector):
+    """Dispatches IPv6 packets to the sweep and dark-prefix detections."""
+
+    subscribes = (Ipv6Packet,)
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.sweep = Sweep(self)
+        self.dark = DarkPrefix(self)
+
+    def on_event(self, event: Event) -> None:
+        assert isinstance(event, Ipv6Packet)
+        self.sweep.on_packet(event)
+        if self.dark.active:
+            self.dark.on_packet(event)
