@@ -122,6 +122,8 @@ class Ipv6Packet(Event):
     icmp_type: int | None = None
     icmp_code: int | None = None
     tcp_flags: int | None = None
+    # ICMPv6 errors (types 1-4): the source of the packet the error quotes.
+    quoted_src: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

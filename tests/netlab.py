@@ -1,23 +1,32 @@
 """A network-namespace lab that runs real IPv6 attack tools and records their traffic.
 
-Owns building a small IPv6 LAN out of Linux network namespaces (a hub-mode bridge,
-routers running radvd, two SLAAC hosts, an on-link attacker and an off-link
-attacker behind the router), running each scenario's tool under ``timeout``,
-capturing the LAN with tcpdump inside the switch namespace, and tearing all of it
-down again, even after a crash. It also owns the scenario list: which tool runs
-with which command line, which alert categories its capture is expected to raise,
-and which frames prove the tool really sent something; those frames are counted
-by a deliberately tiny parser of its own (``read_frames``), so the proof that a
-tool sent its packets does not rest on the decoder under test. CLI::
+Owns building a small IPv6 network out of Linux network namespaces (a hub-mode LAN
+bridge, routers running radvd, SLAAC hosts, an on-link attacker, and a WAN bridge
+with an off-link attacker behind router r1), running each scenario's tool under
+``timeout``, capturing with tcpdump inside the switch namespace, and tearing all of
+it down again, even after a crash. It also owns the scenario list: which tool runs
+with which command line, which alert categories each capture is expected to raise,
+and which frames prove the tool really sent something; those frames are counted by
+a deliberately tiny parser of its own (``read_frames``), so the proof that a tool
+sent its packets does not rest on the decoder under test. CLI::
 
-    python -m tests.netlab record OUTDIR [scenario ...]   # OUTDIR/<scenario>.pcap
+    python -m tests.netlab record OUTDIR [scenario ...]
     python -m tests.netlab list
+
+Every scenario writes its LAN capture (br0, "inside") to ``OUTDIR/<scenario>.pcap``.
+The routed scenarios, where a2 scans or talks to the LAN's /64 from the WAN through
+r1, also write the WAN capture (br1, "outside", between a2 and r1) to
+``OUTDIR/<scenario>.outside.pcap`` and both merged in time order, as a sensor on a
+port mirroring both of r1's legs would see them, to ``OUTDIR/<scenario>.span.pcap``;
+each capture has its own expected alerts and evidence (``Scenario.captures``).
 
 It does not run v6sentry or judge alerts (``tests/test_attack_tools.py`` does), and
 it never touches the root namespace's interfaces, routes or sysctls: every link,
-address, route, qdisc and sysctl it sets lives in a namespace it created. Only
-documentation address space is used (2001:db8::/32) and no route leads out of the
-lab. Needs root, iproute2, tcpdump, radvd, thc-ipv6 and ipv6toolkit.
+address, route, qdisc and sysctl it sets lives in a namespace it created (it only
+reads the kernel-wide neighbour-table count, ``neighbour_entries``). Only
+documentation address space is used (2001:db8::/32, and 192.0.2.0/24 as scan6's and
+masscan's IPv4 arguments) and no route leads out of the lab. Needs root, iproute2,
+tcpdump, radvd, thc-ipv6, ipv6toolkit, nmap and masscan.
 """
 
 from __future__ import annotations
@@ -51,10 +60,19 @@ CAPTURE_CAP: Final = 200_000  # tcpdump -c: a runaway flood cannot fill the disk
 SETTLE: Final = 1.0  # seconds of live, quiet network (after SLAAC) before an attack
 FLOOD: Final = 2.0  # seconds a flooding tool runs
 
+# Capture points. "inside" is the LAN (br0), the capture every scenario has; "outside" is
+# the WAN (br1) between the off-link attacker a2 and r1; "span" is both merged by time,
+# what a sensor on a port mirroring both of r1's legs would see.
+INSIDE, OUTSIDE, SPAN = "inside", "outside", "span"
+BRIDGES: Final = {INSIDE: "br0", OUTSIDE: "br1"}
+PCAP_SUFFIX: Final = {INSIDE: ".pcap", OUTSIDE: ".outside.pcap", SPAN: ".span.pcap"}
+
 # Binaries the lab itself needs; each scenario names its own tools on top.
 LAB_BINARIES: Final = ("ip", "tc", "sysctl", "tcpdump", "radvd", "timeout")
 
 ICMP_ECHO, ICMP_RS, ICMP_RA, ICMP_NS, ICMP_NA = 128, 133, 134, 135, 136
+ICMP_ECHO_REPLY = 129
+NH_UDP = 17
 NH_FRAGMENT, NH_ICMPV6 = 44, 58
 _EXT_HEADERS: Final = frozenset({0, 43, 60, 135, 139, 140, 253, 254})
 
@@ -80,8 +98,11 @@ H1: Final = NodeSpec("h1", "02:00:00:00:02:01", "fe80::2:1", "host")
 H2: Final = NodeSpec("h2", "02:00:00:00:02:02", "fe80::2:2", "host")
 A1: Final = NodeSpec("a1", "02:00:00:00:0a:01", "fe80::a:1", "attacker")
 A2: Final = NodeSpec("a2", "02:00:00:00:0a:02", "fe80::a:2", "attacker", "wan", ("2001:db8:ff::a",))
+# A VirtualBox guest (IEEE OUI 08:00:27) on the LAN, for the scans that guess EUI-64
+# addresses from vendor OUIs; only in the routed scenarios.
+V1: Final = NodeSpec("v1", "08:00:27:00:00:3c", "fe80::a00:27ff:fe00:3c", "host")
 # Every MAC a legitimate LAN node sends from; anything else on br0 is a tool's doing.
-LAB_MACS: Final = frozenset(n.mac for n in (R1, R2, H1, H2))
+LAB_MACS: Final = frozenset(n.mac for n in (R1, R2, H1, H2, V1))
 
 
 def slaac_address(mac: str) -> str:
@@ -93,6 +114,12 @@ def slaac_address(mac: str) -> str:
 
 H1_GLOBAL: Final = slaac_address(H1.mac)
 H2_GLOBAL: Final = slaac_address(H2.mac)
+V1_GLOBAL: Final = slaac_address(V1.mac)
+# The network "behind" a2: r1 routes it to a2 in the routed scenarios, so answers to
+# a scanner that randomises its source, or to many clients, cost r1 one neighbour entry.
+REMOTE_NET: Final = "2001:db8:fe::/64"
+# Listed as dark in tests/netlab_policy.yaml: no host, no route.
+DARK_NET: Final = "2001:db8:dead::/48"
 
 # Run in a namespace as `python -c _PING ADDRESS TIMEOUT`; exit 0 on an echo reply.
 # iputils ping is not a lab dependency, so a raw ICMPv6 socket sends the echo through
@@ -192,6 +219,16 @@ def lab_problems(tools: Sequence[str] = ()) -> list[str]:
     return problems
 
 
+def neighbour_entries() -> int:
+    """Entries in the kernel's IPv6 neighbour table, every namespace's together.
+
+    The table (and its gc_thresh limits) is one for the whole kernel; its statistics are
+    only in the root namespace's /proc, which this reads and never writes.
+    """
+    lines = Path("/proc/net/stat/ndisc_cache").read_text(encoding="ascii").splitlines()
+    return int(lines[1].split()[0], 16)
+
+
 # -- the lab -------------------------------------------------------------------------
 
 _OPEN_LABS: list[Lab] = []
@@ -215,6 +252,7 @@ class ToolRun:
     output: str = ""
     log: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    note: str = ""  # why the lab ended the tool before its time, if it did
 
     @property
     def command(self) -> str:
@@ -229,9 +267,11 @@ class Lab:
     namespace it created.
     """
 
-    def __init__(self, workdir: Path, pcap: Path) -> None:
+    def __init__(self, workdir: Path, pcap: Path, outside: Path | None = None) -> None:
         self.workdir = workdir
         self.pcap = pcap
+        # Capture point -> file; the WAN is captured only when a file is given for it.
+        self.pcaps = {INSIDE: pcap} | ({OUTSIDE: outside} if outside is not None else {})
         self.tag = f"{NS_PREFIX}{os.getpid()}-{next(_LAB_IDS)}"
         self.switch = f"{self.tag}-sw"
         self.namespaces: list[str] = []
@@ -240,8 +280,8 @@ class Lab:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.tool_runs: list[ToolRun] = []
         self.radvd: dict[str, subprocess.Popen[bytes]] = {}
-        self.capture: subprocess.Popen[bytes] | None = None
-        self.capture_stats = ""
+        self.captures: dict[str, subprocess.Popen[bytes]] = {}  # capture point -> tcpdump
+        self.capture_stats: dict[str, str] = {}  # capture point -> tcpdump's closing counts
 
     # -- lifetime ------------------------------------------------------------------
 
@@ -260,7 +300,7 @@ class Lab:
     def close(self) -> None:
         """Stop the capture and every process, then delete the namespaces. Idempotent."""
         try:
-            if self.capture is not None:
+            if self.captures:
                 self.stop_capture()
             for proc in reversed(list(self.procs)):  # _stop removes them
                 self._stop(proc, signal.SIGTERM, 2.0)
@@ -404,32 +444,40 @@ class Lab:
     # -- capture -----------------------------------------------------------------------
 
     def start_capture(self) -> None:
-        """tcpdump on br0 inside the switch namespace: every LAN frame, whole, unbuffered."""
-        log = self.workdir / "tcpdump.log"
-        # --immediate-mode: hand over every frame at once; otherwise frames wait in the
-        # kernel ring for up to a second and are lost when SIGINT ends the capture.
-        # -Z root: keep writing as root rather than as a "tcpdump" user the file's
-        # directory may not admit; -c bounds the file whatever a flood does.
-        argv = ["tcpdump", "-i", "br0", "-s", "0", "-U", "--immediate-mode", "-n", "-Z", "root"]
-        argv += ["-c", str(CAPTURE_CAP), "-w", str(self.pcap)]
-        self.capture = self.spawn("sw", argv, log.name)
-        deadline = time.monotonic() + 10
-        while "listening on" not in log.read_text(errors="replace"):
-            if self.capture.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tcpdump did not start: {log.read_text(errors='replace')}")
-            time.sleep(0.02)
+        """tcpdump on each captured bridge in the switch namespace: every frame, whole, unbuffered.
+
+        br0 (the LAN, "inside") always; br1 (the WAN, "outside") when the lab has a file for it.
+        """
+        for point, pcap in self.pcaps.items():
+            log = self.workdir / f"tcpdump-{point}.log"
+            # --immediate-mode: hand over every frame at once; otherwise frames wait in the
+            # kernel ring for up to a second and are lost when SIGINT ends the capture.
+            # -Z root: keep writing as root rather than as a "tcpdump" user the file's
+            # directory may not admit; -c bounds the file whatever a flood does.
+            argv = ["tcpdump", "-i", BRIDGES[point], "-s", "0", "-U", "--immediate-mode", "-n"]
+            argv += ["-Z", "root", "-c", str(CAPTURE_CAP), "-w", str(pcap)]
+            self.captures[point] = self.spawn("sw", argv, log.name)
+        for point, proc in self.captures.items():
+            log = self.workdir / f"tcpdump-{point}.log"
+            deadline = time.monotonic() + 10
+            while "listening on" not in log.read_text(errors="replace"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tcpdump did not start: {log.read_text(errors='replace')}")
+                time.sleep(0.02)
 
     def stop_capture(self) -> None:
-        """SIGINT so tcpdump flushes and closes the file, and wait for it to exit."""
-        if self.capture is None:
+        """SIGINT so each tcpdump flushes and closes its file, and wait for them to exit."""
+        if not self.captures:
             return
         time.sleep(0.3)  # the last frames may still be crossing the bridge
-        self._stop(self.capture, signal.SIGINT, 10.0)
-        self.capture = None
-        # tcpdump's own count: "N packets captured, N received by filter, N dropped by
-        # kernel". Drops are expected under a flood, nowhere else.
-        log = (self.workdir / "tcpdump.log").read_text(errors="replace").splitlines()
-        self.capture_stats = ", ".join(line.strip() for line in log if "packets" in line)
+        for point, proc in list(self.captures.items()):
+            self._stop(proc, signal.SIGINT, 10.0)
+            del self.captures[point]
+            # tcpdump's own count: "N packets captured, N received by filter, N dropped by
+            # kernel". Drops are expected under a flood, nowhere else.
+            log = (self.workdir / f"tcpdump-{point}.log").read_text(errors="replace")
+            lines = [line.strip() for line in log.splitlines() if "packets" in line]
+            self.capture_stats[point] = ", ".join(lines)
 
     # -- daemons and hosts -----------------------------------------------------------
 
@@ -488,6 +536,18 @@ class Lab:
         """A token-bucket qdisc on the node's eth0: the tool may flood, the link may not."""
         self.sh(node, "tc", "qdisc", "add", "dev", "eth0", "root", *tbf.split())
 
+    def sweep_neighbours(self, node: str) -> None:
+        """Keep deleting the node's FAILED and NOARP neighbour entries, four times a second.
+
+        A router solicits every address a scan probes; each costs it an entry that turns
+        FAILED after 3 s and lives on until the kernel's garbage collection, plus a NOARP
+        entry for the solicited-node group. Deleting them changes nothing on the wire (a
+        FAILED entry is solicited afresh like a new one) but bounds the shared table by
+        the entries still INCOMPLETE: about 4.5 per probe/s of scan rate, not 2 per probe.
+        """
+        loop = "while :; do ip -6 neigh flush dev eth0 nud failed nud noarp; sleep 0.25; done"
+        self.spawn(node, ["sh", "-c", loop], f"sweep-{node}.log")
+
     def flush_neighbours(self, node: str) -> None:
         _ip("-n", self.nodes[node], "-6", "neigh", "flush", "dev", "eth0")
 
@@ -507,11 +567,18 @@ class Lab:
         run.proc = self.spawn(node, ["timeout", "-k", "1", f"{seconds:g}", *argv], run.log.name)
         return run
 
-    def finish(self, run: ToolRun) -> ToolRun:
-        """Wait for a started tool (``timeout`` bounds the wait) and keep its output."""
+    def finish(self, run: ToolRun, neighbour_budget: int | None = None) -> ToolRun:
+        """Wait for a started tool (``timeout`` bounds the wait) and keep its output.
+
+        With ``neighbour_budget``, the tool is stopped early once the kernel's neighbour
+        table (shared by every namespace) holds more entries than that.
+        """
         assert run.proc is not None
         try:
-            run.proc.wait(run.seconds + 10)
+            if neighbour_budget is None:
+                run.proc.wait(run.seconds + 10)
+            else:
+                self._watch_neighbours(run.proc, run.seconds + 10, neighbour_budget, run)
         finally:
             self._stop(run.proc, signal.SIGTERM, 1.0)
         run.returncode = run.proc.returncode
@@ -519,9 +586,24 @@ class Lab:
             run.output = run.log.read_text(errors="replace")
         return run
 
-    def run_tool(self, node: str, argv: Sequence[str], seconds: float) -> ToolRun:
-        """Run a tool under ``timeout`` and wait for it."""
-        return self.finish(self.start_tool(node, argv, seconds))
+    def run_tool(
+        self, node: str, argv: Sequence[str], seconds: float, neighbour_budget: int | None = None
+    ) -> ToolRun:
+        """Run a tool under ``timeout`` and wait for it (see ``finish``)."""
+        return self.finish(self.start_tool(node, argv, seconds), neighbour_budget)
+
+    @staticmethod
+    def _watch_neighbours(
+        proc: subprocess.Popen[bytes], seconds: float, budget: int, run: ToolRun
+    ) -> None:
+        """Wait up to ``seconds`` for ``proc``; return early once the table exceeds ``budget``."""
+        deadline = time.monotonic() + seconds
+        while proc.poll() is None and time.monotonic() < deadline:
+            if (entries := neighbour_entries()) > budget:
+                # The caller stops the tool; the scenario goes on with what was sent.
+                run.note = f"stopped early: {entries} neighbour entries, budget {budget}"
+                return
+            time.sleep(0.05)
 
 
 # -- reading the capture back --------------------------------------------------------
@@ -538,6 +620,9 @@ class Frame:
     ext_headers: tuple[int, ...]  # extension headers seen before the upper layer
     fragment: bool  # carries a Fragment header
     ra_lifetime: int | None  # router lifetime of a visible RA
+    dst_ip: str = ""  # "" when the frame is not IPv6
+    upper: int | None = None  # upper-layer protocol (6 TCP, 17 UDP, 58 ICMPv6), if visible
+    nd_target: str = ""  # target address of a visible NS or NA
 
 
 def _frame(data: bytes) -> Frame:
@@ -545,6 +630,7 @@ def _frame(data: bytes) -> Frame:
     if len(data) < 54 or data[12:14] != b"\x86\xdd":
         return Frame(src_mac, "", 0, None, (), False, None)
     src_ip = socket.inet_ntop(socket.AF_INET6, data[22:38])
+    dst_ip = socket.inet_ntop(socket.AF_INET6, data[38:54])
     nh, off, exts, fragment = data[20], 54, [], False
     while nh in _EXT_HEADERS or nh == NH_FRAGMENT:
         if off + 8 > len(data):
@@ -561,7 +647,13 @@ def _frame(data: bytes) -> Frame:
     lifetime = None
     if icmp_type == ICMP_RA:
         lifetime = data[off + 6] << 8 | data[off + 7]
-    return Frame(src_mac, src_ip, data[21], icmp_type, tuple(exts), fragment, lifetime)
+    target = ""
+    if icmp_type in (ICMP_NS, ICMP_NA) and off + 24 <= len(data):
+        target = socket.inet_ntop(socket.AF_INET6, data[off + 8 : off + 24])
+    upper = nh if nh >= 0 else None
+    return Frame(
+        src_mac, src_ip, data[21], icmp_type, tuple(exts), fragment, lifetime, dst_ip, upper, target
+    )
 
 
 def read_frames(pcap: Path) -> Iterator[Frame]:
@@ -581,14 +673,41 @@ def read_frames(pcap: Path) -> Iterator[Frame]:
 
 @dataclass(frozen=True)
 class Evidence:
-    """At least ``minimum`` frames matching ``match`` prove the tool put its packets on the wire."""
+    """At least ``minimum`` frames matching ``match`` prove the tool put its packets on the wire.
+
+    With ``distinct`` it is the number of distinct values of ``distinct(frame)`` among the
+    matching frames instead (e.g. the destinations a scanner probed), not of frames.
+    """
 
     what: str
     match: Callable[[Frame], bool]
     minimum: int = 1
+    distinct: Callable[[Frame], str] | None = None
 
     def count(self, frames: Sequence[Frame]) -> int:
+        if self.distinct is not None:
+            return len({self.distinct(f) for f in frames if self.match(f)})
         return sum(1 for f in frames if self.match(f))
+
+
+def destination(f: Frame) -> str:
+    """``Evidence.distinct`` key: the frame's IPv6 destination."""
+    return f.dst_ip
+
+
+def nd_target(f: Frame) -> str:
+    """``Evidence.distinct`` key: the target of an NS or NA."""
+    return f.nd_target
+
+
+def source(f: Frame) -> str:
+    """``Evidence.distinct`` key: the frame's IPv6 source."""
+    return f.src_ip
+
+
+def destination_64(f: Frame) -> str:
+    """``Evidence.distinct`` key: the /64 of the frame's IPv6 destination."""
+    return str(ipaddress.IPv6Network((f.dst_ip, 64), strict=False)) if f.dst_ip else ""
 
 
 FOREIGN: Final = "foreign"  # as a sender: any MAC that is not a legitimate lab node's
@@ -603,8 +722,16 @@ def frames(
     ra_lifetime: int | None = None,
     ext_header: int | None = None,
     fragment: bool | None = None,
+    src_net: str | None = None,
+    dst_net: str | None = None,
+    upper: int | None = None,
 ) -> Callable[[Frame], bool]:
     """A frame filter: sent from ``mac`` (or ``FOREIGN``), and every other condition given."""
+    srcs = ipaddress.IPv6Network(src_net) if src_net else None
+    dsts = ipaddress.IPv6Network(dst_net) if dst_net else None
+
+    def within(addr: str, net: ipaddress.IPv6Network | None) -> bool:
+        return net is None or (addr != "" and ipaddress.IPv6Address(addr) in net)
 
     def match(f: Frame) -> bool:
         return (
@@ -615,6 +742,9 @@ def frames(
             and (ra_lifetime is None or f.ra_lifetime == ra_lifetime)
             and (ext_header is None or ext_header in f.ext_headers)
             and (fragment is None or f.fragment == fragment)
+            and (upper is None or f.upper == upper)
+            and within(f.src_ip, srcs)
+            and within(f.dst_ip, dsts)
         )
 
     return match
@@ -624,19 +754,63 @@ def frames(
 
 
 @dataclass(frozen=True)
-class Scenario:
-    """One recording: what runs, what it needs, and what v6sentry should say about it."""
+class Expected:
+    """What one capture of a scenario must show: alert categories, signature ids, tool frames."""
 
-    name: str
     expect: frozenset[str]  # alert categories; empty = the capture must raise none
-    run: Callable[[Lab], None]
-    tools: tuple[str, ...]  # binaries beyond LAB_BINARIES
     evidence: tuple[Evidence, ...]  # frames that prove the scenario's traffic is there
     sids: frozenset[int] = frozenset()  # signature ids that must be among the alerts
 
     @property
     def benign(self) -> bool:
         return not self.expect
+
+
+def expected(
+    expect: Sequence[str], evidence: Sequence[Evidence], sids: Sequence[int] = ()
+) -> Expected:
+    """An ``Expected`` from plain sequences, as ``scenario`` takes them."""
+    return Expected(frozenset(expect), tuple(evidence), frozenset(sids))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One recording: what runs, what it needs, and what v6sentry should say about it.
+
+    ``expect``, ``evidence`` and ``lan_sids`` are the LAN ("inside") capture's, which
+    every scenario has. A scenario with ``outside`` also captures the WAN, and one with
+    ``span`` also gets both captures merged; each has its own expectations.
+    """
+
+    name: str
+    expect: frozenset[str]  # alert categories; empty = the capture must raise none
+    run: Callable[[Lab], None]
+    tools: tuple[str, ...]  # binaries beyond LAB_BINARIES
+    evidence: tuple[Evidence, ...]  # frames that prove the scenario's traffic is there
+    lan_sids: frozenset[int] = frozenset()  # signature ids that must be among the alerts
+    outside: Expected | None = None  # the WAN capture (br1), taken only when given
+    span: Expected | None = None  # inside and outside merged; needs ``outside``
+
+    @property
+    def captures(self) -> dict[str, Expected]:
+        """Capture point -> what that capture must show, inside first."""
+        out = {INSIDE: Expected(self.expect, self.evidence, self.lan_sids)}
+        if self.outside is not None:
+            out[OUTSIDE] = self.outside
+            if self.span is not None:
+                out[SPAN] = self.span
+        return out
+
+    @property
+    def sids(self) -> frozenset[int]:
+        """Every signature id some capture of the scenario must raise: what it pins to
+        real traffic."""
+        return frozenset().union(*(c.sids for c in self.captures.values()))
+
+    @property
+    def benign(self) -> bool:
+        """True when no capture of the scenario may raise any alert."""
+        return all(c.benign for c in self.captures.values())
 
     @property
     def doc(self) -> str:
@@ -651,27 +825,49 @@ def scenario(
     evidence: Sequence[Evidence],
     tools: Sequence[str] = (),
     sids: Sequence[int] = (),
+    *,
+    outside: Expected | None = None,
+    span: Expected | None = None,
 ) -> Callable[[Callable[[Lab], None]], Callable[[Lab], None]]:
-    """Register the decorated function as a scenario named after it, in definition order."""
+    """Register the decorated function as a scenario named after it, in definition order.
+
+    ``expect``, ``evidence`` and ``sids`` are for the LAN capture; ``outside`` and ``span``
+    (see ``expected``) add the WAN capture and the merged one.
+    """
+    if span is not None and outside is None:
+        raise ValueError("a span capture merges inside and outside: it needs outside")
 
     def register(fn: Callable[[Lab], None]) -> Callable[[Lab], None]:
         SCENARIOS[fn.__name__] = Scenario(
-            fn.__name__, frozenset(expect), fn, tuple(tools), tuple(evidence), frozenset(sids)
+            fn.__name__,
+            frozenset(expect),
+            fn,
+            tuple(tools),
+            tuple(evidence),
+            frozenset(sids),
+            outside,
+            span,
         )
         return fn
 
     return register
 
 
-def start_lan(lab: Lab, routers: Sequence[NodeSpec] = (R1,), *, wan: bool = False) -> None:
+def start_lan(
+    lab: Lab,
+    routers: Sequence[NodeSpec] = (R1,),
+    *,
+    wan: bool = False,
+    hosts: Sequence[NodeSpec] = (),
+) -> None:
     """The live network every scenario starts from, captured from its first frame.
 
-    Routers run radvd, h1 and h2 come up with SLAAC (DAD on), a1 sits on the LAN, r1
-    has its WAN leg and, with ``wan``, a2 sits on the WAN behind r1. Returns once both
-    hosts have their link-local and global addresses and the network has run quietly
-    for ``SETTLE``.
+    Routers run radvd, h1 and h2 (and ``hosts``) come up with SLAAC (DAD on), a1 sits
+    on the LAN, r1 has its WAN leg and, with ``wan``, a2 sits on the WAN behind r1.
+    Returns once every host has its link-local and global address and the network has
+    run quietly for ``SETTLE``.
     """
-    for spec in (*routers, H1, H2, A1):
+    for spec in (*routers, H1, H2, *hosts, A1):
         lab.add_node(spec)
     lab.add_node(R1_WAN, "eth1")
     if wan:
@@ -683,9 +879,9 @@ def start_lan(lab: Lab, routers: Sequence[NodeSpec] = (R1,), *, wan: bool = Fals
         _ip("-n", lab.nodes["a2"], "-6", "route", "add", "default", "via", R1_WAN_ADDRESS)
     for router in routers:
         lab.start_radvd(router.name)
-    for host, addr in ((H1, H1_GLOBAL), (H2, H2_GLOBAL)):
+    for host in (H1, H2, *hosts):
         lab.wait_address(host.name, host.link_local)
-        lab.wait_address(host.name, addr)
+        lab.wait_address(host.name, slaac_address(host.mac))
     time.sleep(SETTLE)
 
 
@@ -1127,20 +1323,399 @@ def ns6_hoplimit(lab: Lab) -> None:
     lab.run_tool("a1", [*forged, "-t", "2001:db8:1::1", "-A", "64"], 3)
 
 
+# Routed: a2 on the WAN, outside r1, against the LAN's /64 (2001:db8:1::/64), with
+# the WAN captured too. r1 forwards every probe and multicasts a Neighbor Solicitation
+# for each target (three, one second apart) that nobody answers: the NS storm of
+# ipv6.ndp_exhaustion, seen only inside. The probes themselves never reach the LAN
+# unless a host answers r1's NS, so the sweep is seen only outside, and both (with
+# their correlation) only in the span capture.
+
+# a2's egress: far above the ~50 probes/s every scan is told to send, so it never
+# drops at that rate, but a tool that ignored its rate limit could not flood r1 (and
+# the kernel-wide neighbour table) faster than ~200 packets/s before the watchdog
+# (``NEIGHBOUR_BUDGET``) stops it.
+SCAN_TBF: Final = "tbf rate 200kbit burst 4000 limit 8000"
+# Entries the whole kernel's neighbour table may hold while a scan runs; gc_thresh2 is
+# 512 (see ``EXHAUST_TBF``). A scan at ~50 probes/s peaks near 230 with r1's FAILED
+# and NOARP entries swept (``Lab.sweep_neighbours``).
+NEIGHBOUR_BUDGET: Final = 400
+# After a scan, r1 goes on soliciting its last targets for 3 s (3 NS, 1 s apart) and
+# then sends its ICMPv6 address-unreachable errors: wait for both to be captured.
+SOLICIT_TAIL: Final = 3.5
+SCAN6: Final = ("scan6", "-i", "eth0", "-d", LAN_PREFIX)
+# scan6 sends at about half the rate it is given: 100pps gives ~50 probes/s.
+SCAN6_RATE: Final = ("--rate-limit", "100pps")
+ALIVE6: Final = ("atk6-alive6", "-n", "1", "-W", "1")  # each probe once, 1 ms apart
+NMAP: Final = ("nmap", "-6", "-n", "-sn", "--max-retries", "0")  # host discovery only
+# --min-rate too: unanswered pings otherwise make nmap wait out its timeouts, ~10 probes/s.
+NMAP_RATE: Final = ("--min-rate", "50", "--max-rate", "50")
+
+# Run in h2 as `python -c _DNS_SERVER ADDRESS`: answers every UDP query on port 53
+# with the query itself turned into a response (QR and RA set, no answer records).
+_DNS_SERVER: Final = """
+import socket, sys
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], 53))
+print("ready", flush=True)
+while True:
+    query, peer = s.recvfrom(512)
+    s.sendto(query[:2] + bytes([query[2] | 0x80, 0x80]) + query[4:], peer)
+"""
+# Run in a2 as `python -c _DNS_CLIENTS SERVER FIRST_CLIENT COUNT`: one AAAA query for
+# www.example.com from each of COUNT consecutive client addresses, waiting for each
+# answer; exit 1 if any went unanswered.
+_DNS_CLIENTS: Final = """
+import ipaddress, socket, struct, sys
+server, first, count = sys.argv[1], ipaddress.IPv6Address(sys.argv[2]), int(sys.argv[3])
+question = b"\\x03www\\x07example\\x03com\\x00\\x00\\x1c\\x00\\x01"
+unanswered = []
+for n in range(count):
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+        s.bind((str(first + n), 0))
+        s.settimeout(1.0)
+        s.sendto(struct.pack("!6H", n, 0x0100, 1, 0, 0, 0) + question, (server, 53))
+        try:
+            s.recvfrom(512)
+        except TimeoutError:
+            unanswered.append(str(first + n))
+print(f"{count - len(unanswered)}/{count} answered", unanswered[:5])
+sys.exit(1 if unanswered else 0)
+"""
+DNS_CLIENTS: Final = 128  # past the sweep's 100 targets, were the answers not replies
+ROUTED_PINGS: Final = ("2001:db8:1::1", H1_GLOBAL, H2_GLOBAL, RDNSS, V1_GLOBAL)
+H1_EXTRA: Final = tuple(f"2001:db8:1::1{n:02x}" for n in range(10))  # ::100 to ::109
+
+
+def start_routed(lab: Lab) -> None:
+    """``start_lan`` with the WAN, v1, a DNS server address and the scan safeguards.
+
+    On top of ``start_lan(wan=True)``: the VirtualBox guest v1 (SLAAC), h2 adds the
+    RDNSS address 2001:db8:1::53 (DAD), r1 routes ``REMOTE_NET`` to a2, a2's egress is
+    limited (``SCAN_TBF``) and r1's FAILED and NOARP neighbour entries are swept.
+    """
+    start_lan(lab, wan=True, hosts=(V1,))
+    _ip("-n", lab.nodes["r1"], "-6", "route", "add", REMOTE_NET, "via", A2.addresses[0])
+    lab.limit_egress("a2", SCAN_TBF)
+    lab.sweep_neighbours("r1")
+    lab.add_address("h2", RDNSS)
+    lab.wait_address("h2", RDNSS)
+
+
+def remote_scan(argv: Sequence[str], seconds: float, lab: Lab) -> ToolRun:
+    """Run a scanner in a2 under ``timeout`` and the neighbour watchdog, then let r1's
+    solicitations and errors for the last targets finish."""
+    run = lab.run_tool("a2", argv, seconds, NEIGHBOUR_BUDGET)
+    time.sleep(SOLICIT_TAIL)
+    return run
+
+
+def lan_scan(
+    tools: Sequence[str],
+    probed: int,
+    solicited: int,
+    *,
+    sid: int = 1000401,
+    outside_evidence: Sequence[Evidence] = (),
+) -> Callable[[Callable[[Lab], None]], Callable[[Lab], None]]:
+    """``scenario`` for a2 scanning the LAN's /64 through r1, with all three captures.
+
+    Outside: ``ipv6.sweep`` (``sid``), proven by at least ``probed`` distinct LAN
+    addresses a2 sent to. Inside: ``ipv6.ndp_exhaustion``, proven by r1 soliciting at
+    least ``solicited`` distinct targets. Span: both.
+    """
+    probes = Evidence(
+        "distinct LAN addresses probed from a2",
+        frames(A2.mac, dst_net=LAN_PREFIX),
+        probed,
+        distinct=destination,
+    )
+    storm = Evidence("distinct targets r1 solicited", frames(R1.mac, ICMP_NS), solicited, nd_target)
+    return scenario(
+        expect=["ipv6.ndp_exhaustion"],
+        sids=[1000201],
+        evidence=[storm],
+        tools=tools,
+        outside=expected(["ipv6.sweep"], [probes, *outside_evidence], [sid]),
+        span=expected(["ipv6.sweep", "ipv6.ndp_exhaustion"], [probes, storm], [sid, 1000201]),
+    )
+
+
+# Benign routed traffic: no capture may raise any alert.
+
+_SILENT: Final = expected((), ())
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "distinct LAN hosts' addresses r1 forwarded a2's echo requests to",
+            frames(R1.mac, ICMP_ECHO, src_ips=A2.addresses),
+            len(ROUTED_PINGS) + len(H1_EXTRA) - 1,  # r1 answers for 2001:db8:1::1 itself
+            distinct=destination,
+        ),
+    ],
+    outside=expected(
+        (),
+        [
+            Evidence(
+                "distinct LAN addresses a2 pinged",
+                frames(A2.mac, ICMP_ECHO, dst_net=LAN_PREFIX),
+                len(ROUTED_PINGS) + len(H1_EXTRA),
+                distinct=destination,
+            ),
+            Evidence(
+                "distinct LAN addresses that answered a2",
+                frames(R1_WAN.mac, ICMP_ECHO_REPLY, src_net=LAN_PREFIX),
+                len(ROUTED_PINGS) + len(H1_EXTRA),
+                distinct=source,
+            ),
+        ],
+    ),
+    span=_SILENT,
+)
+def benign_routed_pings(lab: Lab) -> None:
+    """From the WAN, a2 pings 15 LAN addresses through r1 and every one answers.
+
+    h1 adds ``2001:db8:1::100/64`` to ``::109`` (DAD), then a2 sends one ICMPv6 echo to
+    each of them and to r1 (2001:db8:1::1), h1, h2, h2's 2001:db8:1::53 and v1; h1 and
+    h2 ping a2 back. Under 20 targets, all answered: no sweep.
+    """
+    start_routed(lab)
+    for addr in H1_EXTRA:
+        lab.add_address("h1", addr)
+    for addr in H1_EXTRA:
+        lab.wait_address("h1", addr)
+    targets = [*ROUTED_PINGS, *H1_EXTRA]
+    _must_ping(
+        lab, [("a2", t) for t in targets] + [("h1", A2.addresses[0]), ("h2", A2.addresses[0])]
+    )
+    time.sleep(1.0)
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "distinct clients h2 answered on the LAN",
+            frames(H2.mac, src_ips=[RDNSS], dst_net=REMOTE_NET, upper=NH_UDP),
+            DNS_CLIENTS,
+            distinct=destination,
+        )
+    ],
+    outside=expected(
+        (),
+        [
+            Evidence(
+                "distinct clients that queried 2001:db8:1::53",
+                frames(A2.mac, src_net=REMOTE_NET, upper=NH_UDP),
+                DNS_CLIENTS,
+                distinct=source,
+            ),
+            Evidence(
+                "distinct clients answered by 2001:db8:1::53",
+                frames(R1_WAN.mac, src_ips=[RDNSS], dst_net=REMOTE_NET, upper=NH_UDP),
+                DNS_CLIENTS,
+                distinct=destination,
+            ),
+        ],
+    ),
+    span=_SILENT,
+)
+def benign_dns_server(lab: Lab) -> None:
+    """A DNS server inside answers 128 clients of one remote /64, each of which asked first.
+
+    h2 runs a small UDP server on [2001:db8:1::53]:53 (the RDNSS address); a2 holds
+    2001:db8:fe::1000 to ::107f (``REMOTE_NET``, routed to a2 by r1) and sends one AAAA
+    query from each, waiting for its answer. The server sends to 128 addresses of one
+    /64, but every one of them spoke first: no sweep. Many sources, one destination:
+    no sweep either.
+    """
+    start_routed(lab)
+    first = ipaddress.IPv6Address("2001:db8:fe::1000")
+    batch = "".join(f"address add {first + n}/128 dev lo\n" for n in range(DNS_CLIENTS))
+    subprocess.run(
+        ["ip", "-n", lab.nodes["a2"], "-6", "-batch", "-"],
+        input=batch,
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    server = lab.spawn("h2", [sys.executable, "-c", _DNS_SERVER, RDNSS], "dns-server.log")
+    deadline = time.monotonic() + 10
+    while "ready" not in (lab.workdir / "dns-server.log").read_text(errors="replace"):
+        if server.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the DNS server did not start")
+        time.sleep(0.02)
+    lab.sh("a2", sys.executable, "-c", _DNS_CLIENTS, RDNSS, str(first), str(DNS_CLIENTS))
+    time.sleep(0.5)
+
+
+# Scans of the LAN's /64 from outside.
+
+
+@lan_scan(["scan6"], probed=150, solicited=100)
+def scan6_low_byte(lab: Lab) -> None:
+    """ipv6toolkit's low-byte strategy: 2001:db8:1::0:0 upwards (IIDs 0:0:0-100:0-1500).
+
+    ``scan6 -i eth0 -d 2001:db8:1::/64 --tgt-low-byte --rate-limit 100pps`` (5 s,
+    ~240 probes at ~50/s, ::0 to ::f0: r1's ::1 and h2's ::53 answer).
+    """
+    start_routed(lab)
+    remote_scan([*SCAN6, "--tgt-low-byte", *SCAN6_RATE], 5, lab)
+
+
+@lan_scan(["scan6"], probed=150, solicited=100)
+def scan6_ieee_oui(lab: Lab) -> None:
+    """EUI-64 addresses of VirtualBox's IEEE OUI 08:00:27: 2001:db8:1::a00:27ff:fe00:0 upwards.
+
+    ``scan6 -i eth0 -d 2001:db8:1::/64 --tgt-ieee-oui 08:00:27 --rate-limit 100pps``
+    (5 s, ~240 probes; v1, 08:00:27:00:00:3c, answers the 61st). ``--tgt-vm vbox``
+    sends exactly the same probes.
+    """
+    start_routed(lab)
+    remote_scan([*SCAN6, "--tgt-ieee-oui", "08:00:27", *SCAN6_RATE], 5, lab)
+
+
+@lan_scan(["scan6"], probed=150, solicited=100)
+def scan6_ipv4_embedded(lab: Lab) -> None:
+    """Addresses embedding the IPv4 prefix 192.0.2.0/25, both ways scan6 knows.
+
+    ``scan6 -i eth0 -d 2001:db8:1::/64 --tgt-ipv4 ipv4-all --ipv4-host 192.0.2.0/25
+    --rate-limit 100pps`` (6 s, ~290 probes): first 2001:db8:1::c000:200 to ::c000:27f
+    (ipv4-32), then the 64-bit encoding. scan6 2.0 writes that one in hex, one byte a
+    word, and only odd last words (2001:db8:1::c0:0:2:1, ::c0:0:2:3, ...), not the
+    decimal-looking 2001:db8:1::192:0:2:1 its manual describes, and runs on past the
+    /25, hence the time bound.
+    """
+    start_routed(lab)
+    argv = [*SCAN6, "--tgt-ipv4", "ipv4-all", "--ipv4-host", "192.0.2.0/25", *SCAN6_RATE]
+    remote_scan(argv, 6, lab)
+
+
+@lan_scan(["scan6"], probed=150, solicited=100)
+def scan6_port_embedded(lab: Lab) -> None:
+    """Addresses embedding well-known service ports: 2001:db8:1::21, ::1:21, ::21:0, ...
+
+    ``scan6 -i eth0 -d 2001:db8:1::/64 --tgt-port --rate-limit 100pps`` (5 s, ~240 of
+    its 552 targets: 23 ports, hex and decimal, in the last or next-to-last word, next
+    to 0-5; h2's ::53 answers).
+    """
+    start_routed(lab)
+    remote_scan([*SCAN6, "--tgt-port", *SCAN6_RATE], 5, lab)
+
+
+@lan_scan(["atk6-alive6"], probed=150, solicited=100)
+def alive6_range(lab: Lab) -> None:
+    """thc-ipv6's alive6 over an address range: 2001:db8:1::0 to ::3ff.
+
+    ``atk6-alive6 -n 1 -W 1 eth0 2001:db8:1::0-3ff`` (8 s, ~190 targets). alive6
+    sends an echo request and an echo request with an unknown destination option to
+    each, and resolves r1 with an NS before every target, hence ~24 targets/s.
+    """
+    start_routed(lab)
+    remote_scan([*ALIVE6, "eth0", "2001:db8:1::0-3ff"], 8, lab)
+
+
+@lan_scan(
+    ["atk6-alive6"],
+    probed=150,
+    solicited=100,
+    sid=1000402,
+    outside_evidence=[
+        Evidence(
+            "distinct sources of the probes",
+            frames(A2.mac, src_net=REMOTE_NET, dst_net=LAN_PREFIX),
+            50,
+            distinct=source,
+        )
+    ],
+)
+def alive6_random_source(lab: Lab) -> None:
+    """alive6 with a new random source address of 2001:db8:fe::/64 for every probe.
+
+    ``atk6-alive6 -n 1 -W 1 -I 2001:db8:fe::/64 eth0 2001:db8:1::0-3ff`` (8 s). r1
+    routes 2001:db8:fe::/64 to a2, so its answers and errors go back there.
+    """
+    start_routed(lab)
+    remote_scan([*ALIVE6, "-I", REMOTE_NET, "eth0", "2001:db8:1::0-3ff"], 8, lab)
+
+
+@lan_scan(["nmap"], probed=200, solicited=150)
+def nmap_range(lab: Lab) -> None:
+    """nmap's host discovery of a /120 of the LAN: 2001:db8:1::0 to ::ff.
+
+    ``nmap -6 -n -sn --max-retries 0 --min-rate 50 --max-rate 50 -PE -PS80
+    2001:db8:1::/120`` (256 targets, done in ~6 s, under ``timeout`` 12 s): an ICMPv6
+    echo to each and a TCP SYN to port 80 of some.
+    """
+    start_routed(lab)
+    remote_scan([*NMAP, *NMAP_RATE, "-PE", "-PS80", "2001:db8:1::/120"], 12, lab)
+
+
+@lan_scan(["masscan"], probed=150, solicited=100)
+def masscan_random(lab: Lab) -> None:
+    """masscan's TCP SYNs to port 80 of random addresses of 2001:db8:1::/66.
+
+    ``masscan --adapter eth0 --adapter-ip 2001:db8:ff::a --router-mac 02:00:00:00:ff:01
+    --range 2001:db8:1::/66 --exclude 192.0.2.255 -p 80 --rate 50 --wait 0`` (5 s,
+    ~250 probes). masscan refuses ranges over 63 bits (a /64 on one port is 64), and
+    wants an ``--exclude`` as confirmation for big ranges; the router MAC spares it
+    resolving r1 itself.
+    """
+    start_routed(lab)
+    argv = ["masscan", "--adapter", "eth0", "--adapter-ip", A2.addresses[0]]
+    argv += ["--router-mac", R1_WAN.mac, "--range", "2001:db8:1::/66"]
+    argv += ["--exclude", "192.0.2.255", "-p", "80", "--rate", "50", "--wait", "0"]
+    remote_scan(argv, 5, lab)
+
+
+@scenario(
+    expect=(),
+    evidence=[],
+    tools=["nmap"],
+    outside=expected(
+        ["ipv6.sweep", "ipv6.dark_prefix"],
+        [
+            Evidence(
+                "distinct /64s of the dark /48 probed from a2",
+                frames(A2.mac, dst_net=DARK_NET),
+                150,
+                distinct=destination_64,
+            )
+        ],
+        [1000403, 1000411],
+    ),
+)
+def nmap_dark_wide(lab: Lab) -> None:
+    """nmap pings ::1 of 192 /64s of the dark 2001:db8:dead::/48, listed in a file.
+
+    ``nmap -6 -n -sn --max-retries 0 --min-rate 50 --max-rate 50 -PE -iL targets.txt``
+    (~5 s, under ``timeout`` 10 s), targets.txt listing 2001:db8:dead:0::1 to
+    2001:db8:dead:bf::1: a wide scan, one address in each of many /64s, into a prefix
+    the policy lists as dark. r1 has no route there and answers with rate-limited
+    ICMPv6 no-route errors; nothing reaches the LAN, whose capture stays silent.
+    """
+    start_routed(lab)
+    dark = ipaddress.IPv6Network(DARK_NET)
+    targets = lab.workdir / "targets.txt"
+    targets.write_text("".join(f"{dark[(n << 64) + 1]}\n" for n in range(192)), encoding="ascii")
+    remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 10, lab)
+
+
 # -- recording -----------------------------------------------------------------------
 
 
 @dataclass
-class Recording:
-    """The outcome of recording one scenario."""
+class Captured:
+    """One capture of a recording: its file, its frames and what it must show."""
 
-    scenario: Scenario
+    point: str  # INSIDE, OUTSIDE or SPAN
+    expected: Expected
     pcap: Path
-    seconds: float
     frames: list[Frame] = field(default_factory=list, repr=False)
-    tool_runs: list[ToolRun] = field(default_factory=list)
-    capture_stats: str = ""  # tcpdump's closing counts
-    error: str | None = None
+    stats: str = ""  # tcpdump's closing counts
 
     @property
     def packets(self) -> int:
@@ -1149,34 +1724,105 @@ class Recording:
     def missing_evidence(self) -> list[str]:
         """Evidence checks that failed, as one line each; [] when the tool clearly ran."""
         out = []
-        for ev in self.scenario.evidence:
+        for ev in self.expected.evidence:
             got = ev.count(self.frames)
             if got < ev.minimum:
-                out.append(f"{ev.what}: {got} frames, want >= {ev.minimum}")
+                unit = "distinct" if ev.distinct is not None else "frames"
+                out.append(f"{ev.what}: {got} {unit}, want >= {ev.minimum}")
         return out
 
 
+@dataclass
+class Recording:
+    """The outcome of recording one scenario: one ``Captured`` per capture point."""
+
+    scenario: Scenario
+    seconds: float
+    captures: dict[str, Captured] = field(default_factory=dict)
+    tool_runs: list[ToolRun] = field(default_factory=list)
+    error: str | None = None
+
+    # The LAN capture, which every scenario has, under its old names.
+    @property
+    def pcap(self) -> Path:
+        return self.captures[INSIDE].pcap
+
+    @property
+    def frames(self) -> list[Frame]:
+        return self.captures[INSIDE].frames
+
+    @property
+    def packets(self) -> int:
+        return self.captures[INSIDE].packets
+
+    @property
+    def capture_stats(self) -> str:
+        return self.captures[INSIDE].stats
+
+    def missing_evidence(self) -> list[str]:
+        """Failed evidence checks of every capture; lines of other captures than the LAN's
+        start with the capture point."""
+        out = []
+        for point, cap in self.captures.items():
+            prefix = "" if point == INSIDE else f"{point}: "
+            out += [prefix + line for line in cap.missing_evidence()]
+        return out
+
+
+def merge_pcaps(out: Path, *pcaps: Path) -> int:
+    """Write the frames of classic pcap files (same link type) to ``out`` in time order.
+
+    Frames with equal timestamps keep the order of ``pcaps``. Returns the frame count.
+    """
+    header = b""
+    frames: list[tuple[int, int, int, int, bytes]] = []
+    for n, pcap in enumerate(pcaps):
+        data = pcap.read_bytes()
+        if len(data) < 24:
+            continue
+        if data[:4] != b"\xd4\xc3\xb2\xa1":  # tcpdump -w on a little-endian host
+            raise ValueError(f"{pcap}: not a little-endian microsecond pcap")
+        if header and data[20:24] != header[20:24]:
+            raise ValueError(f"{pcap}: link type differs from {pcaps[0]}")
+        header = header or data[:24]
+        off = 24
+        while off + 16 <= len(data):
+            sec, usec, incl, _ = struct.unpack_from("<IIII", data, off)
+            frames.append((sec, usec, n, off, data[off : off + 16 + incl]))
+            off += 16 + incl
+    frames.sort(key=lambda f: f[:4])
+    out.write_bytes(header + b"".join(f[4] for f in frames))
+    return len(frames)
+
+
 def record(sc: Scenario, outdir: Path) -> Recording:
-    """Record one scenario to ``outdir/<name>.pcap``; errors are kept, not raised."""
-    pcap = outdir / f"{sc.name}.pcap"
-    pcap.unlink(missing_ok=True)
+    """Record one scenario to ``outdir/<name>.pcap`` (and ``.outside.pcap``, ``.span.pcap``
+    for the captures it has); errors are kept, not raised."""
+    paths = {point: outdir / f"{sc.name}{PCAP_SUFFIX[point]}" for point in sc.captures}
+    for path in paths.values():
+        path.unlink(missing_ok=True)
     start = time.monotonic()
-    rec = Recording(sc, pcap, 0.0)
+    rec = Recording(sc, 0.0)
+    stats: dict[str, str] = {}
     # Named like the namespaces, so a crashed run's leftovers are found the same way.
     with tempfile.TemporaryDirectory(prefix=f"{NS_PREFIX}{os.getpid()}-{sc.name}-") as tmp:
         try:
-            with Lab(Path(tmp), pcap) as lab:
+            with Lab(Path(tmp), paths[INSIDE], paths.get(OUTSIDE)) as lab:
                 try:
                     sc.run(lab)
                     lab.stop_capture()
                 finally:
                     rec.tool_runs = list(lab.tool_runs)
-                    rec.capture_stats = lab.capture_stats
+                    stats = dict(lab.capture_stats)
+            if SPAN in paths:
+                count = merge_pcaps(paths[SPAN], paths[INSIDE], paths[OUTSIDE])
+                stats[SPAN] = f"{count} packets merged from {INSIDE} and {OUTSIDE}"
         except Exception as exc:  # one broken scenario must not stop the others
             rec.error = f"{type(exc).__name__}: {exc}"
     rec.seconds = time.monotonic() - start
-    if pcap.exists():
-        rec.frames = list(read_frames(pcap))
+    for point, exp in sc.captures.items():
+        frames = list(read_frames(paths[point])) if paths[point].exists() else []
+        rec.captures[point] = Captured(point, exp, paths[point], frames, stats.get(point, ""))
     return rec
 
 
@@ -1196,7 +1842,7 @@ _SUMMARY: Final = "Record real IPv6 attack tools in a network-namespace lab."
 def _main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.netlab", description=_SUMMARY)
     sub = parser.add_subparsers(dest="command", required=True)
-    rec = sub.add_parser("record", help="record scenarios to OUTDIR/<scenario>.pcap")
+    rec = sub.add_parser("record", help="record scenarios to OUTDIR/<scenario>*.pcap")
     rec.add_argument("outdir", type=Path)
     rec.add_argument("scenarios", nargs="*", metavar="scenario")
     rec.add_argument("-v", "--verbose", action="store_true", help="also print each tool run")
@@ -1204,7 +1850,12 @@ def _main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "list":
         for sc in SCENARIOS.values():
-            print(f"{sc.name}: {', '.join(sorted(sc.expect)) or '(no alerts)'}")
+            parts = [
+                f"{'' if point == INSIDE else point + ': '}"
+                + (", ".join(sorted(exp.expect)) or "(no alerts)")
+                for point, exp in sc.captures.items()
+            ]
+            print(f"{sc.name}: {'; '.join(parts)}")
         return 0
     tools = [t for n in (args.scenarios or SCENARIOS) for t in SCENARIOS[n].tools]
     problems = lab_problems(tools)
@@ -1219,11 +1870,17 @@ def _main(argv: Sequence[str] | None = None) -> int:
         r = record_all(args.outdir, [name])[0]
         status = r.error or "; ".join(r.missing_evidence()) or "ok"
         failed += status != "ok"
-        print(f"{name}\t{r.packets} packets\t{r.seconds:.1f} s\t{status}", flush=True)
+        counts = " + ".join(
+            f"{cap.packets}{'' if point == INSIDE else ' ' + point}"
+            for point, cap in r.captures.items()
+        )
+        print(f"{name}\t{counts} packets\t{r.seconds:.1f} s\t{status}", flush=True)
         if args.verbose:
-            print(f"    tcpdump: {r.capture_stats}")
+            for point, cap in r.captures.items():
+                print(f"    {point} ({cap.pcap.name}): {cap.stats}")
             for run in r.tool_runs:
-                print(f"    [{run.node}] {run.command}  (exit {run.returncode})", flush=True)
+                note = f", {run.note}" if run.note else ""
+                print(f"    [{run.node}] {run.command}  (exit {run.returncode}{note})", flush=True)
     print(f"total\t{time.monotonic() - start:.1f} s", flush=True)
     return 1 if failed else 0
 

@@ -1,12 +1,16 @@
 """Real IPv6 attack tools, recorded in a namespace lab, replayed through ``v6sentry replay``.
 
-Owns the end-to-end check that what thc-ipv6, ipv6toolkit and radvd really put on
-a wire is classified as each scenario in ``tests/netlab.py`` declares: benign
-captures raise no alert at all (with the lab policy and with routers learned),
-attack captures raise at least their expected signature ids and
-categories, and every capture holds the frames proving its tool actually ran. All
-scenarios are recorded once per module, and every mismatch is reported together
-in one failure. Also checks that the lab leaves no namespace behind.
+Owns the end-to-end check that what thc-ipv6, ipv6toolkit, nmap, masscan and radvd
+really put on a wire is classified as each scenario in ``tests/netlab.py`` declares,
+capture by capture: the LAN capture every scenario has, and for the routed scenarios
+(a scanner outside r1, the LAN's /64 inside) the WAN capture and the merged "span"
+capture too. Benign captures raise no alert at all (with the lab policy and with
+routers learned), attack captures raise at least their expected signature ids and
+categories, and every capture holds the frames proving its tool actually ran. Where
+a span capture must show both a sweep and the router's NS storm, the
+``ipv6.ndp_exhaustion`` alert must name the sweep in its correlation. Each scenario
+is its own test (``-k scan6`` picks some), recorded once on first use, with all its
+mismatches reported together. Also checks that the lab leaves no namespace behind.
 
 It does not build the lab or define scenarios (``tests/netlab.py`` does), and it
 does not pin exact alert counts or fields (``tests/test_pcaps.py`` does that for
@@ -22,7 +26,9 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,23 +39,32 @@ pytestmark = pytest.mark.netlab
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = Path(__file__).with_name("netlab_policy.yaml")
 
+Recorder = Callable[[str], netlab.Recording]
+
 
 @pytest.fixture(scope="module")
-def recordings(tmp_path_factory: pytest.TempPathFactory) -> dict[str, netlab.Recording]:
-    """Every scenario recorded once, into a temporary directory shared by this module."""
+def recorder(tmp_path_factory: pytest.TempPathFactory) -> Recorder:
+    """Records a scenario on first request into a directory shared by this module."""
     # Checked here, not at import: a deselected module must not even probe namespaces.
-    tools = [tool for sc in netlab.SCENARIOS.values() for tool in sc.tools]
-    problems = netlab.lab_problems(tools)
+    problems = netlab.lab_problems()
     if problems:
         pytest.skip(f"network-namespace lab unavailable: {'; '.join(problems)}")
     outdir = tmp_path_factory.mktemp("netlab")
-    return {rec.scenario.name: rec for rec in netlab.record_all(outdir)}
+    done: dict[str, netlab.Recording] = {}
+
+    def record(name: str) -> netlab.Recording:
+        if name not in done:
+            missing = netlab.lab_problems(netlab.SCENARIOS[name].tools)
+            if missing:
+                pytest.skip(f"{name}: {'; '.join(missing)}")
+            done[name] = netlab.record_all(outdir, [name])[0]
+        return done[name]
+
+    return record
 
 
-def _replay(
-    pcap: Path, out: Path, policy: Path | None = POLICY
-) -> tuple[Counter[str], str, set[int]]:
-    """Categories and sids of the alerts ``v6sentry replay`` raises; error text if it failed."""
+def _replay(pcap: Path, out: Path, policy: Path | None = POLICY) -> tuple[list[Any], str]:
+    """The alerts (EVE records) ``v6sentry replay`` raises; error text if it failed."""
     argv = ["replay", "--format", "eve", "-q", "-o", str(out)]
     if policy is not None:
         argv += ["--policy", str(policy)]
@@ -61,10 +76,13 @@ def _replay(
         timeout=300,
     )
     if proc.returncode != 0:
-        return Counter(), f"replay exit code {proc.returncode}: {proc.stderr.strip()}", set()
+        return [], f"replay exit code {proc.returncode}: {proc.stderr.strip()}"
     lines = out.read_text(encoding="utf-8").splitlines() if out.exists() else []
-    alerts = [json.loads(line)["alert"] for line in lines]
-    return Counter(a["category"] for a in alerts), "", {a["signature_id"] for a in alerts}
+    return [json.loads(line) for line in lines], ""
+
+
+def _categories(alerts: list[Any]) -> Counter[str]:
+    return Counter(a["alert"]["category"] for a in alerts)
 
 
 def _tool_summary(rec: netlab.Recording) -> str:
@@ -72,51 +90,76 @@ def _tool_summary(rec: netlab.Recording) -> str:
     parts = []
     for run in rec.tool_runs:
         tail = run.output.strip().splitlines()[-2:]
-        parts.append(f"`{run.command}` exit {run.returncode}: {' | '.join(tail) or '(no output)'}")
+        note = f" ({run.note})" if run.note else ""
+        parts.append(
+            f"`{run.command}` exit {run.returncode}{note}: {' | '.join(tail) or '(no output)'}"
+        )
     return "; ".join(parts)
 
 
-def test_every_scenario_raises_its_expected_alerts(
-    recordings: dict[str, netlab.Recording], tmp_path: Path
-) -> None:
+def _uncorrelated(alerts: list[Any]) -> str:
+    """Why no ndp_exhaustion alert names one of the sweeps in its correlation; "" if one does."""
+    sweeps = {a["v6sentry"]["identifier"] for a in alerts if a["alert"]["category"] == "ipv6.sweep"}
+    named = [
+        a["v6sentry"].get("correlation", {}).get("sweeps", [])
+        for a in alerts
+        if a["alert"]["category"] == "ipv6.ndp_exhaustion"
+    ]
+    if any(sweeps & set(n) for n in named):
+        return ""
+    return f"ndp_exhaustion correlation names {named}, the sweeps are {sorted(sweeps)}"
+
+
+def _check_capture(cap: netlab.Captured, out: Path) -> list[str]:
+    """Every way one capture falls short of what its scenario expects, one line each."""
+    exp = cap.expected
+    alerts, error = _replay(cap.pcap, out.with_suffix(".eve.jsonl"))
+    if error:
+        return [error]
+    got, sids = _categories(alerts), {a["alert"]["signature_id"] for a in alerts}
+    problems = []
+    if exp.benign:
+        if got:
+            problems.append(f"benign capture raised alerts {dict(sorted(got.items()))}")
+        # Without a policy the routers are learned: still silent.
+        learned, error = _replay(cap.pcap, out.with_suffix(".learned.eve.jsonl"), None)
+        if error or learned:
+            problems.append(
+                f"without a policy: {error or dict(sorted(_categories(learned).items()))}"
+            )
+        return problems
+    missing = sorted(exp.expect - set(got))
+    if missing:
+        problems.append(
+            f"missing categories {missing} (got {dict(sorted(got.items()))}, {cap.packets} packets)"
+        )
+    missing_sids = sorted(exp.sids - sids)
+    if missing_sids:
+        problems.append(f"missing signature ids {missing_sids} (got {sorted(sids)})")
+    # The sweep and the NS storm it drives must point at each other where both are seen.
+    both = {"ipv6.sweep", "ipv6.ndp_exhaustion"} <= exp.expect <= set(got)
+    if both and (why := _uncorrelated(alerts)):
+        problems.append(why)
+    return problems
+
+
+@pytest.mark.parametrize("name", list(netlab.SCENARIOS))
+def test_scenario_raises_its_expected_alerts(name: str, recorder: Recorder, tmp_path: Path) -> None:
+    rec = recorder(name)
     problems: list[str] = []
-    for name, rec in recordings.items():
-        sc = rec.scenario
-        if rec.error:
-            problems.append(f"{name}: recording failed: {rec.error}")
-            continue
+    if rec.error:
+        problems.append(f"recording failed: {rec.error}")
+    else:
         # A tool that silently sent nothing must fail here, not pass a benign-looking check.
         for shortfall in rec.missing_evidence():
-            problems.append(f"{name}: tool traffic missing: {shortfall}; {_tool_summary(rec)}")
-        got, error, sids = _replay(rec.pcap, tmp_path / f"{name}.eve.jsonl")
-        if error:
-            problems.append(f"{name}: {error}")
-            continue
-        if sc.benign:
-            if got:
-                problems.append(f"{name}: benign capture raised alerts {dict(sorted(got.items()))}")
-            # Without a policy the routers are learned: still silent.
-            learned, error, _ = _replay(rec.pcap, tmp_path / f"{name}.learned.eve.jsonl", None)
-            if error or learned:
-                problems.append(
-                    f"{name}: without a policy: {error or dict(sorted(learned.items()))}"
-                )
-        else:
-            missing = sorted(sc.expect - set(got))
-            if missing:
-                problems.append(
-                    f"{name}: missing categories {missing} "
-                    f"(got {dict(sorted(got.items()))}, {rec.packets} packets)"
-                )
-            missing_sids = sorted(sc.sids - sids)
-            if missing_sids:
-                problems.append(
-                    f"{name}: missing signature ids {missing_sids} (got {sorted(sids)})"
-                )
-    assert not problems, f"{len(problems)} problems:\n" + "\n".join(problems)
+            problems.append(f"tool traffic missing: {shortfall}; {_tool_summary(rec)}")
+        for point, cap in rec.captures.items():
+            for line in _check_capture(cap, tmp_path / f"{name}.{point}"):
+                problems.append(f"{cap.pcap.name}: {line}")
+    assert not problems, f"{name}: {len(problems)} problems:\n" + "\n".join(problems)
 
 
-def test_lab_leaves_no_namespace_behind(recordings: dict[str, netlab.Recording]) -> None:
+def test_lab_leaves_no_namespace_behind(recorder: Recorder) -> None:
     ours = f"{netlab.NS_PREFIX}{os.getpid()}-"
     left = [ns for ns in netlab.list_namespaces() if ns.startswith(ours)]
     assert not left, f"namespaces left behind: {left}"

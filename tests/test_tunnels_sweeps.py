@@ -188,6 +188,31 @@ def test_answered_targets_keep_a_sweep_silent() -> None:
     assert [a for a in alerts if a.category == "ipv6.sweep"] == []
 
 
+def test_router_errors_back_to_a_scanner_are_replies_not_a_sweep() -> None:
+    """A router answers 300 probes from random addresses of one /64 with Address
+    Unreachable: each error quotes its destination's own probe, so it is a reply. The
+    same errors quoting someone else's packet are unsolicited: a sweep by ICMPv6 errors."""
+    router = a6("2001:db8:ff::1")
+
+    def frames(honest: bool) -> Iterator[tuple[int, bytes]]:
+        for i in range(300):
+            scanner = a6("2001:db8:fe::")[:8] + struct.pack("!Q", 0x5000 + i * 977)
+            probe = ip6(
+                scanner, a6("2001:db8:1::99"), 17, udp6(scanner, a6("2001:db8:1::99"), 1, 2, b"")
+            )
+            if not honest:
+                probe = probe[:8] + a6("2001:db8:77::1") + probe[24:]
+            error = ip6(router, scanner, 58, icmp6(router, scanner, 1, bytes(4) + probe, code=3))
+            yield at(i * 0.01), eth(error, R1_MAC, UPSTREAM)
+
+    honest, _ = run(frames(True))
+    assert [a for a in honest if a.category == "ipv6.sweep"] == []
+    forged, _ = run(frames(False))
+    sweep = [a for a in forged if a.category == "ipv6.sweep"]
+    assert [a.signature_id for a in sweep] == [1000401]
+    assert sweep[0].evidence["probes"] == {"icmpv6_error": 100}  # raised at the medium tier
+
+
 def test_sweep_state_stays_within_caps_under_randomised_sources(tmp_path: Path) -> None:
     """Every probe from a new source /64 to a new destination /64: tables stay at their
     caps and count evictions; nothing grows with the flood."""

@@ -743,4 +743,9 @@ class Decoder:
         elif nh == NH_IPV4:
             self._tunnel(data, p, end, ip.tunnels, TunnelLayer("4in6", ip.src, ip.dst), 4)
         if self.want_packets:
-            self._events.append(Ipv6Packet(self.meta(), ip, sport, dport, itype, icode, flags))
+            quoted = None
+            if itype is not None and itype < 128 and end - p >= 48 and data[p + 8] >> 4 == 6:
+                quoted = data[p + 16 : p + 32]  # the invoking packet's source (RFC 4443 2.1)
+            self._events.append(
+                Ipv6Packet(self.meta(), ip, sport, dport, itype, icode, flags, quoted)
+            )

@@ -37,6 +37,7 @@ TIERS = ("medium", "high", "critical")
 SAMPLE = 10  # targets and sources listed in the evidence
 PATTERN_SAMPLE = 64  # distinct targets classified per window
 MAX_SOURCES_NAMED = 64  # source addresses remembered per window
+HOST_SHARE = 0.9  # of a sweep's new targets found by one address: a host sweep
 RECENT_PAIRS = 16384  # flows remembered to skip repeated packets; cleared when full
 SOURCE_PRECISION_DROP = 2  # per-source sketches are 4x smaller: they only gate and count /64s
 
@@ -63,7 +64,8 @@ class _Window:
     sample: DistinctSample[bytes]  # distinct targets, for pattern classes and samples
     last_ns: int = 0
     packets: int = 0
-    sources: set[bytes] = field(default_factory=set)
+    # Source addresses (at most MAX_SOURCES_NAMED) -> new targets each found.
+    sources: Counter[bytes] = field(default_factory=Counter)
     more_sources: bool = False
     probes: Counter[str] = field(default_factory=Counter)
 
@@ -139,8 +141,8 @@ class Sweep:
         back = self.sources.table.peek(dst64)
         if back is not None:
             back.responders.add(h_src)
-        if not any(src):
-            return
+        if not any(src) or (ev.quoted_src is not None and ev.quoted_src == dst):
+            return  # an ICMPv6 error about the destination's own packet is a reply
         h_iid = mix64(int.from_bytes(dst[8:], "big"))
         h_dst = mix64(h_iid ^ int.from_bytes(dst64, "big"))
         kind = probe_kind(ev)
@@ -149,8 +151,9 @@ class Sweep:
         s.last_ns = ts
         s.packets += 1
         s.probes[kind] += 1
-        _name(s, src)
-        if s.targets.add(h_dst):
+        new = s.targets.add(h_dst)
+        _name(s, src, new)
+        if new:
             s.sample.add(h_dst, dst)
             s.prefixes.add(hash_bytes(dst64))
 
@@ -158,8 +161,9 @@ class Sweep:
         p.last_ns = ts
         p.packets += 1
         p.probes[kind] += 1
-        _name(p, src)
-        if p.targets.add(h_iid):
+        new = p.targets.add(h_iid)
+        _name(p, src, new)
+        if new:
             p.sample.add(h_iid, dst)
             if p.tier < len(self.tiers) and p.targets.estimate() >= self.tiers[p.tier]:
                 self._tier_crossed(src64, dst64, p, s)
@@ -210,7 +214,10 @@ class Sweep:
         identifier = sweep_identifier(src64, dst64)
         if not self.suppress.allow((identifier, tier), p.last_ns):
             return
-        one_source = len(p.sources) == 1 and not p.more_sources
+        # One address found nearly all the targets: a host sweep, named by it. Other
+        # hosts of the same /64 talking to this /64 meanwhile do not make it a prefix sweep.
+        top, top_found = p.sources.most_common(1)[0]
+        one_source = top_found >= HOST_SHARE * sum(p.sources.values())
         evidence = self._evidence(p.sources, p.more_sources, p.first, p.start_ns, p.last_ns)
         evidence.update(
             target_prefix=prefix64_str(dst64),
@@ -237,7 +244,7 @@ class Sweep:
             event=p.first,
             evidence=evidence,
             severity=tier,
-            src_ip=ip_str(min(p.sources)),
+            src_ip=ip_str(top),
             dest_ip=None,
             src_mac=None,
             dest_mac=None,
@@ -275,22 +282,24 @@ class Sweep:
             first_ns=s.start_ns,
             event=s.first,
             evidence=evidence,
-            src_ip=ip_str(min(s.sources)),
+            src_ip=ip_str(s.sources.most_common(1)[0][0]),
             dest_ip=None,
             src_mac=None,
             dest_mac=None,
         )
 
     def _evidence(
-        self, sources: set[bytes], more: bool, first: Ipv6Packet, start: int, last: int
+        self, sources: Counter[bytes], more: bool, first: Ipv6Packet, start: int, last: int
     ) -> dict[str, Any]:
-        named = sorted(sources)
+        named = sorted(sources, key=lambda a: (-sources[a], a))
         return {
             "source": {
                 "prefix": prefix64_str(named[0][:8]),
                 "addresses": len(named),
                 "more_addresses": more,
-                "sample": [ip_str(a) for a in named[:SAMPLE]],
+                "sample": [
+                    {"address": ip_str(a), "new_targets": sources[a]} for a in named[:SAMPLE]
+                ],
             },
             "first_seen": first.meta.ts_ns / NS,
             "last_seen": last / NS,
@@ -298,13 +307,12 @@ class Sweep:
         }
 
 
-def _name(w: _Window, src: bytes) -> None:
-    """Remember up to MAX_SOURCES_NAMED source addresses of the window."""
-    if src not in w.sources:
-        if len(w.sources) < MAX_SOURCES_NAMED:
-            w.sources.add(src)
-        else:
-            w.more_sources = True
+def _name(w: _Window, src: bytes, new: bool) -> None:
+    """Count what each source address (at most MAX_SOURCES_NAMED) found new."""
+    if src in w.sources or len(w.sources) < MAX_SOURCES_NAMED:
+        w.sources[src] += new
+    else:
+        w.more_sources = True
 
 
 def _patterns(sample: DistinctSample[bytes]) -> dict[str, Any]:
