@@ -8,9 +8,11 @@ PY     := $(VENV)/bin/python
 APT_PACKAGES := tshark tcpdump radvd thc-ipv6 ipv6toolkit iproute2 procps nmap masscan \
                 miredo miredo-server
 APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl nmap masscan \
-                miredo miredo-server
+                miredo miredo-server suricata suricata-update
+# Suricata 7 (rule-pack tests) comes from bookworm-backports; bookworm itself has 6.
+BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
-.PHONY: setup apt venv test lint pcaps golden docs bench clean
+.PHONY: setup apt venv test lint pcaps golden docs rules bench clean
 
 setup: apt venv  ## install system packages (needs root or sudo) and the .venv
 
@@ -19,14 +21,21 @@ setup: apt venv  ## install system packages (needs root or sudo) and the .venv
 apt:
 	@missing=""; for c in $(APT_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	if [ -z "$$missing" ]; then \
-	  echo "apt: $(APT_PACKAGES) already installed"; \
+	  echo "apt: $(APT_PACKAGES) suricata suricata-update already installed"; \
 	else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "wireshark-common wireshark-common/install-setuid boolean false" | $$SUDO debconf-set-selections; \
 	  $$SUDO apt-get update -q || exit 1; \
 	  rc=/usr/sbin/policy-rc.d; made=""; \
 	  if [ ! -e $$rc ]; then printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$rc >/dev/null && $$SUDO chmod 755 $$rc && made=1; fi; \
+	  if ! grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/; then \
+	    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+	      | $$SUDO tee $(BACKPORTS) >/dev/null && $$SUDO apt-get update -q || exit 1; \
+	  fi; \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); status=$$?; \
+	  if [ $$status = 0 ]; then \
+	    DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends -t bookworm-backports suricata suricata-update; status=$$?; \
+	  fi; \
 	  if [ -n "$$made" ]; then $$SUDO rm -f $$rc; fi; \
 	  exit $$status; \
 	fi
@@ -52,6 +61,9 @@ golden:  ## regenerate the expected EVE output of every regression capture
 
 docs:  ## regenerate the README's detection tables from the family specs
 	$(PY) -m detectors.specdoc
+
+rules:  ## re-render the committed Suricata and Sigma packs, rule revisions and README matrix
+	$(PY) -m detectors.rules
 
 bench:  ## replay throughput in packets/s (reported, never asserted)
 	$(PY) -m tests.bench

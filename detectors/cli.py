@@ -26,6 +26,7 @@ from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
 from detectors.engine import Engine, known_thresholds
 from detectors.policy import PolicyError, empty_policy, load_policy
+from detectors.rules import cli as rules_cli
 from detectors.spec import SEVERITIES, SpecError
 
 EXIT_CLEAN, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--stats-json", metavar="FILE", help="also write the run's counters as JSON to FILE"
     )
     replay.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    rules_cli.add_parser(sub, _Parser)
     return parser
 
 
@@ -246,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "replay":
         return replay(args)
+    if args.command == "rules":
+        return rules_cli.run(args)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 

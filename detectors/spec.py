@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,14 +54,37 @@ class AttackRef:
     name: str
 
 
+# Engines other than v6sentry whose rule packs render from the specs. Sigma over v6sentry's
+# own alerts is always complete and Sigma over Suricata EVE follows the Suricata pack, so
+# only these two are declared per signature.
+COVERAGE_ENGINES = ("suricata", "zeek")
+COVERAGE_LEVELS = ("full", "partial", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    """How far one engine's rules express a signature, and why not further.
+
+    ``full``: the engine alerts on exactly the captures where v6sentry does.
+    ``partial``: it catches part of it. For Suricata (proved on every regression
+    capture) it alerts only where v6sentry does; for Zeek (no Zeek here to prove
+    it) it approximates and may also fire elsewhere, which ``why`` says.
+    ``none``: the engine's rule language or logs cannot express it.
+    """
+
+    level: str
+    why: str
+
+
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """One alert variant: its stable sid and its text."""
+    """One alert variant: its stable sid, its text and its coverage by other engines."""
 
     key: str
     sid: int
     rev: int
     text: str
+    coverage: dict[str, Coverage] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +159,28 @@ def _threshold(name: str, node: Any, where: str) -> Threshold:
     )
 
 
+def _coverage(node: Any, where: str) -> dict[str, Coverage]:
+    if node is None:
+        return {}
+    if not isinstance(node, dict):
+        raise SpecError(f"{where}: expected a mapping of engine to {{level, why}}")
+    out = {}
+    for engine, item in node.items():
+        w = f"{where}.{engine}"
+        if engine not in COVERAGE_ENGINES:
+            raise SpecError(f"{w}: unknown engine (one of {', '.join(COVERAGE_ENGINES)})")
+        if not isinstance(item, dict):
+            raise SpecError(f"{w}: expected a mapping with level and why")
+        level = _req(item, "level", w, str)
+        if level not in COVERAGE_LEVELS:
+            raise SpecError(f"{w}.level: '{level}' not one of {', '.join(COVERAGE_LEVELS)}")
+        why = str(item.get("why", "")).strip()
+        if level != "full" and not why:
+            raise SpecError(f"{w}.why: required when the level is not full")
+        out[engine] = Coverage(level, " ".join(why.split()))
+    return out
+
+
 def _detection(node: Any, where: str) -> DetectionSpec:
     if not isinstance(node, dict):
         raise SpecError(f"{where}: expected a mapping")
@@ -158,7 +203,13 @@ def _detection(node: Any, where: str) -> DetectionSpec:
         sid = _req(sig, "sid", w, int)
         if not 1_000_000 <= sid <= 1_999_999:
             raise SpecError(f"{w}.sid: {sid} outside the local range 1000000-1999999")
-        sigs[key] = Signature(key, sid, _req(sig, "rev", w, int), _req(sig, "text", w, str))
+        sigs[key] = Signature(
+            key,
+            sid,
+            _req(sig, "rev", w, int),
+            _req(sig, "text", w, str),
+            _coverage(sig.get("coverage"), f"{w}.coverage"),
+        )
     thresholds = {
         name: _threshold(name, t, f"{where}.thresholds.{name}")
         for name, t in _req(node, "thresholds", where, dict).items()

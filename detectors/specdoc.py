@@ -49,13 +49,13 @@ def render() -> str:
     )
 
 
-def splice(readme: str, block: str) -> str:
+def splice(readme: str, block: str, begin: str = BEGIN, end: str = END) -> str:
     """``readme`` with the text between the markers replaced by ``block``."""
-    head, sep, rest = readme.partition(BEGIN)
-    if not sep or END not in rest:
-        raise ValueError(f"README has no '{BEGIN}' ... '{END}' block")
-    _, _, tail = rest.partition(END)
-    return f"{head}{BEGIN}\n{block.strip()}\n{END}{tail}"
+    head, sep, rest = readme.partition(begin)
+    if not sep or end not in rest:
+        raise ValueError(f"README has no '{begin}' ... '{end}' block")
+    _, _, tail = rest.partition(end)
+    return f"{head}{begin}\n{block.strip()}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -271,6 +271,23 @@ def _close(cap: Any) -> None:
             raise
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _close_pyshark_loop() -> Iterator[None]:
+    """Close the asyncio loop pyshark leaves behind once this module is done.
+
+    Its SIGCHLD handler and wakeup fd stay installed otherwise, and every child
+    process of a later test (labs, Suricata) writes to that full pipe, which
+    pytest reports as BlockingIOError warnings.
+    """
+    yield
+    import asyncio
+
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    if not loop.is_closed():
+        loop.close()
+    asyncio.set_event_loop(None)
+
+
 COMPARED: list[int] = []  # frames whose IPv6 layers were compared, for the sanity check
 
 

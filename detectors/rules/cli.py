@@ -1,0 +1,187 @@
+"""``v6sentry rules ...``: render a site pack, check a pack, print the coverage matrix.
+
+Owns the ``rules`` sub-commands' arguments, messages and exit codes (0 fine,
+1 the pack has problems, 2 usage or input error). Rendering, checking and the
+matrix live in the sibling modules; this only wires them to the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from detectors.detections import discover
+from detectors.policy import PolicyError, empty_policy
+from detectors.rules import suricata
+from detectors.rules.context import build_context
+from detectors.rules.matrix import markdown, rows, totals
+from detectors.rules.render import RenderError
+from detectors.spec import SpecError
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
+
+EPILOG = """\
+examples:
+  v6sentry rules render --policy pcaps/policy.yaml -o /tmp/v6sentry-pack
+  v6sentry rules check /tmp/v6sentry-pack
+  v6sentry rules matrix
+
+render writes DIR/suricata/v6sentry.rules, DIR/suricata/v6sentry-vars.yaml (for
+suricata.yaml's include:) and DIR/sigma/{rules,queries}/... . Without --policy
+the pack has no router, dark-prefix or allowed-tunnel variables and leaves out
+the rules that need them (each named in a comment in the rules file).
+"""
+
+
+def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
+    rules = sub.add_parser(
+        "rules",
+        help="render, check and compare the Suricata and Sigma rule packs",
+        description="Suricata and Sigma rule packs rendered from the detection specs "
+        "and a site policy.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = rules.add_subparsers(
+        dest="rules_command", metavar="ACTION", required=True, parser_class=parser_class
+    )
+    render = actions.add_parser(
+        "render",
+        help="render a pack for a site policy into a directory",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    render.add_argument("--policy", metavar="FILE", help="site policy YAML (default: none)")
+    render.add_argument("-o", "--output", metavar="DIR", required=True, help="pack directory")
+    check = actions.add_parser(
+        "check",
+        help="validate a rendered pack (structure, Sigma validators, suricata -T)",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("pack", metavar="DIR", help="directory written by `rules render`")
+    check.add_argument(
+        "--no-suricata",
+        action="store_true",
+        help="skip loading the rules into the suricata binary (suricata -T)",
+    )
+    matrix = actions.add_parser("matrix", help="print the detection x engine coverage matrix")
+    matrix.add_argument("--format", choices=("markdown", "json"), default="markdown")
+
+
+def _fail(message: str) -> int:
+    print(f"v6sentry: error: {message}", file=sys.stderr)
+    return EXIT_ERROR
+
+
+def _render(args: argparse.Namespace) -> int:
+    # pySigma loads slowly; only the commands that need it import it.
+    from detectors.rules.pack import load, render_pack, write_pack
+
+    try:
+        pack = render_pack(load(args.policy))
+    except (PolicyError, RenderError, SpecError) as exc:
+        return _fail(str(exc))
+    out = Path(args.output)
+    try:
+        write_pack(pack, out)
+    except OSError as exc:
+        return _fail(f"{out}: cannot write the pack: {exc.strerror or exc}")
+    rules = suricata.parse_rules(pack.files[f"suricata/{suricata.RULES_FILE}"])
+    omitted = suricata.omitted_sids(pack.files[f"suricata/{suricata.RULES_FILE}"])
+    n_sigma = sum(1 for rel in pack.files if rel.startswith("sigma/rules/"))
+    print(
+        f"v6sentry: wrote {out}: {len(rules)} Suricata rules"
+        + (f" ({len(omitted)} left out for this policy, see the rules file)" if omitted else "")
+        + f", {n_sigma} Sigma rules; policy {pack.context['policy']['source']}",
+        file=sys.stderr,
+    )
+    return EXIT_OK
+
+
+def read_pack(root: Path) -> dict[str, str]:
+    """Every file of a pack directory, by path relative to it."""
+    return {
+        p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
+        for part in ("suricata", "sigma")
+        for p in sorted((root / part).rglob("*"))
+        if p.is_file()
+    }
+
+
+def check_pack(root: Path, run_suricata: bool = True) -> list[str]:
+    """Every problem with the pack in ``root``; empty when it is sound."""
+    from detectors.rules import engine_suricata, sigma
+
+    files = read_pack(root)
+    rules_rel = f"suricata/{suricata.RULES_FILE}"
+    vars_rel = f"suricata/{suricata.VARS_FILE}"
+    missing = [rel for rel in (rules_rel, vars_rel) if rel not in files]
+    if missing:
+        return [f"{root / rel}: missing" for rel in missing]
+    try:
+        doc = yaml.safe_load(files[vars_rel]) or {}
+    except yaml.YAMLError as exc:
+        return [f"{root / vars_rel}: not YAML: {exc}"]
+    # Dotted keys (vars.address-groups.NAME), as the vars template writes them.
+    variables: dict[str, dict[str, str]] = {}
+    for key, value in doc.items() if isinstance(doc, dict) else ():
+        prefix, _, rest = str(key).partition(".")
+        group, _, name = rest.partition(".")
+        if prefix == "vars" and name:
+            variables.setdefault(group, {})[name] = str(value)
+    specs, _ = discover()
+    ctx = build_context(specs, empty_policy())
+    where = str(root / rules_rel)
+    try:
+        rules = suricata.parse_rules(files[rules_rel], where)
+    except RenderError as exc:
+        return [str(exc)]
+    problems = suricata.check_rules(
+        rules, variables, ctx["signatures"], where, suricata.omitted_sids(files[rules_rel])
+    )
+    problems += sigma.check({rel: text for rel, text in files.items() if rel.startswith("sigma/")})
+    if run_suricata:
+        if shutil.which("suricata") is None:
+            problems.append("suricata is not installed (use --no-suricata to skip this check)")
+        else:
+            problems += engine_suricata.test_config(root)
+    return problems
+
+
+def _check(args: argparse.Namespace) -> int:
+    root = Path(args.pack)
+    if not root.is_dir():
+        return _fail(f"{root}: not a directory (render one with `v6sentry rules render`)")
+    problems = check_pack(root, not args.no_suricata)
+    for problem in problems:
+        print(f"v6sentry: {problem}", file=sys.stderr)
+    n = len(read_pack(root))
+    print(f"v6sentry: {root}: {n} files, {len(problems)} problems", file=sys.stderr)
+    return EXIT_PROBLEMS if problems else EXIT_OK
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    specs, _ = discover()
+    ctx = build_context(specs, empty_policy())
+    if args.format == "json":
+        table = rows(ctx)
+        json.dump({"totals": totals(table), "signatures": table}, sys.stdout, indent=1)
+        print()
+    else:
+        sys.stdout.write(markdown(ctx))
+    return EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.rules_command == "render":
+        return _render(args)
+    if args.rules_command == "check":
+        return _check(args)
+    return _matrix(args)

@@ -1,0 +1,175 @@
+"""What every rule template sees: the specs and the site policy as plain data.
+
+Owns turning ``FamilySpec`` objects and a ``Policy`` into the one dictionary
+(``build_context``) that the Suricata and Sigma templates render from, and
+the policy values that become Suricata address and port variables. Every
+string that came from the policy file is wrapped in ``PolicyText`` so the
+renderer's escaping filters can tell it from text the project wrote.
+
+It does not render, escape or write anything: ``render.py`` does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from detectors import __version__
+from detectors.policy import Policy
+from detectors.spec import COVERAGE_ENGINES, DetectionSpec, FamilySpec, SpecError
+
+# Ports the tunnel detections watch; Suricata rules use them through variables.
+TEREDO_PORT = 3544
+AYIYA_PORT = 5072
+# The 6to4 relay anycast range (RFC 3068, deprecated by RFC 7526).
+RELAY_ANYCAST = "192.88.99.0/24"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyText:
+    """A free-text value from the policy file, with where it was written."""
+
+    value: str
+    where: str  # "site.yaml:7: routers[0].name"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def _addr(packed: bytes) -> str:
+    return str(ipaddress.IPv6Address(packed))
+
+
+def _mac(raw: bytes | None) -> str | None:
+    return None if raw is None else ":".join(f"{b:02x}" for b in raw)
+
+
+def _group(items: list[str]) -> str | None:
+    """A Suricata address group, or None when empty (Suricata refuses an empty group)."""
+    return f"[{','.join(items)}]" if items else None
+
+
+def policy_data(policy: Policy) -> dict[str, Any]:
+    """The policy as template data; free text wrapped in ``PolicyText``."""
+    where = policy.path or "(no policy)"
+    routers = [
+        {
+            "address": _addr(r.address),
+            "mac": _mac(r.mac),
+            "name": None
+            if r.name is None
+            else PolicyText(r.name, f"{where}:{r.line}: routers[{i}].name"),
+            "line": r.line,
+        }
+        for i, r in enumerate(policy.routers or ())
+    ]
+    addresses = sorted({r["address"] for r in routers}, key=ipaddress.IPv6Address)
+    return {
+        "source": policy.source,
+        "path": policy.path,
+        "learned": policy.learns_routers,
+        "hash": policy.sha256 or "none",
+        "routers": routers,
+        "router_addresses": addresses,
+        "monitored": [str(n) for n in policy.monitored],
+        "dark": [str(n) for n in policy.dark],
+        "tunnels_allowed": [str(n) for n in policy.tunnels_allowed],
+    }
+
+
+def suricata_vars(policy: Mapping[str, Any]) -> dict[str, dict[str, str | None]]:
+    """Address and port variables for the pack's ``suricata.yaml`` include.
+
+    A value of None means the policy leaves the variable empty; the rules that
+    need it are then left out of the pack, because Suricata cannot load an
+    empty group and suricata-update comments out rules with unknown variables.
+    """
+    return {
+        "address-groups": {
+            "IPV6_ROUTERS": _group(policy["router_addresses"]),
+            "IPV6_MONITORED": _group(policy["monitored"]),
+            "IPV6_DARK_PREFIXES": _group(policy["dark"]),
+            "TUNNEL_ALLOWED": _group(policy["tunnels_allowed"]),
+            "IPV6_6TO4_RELAYS": f"[{RELAY_ANYCAST}]",
+        },
+        "port-groups": {
+            "TEREDO_PORTS": str(TEREDO_PORT),
+            "AYIYA_PORTS": str(AYIYA_PORT),
+        },
+    }
+
+
+def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any]:
+    overrides = policy.thresholds.get(det.category, {})
+    signatures = []
+    for sig in sorted(det.signatures.values(), key=lambda s: s.sid):
+        missing = [e for e in COVERAGE_ENGINES if e not in sig.coverage]
+        if missing:
+            raise SpecError(
+                f"{family}/spec.yaml: {det.category} signature {sig.key}: "
+                f"no coverage for {', '.join(missing)} (add coverage.<engine>.level)"
+            )
+        signatures.append(
+            {
+                "key": sig.key,
+                "sid": sig.sid,
+                "rev": sig.rev,
+                "text": sig.text,
+                "category": det.category,
+                "coverage": {e: {"level": c.level, "why": c.why} for e, c in sig.coverage.items()},
+            }
+        )
+    return {
+        "category": det.category,
+        "name": det.category.split(".", 1)[1],
+        "id": det.id,
+        "title": det.title,
+        "description": det.description,
+        "severity": det.severity,
+        "techniques": [{"id": t.id, "name": t.name} for t in det.techniques],
+        "tactics": [{"id": t.id, "name": t.name} for t in det.tactics],
+        "thresholds": {
+            name: {
+                "value": overrides.get(name, t.default),
+                "default": t.default,
+                "unit": t.unit,
+                "meaning": t.meaning,
+            }
+            for name, t in det.thresholds.items()
+        },
+        "false_positives": list(det.false_positives),
+        "parameters": det.parameters,
+        "signatures": signatures,
+    }
+
+
+def build_context(specs: Mapping[str, FamilySpec], policy: Policy) -> dict[str, Any]:
+    """The dictionary every template renders from (sorted, so renders are deterministic)."""
+    families: list[dict[str, Any]] = []
+    for name in sorted(specs):
+        spec = specs[name]
+        families.append(
+            {
+                "family": spec.family,
+                "title": spec.title,
+                "description": spec.description,
+                "detections": [
+                    _detection(spec.detections[c], policy, spec.family)
+                    for c in sorted(spec.detections)
+                ],
+            }
+        )
+    pol = policy_data(policy)
+    detections: dict[str, dict[str, Any]] = {
+        d["category"]: d for f in families for d in f["detections"]
+    }
+    return {
+        "version": __version__,
+        "policy": pol,
+        "vars": suricata_vars(pol),
+        "families": families,
+        "detections": detections,
+        "signatures": {s["sid"]: s for d in detections.values() for s in d["signatures"]},
+    }

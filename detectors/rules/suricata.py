@@ -1,0 +1,211 @@
+"""The Suricata part of the pack: rules, their revisions, and the variables include.
+
+Owns which Suricata templates render (``suricata/templates/<family>.rules.j2``
+for each family that has one, between ``header.rules.j2`` and the variables
+include ``vars.yaml.j2``), the rule revisions, and the structural checks on
+the rendered rules: one rule per line, msg prefix, sid range, metadata, and
+agreement between the rules and each signature's declared Suricata coverage.
+
+Revisions: ``suricata/rules.lock.yaml`` records each sid's ``rev`` and a hash
+of its rule without the ``rev`` and the policy hash. When a rule's text
+changes, ``make rules`` bumps its ``rev`` and rewrites the lock; renders for a
+site policy read the lock and never write it. Rule syntax is in the
+templates, never here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from detectors.rules.render import SURICATA_DIR, RenderError, render_template
+
+RULES_FILE = "v6sentry.rules"
+# Folders holding nothing but rendered files (none: the two Suricata files sit beside the
+# templates and the lock).
+GENERATED_DIRS: tuple[str, ...] = ()
+VARS_FILE = "v6sentry-vars.yaml"
+LOCK = SURICATA_DIR / "rules.lock.yaml"
+MSG_PREFIX = "V6SENTRY "
+SID_RANGE = (1_000_000, 1_999_999)
+# Metadata every rule carries (Suricata's `metadata: key value, ...`).
+# v6sentry_sid names the signature a rule stands for; a signature needing several rules
+# (ISATAP's two interface-id forms) has one with sid == its own sid and others beside it.
+REQUIRED_METADATA = (
+    "mitre_technique_id",
+    "mitre_tactic_id",
+    "v6sentry_id",
+    "v6sentry_sid",
+    "policy_hash",
+)
+
+_RULE = re.compile(r"^(alert|drop|pass|reject) \S+ [^(]+ \((?P<opts>.*)\)$")
+_SID = re.compile(r"(?:^|;)\s*sid:\s*(\d+)\s*;")
+_REV = re.compile(r"(?:^|;)\s*rev:\s*(\d+)\s*;")
+_MSG = re.compile(r'(?:^|;)\s*msg:\s*"((?:[^"\\]|\\.)*)"\s*;')
+_METADATA = re.compile(r"(?:^|;)\s*metadata:\s*((?:[^;\\]|\\.)*);")
+_VAR = re.compile(r"\$([A-Z][A-Z0-9_]*)")
+_POLICY_HASH = re.compile(r"policy_hash [0-9a-fnoe]+")
+# A template that leaves a rule out for this policy says so in a comment of this form,
+# e.g. "# omitted sid 1000101: the policy lists no routers (IPV6_ROUTERS is empty)".
+_OMITTED = re.compile(r"^#\s*omitted sid (\d+):\s*\S", re.MULTILINE)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One rendered rule line and what the checks read from it."""
+
+    line: int  # 1-based, in the rendered rules file
+    text: str
+    sid: int
+    rev: int
+    msg: str
+    metadata: dict[str, list[str]]
+
+    @property
+    def fingerprint(self) -> str:
+        body = _REV.sub(";", self.text, count=1)
+        body = _POLICY_HASH.sub("policy_hash -", body)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def parse_rules(text: str, where: str = RULES_FILE) -> list[Rule]:
+    """Every rule of a rules file; ``RenderError`` names the line of the first bad one."""
+    rules = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _RULE.match(line)
+        opts = m.group("opts") if m else ""
+        sid, rev, msg, meta = (p.search(opts) for p in (_SID, _REV, _MSG, _METADATA))
+        if not (m and sid and rev and msg and meta):
+            raise RenderError(
+                f"{where}:{n}: not a complete rule (action, header, msg, sid, rev, metadata)"
+            )
+        metadata: dict[str, list[str]] = {}
+        for item in meta.group(1).split(","):
+            key, _, value = item.strip().partition(" ")
+            metadata.setdefault(key, []).append(value.strip())
+        rules.append(Rule(n, line, int(sid.group(1)), int(rev.group(1)), msg.group(1), metadata))
+    return rules
+
+
+def omitted_sids(text: str) -> set[int]:
+    """Signatures a rendered rules file says it left out for its policy."""
+    return {int(m) for m in _OMITTED.findall(text)}
+
+
+def check_rules(
+    rules: list[Rule],
+    variables: Mapping[str, Any],
+    signatures: Mapping[int, Any],
+    where: str,
+    omitted: frozenset[int] | set[int] = frozenset(),
+) -> list[str]:
+    """Problems with a rendered rule list; empty when it is a valid v6sentry pack."""
+    problems = []
+    seen: dict[int, int] = {}
+    stands_for: dict[int, int] = {}
+    defined = {k for group in variables.values() for k, v in group.items() if v is not None}
+    for r in rules:
+        at = f"{where}:{r.line}: sid {r.sid}"
+        if r.sid in seen:
+            problems.append(f"{at}: sid also on line {seen[r.sid]}")
+        seen[r.sid] = r.line
+        if not SID_RANGE[0] <= r.sid <= SID_RANGE[1]:
+            problems.append(f"{at}: outside the local range {SID_RANGE[0]}-{SID_RANGE[1]}")
+        if not r.msg.startswith(MSG_PREFIX):
+            problems.append(f"{at}: msg does not start with {MSG_PREFIX.strip()!r}")
+        missing = [k for k in REQUIRED_METADATA if k not in r.metadata]
+        if missing:
+            problems.append(f"{at}: metadata lacks {', '.join(missing)}")
+        for value in r.metadata.get("v6sentry_sid", []):
+            if not value.isdigit() or int(value) not in signatures:
+                problems.append(f"{at}: v6sentry_sid {value} is not a signature's sid")
+            else:
+                stands_for.setdefault(int(value), r.line)
+        if "classtype:" not in r.text:
+            problems.append(f"{at}: no classtype")
+        unknown = sorted(set(_VAR.findall(r.text)) - defined)
+        if unknown:
+            problems.append(f"{at}: uses undefined variables {', '.join(unknown)}")
+    for sid, sig in sorted(signatures.items()):
+        level = sig["coverage"]["suricata"]["level"]
+        what = f"sid {sid} ({sig['category']} {sig['key']})"
+        if level != "none" and sid not in stands_for and sid not in omitted:
+            problems.append(f"{where}: {what} is declared {level} for Suricata but has no rule")
+        if level != "none" and sid in stands_for and sid not in seen:
+            problems.append(f"{where}: {what}: one of its rules must use sid {sid}")
+        if level == "none" and sid in stands_for:
+            problems.append(
+                f"{where}:{stands_for[sid]}: {what} is declared none for Suricata but has a rule"
+            )
+    return problems
+
+
+def load_lock(path: Path = LOCK) -> dict[int, dict[str, Any]]:
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {int(k): dict(v) for k, v in data.items()}
+
+
+def dump_lock(lock: Mapping[int, Mapping[str, Any]]) -> str:
+    lines = [
+        "# Suricata rule revisions: sid -> rev and a hash of the rule without rev and policy",
+        "# hash. `make rules` bumps rev when a rule's text changes; do not edit by hand.",
+    ]
+    for sid in sorted(lock):
+        lines.append(f"{sid}: {{rev: {lock[sid]['rev']}, sha: {lock[sid]['sha']}}}")
+    return "\n".join(lines) + "\n"
+
+
+def apply_revisions(
+    rules: list[Rule], text: str, lock: Mapping[int, Mapping[str, Any]]
+) -> tuple[str, dict[int, dict[str, Any]]]:
+    """``text`` with each rule's rev from the lock, bumped where the rule changed."""
+    new_lock: dict[int, dict[str, Any]] = {}
+    by_line = {r.line: r for r in rules}
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        rule = by_line.get(n)
+        if rule is not None:
+            old = lock.get(rule.sid)
+            # A rule new to the lock starts at 1; a changed one moves one past the lock.
+            rev = 1 if old is None else int(old["rev"]) + (old["sha"] != rule.fingerprint)
+            new_lock[rule.sid] = {"rev": rev, "sha": rule.fingerprint}
+            line = _REV.sub(f"; rev:{rev};", line, count=1)
+        out.append(line)
+    return "\n".join(out) + "\n", new_lock
+
+
+def render(
+    env: jinja2.Environment, ctx: Mapping[str, Any], lock: Mapping[int, Mapping[str, Any]]
+) -> tuple[dict[str, str], dict[int, dict[str, Any]]]:
+    """The Suricata files of a pack (relative path -> text) and the lock they imply."""
+    loader = env.loader
+    assert loader is not None
+    names = set(loader.list_templates())
+    parts = [render_template(env, "header.rules.j2", **ctx)]
+    for family in ctx["families"]:
+        name = f"{family['family']}.rules.j2"
+        if name in names:
+            parts.append(render_template(env, name, family=family, **ctx))
+    text = "\n".join(p.rstrip("\n") for p in parts) + "\n"
+    rules = parse_rules(text)
+    problems = check_rules(rules, ctx["vars"], ctx["signatures"], RULES_FILE, omitted_sids(text))
+    if problems:
+        raise RenderError("; ".join(problems))
+    text, new_lock = apply_revisions(parse_rules(text), text, lock)
+    return {
+        f"suricata/{RULES_FILE}": text,
+        f"suricata/{VARS_FILE}": render_template(env, "vars.yaml.j2", **ctx),
+    }, new_lock
