@@ -12,9 +12,9 @@ APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl nmap mas
 # Suricata 7 (rule-pack tests) comes from bookworm-backports; bookworm itself has 6.
 BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
-.PHONY: setup apt venv test lint pcaps golden docs rules bench clean
+.PHONY: setup apt venv es test lint pcaps golden docs rules bench clean
 
-setup: apt venv  ## install system packages (needs root or sudo) and the .venv
+setup: apt venv es  ## install system packages (needs root or sudo), the .venv and Elasticsearch
 
 # No service may start during the install: miredo's would be a Teredo client of a real
 # Internet server. A policy-rc.d that exits 101 is Debian's "do not start services" answer.
@@ -44,6 +44,11 @@ venv:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+
+# The test Elasticsearch node: the integ-test zip from Maven Central, cached between runs
+# (tests/es_node.py says where). It has no bundled JDK and runs on the machine's Java.
+es:
+	$(PY) -c "from tests.es_node import fetch, home; fetch(); print('es:', home())"
 
 test:  ## behaviour tests: unit, capture manifest, external captures, tshark differential, fuzzing
 	$(PY) -m pytest -q

@@ -43,6 +43,19 @@ def ecs_ts(ts_ns: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ns % 1_000_000_000:09d}Z"
 
 
+def ecs_observer(name: str | None) -> dict[str, Any]:
+    """ECS ``observer``: this sensor, named when a name is given."""
+    out: dict[str, Any] = {
+        "type": "sensor",
+        "product": "v6sentry",
+        "vendor": "v6sentry",
+        "version": __version__,
+    }
+    if name:
+        out["name"] = name
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class Alert:
     """One alert. ``evidence`` is JSON-safe and lands under ``v6sentry``."""
@@ -167,15 +180,8 @@ class Alert:
                 "tactic": [{"id": t.id, "name": t.name} for t in self.tactics],
             },
             "network": network,
-            "observer": {
-                "type": "sensor",
-                "product": "v6sentry",
-                "vendor": "v6sentry",
-                "version": __version__,
-            },
+            "observer": ecs_observer(observer),
         }
-        if observer:
-            doc["observer"]["name"] = observer
         for side, ip, port, mac in (
             ("source", self.src_ip, self.src_port, self.src_mac),
             ("destination", self.dest_ip, self.dest_port, self.dest_mac),

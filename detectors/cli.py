@@ -1,8 +1,9 @@
 """The ``v6sentry`` command line.
 
 Owns argument parsing, exit codes and the human summary on stderr. It wires
-capture files to the engine and alerts to the chosen output; it does not
-decode or detect anything itself.
+capture files to the engine, alerts to the chosen output and observations
+(``--events``) to their file; it does not decode or detect anything itself.
+The ``rules``, ``hunt`` and ``ship`` sub-commands live in their packages.
 
 Exit codes: 0 clean, 1 an alert at or above ``--fail-on``, 2 usage or input
 error (one line on stderr). A truncated or corrupt capture is processed up
@@ -25,8 +26,11 @@ from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
 from detectors.engine import Engine, known_thresholds
+from detectors.hunt import cli as hunt_cli
+from detectors.observations import Observation, ObservationWriter
 from detectors.policy import PolicyError, empty_policy, load_policy
 from detectors.rules import cli as rules_cli
+from detectors.ship import cli as ship_cli
 from detectors.spec import SEVERITIES, SpecError
 
 EXIT_CLEAN, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
@@ -106,8 +110,17 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--stats-json", metavar="FILE", help="also write the run's counters as JSON to FILE"
     )
+    replay.add_argument(
+        "--events",
+        metavar="FILE",
+        help="also write observations (ECS events, event.dataset v6sentry.observation: "
+        "sub-threshold sweeps for `v6sentry hunt`) to FILE as JSON lines",
+    )
     replay.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    ship_cli.add_replay_arguments(replay)
     rules_cli.add_parser(sub, _Parser)
+    hunt_cli.add_parser(sub, _Parser)
+    ship_cli.add_parser(sub, _Parser)
     return parser
 
 
@@ -166,6 +179,10 @@ def replay(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.captures.count("-") > 1:
         return _fail("standard input ('-') can be read only once")
+    try:  # before any file is opened: a bad --es setting is a usage error
+        shipping = ship_cli.ReplayShipping.open(args)
+    except (ship_cli.SetupError, ship_cli.ShipError) as exc:
+        return _fail(str(exc))
     readers: list[CaptureReader] = []
     try:
         for path in args.captures:
@@ -182,12 +199,34 @@ def replay(args: argparse.Namespace) -> int:
         return _fail(f"{args.output}: cannot write alerts: {exc.strerror}")
     host = args.sensor_name if args.sensor_name is not None else socket.gethostname()
     writer = AlertWriter(out, args.format, host)
+    events: IO[str] | None = None
+    if args.events:
+        try:
+            events = open(args.events, "w", encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            for reader in readers:
+                reader.close()
+            if out is not sys.stdout:
+                out.close()
+            return _fail(f"{args.events}: cannot write observations: {exc.strerror}")
+    write_events = ObservationWriter(events, host) if events is not None else None
+
+    def ship_and_write(obs: Observation) -> None:
+        if write_events is not None:
+            write_events(obs)
+        if shipping is not None:
+            shipping.add_observation(obs, host)
+
+    # Observations cost nothing unless someone takes them (--events or --es).
+    observe = ship_and_write if write_events is not None or shipping is not None else None
     worst = -1  # rank in SEVERITIES of the most severe alert written
 
     def sink(alert: Alert) -> None:
         nonlocal worst
         writer(alert)
         worst = max(worst, SEVERITIES.index(alert.severity))
+        if shipping is not None:
+            shipping.add(alert, host)
 
     warnings: list[str] = []
     runs: list[dict[str, Any]] = []
@@ -196,7 +235,7 @@ def replay(args: argparse.Namespace) -> int:
     try:
         for reader in readers:
             if engine is None or not args.continuous:
-                engine = Engine(policy, sink, specs, classes)
+                engine = Engine(policy, sink, specs, classes, observe)
             engine.capture_name = reader.path
             t0 = time.perf_counter()
             try:
@@ -214,15 +253,25 @@ def replay(args: argparse.Namespace) -> int:
                 summary["seconds"] = round(seconds, 6)
                 runs.append(summary)
                 if not args.quiet:
+                    if shipping is not None:
+                        shipping.end_line()
                     label = f"{len(readers)} captures" if args.continuous else reader.path
                     for line in _summary_lines(label, summary, seconds):
                         print(line, file=sys.stderr)
         out.flush()
+        if shipping is not None:
+            shipping.finish(args.quiet)
     except BrokenPipeError:
         return EXIT_CLEAN  # the reader of our output went away (e.g. `| head`)
+    except ship_cli.ShipError as exc:
+        return _fail(str(exc))
     finally:
+        if shipping is not None:
+            shipping.abandon()  # a no-op after finish()
         if out is not sys.stdout:
             out.close()
+        if events is not None:
+            events.close()
     for warning in warnings:
         print(f"v6sentry: warning: {warning}", file=sys.stderr)
     if args.stats_json:
@@ -250,6 +299,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return replay(args)
     if args.command == "rules":
         return rules_cli.run(args)
+    if args.command == "hunt":
+        return hunt_cli.run(args)
+    if args.command == "ship":
+        return ship_cli.run(args)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 

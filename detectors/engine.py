@@ -4,8 +4,10 @@ Owns wiring: discovering detection families, resolving their thresholds
 (spec defaults, then policy overrides), building the decoder with only the
 event kinds someone subscribed to, dispatching events by type, driving the
 packet-time clock that closes windows and expires fragments, and collecting
-the statistics the summary prints. It does not read files (``capture``),
-parse bytes (``decoder``) or judge traffic (``detections``).
+the statistics the summary prints, and the observation callback (sub-threshold
+facts, ``detectors.observations``) kept apart from the alert sink: observations
+never count as alerts. It does not read files (``capture``), parse bytes
+(``decoder``) or judge traffic (``detections``).
 
 Packet sources other than files (live capture) hand ``run`` their own record
 iterator and may call ``advance`` from a timer so quiet links still close
@@ -22,6 +24,7 @@ from detectors.alerts import Alert
 from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
 from detectors.detections import NS, Context, Detector, discover
 from detectors.events import Event, Ipv6Packet, TunnelPacket
+from detectors.observations import Observation
 from detectors.policy import Policy
 from detectors.spec import FamilySpec, Threshold
 
@@ -74,6 +77,7 @@ class EngineStats:
 
     alerts: dict[str, int] = field(default_factory=dict)
     by_severity: dict[str, int] = field(default_factory=dict)
+    observations: dict[str, int] = field(default_factory=dict)  # by kind, plus "dropped"
 
 
 class Engine:
@@ -85,11 +89,13 @@ class Engine:
         sink: Callable[[Alert], None],
         specs: Mapping[str, FamilySpec] | None = None,
         classes: Mapping[str, type[Detector]] | None = None,
+        observe: Callable[[Observation], None] | None = None,
     ) -> None:
         if specs is None or classes is None:
             specs, classes = discover()
         self.policy = policy
         self.sink = sink
+        self.observe = observe
         self.stats = EngineStats()
         self.capture_name: str | None = None
         self.now_ns = 0
@@ -111,6 +117,7 @@ class Engine:
                 self._emit,
                 lambda: self.capture_name,
                 self._demand_packets,
+                self._observe if observe is not None else None,
             )
             self.detectors.append(classes[name](ctx))
         always = [t for d in self.detectors for t in d.subscribes if t not in d.on_demand]
@@ -138,6 +145,16 @@ class Engine:
         stats.alerts[alert.category] = stats.alerts.get(alert.category, 0) + 1
         stats.by_severity[alert.severity] = stats.by_severity.get(alert.severity, 0) + 1
         self.sink(alert)
+
+    def _observe(self, obs: Observation) -> None:
+        # A separate callback from alerts: observations never count as alerts, and
+        # never reach the alert sink or the --fail-on exit code.
+        stats = self.stats.observations
+        stats[obs.kind] = stats.get(obs.kind, 0) + 1
+        if obs.kind == "overflow":
+            stats["dropped"] = stats.get("dropped", 0) + int(obs.details.get("dropped", 0))
+        assert self.observe is not None
+        self.observe(obs)
 
     # -- dispatch ------------------------------------------------------------
 
@@ -233,6 +250,7 @@ class Engine:
             "tunnels": dict(sorted(ds.tunnels.items())),
             "alerts": dict(sorted(self.stats.alerts.items())),
             "alerts_by_severity": dict(sorted(self.stats.by_severity.items())),
+            "observations": dict(sorted(self.stats.observations.items())),
             "suppressed": sum(d.suppressed() for d in self.detectors),
             "tables": self.table_stats(),
         }

@@ -1312,6 +1312,44 @@ def cap_sweep_ndp_exhaustion(out: Path) -> None:
     write_pcap(out / "sweep_ndp_exhaustion.pcap", sorted(frames))
 
 
+# Three sensors, one scanner: each sensor's capture alone stays below medium_targets.
+
+SENSOR_SCANNER = a6("2001:db8:bad::7")
+# sensor name, destination /64 of its site, unanswered targets, start (s), seed
+SENSOR_SITES = (
+    ("a", "2001:db8:11::", 45, 1.0, 4301),
+    ("b", "2001:db8:12::", 50, 41.0, 4302),
+    ("c", "2001:db8:13::", 55, 81.0, 4303),
+)
+
+
+def cap_sensors(out: Path) -> None:
+    """One scanner probing a different /64 at each of three sensors, within 300 s.
+
+    2001:db8:bad::7 pings 45, 50 and 55 distinct random addresses of 2001:db8:11::/64,
+    :12::/64 and :13::/64 (one /64 per sensor), nothing answers: 150 targets together,
+    below 100 at every sensor. Each capture also holds a monitoring host of the site
+    (2001:db8:1::9) pinging 40 hosts of the site's /64 that all answer: 120 together,
+    but answered, so no sweep anywhere.
+    """
+    monitor = a6("2001:db8:1::9")
+    for name, prefix, count, start, seed in SENSOR_SITES:
+        rng = random.Random(seed)
+        site = a6(prefix)
+        lows = sorted({rng.randbytes(8) for _ in range(count)})
+        assert len(lows) == count
+        frames: list[Frame] = []
+        for i, low in enumerate(lows):
+            t = start + i * 0.5
+            frames.append((at(t), wan6(echo6(SENSOR_SCANNER, site[:8] + low, 0x57, i, 57))))
+        for n in range(1, 41):
+            t = start + 0.25 + n * 0.5
+            target = iid(site, f"1:{n:x}")
+            frames.append((at(t), wan6(echo6(monitor, target, 0x9, n, 60))))
+            frames.append((at(t + 0.002), wan6(echo6(target, monitor, 0x9, n, 60, True))))
+        write_pcap(out / f"sensor_{name}.pcap", sorted(frames))
+
+
 # Benign: many destinations, but every one answers.
 
 
@@ -1412,6 +1450,7 @@ CAPTURES = [
     cap_benign_pings,
     cap_benign_dns_server,
     cap_benign_busy_client,
+    cap_sensors,
 ]
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from detectors.alerts import Alert, alert_id
 from detectors.events import Event, TunnelLayer, ip_str, mac_str
+from detectors.observations import Observation
 from detectors.policy import Policy
 from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec
 from detectors.state import BoundedTable, Suppressor, W, Windows
@@ -39,6 +40,9 @@ class Context:
     capture: Callable[[], str | None]  # name of the capture being read, for alerts
     # Turn the decoder's per-packet events on or off for one requester (``on_demand``).
     demand_packets: Callable[[str, bool], None] = lambda _who, _on: None
+    # Sub-threshold observations (``detectors.observations``); None when nobody listens,
+    # so detectors skip building them.
+    observe: Callable[[Observation], None] | None = None
 
 
 class Detector:
@@ -157,7 +161,14 @@ class Detector:
             techniques=det.techniques,
             tactics=det.tactics,
             identifier=identifier,
-            id=alert_id(det.id, sig.sid, identifier, first_ns),
+            # A tier escalation (medium, then high) is a new alert with the same
+            # identifier and start: the severity keeps their ids, and so documents, apart.
+            id=alert_id(
+                det.id,
+                sig.sid,
+                identifier if severity is None else f"{identifier}|{severity}",
+                first_ns,
+            ),
             capture=self.ctx.capture(),
             evidence=evidence or {},
             **fields,

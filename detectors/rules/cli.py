@@ -1,8 +1,9 @@
-"""``v6sentry rules ...``: render a site pack, check a pack, print the coverage matrix.
+"""``v6sentry rules ...``: render, check, push a pack; print the coverage matrix.
 
 Owns the ``rules`` sub-commands' arguments, messages and exit codes (0 fine,
 1 the pack has problems, 2 usage or input error). Rendering, checking and the
-matrix live in the sibling modules; this only wires them to the command line.
+matrix live in the sibling modules, pushing to Elasticsearch in
+``detectors.hunt.rules``; this only wires them to the command line.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from detectors.rules import suricata
 from detectors.rules.context import build_context
 from detectors.rules.matrix import markdown, rows, totals
 from detectors.rules.render import RenderError
+from detectors.ship.connect import ConfigError, add_connection_arguments, client_from_args
 from detectors.spec import SpecError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
@@ -31,6 +33,7 @@ examples:
   v6sentry rules render --policy pcaps/policy.yaml -o /tmp/v6sentry-pack
   v6sentry rules check /tmp/v6sentry-pack
   v6sentry rules matrix
+  v6sentry rules push --es http://127.0.0.1:9200 --kibana /tmp/v6sentry-kibana.ndjson
 
 render writes DIR/suricata/v6sentry.rules, DIR/suricata/v6sentry-vars.yaml (for
 suricata.yaml's include:) and DIR/sigma/{rules,queries}/... . Without --policy
@@ -70,6 +73,25 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "--no-suricata",
         action="store_true",
         help="skip loading the rules into the suricata binary (suricata -T)",
+    )
+    push = actions.add_parser(
+        "push",
+        help="store the Sigma rules' Elasticsearch queries in a rules index (and Kibana NDJSON)",
+        description="One document per converted Sigma rule (_id = the Sigma id, so pushing "
+        "again replaces it; stored v6sentry rules no longer in the pack are deleted). "
+        "Default: the committed pack; --policy renders a fresh one, --pack reads a "
+        "directory written by `rules render`.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    push.add_argument("--es", metavar="URL", help="Elasticsearch URL (omit to write --kibana only)")
+    add_connection_arguments(push)
+    source = push.add_mutually_exclusive_group()
+    source.add_argument("--pack", metavar="DIR", help="a pack directory from `rules render`")
+    source.add_argument("--policy", metavar="FILE", help="render the pack for this policy")
+    push.add_argument("--index", metavar="NAME", default="v6sentry-rules", help="rules index")
+    push.add_argument(
+        "--kibana", metavar="FILE", help="also write Kibana detection-rules import NDJSON"
     )
     matrix = actions.add_parser("matrix", help="print the detection x engine coverage matrix")
     matrix.add_argument("--format", choices=("markdown", "json"), default="markdown")
@@ -179,9 +201,57 @@ def _matrix(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _push(args: argparse.Namespace) -> int:
+    from elasticsearch import ApiError, TransportError
+
+    from detectors.hunt.rules import PushError, kibana_ndjson, push, rule_documents
+    from detectors.rules.pack import load, render_pack
+    from detectors.rules.render import REPO
+
+    if not args.es and not args.kibana:
+        return _fail("rules push needs --es URL, --kibana FILE or both")
+    try:
+        if args.policy:
+            files = render_pack(load(args.policy)).files
+        else:
+            root = Path(args.pack) if args.pack else REPO
+            if not (root / "sigma").is_dir():
+                return _fail(f"{root}: no sigma/ folder (render one with `v6sentry rules render`)")
+            files = read_pack(root)
+        docs = rule_documents(files)
+        ndjson = kibana_ndjson(docs) if args.kibana else ""
+    except (PolicyError, RenderError, SpecError, PushError) as exc:
+        return _fail(str(exc))
+    if args.kibana:
+        try:
+            Path(args.kibana).write_text(ndjson, encoding="utf-8")
+        except OSError as exc:
+            return _fail(f"{args.kibana}: cannot write: {exc.strerror}")
+        print(f"v6sentry: wrote {args.kibana}: {len(docs)} Kibana rules", file=sys.stderr)
+    if args.es:
+        try:
+            client = client_from_args(args)
+        except ConfigError as exc:
+            return _fail(str(exc))
+        try:
+            counts = push(client, docs, args.index)
+        except (ApiError, TransportError) as exc:
+            return _fail(f"{args.es}: {exc}")
+        finally:
+            client.close()
+        print(
+            f"v6sentry: {args.index}: {counts['indexed']} rules stored, "
+            f"{counts['deleted']} stale rules deleted",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
 def run(args: argparse.Namespace) -> int:
     if args.rules_command == "render":
         return _render(args)
+    if args.rules_command == "push":
+        return _push(args)
     if args.rules_command == "check":
         return _check(args)
     return _matrix(args)

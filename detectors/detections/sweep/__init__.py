@@ -2,7 +2,8 @@
 
 Owns routing every decoded IPv6 packet (native or tunnelled) to the
 family's two detections, one module each; thresholds come from
-``spec.yaml``. Does not parse packets.
+``spec.yaml``; closing the sweep's observation budget on packet time and at
+the end of input. Does not parse packets.
 """
 
 from __future__ import annotations
@@ -28,3 +29,11 @@ class SweepDetector(Detector):
         self.sweep.on_packet(event)
         if self.dark.active:
             self.dark.on_packet(event)
+
+    def tick(self, now_ns: int) -> None:
+        super().tick(now_ns)
+        self.sweep.close_budget(now_ns)
+
+    def flush(self, now_ns: int) -> None:
+        super().flush(now_ns)  # closes every pair window: their observations come first
+        self.sweep.close_budget(now_ns, final=True)

@@ -12,8 +12,16 @@ randomises its own address within its /64 is still one scanner:
 Counters are exact up to ``exact_up_to`` values and HyperLogLog sketches
 after, so memory depends on the table caps, never on the number of targets.
 A tier is checked on every new target (the sketch's estimate is O(1)), and
-alerts the moment it is crossed, once per tier and window. Does not parse
-packets and does not decide what the decoder counts as a packet.
+alerts the moment it is crossed, once per tier and window.
+
+Also owns the family's observations (``detectors.observations``): when a
+(source /64, destination /64) window closes (rolled over, due, evicted or
+flushed) with at least ``observe_min_targets`` distinct targets, one
+observation of it, whether or not it alerted; at most
+``max_observations_per_window`` per window of packet time, the rest counted
+into one overflow observation. They let Elasticsearch add up a scanner that
+stays below every tier at each of several sensors. Does not parse packets
+and does not decide what the decoder counts as a packet.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from detectors.detections import NS
 from detectors.detections.budget import prefix64_str, sweep_identifier
 from detectors.detections.sweep.patterns import CLASSES, classify, eui64_oui
 from detectors.events import Ipv6Packet, ip_str, is_link_local
+from detectors.observations import Observation
 from detectors.sketch import DistinctCounter, DistinctSample, hash_bytes, mix64
 from detectors.state import Windows
 
@@ -76,6 +85,7 @@ class _Pair(_Window):
 
     targets: DistinctCounter  # interface identifiers
     tier: int = 0  # tiers alerted in this window
+    source: _Source | None = None  # the source /64's window, for the no-reply ratio
 
 
 @dataclass(slots=True, kw_only=True)
@@ -107,8 +117,14 @@ class Sweep:
             "sources", th["max_sources_tracked"], self.window_ns
         )
         self.pairs: Windows[tuple[bytes, bytes], _Pair] = det.windows(
-            "pairs", th["max_pairs_tracked"], self.window_ns
+            "pairs", th["max_pairs_tracked"], self.window_ns, self._pair_closed
         )
+        self.observe = det.ctx.observe
+        self.observe_min = th["observe_min_targets"]
+        self.observe_cap = int(th["max_observations_per_window"])
+        self._budget_start: int | None = None  # packet time the observation budget opened
+        self._budget_used = 0
+        self._budget_dropped = 0
         self.suppress = det.suppressor(CATEGORY, th["max_pairs_tracked"])
         # (source, destination) -> its open windows: repeated packets of a flow skip
         # hashing and lookups, which is most of the traffic on a real link.
@@ -157,7 +173,7 @@ class Sweep:
             s.sample.add(h_dst, dst)
             s.prefixes.add(hash_bytes(dst64))
 
-        p = self.pairs.current((src64, dst64), ts, lambda t: self._new_pair(t, ev))
+        p = self.pairs.current((src64, dst64), ts, lambda t: self._new_pair(t, ev, s))
         p.last_ns = ts
         p.packets += 1
         p.probes[kind] += 1
@@ -185,13 +201,93 @@ class Sweep:
             responders=DistinctCounter(self.exact, sp),
         )
 
-    def _new_pair(self, ts: int, ev: Ipv6Packet) -> _Pair:
+    def _new_pair(self, ts: int, ev: Ipv6Packet, s: _Source) -> _Pair:
         return _Pair(
             start_ns=ts,
             first=ev,
             sample=DistinctSample(PATTERN_SAMPLE),
             targets=DistinctCounter(self.exact, self.precision),
+            source=s,
         )
+
+    # -- observations --------------------------------------------------------
+
+    def _pair_closed(self, key: tuple[bytes, bytes], p: _Pair) -> None:
+        """One observation of a closed pair window with enough targets (bounded)."""
+        if self.observe is None:
+            return
+        estimate = p.targets.estimate()
+        if estimate < self.observe_min:
+            return
+        end = p.last_ns or p.start_ns
+        self.close_budget(end)
+        if self._budget_start is None:
+            self._budget_start = end
+        if self._budget_used >= self.observe_cap:
+            self._budget_dropped += 1
+            return
+        self._budget_used += 1
+        src64, dst64 = key
+        top, top_found = p.sources.most_common(1)[0] if p.sources else (src64, 0)
+        one_source = top_found >= HOST_SHARE * sum(p.sources.values()) and not p.more_sources
+        ratio = self.no_reply_ratio(p.source) if p.source is not None else 0.0
+        tier = TIERS[p.tier - 1] if p.tier else None
+        self.observe(
+            Observation(
+                kind="sweep",
+                ts_ns=end,
+                start_ns=p.start_ns,
+                end_ns=end,
+                key=sweep_identifier(src64, dst64),
+                # One address did (nearly) all the probing: it is named, as in host_sweep;
+                # otherwise only the source /64 is, as in prefix_sweep.
+                source_ip=ip_str(top) if one_source else None,
+                capture=self.det.ctx.capture(),
+                details={
+                    "source_prefix": prefix64_str(src64),
+                    "source_addresses": len(p.sources),
+                    "more_source_addresses": p.more_sources,
+                    "destination_prefix": prefix64_str(dst64),
+                    "estimated_targets": round(estimate),
+                    "exact": p.targets.exact,
+                    "no_reply_ratio": round(ratio, 4),
+                    "packets": p.packets,
+                    "probes": dict(sorted(p.probes.items())),
+                    "tier": tier,
+                    "window": {
+                        "start": p.start_ns / NS,
+                        "end": end / NS,
+                        "seconds": self.window_ns / NS,
+                    },
+                },
+            )
+        )
+
+    def close_budget(self, now_ns: int, final: bool = False) -> None:
+        """End the observation budget's window once ``now_ns`` is past it (or at the end of
+        input, ``final``), writing one overflow observation if any were dropped."""
+        start = self._budget_start
+        if start is None or (not final and now_ns - start < self.window_ns):
+            return
+        if self._budget_dropped and self.observe is not None:
+            end = min(max(now_ns, start), start + self.window_ns)
+            self.observe(
+                Observation(
+                    kind="overflow",
+                    ts_ns=end,
+                    start_ns=start,
+                    end_ns=end,
+                    key=f"{CATEGORY}|overflow",
+                    capture=self.det.ctx.capture(),
+                    details={
+                        "dropped": self._budget_dropped,
+                        "emitted": self._budget_used,
+                        "cap": self.observe_cap,
+                        "window": {"start": start / NS, "seconds": self.window_ns / NS},
+                    },
+                )
+            )
+        self._budget_start, self._budget_used, self._budget_dropped = None, 0, 0
 
     # -- alerts ------------------------------------------------------------
 

@@ -1,0 +1,98 @@
+"""The observation index: its template, and indexing observation documents.
+
+Owns the composable index template for ``logs-v6sentry.event-*`` (field types of the
+observation documents ``detectors.observations`` writes: keywords for prefixes and
+sensors, numbers for counts, so the hunt's terms, cardinality and max aggregations work)
+and a plain bulk indexer for them (``_id`` = ``event.id``, so re-shipping a capture
+does not duplicate). Like the alert template (``detectors.ship.template``) it is a plain
+index, not a data stream, above Elastic's built-in ``logs`` template.
+
+Does not build observations and does not ship alerts (``detectors.ship``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from elasticsearch import Elasticsearch, helpers
+
+EVENT_INDEX = "logs-v6sentry.event-default"
+EVENT_PATTERN = "logs-v6sentry.event-*"
+TEMPLATE_NAME = "v6sentry-event"
+TEMPLATE_PRIORITY = 200  # above Elastic's built-in logs-*-* (100): see the ship template
+TEMPLATE_VERSION = 1
+
+_KW: dict[str, Any] = {"type": "keyword", "ignore_above": 1024}
+
+
+def template_body(pattern: str = EVENT_PATTERN) -> dict[str, Any]:
+    obs: dict[str, Any] = {
+        "kind": _KW,
+        "key": _KW,
+        "source_prefix": _KW,
+        "destination_prefix": _KW,
+        "tier": _KW,
+        "source_addresses": {"type": "long"},
+        "more_source_addresses": {"type": "boolean"},
+        "estimated_targets": {"type": "long"},
+        "exact": {"type": "boolean"},
+        "no_reply_ratio": {"type": "double"},
+        "packets": {"type": "long"},
+        "dropped": {"type": "long"},
+        "emitted": {"type": "long"},
+        "cap": {"type": "long"},
+        "probes": {"type": "object", "dynamic": True},
+        "window": {
+            "properties": {
+                "start": {"type": "double"},
+                "end": {"type": "double"},
+                "seconds": {"type": "double"},
+            }
+        },
+    }
+    return {
+        "index_patterns": [pattern],
+        "priority": TEMPLATE_PRIORITY,
+        "version": TEMPLATE_VERSION,
+        "_meta": {"managed_by": "v6sentry", "description": "v6sentry observations (ECS)"},
+        "template": {
+            "settings": {"index": {"number_of_shards": 1, "auto_expand_replicas": "0-1"}},
+            "mappings": {
+                "date_detection": False,
+                "dynamic_templates": [
+                    {"strings_as_keywords": {"match_mapping_type": "string", "mapping": _KW}},
+                ],
+                "properties": {
+                    "@timestamp": {"type": "date_nanos"},
+                    "event": {
+                        "properties": {
+                            "start": {"type": "date_nanos"},
+                            "end": {"type": "date_nanos"},
+                        }
+                    },
+                    "source": {"properties": {"ip": {"type": "ip"}}},
+                    "observer": {"properties": {"name": _KW}},
+                    "v6sentry": {"properties": {"observation": {"properties": obs}}},
+                },
+            },
+        },
+    }
+
+
+def install_template(client: Elasticsearch, index: str = EVENT_INDEX) -> None:
+    """Put the template for ``index`` (its own pattern when it is not logs-v6sentry.event-*)."""
+    default = index.startswith(EVENT_PATTERN[:-1])
+    name = TEMPLATE_NAME if default else f"{TEMPLATE_NAME}-{index}"
+    body = template_body(EVENT_PATTERN if default else index)
+    client.indices.put_index_template(name=name, **body)
+
+
+def index_events(client: Elasticsearch, docs: Iterable[dict[str, Any]], index: str) -> int:
+    """Index observation documents (``_id`` = ``event.id``); returns how many were written."""
+    install_template(client, index)
+    actions = (
+        {"_op_type": "index", "_index": index, "_id": d["event"]["id"], "_source": d} for d in docs
+    )
+    written, _ = helpers.bulk(client, actions, refresh="wait_for", stats_only=True)
+    return int(written)

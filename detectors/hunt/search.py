@@ -1,0 +1,290 @@
+"""Running the stored rules, and the cross-sensor sweep correlation, in Elasticsearch.
+
+Owns what a hunt asks the cluster and what it reports:
+
+- every rule in the rules index (``v6sentry rules push``): Lucene rules as ``query_string``
+  searches on their index pattern over the time range, returning the rule's ``fields``
+  and the document ids; ES|QL rules through ``POST /_query`` when the server has ES|QL,
+  otherwise reported as skipped with the reason. Support is probed at run time with
+  ``ROW x = 1`` (a minimal or ES|QL-less node answers 405), never from ``GET /``.
+- the cross-sensor sweep: observations (``event.dataset: v6sentry.observation``) grouped
+  by source /64 with terms and cardinality aggregations (sensors, destination /64s,
+  source addresses) and, per destination /64, the largest estimate any sensor made (two
+  sensors on one path see the same targets: they are not added twice). A source is
+  reported when at least ``min_sensors`` sensors saw it, its combined targets reach the
+  sweep spec's ``medium_targets`` and no sensor raised ``ipv6.sweep`` for it in the range.
+
+Index patterns of the form ``logs-<dataset>-*`` can be narrowed to one namespace
+(``logs-<dataset>-<namespace>``). Does not store rules (``detectors.hunt.rules``) or
+format output (``detectors.hunt.cli``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch
+
+from detectors.hunt.events import EVENT_PATTERN
+
+RULES_INDEX = "v6sentry-rules"  # where `v6sentry rules push` stores the rules
+ALERT_PATTERN = "logs-v6sentry.alert-*"
+MAX_SOURCES = 10000  # source /64s one correlation looks at
+MAX_DEST_PREFIXES = 1000  # destination /64s per source whose estimates are combined
+MAX_NAMED = 100  # sensors and addresses listed per source
+_NAMESPACED = re.compile(r"\b(logs-[A-Za-z0-9_.]+)-\*")
+
+
+@dataclass(frozen=True, slots=True)
+class Range:
+    """The hunt's time range: Elasticsearch date math or ISO 8601 on ``@timestamp``."""
+
+    since: str
+    until: str = "now"
+
+    def filter(self) -> dict[str, Any]:
+        return {"range": {"@timestamp": {"gte": self.since, "lte": self.until}}}
+
+
+@dataclass(slots=True)
+class RuleResult:
+    rule_id: str
+    name: str
+    title: str
+    level: str
+    language: str
+    index: str
+    sid: int | None
+    category: str | None
+    status: str  # ok, no-index, skipped, error
+    reason: str = ""
+    hits: int = 0
+    ids: list[str] = field(default_factory=list)  # event.id (the alert id) of each hit
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class CrossSensor:
+    source_prefix: str
+    addresses: list[str]
+    sensors: list[str]
+    combined_targets: int  # per destination /64 the largest estimate, summed
+    summed_targets: int  # every sensor's estimates added (sensors on one path double count)
+    destination_prefixes: int
+    observations: int
+    min_no_reply_ratio: float
+    first_seen: float
+    last_seen: float
+    alerted_by: list[str]
+    flagged: bool
+
+
+def namespaced(pattern: str, namespace: str | None) -> str:
+    """``logs-x.y-*`` -> ``logs-x.y-<namespace>``; anything else unchanged."""
+    if not namespace:
+        return pattern
+    return _NAMESPACED.sub(lambda m: f"{m.group(1)}-{namespace}", pattern)
+
+
+def esql_support(client: Elasticsearch) -> tuple[bool, str]:
+    """Whether the server runs ES|QL, and why not. Connection errors propagate."""
+    try:
+        client.esql.query(query="ROW x = 1")
+    except ApiError as exc:
+        status = exc.meta.status
+        why = {405: "the server has no ES|QL (POST /_query answered 405)"}
+        return False, why.get(status, f"POST /_query answered {status}: {exc.message}")
+    return True, ""
+
+
+def load_rules(client: Elasticsearch, index: str = RULES_INDEX) -> list[dict[str, Any]]:
+    """Every stored rule, in name order."""
+    resp = client.search(index=index, query={"match_all": {}}, size=10000, sort=[{"name": "asc"}])
+    return [h["_source"] for h in resp["hits"]["hits"]]
+
+
+def _get(doc: dict[str, Any], dotted: str) -> Any:
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def run_rule(
+    client: Elasticsearch,
+    rule: dict[str, Any],
+    when: Range,
+    namespace: str | None,
+    esql: tuple[bool, str],
+    max_hits: int,
+) -> RuleResult:
+    v6 = rule.get("v6sentry", {})
+    index = namespaced(str(rule["index"]), namespace)
+    result = RuleResult(
+        rule_id=str(rule["rule_id"]),
+        name=str(rule["name"]),
+        title=str(rule["title"]),
+        level=str(rule.get("level", "")),
+        language=str(rule["language"]),
+        index=index,
+        sid=v6.get("sid"),
+        category=v6.get("category"),
+        status="ok",
+    )
+    try:
+        if rule["language"] == "esql":
+            if not esql[0]:
+                result.status, result.reason = "skipped", esql[1]
+                return result
+            query = namespaced(str(rule["query"]), namespace)
+            resp = client.esql.query(query=query, filter=when.filter())
+            result.hits = len(resp.get("values", []))
+            return result
+        fields = [str(f) for f in rule.get("fields", [])]
+        resp = client.search(
+            index=index,
+            query={
+                "bool": {
+                    "must": [{"query_string": {"query": str(rule["query"])}}],
+                    "filter": [when.filter()],
+                }
+            },
+            source_includes=sorted({"@timestamp", "event.id", *fields}),
+            size=max_hits,
+            track_total_hits=True,
+            ignore_unavailable=True,
+            allow_no_indices=True,
+        )
+    except ApiError as exc:
+        result.status, result.reason = "error", f"{exc.meta.status}: {exc.message}"
+        return result
+    if resp["_shards"]["total"] == 0:
+        result.status, result.reason = "no-index", f"no index matches {index}"
+        return result
+    result.hits = int(resp["hits"]["total"]["value"])
+    hits = sorted(
+        resp["hits"]["hits"], key=lambda h: (str(_get(h["_source"], "@timestamp")), h["_id"])
+    )
+    result.ids = [str(_get(h["_source"], "event.id") or h["_id"]) for h in hits]
+    result.sample = [
+        {f: _get(h["_source"], f) for f in fields if _get(h["_source"], f) is not None}
+        for h in hits[:10]
+    ]
+    return result
+
+
+def cross_sensor(
+    client: Elasticsearch,
+    when: Range,
+    *,
+    min_sensors: int,
+    min_targets: float,
+    min_no_reply: float,
+    namespace: str | None = None,
+) -> list[CrossSensor]:
+    """Sources seen by several sensors (see the module docstring); flagged or not."""
+    events = namespaced(EVENT_PATTERN, namespace)
+    obs = "v6sentry.observation"
+    resp = client.search(
+        index=events,
+        size=0,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query={
+            "bool": {
+                "filter": [
+                    when.filter(),
+                    {"term": {"event.dataset": "v6sentry.observation"}},
+                    {"term": {f"{obs}.kind": "sweep"}},
+                    # Answered probing (a server's clients, a client's servers) is no sweep.
+                    {"range": {f"{obs}.no_reply_ratio": {"gte": min_no_reply}}},
+                ]
+            }
+        },
+        aggs={
+            "sources": {
+                "terms": {
+                    "field": f"{obs}.source_prefix",
+                    "size": MAX_SOURCES,
+                    "min_doc_count": min_sensors,
+                    "order": {"_key": "asc"},
+                },
+                "aggs": {
+                    "sensor_count": {"cardinality": {"field": "observer.name"}},
+                    "sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}},
+                    "addresses": {"terms": {"field": "source.ip", "size": MAX_NAMED}},
+                    "prefix_count": {"cardinality": {"field": f"{obs}.destination_prefix"}},
+                    "summed": {"sum": {"field": f"{obs}.estimated_targets"}},
+                    "ratio": {"min": {"field": f"{obs}.no_reply_ratio"}},
+                    "first": {"min": {"field": f"{obs}.window.start"}},
+                    "last": {"max": {"field": f"{obs}.window.end"}},
+                    "prefixes": {
+                        "terms": {
+                            "field": f"{obs}.destination_prefix",
+                            "size": MAX_DEST_PREFIXES,
+                        },
+                        "aggs": {"targets": {"max": {"field": f"{obs}.estimated_targets"}}},
+                    },
+                },
+            }
+        },
+    )
+    buckets = resp.get("aggregations", {}).get("sources", {}).get("buckets", [])
+    candidates = [b for b in buckets if b["sensor_count"]["value"] >= min_sensors]
+    alerted = _sweep_alerts(client, when, [b["key"] for b in candidates], namespace)
+    out = []
+    for b in candidates:
+        combined = sum(int(p["targets"]["value"] or 0) for p in b["prefixes"]["buckets"])
+        by = alerted.get(b["key"], [])
+        out.append(
+            CrossSensor(
+                source_prefix=b["key"],
+                addresses=sorted(a["key"] for a in b["addresses"]["buckets"]),
+                sensors=sorted(s["key"] for s in b["sensors"]["buckets"]),
+                combined_targets=combined,
+                summed_targets=int(b["summed"]["value"] or 0),
+                destination_prefixes=int(b["prefix_count"]["value"]),
+                observations=int(b["doc_count"]),
+                min_no_reply_ratio=float(b["ratio"]["value"] or 0.0),
+                first_seen=float(b["first"]["value"] or 0.0),
+                last_seen=float(b["last"]["value"] or 0.0),
+                alerted_by=by,
+                flagged=combined >= min_targets and not by,
+            )
+        )
+    return out
+
+
+def _sweep_alerts(
+    client: Elasticsearch, when: Range, prefixes: list[str], namespace: str | None
+) -> dict[str, list[str]]:
+    """Source /64 -> the sensors that raised ``ipv6.sweep`` for it in the range."""
+    if not prefixes:
+        return {}
+    resp = client.search(
+        index=namespaced(ALERT_PATTERN, namespace),
+        size=0,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query={
+            "bool": {
+                "filter": [
+                    when.filter(),
+                    {"term": {"rule.category": "ipv6.sweep"}},
+                    {"terms": {"v6sentry.source.prefix": prefixes}},
+                ]
+            }
+        },
+        aggs={
+            "sources": {
+                "terms": {"field": "v6sentry.source.prefix", "size": len(prefixes)},
+                "aggs": {"sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}}},
+            }
+        },
+    )
+    buckets = resp.get("aggregations", {}).get("sources", {}).get("buckets", [])
+    return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}
