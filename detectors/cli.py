@@ -27,6 +27,7 @@ from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
 from detectors.engine import Engine, known_thresholds
 from detectors.hunt import cli as hunt_cli
+from detectors.live import cli as live_cli
 from detectors.observations import Observation, ObservationWriter
 from detectors.policy import PolicyError, empty_policy, load_policy
 from detectors.rules import cli as rules_cli
@@ -120,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     ship_cli.add_replay_arguments(replay)
     rules_cli.add_parser(sub, _Parser)
     hunt_cli.add_parser(sub, _Parser)
+    live_cli.add_parser(sub, _Parser)
     ship_cli.add_parser(sub, _Parser)
     return parser
 
@@ -301,6 +303,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return rules_cli.run(args)
     if args.command == "hunt":
         return hunt_cli.run(args)
+    if args.command == "live":
+        return live_cli.run(args)
     if args.command == "ship":
         return ship_cli.run(args)
     parser.print_help(sys.stderr)

@@ -1,0 +1,269 @@
+"""Live-capture throughput (``python -m tests.bench_live``): reported, never asserted.
+
+Owns comparing the capture paths ``v6sentry live`` could use, on a veth pair
+inside a network namespace this module creates and always deletes: a bounded
+burst of ``--frames`` frames (the office mix of ``tests.bench``: IPv4 and IPv6
+TCP, some ND; documentation addresses only) is sent as fast as one Python raw
+socket can from one end, and a consumer on the other end reports how many
+frames it got, how fast, and what the kernel dropped. Consumers:
+
+* ``afpacket``: ``detectors.live.capture`` (AF_PACKET, recvmsg, kernel
+  timestamps), frames only: the capture ceiling;
+* ``afpacket+engine``: the same with the whole detection engine (what
+  ``v6sentry live`` does);
+* ``tcpdump+engine``: ``tcpdump -w -`` piped into ``detectors.capture`` and the
+  engine (drops as tcpdump reports them at exit);
+
+Needs root (namespaces). Nothing leaves the namespace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, cast
+
+# v6s-<pid>-...: tests/netlab.py deletes v6s-* namespaces whose owner pid is not alive.
+NS_PREFIX = "v6s-"
+CAP, SND = "cap0", "snd0"
+IDLE_S = 1.0  # the consumer stops after this long without a frame (after the first)
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _frames() -> list[bytes]:
+    # Imported here: only the sender needs the frames.
+    from tests.bench import _ipv4_tcp, _ipv6_tcp, _ns
+
+    return [
+        _ipv4_tcp(i) if i % 20 < 12 else _ipv6_tcp(i) if i % 20 < 19 else _ns(i)
+        for i in range(1000)
+    ]
+
+
+# -- consumers (run inside the namespace) -------------------------------------------------
+
+
+def _report(kind: str, got: int, first: float, last: float, drops: int | str) -> None:
+    seconds = max(last - first, 1e-9)
+    print(json.dumps({"kind": kind, "frames": got, "seconds": seconds, "drops": drops}))
+
+
+def _consume_afpacket(engine: bool, buffer_mb: int) -> None:
+    from detectors.engine import Engine
+    from detectors.live.capture import LiveCapture
+    from detectors.policy import empty_policy
+
+    cap = LiveCapture([CAP], None, buffer_mb * 2**20, True)
+    cap.open()
+    link = cap.links[0]
+    eng = Engine(empty_policy(), lambda _a: None) if engine else None
+    got, first, last = 0, 0.0, 0.0
+
+    def frames() -> Iterator[tuple[int, int, int, bytes, int]]:
+        nonlocal got, first, last
+        print("ready", flush=True)
+        sock = cap.sockets()[0]
+        while True:
+            ready, _, _ = select.select([sock], [], [], IDLE_S)
+            if not ready:
+                if got:
+                    return
+                continue
+            for record in cap.read(link):
+                if not got:
+                    first = time.perf_counter()
+                got += 1
+                yield record
+            last = time.perf_counter()
+
+    if eng is not None:
+        eng.run(frames())
+        eng.finish()
+    else:
+        for _ in frames():
+            pass
+    drops = cap.counters()[0].kernel_drops
+    cap.close()
+    _report("afpacket+engine" if engine else "afpacket", got, first, last, drops)
+
+
+def _consume_tcpdump() -> None:
+    from detectors.capture import open_capture
+    from detectors.engine import Engine
+    from detectors.policy import empty_policy
+
+    proc = subprocess.Popen(
+        ["tcpdump", "-i", CAP, "-w", "-", "-U", "-B", "32768", "--time-stamp-precision=nano"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    # tcpdump says "listening on" once its capture is open.
+    line = proc.stderr.readline().decode()
+    while "listening" not in line and line:
+        line = proc.stderr.readline().decode()
+    got, first, last = 0, 0.0, 0.0
+    eng = Engine(empty_policy(), lambda _a: None)
+
+    def frames() -> Iterator[tuple[int, int, int, bytes, int]]:
+        nonlocal got, first, last
+        print("ready", flush=True)
+        # tcpdump -U writes the file header with the first frame: open after "ready".
+        reader = open_capture("-", stdin=cast(BinaryIO, proc.stdout))
+        for record in reader.records():
+            if not got:
+                first = time.perf_counter()
+            got += 1
+            last = time.perf_counter()
+            yield record
+
+    import threading
+
+    def stopper() -> None:
+        # tcpdump's pipe has no idle signal: stop it once the count stops growing.
+        seen = -1
+        while True:
+            time.sleep(IDLE_S)
+            if got and got == seen:
+                proc.terminate()
+                return
+            seen = got
+
+    threading.Thread(target=stopper, daemon=True).start()
+    eng.run(frames())
+    eng.finish()
+    err = proc.stderr.read().decode()
+    proc.wait()
+    m = re.search(r"(\d+) packets? dropped by kernel", err)
+    _report("tcpdump+engine", got, first, last, int(m.group(1)) if m else err.strip())
+
+
+# -- the sender (run inside the namespace) ---------------------------------------------------
+
+
+def _send(count: int) -> None:
+    import socket
+
+    frames = _frames()
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+    sock.bind((SND, 0))
+    send = sock.send
+    t0 = time.perf_counter()
+    sent = 0
+    for i in range(count):
+        try:
+            send(frames[i % 1000])
+            sent += 1
+        except OSError:  # ENOBUFS: the sender outran its own queue
+            pass
+    print(json.dumps({"sent": sent, "seconds": time.perf_counter() - t0}))
+
+
+# -- the orchestration (root namespace) --------------------------------------------------------
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
+
+
+def _in_ns(ns: str, *argv: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, *argv]
+
+
+def bench_one(ns: str, kind: str, frames: int, python: str, buffer_mb: int) -> dict[str, object]:
+    consumer = subprocess.Popen(
+        _in_ns(
+            ns, python, "-m", "tests.bench_live", "--consumer", kind, "--buffer-mb", str(buffer_mb)
+        ),
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert consumer.stdout is not None
+    try:
+        if consumer.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"{kind}: consumer did not start")
+        send = subprocess.run(
+            _in_ns(ns, sys.executable, "-m", "tests.bench_live", "--send", str(frames)),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+            check=True,
+        )
+        out, _ = consumer.communicate(timeout=300)
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait()
+    result: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    sent = json.loads(send.stdout)
+    result["sent"] = sent["sent"]
+    result["send_pps"] = sent["sent"] / sent["seconds"]
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench_live", description=__doc__)
+    parser.add_argument("--frames", type=int, default=200_000, help="burst size (default 200000)")
+    parser.add_argument("--buffer-mb", type=int, default=128, help="socket buffer (default 128)")
+    parser.add_argument("--consumer", help=argparse.SUPPRESS)
+    parser.add_argument("--send", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.consumer:
+        if args.consumer == "tcpdump+engine":
+            _consume_tcpdump()
+        else:
+            _consume_afpacket(args.consumer == "afpacket+engine", args.buffer_mb)
+        return 0
+    if args.send is not None:
+        _send(args.send)
+        return 0
+    if os.geteuid() != 0:
+        print("bench_live: needs root (network namespaces)", file=sys.stderr)
+        return 2
+    ns = f"{NS_PREFIX}{os.getpid()}-livebench"
+    kinds = ["afpacket", "afpacket+engine"]
+    if shutil.which("tcpdump"):
+        kinds.append("tcpdump+engine")
+    # A SIGTERM (timeout, Ctrl-C's cousin) must still delete the namespace.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    _ip("netns", "add", ns)
+    try:
+        _ip("-n", ns, "link", "add", CAP, "type", "veth", "peer", "name", SND)
+        for dev in (CAP, SND):
+            # No IPv6 on the veths: only the burst is on the wire.
+            _ip("netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1")
+            _ip("-n", ns, "link", "set", dev, "up")
+        print(
+            f"bench_live: {args.frames:,} frames per run over a veth pair, "
+            f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
+            f"socket buffer {args.buffer_mb} MiB"
+        )
+        for kind in kinds:
+            r = bench_one(ns, kind, args.frames, sys.executable, args.buffer_mb)
+            frames, seconds = int(str(r["frames"])), float(str(r["seconds"]))
+            print(
+                f"bench_live: {kind:<16} sent {r['sent']:>9,} "
+                f"({float(str(r['send_pps'])):>9,.0f}/s)"
+                f"  delivered {frames:>9,} ({frames / seconds:>9,.0f}/s)"
+                f"  kernel drops {r['drops']}"
+            )
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,571 @@
+"""``v6sentry live`` on real sockets, in network namespaces made and removed here.
+
+Owns the behaviour tests of the live mode: alerts within seconds of the frame,
+the same alert ids as a replay of the same traffic, windows closed by the timer
+on a quiet link, SIGHUP (good and bad policy, output reopened after a rename),
+SIGTERM (flushed, exit 0, nothing left running), kernel drops in the stats line,
+the BPF filter, interfaces going down and up and being deleted and recreated,
+and running unprivileged with and without CAP_NET_RAW/CAP_NET_ADMIN.
+
+Every test gets its own namespace ``v6s-<pid>-lv<n>`` (the ``v6s-<pid>-`` form
+that ``tests/netlab.py`` leaves alone while this process lives) with a veth pair
+``cap0``/``snd0``: v6sentry captures on cap0, frames built with
+``pcaps/generate.py`` are sent from snd0 by a raw socket inside the namespace.
+IPv6 is disabled on the veths so only the test's frames are on the wire; only
+documentation and link-local addresses and 02:00:00 MACs are used, and nothing
+leaves the namespace, which is deleted in a fixture's ``finally``. Runs the
+live mode as ``python -m detectors.cli live``, the ``v6sentry live`` command.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+import pytest
+
+from detectors.cli import main as v6sentry_main
+from pcaps.generate import R1_MAC, a6, lan, mac, rogue_ra, router_ra
+from tests.es_node import EsNode
+
+pytestmark = pytest.mark.netlab
+
+REPO = Path(__file__).resolve().parent.parent
+POLICY = REPO / "pcaps" / "policy.yaml"
+# Without a policy the first learn_window_s of routers would be learned, rogue or not.
+POLICY_ARGS = ("--policy", str(POLICY))
+_IDS = itertools.count()
+
+if os.geteuid() != 0 or shutil.which("ip") is None:  # pragma: no cover - CI runs as root
+    pytest.skip("needs root and iproute2 (network namespaces)", allow_module_level=True)
+
+
+def _ip(*args: str) -> None:
+    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {proc.stderr.strip()}")
+
+
+def _add_veth(ns: str, cap: str = "cap0", snd: str = "snd0") -> None:
+    _ip("-n", ns, "link", "add", cap, "type", "veth", "peer", "name", snd)
+    for dev in (cap, snd):
+        _ip("netns", "exec", ns, "sysctl", "-qw", f"net.ipv6.conf.{dev}.disable_ipv6=1")
+        _ip("-n", ns, "link", "set", dev, "up")
+
+
+@pytest.fixture
+def ns() -> Iterator[str]:
+    name = f"v6s-{os.getpid()}-lv{next(_IDS)}"
+    _ip("netns", "add", name)
+    try:
+        _add_veth(name)
+        yield name
+    finally:
+        pids = subprocess.run(
+            ["ip", "netns", "pids", name], capture_output=True, text=True, timeout=30
+        ).stdout.split()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, ValueError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=30)
+
+
+def rogue(n: int) -> bytes:
+    """A rogue RA from router fe80::bad:n with MAC 02:00:00:00:66:n (one identity per n)."""
+    m = mac(f"02:00:00:00:66:{n:02x}")
+    return lan(rogue_ra(a6(f"fe80::bad:{n:x}"), m), m)
+
+
+def send(ns: str, frames: Sequence[bytes], dev: str = "snd0", repeat: int = 1) -> None:
+    """Send ``frames`` (``repeat`` times over) from ``dev`` with a raw socket in ``ns``."""
+    code = (
+        "import socket, sys\n"
+        "frames = [bytes.fromhex(x) for x in sys.stdin.read().split()]\n"
+        "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)\n"
+        f"s.bind(({dev!r}, 0))\n"
+        f"for _ in range({repeat}):\n"
+        "    for f in frames:\n"
+        "        try:\n"
+        "            s.send(f)\n"
+        "        except OSError:\n"
+        "            pass\n"
+    )
+    subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-c", code],
+        input=" ".join(f.hex() for f in frames),
+        text=True,
+        check=True,
+        timeout=60,
+    )
+
+
+class Live:
+    """One ``v6sentry live`` process (``python -m detectors.cli live``) in a namespace."""
+
+    def __init__(
+        self, ns: str | None, args: Sequence[str], prefix: Sequence[str] = (), cwd: Path = REPO
+    ) -> None:
+        argv = [*prefix, sys.executable, "-m", "detectors.cli", "live", *args]
+        self.proc = subprocess.Popen(
+            argv if ns is None else ["ip", "netns", "exec", ns, *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=cwd,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        self.out: list[str] = []
+        self.err: list[str] = []
+        self._new: queue.Queue[None] = queue.Queue()
+        assert self.proc.stdout is not None and self.proc.stderr is not None
+        self._threads = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.out), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.err), daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+
+    def _pump(self, stream: IO[str], into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+            self._new.put(None)
+
+    def wait_for(self, what: Callable[[], Any], timeout: float, describe: str) -> Any:
+        end = time.monotonic() + timeout
+        while True:
+            got = what()
+            if got:
+                return got
+            left = end - time.monotonic()
+            if left <= 0 or (self.proc.poll() is not None and self._new.empty()):
+                raise AssertionError(
+                    f"no {describe} within {timeout} s; stderr:\n" + "\n".join(self.err)
+                )
+            with contextlib.suppress(queue.Empty):
+                self._new.get(timeout=min(left, 0.1))
+
+    def started(self) -> None:
+        self.wait_for(lambda: any("capturing on" in e for e in self.err), 10, "start line")
+
+    def log(self, text: str, timeout: float = 10) -> str:
+        found: str = self.wait_for(
+            lambda: next((e for e in self.err if text in e), None), timeout, repr(text)
+        )
+        return found
+
+    def alerts(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in list(self.out) if line.startswith("{")]
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10) -> int:
+        if self.proc.poll() is None:
+            # The namespace's process is `ip netns exec`, which execs into python.
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        for t in self._threads:
+            t.join(5)
+        return code
+
+
+def _alerts_from(lines: Callable[[], list[dict[str, Any]]], src: str) -> Callable[[], Any]:
+    return lambda: [a for a in lines() if a.get("src_ip") == src]
+
+
+@pytest.fixture
+def live_procs() -> Iterator[list[Live]]:
+    procs: list[Live] = []
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            if p.proc.poll() is None:
+                p.stop(signal.SIGKILL)
+
+
+def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    pcap = tmp_path / "same.pcap"
+    tcpdump = subprocess.Popen(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            "tcpdump",
+            "-Z",
+            "root",  # Debian's tcpdump otherwise runs as a user that cannot write tmp_path
+            "-i",
+            "cap0",
+            "-U",
+            "-w",
+            str(pcap),
+            "--time-stamp-precision=nano",
+            "--immediate-mode",  # no buffered block left behind at SIGTERM
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tcpdump.stderr is not None
+        assert "listening" in tcpdump.stderr.readline()
+        live = Live(ns, ["-i", "cap0", "--policy", str(POLICY)])
+        live_procs.append(live)
+        live.started()
+        sent = time.time()
+        send(ns, [rogue(1)])
+        got = live.wait_for(_alerts_from(live.alerts, "fe80::bad:1"), 2.0, "rogue RA alert")
+        latency = time.time() - sent
+        assert got[0]["alert"]["category"] == "ipv6.rogue_ra"
+        assert latency < 2.0
+        # Kernel timestamps are the realtime clock: the alert's time is the send time.
+        ts = got[0]["timestamp"]
+        alert_s = time.mktime(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+        assert abs(alert_s - sent) < 2.0
+        assert live.stop() == 0
+    finally:
+        tcpdump.terminate()
+        tcpdump.wait(10)
+    out = tmp_path / "replay.jsonl"
+    assert v6sentry_main(["replay", "-q", "--policy", str(POLICY), "-o", str(out), str(pcap)]) == 0
+    replayed = [json.loads(x) for x in out.read_text().splitlines()]
+    assert [a["v6sentry"]["alert_id"] for a in replayed] == [
+        a["v6sentry"]["alert_id"] for a in live.alerts()
+    ]
+
+
+def _flood_policy(tmp_path: Path, window_s: int) -> Path:
+    path = tmp_path / "flood.yaml"
+    text = POLICY.read_text().replace(
+        "thresholds: {}",
+        f"thresholds: {{ipv6.ra_flood: {{window_s: {window_s}, max_ras_per_window: 3}}}}",
+    )
+    path.write_text(text)
+    return path
+
+
+def test_quiet_link_closes_windows_on_the_timer(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    live = Live(ns, ["-i", "cap0", "--policy", str(_flood_policy(tmp_path, 1))])
+    live_procs.append(live)
+    live.started()
+    # R1 is a policy router: only the flood (6 RAs in a 1 s window) is wrong.
+    send(ns, [lan(router_ra(1), R1_MAC)], repeat=6)
+    sent = time.monotonic()
+    # No frame follows: only the wall-clock timer can close the window.
+    flood = live.wait_for(
+        lambda: [a for a in live.alerts() if a["alert"]["category"] == "ipv6.ra_flood"],
+        4.0,
+        "ra_flood alert after the window",
+    )
+    assert time.monotonic() - sent < 4.0
+    assert flood[0]["v6sentry"]["ras"] == 6
+    assert live.proc.poll() is None  # still running: not a flush at exit
+    assert live.stop() == 0
+
+
+def test_sigterm_flushes_open_windows_and_exits_0(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    live = Live(ns, ["-i", "cap0", "--policy", str(_flood_policy(tmp_path, 3600))])
+    live_procs.append(live)
+    live.started()
+    send(ns, [lan(router_ra(1), R1_MAC)], repeat=6)
+    time.sleep(1.0)
+    assert not live.alerts()  # the hour-long window is open
+    assert live.stop(signal.SIGTERM) == 0
+    assert [a["alert"]["category"] for a in live.alerts()] == ["ipv6.ra_flood"]
+    assert any("final stats" in e and "packets 6" in e for e in live.err), live.err
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    assert pids.strip() == ""
+
+
+def test_sigint_exits_0_too(ns: str, live_procs: list[Live]) -> None:
+    live = Live(ns, [*POLICY_ARGS, "-i", "cap0"])
+    live_procs.append(live)
+    live.started()
+    assert live.stop(signal.SIGINT) == 0
+    assert not [e for e in live.err if "Traceback" in e]
+
+
+def test_sighup_reloads_policy_keeps_old_on_error_and_reopens_output(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    policy = tmp_path / "site.yaml"
+    policy.write_text(POLICY.read_text())
+    alerts = tmp_path / "alerts.json"
+    live = Live(ns, ["-i", "cap0", "--policy", str(policy), "-o", str(alerts)])
+    live_procs.append(live)
+    live.started()
+
+    def written(path: Path) -> list[dict[str, Any]]:
+        if not path.exists():
+            return []
+        return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
+
+    send(ns, [rogue(1)])
+    live.wait_for(lambda: written(alerts), 2.0, "alert in the output file")
+    rotated = tmp_path / "alerts.json.1"
+    alerts.rename(rotated)  # what logrotate does before its SIGHUP
+
+    # A bad policy: the old one stays, the log names the file and line.
+    lines = POLICY.read_text().splitlines()
+    bad_line = next(i for i, x in enumerate(lines, 1) if "mac:" in x)
+    lines[bad_line - 1] = '    mac: "not-a-mac"'
+    policy.write_text("\n".join(lines) + "\n")
+    live.proc.send_signal(signal.SIGHUP)
+    error = live.log("policy reload failed")
+    assert f"{policy}:{bad_line}" in error
+    assert alerts.exists()  # reopened under the old name
+    send(ns, [rogue(2)])  # the old policy still judges
+    live.wait_for(
+        _alerts_from(lambda: written(alerts), "fe80::bad:2"), 2.0, "alert with the old policy"
+    )
+
+    # A good policy that makes router 3 legitimate: a new engine judges by it.
+    good = POLICY.read_text().replace(
+        "prefixes:\n  monitored",
+        '  - address: fe80::bad:3\n    mac: "02:00:00:00:66:03"\n    name: r3\n'
+        "prefixes:\n  monitored",
+    )
+    policy.write_text(good)
+    live.proc.send_signal(signal.SIGHUP)
+    live.log("policy reloaded")
+    send(ns, [rogue(3), rogue(4)])
+    live.wait_for(_alerts_from(lambda: written(alerts), "fe80::bad:4"), 2.0, "marker alert")
+    assert not [a for a in written(alerts) if a["src_ip"] == "fe80::bad:3"]
+    assert [a["src_ip"] for a in written(rotated)] == ["fe80::bad:1"]
+    assert live.stop() == 0
+
+
+def test_kernel_drops_in_the_stats_line(ns: str, live_procs: list[Live]) -> None:
+    live = Live(ns, ["-i", "cap0", "--buffer-mb", "1", "--stats-interval", "0.5"])
+    live_procs.append(live)
+    live.started()
+    live.log("stats:", 5)
+    # Stopped, the process reads nothing: the 1 MiB socket buffer overflows for sure.
+    os.kill(_python_pid(ns), signal.SIGSTOP)
+    try:
+        send(ns, [lan(router_ra(1), R1_MAC)], repeat=20_000)
+    finally:
+        os.kill(_python_pid(ns), signal.SIGCONT)
+    drops_line = live.wait_for(
+        lambda: next((e for e in live.err if "stats:" in e and "kernel drops 0," not in e), None),
+        5,
+        "stats line with kernel drops",
+    )
+    drops = int(drops_line.split("kernel drops ")[1].split(",")[0])
+    packets = int(drops_line.split("packets ")[1].split(",")[0])
+    assert drops > 0 and packets > 0 and drops + packets <= 20_000 + 50
+    assert live.stop() == 0
+
+
+def _python_pid(ns: str) -> int:
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    found = [int(p) for p in pids.split()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_bpf_filter_is_applied_in_the_kernel(ns: str, live_procs: list[Live]) -> None:
+    live = Live(ns, [*POLICY_ARGS, "-i", "cap0", "--bpf", "not ether src 02:00:00:00:66:01"])
+    live_procs.append(live)
+    live.started()
+    send(ns, [rogue(1), rogue(1), rogue(2)])
+    live.wait_for(_alerts_from(live.alerts, "fe80::bad:2"), 2.0, "alert for the unfiltered MAC")
+    assert not _alerts_from(live.alerts, "fe80::bad:1")()
+    assert live.stop() == 0
+    final = next(e for e in live.err if "final stats" in e)
+    assert "packets 1," in final
+
+
+def test_bad_bpf_is_a_usage_error(ns: str) -> None:
+    proc = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            sys.executable,
+            "-m",
+            "detectors.cli",
+            "live",
+            "-i",
+            "cap0",
+            "--bpf",
+            "ether src nonsense(",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("v6sentry: error: --bpf") and proc.stderr.count("\n") == 1
+
+
+def test_interface_down_up_and_deleted_recreated(ns: str, live_procs: list[Live]) -> None:
+    live = Live(ns, [*POLICY_ARGS, "-i", "cap0"])
+    live_procs.append(live)
+    live.started()
+    send(ns, [rogue(1)])
+    live.wait_for(_alerts_from(live.alerts, "fe80::bad:1"), 2.0, "alert before")
+
+    _ip("-n", ns, "link", "set", "cap0", "down")
+    live.log("cap0: link down")
+    _ip("-n", ns, "link", "set", "cap0", "up")
+    live.log("cap0: link up")
+    send(ns, [rogue(2)])
+    live.wait_for(_alerts_from(live.alerts, "fe80::bad:2"), 3.0, "alert after down/up")
+
+    _ip("-n", ns, "link", "del", "cap0")
+    live.log("cap0: interface disappeared")
+    time.sleep(1.0)  # gone for a while: the reopen is retried with backoff
+    _add_veth(ns)
+    live.log("cap0: capturing again", 15)
+    send(ns, [rogue(3)])
+    live.wait_for(_alerts_from(live.alerts, "fe80::bad:3"), 3.0, "alert after recreation")
+    assert live.stop() == 0
+    final = next(e for e in live.err if "final stats" in e)
+    assert "cap0=up" in final
+
+
+def test_two_interfaces_are_two_links(ns: str, live_procs: list[Live]) -> None:
+    _add_veth(ns, "cap1", "snd1")
+    live = Live(ns, [*POLICY_ARGS, "-i", "cap0", "-i", "cap1"])
+    live_procs.append(live)
+    live.started()
+    send(ns, [rogue(1)], "snd0")
+    send(ns, [rogue(1)], "snd1")
+    got = live.wait_for(
+        lambda: len(_alerts_from(live.alerts, "fe80::bad:1")()) == 2 and live.alerts(),
+        3.0,
+        "one alert per link",
+    )
+    assert sorted(a["v6sentry"]["identifier"].split("|")[0] for a in got) == ["0", "1"]
+    assert live.stop() == 0
+
+
+SETPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_unprivileged_with_capabilities_captures(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    caps = ["--inh-caps=+net_raw,+net_admin", "--ambient-caps=+net_raw,+net_admin", "--"]
+    live = Live(ns, [*POLICY_ARGS, "-i", "cap0"], [*SETPRIV, *caps], cwd=tmp_path)
+    live_procs.append(live)
+    live.started()
+    send(ns, [rogue(1)])
+    live.wait_for(_alerts_from(live.alerts, "fe80::bad:1"), 2.0, "alert as nobody")
+    status = Path(f"/proc/{_python_pid(ns)}/status").read_text()
+    assert "Uid:\t65534" in status
+    assert not [e for e in live.err if "socket buffer is" in e]  # CAP_NET_ADMIN was there
+    assert live.stop() == 0
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_unprivileged_without_capabilities_fails_clearly(ns: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            "ip",
+            "netns",
+            "exec",
+            ns,
+            *SETPRIV,
+            "--",
+            sys.executable,
+            "-m",
+            "detectors.cli",
+            "live",
+            "-i",
+            "cap0",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    for needed in ("CAP_NET_RAW", "setcap", "AmbientCapabilities"):
+        assert needed in proc.stderr
+
+
+def test_missing_interface_is_an_error(ns: str) -> None:
+    proc = subprocess.run(
+        ["ip", "netns", "exec", ns, sys.executable, "-m", "detectors.cli", "live", "-i", "nosuch0"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr == "v6sentry: error: nosuch0: no such interface\n"
+
+
+def test_live_ships_alerts_to_elasticsearch(
+    ns: str, es_node: EsNode, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    """``live --es``: the alert reaches the real node while the sensor runs, and once.
+
+    The node listens on the root namespace's loopback, so this sensor captures there, on
+    the root end of a veth whose other end sends from inside the test's namespace.
+    """
+    cap = f"v6s{os.getpid() % 100000}es"
+    _ip("link", "add", cap, "type", "veth", "peer", "name", "snd1", "netns", ns)
+    try:
+        _ip("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.snd1.disable_ipv6=1")
+        subprocess.run(
+            ["sysctl", "-qw", f"net.ipv6.conf.{cap}.disable_ipv6=1"], check=True, timeout=30
+        )
+        _ip("link", "set", cap, "up")
+        _ip("-n", ns, "link", "set", "snd1", "up")
+        index = f"logs-v6sentry.alert-live{os.getpid()}"
+        live = Live(
+            None,
+            ["-i", cap, "--policy", str(POLICY), "--es", es_node.url, "--es-index", index,
+             "--spool", str(tmp_path / "spool"), "--sensor-name", "span-test"],
+        )  # fmt: skip
+        live_procs.append(live)
+        live.started()
+        send(ns, [rogue(7)], dev="snd1")
+        got = live.wait_for(_alerts_from(live.alerts, "fe80::bad:7"), 2.0, "rogue RA alert")
+        alert_id = got[0]["v6sentry"]["alert_id"]
+        client = es_node.client()
+        deadline = time.monotonic() + 5.0  # shipped while running: batches wait at most 1 s
+        found = 0
+        while time.monotonic() < deadline and not found:
+            client.indices.refresh(index=index, ignore_unavailable=True)
+            if client.indices.exists(index=index):
+                found = client.count(index=index, query={"ids": {"values": [alert_id]}})["count"]
+            time.sleep(0.2)
+        assert found == 1, "\n".join(live.err)
+        assert live.stop() == 0
+        client.indices.refresh(index=index)
+        doc = client.get(index=index, id=alert_id)["_source"]
+        assert doc["observer"]["name"] == "span-test"
+        assert doc["source"]["mac"] == "02-00-00-00-66-07"
+        assert client.count(index=index)["count"] == 1
+        client.indices.delete(index=index)
+    finally:
+        subprocess.run(["ip", "link", "del", cap], capture_output=True, timeout=30)
