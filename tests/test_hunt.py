@@ -30,7 +30,6 @@ from elasticsearch import Elasticsearch, helpers
 
 from detectors.cli import main
 from detectors.engine import Engine
-from detectors.hunt.events import index_events
 from detectors.hunt.rules import kibana_ndjson, push, rule_documents
 from detectors.hunt.search import esql_support
 from detectors.observations import Observation
@@ -141,6 +140,13 @@ def replay(entry: dict[str, Any], sensor: str, tmp: Path) -> tuple[list[dict[str
 
 def index_alerts(client: Elasticsearch, docs: list[dict[str, Any]], namespace: str) -> None:
     index = f"logs-v6sentry.alert-{namespace}"
+    install_template(client, index)
+    actions = [{"_index": index, "_id": d["event"]["id"], "_source": d} for d in docs]
+    helpers.bulk(client, actions, refresh="wait_for")
+
+
+def index_events(client: Elasticsearch, docs: list[dict[str, Any]], index: str) -> None:
+    """Observations from ``replay --events`` files, as ``replay --es`` would index them."""
     install_template(client, index)
     actions = [{"_index": index, "_id": d["event"]["id"], "_source": d} for d in docs]
     helpers.bulk(client, actions, refresh="wait_for")

@@ -1,21 +1,18 @@
-"""The observation index: its template, and indexing observation documents.
+"""The observation index: its name and its template.
 
 Owns the composable index template for ``logs-v6sentry.event-*`` (field types of the
 observation documents ``detectors.observations`` writes: keywords for prefixes and
-sensors, numbers for counts, so the hunt's terms, cardinality and max aggregations work)
-and a plain bulk indexer for them (``_id`` = ``event.id``, so re-shipping a capture
-does not duplicate). Like the alert template (``detectors.ship.template``) it is a plain
-index, not a data stream, above Elastic's built-in ``logs`` template.
+sensors, numbers for counts, so the hunt's terms, cardinality and max aggregations work).
+Like the alert template it is a plain index, not a data stream, above Elastic's built-in
+``logs`` template. ``detectors.ship.template`` installs it and ``detectors.ship``
+delivers the documents (``_id`` = ``event.id``, so re-shipping does not duplicate).
 
-Does not build observations and does not ship alerts (``detectors.ship``).
+Does not build observations.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
-
-from elasticsearch import Elasticsearch, helpers
 
 EVENT_INDEX = "logs-v6sentry.event-default"
 EVENT_PATTERN = "logs-v6sentry.event-*"
@@ -78,21 +75,3 @@ def template_body(pattern: str = EVENT_PATTERN) -> dict[str, Any]:
             },
         },
     }
-
-
-def install_template(client: Elasticsearch, index: str = EVENT_INDEX) -> None:
-    """Put the template for ``index`` (its own pattern when it is not logs-v6sentry.event-*)."""
-    default = index.startswith(EVENT_PATTERN[:-1])
-    name = TEMPLATE_NAME if default else f"{TEMPLATE_NAME}-{index}"
-    body = template_body(EVENT_PATTERN if default else index)
-    client.indices.put_index_template(name=name, **body)
-
-
-def index_events(client: Elasticsearch, docs: Iterable[dict[str, Any]], index: str) -> int:
-    """Index observation documents (``_id`` = ``event.id``); returns how many were written."""
-    install_template(client, index)
-    actions = (
-        {"_op_type": "index", "_index": index, "_id": d["event"]["id"], "_source": d} for d in docs
-    )
-    written, _ = helpers.bulk(client, actions, refresh="wait_for", stats_only=True)
-    return int(written)

@@ -25,8 +25,6 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
-from detectors.hunt.events import EVENT_PATTERN
-from detectors.hunt.events import install_template as install_event_template
 from detectors.ship.convert import Document
 from detectors.ship.progress import Progress
 from detectors.ship.spool import Spool, SpoolFull
@@ -211,10 +209,7 @@ class Shipper:
         if index in self._templates:
             return True
         try:
-            if index.startswith(EVENT_PATTERN[:-1]):
-                install_event_template(self.client, index)
-            else:
-                install_template(self.client, index)
+            install_template(self.client, index)
         except ApiError as exc:
             # A shipping key may lack manage_index_templates; an admin may have installed
             # the template. Say so once and ship anyway.

@@ -1,9 +1,11 @@
-"""The Elasticsearch index template for v6sentry alerts, and its installation.
+"""The Elasticsearch index template for v6sentry alerts, and installing templates.
 
 Owns the index name default, the composable index template (field types of the
 ECS alert document and the dynamic policy for the ``v6sentry.*`` evidence) and
-putting it on a cluster idempotently. It does not send documents
-(``detectors.ship.shipper``) nor build them (``detectors.alerts``).
+putting a template on a cluster idempotently: the alert template, or the
+observation template (``detectors.hunt.events``) for ``logs-v6sentry.event-*``
+indices. It does not send documents (``detectors.ship.shipper``) nor build them
+(``detectors.alerts``).
 
 Why a plain index and not a data stream: Elastic's built-in ``logs`` template
 (pattern ``logs-*-*``, priority 100) would turn ``logs-v6sentry.alert-default``
@@ -21,6 +23,8 @@ from __future__ import annotations
 from typing import Any
 
 from elasticsearch import Elasticsearch
+
+from detectors.hunt import events
 
 DEFAULT_INDEX = "logs-v6sentry.alert-default"
 INDEX_PATTERN = "logs-v6sentry.alert-*"
@@ -176,7 +180,10 @@ def template_body() -> dict[str, Any]:
 
 
 def template_for(index: str) -> tuple[str, dict[str, Any]]:
-    """Template name and body that apply to ``index`` (a custom name gets its own pattern)."""
+    """Template name and body that apply to ``index``: observations for an event index,
+    else alerts (a custom alert index name gets its own pattern)."""
+    if index.startswith(events.EVENT_PATTERN[:-1]):
+        return events.TEMPLATE_NAME, events.template_body()
     body = template_body()
     if _matches_default(index):
         return TEMPLATE_NAME, body
@@ -195,7 +202,7 @@ def install_template(client: Elasticsearch, index: str) -> bool:
     for entry in found.body.get("index_templates", []) if found.meta.status == 200 else []:
         installed = entry.get("index_template", {})
         if (
-            installed.get("version") == TEMPLATE_VERSION
+            installed.get("version") == body["version"]
             and installed.get("index_patterns") == body["index_patterns"]
         ):
             return False
