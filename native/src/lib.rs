@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 
 pub mod capture;
 pub mod decode;
+pub mod record;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
