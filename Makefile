@@ -12,9 +12,9 @@ APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl nmap mas
 # Suricata 7 (rule-pack tests) comes from bookworm-backports; bookworm itself has 6.
 BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
-.PHONY: setup apt venv es test lint pcaps golden docs rules bench clean
+.PHONY: setup apt rust venv es test lint pcaps golden docs rules bench bench-compare wheel clean
 
-setup: apt venv es  ## install system packages (needs root or sudo), the .venv and Elasticsearch
+setup: apt rust venv es  ## system packages (needs root or sudo), Rust check, the .venv (builds the native core), Elasticsearch
 
 # No service may start during the install: miredo's would be a Teredo client of a real
 # Internet server. A policy-rc.d that exits 101 is Debian's "do not start services" answer.
@@ -40,6 +40,14 @@ apt:
 	  exit $$status; \
 	fi
 
+# The native core (native/) is Rust, built by maturin during `pip install`. The machine's
+# rustup toolchain is used when present; otherwise Debian's cargo and rustc (new enough for
+# PyO3's minimum) are installed. Crates come from crates.io, pinned by native/Cargo.lock.
+rust:
+	@if command -v cargo >/dev/null 2>&1; then echo "rust: $$(cargo --version)"; else \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends cargo rustc clippy rustfmt; fi
+
 venv:
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
@@ -50,10 +58,17 @@ venv:
 es:
 	$(PY) -c "from tests.es_node import fetch, home; fetch(); print('es:', home())"
 
-test:  ## behaviour tests: unit, capture manifest, external captures, tshark differential, fuzzing
+# cargo test links libpython like any binary (PyO3 without extension-module); PYO3_PYTHON
+# names the interpreter so the build finds the same Python the package runs on.
+CARGO_ENV := PYO3_PYTHON=$(abspath $(PY))
+
+test:  ## native core tests (cargo), then behaviour tests: unit, captures, external, tshark, fuzzing, labs
+	cd native && $(CARGO_ENV) cargo test --release --locked
 	$(PY) -m pytest -q
 
-lint:  ## ruff and mypy
+lint:  ## cargo fmt and clippy on the native core; ruff and mypy on the Python
+	cd native && cargo fmt --check
+	cd native && $(CARGO_ENV) cargo clippy --release --locked --all-targets -- -D warnings
 	$(VENV)/bin/ruff check detectors tests pcaps
 	$(VENV)/bin/ruff format --check detectors tests pcaps
 	$(VENV)/bin/mypy
@@ -73,5 +88,8 @@ rules:  ## re-render the committed Suricata and Sigma packs, rule revisions and 
 bench:  ## replay throughput in packets/s (reported, never asserted)
 	$(PY) -m tests.bench
 
+wheel:  ## a manylinux wheel (abi3, CPython >= 3.11) with the native core, into dist/
+	$(PY) -m maturin build --release --locked --out dist
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+	rm -rf dist native/target $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
