@@ -12,7 +12,7 @@ APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl nmap mas
 # Suricata 7 (rule-pack tests) comes from bookworm-backports; bookworm itself has 6.
 BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 
-.PHONY: setup apt venv es test lint pcaps golden docs rules bench clean
+.PHONY: setup apt venv es test lint pcaps golden docs rules bench bench-compare clean
 
 setup: apt venv es  ## install system packages (needs root or sudo), the .venv and Elasticsearch
 
@@ -72,6 +72,10 @@ rules:  ## re-render the committed Suricata and Sigma packs, rule revisions and 
 
 bench:  ## replay throughput in packets/s (reported, never asserted)
 	$(PY) -m tests.bench
+
+# BENCH_ARGS passes options through, e.g. make bench-compare BENCH_ARGS="--packets 200000".
+bench-compare:  ## v6sentry replay vs Suricata 7 single-thread on an attack-heavy capture and the office mix
+	$(PY) -m tests.bench_compare --json build/bench/compare.json --plot build/bench/compare.png $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -53,7 +53,6 @@ from pathlib import Path
 from pcaps.generate import (
     ALL_NODES,
     PREFIX,
-    R1_LL,
     R1_MAC,
     T0,
     UPSTREAM_MAC,
@@ -135,8 +134,12 @@ def _v6_l4(frame_head: bytes, src: bytes, dst: bytes, seg: bytes, at: int, nh: i
 def _v6_head(
     dst_mac: bytes, src_mac: bytes, plen: int, nh: int, hlim: int, src: bytes, dst: bytes
 ) -> bytes:
-    return dst_mac + src_mac + b"\x86\xdd" + struct.pack("!IHBB", 0x60000000, plen, nh, hlim) + (
-        src + dst
+    return (
+        dst_mac
+        + src_mac
+        + b"\x86\xdd"
+        + struct.pack("!IHBB", 0x60000000, plen, nh, hlim)
+        + (src + dst)
     )
 
 
@@ -292,10 +295,26 @@ def _tunnel_6in4(rng: random.Random) -> Iterator[bytes]:
         cseq = 1 + ((step + 1) // 2) * len(request)
         sseq = 1 + (step // 2) * len(answer)
         if step % 2 == 0:  # user -> server
-            src, dst, sport, dport, data, seq, ack = v6, server6, 40000 + k % 4, 443, request, cseq, sseq
+            src, dst, sport, dport, data, seq, ack = (
+                v6,
+                server6,
+                40000 + k % 4,
+                443,
+                request,
+                cseq,
+                sseq,
+            )
             outer = (v4, broker, gw, R1_MAC)
         else:  # server -> user
-            src, dst, sport, dport, data, seq, ack = server6, v6, 443, 40000 + k % 4, answer, sseq, cseq
+            src, dst, sport, dport, data, seq, ack = (
+                server6,
+                v6,
+                443,
+                40000 + k % 4,
+                answer,
+                sseq,
+                cseq,
+            )
             outer = (broker, v4, R1_MAC, gw)
         seg = struct.pack("!HHIIBBHHH", sport, dport, seq, ack, 0x50, 0x18, 65535, 0, 0) + data
         inner_head = struct.pack("!IHBB", 0x60000000, len(seg), 6, 64) + src + dst
@@ -328,8 +347,8 @@ def _tunnel_teredo(rng: random.Random) -> Iterator[bytes]:
             yield eth(ipv4(client, server, 17, udp, k & 0xFFFF), gw, R1_MAC, 0x0800)
         elif phase == 1:
             auth = teredo_auth(nonce8=struct.pack("!Q", k - 8))
-            qual_ra = ip6(teredo_ra_src, qual_src, 58, icmp6(teredo_ra_src, qual_src, 134,
-                          struct.pack("!BBHII", 64, 0, 1800, 0, 0) + pio(taddr[:8] + bytes(8))))  # fmt: skip
+            ra_body = struct.pack("!BBHII", 64, 0, 1800, 0, 0) + pio(taddr[:8] + bytes(8))
+            qual_ra = ip6(teredo_ra_src, qual_src, 58, icmp6(teredo_ra_src, qual_src, 134, ra_body))
             udp = udp4(3544, port, auth + teredo_origin(client, port) + qual_ra)
             yield eth(ipv4(server, client, 17, udp, k & 0xFFFF), R1_MAC, gw, 0x0800)
         elif phase == 2:  # a bubble: an IPv6 header with no payload
@@ -371,9 +390,14 @@ def _ordinary(rng: random.Random) -> Iterator[bytes]:
     v6s = [a6("2001:db8:ffff::80"), a6("2001:db8:ffff::443")]
     dns4, dns6 = a4("198.51.100.53"), a6("2001:db8:1::53")
     body = bytes((i * 7 + 3) & 0xFF for i in range(_ANSWER))
-    query = bytes.fromhex("123401000001000000000000") + b"\x03www\x07example\x03com\x00\x00\x1c\x00\x01"
-    answer = query[:2] + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00" + query[12:] + (
-        struct.pack("!HHHIH", 0xC00C, 28, 1, 300, 16) + a6("2001:db8:ffff::80")
+    query = (
+        bytes.fromhex("123401000001000000000000") + b"\x03www\x07example\x03com\x00\x00\x1c\x00\x01"
+    )
+    answer = (
+        query[:2]
+        + b"\x81\x80\x00\x01\x00\x01\x00\x00\x00\x00"
+        + query[12:]
+        + (struct.pack("!HHHIH", 0xC00C, 28, 1, 300, 16) + a6("2001:db8:ffff::80"))
     )
     ra_frame = eth(router_ra(1), R1_MAC, multicast_mac(ALL_NODES))
     k = 0
@@ -519,7 +543,9 @@ def source_key(packets: int) -> str:
     return digest.hexdigest()
 
 
-def cached(packets: int = DEFAULT_PACKETS, cache_dir: Path = CACHE_DIR) -> tuple[Path, dict[str, object]]:
+def cached(
+    packets: int = DEFAULT_PACKETS, cache_dir: Path = CACHE_DIR
+) -> tuple[Path, dict[str, object]]:
     """The capture of ``packets`` frames, generated only when missing or stale.
 
     Returns its path and its manifest: ``key``, ``packets``, ``counts`` per kind,
