@@ -86,6 +86,33 @@ def write_capture(path: Path, packets: int) -> None:
             fh.write(frame)
 
 
+def time_reader(path: Path) -> tuple[int, float]:
+    """Stage 1: the capture reader alone; (records read, seconds)."""
+    t0 = time.perf_counter()
+    with open_capture(str(path)) as reader:
+        n = sum(1 for _ in reader.records())
+    return n, time.perf_counter() - t0
+
+
+def time_decoder(path: Path) -> tuple[int, float]:
+    """Stage 2: reader plus decoder, no detection; (frames decoded, seconds)."""
+    decoder = Decoder()
+    frames = 0
+    t0 = time.perf_counter()
+    with open_capture(str(path)) as reader:
+        for frames, (ts, iface, lt, data, wire) in enumerate(reader.records(), 1):
+            decoder.decode(ts, frames, iface, lt, data, wire)
+    return frames, time.perf_counter() - t0
+
+
+def time_replay(path: Path) -> float:
+    """Stage 3: the whole ``v6sentry replay`` pipeline in this process; seconds."""
+    t0 = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):
+        main(["replay", "-q", "-o", os.devnull, str(path)])
+    return time.perf_counter() - t0
+
+
 def bench(packets: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.pcap"
@@ -96,24 +123,13 @@ def bench(packets: int) -> None:
             f"(python {sys.version.split()[0]}, {os.cpu_count()} CPUs)"
         )
 
-        t0 = time.perf_counter()
-        with open_capture(str(path)) as reader:
-            n = sum(1 for _ in reader.records())
-        read_s = time.perf_counter() - t0
+        n, read_s = time_reader(path)
         print(f"bench: reader only        {n / read_s:>12,.0f} packets/s")
 
-        decoder = Decoder()
-        t0 = time.perf_counter()
-        with open_capture(str(path)) as reader:
-            for frame, (ts, iface, lt, data, wire) in enumerate(reader.records(), 1):
-                decoder.decode(ts, frame, iface, lt, data, wire)
-        dec_s = time.perf_counter() - t0
+        _, dec_s = time_decoder(path)
         print(f"bench: reader + decoder   {packets / dec_s:>12,.0f} packets/s")
 
-        t0 = time.perf_counter()
-        with contextlib.redirect_stderr(io.StringIO()):
-            main(["replay", "-q", "-o", os.devnull, str(path)])
-        full_s = time.perf_counter() - t0
+        full_s = time_replay(path)
         print(f"bench: v6sentry replay    {packets / full_s:>12,.0f} packets/s ({full_s:.2f} s)")
 
 

@@ -56,8 +56,12 @@ def pack_files(pack_dir: Path) -> tuple[Path, Path]:
     return rules, variables
 
 
-def write_config(pack_dir: Path, workdir: Path) -> Path:
+def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
     """A ``suricata.yaml`` in ``workdir`` for the pack in ``pack_dir``; returns its path.
+
+    ``stats`` turns Suricata's counters on and adds them (totals only) to
+    ``eve.json``: Suricata writes a last ``stats`` record when the run ends,
+    which the benchmark (``tests/bench_compare.py``) reads for the packet count.
 
     Suricata replaces a whole top-level node when a later file defines it again,
     so this file overrides only what a test run needs (outputs, logging, the
@@ -78,7 +82,7 @@ def write_config(pack_dir: Path, workdir: Path) -> Path:
         # Generated captures carry correct checksums; real mirror ports often do not
         # (offload), and v6sentry does not check them either.
         "pcap-file.checksum-checks: no",
-        "stats.enabled: no",
+        f"stats.enabled: {'yes' if stats else 'no'}",
         "outputs:",
         "  - eve-log:",
         "      enabled: yes",
@@ -86,6 +90,11 @@ def write_config(pack_dir: Path, workdir: Path) -> Path:
         "      filename: eve.json",
         "      pcap-file: true",
         "      types:",
+        *(
+            ["        - stats:", "            totals: yes", "            threads: no"]
+            if stats
+            else []
+        ),
         "        - alert:",
         "            metadata: yes",
         "logging:",
