@@ -90,6 +90,7 @@ bench:  ## replay throughput in packets/s (reported, never asserted)
 
 wheel:  ## a manylinux wheel (abi3, CPython >= 3.11) with the native core, into dist/
 	$(PY) -m maturin build --release --locked --out dist
+
 # BENCH_ARGS passes options through, e.g. make bench-compare BENCH_ARGS="--packets 200000".
 bench-compare:  ## v6sentry replay vs Suricata 7 single-thread on an attack-heavy capture and the office mix
 	$(PY) -m tests.bench_compare --json build/bench/compare.json --plot build/bench/compare.png $(BENCH_ARGS)
