@@ -241,18 +241,19 @@ class LiveRun:
         (stop, or a reload that needs a new engine)."""
         capture = self.capture
         while True:
-            socks = capture.sockets()
+            by_fd = {ring.fileno(): ring for ring in capture.rings()}
             try:
-                ready, _, _ = select.select([self._wake_r, *socks], [], [], POLL_S)
+                ready, _, _ = select.select([self._wake_r.fileno(), *by_fd], [], [], POLL_S)
             except InterruptedError:  # pragma: no cover - PEP 475 retries select
                 ready = []
             got = False
-            for sock in ready:
-                if sock is self._wake_r:
+            for fd in ready:
+                ring = by_fd.get(fd)
+                if ring is None:
                     self._drain_wakeup()
                     continue
-                link = capture.link_of(sock)
-                for record in capture.read(link):
+                # One block per ready ring, then the others get their turn.
+                for record in capture.read(capture.link_of(ring)):
                     got = True
                     yield record
             now = time.monotonic()

@@ -1,0 +1,36 @@
+"""Types of ``detectors._native`` (the Rust core, ``native/``): the parts Python calls."""
+
+from collections.abc import Callable
+from typing import final
+
+__version__: str
+
+@final
+class LiveRing:
+    """One interface read through a TPACKET_V3 ring (``native/src/live/``)."""
+
+    @staticmethod
+    def open(
+        iface: str,
+        promisc: bool,
+        buffer_mb: int,
+        bpf: bytes | Callable[[int], bytes | None] | None = None,
+        fanout: int | None = None,
+        index: int = 0,
+    ) -> LiveRing: ...
+    def next_batch(self, timeout_ms: int) -> list[tuple[int, int, int, bytes, int]]: ...
+    def stats(self) -> tuple[int, int, int]: ...
+    def close(self) -> None: ...
+    def fileno(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def ifindex(self) -> int: ...
+    @property
+    def hatype(self) -> int: ...
+    @property
+    def linktype(self) -> int: ...
+    @property
+    def geometry(self) -> tuple[int, int]: ...
+    @property
+    def promisc_error(self) -> OSError | None: ...
