@@ -225,15 +225,20 @@ class LiveCapture:
         link.linktype = ring.linktype
         link.gone_since, link.backoff, link._seen = None, BACKOFF_FIRST_S, (0, 0, 0)
         if link.linktype == LINKTYPE_UNSUPPORTED:
-            self.log(f"{link.name}: hardware type {ring.hatype} is not supported; frames are counted")
+            self.log(
+                f"{link.name}: hardware type {ring.hatype} is not supported; frames are counted"
+            )
         promisc = ring.promisc_error
         if promisc is not None:
             self.log(f"{link.name}: cannot enable promiscuous mode: {promisc.strerror}")
 
-    def close(self) -> None:
+    def close(self, count: bool = True) -> None:
+        """Close every ring; ``count=False`` leaves the kernel counters unread (reading
+        resets them), for a copy of a ring another process reads after a fork."""
         for link in self.links:
             if link.ring is not None:
-                self._stats(link)
+                if count:
+                    self._stats(link)
                 link.ring.close()
                 link.ring = None
 

@@ -169,8 +169,7 @@ pub(crate) mod tests {
         let first = BLOCK_DESC_LEN;
         b[0..4].copy_from_slice(&3u32.to_ne_bytes());
         b[BLOCK_STATUS..BLOCK_STATUS + 4].copy_from_slice(&1u32.to_ne_bytes());
-        b[BLOCK_NUM_PKTS..BLOCK_NUM_PKTS + 4]
-            .copy_from_slice(&(frames.len() as u32).to_ne_bytes());
+        b[BLOCK_NUM_PKTS..BLOCK_NUM_PKTS + 4].copy_from_slice(&(frames.len() as u32).to_ne_bytes());
         b[BLOCK_FIRST_PKT..BLOCK_FIRST_PKT + 4].copy_from_slice(&(first as u32).to_ne_bytes());
         let mac = 80usize; // TPACKET_ALIGN(48 + 20-byte sockaddr_ll)
         let mut off = first;
@@ -198,7 +197,10 @@ pub(crate) mod tests {
     #[test]
     fn offsets_match_the_kernel_headers() {
         assert_eq!(size_of::<libc::tpacket3_hdr>(), FRAME_HDR_LEN);
-        assert_eq!(offset_of!(libc::tpacket3_hdr, tp_next_offset), TP_NEXT_OFFSET);
+        assert_eq!(
+            offset_of!(libc::tpacket3_hdr, tp_next_offset),
+            TP_NEXT_OFFSET
+        );
         assert_eq!(offset_of!(libc::tpacket3_hdr, tp_sec), TP_SEC);
         assert_eq!(offset_of!(libc::tpacket3_hdr, tp_nsec), TP_NSEC);
         assert_eq!(offset_of!(libc::tpacket3_hdr, tp_snaplen), TP_SNAPLEN);
@@ -206,12 +208,24 @@ pub(crate) mod tests {
         assert_eq!(offset_of!(libc::tpacket3_hdr, tp_status), TP_STATUS);
         assert_eq!(offset_of!(libc::tpacket3_hdr, tp_mac), TP_MAC);
         let hv1 = offset_of!(libc::tpacket3_hdr, hv1);
-        assert_eq!(hv1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci), TP_VLAN_TCI);
-        assert_eq!(hv1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tpid), TP_VLAN_TPID);
+        assert_eq!(
+            hv1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tci),
+            TP_VLAN_TCI
+        );
+        assert_eq!(
+            hv1 + offset_of!(libc::tpacket_hdr_variant1, tp_vlan_tpid),
+            TP_VLAN_TPID
+        );
         assert_eq!(size_of::<libc::tpacket_block_desc>(), BLOCK_DESC_LEN);
         let hdr = offset_of!(libc::tpacket_block_desc, hdr);
-        assert_eq!(hdr + offset_of!(libc::tpacket_hdr_v1, block_status), BLOCK_STATUS);
-        assert_eq!(hdr + offset_of!(libc::tpacket_hdr_v1, num_pkts), BLOCK_NUM_PKTS);
+        assert_eq!(
+            hdr + offset_of!(libc::tpacket_hdr_v1, block_status),
+            BLOCK_STATUS
+        );
+        assert_eq!(
+            hdr + offset_of!(libc::tpacket_hdr_v1, num_pkts),
+            BLOCK_NUM_PKTS
+        );
         assert_eq!(
             hdr + offset_of!(libc::tpacket_hdr_v1, offset_to_first_pkt),
             BLOCK_FIRST_PKT
@@ -226,9 +240,33 @@ pub(crate) mod tests {
         let b = [2u8; 1514];
         let c = [3u8; 7];
         let synth = [
-            Synth { sec: 10, nsec: 1, status: 1, tci: 0, tpid: 0, data: &a, wire_len: 60 },
-            Synth { sec: 10, nsec: 999_999_999, status: 1, tci: 0, tpid: 0, data: &b, wire_len: 9000 },
-            Synth { sec: 11, nsec: 0, status: 1, tci: 0, tpid: 0, data: &c, wire_len: 7 },
+            Synth {
+                sec: 10,
+                nsec: 1,
+                status: 1,
+                tci: 0,
+                tpid: 0,
+                data: &a,
+                wire_len: 60,
+            },
+            Synth {
+                sec: 10,
+                nsec: 999_999_999,
+                status: 1,
+                tci: 0,
+                tpid: 0,
+                data: &b,
+                wire_len: 9000,
+            },
+            Synth {
+                sec: 11,
+                nsec: 0,
+                status: 1,
+                tci: 0,
+                tpid: 0,
+                data: &c,
+                wire_len: 7,
+            },
         ];
         let block = build_block(8192, &synth);
         let got: Vec<_> = Frames::new(&block).collect();
@@ -246,18 +284,48 @@ pub(crate) mod tests {
     fn vlan_tags_come_back_as_on_the_wire() {
         let d = [0u8; 64];
         let synth = [
-            Synth { sec: 1, nsec: 0, status: 0x11, tci: 0x2064, tpid: 0, data: &d, wire_len: 64 },
-            Synth { sec: 1, nsec: 0, status: 0x51, tci: 7, tpid: 0x88a8, data: &d, wire_len: 64 },
+            Synth {
+                sec: 1,
+                nsec: 0,
+                status: 0x11,
+                tci: 0x2064,
+                tpid: 0,
+                data: &d,
+                wire_len: 64,
+            },
+            Synth {
+                sec: 1,
+                nsec: 0,
+                status: 0x51,
+                tci: 7,
+                tpid: 0x88a8,
+                data: &d,
+                wire_len: 64,
+            },
         ];
         let block = build_block(4096, &synth);
         let tags: Vec<_> = Frames::new(&block).map(|f| f.vlan_tag()).collect();
-        assert_eq!(tags, [Some([0x81, 0x00, 0x20, 0x64]), Some([0x88, 0xa8, 0x00, 0x07])]);
+        assert_eq!(
+            tags,
+            [
+                Some([0x81, 0x00, 0x20, 0x64]),
+                Some([0x88, 0xa8, 0x00, 0x07])
+            ]
+        );
     }
 
     #[test]
     fn malformed_blocks_end_the_walk_without_panicking() {
         let d = [9u8; 100];
-        let synth = [Synth { sec: 1, nsec: 2, status: 1, tci: 0, tpid: 0, data: &d, wire_len: 100 }];
+        let synth = [Synth {
+            sec: 1,
+            nsec: 2,
+            status: 1,
+            tci: 0,
+            tpid: 0,
+            data: &d,
+            wire_len: 100,
+        }];
         let good = build_block(1024, &synth);
         // More frames claimed than present: the walk stops at the first bad header.
         let mut more = good.clone();

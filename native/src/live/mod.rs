@@ -122,7 +122,11 @@ impl LiveRing {
     /// Frames of the next block as `(ts_ns, iface, linktype, data, wire_len)` tuples,
     /// waiting up to `timeout_ms` (0: not at all; -1: until one comes); [] on timeout or
     /// a signal. OSError(ENETDOWN) when the interface went down or away.
-    fn next_batch<'py>(&mut self, py: Python<'py>, timeout_ms: i32) -> PyResult<Bound<'py, PyList>> {
+    fn next_batch<'py>(
+        &mut self,
+        py: Python<'py>,
+        timeout_ms: i32,
+    ) -> PyResult<Bound<'py, PyList>> {
         let ring = self.ring()?;
         // Wait without the GIL; building the tuples needs it again. The block is
         // taken under the GIL because it borrows the ring, which Python owns.

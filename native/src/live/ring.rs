@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::block::{Frames, BLOCK_STATUS};
+use super::block::{Frames, RawFrame, BLOCK_STATUS};
 use crate::record::Rec;
 
 const ETH_P_ALL: u16 = 0x0003;
@@ -40,7 +40,7 @@ pub const MIN_BLOCKS: usize = 8;
 /// `PACKET_FANOUT` mode: flows by hash (both directions of a flow go to one member);
 /// DEFRAG reassembles IP fragments first so every fragment of a datagram (RA-Guard
 /// evasion is fragmented ND) goes to the member that sees the rest of its flow.
-const FANOUT_HASH_DEFRAG: u32 = 0 | 0x8000;
+const FANOUT_HASH_DEFRAG: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
 
 /// Geometry of a ring: `block_size * block_count` bytes of mapped kernel memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,8 +304,13 @@ impl Ring {
         let mut got: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         let mut got_len = len;
         // SAFETY: `got` has room for `got_len` bytes.
-        if unsafe { libc::getsockname(fd, (&mut got as *mut libc::sockaddr_ll).cast(), &mut got_len) }
-            < 0
+        if unsafe {
+            libc::getsockname(
+                fd,
+                (&mut got as *mut libc::sockaddr_ll).cast(),
+                &mut got_len,
+            )
+        } < 0
         {
             return Err(last("getsockname"));
         }
@@ -329,8 +334,7 @@ impl Ring {
                 address: [0; 8],
             };
             // Without CAP_NET_ADMIN this fails; the capture still works (and says so).
-            if let Err(err) = setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq)
-            {
+            if let Err(err) = setsockopt(fd, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &mreq) {
                 self.promisc_error = Some(err);
             }
         }
@@ -416,7 +420,8 @@ impl Ring {
         let size = self.geometry.block_size;
         // SAFETY: the block is user-owned (TP_STATUS_USER, read with Acquire), so the
         // kernel does not write it until we hand it back in `Block::drop`.
-        let bytes = unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(index * size), size) };
+        let bytes =
+            unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(index * size), size) };
         let status = self.status(index);
         Ok(Some(Block {
             frames: Frames::new(bytes),
@@ -491,6 +496,30 @@ impl Drop for Ring {
     }
 }
 
+/// The `Rec` of one ring frame. A frame whose 802.1Q tag the kernel moved out (VLAN
+/// offload) gets it back after the MAC addresses, as libpcap does, so the decoder sees
+/// the frame as sent; that copy lives in `scratch`.
+pub fn rec_of<'a>(f: RawFrame<'a>, iface: u32, linktype: u32, scratch: &'a mut Vec<u8>) -> Rec<'a> {
+    let mut rec = Rec {
+        ts_ns: f.ts_ns(),
+        iface,
+        linktype,
+        data: f.data,
+        wire_len: f.len,
+    };
+    if let Some(tag) = f.vlan_tag() {
+        if linktype == 1 && f.data.len() >= 12 {
+            scratch.clear();
+            scratch.extend_from_slice(&f.data[..12]);
+            scratch.extend_from_slice(&tag);
+            scratch.extend_from_slice(&f.data[12..]);
+            rec.data = scratch;
+            rec.wire_len = f.len.saturating_add(4);
+        }
+    }
+    rec
+}
+
 /// One block lent by the kernel: its frames as `Rec`s, then back to the kernel on drop.
 pub struct Block<'r> {
     frames: Frames<'r>,
@@ -513,26 +542,7 @@ impl Block<'_> {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Rec<'_>> {
         let f = self.frames.next()?;
-        let mut rec = Rec {
-            ts_ns: f.ts_ns(),
-            iface: self.iface,
-            linktype: self.linktype,
-            data: f.data,
-            wire_len: f.len,
-        };
-        if let Some(tag) = f.vlan_tag() {
-            // The kernel moved the 802.1Q tag out of the frame; put it back after the
-            // MAC addresses, as libpcap does, so the decoder sees the frame as sent.
-            if self.linktype == 1 && f.data.len() >= 12 {
-                self.scratch.clear();
-                self.scratch.extend_from_slice(&f.data[..12]);
-                self.scratch.extend_from_slice(&tag);
-                self.scratch.extend_from_slice(&f.data[12..]);
-                rec.data = &self.scratch;
-                rec.wire_len = f.len.saturating_add(4);
-            }
-        }
-        Some(rec)
+        Some(rec_of(f, self.iface, self.linktype, &mut self.scratch))
     }
 
     /// Every remaining frame, in order.
@@ -571,6 +581,50 @@ mod tests {
             assert!(g.block_count >= MIN_BLOCKS && g.bytes() <= (mb << 20).max(1 << 20));
             assert_eq!(g.block_size % FRAME_SLOT as usize, 0);
         }
+    }
+
+    #[test]
+    fn records_restore_vlan_tags_on_ethernet_only() {
+        use crate::live::block::tests::{build_block, Synth};
+        let plain: Vec<u8> = (0u8..60).collect();
+        let synth = [
+            Synth {
+                sec: 5,
+                nsec: 6,
+                status: 1,
+                tci: 0,
+                tpid: 0,
+                data: &plain,
+                wire_len: 60,
+            },
+            Synth {
+                sec: 5,
+                nsec: 7,
+                status: 0x11,
+                tci: 0x0064,
+                tpid: 0,
+                data: &plain,
+                wire_len: 60,
+            },
+        ];
+        let block = build_block(4096, &synth);
+        let mut scratch = Vec::new();
+        let mut frames = Frames::new(&block);
+        let rec = rec_of(frames.next().unwrap(), 2, 1, &mut scratch);
+        assert_eq!(
+            (rec.ts_ns, rec.iface, rec.linktype, rec.wire_len),
+            (5_000_000_006, 2, 1, 60)
+        );
+        assert_eq!(rec.data, &plain[..]);
+        let tagged = frames.next().unwrap();
+        let rec = rec_of(tagged, 0, 1, &mut scratch);
+        assert_eq!(rec.wire_len, 64);
+        assert_eq!(&rec.data[..12], &plain[..12]);
+        assert_eq!(&rec.data[12..16], &[0x81, 0x00, 0x00, 0x64]);
+        assert_eq!(&rec.data[16..], &plain[12..]);
+        // Bare IP (LINKTYPE_RAW) has no MAC header to put a tag into.
+        let rec = rec_of(tagged, 0, 101, &mut scratch);
+        assert_eq!((rec.data.len(), rec.wire_len), (60, 60));
     }
 
     #[test]
