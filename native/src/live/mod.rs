@@ -162,6 +162,28 @@ impl LiveRing {
         }
     }
 
+    /// Like `next_batch`, but only counts the block's frames and bytes (wire lengths) in
+    /// Rust, making no Python objects: the ring's own ceiling, for `tests/bench_live.py`.
+    fn count_batch(&mut self, py: Python<'_>, timeout_ms: i32) -> PyResult<(u64, u64)> {
+        let ring = self.ring()?;
+        let fd = ring.fd();
+        if timeout_ms != 0 && !py.allow_threads(|| wait_readable(fd, timeout_ms)) {
+            return Ok((0, 0));
+        }
+        match ring.next_block(0) {
+            Ok(Some(mut block)) => {
+                let (mut frames, mut bytes) = (0u64, 0u64);
+                block.for_each(|rec| {
+                    frames += 1;
+                    bytes += u64::from(rec.wire_len);
+                });
+                Ok((frames, bytes))
+            }
+            Ok(None) => Ok((0, 0)),
+            Err(e) => Err(os_error(&e, None)),
+        }
+    }
+
     /// Kernel counters since open: `(packets, drops, freeze_q_cnt)`.
     fn stats(&mut self) -> PyResult<(u64, u64, u64)> {
         let s = self.ring()?.stats().map_err(|e| os_error(&e, None))?;
