@@ -5,7 +5,10 @@ the same alert ids as a replay of the same traffic, windows closed by the timer
 on a quiet link, SIGHUP (good and bad policy, output reopened after a rename),
 SIGTERM (flushed, exit 0, nothing left running), kernel drops in the stats line,
 the BPF filter, interfaces going down and up and being deleted and recreated,
-and running unprivileged with and without CAP_NET_RAW/CAP_NET_ADMIN.
+running unprivileged with and without CAP_NET_RAW/CAP_NET_ADMIN, ``--workers``;
+and the native TPACKET_V3 ring itself, read by a probe in the namespace: the
+same bytes, VLAN tags and nanosecond timestamps as tcpdump on the same veth,
+BPF, kernel drops when it is too small, and PACKET_FANOUT splitting flows.
 
 Every test gets its own namespace ``v6s-<pid>-lv<n>`` (the ``v6s-<pid>-`` form
 that ``tests/netlab.py`` leaves alone while this process lives) with a veth pair
