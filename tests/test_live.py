@@ -702,18 +702,37 @@ def test_ring_too_small_counts_kernel_drops(ns: str) -> None:
     assert seqs == sorted(seqs)  # what it kept is in order, a prefix of the burst
 
 
+def ipv4_fragments(n: int) -> list[bytes]:
+    """UDP datagram ``n`` from 192.0.2.n in two IPv4 fragments (offsets 0 and 16)."""
+    udp = (1000 + n).to_bytes(2, "big") + b"\x00\x35\x00\x20\x00\x00" + bytes(24)
+    out = []
+    for off, part, more in ((0, udp[:16], 0x2000), (2, udp[16:], 0)):
+        hdr = bytearray(b"\x45\x00" + (20 + len(part)).to_bytes(2, "big"))
+        hdr += (n + 1).to_bytes(2, "big") + (more | off).to_bytes(2, "big") + b"\x40\x11\0\0"
+        hdr += bytes([192, 0, 2, n % 250 + 1, 198, 51, 100, 1])
+        total = sum(int.from_bytes(hdr[i : i + 2], "big") for i in range(0, 20, 2))
+        while total > 0xFFFF:
+            total = (total & 0xFFFF) + (total >> 16)
+        hdr[10:12] = (~total & 0xFFFF).to_bytes(2, "big")
+        eth = mac("02:00:00:00:00:01") + mac(f"02:00:00:00:20:{n % 256:02x}") + b"\x08\x00"
+        out.append(eth + bytes(hdr) + part)
+    return out
+
+
 def test_fanout_splits_flows_between_rings_without_loss_or_duplicates(ns: str) -> None:
     group = (os.getpid() * 16 + 7) & 0xFFFF
     probe = RingProbe(ns, rings=2, buffer_mb=8, fanout=group)
     frames = [udp6(i % 64, i) for i in range(6400)]
-    send(ns, frames)
+    fragments = [f for n in range(32) for f in ipv4_fragments(n)]
+    send(ns, frames + fragments)
     result = probe.result()
     a, b = ([bytes.fromhex(r[3]) for r in got] for got in result["got"])
     assert a and b, (len(a), len(b))  # both members got a share
-    assert sorted(a + b) == sorted(frames)  # nothing lost, nothing twice
-    flows_a = {f[6 + 5] for f in a}  # the flow's number is the source MAC's last byte
-    flows_b = {f[6 + 5] for f in b}
-    assert not flows_a & flows_b  # a flow stays with one member
+    # Nothing lost, nothing twice, and fragments as sent (the kernel did not reassemble).
+    assert sorted(a + b) == sorted(frames + fragments)
+    flows_a = {f[6:12] for f in a}  # the flow is in the source MAC
+    flows_b = {f[6:12] for f in b}
+    assert not flows_a & flows_b  # a flow, and a datagram's fragments, stay with one member
     assert sum(s[1] for s in result["stats"]) == 0
 
 

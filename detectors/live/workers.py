@@ -3,8 +3,10 @@
 Owns the parent and the workers of a multi-process live run. The parent opens N
 captures of every interface before anything else (so a missing interface or
 capability is still exit 2 in one line), each ring in the interface's
-``PACKET_FANOUT`` group (flow hash, fragments reassembled first: both directions
-of a flow and every fragment of a datagram reach the same worker), then forks N
+``PACKET_FANOUT`` group (the kernel's symmetric flow hash: both directions of a
+flow reach the same worker, and so do all fragments of a datagram, which it hashes
+by addresses alone; no kernel reassembly, so workers see the frames as sent), then
+forks N
 workers. Worker k keeps capture k, closes its copies of the others, and runs its
 own ``LiveRun`` and Engine; it writes nothing itself but sends its alerts,
 observations (with ``--es``) and stats to the parent over a pipe. The parent

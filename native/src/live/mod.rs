@@ -17,7 +17,7 @@ use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-pub use ring::{Block, Config, Filter, Geometry, OpenError, Ring, Stats};
+pub use ring::{Block, Config, Fanout, Filter, Geometry, OpenError, Ring, Stats};
 
 fn os_error(err: &std::io::Error, step: Option<&str>) -> PyErr {
     let errno = err.raw_os_error().unwrap_or(libc::EIO);
@@ -68,11 +68,13 @@ impl LiveRing {
 impl LiveRing {
     /// Open `iface`: `buffer_mb` MiB of ring, promiscuous or not, `bpf` either the
     /// `sock_filter` bytes or a callable given the LINKTYPE that returns them (or None),
-    /// `fanout` a PACKET_FANOUT group id shared by the rings reading this interface.
+    /// `fanout` a PACKET_FANOUT group id shared by the rings reading this interface
+    /// (flow hash; `fanout_defrag` has the kernel reassemble IPv4 fragments first, which
+    /// then delivers datagrams, not the fragments), `index` the `iface` of the records.
     /// OSError(errno, strerror, step) when it fails; `step` is "socket" for a missing
     /// CAP_NET_RAW, "if_nametoindex" for a missing interface.
     #[staticmethod]
-    #[pyo3(signature = (iface, promisc, buffer_mb, bpf=None, fanout=None, index=0))]
+    #[pyo3(signature = (iface, promisc, buffer_mb, bpf=None, fanout=None, index=0, fanout_defrag=false))]
     fn open(
         iface: &str,
         promisc: bool,
@@ -80,12 +82,16 @@ impl LiveRing {
         bpf: Option<Bound<'_, PyAny>>,
         fanout: Option<u16>,
         index: u32,
+        fanout_defrag: bool,
     ) -> PyResult<LiveRing> {
         let config = Config {
             iface: index,
             promisc,
             geometry: Geometry::for_bytes(buffer_mb.saturating_mul(1 << 20)),
-            fanout,
+            fanout: fanout.map(|group| Fanout {
+                group,
+                defrag: fanout_defrag,
+            }),
         };
         let mut py_err: Option<PyErr> = None;
         let filter = |linktype: u32| -> Result<Option<Filter>, OpenError> {

@@ -37,10 +37,23 @@ pub const MIN_BLOCK: usize = 128 << 10;
 /// fewer, a small ring stalls (and drops) at every hand-over.
 pub const MIN_BLOCKS: usize = 8;
 
-/// `PACKET_FANOUT` mode: flows by hash (both directions of a flow go to one member);
-/// DEFRAG reassembles IP fragments first so every fragment of a datagram (RA-Guard
-/// evasion is fragmented ND) goes to the member that sees the rest of its flow.
-const FANOUT_HASH_DEFRAG: u32 = libc::PACKET_FANOUT_HASH | libc::PACKET_FANOUT_FLAG_DEFRAG;
+/// `PACKET_FANOUT` by flow hash. The kernel's symmetric flow hash sends both directions
+/// of a flow to one member, and it stops at a fragment header (no ports), so every
+/// fragment of a datagram (RA-Guard evasion is fragmented ND) reaches one member too.
+const FANOUT_HASH: u32 = libc::PACKET_FANOUT_HASH;
+/// PACKET_FANOUT_FLAG_DEFRAG would have the kernel reassemble IPv4 fragments before
+/// choosing a member and deliver the reassembled datagram instead of the fragments: the
+/// decoder would no longer see the frames on the wire (fragment counts, overlaps, the
+/// fragments of tunnels), so it is opt-in (`Fanout::defrag`).
+const FANOUT_FLAG_DEFRAG: u32 = libc::PACKET_FANOUT_FLAG_DEFRAG;
+
+/// A `PACKET_FANOUT` group: rings on one interface with the same id share its flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fanout {
+    pub group: u16,
+    /// Reassemble IPv4 fragments in the kernel first (see `FANOUT_FLAG_DEFRAG`).
+    pub defrag: bool,
+}
 
 /// Geometry of a ring: `block_size * block_count` bytes of mapped kernel memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -75,8 +88,8 @@ pub struct Config {
     pub iface: u32,
     pub promisc: bool,
     pub geometry: Geometry,
-    /// A `PACKET_FANOUT` group id shared by every ring reading the same interface.
-    pub fanout: Option<u16>,
+    /// The `PACKET_FANOUT` group shared by every ring reading the same interface.
+    pub fanout: Option<Fanout>,
 }
 
 /// A kernel BPF program (`struct sock_filter` array).
@@ -316,9 +329,14 @@ impl Ring {
         }
         self.hatype = got.sll_hatype;
         self.linktype = linktype_of(got.sll_hatype);
-        if let Some(group) = config.fanout {
+        if let Some(fanout) = config.fanout {
             // Joined after bind: the kernel only groups running sockets of one device.
-            let arg: u32 = (FANOUT_HASH_DEFRAG << 16) | u32::from(group);
+            let mode = if fanout.defrag {
+                FANOUT_HASH | FANOUT_FLAG_DEFRAG
+            } else {
+                FANOUT_HASH
+            };
+            let arg: u32 = (mode << 16) | u32::from(fanout.group);
             setsockopt(fd, libc::SOL_PACKET, libc::PACKET_FANOUT, &arg).map_err(|err| {
                 OpenError {
                     step: "PACKET_FANOUT",
