@@ -7,12 +7,18 @@ TCP, some ND; documentation addresses only) is sent as fast as one Python raw
 socket can from one end, and a consumer on the other end reports how many
 frames it got, how fast, and what the kernel dropped. Consumers:
 
-* ``afpacket``: ``detectors.live.capture`` (AF_PACKET, recvmsg, kernel
-  timestamps), frames only: the capture ceiling;
-* ``afpacket+engine``: the same with the whole detection engine (what
-  ``v6sentry live`` does);
+* ``ring``: one ``detectors._native.LiveRing`` (TPACKET_V3), frames counted in
+  Rust (``count_batch``), no Python object per frame: the ring's own ceiling;
+* ``ring+tuples``: the same ring handing Python the capture record tuples
+  (``next_batch``), what the engine is fed;
+* ``ring+engine``: ``detectors.live.capture`` on the ring with the whole
+  detection engine (what ``v6sentry live`` does);
 * ``tcpdump+engine``: ``tcpdump -w -`` piped into ``detectors.capture`` and the
   engine (drops as tcpdump reports them at exit);
+
+The sender's own rate is reported too: the most this machine pushes through the
+veth from one Python raw socket, the ceiling of what any consumer can be shown
+to take.
 
 Needs root (namespaces). Nothing leaves the namespace.
 """
@@ -23,7 +29,6 @@ import argparse
 import json
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -58,7 +63,39 @@ def _report(kind: str, got: int, first: float, last: float, drops: int | str) ->
     print(json.dumps({"kind": kind, "frames": got, "seconds": seconds, "drops": drops}))
 
 
-def _consume_afpacket(engine: bool, buffer_mb: int) -> None:
+PREFILL = False  # the consumer waits until the whole burst is in the ring, then drains
+
+
+def _wait_for_go() -> None:
+    if PREFILL:
+        sys.stdin.readline()
+
+
+def _consume_ring(kind: str, buffer_mb: int) -> None:
+    from detectors._native import LiveRing
+
+    ring = LiveRing.open(CAP, True, buffer_mb)
+    print("ready", flush=True)
+    _wait_for_go()
+    got, first, last = 0, 0.0, 0.0
+    while True:
+        if kind == "ring":
+            n, _bytes = ring.count_batch(int(IDLE_S * 1000))
+        else:
+            n = len(ring.next_batch(int(IDLE_S * 1000)))
+        if n:
+            if not got:
+                first = time.perf_counter()
+            got += n
+            last = time.perf_counter()
+        elif got and time.perf_counter() - last >= IDLE_S:
+            break
+    drops = ring.stats()[1]
+    ring.close()
+    _report(kind, got, first, last, drops)
+
+
+def _consume_engine(buffer_mb: int) -> None:
     from detectors.engine import Engine
     from detectors.live.capture import LiveCapture
     from detectors.policy import empty_policy
@@ -66,35 +103,31 @@ def _consume_afpacket(engine: bool, buffer_mb: int) -> None:
     cap = LiveCapture([CAP], None, buffer_mb * 2**20, True)
     cap.open()
     link = cap.links[0]
-    eng = Engine(empty_policy(), lambda _a: None) if engine else None
+    eng = Engine(empty_policy(), lambda _a: None)
     got, first, last = 0, 0.0, 0.0
 
     def frames() -> Iterator[tuple[int, int, int, bytes, int]]:
         nonlocal got, first, last
         print("ready", flush=True)
-        sock = cap.sockets()[0]
+        _wait_for_go()
         while True:
-            ready, _, _ = select.select([sock], [], [], IDLE_S)
-            if not ready:
-                if got:
-                    return
-                continue
-            for record in cap.read(link):
+            n = 0
+            for record in cap.read(link, int(IDLE_S * 1000)):
                 if not got:
                     first = time.perf_counter()
                 got += 1
+                n += 1
                 yield record
-            last = time.perf_counter()
+            if n:
+                last = time.perf_counter()
+            elif got and time.perf_counter() - last >= IDLE_S:
+                return
 
-    if eng is not None:
-        eng.run(frames())
-        eng.finish()
-    else:
-        for _ in frames():
-            pass
+    eng.run(frames())
+    eng.finish()
     drops = cap.counters()[0].kernel_drops
     cap.close()
-    _report("afpacket+engine" if engine else "afpacket", got, first, last, drops)
+    _report("ring+engine", got, first, last, drops)
 
 
 def _consume_tcpdump() -> None:
@@ -180,11 +213,13 @@ def _in_ns(ns: str, *argv: str) -> list[str]:
     return ["ip", "netns", "exec", ns, *argv]
 
 
-def bench_one(ns: str, kind: str, frames: int, python: str, buffer_mb: int) -> dict[str, object]:
+def bench_one(
+    ns: str, kind: str, frames: int, python: str, buffer_mb: int, prefill: bool = False
+) -> dict[str, object]:
+    argv = [python, "-m", "tests.bench_live", "--consumer", kind, "--buffer-mb", str(buffer_mb)]
     consumer = subprocess.Popen(
-        _in_ns(
-            ns, python, "-m", "tests.bench_live", "--consumer", kind, "--buffer-mb", str(buffer_mb)
-        ),
+        _in_ns(ns, *argv, *(["--prefill"] if prefill else [])),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
         cwd=REPO,
@@ -202,7 +237,7 @@ def bench_one(ns: str, kind: str, frames: int, python: str, buffer_mb: int) -> d
             timeout=300,
             check=True,
         )
-        out, _ = consumer.communicate(timeout=300)
+        out, _ = consumer.communicate("go\n", timeout=300)
     finally:
         if consumer.poll() is None:
             consumer.kill()
@@ -217,15 +252,26 @@ def bench_one(ns: str, kind: str, frames: int, python: str, buffer_mb: int) -> d
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.bench_live", description=__doc__)
     parser.add_argument("--frames", type=int, default=200_000, help="burst size (default 200000)")
-    parser.add_argument("--buffer-mb", type=int, default=128, help="socket buffer (default 128)")
+    parser.add_argument("--buffer-mb", type=int, default=128, help="ring size (default 128)")
+    parser.add_argument("--only", action="append", help="run only this consumer (repeatable)")
+    parser.add_argument(
+        "--prefill",
+        action="store_true",
+        help="also fill the ring with the whole burst first, then time the drain alone "
+        "(the consumer's rate without the sender in the way)",
+    )
     parser.add_argument("--consumer", help=argparse.SUPPRESS)
     parser.add_argument("--send", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.consumer:
+        global PREFILL
+        PREFILL = args.prefill
         if args.consumer == "tcpdump+engine":
             _consume_tcpdump()
+        elif args.consumer == "ring+engine":
+            _consume_engine(args.buffer_mb)
         else:
-            _consume_afpacket(args.consumer == "afpacket+engine", args.buffer_mb)
+            _consume_ring(args.consumer, args.buffer_mb)
         return 0
     if args.send is not None:
         _send(args.send)
@@ -234,9 +280,11 @@ def main(argv: list[str] | None = None) -> int:
         print("bench_live: needs root (network namespaces)", file=sys.stderr)
         return 2
     ns = f"{NS_PREFIX}{os.getpid()}-livebench"
-    kinds = ["afpacket", "afpacket+engine"]
+    kinds = ["ring", "ring+tuples", "ring+engine"]
     if shutil.which("tcpdump"):
         kinds.append("tcpdump+engine")
+    if args.only:
+        kinds = [k for k in kinds if k in args.only]
     # A SIGTERM (timeout, Ctrl-C's cousin) must still delete the namespace.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     _ip("netns", "add", ns)
@@ -249,13 +297,30 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"bench_live: {args.frames:,} frames per run over a veth pair, "
             f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
-            f"socket buffer {args.buffer_mb} MiB"
+            f"ring {args.buffer_mb} MiB"
         )
-        for kind in kinds:
-            r = bench_one(ns, kind, args.frames, sys.executable, args.buffer_mb)
+        alone = subprocess.run(
+            _in_ns(ns, sys.executable, "-m", "tests.bench_live", "--send", str(args.frames)),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+            check=True,
+        )
+        solo = json.loads(alone.stdout)
+        print(
+            f"bench_live: {'sender alone':<20} sent {solo['sent']:>9,} "
+            f"({solo['sent'] / solo['seconds']:>9,.0f}/s)  nobody capturing: the ceiling"
+        )
+        runs = [(kind, False) for kind in kinds]
+        if args.prefill:
+            runs += [(kind, True) for kind in kinds if kind != "tcpdump+engine"]
+        for kind, prefill in runs:
+            r = bench_one(ns, kind, args.frames, sys.executable, args.buffer_mb, prefill)
             frames, seconds = int(str(r["frames"])), float(str(r["seconds"]))
+            label = f"{kind} (drain)" if prefill else kind
             print(
-                f"bench_live: {kind:<16} sent {r['sent']:>9,} "
+                f"bench_live: {label:<20} sent {r['sent']:>9,} "
                 f"({float(str(r['send_pps'])):>9,.0f}/s)"
                 f"  delivered {frames:>9,} ({frames / seconds:>9,.0f}/s)"
                 f"  kernel drops {r['drops']}"

@@ -5,7 +5,10 @@ the same alert ids as a replay of the same traffic, windows closed by the timer
 on a quiet link, SIGHUP (good and bad policy, output reopened after a rename),
 SIGTERM (flushed, exit 0, nothing left running), kernel drops in the stats line,
 the BPF filter, interfaces going down and up and being deleted and recreated,
-and running unprivileged with and without CAP_NET_RAW/CAP_NET_ADMIN.
+running unprivileged with and without CAP_NET_RAW/CAP_NET_ADMIN, ``--workers``;
+and the native TPACKET_V3 ring itself, read by a probe in the namespace: the
+same bytes, VLAN tags and nanosecond timestamps as tcpdump on the same veth,
+BPF, kernel drops when it is too small, and PACKET_FANOUT splitting flows.
 
 Every test gets its own namespace ``v6s-<pid>-lv<n>`` (the ``v6s-<pid>-`` form
 that ``tests/netlab.py`` leaves alone while this process lives) with a veth pair
@@ -569,3 +572,191 @@ def test_live_ships_alerts_to_elasticsearch(
         client.indices.delete(index=index)
     finally:
         subprocess.run(["ip", "link", "del", cap], capture_output=True, timeout=30)
+
+
+# -- the ring itself (detectors._native.LiveRing), read by a probe inside the namespace ----
+
+# Opens the rings described by argv[1] (JSON), says "ready", waits for a line on stdin,
+# then reads every ring until all were quiet for 1 s and prints what each got as JSON.
+RING_PROBE = """
+import json, sys, time
+from detectors._native import LiveRing
+spec = json.loads(sys.argv[1])
+bpf = bytes.fromhex(spec["bpf"]) if spec.get("bpf") else None
+rings = [LiveRing.open("cap0", True, spec["buffer_mb"], bpf, spec.get("fanout"))
+         for _ in range(spec["rings"])]
+print("ready", flush=True)
+sys.stdin.readline()
+got = [[] for _ in rings]
+quiet = time.monotonic()
+while time.monotonic() - quiet < 1.0:
+    for ring, into in zip(rings, got):
+        batch = ring.next_batch(50)
+        if batch:
+            quiet = time.monotonic()
+            into.extend([ts, i, lt, data.hex(), wl] for ts, i, lt, data, wl in batch)
+print(json.dumps({"got": got, "stats": [r.stats() for r in rings],
+                  "geometry": [r.geometry for r in rings]}))
+"""
+
+
+class RingProbe:
+    """``RING_PROBE`` in ``ns``: ``go()`` once the frames are sent, then ``result()``."""
+
+    def __init__(self, ns: str, **spec: Any) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", ns, sys.executable, "-c", RING_PROBE, json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.proc.kill()
+            raise AssertionError(f"ring probe did not start: {line!r} {self.proc.communicate()}")
+
+    def result(self) -> dict[str, Any]:
+        try:
+            out, err = self.proc.communicate("go\n", timeout=60)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+        assert self.proc.returncode == 0, err
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+
+def udp6(flow: int, seq: int, vlan: int | None = None) -> bytes:
+    """An Ethernet/IPv6/UDP frame of flow ``flow`` (its own addresses and port) carrying
+    ``seq``; 802.1Q-tagged with ``vlan``. Documentation addresses and 02:00:00 MACs."""
+    payload = seq.to_bytes(4, "big") + bytes(20)
+    udp = (1000 + flow).to_bytes(2, "big") + (53).to_bytes(2, "big")
+    udp += (8 + len(payload)).to_bytes(2, "big") + b"\0\0" + payload
+    src = bytes.fromhex("20010db8000000000000000000000000")[:14] + flow.to_bytes(2, "big")
+    dst = bytes.fromhex("20010db8000100000000000000000001")
+    ip6 = b"\x60\0\0\0" + len(udp).to_bytes(2, "big") + b"\x11\x40" + src + dst
+    eth = mac("02:00:00:00:00:01") + mac(f"02:00:00:00:10:{flow % 256:02x}")
+    tag = b"" if vlan is None else b"\x81\x00" + vlan.to_bytes(2, "big")
+    return eth + tag + b"\x86\xdd" + ip6 + udp
+
+
+def test_ring_gets_every_frame_as_tcpdump_does(ns: str, tmp_path: Path) -> None:
+    """Same bytes (VLAN tags back in place), lengths and nanosecond timestamps as
+    tcpdump on the same veth, for a bounded burst."""
+    pcap = tmp_path / "same.pcap"
+    tcpdump = subprocess.Popen(
+        ["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "-i", "cap0", "-U", "-w",
+         str(pcap), "--time-stamp-precision=nano", "--immediate-mode", "-B", "16384", "-s", "512"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    # -s 512: in immediate mode libpcap uses TPACKET_V2, one slot of the snap length per
+    # frame; a small one keeps its ring from overflowing on the burst.
+    try:
+        assert tcpdump.stderr is not None
+        assert "listening" in tcpdump.stderr.readline()
+        probe = RingProbe(ns, rings=1, buffer_mb=16)
+        frames = [udp6(i % 7, i, vlan=100 + i % 3 if i % 5 == 0 else None) for i in range(3000)]
+        send(ns, frames)
+        got = probe.result()
+    finally:
+        tcpdump.terminate()
+        _, tail = tcpdump.communicate(timeout=10)
+    assert "\n0 packets dropped by kernel" in tail, tail
+    from detectors.capture import open_capture
+
+    with open_capture(str(pcap)) as reader:
+        dumped = [(ts, bytes(data), wl) for ts, _i, _lt, data, wl in reader.records()]
+    ring = [(ts, bytes.fromhex(data), wl) for ts, _i, _lt, data, wl in got["got"][0]]
+    assert [data for _ts, data, _wl in ring] == frames  # every frame, tags restored
+    assert ring == dumped
+    assert all(lt == 1 and i == 0 for _ts, i, lt, _d, _wl in got["got"][0])
+    assert got["stats"][0][1] == 0  # no drops
+
+
+def test_ring_applies_the_bpf_filter(ns: str) -> None:
+    from detectors.live.capture import compile_bpf
+
+    code = compile_bpf("ether src 02:00:00:00:10:01")
+    probe = RingProbe(ns, rings=1, buffer_mb=4, bpf=code.hex())
+    send(ns, [udp6(i % 4, i) for i in range(400)])
+    got = probe.result()["got"][0]
+    assert [bytes.fromhex(r[3]) for r in got] == [udp6(i % 4, i) for i in range(1, 400, 4)]
+
+
+def test_ring_too_small_counts_kernel_drops(ns: str) -> None:
+    probe = RingProbe(ns, rings=1, buffer_mb=1)  # 8 blocks of 128 KiB, read only after
+    send(ns, [udp6(i % 5, i) for i in range(20_000)])
+    result = probe.result()
+    (packets, drops, freezes), got = result["stats"][0], result["got"][0]
+    assert result["geometry"][0] == [128 * 1024, 8]
+    assert drops > 0 and freezes > 0
+    # The kernel counts every frame that passed the filter; the ring kept the rest.
+    assert len(got) + drops == packets == 20_000
+    seqs = [int.from_bytes(bytes.fromhex(r[3])[62:66], "big") for r in got]
+    assert seqs == sorted(seqs)  # what it kept is in order, a prefix of the burst
+
+
+def ipv4_fragments(n: int) -> list[bytes]:
+    """UDP datagram ``n`` from 192.0.2.n in two IPv4 fragments (offsets 0 and 16)."""
+    udp = (1000 + n).to_bytes(2, "big") + b"\x00\x35\x00\x20\x00\x00" + bytes(24)
+    out = []
+    for off, part, more in ((0, udp[:16], 0x2000), (2, udp[16:], 0)):
+        hdr = bytearray(b"\x45\x00" + (20 + len(part)).to_bytes(2, "big"))
+        hdr += (n + 1).to_bytes(2, "big") + (more | off).to_bytes(2, "big") + b"\x40\x11\0\0"
+        hdr += bytes([192, 0, 2, n % 250 + 1, 198, 51, 100, 1])
+        total = sum(int.from_bytes(hdr[i : i + 2], "big") for i in range(0, 20, 2))
+        while total > 0xFFFF:
+            total = (total & 0xFFFF) + (total >> 16)
+        hdr[10:12] = (~total & 0xFFFF).to_bytes(2, "big")
+        eth = mac("02:00:00:00:00:01") + mac(f"02:00:00:00:20:{n % 256:02x}") + b"\x08\x00"
+        out.append(eth + bytes(hdr) + part)
+    return out
+
+
+def test_fanout_splits_flows_between_rings_without_loss_or_duplicates(ns: str) -> None:
+    group = (os.getpid() * 16 + 7) & 0xFFFF
+    probe = RingProbe(ns, rings=2, buffer_mb=8, fanout=group)
+    frames = [udp6(i % 64, i) for i in range(6400)]
+    fragments = [f for n in range(32) for f in ipv4_fragments(n)]
+    send(ns, frames + fragments)
+    result = probe.result()
+    a, b = ([bytes.fromhex(r[3]) for r in got] for got in result["got"])
+    assert a and b, (len(a), len(b))  # both members got a share
+    # Nothing lost, nothing twice, and fragments as sent (the kernel did not reassemble).
+    assert sorted(a + b) == sorted(frames + fragments)
+    flows_a = {f[6:12] for f in a}  # the flow is in the source MAC
+    flows_b = {f[6:12] for f in b}
+    assert not flows_a & flows_b  # a flow, and a datagram's fragments, stay with one member
+    assert sum(s[1] for s in result["stats"]) == 0
+
+
+def test_workers_share_the_link_and_write_each_alert_once(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    out = tmp_path / "alerts.json"
+    live = Live(ns, [*POLICY_ARGS, "-i", "cap0", "--workers", "2", "-o", str(out)])
+    live_procs.append(live)
+    live.started()
+    assert any("with 2 workers" in e for e in live.err)
+    send(ns, [rogue(n) for n in range(1, 9)])
+
+    def written() -> list[dict[str, Any]]:
+        if not out.exists():
+            return []
+        return [json.loads(x) for x in out.read_text().splitlines() if x.endswith("}")]
+
+    live.wait_for(lambda: len(written()) >= 8, 3.0, "eight rogue RA alerts")
+    assert live.stop() == 0
+    alerts = written()
+    assert sorted(a["src_ip"] for a in alerts) == [f"fe80::bad:{n:x}" for n in range(1, 9)]
+    assert len({a["v6sentry"]["alert_id"] for a in alerts}) == 8
+    final = next(e for e in live.err if "final stats" in e)
+    assert "packets 8," in final and "alerts 8 " in final, final
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    assert pids.strip() == ""  # workers gone too

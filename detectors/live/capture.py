@@ -1,19 +1,20 @@
-"""Packet capture from network interfaces, with Python's AF_PACKET sockets.
+"""Packet capture from network interfaces, on native TPACKET_V3 rings.
 
 Owns everything between an interface name and a capture record
 ``(ts_ns, iface_index, linktype, data, wire_len)``, the same record
-``detectors.capture`` makes from files: one ``AF_PACKET``/``SOCK_RAW`` socket
-per interface (``iface_index`` is the interface's position on the command
-line, as pcapng numbers its interfaces), kernel receive timestamps in
-nanoseconds (``SO_TIMESTAMPNS``, the realtime clock, so alert ids match a
-replay of the same traffic), 802.1Q tags put back into the frame from the
-kernel's auxiliary data (``PACKET_AUXDATA``; the kernel strips them), a
-kernel BPF filter compiled by libpcap (``pcap_compile`` through ctypes; no
-privilege is needed to compile), promiscuous mode, the socket buffer size,
-the kernel's packet and drop counters (``PACKET_STATISTICS``), and the
-interfaces' life: an interface that goes down is logged and read again when it
-comes back up, one that is deleted (or replaced, with a new ifindex) is
-reopened with backoff.
+``detectors.capture`` makes from files: one memory-mapped ring per interface
+(``detectors._native.LiveRing``, ``native/src/live/``; ``iface_index`` is the
+interface's position on the command line, as pcapng numbers its interfaces),
+optionally in a ``PACKET_FANOUT`` group shared with other workers' rings on the
+same interface. The ring gives kernel receive timestamps in nanoseconds (the
+realtime clock, so alert ids match a replay of the same traffic), 802.1Q tags
+put back into the frame (the kernel strips them), promiscuous mode, the ring
+size (``--buffer-mb``) and the kernel's packet, drop and freeze counters. Here:
+the kernel BPF filter compiled by libpcap (``pcap_compile`` through ctypes; no
+privilege is needed to compile) and handed to the ring, and the interfaces'
+life: an interface that goes down is logged and read again when it comes back
+up, one that is deleted (or replaced, with a new ifindex) is reopened with
+backoff.
 
 It does not decode packets, keep time for the engine, or print anything but
 the one-line log messages it hands to ``log``. Errors that stop a start are
@@ -30,53 +31,31 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
+
+from detectors._native import LiveRing
 
 __all__ = ["CAPS_HINT", "Link", "LiveCapture", "LiveCaptureError", "compile_bpf"]
 
 Record = tuple[int, int, int, bytes, int]
 
-# Linux constants the socket module (3.11) does not export.
-ETH_P_ALL: Final = 0x0003
-SOL_PACKET: Final = 263
-PACKET_ADD_MEMBERSHIP: Final = 1
-PACKET_MR_PROMISC: Final = 1
-PACKET_STATISTICS: Final = 6
-PACKET_AUXDATA: Final = 8
-SO_TIMESTAMPNS: Final = 35  # also SCM_TIMESTAMPNS
-SO_ATTACH_FILTER: Final = 26
-SO_RCVBUFFORCE: Final = 33
 SIOCGIFFLAGS: Final = 0x8913
 IFF_UP: Final = 0x1
-TP_STATUS_VLAN_VALID: Final = 0x10
-TP_STATUS_VLAN_TPID_VALID: Final = 0x40
-
-# ARPHRD (the interface's hardware type) -> link type of what SOCK_RAW delivers.
-# Ethernet and loopback carry an Ethernet header; the others carry bare IP.
-ARPHRD_LINKTYPE: Final = {1: 1, 772: 1, 65534: 101, 776: 101, 769: 101, 778: 101, 823: 101}
 LINKTYPE_UNSUPPORTED: Final = 147  # LINKTYPE_USER0: the decoder counts it as unsupported
 LINKTYPE_DLT: Final = {1: 1, 101: 12}  # link type -> libpcap DLT for pcap_compile
 
-# Big enough for any frame the kernel hands a packet socket, GRO super-frames included;
-# MSG_TRUNC still reports the true length of anything larger.
-FRAME_BUFFER: Final = 256 * 1024
-BATCH: Final = 256  # frames read from one socket before looking at the others
+# pcap_compile's snaplen: any frame the kernel hands a packet socket, GRO super-frames too.
+SNAPLEN: Final = 256 * 1024
 BACKOFF_FIRST_S: Final = 0.5
 BACKOFF_MAX_S: Final = 8.0
 
 CAPS_HINT: Final = (
     "live capture needs CAP_NET_RAW (packet sockets) and CAP_NET_ADMIN (promiscuous "
-    "mode, large socket buffers): run as root, give the interpreter the capabilities "
+    "mode): run as root, give the interpreter the capabilities "
     "with `setcap cap_net_raw,cap_net_admin+eip $(readlink -f .venv/bin/python)`, or "
     "start it from systemd with AmbientCapabilities=CAP_NET_RAW CAP_NET_ADMIN"
 )
-
-_TIMESPEC = struct.Struct("=qq")
-_AUXDATA = struct.Struct("=IIIHHHH")
-_STATS = struct.Struct("=II")
-_ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) + socket.CMSG_SPACE(_AUXDATA.size)
-_DROP_ALL: Final = struct.pack("=HBBI", 0x06, 0, 0, 0)  # BPF "ret #0"
 
 
 class LiveCaptureError(Exception):
@@ -119,7 +98,7 @@ def _libpcap() -> ctypes.CDLL:
 def compile_bpf(expression: str, linktype: int = 1) -> bytes:
     """Kernel BPF bytecode (``struct sock_filter`` array) for a tcpdump expression."""
     lib = _libpcap()
-    handle = lib.pcap_open_dead(LINKTYPE_DLT.get(linktype, linktype), FRAME_BUFFER)
+    handle = lib.pcap_open_dead(LINKTYPE_DLT.get(linktype, linktype), SNAPLEN)
     if not handle:
         raise LiveCaptureError("libpcap: pcap_open_dead failed")
     prog = _BpfProgram()
@@ -136,24 +115,16 @@ def compile_bpf(expression: str, linktype: int = 1) -> bytes:
         lib.pcap_close(handle)
 
 
-def _attach(sock: socket.socket, code: bytes) -> None:
-    # struct sock_fprog { unsigned short len; struct sock_filter *filter; }; the buffer
-    # must live until setsockopt returns (the kernel copies it).
-    buf = ctypes.create_string_buffer(code, len(code))
-    fprog = struct.pack("HL", len(code) // 8, ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-
-
 # -- one interface ------------------------------------------------------------------------
 
 
 @dataclass
 class Link:
-    """One interface on the command line and the socket reading it (None while gone)."""
+    """One interface on the command line and the ring reading it (None while gone)."""
 
     name: str
     index: int  # iface index in the records: position on the command line
-    sock: socket.socket | None = None
+    ring: LiveRing | None = None
     ifindex: int = 0
     linktype: int = 1
     up: bool = True
@@ -162,25 +133,28 @@ class Link:
     backoff: float = BACKOFF_FIRST_S
     packets: int = 0  # frames delivered to the engine
     bytes: int = 0
-    kernel_packets: int = 0  # PACKET_STATISTICS, accumulated (reading resets the kernel's)
+    kernel_packets: int = 0  # PACKET_STATISTICS over every ring this link had
     kernel_drops: int = 0
+    kernel_freezes: int = 0  # times the ring was full (tp_freeze_q_cnt)
     reopened: int = 0
-    _buf: bytearray = field(default_factory=lambda: bytearray(FRAME_BUFFER), repr=False)
+    _seen: tuple[int, int, int] = (0, 0, 0)  # the current ring's counters, last read
 
     @property
     def state(self) -> str:
-        if self.sock is None:
+        if self.ring is None:
             return "gone"
         return "up" if self.up else "down"
 
 
-def _if_flags(sock: socket.socket, name: str) -> int:
+def _if_flags(fd: int, name: str) -> int:
     ifreq = struct.pack("16sH14x", name.encode()[:15], 0)
-    return int(struct.unpack_from("16sH", fcntl.ioctl(sock.fileno(), SIOCGIFFLAGS, ifreq))[1])
+    return int(struct.unpack_from("16sH", fcntl.ioctl(fd, SIOCGIFFLAGS, ifreq))[1])
 
 
 class LiveCapture:
-    """Every interface of one ``v6sentry live``: open, read, watch, reopen, count."""
+    """Every interface of one ``v6sentry live`` (or one of its workers): open, read,
+    watch, reopen, count. ``fanout``: the PACKET_FANOUT group of link 0 (link i uses
+    ``fanout + i``), shared with the other workers' captures; None reads every frame."""
 
     def __init__(
         self,
@@ -190,6 +164,7 @@ class LiveCapture:
         promiscuous: bool = True,
         log: Callable[[str], None] = lambda _: None,
         clock: Callable[[], float] = time.monotonic,
+        fanout: int | None = None,
     ) -> None:
         self.links = [Link(name, i) for i, name in enumerate(names)]
         self.bpf = bpf
@@ -197,7 +172,7 @@ class LiveCapture:
         self.promiscuous = promiscuous
         self.log = log
         self.clock = clock
-        self._warned_buffer = False
+        self.fanout = fanout
         self._code: dict[int, bytes] = {}  # compiled filter per link type
         if bpf is not None:
             self._code[1] = compile_bpf(bpf, 1)  # a bad expression fails before any socket
@@ -223,139 +198,81 @@ class LiveCapture:
 
     def _open(self, link: Link) -> None:
         try:
-            ifindex = socket.if_nametoindex(link.name)
+            socket.if_nametoindex(link.name)
         except OSError:
             raise LiveCaptureError(f"{link.name}: no such interface") from None
+        group = None if self.fanout is None else (self.fanout + link.index) & 0xFFFF
         try:
-            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: no frames yet
-        except PermissionError:
-            raise LiveCaptureError(f"{link.name}: {CAPS_HINT}", privilege=True) from None
-        try:
-            self._setup(sock, link, ifindex)
-        except BaseException:
-            sock.close()
-            raise
-        link.sock, link.ifindex, link.up = sock, ifindex, True
-        link.gone_since, link.backoff = None, BACKOFF_FIRST_S
-
-    def _setup(self, sock: socket.socket, link: Link, ifindex: int) -> None:
-        # Nothing may pass before the real filter is in place: drop everything, bind,
-        # drain what slipped in, then attach the filter (what libpcap does too).
-        if self.bpf is not None:
-            _attach(sock, _DROP_ALL)
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-        self._buffer(sock)
-        try:
-            sock.bind((link.name, ETH_P_ALL))
-        except OSError as exc:
-            raise LiveCaptureError(f"{link.name}: cannot bind: {exc.strerror}") from None
-        hatype = int(sock.getsockname()[3])
-        link.linktype = ARPHRD_LINKTYPE.get(hatype, LINKTYPE_UNSUPPORTED)
-        if link.linktype == LINKTYPE_UNSUPPORTED:
-            self.log(f"{link.name}: hardware type {hatype} is not supported; frames are counted")
-        if self.promiscuous:
-            mreq = struct.pack("iHH8s", ifindex, PACKET_MR_PROMISC, 0, b"")
-            try:
-                sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, mreq)
-            except OSError as exc:
-                self.log(f"{link.name}: cannot enable promiscuous mode: {exc.strerror}")
-        code = self._filter(link.linktype)
-        if code is not None:
-            sock.setblocking(False)
-            while True:
-                try:
-                    sock.recv(FRAME_BUFFER)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    break
-            _attach(sock, code)
-        sock.setblocking(False)
-        self._stats(link, sock)  # reset the kernel counters: they start now
-
-    def _buffer(self, sock: socket.socket) -> None:
-        # SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN; without it the
-        # kernel caps SO_RCVBUF at rmem_max (often 208 KiB), and bursts drop sooner.
-        half = self.buffer_bytes // 2  # the kernel doubles the value for bookkeeping
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, half)
-            return
-        except PermissionError:
-            pass
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, half)
-        got = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
-        if got < self.buffer_bytes and not self._warned_buffer:
-            self._warned_buffer = True
-            self.log(
-                f"warning: socket buffer is {got // 1024} KiB, not "
-                f"{self.buffer_bytes // 1024} KiB: without CAP_NET_ADMIN the kernel caps it "
-                "at net.core.rmem_max"
+            ring = LiveRing.open(
+                link.name,
+                self.promiscuous,
+                max(1, self.buffer_bytes >> 20),
+                self._filter,  # called with the link type once the ring is bound
+                group,
+                link.index,
             )
+        except PermissionError as exc:
+            if exc.filename == "socket":
+                raise LiveCaptureError(f"{link.name}: {CAPS_HINT}", privilege=True) from None
+            raise LiveCaptureError(f"{link.name}: {exc.filename}: {exc.strerror}") from None
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENXIO):
+                raise LiveCaptureError(f"{link.name}: no such interface") from None
+            if exc.filename == "bind":
+                raise LiveCaptureError(f"{link.name}: cannot bind: {exc.strerror}") from None
+            raise LiveCaptureError(f"{link.name}: {exc.filename}: {exc.strerror}") from None
+        link.ring, link.ifindex, link.up = ring, ring.ifindex, True
+        link.linktype = ring.linktype
+        link.gone_since, link.backoff, link._seen = None, BACKOFF_FIRST_S, (0, 0, 0)
+        if link.linktype == LINKTYPE_UNSUPPORTED:
+            self.log(
+                f"{link.name}: hardware type {ring.hatype} is not supported; frames are counted"
+            )
+        promisc = ring.promisc_error
+        if promisc is not None:
+            self.log(f"{link.name}: cannot enable promiscuous mode: {promisc.strerror}")
 
-    def close(self) -> None:
+    def close(self, count: bool = True) -> None:
+        """Close every ring; ``count=False`` leaves the kernel counters unread (reading
+        resets them), for a copy of a ring another process reads after a fork."""
         for link in self.links:
-            if link.sock is not None:
-                self._stats(link, link.sock)
-                link.sock.close()
-                link.sock = None
+            if link.ring is not None:
+                if count:
+                    self._stats(link)
+                link.ring.close()
+                link.ring = None
 
     # -- reading ----------------------------------------------------------------------
 
-    def sockets(self) -> list[socket.socket]:
-        return [link.sock for link in self.links if link.sock is not None]
+    def rings(self) -> list[LiveRing]:
+        return [link.ring for link in self.links if link.ring is not None]
 
-    def link_of(self, sock: socket.socket) -> Link:
+    def link_of(self, ring: LiveRing) -> Link:
         for link in self.links:
-            if link.sock is sock:
+            if link.ring is ring:
                 return link
-        raise KeyError(sock)
+        raise KeyError(ring)
 
-    def read(self, link: Link, budget: int = BATCH) -> Iterator[Record]:
-        """Up to ``budget`` frames waiting on ``link``'s socket, without blocking."""
-        sock = link.sock
-        if sock is None:
+    def read(self, link: Link, timeout_ms: int = 0) -> Iterator[Record]:
+        """The frames of the next block of ``link``'s ring, waiting up to ``timeout_ms``."""
+        ring = link.ring
+        if ring is None:
             return
-        buf = link._buf
-        view = memoryview(buf)
-        recv = sock.recvmsg_into
-        for _ in range(budget):
-            try:
-                n, ancdata, _flags, _addr = recv([view], _ANC_SIZE, socket.MSG_TRUNC)
-            except BlockingIOError:
+        try:
+            batch = ring.next_batch(timeout_ms)
+        except OSError as exc:
+            if exc.errno == errno.ENETDOWN:  # reported once; frames resume on "up"
+                self._went_down(link)
                 return
-            except OSError as exc:
-                if exc.errno == errno.ENETDOWN:  # reported once; frames resume on "up"
-                    self._went_down(link)
-                    return
-                raise
-            ts_ns = 0
-            tag = b""
-            for level, kind, data in ancdata:
-                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
-                    sec, nsec = _TIMESPEC.unpack_from(data)
-                    ts_ns = sec * 1_000_000_000 + nsec
-                elif level == SOL_PACKET and kind == PACKET_AUXDATA:
-                    status, _len, _snap, _mac, _net, tci, tpid = _AUXDATA.unpack_from(data)
-                    if status & TP_STATUS_VLAN_VALID:
-                        # The kernel took the 802.1Q tag off; libpcap puts it back too.
-                        if not status & TP_STATUS_VLAN_TPID_VALID:
-                            tpid = 0x8100
-                        tag = struct.pack("!HH", tpid, tci)
-            if ts_ns == 0:
-                ts_ns = time.time_ns()
-            if not link.up:
-                link.up = True
-                self.log(f"{link.name}: link up, capturing again")
-            size = min(n, FRAME_BUFFER)
-            if tag and link.linktype == 1 and size >= 12:
-                data = bytes(view[:12]) + tag + bytes(view[12:size])
-                n += 4
-            else:
-                data = bytes(view[:size])
-            link.packets += 1
-            link.bytes += n
-            yield (ts_ns, link.index, link.linktype, data, n)
+            raise
+        if not batch:
+            return
+        if not link.up:
+            link.up = True
+            self.log(f"{link.name}: link up, capturing again")
+        link.packets += len(batch)
+        link.bytes += sum(record[4] for record in batch)
+        yield from batch
 
     # -- watching ----------------------------------------------------------------------
 
@@ -365,10 +282,10 @@ class LiveCapture:
             self.log(f"{link.name}: link down; waiting for it to come back")
 
     def _gone(self, link: Link, why: str) -> None:
-        if link.sock is not None:
-            self._stats(link, link.sock)
-            link.sock.close()
-            link.sock = None
+        if link.ring is not None:
+            self._stats(link)
+            link.ring.close()
+            link.ring = None
         now = self.clock()
         link.gone_since = now
         link.backoff = BACKOFF_FIRST_S
@@ -379,7 +296,7 @@ class LiveCapture:
         """Called about once a second: notice links that went down, up, away or back."""
         now = self.clock()
         for link in self.links:
-            if link.sock is None:
+            if link.ring is None:
                 if now < link.retry_at:
                     continue
                 assert link.gone_since is not None
@@ -406,7 +323,7 @@ class LiveCapture:
                 self._gone(link, f"interface replaced (ifindex {link.ifindex} -> {ifindex})")
                 continue
             try:
-                up = bool(_if_flags(link.sock, link.name) & IFF_UP)
+                up = bool(_if_flags(link.ring.fileno(), link.name) & IFF_UP)
             except OSError:
                 continue
             if not up:
@@ -417,18 +334,21 @@ class LiveCapture:
 
     # -- counters ----------------------------------------------------------------------
 
-    def _stats(self, link: Link, sock: socket.socket) -> None:
+    def _stats(self, link: Link) -> None:
+        if link.ring is None:
+            return
         try:
-            raw = sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
+            now = link.ring.stats()
         except OSError:
             return
-        packets, drops = _STATS.unpack(raw)
+        packets, drops, freezes = (a - b for a, b in zip(now, link._seen, strict=True))
+        link._seen = now
         link.kernel_packets += packets
         link.kernel_drops += drops
+        link.kernel_freezes += freezes
 
     def counters(self) -> list[Link]:
         """Every link with its kernel counters brought up to date."""
         for link in self.links:
-            if link.sock is not None:
-                self._stats(link, link.sock)
+            self._stats(link)
         return self.links

@@ -113,11 +113,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MB",
         type=int,
         default=128,
-        help="kernel socket buffer per interface, a limit taken only while frames queue; "
-        "small frames cost about 1 KiB each in it (default 128)",
+        help="capture ring per interface (memory mapped, taken at start; split between "
+        "--workers); a frame takes its length plus 80 bytes of it (default 128)",
     )
     parser.add_argument(
         "--no-promisc", action="store_true", help="do not put the interfaces in promiscuous mode"
+    )
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=int,
+        default=1,
+        help="N processes share each interface's flows (PACKET_FANOUT, by flow hash), "
+        "each with its own engine; alerts go out through one output (default 1)",
     )
     ship_cli.add_replay_arguments(parser)
 
@@ -241,18 +249,19 @@ class LiveRun:
         (stop, or a reload that needs a new engine)."""
         capture = self.capture
         while True:
-            socks = capture.sockets()
+            by_fd = {ring.fileno(): ring for ring in capture.rings()}
             try:
-                ready, _, _ = select.select([self._wake_r, *socks], [], [], POLL_S)
+                ready, _, _ = select.select([self._wake_r.fileno(), *by_fd], [], [], POLL_S)
             except InterruptedError:  # pragma: no cover - PEP 475 retries select
                 ready = []
             got = False
-            for sock in ready:
-                if sock is self._wake_r:
+            for fd in ready:
+                ring = by_fd.get(fd)
+                if ring is None:
                     self._drain_wakeup()
                     continue
-                link = capture.link_of(sock)
-                for record in capture.read(link):
+                # One block per ready ring, then the others get their turn.
+                for record in capture.read(capture.link_of(ring)):
                     got = True
                     yield record
             now = time.monotonic()
@@ -284,8 +293,7 @@ class LiveRun:
         except BlockingIOError:
             pass
 
-    def _reload(self) -> bool:
-        """SIGHUP: reopen the output; reload the policy. True if a new engine is needed."""
+    def _reopen_output(self) -> None:
         try:
             self.output.reopen()
             self.writer.stream = self.output.stream
@@ -293,6 +301,10 @@ class LiveRun:
                 _log(f"reopened {self.args.output}")
         except OSError as exc:
             _log(f"error: cannot reopen {self.args.output}: {exc.strerror}; keeping the old one")
+
+    def _reload(self) -> bool:
+        """SIGHUP: reopen the output; reload the policy. True if a new engine is needed."""
+        self._reopen_output()
         if not self.args.policy:
             _log("SIGHUP: no --policy to reload (learned routers are kept)")
             return False
@@ -347,6 +359,7 @@ class LiveRun:
                     "state": link.state,
                     "packets": link.packets,
                     "kernel_drops": link.kernel_drops,
+                    "kernel_freezes": link.kernel_freezes,
                     "reopened": link.reopened,
                 }
                 for link in links
@@ -361,28 +374,33 @@ class LiveRun:
         s = self.stats()
         if self.shipping is not None:
             self.shipping.end_line()
-        links = " ".join(
-            f"{name}={v['state']}/{v['packets']}p/{v['kernel_drops']}d"
-            for name, v in s["links"].items()
-        )
-        alerts = sum(s["alerts"].values())
-        by_cat = " ".join(f"{k}={v}" for k, v in s["alerts"].items())
-        evicted = sum(s["evictions"].values())
-        where = " ".join(f"{k}={v}" for k, v in s["evictions"].items())
-        _log(
-            f"{'final ' if final else ''}stats: uptime {s['uptime_s']:g} s, "
-            f"packets {s['packets']}, bytes {s['bytes']}, kernel drops {s['kernel_drops']}, "
-            f"alerts {alerts}"
-            + (f" ({by_cat})" if by_cat else "")
-            + f", table entries {s['table_entries']}, evictions {evicted}"
-            + (f" ({where})" if where else "")
-            + f"; links {links}"
-        )
+        _log(format_stats(s, final))
 
     def close(self) -> None:
         signal.set_wakeup_fd(-1)
         self._wake_r.close()
         self._wake_w.close()
+
+
+def format_stats(s: dict[str, Any], final: bool = False) -> str:
+    """The stats line (without the ``v6sentry: live:`` prefix) of a ``stats()`` dict."""
+    links = " ".join(
+        f"{name}={v['state']}/{v['packets']}p/{v['kernel_drops']}d"
+        for name, v in s["links"].items()
+    )
+    alerts = sum(s["alerts"].values())
+    by_cat = " ".join(f"{k}={v}" for k, v in s["alerts"].items())
+    evicted = sum(s["evictions"].values())
+    where = " ".join(f"{k}={v}" for k, v in s["evictions"].items())
+    return (
+        f"{'final ' if final else ''}stats: uptime {s['uptime_s']:g} s, "
+        f"packets {s['packets']}, bytes {s['bytes']}, kernel drops {s['kernel_drops']}, "
+        f"alerts {alerts}"
+        + (f" ({by_cat})" if by_cat else "")
+        + f", table entries {s['table_entries']}, evictions {evicted}"
+        + (f" ({where})" if where else "")
+        + f"; links {links}"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -391,6 +409,8 @@ def run(args: argparse.Namespace) -> int:
         return _fail("--stats-interval must be 0 or more")
     if args.buffer_mb < 1:
         return _fail("--buffer-mb must be at least 1")
+    if args.workers < 1:
+        return _fail("--workers must be at least 1")
     if len(set(args.interfaces)) != len(args.interfaces):
         return _fail("an interface is given twice")
     try:
@@ -403,6 +423,10 @@ def run(args: argparse.Namespace) -> int:
         )
     except PolicyError as exc:
         return _fail(str(exc))
+    if args.workers > 1:
+        from detectors.live import workers  # imports this module: only when needed
+
+        return workers.run(args, policy)
     try:
         capture = LiveCapture(
             args.interfaces, args.bpf, args.buffer_mb * 2**20, not args.no_promisc, _log

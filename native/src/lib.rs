@@ -1,13 +1,15 @@
 //! v6sentry's native core, imported by Python as `detectors._native`.
 //!
 //! Owns everything that runs once per packet: reading captures (`capture`) and
-//! decoding frames into typed events (`decode`). Python sees only events and
+//! decoding frames into typed events (`decode`), and reading live interfaces
+//! through TPACKET_V3 rings (`live`). Python sees only events and
 //! counters; it never touches packet bytes.
 
 use pyo3::prelude::*;
 
 pub mod capture;
 pub mod decode;
+pub mod live;
 pub mod record;
 
 #[pymodule]
@@ -15,5 +17,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     capture::register(m)?;
     decode::register(m)?;
+    live::register(m)?;
     Ok(())
 }
