@@ -39,7 +39,8 @@ Notes on the contract:
 * Timestamps beyond the int64 nanosecond range (after 2262, or from absurd
   pcapng resolutions and offsets) are clamped to it.
 * Where a message quotes the gzip decoder (``corrupt gzip data: ...``), the
-  quoted text is the Rust decoder's (flate2), not Python's zlib's.
+  quoted text is the Rust decoder's (flate2), not Python's zlib's. A gzip header
+  with reserved flag bits set is corrupt, as RFC 1952 asks (Python ignored them).
 """
 
 from __future__ import annotations
