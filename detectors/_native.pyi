@@ -1,9 +1,82 @@
-"""Types of ``detectors._native`` (the Rust core, ``native/``): the parts Python calls."""
+"""Type stubs for the native core (``native/``, built by maturin)."""
 
-from collections.abc import Callable
-from typing import final
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import BinaryIO, Final, final
 
-__version__: str
+__version__: Final[str]
+
+# -- capture (native/src/capture/) ------------------------------------------------------
+
+CHUNK: Final[int]
+MAX_CAPLEN: Final[int]
+MAX_BLOCK: Final[int]
+
+class CaptureError(Exception):
+    """The input cannot be read as a capture. The message names the file."""
+
+class Interface:
+    """One capture interface: a pcap file has one, a pcapng section any number."""
+
+    @property
+    def linktype(self) -> int: ...
+    @property
+    def snaplen(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+    @property
+    def tsresol(self) -> int: ...
+    @property
+    def tsoffset_s(self) -> int: ...
+    def __init__(
+        self,
+        linktype: int,
+        snaplen: int,
+        name: str | None = None,
+        tsresol: int = 6,
+        tsoffset_s: int = 0,
+    ) -> None: ...
+    def ts_scale(self) -> tuple[int, int]: ...
+    def to_ns(self, units: int) -> int: ...
+    def __eq__(self, other: object) -> bool: ...
+    def __hash__(self) -> int: ...
+
+class Records(Iterator[tuple[int, int, int, bytes, int]]):
+    def __iter__(self) -> Records: ...
+    def __next__(self) -> tuple[int, int, int, bytes, int]: ...
+
+class CaptureReader:
+    """An open capture. Iterate ``records()``; then check ``truncated``/``warnings``."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def compressed(self) -> bool: ...
+    @property
+    def interfaces(self) -> list[Interface]: ...
+    @property
+    def warnings(self) -> list[str]: ...
+    @property
+    def truncated(self) -> bool: ...
+    @property
+    def records_read(self) -> int: ...
+    def records(self) -> Records: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> CaptureReader: ...
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+def open_capture(
+    path: str, stdin: BinaryIO | None = None, chunk_size: int = ...
+) -> CaptureReader: ...
+
+# -- live capture (native/src/live/) -----------------------------------------------------
 
 @final
 class LiveRing:

@@ -398,7 +398,11 @@ def test_bad_gzip_before_any_record_is_an_error(tmp_path: Path) -> None:
     packed = bytearray(gzip.compress(pcap_header()))
     packed[-8] ^= 0xFF  # CRC of the uncompressed data
     path = write(tmp_path, "crc.pcap.gz", bytes(packed))
-    with pytest.raises(CaptureError, match=r"crc\.pcap\.gz: corrupt gzip data: CRC check failed"):
+    # The text after "corrupt gzip data: " is the gzip decoder's own (flate2's).
+    with pytest.raises(
+        CaptureError,
+        match=r"crc\.pcap\.gz: corrupt gzip data: corrupt gzip stream does not have a matching",
+    ):
         read_all(open_capture(str(path)))  # at open or on the first read: either is fine
 
 
