@@ -306,10 +306,7 @@ pub enum OptionBody {
         servers: Vec<[u8; 16]>,
     },
     /// Type 31.
-    Dnssl {
-        lifetime: u32,
-        domains: Vec<String>,
-    },
+    Dnssl { lifetime: u32, domains: Vec<String> },
     /// Any type v6sentry does not interpret, kept whole.
     Unknown { data: Vec<u8> },
 }
@@ -442,7 +439,10 @@ impl<K: PartialEq + Copy> Counts<K> {
     }
 
     pub fn get(&self, key: K) -> u64 {
-        self.0.iter().find(|(k, _)| *k == key).map_or(0, |(_, n)| *n)
+        self.0
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, n)| *n)
     }
 }
 

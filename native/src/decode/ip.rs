@@ -54,7 +54,15 @@ impl Decoder {
         let dst = IpAddr::V4(arr4(data, off + 16));
         if vihl >> 4 != 4 || ihl < 20 || total < ihl {
             let detail = format!("version/ihl 0x{vihl:02x} total {total}").into();
-            return self.malformed(out, "ipv4", "bad_header", detail, Some(src), Some(dst), tunnels);
+            return self.malformed(
+                out,
+                "ipv4",
+                "bad_header",
+                detail,
+                Some(src),
+                Some(dst),
+                tunnels,
+            );
         }
         if off + total > end {
             let what = format!("IPv4 total length {total}").into();
@@ -124,7 +132,14 @@ impl Decoder {
         } else if !(plen == 0 && nh == 0) {
             // plen 0 with Hop-by-Hop may be a jumbogram; otherwise the rest is walked
             // as far as the bytes go.
-            self.short(out, "ipv6", format!("payload length {plen}").into(), s, d, tunnels);
+            self.short(
+                out,
+                "ipv6",
+                format!("payload length {plen}").into(),
+                s,
+                d,
+                tunnels,
+            );
         }
 
         let mut chain = Chain::default();
@@ -260,7 +275,8 @@ impl Decoder {
 
     fn upper(&mut self, data: &[u8], p: usize, end: usize, ip: Ipv6Header, out: &mut Vec<Event>) {
         let nh = ip.upper;
-        let (mut sport, mut dport, mut itype, mut icode, mut flags) = (None, None, None, None, None);
+        let (mut sport, mut dport, mut itype, mut icode, mut flags) =
+            (None, None, None, None, None);
         let (s, d) = (Some(IpAddr::V6(ip.src)), Some(IpAddr::V6(ip.dst)));
         match nh {
             NH_ICMPV6 => {
@@ -275,18 +291,14 @@ impl Decoder {
                     self.nd_message(data, p, end, &ip, out);
                 }
             }
-            NH_TCP => {
-                if has(p, end, 14) {
-                    sport = Some(be16(data, p));
-                    dport = Some(be16(data, p + 2));
-                    flags = Some(data[p + 13]);
-                }
+            NH_TCP if has(p, end, 14) => {
+                sport = Some(be16(data, p));
+                dport = Some(be16(data, p + 2));
+                flags = Some(data[p + 13]);
             }
-            NH_UDP => {
-                if has(p, end, 8) {
-                    sport = Some(be16(data, p));
-                    dport = Some(be16(data, p + 2));
-                }
+            NH_UDP if has(p, end, 8) => {
+                sport = Some(be16(data, p));
+                dport = Some(be16(data, p + 2));
             }
             NH_IPV6 | NH_IPV4 => {
                 let (kind, version) = if nh == NH_IPV6 {
@@ -432,4 +444,123 @@ fn chain_complete(data: &[u8], fh: usize, end: usize) -> bool {
         _ => 0,
     };
     has(p, end, need)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{Decoder, DecoderLimits};
+    use super::*;
+
+    fn ext(nh: u8) -> Vec<u8> {
+        vec![nh, 0, 0, 0, 0, 0, 0, 0]
+    }
+
+    #[test]
+    fn extension_chain_is_walked_and_recorded() {
+        let echo = icmp6(&G1, &G2, 128, &[0; 4]);
+        let mut ah = vec![58, 1];
+        ah.extend_from_slice(&[0; 10]); // (1 + 2) * 4 = 12 bytes
+        let payload = [ext(60), ext(43), ext(51), ah, echo].concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 0, &payload), 0x86DD, &[]));
+        let p = packets(&ev);
+        assert_eq!(p[0].ip.chain.as_slice(), [0, 60, 43, 51]);
+        assert_eq!((p[0].ip.upper, p[0].icmp_type), (58, Some(128)));
+    }
+
+    #[test]
+    fn chain_length_is_bounded_and_hbh_must_be_first() {
+        let mut payload: Vec<u8> = (0..19).flat_map(|_| ext(60)).collect();
+        payload.extend(ext(58));
+        payload.extend(icmp6(&G1, &G2, 128, &[0; 4]));
+        let mut d = Decoder::new(DecoderLimits::default());
+        d.want_packets = true;
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("ext", "chain_too_long")]);
+        assert!(packets(&ev).is_empty());
+        let payload = [ext(0), ext(58), icmp6(&G1, &G2, 128, &[0; 4])].concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]));
+        assert_eq!(malformed(&ev), [("ext", "hbh_not_first")]);
+        assert_eq!(packets(&ev).len(), 1);
+    }
+
+    #[test]
+    fn atomic_fragment_is_processed_alone() {
+        let echo = icmp6(&G1, &G2, 128, &[0; 4]);
+        let payload = [
+            vec![44, 0, 0, 0, 0, 0, 0, 0],
+            vec![58, 0, 0, 0, 0, 0, 0, 7],
+            echo,
+        ]
+        .concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 0, &payload), 0x86DD, &[]));
+        assert_eq!(anomalies(&ev), [FragKind::Atomic]);
+        let f = packets(&ev)[0].ip.fragment.unwrap();
+        assert!(f.atomic && f.ident == 7 && f.count == 1);
+    }
+
+    #[test]
+    fn incomplete_first_fragment_chain_is_reported() {
+        // The first fragment ends inside a Destination Options header (RFC 7112).
+        let mut payload = vec![58, 2];
+        payload.extend_from_slice(&[0; 14]);
+        let fh = [60, 0, 0, 1, 0, 0, 0, 5];
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 44, &[&fh[..], &payload].concat()),
+            0x86DD,
+            &[],
+        ));
+        assert_eq!(anomalies(&ev), [FragKind::IncompleteChain]);
+        assert!(!chain_complete(&[60, 0, 0, 1, 0, 0, 0, 5, 58, 2], 0, 10));
+        assert!(chain_complete(
+            &[58, 0, 0, 1, 0, 0, 0, 5, 128, 0, 0, 0],
+            0,
+            12
+        ));
+    }
+
+    #[test]
+    fn reassembly_out_of_order_gives_one_packet() {
+        let msg = icmp6(&G1, &G2, 128, &[7; 60]);
+        let mut d = decoder();
+        let mut ev = Vec::new();
+        for f in fragments(&G1, &G2, 58, &msg, 24, 1).iter().rev() {
+            ev.extend(run(&mut d, 1, f, f.len(), S));
+        }
+        let p = packets(&ev);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].ip.chain.as_slice(), [44]);
+        assert_eq!(p[0].ip.payload_len as usize, 8 + msg.len());
+        assert_eq!(p[0].ip.fragment.unwrap().count, 3);
+        assert_eq!((d.stats().reassembled, d.reassembler().len()), (1, 0));
+    }
+
+    #[test]
+    fn fragments_on_two_vlans_are_two_datagrams() {
+        let msg = icmp6(&G1, &G2, 128, &[7; 60]);
+        let frags = fragments(&G1, &G2, 58, &msg, 32, 1);
+        let mut tagged = frags[1][..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0, 0, 5]);
+        tagged.extend_from_slice(&frags[1][12..]);
+        let mut d = decoder();
+        run(&mut d, 1, &frags[0], frags[0].len(), S);
+        let ev = run(&mut d, 1, &tagged, tagged.len(), S);
+        assert!(packets(&ev).is_empty());
+        assert_eq!(d.reassembler().len(), 2);
+    }
+
+    #[test]
+    fn ipv4_bad_header_and_fragments() {
+        let mut bad = ipv4(&V4A, &V4B, 41, &[0; 40]);
+        bad[0] = 0x44;
+        let ev = decode(&eth(&bad, 0x0800, &[]));
+        assert_eq!(malformed(&ev), [("ipv4", "bad_header")]);
+        let mut frag = ipv4(&V4A, &V4B, 41, &[0; 40]);
+        frag[6] = 0x20; // MF
+        let mut d = decoder();
+        let f = eth(&frag, 0x0800, &[]);
+        assert!(run(&mut d, 1, &f, f.len(), S).is_empty());
+        assert_eq!(d.stats().ipv4_fragments_skipped, 1);
+    }
 }

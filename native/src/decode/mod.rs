@@ -28,6 +28,8 @@ mod ip;
 pub mod nd;
 mod py;
 pub mod reassembly;
+#[cfg(test)]
+mod testutil;
 mod topy;
 mod tunnels;
 
@@ -218,7 +220,6 @@ impl Decoder {
             snapped: data.len() < rec.wire_len as usize,
             ..Frame::default()
         };
-        let start = out.len();
         let caught = catch_unwind(AssertUnwindSafe(|| self.link(rec.linktype, data, out)));
         if let Err(panic) = caught {
             // A decoder bug must not stop the sensor: count it like the Python decoder
@@ -228,7 +229,6 @@ impl Decoder {
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            let _ = start;
             self.malformed(
                 out,
                 "decoder",
@@ -261,7 +261,7 @@ impl Decoder {
 
     fn meta(&mut self) -> Meta {
         let f = &mut self.f;
-        *f.meta.get_or_insert_with(|| Meta {
+        *f.meta.get_or_insert(Meta {
             ts_ns: f.ts_ns,
             frame: f.frame,
             iface: f.iface,
@@ -494,4 +494,142 @@ fn plain_l4(rec: &Rec<'_>, frame: u64) -> Ipv6Packet {
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     py::register(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testutil::*;
+    use super::*;
+
+    fn ra_packet() -> Vec<u8> {
+        ip6(
+            &LL1,
+            &ALLNODES,
+            58,
+            &icmp6(&LL1, &ALLNODES, 134, &ra_body(&[])),
+        )
+    }
+
+    #[test]
+    fn ethernet_vlan_and_qinq() {
+        for vlans in [&[][..], &[(0x8100, 10)], &[(0x88A8, 100), (0x8100, 20)]] {
+            let ev = decode(&eth(&ra_packet(), 0x86DD, vlans));
+            let ra = nd(&ev);
+            assert_eq!(ra.len(), 1);
+            let want: Vec<u16> = vlans.iter().map(|v| v.1).collect();
+            assert_eq!(ra[0].meta.vlans.as_slice(), &want[..]);
+            assert_eq!(ra[0].meta.src_mac, Some(MAC1));
+        }
+    }
+
+    #[test]
+    fn too_many_vlan_tags() {
+        let tags = [(0x8100, 1); 5];
+        let ev = decode(&eth(&ra_packet(), 0x86DD, &tags));
+        assert_eq!(malformed(&ev), [("link", "too_many_vlan_tags")]);
+    }
+
+    #[test]
+    fn sll_sll2_raw_and_loopback() {
+        let packet = ra_packet();
+        let mut sll = vec![0, 0, 0, 1, 0, 6];
+        sll.extend_from_slice(&MAC1);
+        sll.extend_from_slice(&[0, 0, 0x86, 0xDD]);
+        sll.extend_from_slice(&packet);
+        let mut sll2 = vec![0x86, 0xDD, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6];
+        sll2.extend_from_slice(&MAC1);
+        sll2.extend_from_slice(&[0, 0]);
+        sll2.extend_from_slice(&packet);
+        let mut null = 24u32.to_le_bytes().to_vec();
+        null.extend_from_slice(&packet);
+        let mut lo = 30u32.to_be_bytes().to_vec();
+        lo.extend_from_slice(&packet);
+        for (frame, lt, mac) in [
+            (&sll, LINKTYPE_LINUX_SLL, Some(MAC1)),
+            (&sll2, LINKTYPE_LINUX_SLL2, Some(MAC1)),
+            (&packet, LINKTYPE_RAW, None),
+            (&packet, LINKTYPE_IPV6, None),
+            (&null, LINKTYPE_NULL, None),
+            (&lo, LINKTYPE_LOOP, None),
+        ] {
+            let ev = run(&mut decoder(), lt, frame, frame.len(), S);
+            let ra = nd(&ev);
+            assert_eq!(ra.len(), 1, "linktype {lt}");
+            assert_eq!(ra[0].meta.src_mac, mac);
+            assert_eq!(ra[0].ip.src, LL1);
+        }
+    }
+
+    #[test]
+    fn unsupported_link_and_other_ethertypes_are_counted_not_malformed() {
+        let mut d = Decoder::new(DecoderLimits::default());
+        assert!(run(&mut d, 147, &[0; 40], 40, S).is_empty());
+        assert!(run(&mut d, 1, &eth(&[0; 28], 0x0806, &[]), 42, S).is_empty());
+        let s = d.stats();
+        assert_eq!((s.unsupported_link, s.other, s.malformed), (1, 1, 0));
+        assert_eq!(s.link_types.0, [(147, 1), (1, 1)]);
+    }
+
+    #[test]
+    fn fast_path_counts_ordinary_traffic_without_events() {
+        let mut tcp = vec![0x9c, 0x40, 0x01, 0xbb];
+        tcp.extend_from_slice(&[0; 9]);
+        tcp.push(0x10);
+        tcp.extend_from_slice(&[0; 6]);
+        let tcp6 = eth(&ip6(&G1, &G2, 6, &tcp), 0x86DD, &[]);
+        let tcp4 = eth(&ipv4(&V4A, &V4B, 6, &[0; 28]), 0x0800, &[]);
+        let mut d = Decoder::new(DecoderLimits::default());
+        assert!(run(&mut d, 1, &tcp4, tcp4.len(), S).is_empty());
+        assert!(run(&mut d, 1, &tcp6, tcp6.len(), S).is_empty());
+        assert_eq!((d.stats().ipv4, d.stats().ipv6), (1, 1));
+        let ev = decode(&tcp6);
+        let p = packets(&ev);
+        assert_eq!(
+            (p[0].sport, p[0].dport, p[0].tcp_flags),
+            (Some(40000), Some(443), Some(0x10))
+        );
+        assert_eq!(p[0].meta.dst_mac, Some([0x33, 0x33, 0, 0, 0, 1]));
+    }
+
+    #[test]
+    fn snaplen_cut_is_not_malformed() {
+        let rdnss = opt(25, &[[0u8; 6].as_slice(), &G1].concat());
+        let frame = eth(
+            &ip6(
+                &LL1,
+                &ALLNODES,
+                58,
+                &icmp6(&LL1, &ALLNODES, 134, &ra_body(&rdnss)),
+            ),
+            0x86DD,
+            &[],
+        );
+        let mut d = Decoder::new(DecoderLimits::default());
+        let ev = run(&mut d, 1, &frame[..64], frame.len(), S);
+        assert!(malformed(&ev).is_empty());
+        assert_eq!((d.stats().snapped, d.stats().malformed), (1, 0));
+        let ev = run(&mut decoder(), 1, &frame[..64], 64, S);
+        assert_eq!(
+            malformed(&ev),
+            [("ipv6", "truncated"), ("nd", "short_message")]
+        );
+    }
+
+    #[test]
+    fn empty_and_tiny_frames_never_panic() {
+        let mut d = decoder();
+        for lt in [0, 1, 12, 14, 101, 108, 113, 228, 229, 276] {
+            for n in 0..64 {
+                let frame = vec![0x60; n];
+                run(&mut d, lt, &frame, n, S);
+                run(&mut d, lt, &frame, n + 10, S);
+            }
+        }
+        assert_eq!(
+            d.stats()
+                .malformed_reasons
+                .get(("decoder", "decoder_error")),
+            0
+        );
+    }
 }

@@ -56,7 +56,11 @@ static OPTION_TABLE: [(u8, LenRule, Parser); 9] = [
 fn lla(body: &[u8]) -> Result<OptionBody, BadValue> {
     // One unit holds an Ethernet MAC (RFC 2464); longer options carry other link
     // types' addresses, kept whole rather than cut to a made-up MAC.
-    let address = if body[1] == 1 { &body[2..8] } else { &body[2..] };
+    let address = if body[1] == 1 {
+        &body[2..8]
+    } else {
+        &body[2..]
+    };
     Ok(OptionBody::LinkLayerAddress {
         address: address.to_vec(),
     })
@@ -86,9 +90,7 @@ fn redirected(body: &[u8]) -> Result<OptionBody, BadValue> {
 }
 
 fn mtu(body: &[u8]) -> Result<OptionBody, BadValue> {
-    Ok(OptionBody::Mtu {
-        mtu: be32(body, 4),
-    })
+    Ok(OptionBody::Mtu { mtu: be32(body, 4) })
 }
 
 fn nonce(body: &[u8]) -> Result<OptionBody, BadValue> {
@@ -218,7 +220,11 @@ pub fn parse_options(
             }),
             Some((_, rule, _)) if !rule(units) => errors.push(error(OptionReason::BadLength)),
             Some((_, _, parse)) => match parse(body) {
-                Ok(body) => options.push(NdOption { otype, offset, body }),
+                Ok(body) => options.push(NdOption {
+                    otype,
+                    offset,
+                    body,
+                }),
                 Err(BadValue) => errors.push(error(OptionReason::BadValue)),
             },
         }
@@ -267,7 +273,14 @@ pub fn parse_nd(
     let checksum_ok = icmpv6_checksum_ok(&ip.src, &ip.dst, m);
     let mut options = Vec::new();
     let mut option_errors = Vec::new();
-    parse_options(data, start + fixed, end, start, &mut options, &mut option_errors);
+    parse_options(
+        data,
+        start + fixed,
+        end,
+        start,
+        &mut options,
+        &mut option_errors,
+    );
     let body = match itype {
         134 => {
             let flags = m[5];
@@ -308,4 +321,163 @@ pub fn parse_nd(
         option_errors,
         body,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    fn ra_with(options: &[u8]) -> (Vec<NdOption>, Vec<(OptionReason, u8)>) {
+        let ev = decode(&eth(
+            &ip6(
+                &LL1,
+                &ALLNODES,
+                58,
+                &icmp6(&LL1, &ALLNODES, 134, &ra_body(options)),
+            ),
+            0x86DD,
+            &[],
+        ));
+        let m = nd(&ev)[0].clone();
+        assert!(m.checksum_ok);
+        let errors = m
+            .option_errors
+            .iter()
+            .map(|e| (e.reason, e.otype))
+            .collect();
+        (m.options, errors)
+    }
+
+    #[test]
+    fn every_option_in_the_table() {
+        let mut pio = vec![64, 0xC0];
+        pio.extend_from_slice(&86400u32.to_be_bytes());
+        pio.extend_from_slice(&14400u32.to_be_bytes());
+        pio.extend_from_slice(&[0; 4]);
+        pio.extend_from_slice(&G1);
+        let rio = [48, 0x18, 0, 0, 2, 0x58, 0x20, 1, 0xd, 0xb8, 0, 1, 0, 0];
+        let rdnss = [&[0u8, 0, 0, 0, 0x0e, 0x10][..], &G1, &G2].concat();
+        let mut dnssl = vec![0, 0, 0, 0, 0x0e, 0x10];
+        dnssl.extend_from_slice(b"\x07example\x03com\x00\x04c\xffrp\x00");
+        let options = [
+            opt(1, &MAC1),
+            opt(3, &pio),
+            opt(4, &[0; 14]),
+            opt(5, &[0, 0, 0, 0, 5, 0xdc]),
+            opt(14, &[1; 6]),
+            opt(24, &rio),
+            opt(25, &rdnss),
+            opt(31, &dnssl),
+            opt(200, &[9; 6]),
+        ]
+        .concat();
+        let (opts, errors) = ra_with(&options);
+        assert!(errors.is_empty());
+        let types: Vec<u8> = opts.iter().map(|o| o.otype).collect();
+        assert_eq!(types, [1, 3, 4, 5, 14, 24, 25, 31, 200]);
+        assert_eq!(opts[0].offset, 16);
+        assert_eq!(
+            opts[0].body,
+            OptionBody::LinkLayerAddress {
+                address: MAC1.to_vec()
+            }
+        );
+        assert!(
+            matches!(opts[1].body, OptionBody::PrefixInformation { prefix_len: 64, on_link: true, autonomous: true, valid_lifetime: 86400, prefix, .. } if prefix == G1)
+        );
+        assert_eq!(opts[2].body, OptionBody::RedirectedHeader { data_len: 8 });
+        assert_eq!(opts[3].body, OptionBody::Mtu { mtu: 1500 });
+        let OptionBody::RouteInformation {
+            prefix_len,
+            preference,
+            lifetime,
+            prefix,
+        } = opts[5].body
+        else {
+            panic!("not a RIO")
+        };
+        assert_eq!((prefix_len, preference, lifetime), (48, -1, 600));
+        assert_eq!(prefix[..6], G1[..6]);
+        assert_eq!(
+            opts[6].body,
+            OptionBody::Rdnss {
+                lifetime: 3600,
+                servers: vec![G1, G2]
+            }
+        );
+        let want = vec!["example.com".to_string(), "c\\xffrp".to_string()];
+        assert_eq!(
+            opts[7].body,
+            OptionBody::Dnssl {
+                lifetime: 3600,
+                domains: want
+            }
+        );
+        assert_eq!(opts[8].body, OptionBody::Unknown { data: vec![9; 6] });
+    }
+
+    #[test]
+    fn malformed_options_are_reported_and_never_loop() {
+        use OptionReason::*;
+        let zero = [&[1u8, 0, 0, 0, 0, 0, 0, 0][..], &opt(1, &MAC1)].concat();
+        assert_eq!(ra_with(&zero).1, [(ZeroLength, 1)]);
+        let cut = [opt(1, &MAC1), vec![0x19, 5], vec![0; 14]].concat();
+        assert_eq!(ra_with(&cut).1, [(Truncated, 25)]);
+        // CVE-2020-16898: RDNSS with an even length; parsing goes on after it.
+        let bad = [&[0x19u8, 4][..], &[0; 30], &opt(1, &MAC1)].concat();
+        let (opts, errors) = ra_with(&bad);
+        assert_eq!((errors, opts.len()), (vec![(BadLength, 25)], 1));
+        assert_eq!(
+            ra_with(&[5, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]).1,
+            [(BadLength, 5)]
+        );
+        assert_eq!(ra_with(&opt(24, &[200, 0, 0, 0, 0, 0])).1, [(BadValue, 24)]);
+        assert_eq!(
+            ra_with(&opt(24, &[96, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0])).1,
+            [(BadValue, 24)]
+        );
+        assert_eq!(
+            ra_with(&opt(31, &[0, 0, 0, 0, 0, 0, 20, b'a'])).1,
+            [(BadValue, 31)]
+        );
+        assert_eq!(ra_with(&[1]).1, [(Truncated, 1)]);
+    }
+
+    #[test]
+    fn messages_and_short_ones() {
+        let mut na = vec![0xE0, 0, 0, 0];
+        na.extend_from_slice(&G1);
+        let ev = decode(&eth(
+            &ip6(&G1, &LL1, 58, &icmp6(&G1, &LL1, 136, &na)),
+            0x86DD,
+            &[],
+        ));
+        assert_eq!(
+            nd(&ev)[0].body,
+            NdBody::NeighborAdvertisement {
+                router: true,
+                solicited: true,
+                override_: true,
+                target: G1
+            }
+        );
+        let ev = decode(&eth(
+            &ip6(&LL1, &ALLNODES, 58, &icmp6(&LL1, &ALLNODES, 135, &[0; 8])),
+            0x86DD,
+            &[],
+        ));
+        assert!(nd(&ev).is_empty());
+        assert_eq!(malformed(&ev), [("nd", "short_message")]);
+    }
+
+    #[test]
+    fn checksum() {
+        let mut m = icmp6(&LL1, &ALLNODES, 134, &ra_body(&[]));
+        assert!(icmpv6_checksum_ok(&LL1, &ALLNODES, &m));
+        m[2] ^= 0xFF;
+        assert!(!icmpv6_checksum_ok(&LL1, &ALLNODES, &m));
+        let odd = icmp6(&LL1, &ALLNODES, 128, &[1, 2, 3]);
+        assert!(icmpv6_checksum_ok(&LL1, &ALLNODES, &odd));
+    }
 }

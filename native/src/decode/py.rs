@@ -49,7 +49,10 @@ impl PyDecoder {
     ) -> PyResult<Self> {
         let limits = match limits {
             Some(l) if !l.is_none() => l,
-            _ => py.import("detectors.decoder")?.getattr("DecoderLimits")?.call0()?,
+            _ => py
+                .import("detectors.decoder")?
+                .getattr("DecoderLimits")?
+                .call0()?,
         };
         let mut inner = Decoder::new(limits_from_py(&limits)?);
         inner.want_packets = want_packets;
@@ -183,7 +186,9 @@ fn icmpv6_checksum_ok(
     end: isize,
 ) -> PyResult<bool> {
     let (Ok(src), Ok(dst)) = (<[u8; 16]>::try_from(src), <[u8; 16]>::try_from(dst)) else {
-        return Err(pyo3::exceptions::PyValueError::new_err("addresses must be 16 bytes"));
+        return Err(pyo3::exceptions::PyValueError::new_err(
+            "addresses must be 16 bytes",
+        ));
     };
     let (s, e) = (slice_bound(start, data.len()), slice_bound(end, data.len()));
     Ok(nd::icmpv6_checksum_ok(&src, &dst, &data[s..e.max(s)]))

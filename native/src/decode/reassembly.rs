@@ -254,7 +254,9 @@ impl Reassembler {
             dgram.total = Some(end);
         }
         while self.bytes > self.limits.max_bytes && self.table.len() > 1 {
-            let Some(old) = self.oldest().cloned() else { break };
+            let Some(old) = self.oldest().cloned() else {
+                break;
+            };
             if &old == key {
                 break;
             }
@@ -304,8 +306,105 @@ fn overlap(dgram: &Datagram, offset: usize, payload: &[u8]) -> Overlap {
             return Overlap::Duplicate;
         }
     }
-    if dgram.pieces.iter().any(|(o, p)| *o < end && offset < o + p.len()) {
+    if dgram
+        .pieces
+        .iter()
+        .any(|(o, p)| *o < end && offset < o + p.len())
+    {
         return Overlap::Yes;
     }
     Overlap::No
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ident: u32) -> FragKey {
+        FragKey {
+            src: [1; 16],
+            dst: [2; 16],
+            ident,
+            tunnels: Tunnels::default(),
+            iface: 0,
+            vlans: Vlans::default(),
+        }
+    }
+
+    fn limits() -> ReassemblyLimits {
+        ReassemblyLimits::default()
+    }
+
+    type Anoms = Vec<(FragKey, FragKind)>;
+
+    fn add(
+        r: &mut Reassembler,
+        k: u32,
+        ts: i64,
+        off: usize,
+        more: bool,
+        p: &[u8],
+        a: &mut Anoms,
+    ) -> Option<Completed> {
+        r.add(&key(k), ts, off, more, p, &[0x60; 48], true, a)
+    }
+
+    fn kinds(a: &Anoms) -> Vec<FragKind> {
+        a.iter().map(|x| x.1).collect()
+    }
+
+    #[test]
+    fn completes_in_any_order_and_drops_duplicates_quietly() {
+        let mut r = Reassembler::new(limits());
+        let mut a = Vec::new();
+        assert!(add(&mut r, 1, 0, 8, false, &[2; 4], &mut a).is_none());
+        assert!(add(&mut r, 1, 0, 8, false, &[2; 4], &mut a).is_none());
+        let done = add(&mut r, 1, 0, 0, true, &[1; 8], &mut a).unwrap();
+        assert_eq!(done.buf.len(), 48 + 12);
+        assert_eq!(&done.buf[48..], &[1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!((done.count, r.len(), r.bytes()), (2, 0, 0));
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn overlap_kills_the_datagram_until_timeout() {
+        let mut r = Reassembler::new(limits());
+        let mut a = Vec::new();
+        add(&mut r, 1, 0, 0, true, &[1; 16], &mut a);
+        add(&mut r, 1, 0, 8, false, &[3; 16], &mut a);
+        assert!(add(&mut r, 1, 0, 16, false, &[2; 8], &mut a).is_none());
+        assert_eq!(kinds(&a), [FragKind::Overlap]);
+        assert_eq!((r.len(), r.pending(), r.bytes()), (1, 0, 0));
+        a.clear();
+        r.expire(61 * 1_000_000_000, &mut a);
+        assert!(a.is_empty() && r.is_empty()); // reported once, not again as a timeout
+    }
+
+    #[test]
+    fn lengths_caps_and_timeouts() {
+        let mut r = Reassembler::new(ReassemblyLimits {
+            max_datagrams: 2,
+            max_fragments: 2,
+            max_bytes: 200,
+            ..limits()
+        });
+        let mut a = Vec::new();
+        add(&mut r, 1, 0, 0, true, &[1; 12], &mut a); // M=1 payload not a multiple of 8
+        add(&mut r, 2, 0, 65528, false, &[1; 16], &mut a); // past 65535
+        add(&mut r, 3, 0, 0, true, &[1; 8], &mut a); // evicts 1 (dead: quiet)
+        assert_eq!(
+            kinds(&a),
+            [FragKind::InconsistentLength, FragKind::Oversize]
+        );
+        a.clear();
+        add(&mut r, 3, 0, 8, true, &[1; 8], &mut a);
+        add(&mut r, 3, 0, 16, true, &[1; 8], &mut a);
+        assert_eq!(kinds(&a), [FragKind::TooManyFragments]);
+        a.clear();
+        add(&mut r, 4, 5, 0, true, &[1; 160], &mut a); // 48 + 160 > 200: evict older
+        assert_eq!(r.len(), 1);
+        a.clear();
+        r.expire(5 + 60 * 1_000_000_000, &mut a);
+        assert_eq!(kinds(&a), [FragKind::Timeout]);
+    }
 }

@@ -4,41 +4,57 @@
 //! up once per interpreter (`GILOnceCell`); addresses become `bytes`, inline lists
 //! become tuples, and the events of one frame share one `PacketMeta` object, as they
 //! did with the Python decoder.
+//!
+//! Speed: a frozen dataclass's `__init__` is Python code calling `object.__setattr__`
+//! per field, which costs more than decoding the packet. These classes are plain
+//! slotted dataclasses without `__post_init__`, so an instance is built the way
+//! `object.__new__` plus `object.__setattr__` would, from C: allocate, then set each
+//! slot in field order (`dataclasses.fields`). The result is indistinguishable from
+//! calling the class (same fields, equality, hash, repr); a class that grows a
+//! `__post_init__` is called normally instead.
 
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use pyo3::IntoPyObjectExt;
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::{ffi, IntoPyObjectExt};
 
 use super::events::*;
 
 /// The `detectors.events` classes, resolved once.
 struct Classes {
-    packet_meta: Py<PyAny>,
-    teredo_info: Py<PyAny>,
-    tunnel_layer: Py<PyAny>,
-    fragment_info: Py<PyAny>,
-    ipv6_header: Py<PyAny>,
-    ipv6_packet: Py<PyAny>,
-    tunnel_packet: Py<PyAny>,
-    fragment_anomaly: Py<PyAny>,
-    malformed: Py<PyAny>,
-    lla: Py<PyAny>,
-    prefix_info: Py<PyAny>,
-    redirected: Py<PyAny>,
-    mtu: Py<PyAny>,
-    nonce: Py<PyAny>,
-    route_info: Py<PyAny>,
-    rdnss: Py<PyAny>,
-    dnssl: Py<PyAny>,
-    unknown: Py<PyAny>,
-    option_error: Py<PyAny>,
-    rs: Py<PyAny>,
-    ra: Py<PyAny>,
-    ns: Py<PyAny>,
-    na: Py<PyAny>,
-    redirect: Py<PyAny>,
+    packet_meta: Class,
+    teredo_info: Class,
+    tunnel_layer: Class,
+    fragment_info: Class,
+    ipv6_header: Class,
+    ipv6_packet: Class,
+    tunnel_packet: Class,
+    fragment_anomaly: Class,
+    malformed: Class,
+    lla: Class,
+    prefix_info: Class,
+    redirected: Class,
+    mtu: Class,
+    nonce: Class,
+    route_info: Class,
+    rdnss: Class,
+    dnssl: Class,
+    unknown: Class,
+    option_error: Class,
+    rs: Class,
+    ra: Class,
+    ns: Class,
+    na: Class,
+    redirect: Class,
     decode_stats: Py<PyAny>,
+}
+
+/// One event class and its field names in declaration order.
+struct Class {
+    cls: Py<PyType>,
+    fields: Vec<Py<PyString>>,
+    /// Built by slot assignment (see the module doc); else by calling the class.
+    direct: bool,
 }
 
 static CLASSES: GILOnceCell<Classes> = GILOnceCell::new();
@@ -46,7 +62,23 @@ static CLASSES: GILOnceCell<Classes> = GILOnceCell::new();
 fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
     CLASSES.get_or_try_init(py, || {
         let m = py.import("detectors.events")?;
-        let get = |name: &str| -> PyResult<Py<PyAny>> { Ok(m.getattr(name)?.unbind()) };
+        let fields = py.import("dataclasses")?.getattr("fields")?;
+        let get = |name: &str| -> PyResult<Class> {
+            let cls = m.getattr(name)?.downcast_into::<PyType>()?;
+            let names = fields
+                .call1((&cls,))?
+                .try_iter()?
+                .map(|f| Ok(f?.getattr("name")?.downcast_into::<PyString>()?.unbind()))
+                .collect::<PyResult<Vec<_>>>()?;
+            // Slotted (no instance dict) and nothing run after the fields are set.
+            let slotted = cls.getattr("__dictoffset__")?.extract::<isize>()? == 0;
+            let direct = slotted && !cls.hasattr("__post_init__")?;
+            Ok(Class {
+                cls: cls.unbind(),
+                fields: names,
+                direct,
+            })
+        };
         Ok(Classes {
             packet_meta: get("PacketMeta")?,
             teredo_info: get("TeredoInfo")?,
@@ -72,7 +104,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             ns: get("NeighborSolicitation")?,
             na: get("NeighborAdvertisement")?,
             redirect: get("Redirect")?,
-            decode_stats: get("DecodeStats")?,
+            decode_stats: m.getattr("DecodeStats")?.unbind(),
         })
     })
 }
@@ -101,8 +133,31 @@ fn opt_addr<'py>(py: Python<'py>, a: &Option<IpAddr>) -> Obj<'py> {
     }
 }
 
-fn call<'py>(py: Python<'py>, cls: &Py<PyAny>, args: Vec<Obj<'py>>) -> PyResult<Obj<'py>> {
-    cls.bind(py).call1(PyTuple::new(py, args)?)
+/// An instance of `class` with `args` as its fields, in order (all fields given).
+fn call<'py>(py: Python<'py>, class: &Class, args: Vec<Obj<'py>>) -> PyResult<Obj<'py>> {
+    let cls = class.cls.bind(py);
+    if !class.direct || args.len() != class.fields.len() {
+        return cls.call1(PyTuple::new(py, args)?);
+    }
+    // SAFETY: `cls` is a live type object and `PyType_GenericNew` returns a new
+    // reference or NULL with an exception set; `from_owned_ptr_or_err` takes either.
+    // The generic setattr writes each slot through its member descriptor, exactly as
+    // `object.__setattr__` does; names and values are live for the call.
+    unsafe {
+        let empty = PyTuple::empty(py);
+        let obj = ffi::PyType_GenericNew(
+            cls.as_type_ptr(),
+            empty.as_ptr(),
+            std::ptr::null_mut(),
+        );
+        let obj = Bound::from_owned_ptr_or_err(py, obj)?;
+        for (name, value) in class.fields.iter().zip(&args) {
+            if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) != 0 {
+                return Err(PyErr::fetch(py));
+            }
+        }
+        Ok(obj)
+    }
 }
 
 /// Converts a stream of events, sharing `PacketMeta` objects between equal metas in a row.
@@ -122,7 +177,10 @@ impl<'py> Converter<'py> {
     }
 
     pub fn list(&mut self, events: &[Event]) -> PyResult<Bound<'py, PyList>> {
-        let items = events.iter().map(|e| self.event(e)).collect::<PyResult<Vec<_>>>()?;
+        let items = events
+            .iter()
+            .map(|e| self.event(e))
+            .collect::<PyResult<Vec<_>>>()?;
         PyList::new(self.py, items)
     }
 
@@ -191,7 +249,11 @@ impl<'py> Converter<'py> {
     }
 
     fn tunnels(&self, t: &Tunnels) -> PyResult<Obj<'py>> {
-        let layers = t.as_slice().iter().map(|l| self.layer(l)).collect::<PyResult<Vec<_>>>()?;
+        let layers = t
+            .as_slice()
+            .iter()
+            .map(|l| self.layer(l))
+            .collect::<PyResult<Vec<_>>>()?;
         Ok(PyTuple::new(self.py, layers)?.into_any())
     }
 
@@ -292,7 +354,11 @@ impl<'py> Converter<'py> {
 
     fn nd(&self, meta: Obj<'py>, n: &NdMessage) -> PyResult<Obj<'py>> {
         let py = self.py;
-        let options = n.options.iter().map(|o| self.option(o)).collect::<PyResult<Vec<_>>>()?;
+        let options = n
+            .options
+            .iter()
+            .map(|o| self.option(o))
+            .collect::<PyResult<Vec<_>>>()?;
         let errors = n
             .option_errors
             .iter()

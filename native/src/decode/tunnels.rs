@@ -17,7 +17,10 @@ const TEREDO_PREFIX: [u8; 4] = [0x20, 0x01, 0x00, 0x00];
 /// Next headers a real IPv6 packet plausibly carries; used to validate Teredo.
 fn plausible_nh(nh: u8) -> bool {
     super::ip::is_ext(nh)
-        || matches!(nh, NH_TCP | NH_UDP | NH_ICMPV6 | NH_NONE | 50 | NH_IPV4 | NH_IPV6)
+        || matches!(
+            nh,
+            NH_TCP | NH_UDP | NH_ICMPV6 | NH_NONE | 50 | NH_IPV4 | NH_IPV6
+        )
 }
 
 /// Does `data[q..end]` hold exactly one plausible IPv6 packet? Bubbles (no next
@@ -35,7 +38,12 @@ fn valid_ipv6(data: &[u8], q: usize, end: usize) -> bool {
 }
 
 /// Decode a Teredo address (RFC 4380 4): server, cone flag, obfuscated port and IP.
-fn teredo_info(addr: &[u8; 16], bubble: bool, auth: bool, origin: Option<([u8; 4], u16)>) -> TeredoInfo {
+fn teredo_info(
+    addr: &[u8; 16],
+    bubble: bool,
+    auth: bool,
+    origin: Option<([u8; 4], u16)>,
+) -> TeredoInfo {
     let mut info = TeredoInfo {
         bubble,
         auth,
@@ -218,12 +226,16 @@ impl Decoder {
         let idst = arr16(data, q + 24);
         let teredo_src = isrc[..4] == TEREDO_PREFIX;
         let teredo_dst = idst[..4] == TEREDO_PREFIX;
-        if !on_port && !(teredo_src || teredo_dst) {
+        if !(on_port || teredo_src || teredo_dst) {
             return; // valid-looking IPv6 off port 3544 without a Teredo address: not Teredo
         }
         let plen = be16(data, q + 4) as usize;
         let bubble = data[q + 6] == NH_NONE && plen == 0;
-        let addr = if teredo_src || !teredo_dst { &isrc } else { &idst };
+        let addr = if teredo_src || !teredo_dst {
+            &isrc
+        } else {
+            &idst
+        };
         let info = teredo_info(addr, bubble, auth, origin);
         let layer = outer.layer(TunnelKind::Teredo, Some(info));
         self.tunnel(data, q, end.min(q + 40 + plen), tunnels, layer, 6, out)
@@ -265,5 +277,173 @@ impl Decoder {
             let detail = format!("next header {nh}").into();
             self.malformed(out, "ayiya", "bad_payload", detail, s, d, tunnels)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{Decoder, DecoderLimits};
+    use super::*;
+
+    fn teredo_addr(server: [u8; 4], client: [u8; 4], port: u16) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&TEREDO_PREFIX);
+        a[4..8].copy_from_slice(&server);
+        a[8] = 0x80;
+        a[10..12].copy_from_slice(&(port ^ 0xFFFF).to_be_bytes());
+        for i in 0..4 {
+            a[12 + i] = !client[i];
+        }
+        a
+    }
+
+    fn tunnels_of(ev: &[Event]) -> Vec<TunnelPacket> {
+        ev.iter()
+            .filter_map(|e| match e {
+                Event::Tunnel(t) => Some(t.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn six_in_four() {
+        let inner = ip6(
+            &LL1,
+            &ALLNODES,
+            58,
+            &icmp6(&LL1, &ALLNODES, 134, &ra_body(&[])),
+        );
+        let ev = decode(&eth(&ipv4(&V4A, &V4B, 41, &inner), 0x0800, &[]));
+        let ra = &nd(&ev)[0];
+        let layer = ra.ip.tunnels.as_slice()[0];
+        assert_eq!(
+            (layer.kind, layer.outer_src, layer.outer_dst),
+            (TunnelKind::SixInFour, IpAddr::V4(V4A), IpAddr::V4(V4B))
+        );
+        let t = &tunnels_of(&ev)[0];
+        assert_eq!(
+            (t.depth, t.inner_next, t.inner_icmp_type),
+            (1, Some(58), Some(134))
+        );
+    }
+
+    #[test]
+    fn teredo_with_auth_and_origin_headers() {
+        let (server, client) = ([203, 0, 113, 1], [192, 0, 2, 45]);
+        let t = teredo_addr(server, client, 40000);
+        let inner = ip6(&LL1, &t, 58, &icmp6(&LL1, &t, 134, &ra_body(&[])));
+        let auth = [&[0u8, 1, 0, 0][..], &[0; 9]].concat();
+        let origin = [
+            &[0u8, 0][..],
+            &(40000u16 ^ 0xFFFF).to_be_bytes(),
+            &client.map(|b| !b),
+        ]
+        .concat();
+        let payload = [auth, origin, inner].concat();
+        let ev = decode(&eth(
+            &ipv4(&server, &V4A, 17, &udp(3544, 40000, &payload)),
+            0x0800,
+            &[],
+        ));
+        let layer = nd(&ev)[0].ip.tunnels.as_slice()[0];
+        let info = layer.teredo.unwrap();
+        assert!(info.auth && info.cone == Some(true) && !info.bubble);
+        assert_eq!(
+            (info.origin_ip, info.origin_port),
+            (Some(client), Some(40000))
+        );
+        assert_eq!(
+            (info.server, info.client_ip, info.client_port),
+            (Some(server), Some(client), Some(40000))
+        );
+        assert_eq!(
+            (layer.outer_sport, layer.outer_dport),
+            (Some(3544), Some(40000))
+        );
+    }
+
+    #[test]
+    fn teredo_off_port_needs_a_valid_packet_with_a_teredo_address() {
+        let t = teredo_addr([203, 0, 113, 1], [192, 0, 2, 45], 40000);
+        let echo = ip6(&t, &G2, 58, &icmp6(&t, &G2, 128, &[0; 4]));
+        let ev = decode(&eth(
+            &ipv4(&V4A, &V4B, 17, &udp(40000, 50000, &echo)),
+            0x0800,
+            &[],
+        ));
+        assert_eq!(tunnels_of(&ev)[0].layer.kind, TunnelKind::Teredo);
+        let native = ip6(&G1, &G2, 58, &icmp6(&G1, &G2, 128, &[0; 4]));
+        assert!(decode(&eth(
+            &ipv4(&V4A, &V4B, 17, &udp(40000, 50000, &native)),
+            0x0800,
+            &[]
+        ))
+        .is_empty());
+        let mut dns = b"\x63\x1d\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07example\x03com\x00\x00\x01\x00\x01".to_vec();
+        dns.extend_from_slice(&[0; 40]);
+        assert!(decode(&eth(
+            &ipv4(&V4A, &V4B, 17, &udp(53000, 53, &dns)),
+            0x0800,
+            &[]
+        ))
+        .is_empty());
+        let ev = decode(&eth(
+            &ipv4(&V4A, &V4B, 17, &udp(3544, 53, &dns)),
+            0x0800,
+            &[],
+        ));
+        assert_eq!(malformed(&ev), [("teredo", "not_ipv6")]);
+    }
+
+    #[test]
+    fn teredo_bubble_may_carry_trailing_bytes() {
+        let t = teredo_addr([203, 0, 113, 1], [192, 0, 2, 45], 40000);
+        let bubble = [ip6(&t, &G2, 59, &[]), b"1234".to_vec()].concat();
+        let ev = decode(&eth(
+            &ipv4(&V4A, &V4B, 17, &udp(40000, 50000, &bubble)),
+            0x0800,
+            &[],
+        ));
+        let tp = &tunnels_of(&ev)[0];
+        assert!(tp.layer.teredo.unwrap().bubble);
+        assert_eq!(tp.inner_len, 40);
+    }
+
+    #[test]
+    fn ayiya_forward_heartbeat_and_bad_payload() {
+        let ayiya = |opcode: u8, nh: u8, inner: &[u8]| {
+            let mut v = vec![0x41, 0x52, 0x20 | opcode, nh, 0, 0, 0, 0];
+            v.extend_from_slice(&[0; 36]); // 16-byte identity, 20-byte signature
+            v.extend_from_slice(inner);
+            eth(&ipv4(&V4A, &V4B, 17, &udp(50000, 5072, &v)), 0x0800, &[])
+        };
+        let inner = ip6(&G1, &G2, 58, &icmp6(&G1, &G2, 128, &[0; 4]));
+        let ev = decode(&ayiya(1, 41, &inner));
+        let p = packets(&ev);
+        assert_eq!(
+            (p[0].ip.tunnels.as_slice()[0].kind, p[0].ip.src),
+            (TunnelKind::Ayiya, G1)
+        );
+        let ev = decode(&ayiya(0, 59, &[]));
+        assert_eq!(tunnels_of(&ev)[0].inner_version, 0);
+        let ev = decode(&ayiya(1, 17, &inner));
+        assert_eq!(malformed(&ev), [("ayiya", "bad_payload")]);
+    }
+
+    #[test]
+    fn tunnel_depth_is_bounded() {
+        let mut packet = ip6(&G1, &G2, 58, &icmp6(&G1, &G2, 128, &[0; 4]));
+        for _ in 0..5 {
+            packet = ip6(&G1, &G2, 41, &packet);
+        }
+        let mut d = Decoder::new(DecoderLimits::default());
+        d.want_packets = true;
+        let frame = eth(&packet, 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("tunnel", "too_deep")]);
+        assert_eq!(packets(&ev).len(), 4); // outer plus three decapsulated
+        assert_eq!(d.stats().tunnels.get(TunnelKind::SixInSix), 4);
     }
 }
