@@ -347,6 +347,10 @@ impl Decoder {
 
     fn link(&mut self, linktype: u32, data: &[u8], out: &mut Vec<Event>) {
         self.stats.link_types.add(linktype);
+        #[cfg(test)]
+        if linktype == tests::PANIC_LINKTYPE {
+            panic!("deliberate test panic"); // exercises the catch_unwind guard
+        }
         let n = data.len();
         let none = Tunnels::default();
         match linktype {
@@ -500,6 +504,28 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 mod tests {
     use super::testutil::*;
     use super::*;
+
+    /// A link type that makes `link` panic in test builds only.
+    pub const PANIC_LINKTYPE: u32 = 0xDEAD;
+
+    #[test]
+    fn a_panic_becomes_a_counted_decoder_error() {
+        let mut d = decoder();
+        let ev = run(&mut d, PANIC_LINKTYPE, &[0; 20], 20, S);
+        assert_eq!(malformed(&ev), [("decoder", "decoder_error")]);
+        let Event::Malformed(m) = &ev[0] else {
+            unreachable!()
+        };
+        assert!(m.detail.contains("deliberate test panic"));
+        assert_eq!(
+            d.stats()
+                .malformed_reasons
+                .get(("decoder", "decoder_error")),
+            1
+        );
+        // The decoder is still usable afterwards.
+        assert_eq!(nd(&decode(&eth(&ra_packet(), 0x86DD, &[]))).len(), 1);
+    }
 
     fn ra_packet() -> Vec<u8> {
         ip6(

@@ -145,11 +145,7 @@ fn call<'py>(py: Python<'py>, class: &Class, args: Vec<Obj<'py>>) -> PyResult<Ob
     // `object.__setattr__` does; names and values are live for the call.
     unsafe {
         let empty = PyTuple::empty(py);
-        let obj = ffi::PyType_GenericNew(
-            cls.as_type_ptr(),
-            empty.as_ptr(),
-            std::ptr::null_mut(),
-        );
+        let obj = ffi::PyType_GenericNew(cls.as_type_ptr(), empty.as_ptr(), std::ptr::null_mut());
         let obj = Bound::from_owned_ptr_or_err(py, obj)?;
         for (name, value) in class.fields.iter().zip(&args) {
             if ffi::PyObject_GenericSetAttr(obj.as_ptr(), name.as_ptr(), value.as_ptr()) != 0 {
