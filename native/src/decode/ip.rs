@@ -36,7 +36,7 @@ impl Decoder {
         data: &[u8],
         off: usize,
         mut end: usize,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
         out: &mut Vec<Event>,
     ) {
         self.stats.ipv4 += 1;
@@ -102,7 +102,7 @@ impl Decoder {
         data: &[u8],
         off: usize,
         mut end: usize,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
         mut frag: Option<FragmentInfo>,
         out: &mut Vec<Event>,
     ) {
@@ -211,12 +211,12 @@ impl Decoder {
             chain,
             upper: nh,
             fragment: frag,
-            tunnels,
+            tunnels: *tunnels,
         };
-        self.upper(data, p, end, ip, out)
+        self.upper(data, p, end, &ip, out)
     }
 
-    fn fragment(&mut self, data: &[u8], at: FragAt, tunnels: Tunnels, out: &mut Vec<Event>) {
+    fn fragment(&mut self, data: &[u8], at: FragAt, tunnels: &Tunnels, out: &mut Vec<Event>) {
         self.stats.fragments += 1;
         let (s, d) = (Some(IpAddr::V6(at.src)), Some(IpAddr::V6(at.dst)));
         if self.f.snapped {
@@ -273,7 +273,7 @@ impl Decoder {
 
     // -- upper layers ------------------------------------------------------------------
 
-    fn upper(&mut self, data: &[u8], p: usize, end: usize, ip: Ipv6Header, out: &mut Vec<Event>) {
+    fn upper(&mut self, data: &[u8], p: usize, end: usize, ip: &Ipv6Header, out: &mut Vec<Event>) {
         let nh = ip.upper;
         let (mut sport, mut dport, mut itype, mut icode, mut flags) =
             (None, None, None, None, None);
@@ -282,13 +282,13 @@ impl Decoder {
             NH_ICMPV6 => {
                 if !has(p, end, 4) {
                     let what = "ICMPv6 header".into();
-                    return self.short(out, "icmpv6", what, s, d, ip.tunnels);
+                    return self.short(out, "icmpv6", what, s, d, &ip.tunnels);
                 }
                 let t = data[p];
                 itype = Some(t);
                 icode = Some(data[p + 1]);
                 if (133..=137).contains(&t) {
-                    self.nd_message(data, p, end, &ip, out);
+                    self.nd_message(data, p, end, ip, out);
                 }
             }
             NH_TCP if has(p, end, 14) => {
@@ -312,7 +312,7 @@ impl Decoder {
                     outer_dst: IpAddr::V6(ip.dst),
                     ..TunnelLayer::default()
                 };
-                self.tunnel(data, p, end, ip.tunnels, layer, version, out);
+                self.tunnel(data, p, end, &ip.tunnels, layer, version, out);
             }
             _ => {}
         }
@@ -327,7 +327,7 @@ impl Decoder {
             let meta = self.meta();
             out.push(Event::Packet(Ipv6Packet {
                 meta,
-                ip,
+                ip: *ip,
                 sport,
                 dport,
                 icmp_type: itype,
@@ -354,10 +354,10 @@ impl Decoder {
         let Some(msg) = super::nd::parse_nd(meta, ip, data, p, end) else {
             if self.f.snapped {
                 let what = format!("ND type {itype} body").into();
-                return self.short(out, "nd", what, s, d, ip.tunnels);
+                return self.short(out, "nd", what, s, d, &ip.tunnels);
             }
             let detail = format!("ND type {itype} shorter than its fixed part").into();
-            return self.malformed(out, "nd", "short_message", detail, s, d, ip.tunnels);
+            return self.malformed(out, "nd", "short_message", detail, s, d, &ip.tunnels);
         };
         // The set of error reasons, sorted by name (the enum's order is alphabetical).
         let mut reasons = [false; 4];
@@ -372,7 +372,7 @@ impl Decoder {
         out.push(Event::Nd(msg));
         if cut {
             let what = "options cut by the snaplen".into();
-            self.short(out, "nd", what, None, None, Tunnels::default());
+            self.short(out, "nd", what, None, None, &Tunnels::default());
         }
         if reasons.iter().any(|&r| r) {
             let all = [
@@ -389,7 +389,7 @@ impl Decoder {
                 joined.push_str(r.name());
             }
             let detail = Cow::Owned(joined);
-            self.malformed(out, "nd", "bad_option", detail, s, d, ip.tunnels);
+            self.malformed(out, "nd", "bad_option", detail, s, d, &ip.tunnels);
         }
     }
 }
@@ -410,12 +410,12 @@ struct FragAt {
     more: bool,
 }
 
-fn reassembly_key(at: FragAt, tunnels: Tunnels, iface: u32, vlans: Vlans) -> super::FragKey {
+fn reassembly_key(at: FragAt, tunnels: &Tunnels, iface: u32, vlans: Vlans) -> super::FragKey {
     super::FragKey {
         src: at.src,
         dst: at.dst,
         ident: at.ident,
-        tunnels,
+        tunnels: *tunnels,
         iface,
         vlans,
     }

@@ -236,7 +236,7 @@ impl Decoder {
                 Cow::Owned(format!("panic: {what}")),
                 None,
                 None,
-                Tunnels::default(),
+                &Tunnels::default(),
             );
         }
     }
@@ -282,7 +282,7 @@ impl Decoder {
         detail: Cow<'static, str>,
         src: Option<IpAddr>,
         dst: Option<IpAddr>,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
     ) {
         self.stats.malformed += 1;
         self.stats.malformed_reasons.add((layer, reason));
@@ -294,7 +294,7 @@ impl Decoder {
             detail,
             src,
             dst,
-            tunnels,
+            tunnels: *tunnels,
         }));
     }
 
@@ -306,7 +306,7 @@ impl Decoder {
         what: Cow<'static, str>,
         src: Option<IpAddr>,
         dst: Option<IpAddr>,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
     ) {
         if self.f.snapped {
             if !self.f.snap_counted {
@@ -329,7 +329,7 @@ impl Decoder {
         src: [u8; 16],
         dst: [u8; 16],
         ident: u32,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
     ) {
         self.count_anomaly(kind);
         let meta = self.meta();
@@ -339,7 +339,7 @@ impl Decoder {
             src,
             dst,
             ident,
-            tunnels,
+            tunnels: *tunnels,
         }));
     }
 
@@ -356,7 +356,7 @@ impl Decoder {
         match linktype {
             LINKTYPE_ETHERNET => {
                 if n < 14 {
-                    return self.short(out, "link", "ethernet header".into(), None, None, none);
+                    return self.short(out, "link", "ethernet header".into(), None, None, &none);
                 }
                 self.f.dst_mac = Some(arr6(data, 0));
                 self.f.src_mac = Some(arr6(data, 6));
@@ -364,7 +364,7 @@ impl Decoder {
             }
             LINKTYPE_LINUX_SLL => {
                 if n < 16 {
-                    return self.short(out, "link", "SLL header".into(), None, None, none);
+                    return self.short(out, "link", "SLL header".into(), None, None, &none);
                 }
                 if be16(data, 4) == 6 {
                     // address length 6: a MAC
@@ -374,7 +374,7 @@ impl Decoder {
             }
             LINKTYPE_LINUX_SLL2 => {
                 if n < 20 {
-                    return self.short(out, "link", "SLL2 header".into(), None, None, none);
+                    return self.short(out, "link", "SLL2 header".into(), None, None, &none);
                 }
                 if data[11] == 6 {
                     self.f.src_mac = Some(arr6(data, 12));
@@ -384,11 +384,11 @@ impl Decoder {
             // DLT_RAW differs between BSDs (12, 14).
             LINKTYPE_RAW | 12 | 14 | LINKTYPE_IPV4 | LINKTYPE_IPV6 => {
                 if n < 1 {
-                    return self.short(out, "link", "raw IP packet".into(), None, None, none);
+                    return self.short(out, "link", "raw IP packet".into(), None, None, &none);
                 }
                 match data[0] >> 4 {
-                    6 => self.ipv6(data, 0, n, none, None, out),
-                    4 => self.ipv4(data, 0, n, none, out),
+                    6 => self.ipv6(data, 0, n, &none, None, out),
+                    4 => self.ipv4(data, 0, n, &none, out),
                     v => self.malformed(
                         out,
                         "link",
@@ -396,13 +396,13 @@ impl Decoder {
                         format!("version {v} on raw IP link").into(),
                         None,
                         None,
-                        none,
+                        &none,
                     ),
                 }
             }
             LINKTYPE_NULL | LINKTYPE_LOOP => {
                 if n < 4 {
-                    return self.short(out, "link", "loopback header".into(), None, None, none);
+                    return self.short(out, "link", "loopback header".into(), None, None, &none);
                 }
                 let raw = arr4(data, 0);
                 // LOOP is big-endian; NULL is host order of the capturing machine,
@@ -413,9 +413,9 @@ impl Decoder {
                     u32::from_le_bytes(raw)
                 };
                 match family {
-                    2 => self.ipv4(data, 4, n, none, out),
+                    2 => self.ipv4(data, 4, n, &none, out),
                     // AF_INET6 on Linux, the BSDs, macOS
-                    10 | 24 | 28 | 30 => self.ipv6(data, 4, n, none, None, out),
+                    10 | 24 | 28 | 30 => self.ipv6(data, 4, n, &none, None, out),
                     _ => self.stats.other += 1,
                 }
             }
@@ -429,11 +429,19 @@ impl Decoder {
             if tags >= self.limits.max_vlan_tags {
                 let detail = format!("more than {tags} tags").into();
                 let none = Tunnels::default();
-                return self.malformed(out, "link", "too_many_vlan_tags", detail, None, None, none);
+                return self.malformed(
+                    out,
+                    "link",
+                    "too_many_vlan_tags",
+                    detail,
+                    None,
+                    None,
+                    &none,
+                );
             }
             if data.len() < off + 4 {
                 let none = Tunnels::default();
-                return self.short(out, "link", "VLAN tag".into(), None, None, none);
+                return self.short(out, "link", "VLAN tag".into(), None, None, &none);
             }
             self.f.vlans.push(be16(data, off) & 0x0FFF);
             etype = be16(data, off + 2);
@@ -441,8 +449,8 @@ impl Decoder {
             tags += 1;
         }
         match etype {
-            ETH_IPV6 => self.ipv6(data, off, data.len(), Tunnels::default(), None, out),
-            ETH_IPV4 => self.ipv4(data, off, data.len(), Tunnels::default(), out),
+            ETH_IPV6 => self.ipv6(data, off, data.len(), &Tunnels::default(), None, out),
+            ETH_IPV4 => self.ipv4(data, off, data.len(), &Tunnels::default(), out),
             _ => self.stats.other += 1,
         }
     }

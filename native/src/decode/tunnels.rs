@@ -92,7 +92,7 @@ impl Decoder {
         mut end: usize,
         src: IpAddr,
         dst: IpAddr,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
         out: &mut Vec<Event>,
     ) {
         if !has(p, end, 8) {
@@ -129,7 +129,7 @@ impl Decoder {
         data: &[u8],
         p: usize,
         end: usize,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
         layer: TunnelLayer,
         version: u8,
         out: &mut Vec<Event>,
@@ -147,8 +147,8 @@ impl Decoder {
         }
         let inner = tunnels.with(layer);
         match version {
-            6 => self.ipv6(data, p, end, inner, None, out),
-            4 => self.ipv4(data, p, end, inner, out),
+            6 => self.ipv6(data, p, end, &inner, None, out),
+            4 => self.ipv4(data, p, end, &inner, out),
             _ => {} // 0: a tunnel message without an inner packet (AYIYA control)
         }
     }
@@ -195,7 +195,7 @@ impl Decoder {
         mut q: usize,
         end: usize,
         outer: Outer,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
         on_port: bool,
         out: &mut Vec<Event>,
     ) {
@@ -247,7 +247,7 @@ impl Decoder {
         q: usize,
         end: usize,
         outer: Outer,
-        tunnels: Tunnels,
+        tunnels: &Tunnels,
         out: &mut Vec<Event>,
     ) {
         // Draft "Anything In Anything": 8 fixed bytes, identity, signature, payload.
