@@ -112,7 +112,7 @@ struct Frame {
 /// Turns captured frames into events. One instance per capture stream.
 pub struct Decoder {
     limits: DecoderLimits,
-    /// Emit an `Ipv6Packet` for every IPv6 packet (else only for nothing).
+    /// Emit an `Ipv6Packet` for every IPv6 packet (off: none are built).
     pub want_packets: bool,
     /// Emit a `TunnelPacket` for every decapsulation.
     pub want_tunnels: bool,
