@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import struct
 
-from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
-from detectors.decoder.nd import icmpv6_checksum_ok
+from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits, icmpv6_checksum_ok
 from detectors.events import (
     DNSSLOption,
     Event,

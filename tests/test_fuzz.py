@@ -1,12 +1,13 @@
 """Fuzzing the decoder and the detections with hypothesis: random, truncated and mutated frames.
 
-Owns the robustness contract of ``detectors.decoder``: whatever bytes arrive,
-``Decoder.decode`` returns a list of events and never raises, and its work
-per frame is bounded (hypothesis' per-example deadline catches a hang or a
-pathological loop). Seeds are real frames from ``pcaps/`` and the external
-captures, so mutations land deep inside the layers that matter. Sequences of
-mutated ND frames also go through the whole engine: no detection raises and
-every table stays within its cap.
+Owns the robustness contract of ``detectors.decoder`` (the native decoder,
+through its Python API): whatever bytes arrive, ``Decoder.decode`` returns a
+list of events and never raises, and its work per frame is bounded
+(hypothesis' per-example deadline catches a hang or a pathological loop). The
+Rust side has its own fuzz loop (``native/tests/decode_fuzz.rs``). Seeds are
+real frames from ``pcaps/`` and the external captures, so mutations land deep
+inside the layers that matter. Sequences of mutated ND frames also go through
+the whole engine: no detection raises and every table stays within its cap.
 """
 
 from __future__ import annotations

@@ -1,12 +1,45 @@
 """The one decoder: the only code in v6sentry that reads packet bytes.
 
-``Decoder`` turns capture records into typed events (``detectors.events``).
-Submodules: ``core`` (link, IP, extension headers, tunnels), ``nd`` (ND
-bodies and options), ``reassembly`` (IPv6 fragments). Capture files are read
-by ``detectors.capture``; nothing here judges traffic.
+This package is the Python face of the native decoder (``native/src/decode/``,
+Rust, imported as ``detectors._native``). ``Decoder`` turns capture records
+into the typed events of ``detectors.events``; ``decode``, ``expire``,
+``stats``, ``reassembler``, ``want_packets`` and ``want_tunnels`` are what the
+engine uses. The limits stay small Python dataclasses here (the policy builds
+them) and are read once by the native constructor. No Python code reads
+packet bytes; capture files are read by ``detectors.capture``; nothing here
+judges traffic.
 """
 
-from detectors.decoder.core import Decoder, DecoderLimits
-from detectors.decoder.reassembly import ReassemblyLimits
+from __future__ import annotations
 
-__all__ = ["Decoder", "DecoderLimits", "ReassemblyLimits"]
+from dataclasses import dataclass, field
+
+from detectors._native import Decoder, icmpv6_checksum_ok
+
+
+@dataclass(frozen=True, slots=True)
+class ReassemblyLimits:
+    """Caps for the reassembly table; overridable as ``decoder`` thresholds."""
+
+    timeout_ns: int = 60 * 1_000_000_000  # RFC 8200: 60 s
+    max_datagrams: int = 4096
+    max_bytes: int = 16 * 1024 * 1024
+    max_fragments: int = 128  # per datagram; far above any honest MTU split
+
+
+@dataclass(frozen=True, slots=True)
+class DecoderLimits:
+    """Bounds on the decoder's work per packet and its memory.
+
+    Overridable in the policy under ``thresholds: {decoder: {...}}``. The native
+    decoder holds at most 16 VLAN tags, 64 extension headers and 8 tunnels (the
+    policy's ranges); larger values act as those.
+    """
+
+    max_ext_headers: int = 16  # more than any real stack sends; RFC 8504 suggests a limit
+    max_vlan_tags: int = 4
+    max_tunnel_depth: int = 3
+    reassembly: ReassemblyLimits = field(default_factory=ReassemblyLimits)
+
+
+__all__ = ["Decoder", "DecoderLimits", "ReassemblyLimits", "icmpv6_checksum_ok"]

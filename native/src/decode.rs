@@ -1,7 +1,0 @@
-//! Placeholder: filled by the decode work.
-
-use pyo3::prelude::*;
-
-pub fn register(_m: &Bound<'_, PyModule>) -> PyResult<()> {
-    Ok(())
-}

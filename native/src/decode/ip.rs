@@ -1,0 +1,566 @@
+//! IPv4 (only as far as tunnels need), IPv6 with its extension-header chain, the
+//! upper-layer fields events carry, and handing fragments to the reassembler.
+//!
+//! Ranges are `data[off..end]` with `end <= data.len()` always: `end` only ever
+//! shrinks to a length a header claims after checking that it fits.
+
+use std::borrow::Cow;
+
+use super::events::*;
+use super::{arr16, arr4, be16, be32, has, Decoder};
+use super::{NH_ICMPV6, NH_IPV4, NH_IPV6, NH_TCP, NH_UDP};
+
+const NH_FRAGMENT: u8 = 44;
+const NH_AH: u8 = 51;
+
+/// Extension headers v6sentry walks (RFC 8200 4, RFC 7045): all but ESP, which is opaque.
+#[inline]
+pub(crate) fn is_ext(nh: u8) -> bool {
+    matches!(nh, 0 | 43 | 44 | 51 | 60 | 135 | 139 | 140 | 253 | 254)
+}
+
+/// An extension header's size from its length byte: AH counts 4-octet units minus 2
+/// (RFC 4302), the rest 8-octet units minus 1.
+#[inline]
+fn ext_size(nh: u8, len_byte: u8) -> usize {
+    if nh == NH_AH {
+        (len_byte as usize + 2) * 4
+    } else {
+        (len_byte as usize + 1) * 8
+    }
+}
+
+impl Decoder {
+    pub(super) fn ipv4(
+        &mut self,
+        data: &[u8],
+        off: usize,
+        mut end: usize,
+        tunnels: &Tunnels,
+        out: &mut Vec<Event>,
+    ) {
+        self.stats.ipv4 += 1;
+        if !has(off, end, 20) {
+            return self.short(out, "ipv4", "IPv4 header".into(), None, None, tunnels);
+        }
+        let vihl = data[off];
+        let proto = data[off + 9];
+        if proto != NH_IPV6 && proto != NH_UDP {
+            return; // the cheap path: nothing in IPv4 matters but tunnels
+        }
+        let ihl = (vihl as usize & 0x0F) * 4;
+        let total = be16(data, off + 2) as usize;
+        let src = IpAddr::V4(arr4(data, off + 12));
+        let dst = IpAddr::V4(arr4(data, off + 16));
+        if vihl >> 4 != 4 || ihl < 20 || total < ihl {
+            let detail = format!("version/ihl 0x{vihl:02x} total {total}").into();
+            return self.malformed(
+                out,
+                "ipv4",
+                "bad_header",
+                detail,
+                Some(src),
+                Some(dst),
+                tunnels,
+            );
+        }
+        if off + total > end {
+            let what = format!("IPv4 total length {total}").into();
+            self.short(out, "ipv4", what, Some(src), Some(dst), tunnels);
+            if off + ihl > end {
+                return;
+            }
+        } else {
+            end = off + total; // drop Ethernet padding
+        }
+        if be16(data, off + 6) & 0x3FFF != 0 {
+            // MF or a fragment offset. IPv4 reassembly is out of scope; counted so
+            // nothing vanishes silently.
+            self.stats.ipv4_fragments_skipped += 1;
+            return;
+        }
+        let p = off + ihl;
+        if proto == NH_IPV6 {
+            let layer = TunnelLayer {
+                kind: TunnelKind::SixInFour,
+                outer_src: src,
+                outer_dst: dst,
+                ..TunnelLayer::default()
+            };
+            self.tunnel(data, p, end, tunnels, layer, 6, out)
+        } else {
+            self.udp4(data, p, end, src, dst, tunnels, out)
+        }
+    }
+
+    /// Decode the IPv6 packet at `data[off..end]`.
+    ///
+    /// `frag` is set when `data` is a reassembled datagram: its Fragment header is then
+    /// walked over rather than fed to the reassembler again.
+    pub(super) fn ipv6(
+        &mut self,
+        data: &[u8],
+        off: usize,
+        mut end: usize,
+        tunnels: &Tunnels,
+        mut frag: Option<FragmentInfo>,
+        out: &mut Vec<Event>,
+    ) {
+        if frag.is_none() {
+            self.stats.ipv6 += 1;
+        }
+        if !has(off, end, 40) {
+            return self.short(out, "ipv6", "IPv6 header".into(), None, None, tunnels);
+        }
+        let first = be32(data, off);
+        let plen = be16(data, off + 4);
+        let mut nh = data[off + 6];
+        let hlim = data[off + 7];
+        if first >> 28 != 6 {
+            let detail = format!("version {}", first >> 28).into();
+            return self.malformed(out, "ipv6", "bad_version", detail, None, None, tunnels);
+        }
+        let fits = off + 40 + plen as usize <= end;
+        if fits && (nh == NH_TCP || nh == NH_UDP) && !self.want_packets && frag.is_none() {
+            return; // the cheap path: nothing looks inside native IPv6 TCP/UDP
+        }
+        let src = arr16(data, off + 8);
+        let dst = arr16(data, off + 24);
+        let (s, d) = (Some(IpAddr::V6(src)), Some(IpAddr::V6(dst)));
+        if fits {
+            end = off + 40 + plen as usize; // drop link-layer padding
+        } else if !(plen == 0 && nh == 0) {
+            // plen 0 with Hop-by-Hop may be a jumbogram; otherwise the rest is walked
+            // as far as the bytes go.
+            self.short(
+                out,
+                "ipv6",
+                format!("payload length {plen}").into(),
+                s,
+                d,
+                tunnels,
+            );
+        }
+
+        let mut chain = Chain::default();
+        let mut p = off + 40;
+        let max_ext = self.limits.max_ext_headers;
+        while is_ext(nh) {
+            if chain.len() >= max_ext {
+                let detail = format!("more than {max_ext} headers").into();
+                return self.malformed(out, "ext", "chain_too_long", detail, s, d, tunnels);
+            }
+            if nh == 0 && !chain.is_empty() {
+                let detail = "Hop-by-Hop after another header".into();
+                self.malformed(out, "ext", "hbh_not_first", detail, s, d, tunnels);
+            }
+            if !has(p, end, 8) {
+                let what = format!("extension header {nh}").into();
+                return self.short(out, "ext", what, s, d, tunnels);
+            }
+            chain.push(nh);
+            if nh == NH_FRAGMENT {
+                let field = be16(data, p + 2);
+                let ident = be32(data, p + 4);
+                let offset = field & 0xFFF8;
+                let more = field & 1 != 0;
+                if frag.is_some() {
+                    // reassembled datagram: keep walking
+                } else if offset == 0 && !more {
+                    // RFC 6946: an atomic fragment is processed alone, never merged.
+                    frag = Some(FragmentInfo {
+                        ident,
+                        count: 1,
+                        atomic: true,
+                        first_chain_complete: true,
+                    });
+                    self.fragment_anomaly(out, FragKind::Atomic, src, dst, ident, tunnels);
+                } else {
+                    let at = FragAt {
+                        off,
+                        fh: p,
+                        end,
+                        src,
+                        dst,
+                        ident,
+                        offset,
+                        more,
+                    };
+                    return self.fragment(data, at, tunnels, out);
+                }
+                nh = data[p];
+                p += 8;
+                continue;
+            }
+            let size = ext_size(nh, data[p + 1]);
+            if p + size > end {
+                let what = format!("extension header {nh} of {size} bytes").into();
+                return self.short(out, "ext", what, s, d, tunnels);
+            }
+            nh = data[p];
+            p += size;
+        }
+
+        let ip = Ipv6Header {
+            src,
+            dst,
+            hop_limit: hlim,
+            traffic_class: (first >> 20) as u8,
+            flow_label: first & 0xFFFFF,
+            payload_len: plen,
+            chain,
+            upper: nh,
+            fragment: frag,
+            tunnels: *tunnels,
+        };
+        self.upper(data, p, end, &ip, out)
+    }
+
+    fn fragment(&mut self, data: &[u8], at: FragAt, tunnels: &Tunnels, out: &mut Vec<Event>) {
+        self.stats.fragments += 1;
+        let (s, d) = (Some(IpAddr::V6(at.src)), Some(IpAddr::V6(at.dst)));
+        if self.f.snapped {
+            let what = "fragment cut by snaplen".into();
+            return self.short(out, "fragment", what, s, d, tunnels);
+        }
+        let mut first_complete = true;
+        if at.offset == 0 {
+            first_complete = chain_complete(data, at.fh, at.end);
+            if !first_complete {
+                let kind = FragKind::IncompleteChain;
+                self.fragment_anomaly(out, kind, at.src, at.dst, at.ident, tunnels);
+            }
+        }
+        // The key carries the link and tunnel context: the same (src, dst, id) on two
+        // VLANs or inside two tunnels are different datagrams.
+        let key = reassembly_key(at, tunnels, self.f.iface, self.f.vlans);
+        let mut anomalies = std::mem::take(&mut self.anomalies);
+        anomalies.clear();
+        let done = self.reasm.add(
+            &key,
+            self.f.ts_ns,
+            at.offset as usize,
+            at.more,
+            &data[at.fh + 8..at.end],
+            &data[at.off..at.fh + 8],
+            first_complete,
+            &mut anomalies,
+        );
+        for (akey, kind) in anomalies.drain(..) {
+            self.count_anomaly(kind);
+            let meta = self.meta();
+            out.push(Event::Fragment(akey.anomaly(meta, kind)));
+        }
+        self.anomalies = anomalies;
+        let Some(mut done) = done else { return };
+        self.stats.reassembled += 1;
+        let buf = &mut done.buf;
+        let plen = buf.len() - 40;
+        if plen > 0xFFFF {
+            let kind = FragKind::Oversize;
+            return self.fragment_anomaly(out, kind, at.src, at.dst, at.ident, tunnels);
+        }
+        buf[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
+        let info = FragmentInfo {
+            ident: at.ident,
+            count: done.count,
+            atomic: false,
+            first_chain_complete: done.first_chain_complete,
+        };
+        let buf = std::mem::take(&mut done.buf);
+        self.ipv6(&buf, 0, buf.len(), tunnels, Some(info), out)
+    }
+
+    // -- upper layers ------------------------------------------------------------------
+
+    fn upper(&mut self, data: &[u8], p: usize, end: usize, ip: &Ipv6Header, out: &mut Vec<Event>) {
+        let nh = ip.upper;
+        let (mut sport, mut dport, mut itype, mut icode, mut flags) =
+            (None, None, None, None, None);
+        let (s, d) = (Some(IpAddr::V6(ip.src)), Some(IpAddr::V6(ip.dst)));
+        match nh {
+            NH_ICMPV6 => {
+                if !has(p, end, 4) {
+                    let what = "ICMPv6 header".into();
+                    return self.short(out, "icmpv6", what, s, d, &ip.tunnels);
+                }
+                let t = data[p];
+                itype = Some(t);
+                icode = Some(data[p + 1]);
+                if (133..=137).contains(&t) {
+                    self.nd_message(data, p, end, ip, out);
+                }
+            }
+            NH_TCP if has(p, end, 14) => {
+                sport = Some(be16(data, p));
+                dport = Some(be16(data, p + 2));
+                flags = Some(data[p + 13]);
+            }
+            NH_UDP if has(p, end, 8) => {
+                sport = Some(be16(data, p));
+                dport = Some(be16(data, p + 2));
+            }
+            NH_IPV6 | NH_IPV4 => {
+                let (kind, version) = if nh == NH_IPV6 {
+                    (TunnelKind::SixInSix, 6)
+                } else {
+                    (TunnelKind::FourInSix, 4)
+                };
+                let layer = TunnelLayer {
+                    kind,
+                    outer_src: IpAddr::V6(ip.src),
+                    outer_dst: IpAddr::V6(ip.dst),
+                    ..TunnelLayer::default()
+                };
+                self.tunnel(data, p, end, &ip.tunnels, layer, version, out);
+            }
+            _ => {}
+        }
+        if self.want_packets {
+            let mut quoted = None;
+            if let Some(t) = itype {
+                // ICMPv6 errors quote the invoking packet; its source (RFC 4443 2.1).
+                if t < 128 && has(p, end, 48) && data[p + 8] >> 4 == 6 {
+                    quoted = Some(arr16(data, p + 16));
+                }
+            }
+            let meta = self.meta();
+            out.push(Event::Packet(Ipv6Packet {
+                meta,
+                ip: *ip,
+                sport,
+                dport,
+                icmp_type: itype,
+                icmp_code: icode,
+                tcp_flags: flags,
+                quoted_src: quoted,
+            }));
+        }
+    }
+
+    /// Hand an ND message (ICMPv6 133-137) to `nd`, reporting what it finds wrong.
+    fn nd_message(
+        &mut self,
+        data: &[u8],
+        p: usize,
+        end: usize,
+        ip: &Ipv6Header,
+        out: &mut Vec<Event>,
+    ) {
+        self.stats.nd += 1;
+        let itype = data[p];
+        let (s, d) = (Some(IpAddr::V6(ip.src)), Some(IpAddr::V6(ip.dst)));
+        let meta = self.meta();
+        let Some(msg) = super::nd::parse_nd(meta, ip, data, p, end) else {
+            if self.f.snapped {
+                let what = format!("ND type {itype} body").into();
+                return self.short(out, "nd", what, s, d, &ip.tunnels);
+            }
+            let detail = format!("ND type {itype} shorter than its fixed part").into();
+            return self.malformed(out, "nd", "short_message", detail, s, d, &ip.tunnels);
+        };
+        // The set of error reasons, sorted by name (the enum's order is alphabetical).
+        let mut reasons = [false; 4];
+        let mut cut = false;
+        for e in &msg.option_errors {
+            if self.f.snapped && e.reason == OptionReason::Truncated {
+                cut = true; // an option cut by the snaplen is not the sender's fault
+            } else {
+                reasons[e.reason as usize] = true;
+            }
+        }
+        out.push(Event::Nd(msg));
+        if cut {
+            let what = "options cut by the snaplen".into();
+            self.short(out, "nd", what, None, None, &Tunnels::default());
+        }
+        if reasons.iter().any(|&r| r) {
+            let all = [
+                OptionReason::BadLength,
+                OptionReason::BadValue,
+                OptionReason::Truncated,
+                OptionReason::ZeroLength,
+            ];
+            let mut joined = String::new();
+            for r in all.iter().filter(|r| reasons[**r as usize]) {
+                if !joined.is_empty() {
+                    joined.push(',');
+                }
+                joined.push_str(r.name());
+            }
+            let detail = Cow::Owned(joined);
+            self.malformed(out, "nd", "bad_option", detail, s, d, &ip.tunnels);
+        }
+    }
+}
+
+/// Where a fragment sits in its packet.
+#[derive(Clone, Copy)]
+struct FragAt {
+    /// Start of the IPv6 header.
+    off: usize,
+    /// Start of the Fragment header.
+    fh: usize,
+    end: usize,
+    src: [u8; 16],
+    dst: [u8; 16],
+    ident: u32,
+    /// Fragment offset in bytes.
+    offset: u16,
+    more: bool,
+}
+
+fn reassembly_key(at: FragAt, tunnels: &Tunnels, iface: u32, vlans: Vlans) -> super::FragKey {
+    super::FragKey {
+        src: at.src,
+        dst: at.dst,
+        ident: at.ident,
+        tunnels: *tunnels,
+        iface,
+        vlans,
+    }
+}
+
+/// RFC 7112: does the first fragment hold every header up to the upper layer?
+fn chain_complete(data: &[u8], fh: usize, end: usize) -> bool {
+    let mut nh = data[fh];
+    let mut p = fh + 8;
+    for _ in 0..64 {
+        if is_ext(nh) && nh != NH_FRAGMENT {
+            if !has(p, end, 2) {
+                return false;
+            }
+            let size = ext_size(nh, data[p + 1]);
+            nh = data[p];
+            p += size;
+            continue;
+        }
+        break;
+    }
+    let need = match nh {
+        NH_TCP => 20,
+        NH_UDP => 8,
+        NH_ICMPV6 => 4,
+        _ => 0,
+    };
+    has(p, end, need)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testutil::*;
+    use super::super::{Decoder, DecoderLimits};
+    use super::*;
+
+    fn ext(nh: u8) -> Vec<u8> {
+        vec![nh, 0, 0, 0, 0, 0, 0, 0]
+    }
+
+    #[test]
+    fn extension_chain_is_walked_and_recorded() {
+        let echo = icmp6(&G1, &G2, 128, &[0; 4]);
+        let mut ah = vec![58, 1];
+        ah.extend_from_slice(&[0; 10]); // (1 + 2) * 4 = 12 bytes
+        let payload = [ext(60), ext(43), ext(51), ah, echo].concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 0, &payload), 0x86DD, &[]));
+        let p = packets(&ev);
+        assert_eq!(p[0].ip.chain.as_slice(), [0, 60, 43, 51]);
+        assert_eq!((p[0].ip.upper, p[0].icmp_type), (58, Some(128)));
+    }
+
+    #[test]
+    fn chain_length_is_bounded_and_hbh_must_be_first() {
+        let mut payload: Vec<u8> = (0..19).flat_map(|_| ext(60)).collect();
+        payload.extend(ext(58));
+        payload.extend(icmp6(&G1, &G2, 128, &[0; 4]));
+        let mut d = Decoder::new(DecoderLimits::default());
+        d.want_packets = true;
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("ext", "chain_too_long")]);
+        assert!(packets(&ev).is_empty());
+        let payload = [ext(0), ext(58), icmp6(&G1, &G2, 128, &[0; 4])].concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]));
+        assert_eq!(malformed(&ev), [("ext", "hbh_not_first")]);
+        assert_eq!(packets(&ev).len(), 1);
+    }
+
+    #[test]
+    fn atomic_fragment_is_processed_alone() {
+        let echo = icmp6(&G1, &G2, 128, &[0; 4]);
+        let payload = [
+            vec![44, 0, 0, 0, 0, 0, 0, 0],
+            vec![58, 0, 0, 0, 0, 0, 0, 7],
+            echo,
+        ]
+        .concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 0, &payload), 0x86DD, &[]));
+        assert_eq!(anomalies(&ev), [FragKind::Atomic]);
+        let f = packets(&ev)[0].ip.fragment.unwrap();
+        assert!(f.atomic && f.ident == 7 && f.count == 1);
+    }
+
+    #[test]
+    fn incomplete_first_fragment_chain_is_reported() {
+        // The first fragment ends inside a Destination Options header (RFC 7112).
+        let mut payload = vec![58, 2];
+        payload.extend_from_slice(&[0; 14]);
+        let fh = [60, 0, 0, 1, 0, 0, 0, 5];
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 44, &[&fh[..], &payload].concat()),
+            0x86DD,
+            &[],
+        ));
+        assert_eq!(anomalies(&ev), [FragKind::IncompleteChain]);
+        assert!(!chain_complete(&[60, 0, 0, 1, 0, 0, 0, 5, 58, 2], 0, 10));
+        assert!(chain_complete(
+            &[58, 0, 0, 1, 0, 0, 0, 5, 128, 0, 0, 0],
+            0,
+            12
+        ));
+    }
+
+    #[test]
+    fn reassembly_out_of_order_gives_one_packet() {
+        let msg = icmp6(&G1, &G2, 128, &[7; 60]);
+        let mut d = decoder();
+        let mut ev = Vec::new();
+        for f in fragments(&G1, &G2, 58, &msg, 24, 1).iter().rev() {
+            ev.extend(run(&mut d, 1, f, f.len(), S));
+        }
+        let p = packets(&ev);
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].ip.chain.as_slice(), [44]);
+        assert_eq!(p[0].ip.payload_len as usize, 8 + msg.len());
+        assert_eq!(p[0].ip.fragment.unwrap().count, 3);
+        assert_eq!((d.stats().reassembled, d.reassembler().len()), (1, 0));
+    }
+
+    #[test]
+    fn fragments_on_two_vlans_are_two_datagrams() {
+        let msg = icmp6(&G1, &G2, 128, &[7; 60]);
+        let frags = fragments(&G1, &G2, 58, &msg, 32, 1);
+        let mut tagged = frags[1][..12].to_vec();
+        tagged.extend_from_slice(&[0x81, 0, 0, 5]);
+        tagged.extend_from_slice(&frags[1][12..]);
+        let mut d = decoder();
+        run(&mut d, 1, &frags[0], frags[0].len(), S);
+        let ev = run(&mut d, 1, &tagged, tagged.len(), S);
+        assert!(packets(&ev).is_empty());
+        assert_eq!(d.reassembler().len(), 2);
+    }
+
+    #[test]
+    fn ipv4_bad_header_and_fragments() {
+        let mut bad = ipv4(&V4A, &V4B, 41, &[0; 40]);
+        bad[0] = 0x44;
+        let ev = decode(&eth(&bad, 0x0800, &[]));
+        assert_eq!(malformed(&ev), [("ipv4", "bad_header")]);
+        let mut frag = ipv4(&V4A, &V4B, 41, &[0; 40]);
+        frag[6] = 0x20; // MF
+        let mut d = decoder();
+        let f = eth(&frag, 0x0800, &[]);
+        assert!(run(&mut d, 1, &f, f.len(), S).is_empty());
+        assert_eq!(d.stats().ipv4_fragments_skipped, 1);
+    }
+}

@@ -1,0 +1,410 @@
+//! IPv6 fragment reassembly with bounded memory (RFC 8200 4.5, RFC 5722).
+//!
+//! Owns the table of datagrams in flight: it stores fragments, detects overlaps,
+//! expires datagrams on packet time and evicts the oldest when a cap is reached. It
+//! does not parse headers: `ip` gives it the unfragmentable prefix and the fragment
+//! payload, and walks the reassembled bytes itself.
+//!
+//! Overlapping fragments discard the whole datagram and keep discarding its later
+//! fragments until it times out (RFC 5722). Exact duplicates, common on span ports
+//! that mirror both directions, are dropped without complaint.
+//!
+//! Order: datagrams leave by age of their first fragment (insertion order, never
+//! refreshed), which a `BTreeMap` keyed by an insertion sequence gives with O(log n)
+//! removal from the middle when a datagram completes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::events::*;
+
+/// Payload length limit without jumbograms.
+pub const MAX_DATAGRAM: usize = 65535;
+
+/// Caps for the reassembly table (Python `ReassemblyLimits`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReassemblyLimits {
+    pub timeout_ns: i64,
+    pub max_datagrams: usize,
+    pub max_bytes: usize,
+    /// Per datagram; far above any honest MTU split.
+    pub max_fragments: usize,
+}
+
+impl Default for ReassemblyLimits {
+    fn default() -> Self {
+        ReassemblyLimits {
+            timeout_ns: 60 * 1_000_000_000,
+            max_datagrams: 4096,
+            max_bytes: 16 * 1024 * 1024,
+            max_fragments: 128,
+        }
+    }
+}
+
+/// What identifies a datagram: addresses and id, plus the tunnels and link (interface,
+/// VLANs) it travels on, since the same triple on two links is two datagrams.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct FragKey {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub ident: u32,
+    pub tunnels: Tunnels,
+    pub iface: u32,
+    pub vlans: Vlans,
+}
+
+impl FragKey {
+    pub fn anomaly(&self, meta: Meta, kind: FragKind) -> FragmentAnomaly {
+        FragmentAnomaly {
+            meta,
+            kind,
+            src: self.src,
+            dst: self.dst,
+            ident: self.ident,
+            tunnels: self.tunnels,
+        }
+    }
+}
+
+struct Datagram {
+    seq: u64,
+    first_ts: i64,
+    /// IPv6 header + unfragmentable headers + Fragment header, from fragment 0.
+    prefix: Option<Vec<u8>>,
+    /// (offset, payload) in arrival order.
+    pieces: Vec<(usize, Vec<u8>)>,
+    /// Payload length once the last fragment is seen.
+    total: Option<usize>,
+    size: usize,
+    first_chain_complete: bool,
+    /// Overlap (or another problem) seen: drop everything until the timeout.
+    dead: bool,
+}
+
+/// A reassembled datagram: the prefix then the payload, in one buffer.
+pub struct Completed {
+    pub buf: Vec<u8>,
+    pub count: u32,
+    pub first_chain_complete: bool,
+}
+
+/// Bounded table of IPv6 datagrams awaiting fragments.
+pub struct Reassembler {
+    limits: ReassemblyLimits,
+    table: HashMap<FragKey, Datagram>,
+    order: BTreeMap<u64, FragKey>,
+    next_seq: u64,
+    bytes: usize,
+}
+
+impl Reassembler {
+    pub fn new(limits: ReassemblyLimits) -> Self {
+        Reassembler {
+            limits,
+            table: HashMap::new(),
+            order: BTreeMap::new(),
+            next_seq: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn limits(&self) -> &ReassemblyLimits {
+        &self.limits
+    }
+
+    /// Datagrams in the table, dead ones included.
+    pub fn len(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
+
+    /// Bytes held (payloads and prefixes).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Datagrams still incomplete (reported at the end of a capture).
+    pub fn pending(&self) -> usize {
+        self.table.values().filter(|d| !d.dead).count()
+    }
+
+    fn oldest(&self) -> Option<&FragKey> {
+        self.order.values().next()
+    }
+
+    fn drop_key(&mut self, key: &FragKey) -> Option<Datagram> {
+        let dgram = self.table.remove(key)?;
+        self.order.remove(&dgram.seq);
+        self.bytes -= dgram.size;
+        Some(dgram)
+    }
+
+    /// Drop datagrams older than the timeout, reporting `timeout` for live ones.
+    pub fn expire(&mut self, now_ns: i64, out: &mut Vec<(FragKey, FragKind)>) {
+        let deadline = now_ns.saturating_sub(self.limits.timeout_ns);
+        while let Some(key) = self.oldest() {
+            if self.table[key].first_ts > deadline {
+                break;
+            }
+            let key = key.clone();
+            let dgram = self.drop_key(&key);
+            // A dead datagram was already reported.
+            if dgram.is_some_and(|d| !d.dead) {
+                out.push((key, FragKind::Timeout));
+            }
+        }
+    }
+
+    /// Add one fragment; returns the completed datagram, if any. Anomalies (its own
+    /// and evictions of others) go to `anomalies`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add(
+        &mut self,
+        key: &FragKey,
+        now_ns: i64,
+        offset: usize,
+        more: bool,
+        payload: &[u8],
+        prefix: &[u8],
+        first_chain_complete: bool,
+        anomalies: &mut Vec<(FragKey, FragKind)>,
+    ) -> Option<Completed> {
+        self.expire(now_ns, anomalies);
+        if !self.table.contains_key(key) {
+            if self.table.len() >= self.limits.max_datagrams {
+                if let Some(old) = self.oldest().cloned() {
+                    if let Some(d) = self.drop_key(&old) {
+                        if !d.dead {
+                            anomalies.push((old, FragKind::Evicted));
+                        }
+                    }
+                }
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            self.order.insert(seq, key.clone());
+            self.table.insert(
+                key.clone(),
+                Datagram {
+                    seq,
+                    first_ts: now_ns,
+                    prefix: None,
+                    pieces: Vec::new(),
+                    total: None,
+                    size: 0,
+                    first_chain_complete: true,
+                    dead: false,
+                },
+            );
+        }
+        let max_fragments = self.limits.max_fragments;
+        let dgram = self.table.get_mut(key)?;
+        if dgram.dead {
+            return None;
+        }
+        let end = offset + payload.len();
+        let mut problem = None;
+        if end > MAX_DATAGRAM {
+            problem = Some(FragKind::Oversize);
+        } else if (more && payload.len() % 8 != 0)
+            || (!more && dgram.total.is_some_and(|t| t != end))
+            || dgram.total.is_some_and(|t| end > t)
+        {
+            problem = Some(FragKind::InconsistentLength);
+        } else if dgram.pieces.len() >= max_fragments {
+            problem = Some(FragKind::TooManyFragments);
+        }
+        if problem.is_none() {
+            match overlap(dgram, offset, payload) {
+                Overlap::Duplicate => return None,
+                Overlap::Yes => problem = Some(FragKind::Overlap),
+                Overlap::No => {}
+            }
+        }
+        if problem.is_none() && !more && dgram.pieces.iter().any(|(o, p)| o + p.len() > end) {
+            problem = Some(FragKind::InconsistentLength);
+        }
+        if let Some(kind) = problem {
+            self.bytes -= dgram.size;
+            dgram.size = 0;
+            dgram.pieces = Vec::new();
+            dgram.prefix = None;
+            dgram.dead = true;
+            anomalies.push((key.clone(), kind));
+            return None;
+        }
+        // Keyed by offset like the Python dict it mirrors: an empty fragment at an
+        // offset already held (no overlap by the rule above) replaces that piece.
+        match dgram.pieces.iter_mut().find(|(o, _)| *o == offset) {
+            Some(slot) => slot.1 = payload.to_vec(),
+            None => dgram.pieces.push((offset, payload.to_vec())),
+        }
+        dgram.size += payload.len();
+        self.bytes += payload.len();
+        if offset == 0 {
+            dgram.size += prefix.len();
+            self.bytes += prefix.len();
+            dgram.prefix = Some(prefix.to_vec());
+            dgram.first_chain_complete = first_chain_complete;
+        }
+        if !more {
+            dgram.total = Some(end);
+        }
+        while self.bytes > self.limits.max_bytes && self.table.len() > 1 {
+            let Some(old) = self.oldest().cloned() else {
+                break;
+            };
+            if &old == key {
+                break;
+            }
+            if let Some(d) = self.drop_key(&old) {
+                if !d.dead {
+                    anomalies.push((old, FragKind::Evicted));
+                }
+            }
+        }
+        self.complete(key)
+    }
+
+    fn complete(&mut self, key: &FragKey) -> Option<Completed> {
+        let dgram = self.table.get(key)?;
+        let total = dgram.total?;
+        let prefix = dgram.prefix.as_ref()?;
+        if dgram.size - prefix.len() != total {
+            return None;
+        }
+        // Sizes add up and nothing overlaps, so the pieces tile [0, total).
+        let mut dgram = self.drop_key(key)?;
+        let prefix = dgram.prefix.take().unwrap_or_default();
+        dgram.pieces.sort_unstable_by_key(|(o, _)| *o);
+        let mut buf = Vec::with_capacity(prefix.len() + total);
+        buf.extend_from_slice(&prefix);
+        for (_, piece) in &dgram.pieces {
+            buf.extend_from_slice(piece);
+        }
+        Some(Completed {
+            buf,
+            count: dgram.pieces.len() as u32,
+            first_chain_complete: dgram.first_chain_complete,
+        })
+    }
+}
+
+enum Overlap {
+    No,
+    Yes,
+    Duplicate,
+}
+
+fn overlap(dgram: &Datagram, offset: usize, payload: &[u8]) -> Overlap {
+    let end = offset + payload.len();
+    if let Some((_, same)) = dgram.pieces.iter().find(|(o, _)| *o == offset) {
+        if same == payload {
+            return Overlap::Duplicate;
+        }
+    }
+    if dgram
+        .pieces
+        .iter()
+        .any(|(o, p)| *o < end && offset < o + p.len())
+    {
+        return Overlap::Yes;
+    }
+    Overlap::No
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ident: u32) -> FragKey {
+        FragKey {
+            src: [1; 16],
+            dst: [2; 16],
+            ident,
+            tunnels: Tunnels::default(),
+            iface: 0,
+            vlans: Vlans::default(),
+        }
+    }
+
+    fn limits() -> ReassemblyLimits {
+        ReassemblyLimits::default()
+    }
+
+    type Anoms = Vec<(FragKey, FragKind)>;
+
+    fn add(
+        r: &mut Reassembler,
+        k: u32,
+        ts: i64,
+        off: usize,
+        more: bool,
+        p: &[u8],
+        a: &mut Anoms,
+    ) -> Option<Completed> {
+        r.add(&key(k), ts, off, more, p, &[0x60; 48], true, a)
+    }
+
+    fn kinds(a: &Anoms) -> Vec<FragKind> {
+        a.iter().map(|x| x.1).collect()
+    }
+
+    #[test]
+    fn completes_in_any_order_and_drops_duplicates_quietly() {
+        let mut r = Reassembler::new(limits());
+        let mut a = Vec::new();
+        assert!(add(&mut r, 1, 0, 8, false, &[2; 4], &mut a).is_none());
+        assert!(add(&mut r, 1, 0, 8, false, &[2; 4], &mut a).is_none());
+        let done = add(&mut r, 1, 0, 0, true, &[1; 8], &mut a).unwrap();
+        assert_eq!(done.buf.len(), 48 + 12);
+        assert_eq!(&done.buf[48..], &[1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2]);
+        assert_eq!((done.count, r.len(), r.bytes()), (2, 0, 0));
+        assert!(a.is_empty());
+    }
+
+    #[test]
+    fn overlap_kills_the_datagram_until_timeout() {
+        let mut r = Reassembler::new(limits());
+        let mut a = Vec::new();
+        add(&mut r, 1, 0, 0, true, &[1; 16], &mut a);
+        add(&mut r, 1, 0, 8, false, &[3; 16], &mut a);
+        assert!(add(&mut r, 1, 0, 16, false, &[2; 8], &mut a).is_none());
+        assert_eq!(kinds(&a), [FragKind::Overlap]);
+        assert_eq!((r.len(), r.pending(), r.bytes()), (1, 0, 0));
+        a.clear();
+        r.expire(61 * 1_000_000_000, &mut a);
+        assert!(a.is_empty() && r.is_empty()); // reported once, not again as a timeout
+    }
+
+    #[test]
+    fn lengths_caps_and_timeouts() {
+        let mut r = Reassembler::new(ReassemblyLimits {
+            max_datagrams: 2,
+            max_fragments: 2,
+            max_bytes: 200,
+            ..limits()
+        });
+        let mut a = Vec::new();
+        add(&mut r, 1, 0, 0, true, &[1; 12], &mut a); // M=1 payload not a multiple of 8
+        add(&mut r, 2, 0, 65528, false, &[1; 16], &mut a); // past 65535
+        add(&mut r, 3, 0, 0, true, &[1; 8], &mut a); // evicts 1 (dead: quiet)
+        assert_eq!(
+            kinds(&a),
+            [FragKind::InconsistentLength, FragKind::Oversize]
+        );
+        a.clear();
+        add(&mut r, 3, 0, 8, true, &[1; 8], &mut a);
+        add(&mut r, 3, 0, 16, true, &[1; 8], &mut a);
+        assert_eq!(kinds(&a), [FragKind::TooManyFragments]);
+        a.clear();
+        add(&mut r, 4, 5, 0, true, &[1; 160], &mut a); // 48 + 160 > 200: evict older
+        assert_eq!(r.len(), 1);
+        a.clear();
+        r.expire(5 + 60 * 1_000_000_000, &mut a);
+        assert_eq!(kinds(&a), [FragKind::Timeout]);
+    }
+}
