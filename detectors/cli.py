@@ -241,7 +241,7 @@ def replay(args: argparse.Namespace) -> int:
             engine.capture_name = reader.path
             t0 = time.perf_counter()
             try:
-                engine.run(reader.records())
+                engine.run_capture(reader)
             except CaptureError as exc:
                 return _fail(str(exc))
             finally:

@@ -1,34 +1,52 @@
 """The engine: feeds decoder events to detections on packet time.
 
 Owns wiring: discovering detection families, resolving their thresholds
-(spec defaults, then policy overrides), building the decoder with only the
-event kinds someone subscribed to, dispatching events by type, driving the
-packet-time clock that closes windows and expires fragments, and collecting
+(spec defaults, then policy overrides), building the native decoder and the
+fused native loop (``detectors._native.Pipeline``) with only the event kinds
+someone subscribed to, dispatching the events that reach Python by type,
+running the packet-time ticks that close windows and expire fragments (the
+native loop stops at each tick so that order is kept), and collecting
 the statistics the summary prints, and the observation callback (sub-threshold
 facts, ``detectors.observations``) kept apart from the alert sink: observations
 never count as alerts. It does not read files (``capture``), parse bytes
 (``decoder``) or judge traffic (``detections``).
 
-Packet sources other than files (live capture) hand ``run`` their own record
-iterator and may call ``advance`` from a timer so quiet links still close
-windows.
+Capture files go through ``run_capture``: records are read and decoded natively
+and only events reach Python. Other packet sources (tests, live batches) hand
+``run`` record tuples; live capture may call ``advance`` from a timer so quiet
+links still close windows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from typing import TYPE_CHECKING, Any
 
+from detectors._native import Pipeline
 from detectors.alerts import Alert
 from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
 from detectors.detections import NS, Context, Detector, discover
-from detectors.events import Event, Ipv6Packet, TunnelPacket
+from detectors.events import (
+    Event,
+    FragmentAnomaly,
+    Ipv6Packet,
+    Malformed,
+    NDMessage,
+    TunnelPacket,
+)
 from detectors.observations import Observation
 from detectors.policy import Policy
 from detectors.spec import FamilySpec, Threshold
 
+if TYPE_CHECKING:
+    from detectors.capture import CaptureReader
+
 TICK_NS = NS  # windows are checked at most once per second of packet time
+# Items per batch from the native loop: big enough to amortise the call, small enough
+# to keep the list in cache. Ticks end a batch early.
+BATCH = 4096
 
 
 # Decoder bounds, overridable as ``thresholds: {decoder: {...}}`` in the policy.
@@ -98,8 +116,6 @@ class Engine:
         self.observe = observe
         self.stats = EngineStats()
         self.capture_name: str | None = None
-        self.now_ns = 0
-        self._next_tick = 0
         self.detectors: list[Detector] = []
         for name in sorted(specs):
             spec = specs[name]
@@ -128,6 +144,17 @@ class Engine:
             want_packets=self._always_packets,
             want_tunnels=any(issubclass(TunnelPacket, t) for t in always),
         )
+        self._want_tunnels = self.decoder.want_tunnels
+        self._pipeline = Pipeline(self.decoder, TICK_NS)
+        for owner, det in enumerate(self.detectors):
+            for reducer in det.native_reducers():
+                self._pipeline.add_reducer(owner, reducer)
+        self._native_kinds = self._pipeline.native_kinds()
+        self._python_kinds = [
+            any(issubclass(cls, t) for d in self.detectors for t in d.subscribes)
+            for cls in (Ipv6Packet, TunnelPacket, NDMessage, Malformed, FragmentAnomaly)
+        ]
+        self._set_kinds()
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     def _demand_packets(self, who: str, on: bool) -> None:
@@ -135,8 +162,20 @@ class Engine:
             self._packet_demands.add(who)
         else:
             self._packet_demands.discard(who)
-        self.decoder.want_packets = self._always_packets or bool(self._packet_demands)
+        self._set_kinds()
         self._dispatch.clear()  # on-demand subscribers join or leave the handler lists
+
+    def _set_kinds(self) -> None:
+        """Which decoded kinds are built (for Python or a native reducer) and which
+        become Python objects; per-packet ones only while someone wants them."""
+        python_packets = self._always_packets or bool(self._packet_demands)
+        native = self._native_kinds
+        self.decoder.want_packets = python_packets or native[0]
+        self.decoder.want_tunnels = self._want_tunnels or native[1]
+        kinds = list(self._python_kinds)
+        kinds[0] = python_packets
+        kinds[1] = self._want_tunnels
+        self._pipeline.set_python_kinds(*kinds)
 
     # -- alerts ------------------------------------------------------------
 
@@ -173,32 +212,52 @@ class Engine:
             self._dispatch[etype] = handlers
         return handlers
 
-    def _deliver(self, events: list[Event]) -> None:
-        for event in events:
-            for handler in self._handlers(type(event)):
-                handler(event)
+    def _deliver(self, items: list[Any]) -> None:
+        """Events go to their subscribers; ``(owner, output)`` pairs from the native
+        reducers go to the detector that owns the reducer."""
+        detectors = self.detectors
+        for item in items:
+            if type(item) is tuple:
+                detectors[item[0]].on_reduced(item[1])
+                continue
+            for handler in self._handlers(type(item)):
+                handler(item)
+
+    @property
+    def now_ns(self) -> int:
+        """Packet time: the latest timestamp seen (the native loop keeps the clock)."""
+        return self._pipeline.now_ns
+
+    def run_capture(self, reader: CaptureReader) -> None:
+        """Read, decode and dispatch a whole capture; records never reach Python."""
+        pipeline, deliver = self._pipeline, self._deliver
+        pipeline.restart()
+        done = False
+        while not done:
+            items, tick, done = pipeline.run_capture(reader, BATCH)
+            if items:
+                deliver(items)
+            if tick is not None:
+                self.advance(tick)
 
     def run(self, records: Iterable[tuple[int, int, int, bytes, int]]) -> None:
         """Decode and dispatch every record ``(ts_ns, iface, linktype, data, wire_len)``."""
-        decode, deliver = self.decoder.decode, self._deliver
-        for frame, (ts_ns, iface, linktype, data, wire_len) in enumerate(records, 1):
-            if ts_ns > self.now_ns:
-                if ts_ns < self._next_tick:
-                    self.now_ns = ts_ns
-                else:
-                    self.advance(ts_ns)
-            events = decode(ts_ns, frame, iface, linktype, data, wire_len)
-            if events:
-                deliver(events)
+        pipeline, deliver = self._pipeline, self._deliver
+        pipeline.restart()
+        it = iter(records)
+        while chunk := list(islice(it, BATCH)):
+            i = 0
+            while i < len(chunk):
+                items, tick, i = pipeline.run_records(chunk, i, BATCH)
+                if items:
+                    deliver(items)
+                if tick is not None:
+                    self.advance(tick)
 
     def advance(self, now_ns: int) -> None:
         """Move packet time forward; close due windows. Time never runs backwards."""
-        if now_ns <= self.now_ns:
+        if not self._pipeline.advance(now_ns):
             return
-        self.now_ns = now_ns
-        if now_ns < self._next_tick:
-            return
-        self._next_tick = now_ns + TICK_NS
         self._deliver(self.decoder.expire(now_ns))
         for det in self.detectors:
             det.tick(now_ns)

@@ -2,9 +2,11 @@
 
 Owns loading and validating ``detections/<family>/spec.yaml`` into typed
 objects: identity (UUID, sids), title, severity, ATT&CK ids, thresholds with
-their meaning, and false positives. Detectors read thresholds from here; the
-rule templates (Sigma, Suricata) render from the same objects. This module
-does not evaluate traffic.
+their meaning, false positives, and the native reducers the family's
+detections are counted with (``reducers:``: what each observes, its key, what
+it reduces and which thresholds it reads; the engine builds them by ``kind``).
+Detectors read thresholds from here; the rule templates (Sigma, Suricata)
+render from the same objects. This module does not evaluate traffic.
 """
 
 from __future__ import annotations
@@ -104,6 +106,30 @@ class DetectionSpec:
     parameters: dict[str, Any]
 
 
+# Event kinds a native reducer may observe (``native/src/reducer.rs``, ``Observes``).
+OBSERVABLE = ("ipv6_packet", "tunnel_packet", "nd_message", "malformed", "fragment_anomaly")
+
+
+@dataclass(frozen=True, slots=True)
+class ReducerSpec:
+    """A native reducer a family declares (Zeek's SumStats: observe, key, reduce).
+
+    ``kind`` names the Rust reducer (``detectors/detections/<family>/native/``);
+    ``observes`` the decoded event kinds it sees, in packet order, natively;
+    ``key`` what it counts per, ``reduces`` what it keeps per key and window,
+    ``outputs`` what it hands Python; ``thresholds`` the ``category.name``
+    thresholds it reads (checked against the spec's own thresholds).
+    """
+
+    name: str
+    kind: str
+    observes: tuple[str, ...]
+    key: str
+    reduces: str
+    outputs: str
+    thresholds: tuple[str, ...]
+
+
 @dataclass(frozen=True, slots=True)
 class FamilySpec:
     """A detection family: one folder, one spec, one or more categories."""
@@ -113,6 +139,29 @@ class FamilySpec:
     description: str
     path: str
     detections: dict[str, DetectionSpec]
+    reducers: dict[str, ReducerSpec] = field(default_factory=dict)
+
+
+def _reducer(name: str, node: Any, where: str, thresholds: set[str]) -> ReducerSpec:
+    if not isinstance(node, dict):
+        raise SpecError(f"{where}: expected a mapping with kind, observes, key, reduces")
+    observes = _req(node, "observes", where, list)
+    for kind in observes:
+        if kind not in OBSERVABLE:
+            raise SpecError(f"{where}.observes: '{kind}' not one of {', '.join(OBSERVABLE)}")
+    used = _req(node, "thresholds", where, list)
+    for t in used:
+        if t not in thresholds:
+            raise SpecError(f"{where}.thresholds: '{t}' is not a threshold of this spec")
+    return ReducerSpec(
+        name=name,
+        kind=_req(node, "kind", where, str),
+        observes=tuple(observes),
+        key=_req(node, "key", where, str).strip(),
+        reduces=_req(node, "reduces", where, str).strip(),
+        outputs=_req(node, "outputs", where, str).strip(),
+        thresholds=tuple(used),
+    )
 
 
 def _req(node: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -245,10 +294,19 @@ def load_spec(path: Path) -> FamilySpec:
         if det.category in detections:
             raise SpecError(f"{where}: category {det.category} defined twice")
         detections[det.category] = det
+    known = {f"{cat}.{t}" for cat, det in detections.items() for t in det.thresholds}
+    reducers_node = doc.get("reducers") or {}
+    if not isinstance(reducers_node, dict):
+        raise SpecError(f"{where}: reducers: expected a mapping of name -> reducer")
+    reducers = {
+        name: _reducer(name, node, f"{where}: reducers.{name}", known)
+        for name, node in reducers_node.items()
+    }
     return FamilySpec(
         family=_req(doc, "family", where, str),
         title=_req(doc, "title", where, str),
         description=_req(doc, "description", where, str).strip(),
         path=where,
         detections=detections,
+        reducers=reducers,
     )

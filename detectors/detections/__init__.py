@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from detectors._native import NativeReducer
 from detectors.alerts import Alert, alert_id
 from detectors.events import Event, TunnelLayer, ip_str, mac_str
 from detectors.observations import Observation
@@ -69,6 +70,7 @@ class Detector:
         self._tables: list[BoundedTable[Any, Any]] = []
         self._suppressors: list[Suppressor] = []
         self._windows: list[Windows[Any, Any]] = []
+        self._reducers: list[NativeReducer] = []
 
     # -- for subclasses ---------------------------------------------------
 
@@ -102,6 +104,18 @@ class Detector:
         self._tables.append(windows.table)
         self._windows.append(windows)
         return windows
+
+    def reducer(self, name: str, settings: dict[str, Any]) -> NativeReducer:
+        """The native reducer ``name`` the family's spec declares (``reducers:``), built
+        with ``settings``. The engine hands it every decoded event of the kinds it
+        observes, natively; its outputs come back through ``on_reduced``. Its bounded
+        tables show in the stats here, in the order they were made."""
+        spec = self.spec.reducers[name]
+        reducer = NativeReducer(spec.kind, settings)
+        self._reducers.append(reducer)
+        for i, (table, _size, cap, _evictions) in enumerate(reducer.tables()):
+            self._tables.append(NativeTable(table, reducer, i, cap))  # type: ignore[arg-type]
+        return reducer
 
     def suppressor(self, category: str, cap: float) -> Suppressor:
         """Suppression per identifier for ``category``'s ``suppress_s`` threshold."""
@@ -190,6 +204,13 @@ class Detector:
     def on_event(self, event: Event) -> None:
         raise NotImplementedError
 
+    def on_reduced(self, output: Any) -> None:
+        """One output of one of this family's native reducers (``reducer``)."""
+        raise NotImplementedError
+
+    def native_reducers(self) -> list[NativeReducer]:
+        return list(self._reducers)
+
     def tick(self, now_ns: int) -> None:
         """Packet time advanced (at most once per second): close due windows."""
         for windows in self._windows:
@@ -205,6 +226,22 @@ class Detector:
 
     def suppressed(self) -> int:
         return sum(s.suppressed for s in self._suppressors)
+
+
+class NativeTable:
+    """A native reducer's bounded table, seen as the stats see a ``BoundedTable``."""
+
+    __slots__ = ("cap", "index", "name", "reducer")
+
+    def __init__(self, name: str, reducer: NativeReducer, index: int, cap: int) -> None:
+        self.name, self.reducer, self.index, self.cap = name, reducer, index, cap
+
+    def __len__(self) -> int:
+        return self.reducer.tables()[self.index][1]
+
+    @property
+    def evictions(self) -> int:
+        return self.reducer.tables()[self.index][3]
 
 
 def tunnel_evidence(tunnels: tuple[TunnelLayer, ...]) -> list[dict[str, Any]]:

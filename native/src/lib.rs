@@ -10,7 +10,10 @@ use pyo3::prelude::*;
 pub mod capture;
 pub mod decode;
 pub mod live;
+pub mod pipeline;
 pub mod record;
+pub mod reduce;
+pub mod reducer;
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -18,5 +21,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     capture::register(m)?;
     decode::register(m)?;
     live::register(m)?;
+    pipeline::register(m)?;
+    reducer::register(m)?;
     Ok(())
 }

@@ -12,6 +12,7 @@ pub mod source;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use python::to_py;
 pub use python::{register, PyCaptureReader};
 pub use reader::{CaptureError, Format, Interface, Reader, CHUNK, MAX_BLOCK, MAX_CAPLEN};
 pub use source::Input;

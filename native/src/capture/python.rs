@@ -147,7 +147,7 @@ fn py_io_error(py: Python<'_>, err: PyErr) -> io::Error {
 
 /// The Python exception for a reader error: `CaptureError`, or the stream's own
 /// exception when it was not a read error.
-fn to_py(py: Python<'_>, err: super::reader::CaptureError) -> PyErr {
+pub(crate) fn to_py(py: Python<'_>, err: super::reader::CaptureError) -> PyErr {
     let foreign = err
         .io_source()
         .and_then(|e| e.get_ref())

@@ -26,11 +26,11 @@ use crate::record::Rec;
 pub mod events;
 mod ip;
 pub mod nd;
-mod py;
+pub(crate) mod py;
 pub mod reassembly;
 #[cfg(test)]
 mod testutil;
-mod topy;
+pub(crate) mod topy;
 mod tunnels;
 
 use events::*;

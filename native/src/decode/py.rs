@@ -30,7 +30,7 @@ fn limits_from_py(limits: &Bound<'_, PyAny>) -> PyResult<DecoderLimits> {
 /// Turns one captured frame into events (`detectors.events`). One per capture stream.
 #[pyclass(name = "Decoder", module = "detectors._native")]
 pub struct PyDecoder {
-    inner: Decoder,
+    pub(crate) inner: Decoder,
     /// The `DecoderLimits` it was built with, handed back as `limits`.
     limits: Py<PyAny>,
     /// Reused between frames so decoding allocates no event list.

@@ -1,0 +1,325 @@
+//! The fused per-packet loop: records in, decoded, counted natively; Python gets the rest.
+//!
+//! Owns the packet-time clock and the hand-over to Python. One `Pipeline` per packet
+//! stream (one capture, one live ring): it pulls records from a native source (a
+//! capture `Reader`) or from a Python list of record tuples (tests, live batches),
+//! decodes them with the stream's `Decoder`, feeds every decoded IPv6 packet to the
+//! native reducers (`crate::reduce`), and builds Python event objects only for the
+//! kinds a Python detection still subscribes to.
+//!
+//! What Python receives is a batch: a list of items in packet order, each either a
+//! `detectors.events` event or a reducer output (a tuple the owning detector reads).
+//! A batch ends early at a clock tick: the record whose timestamp reaches the next
+//! tick is held back and decoded on the next call, after Python has run the tick
+//! (fragment expiry, detectors' window closing, which closes the native reducers'
+//! windows too). That keeps every event, every reducer update and every window close
+//! in exactly the order the per-packet Python loop had, so verdicts do not change.
+//! Ticks come at most once per second of packet time, so Python's work grows with
+//! time and events, not with packets.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyList, PyTuple};
+
+use crate::capture::{to_py, PyCaptureReader};
+use crate::decode::events::Event;
+use crate::decode::py::PyDecoder;
+use crate::decode::topy::Converter;
+use crate::record::Rec;
+use crate::reducer::{guard, NativeReducer, Observes, Outputs};
+
+/// Registers `Pipeline` on `detectors._native`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Pipeline>()?;
+    Ok(())
+}
+
+/// A record held back across a tick (owned: the source's buffer moves on).
+struct Pending {
+    ts_ns: i64,
+    iface: u32,
+    linktype: u32,
+    data: Vec<u8>,
+    wire_len: u32,
+}
+
+/// The fused loop of one packet stream; see the module docs.
+#[pyclass(module = "detectors._native", unsendable)]
+pub struct Pipeline {
+    decoder: Py<PyDecoder>,
+    /// The families' native reducers, in detector order, with the index of the
+    /// detector that owns each (outputs go back to it).
+    reducers: Vec<(usize, Py<NativeReducer>)>,
+    /// The event kinds a Python detection subscribes to: only those become objects.
+    python: Observes,
+    /// Packet time: the latest timestamp seen (never runs backwards).
+    #[pyo3(get)]
+    now_ns: i64,
+    next_tick: i64,
+    tick_ns: i64,
+    /// Record number within the current run (1-based, as `pcap_cnt`).
+    #[pyo3(get, set)]
+    frame: u64,
+    pending: Option<Pending>,
+    /// A source error met after some events were batched: raised on the next call.
+    error: Option<PyErr>,
+    out: Vec<Event>,
+}
+
+/// What one batch call returns: items for Python, a tick due at that time (Python
+/// calls `advance` with it before the next call), and whether the source is done.
+type Batch<'py> = (Bound<'py, PyList>, Option<i64>, bool);
+
+impl Pipeline {
+    /// Move the clock for a record at `ts`; false when it reaches the next tick.
+    #[inline]
+    fn clock(&mut self, ts: i64) -> bool {
+        if ts > self.now_ns {
+            if ts >= self.next_tick {
+                return false;
+            }
+            self.now_ns = ts;
+        }
+        true
+    }
+
+    /// Decode one record and hand its events on.
+    fn one<'py>(
+        &mut self,
+        py: Python<'py>,
+        dec: &mut PyDecoder,
+        reducers: &mut [(usize, Observes, PyRefMut<'py, NativeReducer>)],
+        conv: &mut Converter<'py>,
+        items: &Bound<'py, PyList>,
+        rec: &Rec<'_>,
+    ) -> PyResult<()> {
+        self.frame += 1;
+        self.out.clear();
+        dec.inner.decode(rec, self.frame, &mut self.out);
+        for ev in &self.out {
+            for (owner, observes, r) in reducers.iter_mut() {
+                if observes.wants(ev) {
+                    let mut out = Outputs::new(items.clone(), Some(*owner));
+                    guard(|| r.inner.observe(py, ev, &mut out))?;
+                }
+            }
+            if self.python.wants(ev) {
+                items.append(conv.event(ev)?)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Borrow every reducer for one batch (no Python code runs inside a batch).
+    fn borrow<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<Vec<(usize, Observes, PyRefMut<'py, NativeReducer>)>> {
+        self.reducers
+            .iter()
+            .map(|(owner, r)| {
+                let r = r.clone_ref(py).into_bound(py).try_borrow_mut()?;
+                Ok((*owner, r.observes(), r))
+            })
+            .collect()
+    }
+}
+
+#[pymethods]
+impl Pipeline {
+    #[new]
+    #[pyo3(signature = (decoder, tick_ns))]
+    fn new(decoder: Py<PyDecoder>, tick_ns: i64) -> Self {
+        Pipeline {
+            decoder,
+            reducers: Vec::new(),
+            python: Observes {
+                packets: false,
+                tunnels: true,
+                nd: true,
+                malformed: true,
+                fragments: true,
+            },
+            now_ns: 0,
+            next_tick: 0,
+            tick_ns,
+            frame: 0,
+            pending: None,
+            error: None,
+            out: Vec::new(),
+        }
+    }
+
+    /// Add a native reducer owned by the detector at index `owner`.
+    fn add_reducer(&mut self, owner: usize, reducer: Py<NativeReducer>) {
+        self.reducers.push((owner, reducer));
+    }
+
+    /// Which decoded kinds Python detections subscribe to (only those become objects).
+    fn set_python_kinds(
+        &mut self,
+        packets: bool,
+        tunnels: bool,
+        nd: bool,
+        malformed: bool,
+        fragments: bool,
+    ) {
+        self.python = Observes {
+            packets,
+            tunnels,
+            nd,
+            malformed,
+            fragments,
+        };
+    }
+
+    /// Event kinds some native reducer observes: `(packets, tunnels, nd, malformed,
+    /// fragments)`, so the engine asks the decoder to build them.
+    fn native_kinds(&self, py: Python<'_>) -> PyResult<(bool, bool, bool, bool, bool)> {
+        let mut all = Observes::default();
+        for (_, r) in &self.reducers {
+            let o = r.bind(py).try_borrow()?.observes();
+            all.packets |= o.packets;
+            all.tunnels |= o.tunnels;
+            all.nd |= o.nd;
+            all.malformed |= o.malformed;
+            all.fragments |= o.fragments;
+        }
+        Ok((
+            all.packets,
+            all.tunnels,
+            all.nd,
+            all.malformed,
+            all.fragments,
+        ))
+    }
+
+    /// Move packet time to `now_ns`; true when a tick is due (Python then expires
+    /// fragments and closes windows). Time never runs backwards.
+    fn advance(&mut self, now_ns: i64) -> bool {
+        if now_ns <= self.now_ns {
+            return false;
+        }
+        self.now_ns = now_ns;
+        if now_ns < self.next_tick {
+            return false;
+        }
+        self.next_tick = now_ns + self.tick_ns;
+        true
+    }
+
+    /// Start a new run: record numbers count from 1 again (one capture, one batch of
+    /// live records), as `pcap_cnt` does.
+    fn restart(&mut self) {
+        self.frame = 0;
+    }
+
+    /// Read and decode from a capture until `max_items` items are batched, a tick is
+    /// due, or the capture ends. Raises the reader's error (CaptureError) after the
+    /// batch that preceded it.
+    fn run_capture<'py>(
+        &mut self,
+        py: Python<'py>,
+        reader: &Bound<'py, PyCaptureReader>,
+        max_items: usize,
+    ) -> PyResult<Batch<'py>> {
+        if let Some(err) = self.error.take() {
+            return Err(err);
+        }
+        let items = PyList::empty(py);
+        let decoder = self.decoder.clone_ref(py);
+        let mut dec = decoder.bind(py).try_borrow_mut()?;
+        let mut reducers = self.borrow(py)?;
+        let mut conv = Converter::new(py)?;
+        if let Some(p) = self.pending.take() {
+            let rec = Rec {
+                ts_ns: p.ts_ns,
+                iface: p.iface,
+                linktype: p.linktype,
+                data: &p.data,
+                wire_len: p.wire_len,
+            };
+            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
+        }
+        let mut guard = reader.try_borrow_mut()?;
+        let source = guard.reader_mut();
+        loop {
+            if items.len() >= max_items {
+                return Ok((items, None, false));
+            }
+            let rec = match source.next_record() {
+                Ok(Some(rec)) => rec,
+                Ok(None) => return Ok((items, None, true)),
+                Err(e) => {
+                    let err = to_py(py, e);
+                    if items.is_empty() {
+                        return Err(err);
+                    }
+                    self.error = Some(err);
+                    return Ok((items, None, false));
+                }
+            };
+            if !self.clock(rec.ts_ns) {
+                self.pending = Some(Pending {
+                    ts_ns: rec.ts_ns,
+                    iface: rec.iface,
+                    linktype: rec.linktype,
+                    data: rec.data.to_vec(),
+                    wire_len: rec.wire_len,
+                });
+                return Ok((items, Some(rec.ts_ns), false));
+            }
+            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
+        }
+    }
+
+    /// The same over a list of `(ts_ns, iface, linktype, data, wire_len)` tuples, from
+    /// `start`; returns the batch and the index to continue from (the list's length
+    /// when done). A record due for a tick is not consumed: the next call starts at it.
+    fn run_records<'py>(
+        &mut self,
+        py: Python<'py>,
+        records: &Bound<'py, PyList>,
+        start: usize,
+        max_items: usize,
+    ) -> PyResult<(Bound<'py, PyList>, Option<i64>, usize)> {
+        let items = PyList::empty(py);
+        let decoder = self.decoder.clone_ref(py);
+        let mut dec = decoder.bind(py).try_borrow_mut()?;
+        let mut reducers = self.borrow(py)?;
+        let mut conv = Converter::new(py)?;
+        let n = records.len();
+        let mut i = start;
+        while i < n {
+            if items.len() >= max_items {
+                break;
+            }
+            let item = records.get_item(i)?;
+            let t = item.downcast::<PyTuple>()?;
+            let ts_ns: i64 = t.get_item(0)?.extract()?;
+            // A record at a tick is decoded only after Python ran the tick (`advance`
+            // moves the tick past it, so the next call decodes it).
+            if !self.clock(ts_ns) {
+                return Ok((items, Some(ts_ns), i));
+            }
+            let data_obj = t.get_item(3)?;
+            let owned: Vec<u8>;
+            let data: &[u8] = match data_obj.downcast::<pyo3::types::PyBytes>() {
+                Ok(b) => b.as_bytes(),
+                Err(_) => {
+                    owned = data_obj.extract()?;
+                    &owned
+                }
+            };
+            let rec = Rec {
+                ts_ns,
+                iface: t.get_item(1)?.extract()?,
+                linktype: t.get_item(2)?.extract()?,
+                data,
+                wire_len: t.get_item(4)?.extract()?,
+            };
+            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
+            i += 1;
+        }
+        Ok((items, None, i))
+    }
+}
