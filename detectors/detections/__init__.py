@@ -24,7 +24,7 @@ from detectors.events import Event, TunnelLayer, ip_str, mac_str
 from detectors.observations import Observation
 from detectors.policy import Policy
 from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec
-from detectors.state import BoundedTable, Suppressor, W, Windows
+from detectors.state import BoundedTable, NativeTable, Suppressor, TableStats, W, Windows
 
 NS = 1_000_000_000
 
@@ -66,7 +66,7 @@ class Detector:
         self.ctx = ctx
         self.spec = ctx.spec
         self.policy = ctx.policy
-        self._tables: list[BoundedTable[Any, Any]] = []
+        self._tables: list[TableStats] = []
         self._suppressors: list[Suppressor] = []
         self._windows: list[Windows[Any, Any]] = []
 
@@ -102,6 +102,15 @@ class Detector:
         self._tables.append(windows.table)
         self._windows.append(windows)
         return windows
+
+    def native_table(
+        self, name: str, cap: float, stats: Callable[[], tuple[int, int, int]]
+    ) -> NativeTable:
+        """A table the native core keeps (``stats`` answers size, cap, evictions); it shows
+        in the stats like the others, in the order tables were made."""
+        table = NativeTable(f"{self.family}.{name}", int(cap), stats)
+        self._tables.append(table)
+        return table
 
     def suppressor(self, category: str, cap: float) -> Suppressor:
         """Suppression per identifier for ``category``'s ``suppress_s`` threshold."""
@@ -200,7 +209,7 @@ class Detector:
         for windows in self._windows:
             windows.close_all()
 
-    def tables(self) -> list[BoundedTable[Any, Any]]:
+    def tables(self) -> list[TableStats]:
         return list(self._tables)
 
     def suppressed(self) -> int:
