@@ -9,6 +9,7 @@
 
 use pyo3::prelude::*;
 
+pub mod few;
 pub mod packet;
 pub mod py;
 pub mod sketch;

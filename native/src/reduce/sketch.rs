@@ -7,6 +7,8 @@
 //! and observations built from them are compared byte for byte with the goldens. Knows
 //! nothing of packets or windows.
 
+use super::few::Few;
+
 /// splitmix64's finaliser: the deterministic 64-bit hash every counter uses.
 #[inline]
 pub fn mix64(mut x: u64) -> u64 {
@@ -96,8 +98,9 @@ impl HyperLogLog {
 
 #[derive(Clone, Debug)]
 enum Distinct {
-    /// Sorted, so membership is a binary search and a set of 128 hashes is 1 KiB.
-    Exact(Vec<u64>),
+    /// Sorted, so membership is a binary search and a set of 128 hashes is 1 KiB; the
+    /// first hash is inline.
+    Exact(Few<u64>),
     Sketch(HyperLogLog),
 }
 
@@ -114,9 +117,9 @@ impl DistinctCounter {
         DistinctCounter {
             exact_up_to,
             precision,
-            // No allocation until the first value: most windows of a random-source flood
-            // see one target.
-            state: Distinct::Exact(Vec::new()),
+            // No allocation until the second value: most windows of a random-source
+            // flood see one target.
+            state: Distinct::Exact(Few::Empty),
         }
     }
 
@@ -124,12 +127,12 @@ impl DistinctCounter {
     #[inline]
     pub fn add(&mut self, h: u64) -> bool {
         if let Distinct::Exact(set) = &mut self.state {
-            let at = match set.binary_search(&h) {
+            let at = match set.as_slice().binary_search(&h) {
                 Ok(_) => return false,
                 Err(at) => at,
             };
             if set.len() < self.exact_up_to {
-                set.insert(at, h);
+                set.insert(at, h, self.exact_up_to);
                 return true;
             }
             // Full: the sketch takes over. Register maxima do not depend on the order
@@ -137,7 +140,7 @@ impl DistinctCounter {
             // inside 53 bits) unless a register passes ~40, so Python's set order is
             // not needed to get its bits.
             let mut hll = HyperLogLog::new(self.precision);
-            for &v in set.iter() {
+            for &v in set.as_slice() {
                 hll.add(v);
             }
             self.state = Distinct::Sketch(hll);
@@ -167,7 +170,7 @@ impl DistinctCounter {
 pub struct DistinctSample<T> {
     cap: usize,
     level: u32,
-    items: Vec<(u64, T)>,
+    items: Few<(u64, T)>,
 }
 
 #[inline]
@@ -184,16 +187,17 @@ impl<T: Copy> DistinctSample<T> {
         DistinctSample {
             cap,
             level: 0,
-            items: Vec::new(),
+            items: Few::Empty,
         }
     }
 
     #[inline]
     pub fn add(&mut self, h: u64, item: T) {
-        if h & low_mask(self.level) != 0 || self.items.iter().any(|&(k, _)| k == h) {
+        if h & low_mask(self.level) != 0 || self.items.as_slice().iter().any(|&(k, _)| k == h) {
             return;
         }
-        self.items.push((h, item));
+        // It holds cap + 1 for a moment before the level rises.
+        self.items.push((h, item), self.cap + 1);
         while self.items.len() > self.cap {
             self.level += 1;
             let mask = low_mask(self.level);
@@ -211,7 +215,7 @@ impl<T: Copy> DistinctSample<T> {
 
     /// Items in insertion order.
     pub fn items(&self) -> impl Iterator<Item = T> + '_ {
-        self.items.iter().map(|&(_, v)| v)
+        self.items.as_slice().iter().map(|&(_, v)| v)
     }
 
     /// The share kept is 2**-level.

@@ -16,12 +16,12 @@
 //! repeats into them even once evicted. Same graph, same answers.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
+use super::few::Few;
 use super::packet::{FirstPacket, PacketView};
 use super::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
-use super::windows::{Lru, Window, Windows};
+use super::windows::{KeyedMap, Lru, Window, Windows};
 
 pub const PATTERN_SAMPLE: usize = 64; // distinct targets kept per window for the patterns
 pub const MAX_SOURCES_NAMED: usize = 64; // source addresses remembered per window
@@ -95,7 +95,7 @@ pub struct Win {
     pub sample: DistinctSample<[u8; 16]>,
     /// Source addresses (at most MAX_SOURCES_NAMED), in first-seen order, with the new
     /// targets each found: Python's Counter, whose order breaks `most_common` ties.
-    pub sources: Vec<([u8; 16], u64)>,
+    pub sources: Few<([u8; 16], u64)>,
     pub more_sources: bool,
     pub probes: [u64; 7],
 }
@@ -108,7 +108,7 @@ impl Win {
             packets: 0,
             first: FirstPacket::from(p),
             sample: DistinctSample::new(PATTERN_SAMPLE),
-            sources: Vec::new(),
+            sources: Few::Empty,
             more_sources: false,
             probes: [0; 7],
         }
@@ -116,10 +116,15 @@ impl Win {
 
     /// Count what each source address (at most MAX_SOURCES_NAMED) found new.
     fn name(&mut self, src: &[u8; 16], new: bool) {
-        if let Some(e) = self.sources.iter_mut().find(|(a, _)| a == src) {
+        if let Some(e) = self
+            .sources
+            .as_mut_slice()
+            .iter_mut()
+            .find(|(a, _)| a == src)
+        {
             e.1 += u64::from(new);
         } else if self.sources.len() < MAX_SOURCES_NAMED {
-            self.sources.push((*src, u64::from(new)));
+            self.sources.push((*src, u64::from(new)), MAX_SOURCES_NAMED);
         } else {
             self.more_sources = true;
         }
@@ -128,7 +133,7 @@ impl Win {
     /// The top source address as Python's `most_common(1)`: first of the highest counts.
     pub fn top_source(&self) -> Option<([u8; 16], u64)> {
         let mut best: Option<([u8; 16], u64)> = None;
-        for &(a, n) in &self.sources {
+        for &(a, n) in self.sources.as_slice() {
             match best {
                 Some((_, b)) if n <= b => {}
                 _ => best = Some((a, n)),
@@ -212,7 +217,7 @@ impl From<&Win> for WinSnapshot {
             start_ns: w.start_ns,
             last_ns: w.last_ns,
             packets: w.packets,
-            sources: w.sources.clone(),
+            sources: w.sources.as_slice().to_vec(),
             more_sources: w.more_sources,
             probes: w.probes,
             sample: w.sample.items().collect(),
@@ -272,7 +277,7 @@ pub struct SweepCore {
     pub cfg: Config,
     pub sources: Windows<[u8; 8], SrcRef>,
     pub pairs: Windows<[u8; 16], PairRef>,
-    recent: HashMap<[u8; 32], (PairRef, SrcRef)>,
+    recent: KeyedMap<[u8; 32], (PairRef, SrcRef)>,
 }
 
 fn closed(cfg: &Config, key: [u8; 16], p: &PairRef, out: &mut Vec<Outcome>) {
@@ -292,7 +297,7 @@ fn closed(cfg: &Config, key: [u8; 16], p: &PairRef, out: &mut Vec<Outcome>) {
         dst64,
         estimate,
         exact: p.targets.is_exact(),
-        sources: p.w.sources.clone(),
+        sources: p.w.sources.as_slice().to_vec(),
         more_sources: p.w.more_sources,
         packets: p.w.packets,
         probes: p.w.probes,
@@ -308,7 +313,7 @@ impl SweepCore {
         SweepCore {
             sources: Windows::new(cfg.max_sources, cfg.window_ns),
             pairs: Windows::new(cfg.max_pairs, cfg.window_ns),
-            recent: HashMap::new(),
+            recent: KeyedMap::default(),
             cfg,
         }
     }
@@ -681,7 +686,10 @@ mod tests {
     fn bench_random_sources() {
         let mut core = SweepCore::new(cfg());
         let mut out = Vec::new();
-        let n = 10_000_000u64;
+        let n: u64 = std::env::var("SWEEP_BENCH_PACKETS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000_000);
         let t0 = Instant::now();
         for i in 0..n {
             let s = addr(0x2001_0000_0000_0000 | (mix64(i) >> 16), mix64(i ^ 0xabc));

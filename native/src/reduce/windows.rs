@@ -9,7 +9,60 @@
 //! the Python classes step by step. Knows nothing of what a window counts.
 
 use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+
+use super::sketch::mix64;
+
+/// A keyed hash for the tables' keys (addresses, /64s): a per-table random key, then
+/// splitmix64 chained over 8-byte words. Keys are attacker-chosen, so the hash must not
+/// be predictable (a fixed one lets a flood pile keys into one bucket chain); SipHash is
+/// that too but was a quarter of the per-packet time. Without the key, where two keys
+/// land depends on mix64 of key-dependent values, so collisions cannot be aimed.
+#[derive(Clone)]
+pub struct KeyedState(u64);
+
+impl KeyedState {
+    pub fn new() -> Self {
+        KeyedState(RandomState::new().hash_one(0x5eed_u64))
+    }
+}
+
+impl Default for KeyedState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BuildHasher for KeyedState {
+    type Hasher = KeyedHasher;
+    fn build_hasher(&self) -> KeyedHasher {
+        KeyedHasher(self.0)
+    }
+}
+
+pub struct KeyedHasher(u64);
+
+impl Hasher for KeyedHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let word = chunk.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            self.0 = mix64(self.0 ^ word);
+        }
+    }
+
+    #[inline]
+    fn write_usize(&mut self, _len: usize) {
+        // Only arrays' length prefixes come here: fixed per table, nothing to mix.
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub type KeyedMap<K, V> = HashMap<K, V, KeyedState>;
 
 const NIL: u32 = u32::MAX;
 
@@ -20,11 +73,10 @@ struct Slot<K, V> {
     next: u32,
 }
 
-/// An LRU map with a hard cap and an eviction counter (`BoundedTable`). The map is
-/// std's SipHash `HashMap`: keys are attacker-chosen addresses, so a keyed hash keeps a
-/// crafted flood from degrading lookups.
+/// An LRU map with a hard cap and an eviction counter (`BoundedTable`), hashed with
+/// `KeyedState`.
 pub struct Lru<K, V> {
-    map: HashMap<K, u32>,
+    map: KeyedMap<K, u32>,
     slots: Vec<Slot<K, V>>,
     free: Vec<u32>,
     head: u32, // least recently used
@@ -36,7 +88,7 @@ pub struct Lru<K, V> {
 impl<K: Copy + Hash + Eq, V> Lru<K, V> {
     pub fn new(cap: usize) -> Self {
         Lru {
-            map: HashMap::new(),
+            map: KeyedMap::default(),
             slots: Vec::new(),
             free: Vec::new(),
             head: NIL,
