@@ -426,6 +426,24 @@ pub struct SweepReducer {
     out: Vec<Outcome>,
 }
 
+/// The Rust-side path, for the fused native loop: no Python per packet.
+impl SweepReducer {
+    /// Count one packet; its outcomes, if any, wait for `take_outcomes`. Returns whether
+    /// there are any waiting, so the loop calls into Python only then.
+    #[inline]
+    pub fn on_view(&mut self, pk: &PacketView<'_>) -> bool {
+        self.core.on_packet(pk, &mut self.out);
+        !self.out.is_empty()
+    }
+
+    /// The waiting outcomes as Python tuples (None when there are none), in order.
+    pub fn take_outcomes<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let done = outcomes(py, &self.out);
+        self.out.clear();
+        done
+    }
+}
+
 #[pymethods]
 impl SweepReducer {
     #[new]
@@ -536,23 +554,20 @@ impl SweepReducer {
             quoted_src,
             tunnels,
         )?;
-        self.out.clear();
-        self.core.on_packet(&pk.view(), &mut self.out);
-        outcomes(py, &self.out)
+        self.on_view(&pk.view());
+        self.take_outcomes(py)
     }
 
     /// Packet time reached `now_ns`: the closed pair windows worth an observation.
     fn tick<'py>(&mut self, py: Python<'py>, now_ns: i64) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.out.clear();
         self.core.tick(now_ns, &mut self.out);
-        outcomes(py, &self.out)
+        self.take_outcomes(py)
     }
 
     /// End of input: every open window closes.
     fn flush<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.out.clear();
         self.core.flush(&mut self.out);
-        outcomes(py, &self.out)
+        self.take_outcomes(py)
     }
 
     /// `((size, cap, evictions), (size, cap, evictions))` of the source and pair tables.
