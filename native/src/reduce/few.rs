@@ -76,11 +76,6 @@ impl<T: Copy> Few<T> {
             Few::Many(v) => v.retain(keep),
         }
     }
-
-    /// Drop everything, releasing the buffer.
-    pub fn take(&mut self) -> Few<T> {
-        std::mem::take(self)
-    }
 }
 
 #[cfg(test)]

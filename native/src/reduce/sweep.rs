@@ -129,18 +129,6 @@ impl Win {
             self.more_sources = true;
         }
     }
-
-    /// The top source address as Python's `most_common(1)`: first of the highest counts.
-    pub fn top_source(&self) -> Option<([u8; 16], u64)> {
-        let mut best: Option<([u8; 16], u64)> = None;
-        for &(a, n) in self.sources.as_slice() {
-            match best {
-                Some((_, b)) if n <= b => {}
-                _ => best = Some((a, n)),
-            }
-        }
-        best
-    }
 }
 
 /// One source /64's window over everything it sent and got back.
