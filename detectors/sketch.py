@@ -7,6 +7,10 @@ hash both use. Memory is fixed by the parameters, never by how many distinct
 values arrive, which is what lets a sweep of ten million addresses be
 tracked in a few kilobytes. Does not know about packets or alerts.
 
+``native/src/reduce/sketch.rs`` is its bit-for-bit Rust port, which the sweep's
+per-packet counting runs on (its tests pin values computed here): change both
+together, or the goldens move.
+
 Why hand-written rather than a library: the per-packet path needs an O(1)
 estimate after every insertion (to notice a severity tier being crossed as it
 happens); the HLL below keeps the zero-register count and the harmonic sum

@@ -27,6 +27,35 @@ class Window(Protocol):
 W = TypeVar("W", bound=Window)
 
 
+class TableStats(Protocol):
+    """What the statistics read of a table: a ``BoundedTable`` or a ``NativeTable``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cap(self) -> int: ...
+    @property
+    def evictions(self) -> int: ...
+    def __len__(self) -> int: ...
+
+
+class NativeTable:
+    """Size, cap and evictions of a table kept by the native core (``detectors._native``),
+    read on demand from ``stats``, which answers ``(size, cap, evictions)``."""
+
+    def __init__(self, name: str, cap: int, stats: Callable[[], tuple[int, int, int]]) -> None:
+        self.name = name
+        self.cap = cap
+        self._stats = stats
+
+    def __len__(self) -> int:
+        return self._stats()[0]
+
+    @property
+    def evictions(self) -> int:
+        return self._stats()[2]
+
+
 class BoundedTable(Generic[K, V]):
     """An LRU mapping with a hard cap and an eviction counter."""
 

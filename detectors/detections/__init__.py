@@ -25,7 +25,7 @@ from detectors.events import Event, TunnelLayer, ip_str, mac_str
 from detectors.observations import Observation
 from detectors.policy import Policy
 from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec
-from detectors.state import BoundedTable, Suppressor, W, Windows
+from detectors.state import BoundedTable, NativeTable, Suppressor, TableStats, W, Windows
 
 NS = 1_000_000_000
 
@@ -67,7 +67,7 @@ class Detector:
         self.ctx = ctx
         self.spec = ctx.spec
         self.policy = ctx.policy
-        self._tables: list[BoundedTable[Any, Any]] = []
+        self._tables: list[TableStats] = []
         self._suppressors: list[Suppressor] = []
         self._windows: list[Windows[Any, Any]] = []
         self._reducers: list[NativeReducer] = []
@@ -114,8 +114,17 @@ class Detector:
         reducer = NativeReducer(spec.kind, settings)
         self._reducers.append(reducer)
         for i, (table, _size, cap, _evictions) in enumerate(reducer.tables()):
-            self._tables.append(NativeTable(table, reducer, i, cap))  # type: ignore[arg-type]
+            self._tables.append(NativeTable(table, cap, _table_stats(reducer, i)))
         return reducer
+
+    def native_table(
+        self, name: str, cap: float, stats: Callable[[], tuple[int, int, int]]
+    ) -> NativeTable:
+        """A table the native core keeps (``stats`` answers size, cap, evictions); it shows
+        in the stats like the others, in the order tables were made."""
+        table = NativeTable(f"{self.family}.{name}", int(cap), stats)
+        self._tables.append(table)
+        return table
 
     def suppressor(self, category: str, cap: float) -> Suppressor:
         """Suppression per identifier for ``category``'s ``suppress_s`` threshold."""
@@ -221,27 +230,21 @@ class Detector:
         for windows in self._windows:
             windows.close_all()
 
-    def tables(self) -> list[BoundedTable[Any, Any]]:
+    def tables(self) -> list[TableStats]:
         return list(self._tables)
 
     def suppressed(self) -> int:
         return sum(s.suppressed for s in self._suppressors)
 
 
-class NativeTable:
-    """A native reducer's bounded table, seen as the stats see a ``BoundedTable``."""
+def _table_stats(reducer: NativeReducer, index: int) -> Callable[[], tuple[int, int, int]]:
+    """``(size, cap, evictions)`` of one of a native reducer's tables, read on demand."""
 
-    __slots__ = ("cap", "index", "name", "reducer")
+    def stats() -> tuple[int, int, int]:
+        _name, size, cap, evictions = reducer.tables()[index]
+        return size, cap, evictions
 
-    def __init__(self, name: str, reducer: NativeReducer, index: int, cap: int) -> None:
-        self.name, self.reducer, self.index, self.cap = name, reducer, index, cap
-
-    def __len__(self) -> int:
-        return self.reducer.tables()[self.index][1]
-
-    @property
-    def evictions(self) -> int:
-        return self.reducer.tables()[self.index][3]
+    return stats
 
 
 def tunnel_evidence(tunnels: tuple[TunnelLayer, ...]) -> list[dict[str, Any]]:

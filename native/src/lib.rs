@@ -1,9 +1,10 @@
 //! v6sentry's native core, imported by Python as `detectors._native`.
 //!
 //! Owns everything that runs once per packet: reading captures (`capture`) and
-//! decoding frames into typed events (`decode`), and reading live interfaces
-//! through TPACKET_V3 rings (`live`). Python sees only events and
-//! counters; it never touches packet bytes.
+//! decoding frames into typed events (`decode`), reading live interfaces through
+//! TPACKET_V3 rings (`live`), the fused per-packet loop (`pipeline`) and the
+//! families' counting (`reducer`, `reduce`). Python sees only events, reducer
+//! outputs and counters; it never touches packet bytes.
 
 use pyo3::prelude::*;
 
@@ -23,5 +24,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     live::register(m)?;
     pipeline::register(m)?;
     reducer::register(m)?;
+    reduce::register(m)?;
     Ok(())
 }

@@ -31,9 +31,13 @@ class SweepDetector(Detector):
             self.dark.on_packet(event)
 
     def tick(self, now_ns: int) -> None:
+        # The sweep's (native) windows were made first, so they close first, as the base
+        # class closes tables in the order they were made.
+        self.sweep.close_due(now_ns)
         super().tick(now_ns)
         self.sweep.close_budget(now_ns)
 
     def flush(self, now_ns: int) -> None:
-        super().flush(now_ns)  # closes every pair window: their observations come first
+        self.sweep.close_all()  # closes every pair window: their observations come first
+        super().flush(now_ns)
         self.sweep.close_budget(now_ns, final=True)

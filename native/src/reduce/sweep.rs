@@ -1,0 +1,760 @@
+//! The per-packet half of `ipv6.sweep` (`detectors/detections/sweep/sweep.py`).
+//!
+//! Owns, per packet: the filters (multicast, link-local, Neighbor Discovery, the
+//! unspecified source, ICMPv6 errors quoting the destination's own packet), the
+//! recent-pairs cache, the per-source-/64 and per-(source /64, destination /64) windows
+//! with their distinct targets, destination /64s, responders, named source addresses,
+//! probe kinds and target samples, and the gates: a tier crossing, or a wide scan, that
+//! passes the no-reply ratio. It hands out only `Outcome`s: a gated crossing (Python
+//! checks suppression and writes the alert) and a closed pair window with enough targets
+//! for an observation (Python applies the observation budget and writes it). Python's
+//! work therefore grows with alerts and windows, never with packets.
+//!
+//! Windows are shared handles (`Rc<RefCell<_>>`) because Python's are objects: a pair
+//! keeps the source window it started with after that one left the table (its no-reply
+//! ratio at close reads it), and the recent-pairs cache keeps both alive and absorbs
+//! repeats into them even once evicted. Same graph, same answers.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use super::few::Few;
+use super::packet::{FirstPacket, PacketView};
+use super::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
+use super::windows::{KeyedMap, Lru, Window, Windows};
+
+pub const PATTERN_SAMPLE: usize = 64; // distinct targets kept per window for the patterns
+pub const MAX_SOURCES_NAMED: usize = 64; // source addresses remembered per window
+pub const RECENT_PAIRS: usize = 16384; // flows remembered to skip repeats; cleared when full
+
+/// Probe kinds (issue 4's list), indexing `probes` arrays.
+pub const PROBE_KINDS: [&str; 6] = [
+    "icmpv6_echo",
+    "icmpv6_error",
+    "icmpv6_other",
+    "tcp_syn",
+    "tcp_other",
+    "udp",
+];
+const OTHER: usize = 6;
+pub const PROBE_NAMES: [&str; 7] = [
+    "icmpv6_echo",
+    "icmpv6_error",
+    "icmpv6_other",
+    "tcp_syn",
+    "tcp_other",
+    "udp",
+    "other",
+];
+
+fn probe_kind(p: &PacketView<'_>) -> usize {
+    if let Some(t) = p.icmp_type {
+        return match t {
+            128 => 0,
+            0..=127 => 1,
+            _ => 2,
+        };
+    }
+    if let Some(flags) = p.tcp_flags {
+        return if flags & 0x12 == 0x02 { 3 } else { 4 };
+    }
+    if p.upper == 17 {
+        return 5;
+    }
+    OTHER
+}
+
+fn is_link_local(a: &[u8; 16]) -> bool {
+    a[0] == 0xFE && a[1] & 0xC0 == 0x80
+}
+
+/// The thresholds, resolved by Python from `spec.yaml` and the policy.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub window_ns: i64,
+    pub tiers: [f64; 3],
+    pub wide_prefixes: f64,
+    pub wide_targets: f64,
+    pub min_no_reply: f64,
+    pub exact_up_to: usize,
+    pub precision: u32,
+    pub src_precision: u32,
+    pub max_sources: usize,
+    pub max_pairs: usize,
+    /// `observe_min_targets`; None when nobody listens for observations.
+    pub observe_min: Option<f64>,
+}
+
+/// What both windows keep: when, which source addresses, how many packets.
+#[derive(Debug)]
+pub struct Win {
+    pub start_ns: i64,
+    pub last_ns: i64,
+    pub packets: u64,
+    pub first: FirstPacket,
+    pub sample: DistinctSample<[u8; 16]>,
+    /// Source addresses (at most MAX_SOURCES_NAMED), in first-seen order, with the new
+    /// targets each found: Python's Counter, whose order breaks `most_common` ties.
+    pub sources: Few<([u8; 16], u64)>,
+    pub more_sources: bool,
+    pub probes: [u64; 7],
+}
+
+impl Win {
+    fn new(ts: i64, p: &PacketView<'_>) -> Self {
+        Win {
+            start_ns: ts,
+            last_ns: 0,
+            packets: 0,
+            first: FirstPacket::from(p),
+            sample: DistinctSample::new(PATTERN_SAMPLE),
+            sources: Few::Empty,
+            more_sources: false,
+            probes: [0; 7],
+        }
+    }
+
+    /// Count what each source address (at most MAX_SOURCES_NAMED) found new.
+    fn name(&mut self, src: &[u8; 16], new: bool) {
+        if let Some(e) = self
+            .sources
+            .as_mut_slice()
+            .iter_mut()
+            .find(|(a, _)| a == src)
+        {
+            e.1 += u64::from(new);
+        } else if self.sources.len() < MAX_SOURCES_NAMED {
+            self.sources.push((*src, u64::from(new)), MAX_SOURCES_NAMED);
+        } else {
+            self.more_sources = true;
+        }
+    }
+}
+
+/// One source /64's window over everything it sent and got back.
+#[derive(Debug)]
+pub struct Source {
+    pub w: Win,
+    pub targets: DistinctCounter,    // full addresses
+    pub prefixes: DistinctCounter,   // destination /64s
+    pub responders: DistinctCounter, // hosts that sent anything to the source /64
+    pub swept: bool,                 // some destination /64 reached a tier: not wide
+    pub wide: bool,                  // the wide-scan alert was raised in this window
+}
+
+impl Source {
+    pub fn no_reply_ratio(&self) -> f64 {
+        let targets = self.targets.estimate();
+        if targets <= 0.0 {
+            return 0.0;
+        }
+        // Python: max(0.0, 1.0 - min(responders, targets) / targets), same operations.
+        let r = self.responders.estimate();
+        let m = if r <= targets { r } else { targets };
+        let v = 1.0 - m / targets;
+        if v > 0.0 {
+            v
+        } else {
+            0.0
+        }
+    }
+}
+
+/// One source /64's window on one destination /64.
+#[derive(Debug)]
+pub struct Pair {
+    pub w: Win,
+    pub targets: DistinctCounter, // interface identifiers
+    pub tier: usize,              // tiers alerted in this window
+    pub source: SrcRef,           // the source window it started in, for the ratio
+}
+
+pub type SrcRef = Rc<RefCell<Source>>;
+pub type PairRef = Rc<RefCell<Pair>>;
+
+impl Window for SrcRef {
+    fn start_ns(&self) -> i64 {
+        self.borrow().w.start_ns
+    }
+}
+
+impl Window for PairRef {
+    fn start_ns(&self) -> i64 {
+        self.borrow().w.start_ns
+    }
+}
+
+/// What a window looked like when it alerted: everything the evidence needs.
+#[derive(Clone, Debug)]
+pub struct WinSnapshot {
+    pub start_ns: i64,
+    pub last_ns: i64,
+    pub packets: u64,
+    pub sources: Vec<([u8; 16], u64)>,
+    pub more_sources: bool,
+    pub probes: [u64; 7],
+    /// The distinct sample, insertion order, and its level (rate 2**-level).
+    pub sample: Vec<[u8; 16]>,
+    pub sample_level: u32,
+    pub first: FirstPacket,
+}
+
+impl From<&Win> for WinSnapshot {
+    fn from(w: &Win) -> Self {
+        WinSnapshot {
+            start_ns: w.start_ns,
+            last_ns: w.last_ns,
+            packets: w.packets,
+            sources: w.sources.as_slice().to_vec(),
+            more_sources: w.more_sources,
+            probes: w.probes,
+            sample: w.sample.items().collect(),
+            sample_level: w.sample.level(),
+            first: w.first.clone(),
+        }
+    }
+}
+
+/// What reaches Python. Rare: per alert or per closed window, never per packet.
+#[derive(Clone, Debug)]
+pub enum Outcome {
+    /// A pair window reached tier `tier` (1-based, after every tier it passed) with the
+    /// no-reply gate passed. Python checks suppression, then alerts.
+    Tier {
+        src64: [u8; 8],
+        dst64: [u8; 8],
+        tier: usize,
+        estimate: f64,
+        exact: bool,
+        ratio: f64,
+        responders: f64,
+        source_targets: f64,
+        win: WinSnapshot,
+    },
+    /// A source /64 passed the wide-scan thresholds and the gate. Python checks
+    /// suppression, then alerts.
+    Wide {
+        src64: [u8; 8],
+        targets: f64,
+        prefixes: f64,
+        exact: bool,
+        ratio: f64,
+        responders: f64,
+        win: WinSnapshot,
+    },
+    /// A pair window ended (rolled over, due, evicted or flushed) with at least
+    /// `observe_min_targets`: Python writes the observation (or counts it past the budget).
+    Closed {
+        src64: [u8; 8],
+        dst64: [u8; 8],
+        estimate: f64,
+        exact: bool,
+        sources: Vec<([u8; 16], u64)>,
+        more_sources: bool,
+        packets: u64,
+        probes: [u64; 7],
+        tier: usize,
+        start_ns: i64,
+        last_ns: i64,
+        ratio: f64,
+    },
+}
+
+/// The sweep's per-packet state and logic.
+pub struct SweepCore {
+    pub cfg: Config,
+    pub sources: Windows<[u8; 8], SrcRef>,
+    pub pairs: Windows<[u8; 16], PairRef>,
+    recent: KeyedMap<[u8; 32], (PairRef, SrcRef)>,
+}
+
+fn closed(cfg: &Config, key: [u8; 16], p: &PairRef, out: &mut Vec<Outcome>) {
+    let Some(min) = cfg.observe_min else { return };
+    let p = p.borrow();
+    let estimate = p.targets.estimate();
+    if estimate < min {
+        return;
+    }
+    let mut src64 = [0u8; 8];
+    let mut dst64 = [0u8; 8];
+    src64.copy_from_slice(&key[..8]);
+    dst64.copy_from_slice(&key[8..]);
+    let ratio = p.source.borrow().no_reply_ratio();
+    out.push(Outcome::Closed {
+        src64,
+        dst64,
+        estimate,
+        exact: p.targets.is_exact(),
+        sources: p.w.sources.as_slice().to_vec(),
+        more_sources: p.w.more_sources,
+        packets: p.w.packets,
+        probes: p.w.probes,
+        tier: p.tier,
+        start_ns: p.w.start_ns,
+        last_ns: p.w.last_ns,
+        ratio,
+    });
+}
+
+impl SweepCore {
+    pub fn new(cfg: Config) -> Self {
+        SweepCore {
+            sources: Windows::new(cfg.max_sources, cfg.window_ns),
+            pairs: Windows::new(cfg.max_pairs, cfg.window_ns),
+            recent: KeyedMap::default(),
+            cfg,
+        }
+    }
+
+    /// Count one packet; push whatever Python must act on to `out`, in Python's order.
+    pub fn on_packet(&mut self, pk: &PacketView<'_>, out: &mut Vec<Outcome>) {
+        let (src, dst) = (&pk.src, &pk.dst);
+        if dst[0] == 0xFF || is_link_local(dst) || is_link_local(src) || src[0] == 0xFF {
+            return; // multicast and link-local traffic is not addressed probing
+        }
+        if matches!(pk.icmp_type, Some(133..=137)) {
+            return;
+        }
+        let ts = pk.ts_ns;
+        let mut flow = [0u8; 32];
+        flow[..16].copy_from_slice(src);
+        flow[16..].copy_from_slice(dst);
+        let span = self.cfg.window_ns;
+        if let Some((p, s)) = self.recent.get(&flow) {
+            let (mut p, mut s) = (p.borrow_mut(), s.borrow_mut());
+            if ts.saturating_sub(p.w.start_ns) < span && ts.saturating_sub(s.w.start_ns) < span {
+                // A known target in the current windows: nothing new to count.
+                p.w.last_ns = ts;
+                s.w.last_ns = ts;
+                p.w.packets += 1;
+                s.w.packets += 1;
+                return;
+            }
+        }
+        let mut src64 = [0u8; 8];
+        let mut dst64 = [0u8; 8];
+        src64.copy_from_slice(&src[..8]);
+        dst64.copy_from_slice(&dst[..8]);
+        let h_src = hash_bytes(src);
+        // A packet to a tracked source /64 is a reply to it, whatever it is.
+        if let Some(back) = self.sources.table.peek(&dst64) {
+            back.borrow_mut().responders.add(h_src);
+        }
+        if *src == [0u8; 16] || pk.quoted_src.as_ref() == Some(dst) {
+            return; // an ICMPv6 error about the destination's own packet is a reply
+        }
+        let h_iid = mix64(u64::from_be_bytes(dst[8..].try_into().expect("8 bytes")));
+        let h_dst = mix64(h_iid ^ u64::from_be_bytes(dst64));
+        let kind = probe_kind(pk);
+        let cfg = &self.cfg;
+
+        let s_ref = self.sources.current(
+            src64,
+            ts,
+            |t| {
+                Rc::new(RefCell::new(Source {
+                    w: Win::new(t, pk),
+                    targets: DistinctCounter::new(cfg.exact_up_to, cfg.src_precision),
+                    prefixes: DistinctCounter::new(cfg.exact_up_to, cfg.src_precision),
+                    responders: DistinctCounter::new(cfg.exact_up_to, cfg.src_precision),
+                    swept: false,
+                    wide: false,
+                }))
+            },
+            |_, _| {}, // a source window's end is not reported
+        );
+        {
+            let mut s = s_ref.borrow_mut();
+            s.w.last_ns = ts;
+            s.w.packets += 1;
+            s.w.probes[kind] += 1;
+            let new = s.targets.add(h_dst);
+            s.w.name(src, new);
+            if new {
+                s.w.sample.add(h_dst, *dst);
+                s.prefixes.add(hash_bytes(&dst64));
+            }
+        } // released: closing a pair below reads its source, which may be this one
+
+        let mut key = [0u8; 16];
+        key[..8].copy_from_slice(&src64);
+        key[8..].copy_from_slice(&dst64);
+        let p_ref = self.pairs.current(
+            key,
+            ts,
+            |t| {
+                Rc::new(RefCell::new(Pair {
+                    w: Win::new(t, pk),
+                    targets: DistinctCounter::new(cfg.exact_up_to, cfg.precision),
+                    tier: 0,
+                    source: s_ref.clone(),
+                }))
+            },
+            |k, p| closed(cfg, k, &p, out),
+        );
+        {
+            let mut p = p_ref.borrow_mut();
+            p.w.last_ns = ts;
+            p.w.packets += 1;
+            p.w.probes[kind] += 1;
+            let new = p.targets.add(h_iid);
+            p.w.name(src, new);
+            if new {
+                p.w.sample.add(h_iid, *dst);
+                let mut s = s_ref.borrow_mut();
+                if p.tier < cfg.tiers.len() && p.targets.estimate() >= cfg.tiers[p.tier] {
+                    tier_crossed(cfg, src64, dst64, &mut p, &mut s, out);
+                } else if !s.wide && !s.swept {
+                    check_wide(cfg, src64, &mut s, out);
+                }
+            }
+        }
+        if self.recent.len() >= RECENT_PAIRS {
+            self.recent.clear();
+        }
+        self.recent.insert(flow, (p_ref, s_ref));
+    }
+
+    /// Packet time reached `now_ns`: close the windows a span old (sources, then pairs,
+    /// as `Detector.tick` walks the tables in the order they were made).
+    pub fn tick(&mut self, now_ns: i64, out: &mut Vec<Outcome>) {
+        self.sources.close_due(now_ns);
+        for (k, p) in self.pairs.close_due(now_ns) {
+            closed(&self.cfg, k, &p, out);
+        }
+    }
+
+    /// End of input: close every window. The recent-pairs cache is kept, as in Python.
+    pub fn flush(&mut self, out: &mut Vec<Outcome>) {
+        self.sources.close_all();
+        for (k, p) in self.pairs.close_all() {
+            closed(&self.cfg, k, &p, out);
+        }
+    }
+
+    /// (size, cap, evictions) of the source and pair tables.
+    pub fn table_stats(&self) -> [(usize, usize, u64); 2] {
+        [stats(&self.sources.table), stats(&self.pairs.table)]
+    }
+}
+
+fn stats<K: Copy + std::hash::Hash + Eq, V>(t: &Lru<K, V>) -> (usize, usize, u64) {
+    (t.len(), t.cap(), t.evictions())
+}
+
+/// Every tier `p` reached since the last one, if the no-reply gate allows.
+fn tier_crossed(
+    cfg: &Config,
+    src64: [u8; 8],
+    dst64: [u8; 8],
+    p: &mut Pair,
+    s: &mut Source,
+    out: &mut Vec<Outcome>,
+) {
+    s.swept = true;
+    let ratio = s.no_reply_ratio();
+    if ratio < cfg.min_no_reply {
+        return; // checked again on the next new target: replies may stop
+    }
+    let estimate = p.targets.estimate();
+    while p.tier < cfg.tiers.len() && estimate >= cfg.tiers[p.tier] {
+        p.tier += 1;
+    }
+    out.push(Outcome::Tier {
+        src64,
+        dst64,
+        tier: p.tier,
+        estimate,
+        exact: p.targets.is_exact(),
+        ratio,
+        responders: s.responders.estimate(),
+        source_targets: s.targets.estimate(),
+        win: WinSnapshot::from(&p.w),
+    });
+}
+
+fn check_wide(cfg: &Config, src64: [u8; 8], s: &mut Source, out: &mut Vec<Outcome>) {
+    let targets = s.targets.estimate();
+    if targets < cfg.wide_targets || s.prefixes.estimate() < cfg.wide_prefixes {
+        return;
+    }
+    let ratio = s.no_reply_ratio();
+    if ratio < cfg.min_no_reply {
+        return;
+    }
+    s.wide = true;
+    out.push(Outcome::Wide {
+        src64,
+        targets,
+        prefixes: s.prefixes.estimate(),
+        exact: s.targets.is_exact() && s.prefixes.is_exact(),
+        ratio,
+        responders: s.responders.estimate(),
+        win: WinSnapshot::from(&s.w),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn cfg() -> Config {
+        Config {
+            window_ns: 300_000_000_000,
+            tiers: [100.0, 1000.0, 3000.0],
+            wide_prefixes: 64.0,
+            wide_targets: 128.0,
+            min_no_reply: 0.5,
+            exact_up_to: 128,
+            precision: 12,
+            src_precision: 10,
+            max_sources: 8192,
+            max_pairs: 8192,
+            observe_min: Some(16.0),
+        }
+    }
+
+    fn addr(prefix: u64, iid: u64) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..8].copy_from_slice(&prefix.to_be_bytes());
+        a[8..].copy_from_slice(&iid.to_be_bytes());
+        a
+    }
+
+    const SCANNER: u64 = 0x2001_0db8_0bad_0000;
+    const TARGETS: u64 = 0x2001_0db8_0001_0000;
+
+    fn tiers_of(out: &[Outcome]) -> Vec<usize> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outcome::Tier { tier, .. } => Some(*tier),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn tiers_escalate_once_each_and_repeats_count_nothing() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..5000u64 {
+            let pk = PacketView::udp(i as i64 * 1000, addr(SCANNER, 1), addr(TARGETS, i * 7 + 1));
+            core.on_packet(&pk, &mut out);
+            core.on_packet(&pk, &mut out); // a repeat: absorbed by the recent-pairs cache
+        }
+        assert_eq!(tiers_of(&out), [1, 2, 3]);
+        match &out[0] {
+            Outcome::Tier {
+                estimate,
+                exact,
+                ratio,
+                win,
+                ..
+            } => {
+                assert_eq!((*estimate, *exact, *ratio), (100.0, true, 1.0));
+                assert_eq!(win.packets, 199); // the 100th target's first packet
+                assert_eq!(win.sources, vec![(addr(SCANNER, 1), 100)]);
+                // Probe kinds count packets that reached the windows, not repeats.
+                assert_eq!(win.probes[5], 100);
+                assert!(win.sample.len() <= 64 && win.sample_level >= 1);
+            }
+            o => panic!("{o:?}"),
+        }
+        // Not a wide scan: one destination /64 reached a tier.
+        assert!(!out.iter().any(|o| matches!(o, Outcome::Wide { .. })));
+        let mut end = Vec::new();
+        core.flush(&mut end);
+        assert!(matches!(
+            &end[..],
+            [Outcome::Closed {
+                tier: 3,
+                packets: 10000,
+                ..
+            }]
+        ));
+        assert_eq!(core.table_stats(), [(0, 8192, 0), (0, 8192, 0)]);
+    }
+
+    #[test]
+    fn answered_targets_hold_the_gate() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..300u64 {
+            let (s, d) = (addr(SCANNER, 1), addr(TARGETS, i + 1));
+            core.on_packet(&PacketView::udp(i as i64 * 10, s, d), &mut out);
+            core.on_packet(&PacketView::udp(i as i64 * 10 + 1, d, s), &mut out);
+        }
+        assert_eq!(tiers_of(&out), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn few_targets_in_many_prefixes_is_one_wide_scan() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..400u64 {
+            let d = addr(TARGETS + (i % 100), 0x10 + i);
+            core.on_packet(&PacketView::udp(i as i64, addr(SCANNER, 1), d), &mut out);
+        }
+        let wide: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Wide {
+                    targets, prefixes, ..
+                } => Some((*targets, *prefixes)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(wide, [(128.0, 100.0)]);
+    }
+
+    #[test]
+    fn filters_skip_multicast_link_local_nd_and_quoted_replies() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        let mut mc = PacketView::udp(0, addr(SCANNER, 1), addr(0xff02_0000_0000_0000, 1));
+        core.on_packet(&mc, &mut out);
+        mc.dst = addr(0xfe80_0000_0000_0000, 1);
+        core.on_packet(&mc, &mut out);
+        let mut nd = PacketView::udp(0, addr(SCANNER, 1), addr(TARGETS, 1));
+        nd.icmp_type = Some(135);
+        core.on_packet(&nd, &mut out);
+        let mut quoted = PacketView::udp(0, addr(SCANNER, 1), addr(TARGETS, 1));
+        quoted.quoted_src = Some(quoted.dst);
+        core.on_packet(&quoted, &mut out);
+        assert_eq!(core.table_stats()[0].0 + core.table_stats()[1].0, 0);
+    }
+
+    #[test]
+    fn a_pair_keeps_the_source_window_it_started_with() {
+        // Two source tables' worth of other sources evict the scanner's source window;
+        // its pair window still reads that one for the no-reply ratio when it closes.
+        let mut c = cfg();
+        c.max_sources = 16;
+        let mut core = SweepCore::new(c);
+        let mut out = Vec::new();
+        for i in 0..20u64 {
+            core.on_packet(
+                &PacketView::udp(i as i64, addr(SCANNER, 1), addr(TARGETS, i + 1)),
+                &mut out,
+            );
+        }
+        for i in 0..32u64 {
+            let s = addr(0x2001_0db8_7000_0000 + i, 1);
+            core.on_packet(
+                &PacketView::udp(100 + i as i64, s, addr(TARGETS, 1)),
+                &mut out,
+            );
+        }
+        assert_eq!(core.table_stats()[0], (16, 16, 17));
+        out.clear();
+        core.flush(&mut out);
+        assert!(matches!(
+            &out[..],
+            [Outcome::Closed { estimate, ratio, .. }] if *estimate == 20.0 && *ratio == 1.0
+        ));
+    }
+
+    fn peak_rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmHWM:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// `cargo test --release -- --ignored bench_random_sources --nocapture`: per-packet
+    /// cost of the reducer alone over 10M probes, each from a new random source /64 to a
+    /// new random target (every packet makes a source and a pair window and evicts two).
+    #[test]
+    #[ignore]
+    fn bench_random_sources() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        let n: u64 = std::env::var("SWEEP_BENCH_PACKETS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000_000);
+        let t0 = Instant::now();
+        for i in 0..n {
+            let s = addr(0x2001_0000_0000_0000 | (mix64(i) >> 16), mix64(i ^ 0xabc));
+            let d = addr(TARGETS | (mix64(i ^ 0x5a5a) >> 48), mix64(!i));
+            core.on_packet(&PacketView::udp(i as i64 * 1000, s, d), &mut out);
+            out.clear();
+        }
+        let took = t0.elapsed().as_secs_f64();
+        println!(
+            "bench: {n} random-source probes in {took:.2} s: {:.0} packets/s, {:.0} ns/packet, \
+             peak RSS {} KiB, tables {:?}",
+            n as f64 / took,
+            took * 1e9 / n as f64,
+            peak_rss_kib(),
+            core.table_stats()
+        );
+    }
+
+    /// One sweep of 10M targets in one /64 (the `make bench` memory run, natively).
+    #[test]
+    #[ignore]
+    fn bench_one_sweep() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        let n = 10_000_000u64;
+        let t0 = Instant::now();
+        for i in 0..n {
+            let d = addr(TARGETS, i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            core.on_packet(
+                &PacketView::udp(i as i64 * 10_000, addr(SCANNER, 1), d),
+                &mut out,
+            );
+        }
+        let took = t0.elapsed().as_secs_f64();
+        println!(
+            "bench: one sweep of {n} targets in {took:.2} s: {:.0} packets/s, peak RSS {} KiB, \
+             outcomes {}",
+            n as f64 / took,
+            peak_rss_kib(),
+            out.len()
+        );
+    }
+
+    /// Peak RSS for 1M random-source packets, and for the issue's memory driver: many
+    /// source /64s each sending 99 probes (below `exact_up_to`) to its own /64, so every
+    /// one of the 8192 pair windows holds an exact set of 99 hashes.
+    #[test]
+    #[ignore]
+    fn rss_random_sources_and_99_probes_per_source() {
+        let base = peak_rss_kib();
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..1_000_000u64 {
+            let s = addr(0x2001_0000_0000_0000 | (mix64(i) >> 16), mix64(i ^ 0xabc));
+            let d = addr(TARGETS | (mix64(i ^ 0x5a5a) >> 48), mix64(!i));
+            core.on_packet(&PacketView::udp(i as i64 * 1000, s, d), &mut out);
+            out.clear();
+        }
+        let random = peak_rss_kib();
+        println!("rss: 1M random-source packets: peak RSS {random} KiB (start {base} KiB)");
+        drop(core);
+        let mut core = SweepCore::new(cfg());
+        let sources = 20_000u64;
+        let mut ts = 0i64;
+        for src in 0..sources {
+            for t in 0..99u64 {
+                let s = addr(0x2001_0db8_4000_0000 + src, 1);
+                let d = addr(0x2001_0db8_9000_0000 + src, mix64(t + 1));
+                core.on_packet(&PacketView::udp(ts, s, d), &mut out);
+                ts += 1000;
+                out.clear();
+            }
+        }
+        println!(
+            "rss: {sources} source /64s x 99 probes: peak RSS {} KiB, tables {:?}",
+            peak_rss_kib(),
+            core.table_stats()
+        );
+    }
+}
