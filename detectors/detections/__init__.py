@@ -234,7 +234,9 @@ class Detector:
         return list(self._tables)
 
     def suppressed(self) -> int:
-        return sum(s.suppressed for s in self._suppressors)
+        return sum(s.suppressed for s in self._suppressors) + sum(
+            r.suppressed() for r in self._reducers
+        )
 
 
 def _table_stats(reducer: NativeReducer, index: int) -> Callable[[], tuple[int, int, int]]:

@@ -64,8 +64,14 @@ pub trait Reducer {
     /// End of input: close every window.
     fn flush(&mut self, py: Python<'_>, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()>;
 
-    /// The bounded tables, for the summary and the live stats line.
+    /// The bounded tables, for the summary and the live stats line, in the order the
+    /// family made them.
     fn tables(&self) -> Vec<TableStat>;
+
+    /// Alerts held back by the reducer's own suppression (the summary's `suppressed`).
+    fn suppressed(&self) -> u64 {
+        0
+    }
 
     /// A family-specific call from its Python detector (rare: policy facts, tests).
     fn call(
@@ -161,6 +167,11 @@ impl NativeReducer {
     /// `[(name, size, cap, evictions), ...]` of the reducer's bounded tables.
     fn tables(&self) -> Vec<TableStat> {
         self.inner.tables()
+    }
+
+    /// Alerts its own suppression held back.
+    fn suppressed(&self) -> u64 {
+        self.inner.suppressed()
     }
 
     /// A family-specific call; its outputs, in order.
