@@ -1,33 +1,32 @@
 """Neighbor Discovery family: ``ipv6.ndp_exhaustion``, ``ipv6.ndp_flood``,
 ``ipv6.ndp_spoof`` and ``ipv6.dad_dos``.
 
-Owns routing the family's events to its four detections, one module each.
-Thresholds come from ``spec.yaml``. Does not parse packets. ND inside a
-tunnel is not the local link and is left alone; ``Ipv6Packet`` events only
-feed the exhaustion detection's record of off-link senders.
+Owns routing the family's work to its four detections, one module each.
+Thresholds come from ``spec.yaml``. Does not parse packets. The per-message
+counting of the exhaustion, flood and DAD detections is native (one reducer
+each, ``native/``, declared under ``reducers:`` in the spec): every local-link
+ND message and, for the exhaustion detection's off-link drivers, every IPv6
+packet is counted there, and only their outputs (a window past a threshold)
+come back through ``on_reduced``. ND inside a tunnel is not the local link
+and is left alone.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from detectors.detections import Context, Detector
 from detectors.detections.neighbor_discovery.dad import DadDos
 from detectors.detections.neighbor_discovery.exhaustion import Exhaustion
 from detectors.detections.neighbor_discovery.flood import Flood
 from detectors.detections.neighbor_discovery.spoof import Spoof
-from detectors.events import (
-    Event,
-    Ipv6Packet,
-    NDMessage,
-    NeighborAdvertisement,
-    NeighborSolicitation,
-)
+from detectors.events import Event, NDMessage
 
 
 class NeighborDiscoveryDetector(Detector):
-    """Dispatches local-link ND to the family's detections; see the module docstring."""
+    """Dispatches local-link ND and reducer outputs to the family's detections."""
 
-    subscribes = (NDMessage, Ipv6Packet)
-    on_demand = (Ipv6Packet,)  # only while the exhaustion detection looks for drivers
+    subscribes = (NDMessage,)  # the spoofing detection still judges each message here
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -35,30 +34,35 @@ class NeighborDiscoveryDetector(Detector):
         self.flood = Flood(self)
         self.spoof = Spoof(self)
         self.dad = DadDos(self)
+        self._outputs = {
+            "exhaustion": self.exhaustion.on_reduced,
+            "flood": self.flood.on_reduced,
+            "dad": self.dad.on_reduced,
+        }
 
     def on_event(self, event: Event) -> None:
-        if isinstance(event, Ipv6Packet):
-            # Other families may have every packet built; drivers are only wanted
-            # while some node is busy soliciting (``drivers_after``).
-            if self.exhaustion.armed:
-                self.exhaustion.on_packet(event)
-            return
         assert isinstance(event, NDMessage)
         if event.ip.tunnels:
             return
-        self.flood.on_nd(event)
         self.spoof.on_nd(event)
-        if isinstance(event, NeighborSolicitation):
-            self.exhaustion.on_ns(event)
-            self.dad.on_ns(event)
-        elif isinstance(event, NeighborAdvertisement):
-            self.exhaustion.on_na(event)
-            self.dad.on_na(event)
+
+    def on_reduced(self, output: Any) -> None:
+        self._outputs[output[0]](output)
+
+    def _reduced(self, outputs: list[Any]) -> None:
+        for output in outputs:
+            self.on_reduced(output)
 
     def tick(self, now_ns: int) -> None:
-        self.exhaustion.expire(now_ns)
+        # The windows close in the order the detections made them: the exhaustion's
+        # (after its expiry), the flood's, the spoofing budget's, the DAD's.
+        self._reduced(self.exhaustion.reducer.tick(now_ns))
+        self._reduced(self.flood.reducer.tick(now_ns))
         super().tick(now_ns)
+        self._reduced(self.dad.reducer.tick(now_ns))
 
     def flush(self, now_ns: int) -> None:
-        self.exhaustion.drain(now_ns)
+        self._reduced(self.exhaustion.reducer.flush(now_ns))
+        self._reduced(self.flood.reducer.flush(now_ns))
         super().flush(now_ns)
+        self._reduced(self.dad.reducer.flush(now_ns))

@@ -1,10 +1,13 @@
 """``ipv6.ndp_flood``: NS, NA or new-sender floods on one link.
 
-Owns per-link counting of local-link NS and NA in packet-time windows,
-across all sources (flood tools randomise MAC and address per packet), and
-of source MACs and addresses never seen before in ND. Alerts when a window
-closes, with its full counts, at most once per link and signature per
-suppression interval. Does not judge individual messages.
+Owns the verdict on per-link counts of local-link NS and NA in packet-time
+windows, across all sources (flood tools randomise MAC and address per
+packet), and of source MACs and addresses never seen before in ND. The
+counting is native (the ``flood`` reducer, ``native/flood.rs``): every
+message is counted there, and only a window that closes past a threshold
+comes here, with its counts and the first message of each signature it
+crossed. Alerts with the full counts, at most once per link and signature
+per suppression interval. Does not judge individual messages.
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Link, link_of, link_str
-from detectors.events import NDMessage, NeighborAdvertisement, NeighborSolicitation, mac_str
+from detectors.detections.budget import Link, link_str
+from detectors.events import NDMessage, mac_str
 
 if TYPE_CHECKING:
     from detectors.detections import Detector
@@ -45,37 +48,23 @@ class Flood:
         self.max_ns = int(th["max_ns_per_window"])
         self.max_na = int(th["max_na_per_window"])
         self.max_new = int(th["max_new_sources_per_window"])
-        self.known = det.table("known_sources", th["max_sources_tracked"])
-        self.links = det.windows(
-            "flood_links", th["max_links_tracked"], self.window_ns, self._close
-        )
+        self.reducer = det.reducer(
+            "flood",
+            {
+                "window_ns": self.window_ns,
+                "max_ns": self.max_ns,
+                "max_na": self.max_na,
+                "max_new": self.max_new,
+                "max_sources_tracked": int(th["max_sources_tracked"]),
+                "max_links_tracked": int(th["max_links_tracked"]),
+            },
+        )  # tables known_sources, flood_links
         self.suppress = det.suppressor(CATEGORY, th["max_links_tracked"])
 
-    def on_nd(self, ev: NDMessage) -> None:
-        ts = ev.meta.ts_ns
-        link = link_of(ev)
-        w = self.links.current(link, ts, _Window)
-        w.last_ns = ts
-        if isinstance(ev, NeighborSolicitation):
-            w.ns += 1
-            w.sample.setdefault("ns_flood", ev)
-        elif isinstance(ev, NeighborAdvertisement):
-            w.na += 1
-            w.sample.setdefault("na_flood", ev)
-        else:
-            return  # RS, RA and Redirect senders are not NS/NA flood sources
-        mac = ev.meta.src_mac
-        if mac is not None and self.known.get((link, mac)) is None:
-            self.known.put((link, mac), True)
-            w.new_macs += 1
-            w.sample.setdefault("new_sources", ev)
-            if len(w.sample_macs) < SAMPLE:
-                w.sample_macs.append(mac)
-        src = ev.ip.src
-        if any(src) and self.known.get((link, src)) is None:
-            self.known.put((link, src), True)
-            w.new_addresses += 1
-            w.sample.setdefault("new_sources", ev)
+    def on_reduced(self, out: tuple[Any, ...]) -> None:
+        """A closed window past a threshold (``native/flood.rs``)."""
+        _kind, link, start, last, ns, na, new_macs, new_addresses, macs, sample = out
+        self._close(link, _Window(start, last, ns, na, new_macs, new_addresses, macs, sample))
 
     def _close(self, link: Link, w: _Window) -> None:
         seconds = self.window_ns / NS

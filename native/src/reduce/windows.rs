@@ -85,7 +85,7 @@ pub struct Lru<K, V> {
     evictions: u64,
 }
 
-impl<K: Copy + Hash + Eq, V> Lru<K, V> {
+impl<K: Clone + Hash + Eq, V> Lru<K, V> {
     pub fn new(cap: usize) -> Self {
         Lru {
             map: KeyedMap::default(),
@@ -149,7 +149,7 @@ impl<K: Copy + Hash + Eq, V> Lru<K, V> {
     fn take(&mut self, i: u32) -> (K, V) {
         self.unlink(i);
         let slot = &mut self.slots[i as usize];
-        let key = slot.key;
+        let key = slot.key.clone();
         let val = slot.val.take().expect("a linked slot holds a value");
         self.map.remove(&key);
         self.free.push(i);
@@ -160,6 +160,34 @@ impl<K: Copy + Hash + Eq, V> Lru<K, V> {
     pub fn peek(&self, key: &K) -> Option<&V> {
         let &i = self.map.get(key)?;
         self.slots[i as usize].val.as_ref()
+    }
+
+    /// Look up for a change in place, without touching recency.
+    pub fn peek_mut(&mut self, key: &K) -> Option<&mut V> {
+        let &i = self.map.get(key)?;
+        self.slots[i as usize].val.as_mut()
+    }
+
+    /// Remove one entry (`BoundedTable.pop`): not an eviction.
+    pub fn remove(&mut self, key: &K) -> Option<V> {
+        let &i = self.map.get(key)?;
+        Some(self.take(i).1)
+    }
+
+    /// Remove entries from the old end while `due` says so (`pop_oldest_while`).
+    pub fn take_oldest_while(&mut self, mut due: impl FnMut(&K, &V) -> bool) -> Vec<(K, V)> {
+        let mut out = Vec::new();
+        while self.head != NIL {
+            let slot = &self.slots[self.head as usize];
+            if !due(
+                &slot.key,
+                slot.val.as_ref().expect("a linked slot holds a value"),
+            ) {
+                break;
+            }
+            out.push(self.take(self.head));
+        }
+        out
     }
 
     /// Look up and mark as most recently used.
@@ -190,7 +218,7 @@ impl<K: Copy + Hash + Eq, V> Lru<K, V> {
             None
         };
         let slot = Slot {
-            key,
+            key: key.clone(),
             val: Some(val),
             prev: NIL,
             next: NIL,
@@ -246,17 +274,25 @@ pub trait Window {
     fn start_ns(&self) -> i64;
 }
 
-/// One packet-time window per key, `span_ns` long, in an `Lru` (`Windows`).
+/// One packet-time window per key, `span_ns` long, in an `Lru` (`Windows`). With
+/// `grace_ns`, `close_due` waits that much longer (a window still being filled late).
 pub struct Windows<K, V> {
     pub table: Lru<K, V>,
     span_ns: i64,
+    grace_ns: i64,
 }
 
-impl<K: Copy + Hash + Eq, V: Window + Clone> Windows<K, V> {
+impl<K: Clone + Hash + Eq, V: Window + Clone> Windows<K, V> {
     pub fn new(cap: usize, span_ns: i64) -> Self {
+        Self::with_grace(cap, span_ns, 0)
+    }
+
+    /// `Windows(..., grace_ns=...)`: due only `span_ns + grace_ns` after the start.
+    pub fn with_grace(cap: usize, span_ns: i64, grace_ns: i64) -> Self {
         Windows {
             table: Lru::new(cap),
             span_ns,
+            grace_ns,
         }
     }
 
@@ -287,9 +323,9 @@ impl<K: Copy + Hash + Eq, V: Window + Clone> Windows<K, V> {
         fresh
     }
 
-    /// Windows at least a span old at `now_ns`, removed, oldest first.
+    /// Windows at least a span (plus the grace) old at `now_ns`, removed, oldest first.
     pub fn close_due(&mut self, now_ns: i64) -> Vec<(K, V)> {
-        let span = self.span_ns;
+        let span = self.span_ns.saturating_add(self.grace_ns);
         self.table
             .take_where(|_, w| now_ns.saturating_sub(w.start_ns()) >= span)
     }

@@ -1,0 +1,356 @@
+//! `ipv6.ndp_exhaustion`'s counting: address-resolution NS paired with NAs, targets left
+//! unresolved per soliciting node in packet-time windows, and the off-link senders
+//! that drove them (`exhaustion.py`).
+//!
+//! Every NS to a solicited-node group (not DAD, not NUD) opens a pending target until
+//! an NA answers it; `tick` expires pending targets `resolve_timeout_s` old into the
+//! soliciting node's window. Off-link packets are recorded only while some node has
+//! `drivers_after` solicitations outstanding (`armed`), exactly when the Python
+//! detection asked for packet events; the decoder builds them anyway, so observing
+//! them here costs a branch. A window closes `resolve_timeout_s` after its span (its
+//! last targets had that long to be answered) and goes to Python only when it holds
+//! `min_unresolved` targets; Python suppresses and writes the alert.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+
+use crate::decode::events::{Event, NdBody};
+use crate::reduce::windows::{Lru, Window, Windows};
+use crate::reducer::{Observes, Outputs, Reducer, TableStat};
+
+use super::{count, link_of, link_py, local_nd, opt_bytes, sender_mac, setting, Link, Lla};
+
+const SAMPLE: usize = 10;
+const MAX_TARGETS: usize = 65536; // distinct targets remembered per solicitor window
+const SOLICITED_NODE: [u8; 13] = [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff]; // ff02::1:ff00:0/104
+
+/// A soliciting node: link, address, MAC.
+type Solicitor = (Link, [u8; 16], Option<Lla>);
+
+struct Pending {
+    solicitor: Solicitor,
+    first_ns: i64,
+    solicits: u64,
+}
+
+#[derive(Default)]
+struct Win {
+    start_ns: i64,
+    first_ns: i64,
+    last_ns: i64,
+    targets: HashSet<[u8; 16]>,
+    // Per /64 (first 8 bytes), in first-seen order: `Counter.most_common` breaks ties so.
+    prefix_index: HashMap<[u8; 8], usize>,
+    prefixes: Vec<([u8; 8], u64)>,
+    // Off-link sources, in first-seen order (at most SAMPLE * 10).
+    drivers: Vec<([u8; 16], u64)>,
+}
+
+#[derive(Clone)]
+struct Handle(Rc<RefCell<Win>>);
+
+impl Window for Handle {
+    fn start_ns(&self) -> i64 {
+        self.0.borrow().start_ns
+    }
+}
+
+pub struct Exhaustion {
+    timeout_ns: i64,
+    min_unresolved: usize,
+    arm_at: i64,
+    pending: Lru<(Link, [u8; 16]), Pending>,
+    outstanding: Lru<Solicitor, i64>,
+    armed: HashSet<Solicitor>,
+    windows: Windows<Solicitor, Handle>,
+    drivers: Lru<[u8; 16], [u8; 16]>,
+}
+
+pub fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
+    let timeout_ns = setting(settings, "timeout_ns")?;
+    let solicitors = count(settings, "max_solicitors_tracked")?;
+    Ok(Box::new(Exhaustion {
+        timeout_ns,
+        min_unresolved: count(settings, "min_unresolved")?,
+        arm_at: setting(settings, "drivers_after")?,
+        pending: Lru::new(count(settings, "max_pending_tracked")?),
+        outstanding: Lru::new(solicitors),
+        armed: HashSet::new(),
+        windows: Windows::with_grace(solicitors, setting(settings, "window_ns")?, timeout_ns),
+        drivers: Lru::new(count(settings, "max_drivers_tracked")?),
+    }))
+}
+
+impl Exhaustion {
+    /// Remember who recently sent to each destination from off-link.
+    fn on_packet(&mut self, ev: &Event) {
+        let Event::Packet(p) = ev else {
+            return;
+        };
+        let ip = &p.ip;
+        let link_local = ip.src[0] == 0xfe && ip.src[1] & 0xc0 == 0x80;
+        if !ip.tunnels.is_empty() || link_local || ip.dst[0] == 0xff {
+            return;
+        }
+        if matches!(p.icmp_type, Some(133..=137)) {
+            return;
+        }
+        self.drivers.put(ip.dst, ip.src);
+    }
+
+    fn on_ns(&mut self, ev: &Event, target: [u8; 16]) {
+        let Event::Nd(m) = ev else {
+            return;
+        };
+        if m.ip.dst[..13] != SOLICITED_NODE || m.ip.src == [0; 16] {
+            return; // NUD (unicast) or DAD (from ::): not address resolution
+        }
+        let link = link_of(&m.meta);
+        let key = (link, target);
+        if let Some(p) = self.pending.peek_mut(&key) {
+            p.solicits += 1; // a retransmission keeps the first time
+            return;
+        }
+        let who: Solicitor = (link, m.ip.src, sender_mac(m));
+        let dropped = self.pending.put(
+            key,
+            Pending {
+                solicitor: who.clone(),
+                first_ns: m.meta.ts_ns,
+                solicits: 1,
+            },
+        );
+        if let Some((_, p)) = dropped {
+            self.outstanding(&p.solicitor, -1);
+        }
+        self.outstanding(&who, 1);
+    }
+
+    fn on_na(&mut self, link: Link, target: [u8; 16]) {
+        if let Some(done) = self.pending.remove(&(link, target)) {
+            self.outstanding(&done.solicitor, -1);
+        }
+    }
+
+    /// Count a node's open solicitations; record drivers while any node is busy.
+    fn outstanding(&mut self, who: &Solicitor, delta: i64) {
+        let n = self.outstanding.peek(who).copied().unwrap_or(0) + delta;
+        if n > 0 {
+            if let Some((evicted, _)) = self.outstanding.put(who.clone(), n) {
+                self.armed.remove(&evicted);
+            }
+        } else {
+            self.outstanding.remove(who);
+        }
+        if n >= self.arm_at {
+            self.armed.insert(who.clone());
+        } else {
+            self.armed.remove(who);
+        }
+    }
+
+    /// Targets unanswered for `resolve_timeout_s` are unresolved (before windows close).
+    fn expire(&mut self, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
+        let deadline = now_ns - self.timeout_ns;
+        let expired = self
+            .pending
+            .take_oldest_while(|_, p| p.first_ns <= deadline);
+        for ((_, target), p) in expired {
+            self.outstanding(&p.solicitor, -1);
+            self.unresolved(p.solicitor, target, p.first_ns, out)?;
+        }
+        Ok(())
+    }
+
+    fn unresolved(
+        &mut self,
+        who: Solicitor,
+        target: [u8; 16],
+        ts: i64,
+        out: &mut Outputs<'_>,
+    ) -> PyResult<()> {
+        let mut closed = Vec::new();
+        let h = self.windows.current(
+            who,
+            ts,
+            |t| {
+                Handle(Rc::new(RefCell::new(Win {
+                    start_ns: t,
+                    first_ns: t,
+                    ..Win::default()
+                })))
+            },
+            |k, v| closed.push((k, v)),
+        );
+        for (k, v) in closed {
+            self.close(k, v, out)?;
+        }
+        let mut w = h.0.borrow_mut();
+        if w.targets.contains(&target) || w.targets.len() >= MAX_TARGETS {
+            return Ok(());
+        }
+        w.targets.insert(target);
+        w.last_ns = ts;
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&target[..8]);
+        let w = &mut *w;
+        match w.prefix_index.get(&prefix) {
+            Some(&i) => w.prefixes[i].1 += 1,
+            None => {
+                w.prefix_index.insert(prefix, w.prefixes.len());
+                w.prefixes.push((prefix, 1));
+            }
+        }
+        if let Some(&driver) = self.drivers.peek(&target) {
+            match w.drivers.iter().position(|(a, _)| *a == driver) {
+                Some(i) => w.drivers[i].1 += 1,
+                None if w.drivers.len() < SAMPLE * 10 => w.drivers.push((driver, 1)),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A window ends: to Python if it crossed the threshold, as `("exhaustion", link,
+    /// address, mac, start_ns, first_ns, last_ns, unresolved, prefix, prefix_hits,
+    /// prefixes, sample_targets, drivers)`, the sample the 10 lowest targets and the
+    /// drivers `[(address, targets)]` in first-seen order.
+    fn close(&self, who: Solicitor, h: Handle, out: &mut Outputs<'_>) -> PyResult<()> {
+        let py = out.list().py(); // outputs live as long as the batch's list
+        let w = h.0.borrow();
+        if w.targets.len() < self.min_unresolved || w.prefixes.is_empty() {
+            return Ok(());
+        }
+        let (link, addr, mac) = who;
+        // `most_common(1)`: the highest count, the first seen among equals.
+        let mut best = w.prefixes[0];
+        for &p in &w.prefixes[1..] {
+            if p.1 > best.1 {
+                best = p;
+            }
+        }
+        let mut targets: Vec<&[u8; 16]> = w.targets.iter().collect();
+        if targets.len() > SAMPLE {
+            targets.select_nth_unstable(SAMPLE);
+            targets.truncate(SAMPLE);
+        }
+        targets.sort_unstable();
+        let sample = PyList::new(py, targets.iter().map(|t| PyBytes::new(py, &t[..])))?;
+        let drivers = PyList::empty(py);
+        for (a, n) in &w.drivers {
+            drivers.append((PyBytes::new(py, a), *n))?;
+        }
+        let item = PyTuple::new(
+            py,
+            [
+                "exhaustion".into_pyobject(py)?.into_any(),
+                link_py(py, &link)?.into_any(),
+                PyBytes::new(py, &addr).into_any(),
+                opt_bytes(py, mac.as_ref().map(Lla::as_bytes)),
+                w.start_ns.into_pyobject(py)?.into_any(),
+                w.first_ns.into_pyobject(py)?.into_any(),
+                w.last_ns.into_pyobject(py)?.into_any(),
+                w.targets.len().into_pyobject(py)?.into_any(),
+                PyBytes::new(py, &best.0).into_any(),
+                best.1.into_pyobject(py)?.into_any(),
+                w.prefixes.len().into_pyobject(py)?.into_any(),
+                sample.into_any(),
+                drivers.into_any(),
+            ],
+        )?;
+        out.push(item.into_any())
+    }
+
+    fn close_due(&mut self, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
+        for (k, v) in self.windows.close_due(now_ns) {
+            self.close(k, v, out)?;
+        }
+        Ok(())
+    }
+}
+
+impl Reducer for Exhaustion {
+    fn observes(&self) -> Observes {
+        Observes {
+            nd: true,
+            packets: true,
+            ..Observes::default()
+        }
+    }
+
+    fn observe(&mut self, _py: Python<'_>, ev: &Event, _out: &mut Outputs<'_>) -> PyResult<()> {
+        if let Event::Packet(_) = ev {
+            // Drivers are only wanted while some node is busy soliciting.
+            if !self.armed.is_empty() {
+                self.on_packet(ev);
+            }
+            return Ok(());
+        }
+        let Some(m) = local_nd(ev) else {
+            return Ok(());
+        };
+        match m.body {
+            NdBody::NeighborSolicitation { target } => self.on_ns(ev, target),
+            NdBody::NeighborAdvertisement { target, .. } => self.on_na(link_of(&m.meta), target),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `expire`, then the windows due (the family's tick order).
+    fn tick(&mut self, _py: Python<'_>, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
+        self.expire(now_ns, out)?;
+        self.close_due(now_ns, out)
+    }
+
+    /// `drain`, then every window: a target still pending counts if it was solicited
+    /// again (its first solicitation already went a retransmit interval unanswered).
+    fn flush(&mut self, _py: Python<'_>, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
+        self.expire(now_ns, out)?;
+        self.close_due(now_ns, out)?;
+        for ((_, target), p) in self.pending.drain() {
+            self.outstanding(&p.solicitor, -1);
+            if p.solicits >= 2 {
+                self.unresolved(p.solicitor, target, p.first_ns, out)?;
+            }
+        }
+        for (k, v) in self.windows.close_all() {
+            self.close(k, v, out)?;
+        }
+        Ok(())
+    }
+
+    fn tables(&self) -> Vec<TableStat> {
+        let w = &self.windows.table;
+        vec![
+            (
+                "neighbor_discovery.pending_targets".into(),
+                self.pending.len(),
+                self.pending.cap(),
+                self.pending.evictions(),
+            ),
+            (
+                "neighbor_discovery.outstanding".into(),
+                self.outstanding.len(),
+                self.outstanding.cap(),
+                self.outstanding.evictions(),
+            ),
+            (
+                "neighbor_discovery.solicitors".into(),
+                w.len(),
+                w.cap(),
+                w.evictions(),
+            ),
+            (
+                "neighbor_discovery.recent_destinations".into(),
+                self.drivers.len(),
+                self.drivers.cap(),
+                self.drivers.evictions(),
+            ),
+        ]
+    }
+}

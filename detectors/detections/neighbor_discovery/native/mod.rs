@@ -1,0 +1,111 @@
+//! The Neighbor Discovery family's native reducers: the per-message counting of
+//! `ipv6.ndp_exhaustion`, `ipv6.ndp_flood`, `ipv6.ndp_spoof` and `ipv6.dad_dos`.
+//!
+//! Owns what every local-link ND message (and, for the exhaustion detection's off-link
+//! drivers, every IPv6 packet) does to the family's bounded tables and windows, step by
+//! step as the Python modules did it. Python gets only what it judges: a closed window
+//! past a threshold (flood, exhaustion), a window that just crossed its threshold (DAD),
+//! an individual spoofing verdict the link budget let through, or a link's burst. One
+//! reducer per detection, so the tables show in the order the Python detections made
+//! them and the outputs of one message keep the Python order (flood, spoof, exhaustion,
+//! DAD: only flood and spoof speak while observing, and flood's reducer runs first).
+//! ND inside a tunnel is not the local link: every reducer skips it.
+
+mod dad;
+mod exhaustion;
+mod flood;
+// mod spoof;
+
+use std::rc::Rc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::decode::events::{Event, Meta, NdMessage, OptionBody, Vlans};
+
+pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[
+    ("nd_exhaustion", exhaustion::build),
+    ("nd_flood", flood::build),
+    // ("nd_spoof", spoof::build),
+    ("nd_dad", dad::build),
+];
+
+/// One broadcast domain: interface and VLAN tags (`budget.Link`).
+pub type Link = (u32, Vlans);
+
+pub fn link_of(meta: &Meta) -> Link {
+    (meta.iface, meta.vlans)
+}
+
+/// The link as Python keeps it: `(iface, (vlan, ...))`.
+pub fn link_py<'py>(py: Python<'py>, link: &Link) -> PyResult<Bound<'py, PyTuple>> {
+    let vlans = PyTuple::new(py, link.1.as_slice())?;
+    PyTuple::new(py, [link.0.into_pyobject(py)?.into_any(), vlans.into_any()])
+}
+
+/// A link-layer address as Python compares it (`bytes` of any length): Ethernet MACs
+/// inline, anything else (a source link-layer option on a link without MACs) shared.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lla {
+    Six([u8; 6]),
+    Other(Rc<[u8]>),
+}
+
+impl Lla {
+    pub fn from_slice(b: &[u8]) -> Lla {
+        match <[u8; 6]>::try_from(b) {
+            Ok(a) => Lla::Six(a),
+            Err(_) => Lla::Other(Rc::from(b)),
+        }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Lla::Six(a) => a,
+            Lla::Other(b) => b,
+        }
+    }
+}
+
+/// `bytes` or `None`.
+pub fn opt_bytes<'py>(py: Python<'py>, b: Option<&[u8]>) -> Bound<'py, PyAny> {
+    match b {
+        Some(b) => PyBytes::new(py, b).into_any(),
+        None => py.None().into_bound(py),
+    }
+}
+
+/// The value of the first option of `otype` that is a link-layer address
+/// (`NDMessage._lla`).
+pub fn lla(m: &NdMessage, otype: u8) -> Option<&[u8]> {
+    m.options.iter().find_map(|o| match &o.body {
+        OptionBody::LinkLayerAddress { address } if o.otype == otype => Some(address.as_slice()),
+        _ => None,
+    })
+}
+
+/// `NDMessage.sender_mac()`: the Ethernet source, else the source link-layer option.
+pub fn sender_mac(m: &NdMessage) -> Option<Lla> {
+    match m.meta.src_mac {
+        Some(mac) => Some(Lla::Six(mac)),
+        None => lla(m, 1).map(Lla::from_slice),
+    }
+}
+
+/// A local-link ND message (not from inside a tunnel), or None.
+pub fn local_nd(ev: &Event) -> Option<&NdMessage> {
+    match ev {
+        Event::Nd(m) if m.ip.tunnels.is_empty() => Some(m),
+        _ => None,
+    }
+}
+
+/// One integer setting the Python detection resolved (`settings[name]`).
+pub fn setting(settings: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
+    settings.get_item(name)?.extract()
+}
+
+/// A count setting (a table cap, a threshold), never below zero.
+pub fn count(settings: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
+    Ok(setting(settings, name)?.max(0) as usize)
+}
