@@ -8,7 +8,9 @@ flood that randomises its MAC and address on every packet from producing an
 alert per packet.
 
 Also owns ``Seen`` (first/last/count of one offender) and the /64 and sweep
-identifiers the sweep and exhaustion detections share. Does not decide what
+identifiers the sweep and exhaustion detections share, and ``raise_burst``, the
+one writer of burst alerts: families whose counting is native get the same
+budget from ``native/src/reduce/budget.rs`` and hand its ``Burst`` here. Does not decide what
 is an offence: the family asks ``permit`` before each individual alert.
 """
 
@@ -141,31 +143,84 @@ class LinkBudget:
         if window.sample is None:
             return
         offenders = window.offenders()
-        noun = self.noun
-        evidence = {
-            "count": window.count,
-            f"distinct_{noun}": len(offenders),
-            "window": {
-                "start": window.start_ns / NS,
-                "end": (window.start_ns + self.window_ns) / NS,
-                "seconds": self.window_ns / NS,
-            },
-            "first_seen": window.first_ns / NS,
-            "last_seen": window.last_ns / NS,
-            "individual_alerts": window.alerts,
-            f"sample_{noun}": [f"{ip_str(a)} {mac_str(m)}" for a, m in offenders[:SAMPLE]],
-        }
-        if self.extra is not None:
-            evidence.update(self.extra(link))
-        self.detector.alert(
+        raise_burst(
+            self.detector,
             self.category,
-            "burst",
-            ts_ns=window.last_ns,
-            identifier=f"{link_str(link)}|burst",
-            first_ns=window.start_ns,
-            event=window.sample,
-            evidence=evidence,
-            src_ip=None,
-            src_mac=None,
+            self.noun,
+            self.extra,
+            link,
+            Burst(
+                start_ns=window.start_ns,
+                window_ns=self.window_ns,
+                alerts=window.alerts,
+                count=window.count,
+                distinct=len(offenders),
+                sample_offenders=offenders[:SAMPLE],
+                first_ns=window.first_ns,
+                last_ns=window.last_ns,
+                sample=window.sample,
+            ),
         )
         window.sample = None
+
+
+@dataclass(frozen=True, slots=True)
+class Burst:
+    """A closed link window that folded alerts: from ``LinkBudget`` or from a native
+    reducer's budget (``native/src/reduce/budget.rs``, whose ``("burst", link, ...)``
+    output ``Burst.from_native`` reads)."""
+
+    start_ns: int
+    window_ns: int
+    alerts: int
+    count: int
+    distinct: int
+    sample_offenders: list[Offender]
+    first_ns: int
+    last_ns: int
+    sample: Event
+
+    @staticmethod
+    def from_native(output: tuple[Any, ...]) -> tuple[Link, Burst]:
+        """``("burst", link, start_ns, window_ns, alerts, count, distinct,
+        sample_offenders, first_ns, last_ns, sample_event)`` -> (link, burst)."""
+        _kind, link, start, span, alerts, count, distinct, sample_keys, first, last, ev = output
+        return link, Burst(start, span, alerts, count, distinct, sample_keys, first, last, ev)
+
+
+def raise_burst(
+    detector: Detector,
+    category: str,
+    noun: str,
+    extra: Callable[[Link], dict[str, Any]] | None,
+    link: Link,
+    burst: Burst,
+) -> None:
+    """The detection's ``burst`` alert for one link window; ``noun`` names the offenders
+    in the evidence (``distinct_<noun>``), ``extra`` adds the family's own fields."""
+    evidence = {
+        "count": burst.count,
+        f"distinct_{noun}": burst.distinct,
+        "window": {
+            "start": burst.start_ns / NS,
+            "end": (burst.start_ns + burst.window_ns) / NS,
+            "seconds": burst.window_ns / NS,
+        },
+        "first_seen": burst.first_ns / NS,
+        "last_seen": burst.last_ns / NS,
+        "individual_alerts": burst.alerts,
+        f"sample_{noun}": [f"{ip_str(a)} {mac_str(m)}" for a, m in burst.sample_offenders],
+    }
+    if extra is not None:
+        evidence.update(extra(link))
+    detector.alert(
+        category,
+        "burst",
+        ts_ns=burst.last_ns,
+        identifier=f"{link_str(link)}|burst",
+        first_ns=burst.start_ns,
+        event=burst.sample,
+        evidence=evidence,
+        src_ip=None,
+        src_mac=None,
+    )

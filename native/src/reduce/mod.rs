@@ -13,6 +13,7 @@
 
 use pyo3::prelude::*;
 
+pub mod budget;
 pub mod few;
 pub mod packet;
 pub mod py;
