@@ -2,11 +2,12 @@
 ``ipv6.ndp_spoof`` and ``ipv6.dad_dos``.
 
 Owns routing the family's work to its four detections, one module each.
-Thresholds come from ``spec.yaml``. Does not parse packets. The per-message
-counting of the exhaustion, flood and DAD detections is native (one reducer
-each, ``native/``, declared under ``reducers:`` in the spec): every local-link
-ND message and, for the exhaustion detection's off-link drivers, every IPv6
-packet is counted there, and only their outputs (a window past a threshold)
+Thresholds come from ``spec.yaml``. Does not parse packets. The family's
+per-message work is native (one reducer per detection, ``native/``, declared
+under ``reducers:`` in the spec): every local-link ND message and, for the
+exhaustion detection's off-link drivers, every IPv6 packet is counted there,
+so no event reaches this family in Python; only the reducers' outputs (a
+window past a threshold, a verdict past the budget and suppression, a burst)
 come back through ``on_reduced``. ND inside a tunnel is not the local link
 and is left alone.
 """
@@ -20,13 +21,10 @@ from detectors.detections.neighbor_discovery.dad import DadDos
 from detectors.detections.neighbor_discovery.exhaustion import Exhaustion
 from detectors.detections.neighbor_discovery.flood import Flood
 from detectors.detections.neighbor_discovery.spoof import Spoof
-from detectors.events import Event, NDMessage
 
 
 class NeighborDiscoveryDetector(Detector):
-    """Dispatches local-link ND and reducer outputs to the family's detections."""
-
-    subscribes = (NDMessage,)  # the spoofing detection still judges each message here
+    """Dispatches the native reducers' outputs to the family's detections."""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -37,14 +35,10 @@ class NeighborDiscoveryDetector(Detector):
         self._outputs = {
             "exhaustion": self.exhaustion.on_reduced,
             "flood": self.flood.on_reduced,
+            "spoof": self.spoof.on_reduced,
+            "burst": self.spoof.on_reduced,  # the spoofing budget's (the only one here)
             "dad": self.dad.on_reduced,
         }
-
-    def on_event(self, event: Event) -> None:
-        assert isinstance(event, NDMessage)
-        if event.ip.tunnels:
-            return
-        self.spoof.on_nd(event)
 
     def on_reduced(self, output: Any) -> None:
         self._outputs[output[0]](output)
@@ -58,11 +52,11 @@ class NeighborDiscoveryDetector(Detector):
         # (after its expiry), the flood's, the spoofing budget's, the DAD's.
         self._reduced(self.exhaustion.reducer.tick(now_ns))
         self._reduced(self.flood.reducer.tick(now_ns))
-        super().tick(now_ns)
+        self._reduced(self.spoof.reducer.tick(now_ns))
         self._reduced(self.dad.reducer.tick(now_ns))
 
     def flush(self, now_ns: int) -> None:
         self._reduced(self.exhaustion.reducer.flush(now_ns))
         self._reduced(self.flood.reducer.flush(now_ns))
-        super().flush(now_ns)
+        self._reduced(self.spoof.reducer.flush(now_ns))
         self._reduced(self.dad.reducer.flush(now_ns))

@@ -14,7 +14,7 @@
 mod dad;
 mod exhaustion;
 mod flood;
-// mod spoof;
+mod spoof;
 
 use std::rc::Rc;
 
@@ -26,7 +26,7 @@ use crate::decode::events::{Event, Meta, NdMessage, OptionBody, Vlans};
 pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[
     ("nd_exhaustion", exhaustion::build),
     ("nd_flood", flood::build),
-    // ("nd_spoof", spoof::build),
+    ("nd_spoof", spoof::build),
     ("nd_dad", dad::build),
 ];
 
