@@ -68,6 +68,7 @@ test:  ## native core tests (cargo), then behaviour tests: unit, captures, exter
 
 lint:  ## cargo fmt and clippy on the native core; ruff and mypy on the Python
 	cd native && cargo fmt --check
+	rustfmt --edition 2021 --check detectors/detections/*/native/*.rs  # outside cargo fmt's reach (build.rs)
 	cd native && $(CARGO_ENV) cargo clippy --release --locked --all-targets -- -D warnings
 	$(VENV)/bin/ruff check detectors tests pcaps
 	$(VENV)/bin/ruff format --check detectors tests pcaps

@@ -150,6 +150,10 @@ class Engine:
             for reducer in det.native_reducers():
                 self._pipeline.add_reducer(owner, reducer)
         self._native_kinds = self._pipeline.native_kinds()
+        # A Python detector that turns kinds on and off while it runs (``on_demand``)
+        # must see the change from the next record on, as when Python looped per
+        # record: then a batch ends after each record that gave Python something.
+        self._batch = 1 if any(d.on_demand for d in self.detectors) else BATCH
         self._python_kinds = [
             any(issubclass(cls, t) for d in self.detectors for t in d.subscribes)
             for cls in (Ipv6Packet, TunnelPacket, NDMessage, Malformed, FragmentAnomaly)
@@ -234,7 +238,7 @@ class Engine:
         pipeline.restart()
         done = False
         while not done:
-            items, tick, done = pipeline.run_capture(reader, BATCH)
+            items, tick, done = pipeline.run_capture(reader, self._batch)
             if items:
                 deliver(items)
             if tick is not None:
@@ -248,7 +252,7 @@ class Engine:
         while chunk := list(islice(it, BATCH)):
             i = 0
             while i < len(chunk):
-                items, tick, i = pipeline.run_records(chunk, i, BATCH)
+                items, tick, i = pipeline.run_records(chunk, i, self._batch)
                 if items:
                     deliver(items)
                 if tick is not None:
