@@ -393,4 +393,21 @@ mod tests {
         w.current(3, 5, |t| W(t, 3), &mut c);
         assert_eq!(w.close_due(105), vec![(1, W(0, 1)), (3, W(5, 3))]);
     }
+
+    #[test]
+    fn grace_delays_close_due_and_lru_pops_oldest_while() {
+        let mut w: Windows<u8, W> = Windows::with_grace(8, 100, 30);
+        let mut c = |_: u8, _: W| {};
+        w.current(1, 0, |t| W(t, 1), &mut c);
+        assert!(w.close_due(129).is_empty());
+        assert_eq!(w.close_due(130), vec![(1, W(0, 1))]);
+        let mut t: Lru<u8, i64> = Lru::new(8);
+        for (k, v) in [(1, 5), (2, 1), (3, 9)] {
+            t.put(k, v);
+        }
+        *t.peek_mut(&2).unwrap() += 1; // no recency change
+        assert_eq!(t.take_oldest_while(|_, &v| v < 9), vec![(1, 5), (2, 2)]);
+        assert_eq!(t.remove(&3), Some(9));
+        assert_eq!((t.len(), t.evictions()), (0, 0));
+    }
 }

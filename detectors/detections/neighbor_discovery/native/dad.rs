@@ -316,3 +316,20 @@ impl Reducer for Dad {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn top_ranks_by_count_then_mac_with_none_first() {
+        let mut c = Counter::default();
+        for k in [Some([3; 6]), None, Some([1; 6]), Some([3; 6])] {
+            c.add(k);
+        }
+        assert_eq!(
+            c.top(),
+            vec![(Some([3; 6]), 2), (None, 1), (Some([1; 6]), 1)]
+        );
+    }
+}

@@ -354,3 +354,115 @@ impl Reducer for Exhaustion {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{addr, na, ns};
+    use super::*;
+    use crate::decode::events::{Ipv6Packet, Meta};
+
+    const S: i64 = 1_000_000_000;
+
+    fn reducer(min_unresolved: usize, drivers_after: i64) -> Exhaustion {
+        Exhaustion {
+            timeout_ns: 3 * S,
+            min_unresolved,
+            arm_at: drivers_after,
+            pending: Lru::new(64),
+            outstanding: Lru::new(64),
+            armed: HashSet::new(),
+            windows: Windows::with_grace(64, 60 * S, 3 * S),
+            drivers: Lru::new(64),
+        }
+    }
+
+    fn packet(ts: i64, src: [u8; 16], dst: [u8; 16]) -> Event {
+        let Event::Nd(mut m) = ns(ts, src, dst) else {
+            unreachable!()
+        };
+        m.ip.dst = dst;
+        Event::Packet(Ipv6Packet {
+            meta: Meta {
+                ts_ns: ts,
+                ..Meta::default()
+            },
+            ip: m.ip,
+            sport: None,
+            dport: None,
+            icmp_type: None,
+            icmp_code: None,
+            tcp_flags: None,
+            quoted_src: None,
+        })
+    }
+
+    fn in_other_64(t: [u8; 16]) -> [u8; 16] {
+        let mut t = t;
+        t[7] = 9;
+        t
+    }
+
+    #[test]
+    fn unanswered_targets_close_with_the_first_busiest_prefix_and_armed_drivers() {
+        pyo3::prepare_freethreaded_python();
+        Python::with_gil(|py| {
+            let mut r = reducer(3, 2);
+            let list = PyList::empty(py);
+            let mut out = Outputs::new(list.clone(), None);
+            let router = addr(1);
+            let driver = {
+                let mut d = addr(7);
+                d[0] = 0x30;
+                d
+            };
+            // Not armed yet: this packet's destination is not recorded.
+            r.observe(py, &packet(0, driver, addr(100)), &mut out)
+                .unwrap();
+            // Two /64s with two targets each: the first seen wins the tie.
+            r.observe(py, &ns(S, router, in_other_64(addr(100))), &mut out)
+                .unwrap();
+            r.observe(py, &ns(S, router, addr(101)), &mut out).unwrap();
+            assert!(!r.armed.is_empty()); // two outstanding
+            r.observe(py, &packet(S, driver, addr(102)), &mut out)
+                .unwrap();
+            r.observe(py, &ns(S, router, addr(102)), &mut out).unwrap();
+            r.observe(py, &ns(S, router, in_other_64(addr(103))), &mut out)
+                .unwrap();
+            // Answered: not unresolved.
+            r.observe(py, &ns(S, router, addr(104)), &mut out).unwrap();
+            r.observe(py, &na(S, addr(104), [5; 6], addr(104)), &mut out)
+                .unwrap();
+            r.tick(py, 4 * S, &mut out).unwrap();
+            assert!(r.pending.is_empty() && r.outstanding.is_empty() && r.armed.is_empty());
+            assert_eq!(list.len(), 0); // the window is still open
+            r.flush(py, 5 * S, &mut out).unwrap();
+            assert_eq!(list.len(), 1);
+            let item = list.get_item(0).unwrap();
+            let t = item.downcast::<PyTuple>().unwrap();
+            assert_eq!(t.get_item(7).unwrap().extract::<usize>().unwrap(), 4);
+            let prefix: Vec<u8> = t.get_item(8).unwrap().extract().unwrap();
+            assert_eq!(prefix, in_other_64(addr(100))[..8].to_vec());
+            assert_eq!(t.get_item(9).unwrap().extract::<u64>().unwrap(), 2);
+            let drivers: Vec<(Vec<u8>, u64)> = t.get_item(12).unwrap().extract().unwrap();
+            assert_eq!(drivers, vec![(driver.to_vec(), 1)]);
+        });
+    }
+
+    #[test]
+    fn a_retransmitted_target_still_pending_at_the_end_counts() {
+        pyo3::prepare_freethreaded_python();
+        Python::with_gil(|py| {
+            let mut r = reducer(1, 100);
+            let list = PyList::empty(py);
+            let mut out = Outputs::new(list.clone(), None);
+            r.observe(py, &ns(0, addr(1), addr(50)), &mut out).unwrap();
+            r.observe(py, &ns(S, addr(1), addr(50)), &mut out).unwrap();
+            r.observe(py, &ns(S, addr(1), addr(51)), &mut out).unwrap(); // asked once
+            r.flush(py, 2 * S, &mut out).unwrap();
+            assert_eq!(list.len(), 1);
+            let t = list.get_item(0).unwrap();
+            let t = t.downcast::<PyTuple>().unwrap();
+            assert_eq!(t.get_item(7).unwrap().extract::<usize>().unwrap(), 1);
+        });
+    }
+}

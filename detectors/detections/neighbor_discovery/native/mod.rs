@@ -109,3 +109,69 @@ pub fn setting(settings: &Bound<'_, PyAny>, name: &str) -> PyResult<i64> {
 pub fn count(settings: &Bound<'_, PyAny>, name: &str) -> PyResult<usize> {
     Ok(setting(settings, name)?.max(0) as usize)
 }
+
+/// Event builders for the reducers' unit tests.
+#[cfg(test)]
+pub mod testing {
+    use crate::decode::events::{Chain, Event, Ipv6Header, Meta, NdBody, NdMessage, Tunnels};
+
+    pub fn addr(last: u16) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[0] = 0x20;
+        a[1] = 0x01;
+        a[14..].copy_from_slice(&last.to_be_bytes());
+        a
+    }
+
+    pub fn nd(ts: i64, src: [u8; 16], dst: [u8; 16], mac: Option<[u8; 6]>, body: NdBody) -> Event {
+        Event::Nd(NdMessage {
+            meta: Meta {
+                ts_ns: ts,
+                src_mac: mac,
+                ..Meta::default()
+            },
+            ip: Ipv6Header {
+                src,
+                dst,
+                hop_limit: 255,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: 0,
+                chain: Chain::default(),
+                upper: 58,
+                fragment: None,
+                tunnels: Tunnels::default(),
+            },
+            icmp_type: 135,
+            code: 0,
+            checksum_ok: true,
+            options: Vec::new(),
+            option_errors: Vec::new(),
+            body,
+        })
+    }
+
+    /// An address-resolution NS for `target` (to its solicited-node group).
+    pub fn ns(ts: i64, src: [u8; 16], target: [u8; 16]) -> Event {
+        let mut dst = [0u8; 16];
+        dst[..13].copy_from_slice(&[0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff]);
+        dst[13..].copy_from_slice(&target[13..]);
+        nd(
+            ts,
+            src,
+            dst,
+            Some([2; 6]),
+            NdBody::NeighborSolicitation { target },
+        )
+    }
+
+    pub fn na(ts: i64, src: [u8; 16], mac: [u8; 6], target: [u8; 16]) -> Event {
+        let body = NdBody::NeighborAdvertisement {
+            router: false,
+            solicited: true,
+            override_: true,
+            target,
+        };
+        nd(ts, src, addr(1), Some(mac), body)
+    }
+}
