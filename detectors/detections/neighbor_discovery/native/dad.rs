@@ -126,13 +126,13 @@ impl Dad {
         let ts = m.meta.ts_ns;
         let probe = self.probes.get(&key).copied();
         if let Some(p) = probe {
-            if ts - p.ts_ns < self.timeout_ns && p.prober != mac {
+            if ts.saturating_sub(p.ts_ns) < self.timeout_ns && p.prober != mac {
                 return self.answer(ev, link, target, p, Answer::NsFromUnspecified, out);
             }
         }
         let replace = match probe {
             None => true,
-            Some(p) => p.prober != mac || ts - p.ts_ns >= self.timeout_ns,
+            Some(p) => p.prober != mac || ts.saturating_sub(p.ts_ns) >= self.timeout_ns,
         };
         if replace {
             self.probes.put(
@@ -157,7 +157,7 @@ impl Dad {
         let Some(&p) = self.probes.peek(&(link, target)) else {
             return Ok(());
         };
-        if meta.ts_ns - p.ts_ns >= self.timeout_ns || meta.src_mac == p.prober {
+        if meta.ts_ns.saturating_sub(p.ts_ns) >= self.timeout_ns || meta.src_mac == p.prober {
             return Ok(()); // late, or the prober announcing its new address after DAD
         }
         self.answer(ev, link, target, p, Answer::Na, out)

@@ -155,7 +155,7 @@ impl Exhaustion {
 
     /// Targets unanswered for `resolve_timeout_s` are unresolved (before windows close).
     fn expire(&mut self, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
-        let deadline = now_ns - self.timeout_ns;
+        let deadline = now_ns.saturating_sub(self.timeout_ns);
         let expired = self
             .pending
             .take_oldest_while(|_, p| p.first_ns <= deadline);

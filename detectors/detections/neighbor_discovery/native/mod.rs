@@ -9,7 +9,8 @@
 //! reducer per detection, so the tables show in the order the Python detections made
 //! them and the outputs of one message keep the Python order (flood, spoof, exhaustion,
 //! DAD: only flood and spoof speak while observing, and flood's reducer runs first).
-//! ND inside a tunnel is not the local link: every reducer skips it.
+//! ND inside a tunnel is not the local link: every reducer skips it. Time differences
+//! saturate (packet time comes from the capture, so it may be anything).
 
 mod dad;
 mod exhaustion;

@@ -251,9 +251,9 @@ impl Spoof {
                 out,
             );
         }
-        let established = ts - b.confirmed_ns < self.ttl_ns;
+        let established = ts.saturating_sub(b.confirmed_ns) < self.ttl_ns;
         let window_ns = self.window_ns;
-        b.changes.retain(|&t| ts - t < window_ns);
+        b.changes.retain(|&t| ts.saturating_sub(t) < window_ns);
         b.changes.push(ts);
         if !b.macs.contains(&mac) && b.macs.len() < MAX_HISTORY {
             b.macs.push(mac);
