@@ -179,6 +179,9 @@ class Pipeline:
     def run_capture(
         self, reader: CaptureReader, max_items: int
     ) -> tuple[list[Any], int | None, bool]: ...
+    def run_ring(
+        self, ring: LiveRing, timeout_ms: int, max_items: int
+    ) -> tuple[list[Any], int | None, int, int, bool]: ...
     def run_records(
         self, records: list[tuple[int, int, int, bytes, int]], start: int, max_items: int
     ) -> tuple[list[Any], int | None, int]: ...
