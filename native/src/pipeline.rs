@@ -31,6 +31,7 @@ use crate::reducer::{guard, NativeReducer, Observes, Outputs};
 /// Registers `Pipeline` on `detectors._native`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pipeline>()?;
+    m.add_function(wrap_pyfunction!(time_native, m)?)?;
     Ok(())
 }
 
@@ -406,4 +407,31 @@ impl Pipeline {
         }
         Ok((items, None, i))
     }
+}
+
+/// The native stages alone, for `make bench`: read `path` (and decode every frame when
+/// `decode`, with every event kind built) without Python; `(frames, seconds)`.
+#[pyfunction]
+#[pyo3(signature = (path, decode))]
+pub fn time_native(py: Python<'_>, path: &str, decode: bool) -> PyResult<(u64, f64)> {
+    use crate::capture::Reader;
+    use crate::decode::{Decoder, DecoderLimits};
+    let mut reader =
+        Reader::open(path).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    py.allow_threads(move || {
+        let start = std::time::Instant::now();
+        let mut dec = Decoder::new(DecoderLimits::default());
+        dec.want_packets = true;
+        dec.want_tunnels = true;
+        let mut out = Vec::new();
+        let mut frames = 0u64;
+        while let Ok(Some(rec)) = reader.next_record() {
+            frames += 1;
+            if decode {
+                out.clear();
+                dec.decode(&rec, frames, &mut out);
+            }
+        }
+        Ok((frames, start.elapsed().as_secs_f64()))
+    })
 }
