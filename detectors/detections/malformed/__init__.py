@@ -60,10 +60,8 @@ class MalformedDetector(Detector):
         _, sig, count, reasons, frames, first_ns, last_ns, start_ns, event = output
         meta = event.meta
         src, dst = event.src, event.dst
-        if isinstance(event, FragmentAnomaly):
-            detail = f"id 0x{event.ident:08x}"
-        else:
-            detail = event.detail
+        is_fragment = isinstance(event, FragmentAnomaly)
+        detail = f"id 0x{event.ident:08x}" if is_fragment else event.detail
         who = ip_str(src) if src is not None else mac_str(meta.src_mac) or "unknown"
         evidence: dict[str, Any] = {
             "count": count,

@@ -115,9 +115,8 @@ pub struct MalformedReducer {
 }
 
 fn setting<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
-    d.get_item(key)?.ok_or_else(|| {
-        PyValueError::new_err(format!("malformed_sources: setting {key:?} missing"))
-    })
+    d.get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("malformed_sources: setting {key:?} missing")))
 }
 
 /// Settings: `{"alert_layers": [str], "alert_fragment_kinds": [str], "min_count",
@@ -218,7 +217,11 @@ impl Reducer for MalformedReducer {
                 if !self.fragment_kinds.iter().any(|k| k == f.kind.name()) {
                     return Ok(());
                 }
-                (Sig::Fragments, Some(IpAddr::V6(f.src)), Reason::Fragment(f.kind))
+                (
+                    Sig::Fragments,
+                    Some(IpAddr::V6(f.src)),
+                    Reason::Fragment(f.kind),
+                )
             }
             _ => return Ok(()),
         };
@@ -333,7 +336,10 @@ mod tests {
         assert_ne!(Who::Mac([0; 6]), Who::Unknown);
         assert_eq!(Sig::of_layer("ext"), Some(Sig::Chain));
         assert_eq!(Sig::of_layer("ipv6"), None);
-        assert_eq!(Reason::Fragment(FragKind::Overlap).text(), "fragment.overlap");
+        assert_eq!(
+            Reason::Fragment(FragKind::Overlap).text(),
+            "fragment.overlap"
+        );
         assert_eq!(Reason::Layer("nd", "bad_option").text(), "nd.bad_option");
     }
 }

@@ -117,7 +117,14 @@ fn classify(ev: &TunnelPacket) -> Option<(usize, Sig)> {
             }
             if let Some(v4) = isatap_ipv4(ev.inner_src.as_ref()) {
                 let spoofed = v4[..] != *layer.outer_src.as_bytes();
-                return Some((1, if spoofed { Sig::SpoofedIpv4 } else { Sig::Isatap }));
+                return Some((
+                    1,
+                    if spoofed {
+                        Sig::SpoofedIpv4
+                    } else {
+                        Sig::Isatap
+                    },
+                ));
             }
             if isatap_ipv4(ev.inner_dst.as_ref()).is_some() {
                 return Some((1, Sig::Isatap));
@@ -466,8 +473,14 @@ fn pair_output<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let (sig, lo, hi) = key;
     let endpoint = |ep: Endpoint| -> PyResult<Bound<'py, PyAny>> {
-        Ok(PyTuple::new(py, [item(py, PyBytes::new(py, ep.0.as_bytes()))?, item(py, ep.1)?])?
-            .into_any())
+        Ok(PyTuple::new(
+            py,
+            [
+                item(py, PyBytes::new(py, ep.0.as_bytes()))?,
+                item(py, ep.1)?,
+            ],
+        )?
+        .into_any())
     };
     let inner = PyList::empty(py);
     for (s, d, n) in &w.inner {
@@ -655,15 +668,24 @@ mod tests {
         let b = Endpoint(IpAddr::V4([10, 0, 0, 1]), 80);
         assert!(b.le(&a) && !a.le(&b));
         // Bytes compare lexicographically, a shorter prefix first.
-        let v6 = Endpoint(IpAddr::V6([10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 0);
+        let v6 = Endpoint(
+            IpAddr::V6([10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+            0,
+        );
         assert!(a.le(&v6));
         assert_eq!(endpoint_str(&a), "10.0.0.1:3544");
-        assert_eq!(endpoint_str(&Endpoint(IpAddr::V4([10, 0, 0, 1]), 0)), "10.0.0.1");
+        assert_eq!(
+            endpoint_str(&Endpoint(IpAddr::V4([10, 0, 0, 1]), 0)),
+            "10.0.0.1"
+        );
         let mut six = [0u8; 16];
         six[0] = 0x20;
         six[1] = 0x01;
         six[15] = 1;
-        assert_eq!(endpoint_str(&Endpoint(IpAddr::V6(six), 5072)), "[2001::1]:5072");
+        assert_eq!(
+            endpoint_str(&Endpoint(IpAddr::V6(six), 5072)),
+            "[2001::1]:5072"
+        );
     }
 
     #[test]
