@@ -1,0 +1,125 @@
+//! The Router Advertisement family's per-event counting, in Rust: one reducer per
+//! detection, each seeing every local-link ND message natively.
+//!
+//! Owns what the three reducers share: which ND is the local link (not tunnelled), who
+//! sent it (address and MAC, as `NDMessage.sender_mac`), the suppression keys and the
+//! Python shapes of links and offenders. `rogue` judges each RA against the policy or the
+//! learned routers, `evasion` each ND message's header chain, `flood` counts RAs per link
+//! window; each hands Python only alerts that passed suppression and the link budget,
+//! bursts and closed windows over a threshold (see each module).
+
+use std::fmt::Write as _;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::decode::events::{Event, NdMessage, OptionBody};
+use crate::reduce::budget::{Link, Offender};
+use crate::reducer::Outputs;
+
+mod evasion;
+mod flood;
+mod rogue;
+
+pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[
+    ("ra_rogue", rogue::build),
+    ("ra_evasion", evasion::build),
+    ("ra_flood", flood::build),
+];
+
+/// The ND message of a local-link event: tunnelled ND is tunnel signalling, skipped.
+#[inline]
+pub(crate) fn local_nd(ev: &Event) -> Option<&NdMessage> {
+    match ev {
+        Event::Nd(nd) if nd.ip.tunnels.is_empty() => Some(nd),
+        _ => None,
+    }
+}
+
+/// The first source link-layer address option's value (`NDMessage.source_lla`).
+pub(crate) fn source_lla(nd: &NdMessage) -> Option<&[u8]> {
+    nd.options.iter().find_map(|o| match &o.body {
+        OptionBody::LinkLayerAddress { address } if o.otype == 1 => Some(&address[..]),
+        _ => None,
+    })
+}
+
+/// A MAC as the shared `Offender` keeps it (six bytes). A source link-layer option of
+/// another length (only on links without an Ethernet source) is folded to its first six
+/// bytes, zero-padded: the one place this family's keys can differ from Python's.
+pub(crate) fn mac6(b: &[u8]) -> [u8; 6] {
+    let mut m = [0u8; 6];
+    let n = b.len().min(6);
+    m[..n].copy_from_slice(&b[..n]);
+    m
+}
+
+/// The Ethernet source, or the source link-layer option where the link has none
+/// (`NDMessage.sender_mac`).
+pub(crate) fn sender_mac(nd: &NdMessage) -> Option<[u8; 6]> {
+    match nd.meta.src_mac {
+        Some(m) => Some(m),
+        None => source_lla(nd).map(mac6),
+    }
+}
+
+/// Who sent it: (IPv6 source, sender MAC).
+pub(crate) fn offender(nd: &NdMessage) -> Offender {
+    Offender::new(&nd.ip.src, sender_mac(nd))
+}
+
+/// A suppression key with the same equality as the Python identifier
+/// (`link|address|mac[|signature]`), without formatting addresses: the native
+/// `Suppressor` only hashes it. Python writes the real identifier when it alerts.
+pub(crate) fn suppression_key(
+    buf: &mut String,
+    link: &Link,
+    who: &Offender,
+    sig: Option<&str>,
+) {
+    buf.clear();
+    let _ = write!(buf, "{}|", link.0);
+    for v in link.1.as_slice() {
+        let _ = write!(buf, "{v}.");
+    }
+    buf.push('|');
+    for b in who.addr() {
+        let _ = write!(buf, "{b:02x}");
+    }
+    buf.push('|');
+    match who.mac {
+        Some(m) => {
+            for b in m {
+                let _ = write!(buf, "{b:02x}");
+            }
+        }
+        None => buf.push('-'),
+    }
+    if let Some(sig) = sig {
+        buf.push('|');
+        buf.push_str(sig);
+    }
+}
+
+/// `(address bytes, mac bytes | None)`, as Python's offender tuples.
+pub(crate) fn offender_to_py<'py>(py: Python<'py>, o: &Offender) -> PyResult<Bound<'py, PyAny>> {
+    let mac = match o.mac {
+        Some(m) => PyBytes::new(py, &m).into_any(),
+        None => py.None().into_bound(py),
+    };
+    Ok(PyTuple::new(py, [PyBytes::new(py, o.addr()).into_any(), mac])?.into_any())
+}
+
+/// Hands one output to the owning detector (outputs live as long as the batch's list).
+pub(crate) fn push(out: &mut Outputs<'_>, item: Bound<'_, PyAny>) -> PyResult<()> {
+    let py = out.list().py();
+    out.push(item.unbind().into_bound(py))
+}
+
+/// Reads one setting from the dict Python builds (`Detector.reducer`).
+pub(crate) fn setting<'py, T: FromPyObject<'py>>(
+    settings: &Bound<'py, PyAny>,
+    name: &str,
+) -> PyResult<T> {
+    settings.get_item(name)?.extract()
+}
