@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import Burst, Link, link_str, raise_burst
+from detectors.detections.budget import Burst, link_str, raise_burst
 from detectors.detections.router_advert import common
 from detectors.events import RouterAdvertisement, ip_str, mac_str
 from detectors.policy import Router
@@ -112,7 +112,7 @@ class RogueRA:
                 self.det,
                 CATEGORY,
                 "routers",
-                lambda link: {"policy": self._policy_evidence(link, None, learned)},
+                lambda _link: {"policy": self._policy_evidence(None, learned)},
                 link,
                 burst,
             )
@@ -134,7 +134,7 @@ class RogueRA:
             "first_seen": first_ns / NS,
             "last_seen": last_ns / NS,
             "policy": self._policy_evidence(
-                link, None if entry is None else self.routers[entry], learned
+                None if entry is None else self.routers[entry], learned
             ),
         }
         self.det.alert(
@@ -147,7 +147,7 @@ class RogueRA:
             evidence=evidence,
         )
 
-    def _policy_evidence(self, link: Link, entry: Router | None, learned: Learned) -> dict[str, Any]:
+    def _policy_evidence(self, entry: Router | None, learned: Learned) -> dict[str, Any]:
         out = self.det.policy_evidence()
         if learned is not None:
             first_ns, keys = learned

@@ -11,10 +11,12 @@
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::{push, local_nd, offender, offender_to_py, setting, suppression_key};
+use super::{local_nd, offender, offender_to_py, push, setting, suppression_key};
 use crate::decode::events::{Event, NdMessage};
 use crate::decode::topy::Converter;
-use crate::reduce::budget::{link_of, link_to_py, seen_in, Burst, Link, LinkBudget, Offender, Seen, Suppressor};
+use crate::reduce::budget::{
+    link_of, link_to_py, seen_in, Burst, Link, LinkBudget, Offender, Seen, Suppressor,
+};
 use crate::reduce::windows::Lru;
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -112,9 +114,9 @@ impl Reducer for EvasionReducer {
         let seen = seen_in(&mut self.sources, (link, who, sig), ts);
         let name = SIGNATURES[usize::from(sig)];
         suppression_key(&mut self.key, &link, &who, Some(name));
-        let permitted = self
-            .budget
-            .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
+        let permitted =
+            self.budget
+                .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
         self.emit_bursts(py, out)?;
         if !permitted {
             return Ok(());

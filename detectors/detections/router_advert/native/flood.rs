@@ -15,7 +15,7 @@ use std::rc::Rc;
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
 
-use super::{push, local_nd, offender, offender_to_py, setting};
+use super::{local_nd, offender, offender_to_py, push, setting};
 use crate::decode::events::{Event, NdBody};
 use crate::decode::topy::Converter;
 use crate::reduce::budget::{link_of, link_to_py, Link, Offender, MAX_KEYS, SAMPLE};

@@ -71,12 +71,7 @@ pub(crate) fn offender(nd: &NdMessage) -> Offender {
 /// A suppression key with the same equality as the Python identifier
 /// (`link|address|mac[|signature]`), without formatting addresses: the native
 /// `Suppressor` only hashes it. Python writes the real identifier when it alerts.
-pub(crate) fn suppression_key(
-    buf: &mut String,
-    link: &Link,
-    who: &Offender,
-    sig: Option<&str>,
-) {
+pub(crate) fn suppression_key(buf: &mut String, link: &Link, who: &Offender, sig: Option<&str>) {
     buf.clear();
     let _ = write!(buf, "{}|", link.0);
     for v in link.1.as_slice() {
@@ -122,4 +117,35 @@ pub(crate) fn setting<'py, T: FromPyObject<'py>>(
     name: &str,
 ) -> PyResult<T> {
     settings.get_item(name)?.extract()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::events::Vlans;
+
+    fn key(vlans: &[u16], mac: Option<[u8; 6]>, sig: Option<&str>) -> String {
+        let mut v = Vlans::default();
+        for &t in vlans {
+            v.push(t);
+        }
+        let mut buf = String::new();
+        suppression_key(&mut buf, &(1, v), &Offender::new(&[0xfe; 16], mac), sig);
+        buf
+    }
+
+    #[test]
+    fn suppression_keys_are_one_to_one_with_identifiers() {
+        // VLAN stacks, a missing MAC and the signature suffix all tell keys apart.
+        assert_ne!(key(&[1, 2], None, None), key(&[12], None, None));
+        assert_ne!(key(&[], None, None), key(&[], Some([0; 6]), None));
+        assert_ne!(key(&[], None, None), key(&[], None, Some("kill_router")));
+        assert_eq!(key(&[7], Some([1; 6]), None), key(&[7], Some([1; 6]), None));
+    }
+
+    #[test]
+    fn a_short_or_long_link_layer_option_folds_to_six_bytes() {
+        assert_eq!(mac6(&[1, 2, 3]), [1, 2, 3, 0, 0, 0]);
+        assert_eq!(mac6(&[1, 2, 3, 4, 5, 6, 7, 8]), [1, 2, 3, 4, 5, 6]);
+    }
 }

@@ -16,10 +16,10 @@
 use std::collections::HashSet;
 
 use pyo3::prelude::*;
-use pyo3::BoundObject;
 use pyo3::types::{PyBool, PyBytes, PyList, PyTuple};
+use pyo3::BoundObject;
 
-use super::{push, local_nd, offender, offender_to_py, setting, source_lla, suppression_key};
+use super::{local_nd, offender, offender_to_py, push, setting, source_lla, suppression_key};
 use crate::decode::events::{Event, NdBody, NdMessage, OptionBody};
 use crate::decode::topy::Converter;
 use crate::reduce::budget::{
@@ -133,17 +133,25 @@ impl<'a> Ra<'a> {
     }
 
     fn rdnss(&self) -> impl Iterator<Item = [u8; 16]> + '_ {
-        self.nd.options.iter().flat_map(|o| match &o.body {
-            OptionBody::Rdnss { servers, .. } => servers.as_slice(),
-            _ => &[],
-        }).copied()
+        self.nd
+            .options
+            .iter()
+            .flat_map(|o| match &o.body {
+                OptionBody::Rdnss { servers, .. } => servers.as_slice(),
+                _ => &[],
+            })
+            .copied()
     }
 
     fn dnssl(&self) -> impl Iterator<Item = String> + '_ {
-        self.nd.options.iter().flat_map(|o| match &o.body {
-            OptionBody::Dnssl { domains, .. } => domains.as_slice(),
-            _ => &[],
-        }).map(|d| domain(d))
+        self.nd
+            .options
+            .iter()
+            .flat_map(|o| match &o.body {
+                OptionBody::Dnssl { domains, .. } => domains.as_slice(),
+                _ => &[],
+            })
+            .map(|d| domain(d))
     }
 }
 
@@ -248,9 +256,17 @@ impl Finding {
     }
 
     /// `(signature, check, expected, seen)`, addresses as bytes, for `rogue._finding`.
-    fn to_py<'py>(&self, py: Python<'py>, hop_limit: u8, min_mtu: u32) -> PyResult<Bound<'py, PyAny>> {
+    fn to_py<'py>(
+        &self,
+        py: Python<'py>,
+        hop_limit: u8,
+        min_mtu: u32,
+    ) -> PyResult<Bound<'py, PyAny>> {
         fn o<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> PyResult<Bound<'py, PyAny>> {
-            Ok(v.into_pyobject(py).map_err(Into::into)?.into_any().into_bound())
+            Ok(v.into_pyobject(py)
+                .map_err(Into::into)?
+                .into_any()
+                .into_bound())
         }
         let b = |v: &[u8]| PyBytes::new(py, v).into_any();
         let flag = |v: bool| PyBool::new(py, v).to_owned().into_any();
@@ -273,7 +289,12 @@ impl Finding {
         };
         Ok(PyTuple::new(
             py,
-            [o(py, SIGS[usize::from(self.signature())])?, o(py, check)?, expected, seen],
+            [
+                o(py, SIGS[usize::from(self.signature())])?,
+                o(py, check)?,
+                expected,
+                seen,
+            ],
         )?
         .into_any())
     }
@@ -318,8 +339,12 @@ fn opt_set<'py, T: FromPyObject<'py> + std::hash::Hash + Eq>(
 
 fn nets(r: &Bound<'_, PyAny>, name: &str) -> PyResult<Option<HashSet<Net>>> {
     let v: Option<Vec<(Vec<u8>, u8)>> = setting(r, name)?;
-    v.map(|v| v.into_iter().map(|(a, l)| Ok(net(&addr16(&a)?, l))).collect())
-        .transpose()
+    v.map(|v| {
+        v.into_iter()
+            .map(|(a, l)| Ok(net(&addr16(&a)?, l)))
+            .collect()
+    })
+    .transpose()
 }
 
 fn addr16(a: &[u8]) -> PyResult<[u8; 16]> {
@@ -437,7 +462,11 @@ impl RogueReducer {
         for &i in candidates {
             let r = &self.routers_policy[i];
             if r.mac.is_none() || r.mac == who.mac {
-                let b = self.baseline_of.get(&(r.address, r.mac)).copied().unwrap_or(i);
+                let b = self
+                    .baseline_of
+                    .get(&(r.address, r.mac))
+                    .copied()
+                    .unwrap_or(i);
                 return Verdict {
                     signature: None,
                     base: Base::Policy(b),
@@ -580,9 +609,9 @@ impl RogueReducer {
         let seen = seen_in(&mut self.routers, (link, who, sig), ts);
         let suffix = (!is_source_sig(sig)).then(|| SIGS[usize::from(sig)]);
         suppression_key(&mut self.key, &link, &who, suffix);
-        let permitted = self
-            .budget
-            .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
+        let permitted =
+            self.budget
+                .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
         self.emit_bursts(py, out)?;
         if !permitted {
             return Ok(());
@@ -696,5 +725,200 @@ impl Reducer for RogueReducer {
 
     fn suppressed(&self) -> u64 {
         self.suppress.suppressed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::events::{Chain, Ipv6Header, Meta, NdOption, Tunnels};
+
+    const LL: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+    fn pio(prefix: [u8; 16], len: u8) -> NdOption {
+        NdOption {
+            otype: 3,
+            offset: 0,
+            body: OptionBody::PrefixInformation {
+                prefix_len: len,
+                on_link: true,
+                autonomous: true,
+                router_address: false,
+                valid_lifetime: 0,
+                preferred_lifetime: 0,
+                prefix,
+            },
+        }
+    }
+
+    fn ra(
+        src: [u8; 16],
+        mac: [u8; 6],
+        lifetime: u16,
+        managed: bool,
+        options: Vec<NdOption>,
+    ) -> NdMessage {
+        NdMessage {
+            meta: Meta {
+                src_mac: Some(mac),
+                ..Meta::default()
+            },
+            ip: Ipv6Header {
+                src,
+                dst: [0; 16],
+                hop_limit: 255,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: 0,
+                chain: Chain::default(),
+                upper: 58,
+                fragment: None,
+                tunnels: Tunnels::default(),
+            },
+            icmp_type: 134,
+            code: 0,
+            checksum_ok: true,
+            options,
+            option_errors: Vec::new(),
+            body: NdBody::RouterAdvertisement {
+                cur_hop_limit: 64,
+                managed,
+                other: false,
+                home_agent: false,
+                preference: 0,
+                proxy: false,
+                router_lifetime: lifetime,
+                reachable_time: 0,
+                retrans_timer: 0,
+            },
+        }
+    }
+
+    fn reducer(routers: Option<Vec<(PolicyRouter, Baseline)>>) -> RogueReducer {
+        let mut r = RogueReducer {
+            cfg: Config {
+                learn_ns: 100,
+                learn_max: 2,
+                min_mtu: 1280,
+                hop_limit: 255,
+            },
+            learning: routers.is_none(),
+            routers_policy: Vec::new(),
+            by_address: KeyedMap::default(),
+            policy_baselines: Vec::new(),
+            baseline_of: KeyedMap::default(),
+            learned: KeyedMap::default(),
+            learned_addrs: KeyedMap::default(),
+            learned_count: 0,
+            first_ns: Some(0),
+            routers: Lru::new(16),
+            budget: LinkBudget::new("router_advert.links", 16, 100, 10),
+            suppress: Suppressor::new("ipv6.rogue_ra.suppression", 100, 16),
+            key: String::new(),
+            bursts: Vec::new(),
+            findings: Vec::new(),
+        };
+        for (i, (p, b)) in routers.unwrap_or_default().into_iter().enumerate() {
+            r.by_address.entry(p.address).or_default().push(i);
+            r.baseline_of.insert((p.address, p.mac), i);
+            r.routers_policy.push(p);
+            r.policy_baselines.push(b);
+        }
+        r
+    }
+
+    fn link() -> Link {
+        (0, Default::default())
+    }
+
+    #[test]
+    fn net_clears_host_bits_and_clamps_the_length() {
+        let mut a = [0xffu8; 16];
+        a[0] = 0x20;
+        let (n, l) = net(&a, 60);
+        assert_eq!(l, 60);
+        assert_eq!(&n[..8], &[0x20, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf0]);
+        assert_eq!(&n[8..], &[0; 8]);
+        assert_eq!(net(&a, 200), (a, 128));
+        assert_eq!(net(&a, 0), ([0; 16], 0));
+    }
+
+    #[test]
+    fn domains_compare_without_trailing_dots_or_case() {
+        assert_eq!(domain("Example.COM.."), "example.com");
+    }
+
+    #[test]
+    fn policy_verdicts_unknown_spoofed_and_content() {
+        let mut p1 = [0u8; 16];
+        p1[0] = 0x20;
+        let base = Baseline {
+            managed: Some(false),
+            prefixes: Some([net(&p1, 64)].into_iter().collect()),
+            ..Baseline::default()
+        };
+        let mut r = reducer(Some(vec![(
+            PolicyRouter {
+                address: LL,
+                mac: Some(MAC),
+            },
+            base,
+        )]));
+        let mut other = LL;
+        other[15] = 2;
+        let nd = ra(other, MAC, 1800, false, vec![]);
+        let v = r.source(&Ra::of(&nd).unwrap(), link(), offender(&nd), 0);
+        assert_eq!(v.signature, Some(UNKNOWN));
+        let nd = ra(LL, [2, 0, 0, 0, 0, 9], 1800, false, vec![]);
+        let v = r.source(&Ra::of(&nd).unwrap(), link(), offender(&nd), 0);
+        assert_eq!((v.signature, v.entry), (Some(SPOOFED), Some(0)));
+        // The legitimate router announces an unlisted prefix twice (once with host bits
+        // set: the same network), a listed one, and flips M.
+        let mut p2 = [0u8; 16];
+        p2[0] = 0x30;
+        let mut p2_host = p2;
+        p2_host[15] = 1;
+        let nd = ra(
+            LL,
+            MAC,
+            1800,
+            true,
+            vec![pio(p2, 64), pio(p1, 64), pio(p2_host, 64)],
+        );
+        let r_ = Ra::of(&nd).unwrap();
+        let v = r.source(&r_, link(), offender(&nd), 0);
+        assert_eq!((v.signature, v.entry), (None, Some(0)));
+        let Base::Policy(i) = v.base else {
+            panic!("a policy baseline")
+        };
+        RogueReducer::content(&r.cfg, &mut r.findings, &r_, r.policy_baselines.get(i));
+        assert_eq!(
+            r.findings,
+            vec![Finding::Prefix(net(&p2, 64)), Finding::Managed(false, true)]
+        );
+    }
+
+    #[test]
+    fn learning_learns_routers_in_the_window_only() {
+        let mut r = reducer(None);
+        let nd = ra(LL, MAC, 1800, false, vec![]);
+        let v = r.source(&Ra::of(&nd).unwrap(), link(), offender(&nd), 10);
+        assert!(v.signature.is_none() && matches!(v.base, Base::Learned));
+        // Same address, another MAC: a learned router's address.
+        let nd = ra(LL, [2, 0, 0, 0, 0, 9], 1800, false, vec![]);
+        let v = r.source(&Ra::of(&nd).unwrap(), link(), offender(&nd), 20);
+        assert_eq!(v.signature, Some(SPOOFED));
+        // A router that says it is none is never learned.
+        let mut other = LL;
+        other[15] = 2;
+        let nd = ra(other, MAC, 0, false, vec![]);
+        let v = r.source(&Ra::of(&nd).unwrap(), link(), offender(&nd), 30);
+        assert_eq!(v.signature, Some(UNKNOWN));
+        // Past the learning window.
+        let nd = ra(other, MAC, 1800, false, vec![]);
+        let v = r.source(&Ra::of(&nd).unwrap(), link(), offender(&nd), 100);
+        assert_eq!(v.signature, Some(UNKNOWN));
+        assert_eq!(r.learned_count, 1);
     }
 }
