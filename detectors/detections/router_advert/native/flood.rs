@@ -19,7 +19,7 @@ use super::{local_nd, offender, offender_to_py, push, setting};
 use crate::decode::events::{Event, NdBody};
 use crate::decode::topy::Converter;
 use crate::reduce::budget::{link_of, link_to_py, Link, Offender, MAX_KEYS, SAMPLE};
-use crate::reduce::windows::{Window, Windows};
+use crate::reduce::windows::{KeyedState, Window, Windows};
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
 /// One link's window (`flood._Window`).
@@ -28,7 +28,8 @@ struct Win {
     first_ns: i64,
     last_ns: i64,
     ras: u64,
-    routers: HashSet<Offender>,
+    /// Keyed hashing: the addresses are the attacker's choice.
+    routers: HashSet<Offender, KeyedState>,
     routers_overflow: bool,
     big: u64,
     max_options: usize,
@@ -161,7 +162,7 @@ impl Reducer for FloodReducer {
                     first_ns: t,
                     last_ns: 0,
                     ras: 0,
-                    routers: HashSet::new(),
+                    routers: HashSet::with_hasher(KeyedState::new()),
                     routers_overflow: false,
                     big: 0,
                     max_options: 0,

@@ -8,8 +8,6 @@
 //! window; each hands Python only alerts that passed suppression and the link budget,
 //! bursts and closed windows over a threshold (see each module).
 
-use std::fmt::Write as _;
-
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -71,28 +69,32 @@ pub(crate) fn offender(nd: &NdMessage) -> Offender {
 /// A suppression key with the same equality as the Python identifier
 /// (`link|address|mac[|signature]`), without formatting addresses: the native
 /// `Suppressor` only hashes it. Python writes the real identifier when it alerts.
+/// Fixed-width hex (no `fmt`: this runs for every judged RA of a flood).
 pub(crate) fn suppression_key(buf: &mut String, link: &Link, who: &Offender, sig: Option<&str>) {
     buf.clear();
-    let _ = write!(buf, "{}|", link.0);
+    hex(buf, &link.0.to_be_bytes());
     for v in link.1.as_slice() {
-        let _ = write!(buf, "{v}.");
+        buf.push('.');
+        hex(buf, &v.to_be_bytes());
     }
     buf.push('|');
-    for b in who.addr() {
-        let _ = write!(buf, "{b:02x}");
-    }
+    hex(buf, who.addr());
     buf.push('|');
     match who.mac {
-        Some(m) => {
-            for b in m {
-                let _ = write!(buf, "{b:02x}");
-            }
-        }
+        Some(m) => hex(buf, &m),
         None => buf.push('-'),
     }
     if let Some(sig) = sig {
         buf.push('|');
         buf.push_str(sig);
+    }
+}
+
+fn hex(buf: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for &b in bytes {
+        buf.push(char::from(DIGITS[usize::from(b >> 4)]));
+        buf.push(char::from(DIGITS[usize::from(b & 15)]));
     }
 }
 
