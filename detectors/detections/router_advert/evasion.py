@@ -52,8 +52,9 @@ class Evasion:
             raise_burst(self.det, CATEGORY, "sources", None, link, burst)
             return
         # ("evasion", signature, link, (address, mac), count, first_ns, last_ns, event)
-        _kind, sig, link, (addr, mac), count, first_ns, last_ns, ev = output
+        _kind, sig, link, (addr, _mac), count, first_ns, last_ns, ev = output
         assert isinstance(ev, NDMessage)
+        mac = ev.sender_mac()  # the reducer's key folds an unusual link-layer option
         identifier = f"{link_str(link)}|{ip_str(addr)}|{mac_str(mac)}|{sig}"
         frag = ev.ip.fragment
         evidence: dict[str, Any] = {

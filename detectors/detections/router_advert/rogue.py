@@ -117,9 +117,10 @@ class RogueRA:
                 burst,
             )
             return
-        (_kind, sig, link, (addr, mac), count, first_ns, last_ns, ev, findings, name,
+        (_kind, sig, link, (addr, _mac), count, first_ns, last_ns, ev, findings, name,
          entry, learned) = output  # fmt: skip
         assert isinstance(ev, RouterAdvertisement)
+        mac = ev.sender_mac()  # the reducer's key folds an unusual link-layer option
         identifier = f"{link_str(link)}|{ip_str(addr)}|{mac_str(mac)}"
         if sig not in SOURCE_SIGNATURES:
             identifier += f"|{sig}"

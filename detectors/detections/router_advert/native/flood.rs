@@ -13,14 +13,68 @@ use std::collections::HashSet;
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use super::{local_nd, offender, offender_to_py, push, setting};
-use crate::decode::events::{Event, NdBody};
+use super::{local_nd, push, setting, source_lla};
+use crate::decode::events::{Event, NdBody, NdMessage};
 use crate::decode::topy::Converter;
-use crate::reduce::budget::{link_of, link_to_py, Link, Offender, MAX_KEYS, SAMPLE};
+use crate::reduce::budget::{link_of, link_to_py, Link, MAX_KEYS, SAMPLE};
 use crate::reduce::windows::{KeyedState, Window, Windows};
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
+
+/// A sender as Python's `(ev.ip.src, ev.sender_mac())`: the MAC whole, whatever its
+/// length (a source link-layer option on a link without Ethernet may be longer than six
+/// bytes; it is boxed only then).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum Mac {
+    None,
+    Six([u8; 6]),
+    Other(Box<[u8]>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct Router {
+    addr: [u8; 16],
+    mac: Mac,
+}
+
+impl Router {
+    fn of(nd: &NdMessage) -> Self {
+        let mac = match (nd.meta.src_mac, source_lla(nd)) {
+            (Some(m), _) => Mac::Six(m),
+            (None, Some(l)) => match <[u8; 6]>::try_from(l) {
+                Ok(m) => Mac::Six(m),
+                Err(_) => Mac::Other(l.into()),
+            },
+            (None, None) => Mac::None,
+        };
+        Router {
+            addr: nd.ip.src,
+            mac,
+        }
+    }
+
+    fn mac(&self) -> Option<&[u8]> {
+        match &self.mac {
+            Mac::None => None,
+            Mac::Six(m) => Some(m),
+            Mac::Other(m) => Some(m),
+        }
+    }
+
+    /// Python's sort key: `(address, mac or b"")`.
+    fn sort_key(&self) -> (&[u8], &[u8]) {
+        (&self.addr, self.mac().unwrap_or(&[]))
+    }
+
+    fn to_py<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let mac = match self.mac() {
+            Some(m) => PyBytes::new(py, m).into_any(),
+            None => py.None().into_bound(py),
+        };
+        Ok(PyTuple::new(py, [PyBytes::new(py, &self.addr).into_any(), mac])?.into_any())
+    }
+}
 
 /// One link's window (`flood._Window`).
 struct Win {
@@ -29,7 +83,7 @@ struct Win {
     last_ns: i64,
     ras: u64,
     /// Keyed hashing: the addresses are the attacker's choice.
-    routers: HashSet<Offender, KeyedState>,
+    routers: HashSet<Router, KeyedState>,
     routers_overflow: bool,
     big: u64,
     max_options: usize,
@@ -86,12 +140,12 @@ impl FloodReducer {
         if !self.alerts(&w) {
             return Ok(());
         }
-        let mut routers: Vec<&Offender> = w.routers.iter().collect();
-        routers.sort_by(|a, b| sort_key(a).cmp(&sort_key(b)));
+        let mut routers: Vec<&Router> = w.routers.iter().collect();
+        routers.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
         let sample = routers
             .iter()
             .take(SAMPLE)
-            .map(|o| offender_to_py(py, o))
+            .map(|r| r.to_py(py))
             .collect::<PyResult<Vec<_>>>()?;
         let mut conv = Converter::new(py)?;
         let opt_event = |conv: &mut Converter<'_>, e: &Option<Event>| -> PyResult<PyObject> {
@@ -129,11 +183,6 @@ impl FloodReducer {
         }
         Ok(())
     }
-}
-
-/// Python's `(address, mac or b"")` order.
-fn sort_key(o: &Offender) -> (&[u8], &[u8]) {
-    (o.addr(), o.mac.as_ref().map_or(&[][..], |m| &m[..]))
 }
 
 impl Reducer for FloodReducer {
@@ -182,7 +231,7 @@ impl Reducer for FloodReducer {
             w.sample = Some(ev.clone());
         }
         if w.routers.len() < MAX_KEYS {
-            w.routers.insert(offender(nd));
+            w.routers.insert(Router::of(nd));
         } else {
             w.routers_overflow = true;
         }

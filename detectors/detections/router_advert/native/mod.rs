@@ -43,13 +43,21 @@ pub(crate) fn source_lla(nd: &NdMessage) -> Option<&[u8]> {
 }
 
 /// A MAC as the shared `Offender` keeps it (six bytes). A source link-layer option of
-/// another length (only on links without an Ethernet source) is folded to its first six
-/// bytes, zero-padded: the one place this family's keys can differ from Python's.
+/// another length (only read on links without an Ethernet source) becomes a 48-bit
+/// FNV-1a digest of its length and bytes, so distinct options stay distinct keys. Python
+/// writes the alert's identifier and evidence from the event's own `sender_mac()`; only a
+/// burst's or flood's sample of offenders shows the digest.
 pub(crate) fn mac6(b: &[u8]) -> [u8; 6] {
-    let mut m = [0u8; 6];
-    let n = b.len().min(6);
-    m[..n].copy_from_slice(&b[..n]);
-    m
+    if let Ok(m) = <[u8; 6]>::try_from(b) {
+        return m;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let len = u32::try_from(b.len()).unwrap_or(u32::MAX).to_be_bytes();
+    for &x in len.iter().chain(b) {
+        h = (h ^ u64::from(x)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let v = h.to_be_bytes();
+    [v[2], v[3], v[4], v[5], v[6], v[7]]
 }
 
 /// The Ethernet source, or the source link-layer option where the link has none
@@ -146,8 +154,11 @@ mod tests {
     }
 
     #[test]
-    fn a_short_or_long_link_layer_option_folds_to_six_bytes() {
-        assert_eq!(mac6(&[1, 2, 3]), [1, 2, 3, 0, 0, 0]);
-        assert_eq!(mac6(&[1, 2, 3, 4, 5, 6, 7, 8]), [1, 2, 3, 4, 5, 6]);
+    fn link_layer_options_of_other_lengths_stay_distinct() {
+        assert_eq!(mac6(&[1, 2, 3, 4, 5, 6]), [1, 2, 3, 4, 5, 6]);
+        let long = mac6(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_ne!(long, mac6(&[1, 2, 3, 4, 5, 6, 7, 9]));
+        assert_ne!(long, [1, 2, 3, 4, 5, 6]);
+        assert_ne!(mac6(&[0; 14]), mac6(&[0; 22]));
     }
 }
