@@ -163,3 +163,66 @@ impl Reducer for EvasionReducer {
         self.suppress.suppressed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::events::{Chain, FragmentInfo, Ipv6Header, Meta, NdBody, Tunnels};
+
+    fn nd(chain: &[u8], fragment: Option<FragmentInfo>) -> NdMessage {
+        let mut c = Chain::default();
+        for &h in chain {
+            c.push(h);
+        }
+        NdMessage {
+            meta: Meta::default(),
+            ip: Ipv6Header {
+                src: [0; 16],
+                dst: [0; 16],
+                hop_limit: 255,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: 0,
+                chain: c,
+                upper: 58,
+                fragment,
+                tunnels: Tunnels::default(),
+            },
+            icmp_type: 134,
+            code: 0,
+            checksum_ok: true,
+            options: Vec::new(),
+            option_errors: Vec::new(),
+            body: NdBody::RouterSolicitation,
+        }
+    }
+
+    #[test]
+    fn the_strongest_evasion_names_the_signature() {
+        let mut ext = [false; 256];
+        for h in [0usize, 43, 60] {
+            ext[h] = true;
+        }
+        let r = EvasionReducer {
+            ext,
+            sources: Lru::new(4),
+            suppress: Suppressor::new("s", 1, 4),
+            budget: LinkBudget::new("l", 4, 1, 1),
+            key: String::new(),
+            bursts: Vec::new(),
+        };
+        let frag = |complete| {
+            Some(FragmentInfo {
+                ident: 1,
+                count: 2,
+                atomic: false,
+                first_chain_complete: complete,
+            })
+        };
+        assert_eq!(r.signature(&nd(&[60], frag(false))), Some(0));
+        assert_eq!(r.signature(&nd(&[60], frag(true))), Some(1));
+        assert_eq!(r.signature(&nd(&[60, 44], None)), Some(1));
+        assert_eq!(r.signature(&nd(&[60], None)), Some(2));
+        assert_eq!(r.signature(&nd(&[51], None)), None); // AH is allowed
+    }
+}

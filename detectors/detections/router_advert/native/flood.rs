@@ -266,3 +266,29 @@ impl Reducer for FloodReducer {
         )]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(last: u8, mac: Mac) -> Router {
+        let mut addr = [0u8; 16];
+        addr[15] = last;
+        Router { addr, mac }
+    }
+
+    #[test]
+    fn routers_sort_as_python_with_a_missing_mac_first() {
+        let mut v = [
+            router(2, Mac::None),
+            router(1, Mac::Other(vec![0; 14].into())),
+            router(1, Mac::Six([0; 6])),
+            router(1, Mac::None),
+        ];
+        v.sort_by(|a, b| a.sort_key().cmp(&b.sort_key()));
+        assert_eq!(v[0], router(1, Mac::None));
+        assert_eq!(v[1], router(1, Mac::Six([0; 6]))); // a prefix sorts before its extension
+        assert_eq!(v[2], router(1, Mac::Other(vec![0; 14].into())));
+        assert_eq!(v[3], router(2, Mac::None));
+    }
+}
