@@ -11,10 +11,10 @@ facts, ``detectors.observations``) kept apart from the alert sink: observations
 never count as alerts. It does not read files (``capture``), parse bytes
 (``decoder``) or judge traffic (``detections``).
 
-Capture files go through ``run_capture``: records are read and decoded natively
-and only events reach Python. Other packet sources (tests, live batches) hand
-``run`` record tuples; live capture may call ``advance`` from a timer so quiet
-links still close windows.
+Capture files go through ``run_capture`` and live rings through ``run_ring``:
+records are read and decoded natively and only events reach Python. Other
+packet sources (tests) hand ``run`` record tuples. Live capture also calls
+``advance`` from a timer so quiet links still close windows.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ from detectors.policy import Policy
 from detectors.spec import FamilySpec, Threshold
 
 if TYPE_CHECKING:
+    from detectors._native import LiveRing
     from detectors.capture import CaptureReader
 
 TICK_NS = NS  # windows are checked at most once per second of packet time
@@ -150,6 +151,10 @@ class Engine:
             for reducer in det.native_reducers():
                 self._pipeline.add_reducer(owner, reducer)
         self._native_kinds = self._pipeline.native_kinds()
+        # A Python detector that turns kinds on and off while it runs (``on_demand``)
+        # must see the change from the next record on, as when Python looped per
+        # record: then a batch ends after each record that gave Python something.
+        self._batch = 1 if any(d.on_demand for d in self.detectors) else BATCH
         self._python_kinds = [
             any(issubclass(cls, t) for d in self.detectors for t in d.subscribes)
             for cls in (Ipv6Packet, TunnelPacket, NDMessage, Malformed, FragmentAnomaly)
@@ -234,11 +239,31 @@ class Engine:
         pipeline.restart()
         done = False
         while not done:
-            items, tick, done = pipeline.run_capture(reader, BATCH)
+            items, tick, done = pipeline.run_capture(reader, self._batch)
             if items:
                 deliver(items)
             if tick is not None:
                 self.advance(tick)
+
+    def pump_start(self) -> None:
+        """A live run starts: record numbers count from 1 again."""
+        self._pipeline.restart()
+
+    def run_ring(self, ring: LiveRing, timeout_ms: int = 0) -> tuple[int, int]:
+        """Read, decode and dispatch one block of a live ring natively (waiting up to
+        ``timeout_ms`` for it); returns the frames and bytes taken from the ring.
+        Raises the ring's OSError (ENETDOWN when the link went down)."""
+        pipeline, deliver = self._pipeline, self._deliver
+        frames = nbytes = 0
+        more = True
+        while more:
+            items, tick, n, b, more = pipeline.run_ring(ring, timeout_ms, self._batch)
+            frames, nbytes, timeout_ms = frames + n, nbytes + b, 0
+            if items:
+                deliver(items)
+            if tick is not None:
+                self.advance(tick)
+        return frames, nbytes
 
     def run(self, records: Iterable[tuple[int, int, int, bytes, int]]) -> None:
         """Decode and dispatch every record ``(ts_ns, iface, linktype, data, wire_len)``."""
@@ -248,7 +273,7 @@ class Engine:
         while chunk := list(islice(it, BATCH)):
             i = 0
             while i < len(chunk):
-                items, tick, i = pipeline.run_records(chunk, i, BATCH)
+                items, tick, i = pipeline.run_records(chunk, i, self._batch)
                 if items:
                     deliver(items)
                 if tick is not None:

@@ -24,9 +24,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from detectors._native import time_native
 from detectors.capture import open_capture
 from detectors.cli import main
-from detectors.decoder import Decoder
 from detectors.engine import Engine
 from detectors.policy import empty_policy
 
@@ -87,22 +87,22 @@ def write_capture(path: Path, packets: int) -> None:
 
 
 def time_reader(path: Path) -> tuple[int, float]:
-    """Stage 1: the capture reader alone; (records read, seconds)."""
+    """Stage 1: the native capture reader alone; (records read, seconds)."""
+    return time_native(str(path), False)
+
+
+def time_decoder(path: Path) -> tuple[int, float]:
+    """Stage 2: native reader plus decoder, every event kind built, no detection;
+    (frames decoded, seconds)."""
+    return time_native(str(path), True)
+
+
+def time_python_records(path: Path) -> tuple[int, float]:
+    """The reader through its Python API (one tuple per record), for comparison."""
     t0 = time.perf_counter()
     with open_capture(str(path)) as reader:
         n = sum(1 for _ in reader.records())
     return n, time.perf_counter() - t0
-
-
-def time_decoder(path: Path) -> tuple[int, float]:
-    """Stage 2: reader plus decoder, no detection; (frames decoded, seconds)."""
-    decoder = Decoder()
-    frames = 0
-    t0 = time.perf_counter()
-    with open_capture(str(path)) as reader:
-        for frames, (ts, iface, lt, data, wire) in enumerate(reader.records(), 1):
-            decoder.decode(ts, frames, iface, lt, data, wire)
-    return frames, time.perf_counter() - t0
 
 
 def time_replay(path: Path) -> float:
@@ -124,10 +124,13 @@ def bench(packets: int) -> None:
         )
 
         n, read_s = time_reader(path)
-        print(f"bench: reader only        {n / read_s:>12,.0f} packets/s")
+        print(f"bench: reader only        {n / read_s:>12,.0f} packets/s (native)")
 
         _, dec_s = time_decoder(path)
-        print(f"bench: reader + decoder   {packets / dec_s:>12,.0f} packets/s")
+        print(f"bench: reader + decoder   {packets / dec_s:>12,.0f} packets/s (native)")
+
+        n, py_s = time_python_records(path)
+        print(f"bench: reader, Python API {n / py_s:>12,.0f} packets/s (a tuple per record)")
 
         full_s = time_replay(path)
         print(f"bench: v6sentry replay    {packets / full_s:>12,.0f} packets/s ({full_s:.2f} s)")
@@ -176,11 +179,41 @@ def bench_sweep_memory(targets: int) -> None:
     print(f"bench: sweep {targets:,} targets in {took:.1f} s ({targets / took:,.0f} packets/s)")
 
 
+def bench_random_sources(packets: int) -> None:
+    """Peak RSS while ``packets`` attack frames whose sources are random on every
+    packet (NS, NA and RA floods, a random-source sweep, fragments, tunnels: the
+    attack-heavy generator) go through the whole replay: memory is bounded by the
+    table caps, and what the caps pushed out is counted as evictions."""
+    from pcaps.attack_heavy import cached
+
+    path, _meta = cached(packets)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    stats = Path(tempfile.mkdtemp()) / "stats.json"
+    t0 = time.perf_counter()
+    with contextlib.redirect_stderr(io.StringIO()):
+        main(["replay", "-q", "-o", os.devnull, "--stats-json", str(stats), str(path)])
+    took = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    import json
+
+    tables = json.loads(stats.read_text(encoding="utf-8"))["runs"][0]["tables"]
+    evicted = {k: v["evictions"] for k, v in tables.items() if v["evictions"]}
+    full = sum(1 for v in tables.values() if v["size"] >= v["cap"])
+    print(
+        f"bench: random sources {packets:,} packets in {took:.1f} s "
+        f"({packets / took:,.0f} packets/s): peak RSS {rss:.1f} MiB "
+        f"(was {before:.1f} before), {full} tables at their cap, evictions {evicted}"
+    )
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--packets", type=int, default=1_000_000)
     parser.add_argument("--sweep-targets", type=int, default=10_000_000)
+    parser.add_argument("--random-sources", type=int, default=1_000_000)
     args = parser.parse_args()
     bench(args.packets)
+    if args.random_sources:
+        bench_random_sources(args.random_sources)
     if args.sweep_targets:
         bench_sweep_memory(args.sweep_targets)

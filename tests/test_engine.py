@@ -32,9 +32,8 @@ def test_families_are_discovered_by_convention() -> None:
     assert {"router_advert", "malformed"} <= set(specs)
     for name, cls in classes.items():
         assert issubclass(cls, Detector) and cls.family == name
-        # A family gets its input as Python events, or natively through the reducers its
-        # spec declares (``reducers:``), or both.
-        assert cls.subscribes or specs[name].reducers, f"{name} subscribes to nothing"
+        # A family sees traffic through Python events or through its native reducers.
+        assert cls.subscribes or specs[name].reducers, f"{name} observes nothing"
 
 
 def test_specs_are_complete_and_unique() -> None:

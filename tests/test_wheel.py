@@ -50,6 +50,7 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
     assert "detectors/_native.abi3.so" in names
     assert "detectors/detections/sweep/spec.yaml" in names
     assert not any(n.startswith(("native/", "tests/", "pcaps/")) for n in names)
+    assert not any(n.endswith(".rs") for n in names)  # the Rust is inside _native
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

@@ -50,7 +50,9 @@ class Detector:
     """Base class. Subclasses set ``subscribes`` and implement ``on_event``."""
 
     family: ClassVar[str] = ""
-    subscribes: ClassVar[tuple[type[Event], ...]] = ()
+    # The event kinds it handles in Python (``on_event``); a family may narrow it per
+    # instance from its policy (the sweep wants packets only for dark prefixes).
+    subscribes: tuple[type[Event], ...] = ()
     # Subscribed types the decoder builds only while some detector asks for them
     # (``Context.demand_packets``): per-packet events cost most of replay's time.
     on_demand: ClassVar[tuple[type[Event], ...]] = ()

@@ -30,11 +30,14 @@ import fcntl
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from detectors._native import LiveRing
+
+if TYPE_CHECKING:
+    from detectors.engine import Engine
 
 __all__ = ["CAPS_HINT", "Link", "LiveCapture", "LiveCaptureError", "compile_bpf"]
 
@@ -253,26 +256,27 @@ class LiveCapture:
                 return link
         raise KeyError(ring)
 
-    def read(self, link: Link, timeout_ms: int = 0) -> Iterator[Record]:
-        """The frames of the next block of ``link``'s ring, waiting up to ``timeout_ms``."""
+    def feed(self, link: Link, engine: Engine, timeout_ms: int = 0) -> bool:
+        """Hand the next block of ``link``'s ring to ``engine`` natively (no Python per
+        frame), waiting up to ``timeout_ms``; True if it had frames."""
         ring = link.ring
         if ring is None:
-            return
+            return False
         try:
-            batch = ring.next_batch(timeout_ms)
+            frames, nbytes = engine.run_ring(ring, timeout_ms)
         except OSError as exc:
             if exc.errno == errno.ENETDOWN:  # reported once; frames resume on "up"
                 self._went_down(link)
-                return
+                return False
             raise
-        if not batch:
-            return
+        if not frames:
+            return False
         if not link.up:
             link.up = True
             self.log(f"{link.name}: link up, capturing again")
-        link.packets += len(batch)
-        link.bytes += sum(record[4] for record in batch)
-        yield from batch
+        link.packets += frames
+        link.bytes += nbytes
+        return True
 
     # -- watching ----------------------------------------------------------------------
 

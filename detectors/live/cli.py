@@ -34,14 +34,13 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Iterator
 from types import FrameType
 from typing import IO, Any, Final
 
 from detectors.alerts import Alert, AlertWriter
 from detectors.detections import discover
 from detectors.engine import Engine, known_thresholds
-from detectors.live.capture import Link, LiveCapture, LiveCaptureError, Record
+from detectors.live.capture import Link, LiveCapture, LiveCaptureError
 from detectors.observations import Observation
 from detectors.policy import Policy, PolicyError, empty_policy, load_policy
 from detectors.ship import cli as ship_cli
@@ -244,9 +243,9 @@ class LiveRun:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def records(self) -> Iterator[Record]:
-        """Frames from every interface; housekeeping in between. Ends on a signal
-        (stop, or a reload that needs a new engine)."""
+    def pump(self) -> None:
+        """Frames from every interface into the engine, natively; housekeeping in
+        between. Ends on a signal (stop, or a reload that needs a new engine)."""
         capture = self.capture
         while True:
             by_fd = {ring.fileno(): ring for ring in capture.rings()}
@@ -261,9 +260,7 @@ class LiveRun:
                     self._drain_wakeup()
                     continue
                 # One block per ready ring, then the others get their turn.
-                for record in capture.read(capture.link_of(ring)):
-                    got = True
-                    yield record
+                got = capture.feed(capture.link_of(ring), self.engine) or got
             now = time.monotonic()
             if got:
                 self._last_frame = now
@@ -322,7 +319,8 @@ class LiveRun:
     def run(self) -> None:
         """Until SIGTERM or SIGINT; the caller flushes."""
         while True:
-            self.engine.run(self.records())
+            self.engine.pump_start()
+            self.pump()
             if self._stop:
                 return
             # A changed policy: report what the old engine holds, then start over.

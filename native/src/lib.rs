@@ -24,6 +24,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     live::register(m)?;
     pipeline::register(m)?;
     reducer::register(m)?;
-    reduce::register(m)?;
     Ok(())
 }

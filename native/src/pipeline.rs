@@ -24,12 +24,14 @@ use crate::capture::{to_py, PyCaptureReader};
 use crate::decode::events::Event;
 use crate::decode::py::PyDecoder;
 use crate::decode::topy::Converter;
+use crate::live::{os_error, wait_readable, LiveRing};
 use crate::record::Rec;
 use crate::reducer::{guard, NativeReducer, Observes, Outputs};
 
 /// Registers `Pipeline` on `detectors._native`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pipeline>()?;
+    m.add_function(wrap_pyfunction!(time_native, m)?)?;
     Ok(())
 }
 
@@ -40,6 +42,28 @@ struct Pending {
     linktype: u32,
     data: Vec<u8>,
     wire_len: u32,
+}
+
+impl Pending {
+    fn of(rec: &Rec<'_>) -> Self {
+        Pending {
+            ts_ns: rec.ts_ns,
+            iface: rec.iface,
+            linktype: rec.linktype,
+            data: rec.data.to_vec(),
+            wire_len: rec.wire_len,
+        }
+    }
+
+    fn rec(&self) -> Rec<'_> {
+        Rec {
+            ts_ns: self.ts_ns,
+            iface: self.iface,
+            linktype: self.linktype,
+            data: &self.data,
+            wire_len: self.wire_len,
+        }
+    }
 }
 
 /// The fused loop of one packet stream; see the module docs.
@@ -60,6 +84,9 @@ pub struct Pipeline {
     #[pyo3(get, set)]
     frame: u64,
     pending: Option<Pending>,
+    /// The rest of a live ring's block after a batch ended inside it (the block itself
+    /// goes back to the kernel at once); decoded first on the next call.
+    queue: std::collections::VecDeque<Pending>,
     /// A source error met after some events were batched: raised on the next call.
     error: Option<PyErr>,
     out: Vec<Event>,
@@ -144,6 +171,7 @@ impl Pipeline {
             tick_ns,
             frame: 0,
             pending: None,
+            queue: std::collections::VecDeque::new(),
             error: None,
             out: Vec::new(),
         }
@@ -231,13 +259,7 @@ impl Pipeline {
         let mut reducers = self.borrow(py)?;
         let mut conv = Converter::new(py)?;
         if let Some(p) = self.pending.take() {
-            let rec = Rec {
-                ts_ns: p.ts_ns,
-                iface: p.iface,
-                linktype: p.linktype,
-                data: &p.data,
-                wire_len: p.wire_len,
-            };
+            let rec = p.rec();
             self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
         }
         let mut guard = reader.try_borrow_mut()?;
@@ -259,17 +281,80 @@ impl Pipeline {
                 }
             };
             if !self.clock(rec.ts_ns) {
-                self.pending = Some(Pending {
-                    ts_ns: rec.ts_ns,
-                    iface: rec.iface,
-                    linktype: rec.linktype,
-                    data: rec.data.to_vec(),
-                    wire_len: rec.wire_len,
-                });
+                self.pending = Some(Pending::of(&rec));
                 return Ok((items, Some(rec.ts_ns), false));
             }
             self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
         }
+    }
+
+    /// One block of a live ring (waiting up to `timeout_ms` for it, without the GIL):
+    /// `(items, tick, frames, bytes, more)`. `frames`/`bytes` count what was taken from
+    /// the ring in this call; `more` says records of the block are still queued (a tick
+    /// or `max_items` ended the batch inside it): call again with timeout 0. Link down
+    /// and other ring errors raise OSError as `LiveRing.next_batch` does.
+    #[allow(clippy::type_complexity)]
+    fn run_ring<'py>(
+        &mut self,
+        py: Python<'py>,
+        ring: &Bound<'py, LiveRing>,
+        timeout_ms: i32,
+        max_items: usize,
+    ) -> PyResult<(Bound<'py, PyList>, Option<i64>, u64, u64, bool)> {
+        let items = PyList::empty(py);
+        let decoder = self.decoder.clone_ref(py);
+        let mut dec = decoder.bind(py).try_borrow_mut()?;
+        let mut reducers = self.borrow(py)?;
+        let mut conv = Converter::new(py)?;
+        if let Some(p) = self.pending.take() {
+            let rec = p.rec();
+            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
+        }
+        // What a previous call left of its block, with the clock checked as usual.
+        while let Some(p) = self.queue.pop_front() {
+            if items.len() >= max_items {
+                self.queue.push_front(p);
+                return Ok((items, None, 0, 0, true));
+            }
+            if !self.clock(p.ts_ns) {
+                let ts = p.ts_ns;
+                self.pending = Some(p);
+                return Ok((items, Some(ts), 0, 0, true));
+            }
+            let rec = p.rec();
+            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
+        }
+        let mut guard = ring.try_borrow_mut()?;
+        let ring = guard.ring()?;
+        if timeout_ms != 0 {
+            let fd = ring.fd();
+            if !py.allow_threads(|| wait_readable(fd, timeout_ms)) {
+                return Ok((items, None, 0, 0, false));
+            }
+        }
+        let mut block = match ring.next_block(0) {
+            Ok(Some(block)) => block,
+            Ok(None) => return Ok((items, None, 0, 0, false)),
+            Err(e) => return Err(os_error(&e, None)),
+        };
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        let mut tick = None;
+        while let Some(rec) = block.next() {
+            frames += 1;
+            bytes += u64::from(rec.wire_len);
+            if tick.is_some() || items.len() >= max_items {
+                self.queue.push_back(Pending::of(&rec));
+                continue;
+            }
+            if !self.clock(rec.ts_ns) {
+                tick = Some(rec.ts_ns);
+                self.pending = Some(Pending::of(&rec));
+                continue;
+            }
+            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
+        }
+        let more = !self.queue.is_empty() || self.pending.is_some();
+        Ok((items, tick, frames, bytes, more))
     }
 
     /// The same over a list of `(ts_ns, iface, linktype, data, wire_len)` tuples, from
@@ -322,4 +407,31 @@ impl Pipeline {
         }
         Ok((items, None, i))
     }
+}
+
+/// The native stages alone, for `make bench`: read `path` (and decode every frame when
+/// `decode`, with every event kind built) without Python; `(frames, seconds)`.
+#[pyfunction]
+#[pyo3(signature = (path, decode))]
+pub fn time_native(py: Python<'_>, path: &str, decode: bool) -> PyResult<(u64, f64)> {
+    use crate::capture::Reader;
+    use crate::decode::{Decoder, DecoderLimits};
+    let mut reader =
+        Reader::open(path).map_err(|e| pyo3::exceptions::PyOSError::new_err(e.to_string()))?;
+    py.allow_threads(move || {
+        let start = std::time::Instant::now();
+        let mut dec = Decoder::new(DecoderLimits::default());
+        dec.want_packets = true;
+        dec.want_tunnels = true;
+        let mut out = Vec::new();
+        let mut frames = 0u64;
+        while let Ok(Some(rec)) = reader.next_record() {
+            frames += 1;
+            if decode {
+                out.clear();
+                dec.decode(&rec, frames, &mut out);
+            }
+        }
+        Ok((frames, start.elapsed().as_secs_f64()))
+    })
 }

@@ -56,13 +56,14 @@ pub trait Reducer {
     fn observes(&self) -> Observes;
 
     /// One event, in packet order. Push outputs for Python (rare) with `out.push`.
-    fn observe(&mut self, py: Python<'_>, ev: &Event, out: &mut Outputs<'_>) -> PyResult<()>;
+    fn observe<'py>(&mut self, py: Python<'py>, ev: &Event, out: &mut Outputs<'py>)
+        -> PyResult<()>;
 
     /// Packet time reached `now_ns` on a tick: close due windows.
-    fn tick(&mut self, py: Python<'_>, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()>;
+    fn tick<'py>(&mut self, py: Python<'py>, now_ns: i64, out: &mut Outputs<'py>) -> PyResult<()>;
 
     /// End of input: close every window.
-    fn flush(&mut self, py: Python<'_>, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()>;
+    fn flush<'py>(&mut self, py: Python<'py>, now_ns: i64, out: &mut Outputs<'py>) -> PyResult<()>;
 
     /// The bounded tables, for the summary and the live stats line, in the order the
     /// family made them.
@@ -74,12 +75,12 @@ pub trait Reducer {
     }
 
     /// A family-specific call from its Python detector (rare: policy facts, tests).
-    fn call(
+    fn call<'py>(
         &mut self,
-        _py: Python<'_>,
+        _py: Python<'py>,
         name: &str,
-        _args: &Bound<'_, PyTuple>,
-        _out: &mut Outputs<'_>,
+        _args: &Bound<'py, PyTuple>,
+        _out: &mut Outputs<'py>,
     ) -> PyResult<()> {
         Err(PyValueError::new_err(format!(
             "no reducer call named {name:?}"

@@ -8,97 +8,88 @@ Frames cut by the snaplen never reach here (the decoder counts them apart).
 Per link at most ``max_alerts_per_window`` alerts per window; sources past
 that (a flood of malformed packets from random addresses) are folded into
 one ``burst`` alert when the window closes.
+
+The counting is native (``native/mod.rs``, the ``malformed_sources`` reducer):
+the filter, the per-source windows, the suppression and the link budget. The
+events never become Python objects. Python gets an ``alert`` output for each
+event that may alert (the window's counts and the event) and a ``burst``
+output when a link window that folded sources closes, and writes the evidence
+and alert from them: its work grows with alerts, never with events.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.detections import NS, Context, Detector
-from detectors.detections.budget import LinkBudget
-from detectors.events import Event, FragmentAnomaly, Malformed, ip_str, mac_str
+from detectors.detections.budget import Burst, raise_burst
+from detectors.events import FragmentAnomaly, ip_str, mac_str
 
 CATEGORY = "ipv6.malformed"
-SAMPLE = 10
-_LAYER_SIGNATURE = {"nd": "malformed_nd", "ext": "malformed_chain", "tunnel": "malformed_tunnel"}
-
-
-@dataclass(slots=True)
-class _Count:
-    start_ns: int
-    first_ns: int
-    last_ns: int = 0
-    count: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-    frames: list[int] = field(default_factory=list)
 
 
 class MalformedDetector(Detector):
-    """Counts malformed input per (source, signature) in windows."""
+    """Judges what the native reducer counted per (source, signature)."""
 
-    subscribes = (Malformed, FragmentAnomaly)
+    subscribes = ()
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         det = self.detection(CATEGORY)
         th = ctx.thresholds[CATEGORY]
-        self.layers = frozenset(det.parameters.get("alert_layers", ()))
-        self.fragment_kinds = frozenset(det.parameters.get("alert_fragment_kinds", ()))
-        self.min_count = int(th["min_count"])
         self.window_ns = int(th["window_s"] * NS)
-        cap = th["max_sources_tracked"]
-        self.counts = self.table("sources", cap)
-        self.suppress = self.suppressor(CATEGORY, cap)
-        self.budget = LinkBudget(self, CATEGORY, "links", cap, "sources")
+        self.sources = self.reducer(
+            "sources",
+            {
+                "alert_layers": list(det.parameters.get("alert_layers", ())),
+                "alert_fragment_kinds": list(det.parameters.get("alert_fragment_kinds", ())),
+                "min_count": th["min_count"],
+                "window_s": th["window_s"],
+                "suppress_s": th["suppress_s"],
+                "max_sources_tracked": th["max_sources_tracked"],
+                "max_alerts_per_window": th["max_alerts_per_window"],
+            },
+        )
 
-    def on_event(self, event: Event) -> None:
-        if isinstance(event, Malformed):
-            if event.layer not in self.layers:
-                return
-            sig = _LAYER_SIGNATURE[event.layer]
-            src, dst, reason = event.src, event.dst, f"{event.layer}.{event.reason}"
-            detail = event.detail
-        else:
-            assert isinstance(event, FragmentAnomaly)
-            if event.kind not in self.fragment_kinds:
-                return
-            sig, src, dst = "bad_fragments", event.src, event.dst
-            reason, detail = f"fragment.{event.kind}", f"id 0x{event.ident:08x}"
+    def on_reduced(self, output: Any) -> None:
+        if output[0] == "burst":
+            link, burst = Burst.from_native(output[1])
+            raise_burst(self, CATEGORY, "sources", None, link, burst)
+            return
+        # ("alert", signature, count, reasons, frames, first_ns, last_ns, start_ns, event)
+        _, sig, count, reasons, frames, first_ns, last_ns, start_ns, event = output
         meta = event.meta
-        ts = meta.ts_ns
+        src, dst = event.src, event.dst
+        is_fragment = isinstance(event, FragmentAnomaly)
+        detail = f"id 0x{event.ident:08x}" if is_fragment else event.detail
         who = ip_str(src) if src is not None else mac_str(meta.src_mac) or "unknown"
-        identifier = f"{who}|{sig}"
-        entry = self.counts.get(identifier)
-        if entry is None or ts - entry.start_ns >= self.window_ns:
-            entry = _Count(start_ns=ts, first_ns=ts)
-            self.counts.put(identifier, entry)
-        entry.count += 1
-        entry.last_ns = ts
-        entry.reasons[reason] = entry.reasons.get(reason, 0) + 1
-        if meta.frame and len(entry.frames) < SAMPLE:
-            entry.frames.append(meta.frame)
-        if entry.count < self.min_count:
-            return
-        if not self.budget.permit(self.suppress, identifier, event, (src or b"", meta.src_mac)):
-            return
         evidence: dict[str, Any] = {
-            "count": entry.count,
-            "reasons": dict(sorted(entry.reasons.items())),
+            "count": count,
+            "reasons": dict(sorted(reasons)),
             "detail": detail,
-            "sample_frames": list(entry.frames),
-            "first_seen": entry.first_ns / NS,
-            "last_seen": entry.last_ns / NS,
-            "window": {"start": entry.start_ns / NS, "seconds": self.window_ns / NS},
+            "sample_frames": list(frames),
+            "first_seen": first_ns / NS,
+            "last_seen": last_ns / NS,
+            "window": {"start": start_ns / NS, "seconds": self.window_ns / NS},
         }
         self.alert(
             CATEGORY,
             sig,
-            ts_ns=ts,
-            identifier=identifier,
-            first_ns=entry.first_ns,
+            ts_ns=meta.ts_ns,
+            identifier=f"{who}|{sig}",
+            first_ns=first_ns,
             event=event,
             evidence=evidence,
             src_ip=ip_str(src) if src is not None else None,
             dest_ip=ip_str(dst) if dst is not None else None,
         )
+
+    def tick(self, now_ns: int) -> None:
+        super().tick(now_ns)
+        for output in self.sources.tick(now_ns):
+            self.on_reduced(output)
+
+    def flush(self, now_ns: int) -> None:
+        super().flush(now_ns)
+        for output in self.sources.flush(now_ns):
+            self.on_reduced(output)

@@ -8,6 +8,8 @@ the end of input. Does not parse packets.
 
 from __future__ import annotations
 
+from typing import Any
+
 from detectors.detections import Context, Detector
 from detectors.detections.sweep.dark import DarkPrefix
 from detectors.detections.sweep.sweep import Sweep
@@ -15,20 +17,22 @@ from detectors.events import Event, Ipv6Packet
 
 
 class SweepDetector(Detector):
-    """Dispatches IPv6 packets to the sweep and dark-prefix detections."""
-
-    subscribes = (Ipv6Packet,)
+    """Judges the sweep reducer's outcomes; dispatches IPv6 packets to the dark-prefix
+    detection when the policy names dark prefixes."""
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         self.sweep = Sweep(self)
         self.dark = DarkPrefix(self)
+        # Packets reach Python only for dark prefixes; the sweep counts natively.
+        self.subscribes = (Ipv6Packet,) if self.dark.active else ()
 
     def on_event(self, event: Event) -> None:
         assert isinstance(event, Ipv6Packet)
-        self.sweep.on_packet(event)
-        if self.dark.active:
-            self.dark.on_packet(event)
+        self.dark.on_packet(event)
+
+    def on_reduced(self, output: Any) -> None:
+        self.sweep.on_outcome(output)
 
     def tick(self, now_ns: int) -> None:
         # The sweep's (native) windows were made first, so they close first, as the base
@@ -38,6 +42,6 @@ class SweepDetector(Detector):
         self.sweep.close_budget(now_ns)
 
     def flush(self, now_ns: int) -> None:
-        self.sweep.close_all()  # closes every pair window: their observations come first
+        self.sweep.close_all(now_ns)  # closes every pair window: their observations come first
         super().flush(now_ns)
         self.sweep.close_budget(now_ns, final=True)

@@ -1,7 +1,8 @@
 """``ipv6.sweep``: many addresses of one /64, or a few in many /64s, from one source /64.
 
-The per-packet counting is native (``detectors._native.SweepReducer``, in
-``native/src/reduce/sweep.rs``); this module owns the judgement around it:
+The per-packet counting is native (the ``sweep`` reducer declared in
+``spec.yaml``, in ``native/``): the fused loop hands it every decoded IPv6
+packet without Python. This module owns the judgement around it:
 thresholds from the spec, suppression, alerts and observations, which it
 builds from the rare outcomes the reducer hands back. Its work grows with
 alerts and windows, never with packets.
@@ -38,7 +39,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from detectors._native import SweepReducer
 from detectors.detections import NS
 from detectors.detections.budget import prefix64_str, sweep_identifier
 from detectors.detections.sweep.patterns import CLASSES, classify, eui64_oui
@@ -61,7 +61,7 @@ SAMPLE = 10  # targets and sources listed in the evidence
 HOST_SHARE = 0.9  # of a sweep's new targets found by one address: a host sweep
 SOURCE_PRECISION_DROP = 2  # per-source sketches are 4x smaller: they only gate and count /64s
 
-# The reducer's outcome tuples (``native/src/reduce/py.rs`` documents their fields).
+# The reducer's outcome tuples (``native/py.rs`` documents their fields).
 Outcome = tuple[Any, ...]
 Sources = list[tuple[bytes, int]]  # source address -> new targets, first seen first
 Probes = list[tuple[str, int]]  # probe kind -> packets, kinds seen only
@@ -81,81 +81,53 @@ class Sweep:
         self.observe_min = th["observe_min_targets"]
         self.observe_cap = int(th["max_observations_per_window"])
         precision = int(th["sketch_precision"])
-        self.native = SweepReducer(
-            self.window_ns,
-            (self.tiers[0], self.tiers[1], self.tiers[2]),
-            self.wide_prefixes,
-            self.wide_targets,
-            th["min_no_reply_ratio"],
-            int(th["exact_up_to"]),
-            precision,
-            max(4, precision - SOURCE_PRECISION_DROP),
-            int(th["max_sources_tracked"]),
-            int(th["max_pairs_tracked"]),
-            # Without a listener no closed window crosses over at all.
-            self.observe_min if self.observe is not None else None,
+        # Made before the suppressor, so its tables come first in the stats, as before.
+        self.native = det.reducer(
+            "sweep",
+            {
+                "window_ns": self.window_ns,
+                "tiers": (self.tiers[0], self.tiers[1], self.tiers[2]),
+                "wide_prefixes": self.wide_prefixes,
+                "wide_targets": self.wide_targets,
+                "min_no_reply": th["min_no_reply_ratio"],
+                "exact_up_to": int(th["exact_up_to"]),
+                "precision": precision,
+                "src_precision": max(4, precision - SOURCE_PRECISION_DROP),
+                "max_sources": int(th["max_sources_tracked"]),
+                "max_pairs": int(th["max_pairs_tracked"]),
+                # Without a listener no closed window crosses over at all.
+                "observe_min": self.observe_min if self.observe is not None else None,
+            },
         )
-        stats = self.native.table_stats
-        det.native_table("sources", th["max_sources_tracked"], lambda: stats()[0])
-        det.native_table("pairs", th["max_pairs_tracked"], lambda: stats()[1])
         self._budget_start: int | None = None  # packet time the observation budget opened
         self._budget_used = 0
         self._budget_dropped = 0
         self.suppress = det.suppressor(CATEGORY, th["max_pairs_tracked"])
 
-    # -- per packet (counting is native) -------------------------------------
-
-    def on_packet(self, ev: Ipv6Packet) -> None:
-        m, ip = ev.meta, ev.ip
-        out = self.native.on_packet(
-            m.ts_ns,
-            m.frame,
-            m.iface,
-            m.linktype,
-            m.wire_len,
-            m.src_mac,
-            m.dst_mac,
-            m.vlans,
-            ip.src,
-            ip.dst,
-            ip.hop_limit,
-            ip.traffic_class,
-            ip.flow_label,
-            ip.payload_len,
-            ip.upper,
-            ev.sport,
-            ev.dport,
-            ev.icmp_type,
-            ev.icmp_code,
-            ev.tcp_flags,
-            ev.quoted_src,
-            _tunnel_fields(ip.tunnels) if ip.tunnels else (),
-        )
-        if out is not None:
-            self._act(out)
+    # -- what the native reducer hands back --------------------------------------
 
     def close_due(self, now_ns: int) -> None:
         """Packet time reached ``now_ns``: windows a span old close."""
-        out = self.native.tick(now_ns)
-        if out is not None:
-            self._act(out)
+        self._act(self.native.tick(now_ns))
 
-    def close_all(self) -> None:
+    def close_all(self, now_ns: int) -> None:
         """End of input: every window closes."""
-        out = self.native.flush()
-        if out is not None:
-            self._act(out)
+        self._act(self.native.flush(now_ns))
 
     def _act(self, outcomes: list[Outcome]) -> None:
         """The reducer's outcomes, in the order it produced them."""
         for o in outcomes:
-            kind = o[0]
-            if kind == "closed":
-                self._pair_closed(o)
-            elif kind == "tier":
-                self._tier_crossed(o)
-            else:
-                self._wide(o)
+            self.on_outcome(o)
+
+    def on_outcome(self, o: Outcome) -> None:
+        """One outcome: a closed window, a tier crossed or a wide scan."""
+        kind = o[0]
+        if kind == "closed":
+            self._pair_closed(o)
+        elif kind == "tier":
+            self._tier_crossed(o)
+        else:
+            self._wide(o)
 
     # -- observations --------------------------------------------------------
 
@@ -342,32 +314,6 @@ def _counter(sources: Sources) -> Counter[bytes]:
     """The named source addresses as a Counter, in the reducer's first-seen order (which
     breaks ``most_common`` ties, as the per-packet Counter's insertion order did)."""
     return Counter(dict(sources))
-
-
-def _tunnel_fields(tunnels: tuple[TunnelLayer, ...]) -> tuple[tuple[Any, ...], ...]:
-    """Tunnel layers as the reducer takes them: each layer's fields, in order."""
-    return tuple(
-        (
-            t.kind,
-            t.outer_src,
-            t.outer_dst,
-            t.outer_sport,
-            t.outer_dport,
-            None
-            if t.teredo is None
-            else (
-                t.teredo.bubble,
-                t.teredo.auth,
-                t.teredo.origin_ip,
-                t.teredo.origin_port,
-                t.teredo.server,
-                t.teredo.client_ip,
-                t.teredo.client_port,
-                t.teredo.cone,
-            ),
-        )
-        for t in tunnels
-    )
 
 
 def _first_event(f: tuple[Any, ...]) -> Ipv6Packet:

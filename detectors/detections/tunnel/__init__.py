@@ -9,6 +9,14 @@ the window's full packet and byte counts: one alert per pair and window,
 never one per packet. Per link, at most ``max_alerts_per_window`` pair alerts
 per category and window; the rest fold into that category's ``burst`` alert.
 
+The per-packet part is native (``native/mod.rs``, the ``tunnel_pairs``
+reducer): classification, the pair windows, and, when a window closes, the
+per-category suppression and link budget. ``TunnelPacket`` events never
+become Python objects. Python gets a ``pair`` output for each closed window
+that alerts (its counts and first packet) and a ``burst`` output when a link
+window that folded pairs closes, and writes the evidence and alert from them:
+its work grows with alerts, never with packets.
+
 Does not parse packets: the decoder validated and decapsulated them, and
 decoded the Teredo addresses. Does not look at what the inner packets do;
 they reach the other families as tunnelled events.
@@ -22,63 +30,31 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.detections import NS, Context, Detector, tunnel_evidence
-from detectors.detections.budget import LinkBudget
-from detectors.events import Event, TunnelPacket, ip_str, mac_str
+from detectors.detections.budget import Burst, raise_burst
+from detectors.events import TunnelPacket, ip_str, mac_str
 from detectors.spec import SEVERITIES
-from detectors.state import Suppressor, Windows
 
 TEREDO_PORT = 3544
-RELAY_ANYCAST = ipaddress.IPv4Network("192.88.99.0/24")
 PREFIX_6TO4 = b"\x20\x02"
 ISATAP_IID = (b"\x00\x00\x5e\xfe", b"\x02\x00\x5e\xfe")  # RFC 5214 6.1, u/l bit 0 or 1
-SAMPLE = 10
 
 Endpoint = tuple[bytes, int]  # (IPv4 or IPv6 address, UDP port or 0)
 PairKey = tuple[str, str, Endpoint, Endpoint]  # category, signature, lower end, higher end
 
 
 def isatap_ipv4(addr: bytes | None) -> bytes | None:
-    """The IPv4 address an ISATAP interface identifier embeds, or None."""
+    """The IPv4 address an ISATAP interface identifier embeds, or None (the native
+    ``isatap_ipv4`` classifies; this one names the claimed address in the evidence)."""
     if addr is None or addr[8:12] not in ISATAP_IID:
         return None
     return addr[12:16]
 
 
 def embedded_6to4(addr: bytes | None) -> bytes | None:
-    """The IPv4 address in a 2002:V4ADDR::/48 prefix, or None."""
+    """The IPv4 address in a 2002:V4ADDR::/48 prefix, or None (the native twin counts)."""
     if addr is None or addr[:2] != PREFIX_6TO4:
         return None
     return addr[2:6]
-
-
-def classify(ev: TunnelPacket) -> tuple[str, str] | None:
-    """(category, signature) of one decapsulation; None for kinds not reported."""
-    layer = ev.layer
-    if layer.kind == "6in4":
-        if any(
-            len(a) == 4 and ipaddress.IPv4Address(a) in RELAY_ANYCAST
-            for a in (layer.outer_src, layer.outer_dst)
-        ):
-            return "ipv6.tunnel_6to4", "relay_anycast"
-        if embedded_6to4(ev.inner_src) or embedded_6to4(ev.inner_dst):
-            return "ipv6.tunnel_6to4", "prefix_2002"
-        src_v4 = isatap_ipv4(ev.inner_src)
-        if src_v4 is not None:
-            spoofed = src_v4 != layer.outer_src
-            return "ipv6.tunnel_isatap", "spoofed_ipv4" if spoofed else "isatap"
-        if isatap_ipv4(ev.inner_dst) is not None:
-            return "ipv6.tunnel_isatap", "isatap"
-        return "ipv6.tunnel_6in4", "6in4"
-    if layer.kind == "teredo":
-        if TEREDO_PORT not in (layer.outer_sport, layer.outer_dport):
-            return "ipv6.tunnel_teredo", "off_port"
-        if ev.inner_icmp_type in (133, 134):
-            return "ipv6.tunnel_teredo", "qualification"
-        td = layer.teredo
-        return "ipv6.tunnel_teredo", "bubble" if td is not None and td.bubble else "data"
-    if layer.kind == "ayiya":
-        return "ipv6.tunnel_ayiya", "ayiya"
-    return None  # 6in6 and 4in6 stay inside IPv6: not hidden from IPv6 monitoring
 
 
 def endpoint_str(ep: Endpoint) -> str:
@@ -90,6 +66,8 @@ def endpoint_str(ep: Endpoint) -> str:
 
 @dataclass(slots=True)
 class _PairWindow:
+    """A closed pair window, as the native reducer hands it over (its ``PairWin``)."""
+
     start_ns: int
     first: TunnelPacket  # the first packet: its sender is reported as the source
     last_ns: int = 0
@@ -103,90 +81,92 @@ class _PairWindow:
     kinds: Counter[str] = field(default_factory=Counter)  # teredo: bubble/data/RS/RA
 
 
-class TunnelDetector(Detector):
-    """Counts tunnels per endpoint pair and window; see the module docstring."""
+def _pair_from_native(output: tuple[Any, ...]) -> tuple[PairKey, _PairWindow]:
+    """The reducer's ``pair`` output (``native/mod.rs`` ``pair_output`` documents it)."""
+    (_, cat, sig, lo, hi, start, last, packets, wire, inner_bytes, forward, inner, embedded,
+     teredo_keys, kinds, first) = output  # fmt: skip
+    teredo: dict[str, Any] = {}
+    for item in teredo_keys:  # in the order the window first set them
+        if item[0] == "server":
+            teredo["server"] = ip_str(item[1])
+            teredo["clients"] = [
+                {"address": ip_str(a) if a else None, "port": port, "cone": cone}
+                for a, port, cone in item[2]
+            ]
+        elif item[0] == "origin":
+            teredo.update(origin_ip=ip_str(item[1]), origin_port=item[2])
+        else:
+            teredo["auth"] = True
+    w = _PairWindow(
+        start_ns=start,
+        first=first,
+        last_ns=last,
+        packets=packets,
+        wire_bytes=wire,
+        inner_bytes=inner_bytes,
+        forward=forward,
+        inner=Counter({(s, d): n for s, d, n in inner}),
+        embedded=set(embedded),
+        teredo=teredo,
+        kinds=Counter(dict(kinds)),
+    )
+    return (cat, sig, tuple(lo), tuple(hi)), w
 
-    subscribes = (TunnelPacket,)
+
+class TunnelDetector(Detector):
+    """Judges the native reducer's closed tunnel windows; see the module docstring."""
+
+    subscribes = ()
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
-        self.windows_by_cat: dict[str, Windows[PairKey, _PairWindow]] = {}
-        self.budgets: dict[str, LinkBudget] = {}
-        self.suppressors: dict[str, Suppressor] = {}
+        self.span_ns: dict[str, int] = {}
+        categories = []
         for cat in self.spec.detections:
             th = ctx.thresholds[cat]
-            self.windows_by_cat[cat] = self.windows(
-                f"{cat.removeprefix('ipv6.')}.pairs",
-                th["max_pairs_tracked"],
-                int(th["window_s"] * NS),
-                self._close,
-            )
-            self.suppressors[cat] = self.suppressor(cat, th["max_pairs_tracked"])
-            self.budgets[cat] = LinkBudget(
-                self, cat, f"{cat.removeprefix('ipv6.')}.links", 4096, "endpoints"
-            )
-
-    def on_event(self, event: Event) -> None:
-        assert isinstance(event, TunnelPacket)
-        kind = classify(event)
-        if kind is None:
-            return
-        cat, sig = kind
-        layer = event.layer
-        a: Endpoint = (layer.outer_src, layer.outer_sport or 0)
-        b: Endpoint = (layer.outer_dst, layer.outer_dport or 0)
-        lo, hi = (a, b) if a <= b else (b, a)
-        key: PairKey = (cat, sig, lo, hi)
-        ts = event.meta.ts_ns
-        w = self.windows_by_cat[cat].current(key, ts, lambda t: _PairWindow(t, event))
-        w.last_ns = ts
-        w.packets += 1
-        w.wire_bytes += event.meta.wire_len
-        w.inner_bytes += event.inner_len
-        if layer.outer_src == w.first.layer.outer_src:
-            w.forward += 1
-        if event.inner_src is not None and event.inner_dst is not None:
-            pair = (event.inner_src, event.inner_dst)
-            if pair in w.inner or len(w.inner) < SAMPLE:
-                w.inner[pair] += 1
-        for addr in (event.inner_src, event.inner_dst):
-            v4 = embedded_6to4(addr) or isatap_ipv4(addr)
-            if v4 is not None and len(w.embedded) < SAMPLE:
-                w.embedded.add(v4)
-        td = layer.teredo
-        if td is not None:
-            w.kinds[_teredo_kind(event)] += 1
-            if td.server is not None:
-                w.teredo.setdefault("server", ip_str(td.server))
-                clients = w.teredo.setdefault("clients", [])
-                client = {
-                    "address": ip_str(td.client_ip) if td.client_ip else None,
-                    "port": td.client_port,
-                    "cone": td.cone,
+            self.span_ns[cat] = int(th["window_s"] * NS)
+            categories.append(
+                {
+                    "category": cat,
+                    "window_s": th["window_s"],
+                    "suppress_s": th["suppress_s"],
+                    "max_pairs_tracked": th["max_pairs_tracked"],
+                    "max_alerts_per_window": th["max_alerts_per_window"],
                 }
-                if client not in clients and len(clients) < SAMPLE:
-                    clients.append(client)
-            if td.origin_ip is not None and "origin_ip" not in w.teredo:
-                w.teredo.update(origin_ip=ip_str(td.origin_ip), origin_port=td.origin_port)
-            if td.auth:
-                w.teredo["auth"] = True
+            )
+        self.pairs = self.reducer("pairs", {"categories": categories})
 
-    def _close(self, key: PairKey, w: _PairWindow) -> None:
+    def on_reduced(self, output: Any) -> None:
+        if output[0] == "pair":
+            key, w = _pair_from_native(output)
+            self._alert(key, w)
+        else:  # ("burst", category, budget burst)
+            link, burst = Burst.from_native(output[2])
+            raise_burst(self, output[1], "endpoints", None, link, burst)
+
+    def tick(self, now_ns: int) -> None:
+        super().tick(now_ns)
+        for output in self.pairs.tick(now_ns):
+            self.on_reduced(output)
+
+    def flush(self, now_ns: int) -> None:
+        super().flush(now_ns)
+        for output in self.pairs.flush(now_ns):
+            self.on_reduced(output)
+
+    def _alert(self, key: PairKey, w: _PairWindow) -> None:
+        """The alert of a closed window the reducer let through (not suppressed, within
+        the link budget)."""
         cat, sig, lo, hi = key
         first = w.first
         identifier = f"{endpoint_str(lo)}|{endpoint_str(hi)}"
-        if self.suppressors[cat].active((sig, identifier), w.start_ns):
-            return
-        if not self.budgets[cat].admit(first, (first.layer.outer_src, None)):
-            return
-        self.suppressors[cat].allow((sig, identifier), w.last_ns)
         layer = first.layer
         det = self.detection(cat)
         severity = self.detection(cat).parameters.get(f"{sig}_severity", det.severity)
         allowed = self._allowed(layer.outer_src, layer.outer_dst)
         if allowed:
             severity = SEVERITIES[max(0, SEVERITIES.index(severity) - 1)]
-        window_ns = self.windows_by_cat[cat].span_ns
+        window_ns = self.span_ns[cat]
         evidence: dict[str, Any] = {
             "endpoints": [endpoint_str(lo), endpoint_str(hi)],
             "packets": w.packets,

@@ -19,7 +19,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 pub use ring::{Block, Config, Fanout, Filter, Geometry, OpenError, Ring, Stats};
 
-fn os_error(err: &std::io::Error, step: Option<&str>) -> PyErr {
+pub(crate) fn os_error(err: &std::io::Error, step: Option<&str>) -> PyErr {
     let errno = err.raw_os_error().unwrap_or(libc::EIO);
     // strerror's text, from std, without its " (os error N)" suffix.
     let text = std::io::Error::from_raw_os_error(errno).to_string();
@@ -57,7 +57,7 @@ pub struct LiveRing {
 }
 
 impl LiveRing {
-    fn ring(&mut self) -> PyResult<&mut Ring> {
+    pub(crate) fn ring(&mut self) -> PyResult<&mut Ring> {
         self.ring
             .as_mut()
             .ok_or_else(|| os_error(&std::io::Error::from_raw_os_error(libc::EBADF), None))
@@ -245,7 +245,7 @@ impl LiveRing {
 }
 
 /// poll(2) for readability (or an error) on `fd`; false on timeout or a signal.
-fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
+pub(crate) fn wait_readable(fd: i32, timeout_ms: i32) -> bool {
     let mut pfd = libc::pollfd {
         fd,
         events: libc::POLLIN | libc::POLLERR,

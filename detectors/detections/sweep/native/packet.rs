@@ -1,8 +1,9 @@
 //! What a reducer sees of one decoded IPv6 packet: `PacketView`, plain data borrowed for
 //! one call, and `FirstPacket`, its owned copy kept as the first packet of a window.
 //!
-//! Owns nothing else. The fused native loop builds a `PacketView` straight from the
-//! decoder; until then `py::packet_from_fields` builds one from the fields Python passes.
+//! Owns nothing else: `PacketView::from_packet` builds one from the decoder's
+//! `Ipv6Packet` with no allocation (a tunnelled packet's layers go into a caller's
+//! buffer).
 //! The first packet carries what an alert's `event` needs later (`Detector.alert`: the
 //! capture metadata, MACs, VLANs, addresses, upper protocol, ICMPv6 type, tunnels) plus
 //! the rest of the fixed IPv6 header; it does not carry the extension-header chain or
@@ -152,6 +153,67 @@ impl From<&PacketView<'_>> for FirstPacket {
             tcp_flags: p.tcp_flags,
             quoted_src: p.quoted_src,
             tunnels: p.tunnels.to_vec(),
+        }
+    }
+}
+
+impl<'a> PacketView<'a> {
+    /// The view of a decoded packet; `tunnels` is scratch space for its layers.
+    pub fn from_packet(
+        p: &'a crate::decode::events::Ipv6Packet,
+        tunnels: &'a mut Vec<Tunnel>,
+    ) -> PacketView<'a> {
+        use crate::decode::events as ev;
+        fn addr(a: &ev::IpAddr) -> IpAddr {
+            match a {
+                ev::IpAddr::V4(b) => IpAddr::from(*b),
+                ev::IpAddr::V6(b) => IpAddr::from(*b),
+            }
+        }
+        tunnels.clear();
+        for t in p.ip.tunnels.as_slice() {
+            tunnels.push(Tunnel {
+                kind: TunnelKind::from_name(t.kind.name()).unwrap_or(TunnelKind::SixIn4),
+                outer_src: addr(&t.outer_src),
+                outer_dst: addr(&t.outer_dst),
+                outer_sport: t.outer_sport,
+                outer_dport: t.outer_dport,
+                teredo: t.teredo.map(|d| Teredo {
+                    bubble: d.bubble,
+                    auth: d.auth,
+                    origin_ip: d.origin_ip,
+                    origin_port: d.origin_port,
+                    server: d.server,
+                    client_ip: d.client_ip,
+                    client_port: d.client_port,
+                    cone: d.cone,
+                }),
+            });
+        }
+        let m = &p.meta;
+        PacketView {
+            ts_ns: m.ts_ns,
+            frame: m.frame,
+            iface: m.iface,
+            linktype: m.linktype,
+            wire_len: m.wire_len,
+            src_mac: m.src_mac,
+            dst_mac: m.dst_mac,
+            vlans: m.vlans.as_slice(),
+            src: p.ip.src,
+            dst: p.ip.dst,
+            hop_limit: p.ip.hop_limit,
+            traffic_class: p.ip.traffic_class,
+            flow_label: p.ip.flow_label,
+            payload_len: u32::from(p.ip.payload_len),
+            upper: p.ip.upper,
+            sport: p.sport,
+            dport: p.dport,
+            icmp_type: p.icmp_type,
+            icmp_code: p.icmp_code,
+            tcp_flags: p.tcp_flags,
+            quoted_src: p.quoted_src,
+            tunnels,
         }
     }
 }

@@ -18,24 +18,16 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::few::Few;
 use super::packet::{FirstPacket, PacketView};
-use super::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
-use super::windows::{KeyedMap, Lru, Window, Windows};
+use crate::reduce::few::Few;
+use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
+use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};
 
 pub const PATTERN_SAMPLE: usize = 64; // distinct targets kept per window for the patterns
 pub const MAX_SOURCES_NAMED: usize = 64; // source addresses remembered per window
 pub const RECENT_PAIRS: usize = 16384; // flows remembered to skip repeats; cleared when full
 
-/// Probe kinds (issue 4's list), indexing `probes` arrays.
-pub const PROBE_KINDS: [&str; 6] = [
-    "icmpv6_echo",
-    "icmpv6_error",
-    "icmpv6_other",
-    "tcp_syn",
-    "tcp_other",
-    "udp",
-];
+/// Probe kinds (issue 4's list), indexing `probes` arrays; `other` last.
 const OTHER: usize = 6;
 pub const PROBE_NAMES: [&str; 7] = [
     "icmpv6_echo",

@@ -1,0 +1,146 @@
+//! `ipv6.sweep`'s native reducer: the per-packet counting of the sweep family.
+//!
+//! Owns the `sweep` reducer kind (declared in `../spec.yaml` under `reducers:`): every
+//! decoded IPv6 packet, native or tunnelled, is counted here per source /64 and per
+//! (source /64, destination /64) window (`core`), with exact-then-HyperLogLog distinct
+//! counters. Python (`../sweep.py`) gets only the outcomes (`py`): a tier or wide-scan
+//! crossing that passed the no-reply gate, and closed windows worth an observation.
+//! `packet` is the view of one packet the counting reads.
+
+mod core;
+mod packet;
+mod py;
+
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use crate::decode::events::Event;
+use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
+
+use self::core::{Config, Outcome, SweepCore};
+use self::packet::{PacketView, Tunnel};
+
+/// The reducer kinds this family provides (found by `native/build.rs`).
+pub const REDUCERS: &[(&str, Builder)] = &[("sweep", build)];
+
+/// The `sweep` reducer: `SweepCore` behind the `Reducer` contract.
+struct Sweep {
+    core: SweepCore,
+    out: Vec<Outcome>,
+    /// Scratch for a tunnelled packet's layers (no allocation per packet).
+    tunnels: Vec<Tunnel>,
+    names: [String; 2],
+}
+
+fn get<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
+    s.get_item(key)?
+        .ok_or_else(|| PyValueError::new_err(format!("sweep reducer: setting {key:?} missing")))?
+        .extract()
+}
+
+/// Settings (from `../sweep.py`): the resolved `ipv6.sweep` thresholds it counts with.
+fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
+    let s = settings.downcast::<PyDict>()?;
+    let precision: u32 = get(s, "precision")?;
+    let src_precision: u32 = get(s, "src_precision")?;
+    for p in [precision, src_precision] {
+        if !(4..=18).contains(&p) {
+            return Err(PyValueError::new_err(format!(
+                "HyperLogLog precision must be 4..18, got {p}"
+            )));
+        }
+    }
+    let exact_up_to: usize = get(s, "exact_up_to")?;
+    let max_sources: usize = get(s, "max_sources")?;
+    let max_pairs: usize = get(s, "max_pairs")?;
+    let window_ns: i64 = get(s, "window_ns")?;
+    if exact_up_to < 1 || max_sources < 1 || max_pairs < 1 || window_ns < 1 {
+        return Err(PyValueError::new_err(
+            "exact_up_to, table caps and the window must be at least 1",
+        ));
+    }
+    // Table slots are u32 indices.
+    if max_sources >= u32::MAX as usize || max_pairs >= u32::MAX as usize {
+        return Err(PyValueError::new_err("table cap too large"));
+    }
+    let tiers: (f64, f64, f64) = get(s, "tiers")?;
+    Ok(Box::new(Sweep {
+        core: SweepCore::new(Config {
+            window_ns,
+            tiers: [tiers.0, tiers.1, tiers.2],
+            wide_prefixes: get(s, "wide_prefixes")?,
+            wide_targets: get(s, "wide_targets")?,
+            min_no_reply: get(s, "min_no_reply")?,
+            exact_up_to,
+            precision,
+            src_precision,
+            max_sources,
+            max_pairs,
+            observe_min: get(s, "observe_min")?,
+        }),
+        out: Vec::new(),
+        tunnels: Vec::new(),
+        names: ["sweep.sources".to_string(), "sweep.pairs".to_string()],
+    }))
+}
+
+impl Sweep {
+    fn hand_over<'py>(&mut self, py: Python<'py>, out: &mut Outputs<'py>) -> PyResult<()> {
+        for o in self.out.drain(..) {
+            out.push(py::outcome(py, &o)?)?;
+        }
+        Ok(())
+    }
+}
+
+impl Reducer for Sweep {
+    fn observes(&self) -> Observes {
+        Observes {
+            packets: true,
+            ..Observes::default()
+        }
+    }
+
+    #[inline]
+    fn observe<'py>(
+        &mut self,
+        py: Python<'py>,
+        ev: &Event,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        if let Event::Packet(p) = ev {
+            let mut tunnels = std::mem::take(&mut self.tunnels);
+            self.core
+                .on_packet(&PacketView::from_packet(p, &mut tunnels), &mut self.out);
+            self.tunnels = tunnels;
+            if !self.out.is_empty() {
+                self.hand_over(py, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn tick<'py>(&mut self, py: Python<'py>, now_ns: i64, out: &mut Outputs<'py>) -> PyResult<()> {
+        self.core.tick(now_ns, &mut self.out);
+        self.hand_over(py, out)
+    }
+
+    fn flush<'py>(
+        &mut self,
+        py: Python<'py>,
+        _now_ns: i64,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        self.core.flush(&mut self.out);
+        self.hand_over(py, out)
+    }
+
+    fn tables(&self) -> Vec<TableStat> {
+        let [s, p] = self.core.table_stats();
+        vec![
+            (self.names[0].clone(), s.0, s.1, s.2),
+            (self.names[1].clone(), p.0, p.1, p.2),
+        ]
+    }
+}

@@ -1,0 +1,226 @@
+//! The sweep's outputs as Python sees them: `Outcome`s turned into plain tuples.
+//!
+//! Only this module touches Python objects, and only when an outcome is handed over
+//! (a tier crossed, a wide scan, a closed window worth an observation).
+
+use std::net::IpAddr;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyList, PyTuple};
+use pyo3::IntoPyObjectExt;
+
+use super::core::{Outcome, WinSnapshot, PROBE_NAMES};
+use super::packet::FirstPacket;
+
+fn any<'py, T: IntoPyObjectExt<'py>>(py: Python<'py>, v: T) -> PyResult<Bound<'py, PyAny>> {
+    v.into_bound_py_any(py)
+}
+
+fn bytes<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
+    PyBytes::new(py, b).into_any()
+}
+
+fn opt_bytes<'py>(py: Python<'py>, b: Option<&[u8]>) -> Bound<'py, PyAny> {
+    match b {
+        Some(b) => bytes(py, b),
+        None => py.None().into_bound(py),
+    }
+}
+
+fn ip_bytes<'py>(py: Python<'py>, a: &IpAddr) -> Bound<'py, PyAny> {
+    match a {
+        IpAddr::V4(a) => bytes(py, &a.octets()),
+        IpAddr::V6(a) => bytes(py, &a.octets()),
+    }
+}
+
+fn tuple<'py>(py: Python<'py>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    Ok(PyTuple::new(py, items)?.into_any())
+}
+
+/// The first packet in the order of `packet_from_fields`' arguments.
+fn first_tuple<'py>(py: Python<'py>, f: &FirstPacket) -> PyResult<Bound<'py, PyAny>> {
+    let mut tunnels = Vec::with_capacity(f.tunnels.len());
+    for t in &f.tunnels {
+        let teredo = match &t.teredo {
+            None => py.None().into_bound(py),
+            Some(td) => tuple(
+                py,
+                vec![
+                    any(py, td.bubble)?,
+                    any(py, td.auth)?,
+                    opt_bytes(py, td.origin_ip.as_ref().map(|a| &a[..])),
+                    any(py, td.origin_port)?,
+                    opt_bytes(py, td.server.as_ref().map(|a| &a[..])),
+                    opt_bytes(py, td.client_ip.as_ref().map(|a| &a[..])),
+                    any(py, td.client_port)?,
+                    any(py, td.cone)?,
+                ],
+            )?,
+        };
+        tunnels.push(tuple(
+            py,
+            vec![
+                any(py, t.kind.name())?,
+                ip_bytes(py, &t.outer_src),
+                ip_bytes(py, &t.outer_dst),
+                any(py, t.outer_sport)?,
+                any(py, t.outer_dport)?,
+                teredo,
+            ],
+        )?);
+    }
+    let vlans = f
+        .vlans
+        .iter()
+        .map(|&v| any(py, v))
+        .collect::<PyResult<Vec<_>>>()?;
+    tuple(
+        py,
+        vec![
+            any(py, f.ts_ns)?,
+            any(py, f.frame)?,
+            any(py, f.iface)?,
+            any(py, f.linktype)?,
+            any(py, f.wire_len)?,
+            opt_bytes(py, f.src_mac.as_ref().map(|a| &a[..])),
+            opt_bytes(py, f.dst_mac.as_ref().map(|a| &a[..])),
+            tuple(py, vlans)?,
+            bytes(py, &f.src),
+            bytes(py, &f.dst),
+            any(py, f.hop_limit)?,
+            any(py, f.traffic_class)?,
+            any(py, f.flow_label)?,
+            any(py, f.payload_len)?,
+            any(py, f.upper)?,
+            any(py, f.sport)?,
+            any(py, f.dport)?,
+            any(py, f.icmp_type)?,
+            any(py, f.icmp_code)?,
+            any(py, f.tcp_flags)?,
+            opt_bytes(py, f.quoted_src.as_ref().map(|a| &a[..])),
+            tuple(py, tunnels)?,
+        ],
+    )
+}
+
+/// `[(address, new targets), ...]` in first-seen order.
+fn sources_list<'py>(py: Python<'py>, s: &[([u8; 16], u64)]) -> PyResult<Bound<'py, PyAny>> {
+    let items = s
+        .iter()
+        .map(|(a, n)| tuple(py, vec![bytes(py, a), any(py, *n)?]))
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok(PyList::new(py, items)?.into_any())
+}
+
+/// `[(kind, packets), ...]` for the kinds seen.
+fn probes_list<'py>(py: Python<'py>, probes: &[u64; 7]) -> PyResult<Bound<'py, PyAny>> {
+    let mut items = Vec::new();
+    for (name, &n) in PROBE_NAMES.iter().zip(probes) {
+        if n > 0 {
+            items.push(tuple(py, vec![any(py, *name)?, any(py, n)?])?);
+        }
+    }
+    Ok(PyList::new(py, items)?.into_any())
+}
+
+/// `(start_ns, last_ns, packets, sources, more_sources, probes, sample, level, first)`.
+fn win_tuple<'py>(py: Python<'py>, w: &WinSnapshot) -> PyResult<Bound<'py, PyAny>> {
+    let sample = w.sample.iter().map(|a| bytes(py, a)).collect::<Vec<_>>();
+    tuple(
+        py,
+        vec![
+            any(py, w.start_ns)?,
+            any(py, w.last_ns)?,
+            any(py, w.packets)?,
+            sources_list(py, &w.sources)?,
+            any(py, w.more_sources)?,
+            probes_list(py, &w.probes)?,
+            PyList::new(py, sample)?.into_any(),
+            any(py, w.sample_level)?,
+            first_tuple(py, &w.first)?,
+        ],
+    )
+}
+
+pub(super) fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
+    match o {
+        Outcome::Tier {
+            src64,
+            dst64,
+            tier,
+            estimate,
+            exact,
+            ratio,
+            responders,
+            source_targets,
+            win,
+        } => tuple(
+            py,
+            vec![
+                any(py, "tier")?,
+                bytes(py, src64),
+                bytes(py, dst64),
+                any(py, *tier)?,
+                any(py, *estimate)?,
+                any(py, *exact)?,
+                any(py, *ratio)?,
+                any(py, *responders)?,
+                any(py, *source_targets)?,
+                win_tuple(py, win)?,
+            ],
+        ),
+        Outcome::Wide {
+            src64,
+            targets,
+            prefixes,
+            exact,
+            ratio,
+            responders,
+            win,
+        } => tuple(
+            py,
+            vec![
+                any(py, "wide")?,
+                bytes(py, src64),
+                any(py, *targets)?,
+                any(py, *prefixes)?,
+                any(py, *exact)?,
+                any(py, *ratio)?,
+                any(py, *responders)?,
+                win_tuple(py, win)?,
+            ],
+        ),
+        Outcome::Closed {
+            src64,
+            dst64,
+            estimate,
+            exact,
+            sources,
+            more_sources,
+            packets,
+            probes,
+            tier,
+            start_ns,
+            last_ns,
+            ratio,
+        } => tuple(
+            py,
+            vec![
+                any(py, "closed")?,
+                bytes(py, src64),
+                bytes(py, dst64),
+                any(py, *estimate)?,
+                any(py, *exact)?,
+                sources_list(py, sources)?,
+                any(py, *more_sources)?,
+                any(py, *packets)?,
+                probes_list(py, probes)?,
+                any(py, *tier)?,
+                any(py, *start_ns)?,
+                any(py, *last_ns)?,
+                any(py, *ratio)?,
+            ],
+        ),
+    }
+}
