@@ -1,11 +1,15 @@
 """``ipv6.ra_guard_evasion``: ND hidden from RA-Guard by headers or fragments.
 
-Owns the verdict on the shape of one ND message's header chain: a Fragment
-header (RFC 6980), Hop-by-Hop/Routing/Destination Options before the ICMPv6
-header, or a first fragment without the whole chain (RFC 7112). The decoder
-has already walked the chain and reassembled the fragments; the RA inside is
-judged separately by ``ipv6.rogue_ra``. Tunnelled ND is not the local link
-and is skipped by the family.
+Owns the evidence and the alert. The verdict on the shape of one ND message's
+header chain is native (``native/evasion.rs``, the ``evasion`` reducer): a
+Fragment header (RFC 6980), Hop-by-Hop/Routing/Destination Options before the
+ICMPv6 header, or a first fragment without the whole chain (RFC 7112), with the
+per-source counts, suppression and the link budget. Python gets an ``evasion``
+output only for an alert that passed suppression and the budget, and a
+``burst`` when a link window that folded alerts closes. The decoder has already
+walked the chain and reassembled the fragments; the RA inside is judged
+separately by ``ipv6.rogue_ra``. Tunnelled ND is not the local link and is
+skipped.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import LinkBudget, link_of, link_str, seen_in
+from detectors.detections.budget import Burst, link_str, raise_burst
 from detectors.detections.router_advert.common import EXT_NAMES
 from detectors.events import NDMessage, ip_str, mac_str
 
@@ -22,9 +26,6 @@ if TYPE_CHECKING:
 
 CATEGORY = "ipv6.ra_guard_evasion"
 ND_NAMES = {133: "RS", 134: "RA", 135: "NS", 136: "NA", 137: "Redirect"}
-NH_FRAGMENT = 44
-
-SourceKey = tuple[bytes, bytes | None]
 
 
 class Evasion:
@@ -33,41 +34,31 @@ class Evasion:
     def __init__(self, det: Detector) -> None:
         self.det = det
         th = det.ctx.thresholds[CATEGORY]
-        self.ext = frozenset(int(h) for h in det.detection(CATEGORY).parameters["ext_headers"])
-        cap = th["max_sources_tracked"]
-        self.sources = det.table("evasion_sources", cap)
-        self.suppress = det.suppressor(CATEGORY, cap)
-        self.budget = LinkBudget(det, CATEGORY, "evasion_links", cap, "sources")
+        ext = [int(h) for h in det.detection(CATEGORY).parameters["ext_headers"]]
+        self.reducer = det.reducer(
+            "evasion",
+            {
+                "cap": int(th["max_sources_tracked"]),
+                "ext_headers": ext,
+                "suppress_ns": int(th["suppress_s"] * NS),
+                "window_ns": int(th["window_s"] * NS),
+                "max_alerts": int(th["max_alerts_per_window"]),
+            },
+        )
 
-    def _signature(self, ev: NDMessage) -> str | None:
-        ip = ev.ip
-        frag = ip.fragment
-        if frag is not None and not frag.first_chain_complete:
-            return "incomplete_chain"
-        if frag is not None or NH_FRAGMENT in ip.chain:
-            return "nd_fragment"
-        if any(h in self.ext for h in ip.chain):
-            return "ext_headers"
-        return None
-
-    def on_nd(self, ev: NDMessage) -> None:
-        if not ev.ip.chain:
-            return  # the common case: ICMPv6 right after the IPv6 header
-        sig = self._signature(ev)
-        if sig is None:
+    def on_output(self, output: tuple[Any, ...]) -> None:
+        if output[0] == "burst":
+            link, burst = Burst.from_native(output)
+            raise_burst(self.det, CATEGORY, "sources", None, link, burst)
             return
-        meta = ev.meta
-        ts = meta.ts_ns
-        link = link_of(ev)
-        mac = ev.sender_mac()
-        key: SourceKey = (ev.ip.src, mac)
-        seen = seen_in(self.sources, (link, key, sig), ts)
-        identifier = f"{link_str(link)}|{ip_str(key[0])}|{mac_str(mac)}|{sig}"
-        if not self.budget.permit(self.suppress, identifier, ev, key):
-            return
+        # ("evasion", signature, link, (address, mac), count, first_ns, last_ns, event)
+        _kind, sig, link, (addr, _mac), count, first_ns, last_ns, ev = output
+        assert isinstance(ev, NDMessage)
+        mac = ev.sender_mac()  # the reducer's key folds an unusual link-layer option
+        identifier = f"{link_str(link)}|{ip_str(addr)}|{mac_str(mac)}|{sig}"
         frag = ev.ip.fragment
         evidence: dict[str, Any] = {
-            "source": {"address": ip_str(key[0]), "mac": mac_str(mac)},
+            "source": {"address": ip_str(addr), "mac": mac_str(mac)},
             "message": ND_NAMES.get(ev.icmp_type, str(ev.icmp_type)),
             "chain": [EXT_NAMES.get(h, str(h)) for h in ev.ip.chain],
             "fragment": None
@@ -78,16 +69,16 @@ class Evasion:
                 "atomic": frag.atomic,
                 "first_chain_complete": frag.first_chain_complete,
             },
-            "count": seen.count,
-            "first_seen": seen.first_ns / NS,
-            "last_seen": seen.last_ns / NS,
+            "count": count,
+            "first_seen": first_ns / NS,
+            "last_seen": last_ns / NS,
         }
         self.det.alert(
             CATEGORY,
             sig,
-            ts_ns=ts,
+            ts_ns=ev.meta.ts_ns,
             identifier=identifier,
-            first_ns=seen.first_ns,
+            first_ns=first_ns,
             event=ev,
             evidence=evidence,
         )

@@ -1,40 +1,26 @@
 """``ipv6.ra_flood``: too many RAs, routers or options on one link.
 
-Owns per-link counting of local-link RAs in packet-time windows, across all
-sources, because flood tools randomise the MAC and address of every packet.
-Alerts when a window closes, with the window's full counts, at most once per
-link and signature per suppression interval. Does not judge who sent the RAs
-(that is ``ipv6.rogue_ra``).
+Owns the verdict and the alert. The counting is native (``native/flood.rs``, the
+``flood`` reducer): per-link packet-time windows over every local-link RA, across
+all sources, because flood tools randomise the MAC and address of every packet.
+A closed window reaches Python only when it is past a threshold, as a ``flood``
+output with the window's full counts; Python alerts at most once per link and
+signature per suppression interval. Does not judge who sent the RAs (that is
+``ipv6.rogue_ra``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import MAX_KEYS, Link, link_of, link_str
+from detectors.detections.budget import Link, link_str
 from detectors.events import RouterAdvertisement, ip_str, mac_str
 
 if TYPE_CHECKING:
     from detectors.detections import Detector
 
 CATEGORY = "ipv6.ra_flood"
-SAMPLE = 10
-
-
-@dataclass(slots=True)
-class _Window:
-    start_ns: int
-    first_ns: int
-    last_ns: int = 0
-    ras: int = 0
-    routers: set[tuple[bytes, bytes | None]] = field(default_factory=set)
-    routers_overflow: bool = False  # more distinct routers than MAX_KEYS
-    big: int = 0  # RAs with more than max_options options
-    max_options: int = 0
-    sample: RouterAdvertisement | None = None
-    big_sample: RouterAdvertisement | None = None
 
 
 class Flood:
@@ -48,70 +34,66 @@ class Flood:
         self.max_routers = int(th["max_routers_per_window"])
         self.max_options = int(th["max_options"])
         cap = th["max_links_tracked"]
-        self.links = det.windows("flood_links", cap, self.window_ns, self._close)
+        self.reducer = det.reducer(
+            "flood",
+            {
+                "cap": int(cap),
+                "window_ns": self.window_ns,
+                "max_ras": self.max_ras,
+                "max_routers": self.max_routers,
+                "max_options": self.max_options,
+            },
+        )
         self.suppress = det.suppressor(CATEGORY, cap)
 
-    def on_ra(self, ev: RouterAdvertisement) -> None:
-        ts = ev.meta.ts_ns
-        w = self.links.current(link_of(ev), ts, lambda t: _Window(t, t))
-        w.ras += 1
-        w.last_ns = ts
-        if w.sample is None:
-            w.sample = ev
-        if len(w.routers) < MAX_KEYS:
-            w.routers.add((ev.ip.src, ev.sender_mac()))
-        else:
-            w.routers_overflow = True
-        n = len(ev.options)
-        w.max_options = max(w.max_options, n)
-        if n > self.max_options:
-            w.big += 1
-            if w.big_sample is None:
-                w.big_sample = ev
-
-    def _close(self, link: Link, w: _Window) -> None:
-        routers = sorted(w.routers, key=lambda k: (k[0], k[1] or b""))
+    def on_window(self, output: tuple[Any, ...]) -> None:
+        """A closed window past a threshold: ``("flood", link, start_ns, first_ns,
+        last_ns, ras, distinct_routers, routers_overflow, sample_routers, max_options,
+        big, sample, big_sample)``."""
+        (_kind, link, start_ns, first_ns, last_ns, ras, distinct, overflow, routers,
+         max_options, big, sample, big_sample) = output  # fmt: skip
         seconds = self.window_ns / NS
         common = {
-            "window": {"start": w.start_ns / NS, "end": w.start_ns / NS + seconds,
+            "window": {"start": start_ns / NS, "end": start_ns / NS + seconds,
                        "seconds": seconds},
-            "first_seen": w.first_ns / NS,
-            "last_seen": w.last_ns / NS,
-            "ras": w.ras,
-            "ras_per_second": round(w.ras / seconds, 3),
-            "distinct_routers": len(routers),
-            "distinct_routers_capped": w.routers_overflow,
-            "sample_routers": [f"{ip_str(a)} {mac_str(m)}" for a, m in routers[:SAMPLE]],
-            "max_options": w.max_options,
+            "first_seen": first_ns / NS,
+            "last_seen": last_ns / NS,
+            "ras": ras,
+            "ras_per_second": round(ras / seconds, 3),
+            "distinct_routers": distinct,
+            "distinct_routers_capped": overflow,
+            "sample_routers": [f"{ip_str(a)} {mac_str(m)}" for a, m in routers],
+            "max_options": max_options,
         }  # fmt: skip
-        if w.ras > self.max_ras:
-            self._alert(link, w, "rate", {**common, "threshold": self.max_ras}, w.sample)
-        if len(routers) > self.max_routers:
-            self._alert(
-                link, w, "many_routers", {**common, "threshold": self.max_routers}, w.sample
-            )
-        if w.big:
-            evidence = {**common, "ras_over_threshold": w.big, "threshold": self.max_options}
-            self._alert(link, w, "option_count", evidence, w.big_sample)
+        one_source = distinct == 1
+        window = (start_ns, last_ns, one_source)
+        if ras > self.max_ras:
+            self._alert(link, window, "rate", {**common, "threshold": self.max_ras}, sample)
+        if distinct > self.max_routers:
+            evidence = {**common, "threshold": self.max_routers}
+            self._alert(link, window, "many_routers", evidence, sample)
+        if big:
+            evidence = {**common, "ras_over_threshold": big, "threshold": self.max_options}
+            self._alert(link, window, "option_count", evidence, big_sample)
 
     def _alert(
         self,
         link: Link,
-        w: _Window,
+        window: tuple[int, int, bool],
         sig: str,
         evidence: dict[str, Any],
         sample: RouterAdvertisement | None,
     ) -> None:
+        start_ns, last_ns, one_source = window
         identifier = f"{link_str(link)}|{sig}"
-        if sample is None or not self.suppress.allow(identifier, w.last_ns):
+        if sample is None or not self.suppress.allow(identifier, last_ns):
             return
-        one_source = len(w.routers) == 1
         self.det.alert(
             CATEGORY,
             sig,
-            ts_ns=w.last_ns,
+            ts_ns=last_ns,
             identifier=identifier,
-            first_ns=w.start_ns,
+            first_ns=start_ns,
             event=sample,
             evidence=evidence,
             **({} if one_source else {"src_ip": None, "src_mac": None}),
