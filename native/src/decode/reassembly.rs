@@ -13,6 +13,7 @@
 //! refreshed), which a `BTreeMap` keyed by an insertion sequence gives with O(log n)
 //! removal from the middle when a datagram completes.
 
+use crate::reduce::windows::KeyedState;
 use std::collections::{BTreeMap, HashMap};
 
 use super::events::*;
@@ -91,7 +92,7 @@ pub struct Completed {
 /// Bounded table of IPv6 datagrams awaiting fragments.
 pub struct Reassembler {
     limits: ReassemblyLimits,
-    table: HashMap<FragKey, Datagram>,
+    table: HashMap<FragKey, Datagram, KeyedState>,
     order: BTreeMap<u64, FragKey>,
     next_seq: u64,
     bytes: usize,
@@ -101,7 +102,7 @@ impl Reassembler {
     pub fn new(limits: ReassemblyLimits) -> Self {
         Reassembler {
             limits,
-            table: HashMap::new(),
+            table: HashMap::default(),
             order: BTreeMap::new(),
             next_seq: 0,
             bytes: 0,

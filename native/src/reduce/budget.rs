@@ -16,13 +16,13 @@
 
 use std::cell::RefCell;
 use std::collections::HashSet;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::rc::Rc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
-use super::windows::{Lru, Window, Windows};
+use super::windows::{KeyedState, Lru, Window, Windows};
 use crate::decode::events::{Event, Vlans};
 use crate::decode::topy::Converter;
 
@@ -80,11 +80,11 @@ impl Offender {
 /// of the text, so the table keys stay `Copy`. The keys are random per table, so a
 /// collision cannot be aimed; by chance it is 2^-128.
 #[derive(Clone)]
-struct IdHasher(RandomState, RandomState);
+struct IdHasher(KeyedState, KeyedState);
 
 impl IdHasher {
     fn new() -> Self {
-        IdHasher(RandomState::new(), RandomState::new())
+        IdHasher(KeyedState::new(), KeyedState::new())
     }
 
     fn id(&self, identifier: &str) -> u128 {
@@ -162,7 +162,7 @@ pub struct Overflow {
     pub alerts: u64,
     /// Events past the cap.
     pub count: u64,
-    keys: HashSet<Offender>,
+    keys: HashSet<Offender, KeyedState>,
     pub first_ns: i64,
     pub last_ns: i64,
     pub sample: Option<Event>,
@@ -174,7 +174,7 @@ impl Overflow {
             start_ns,
             alerts: 0,
             count: 0,
-            keys: HashSet::new(),
+            keys: HashSet::default(),
             first_ns: 0,
             last_ns: 0,
             sample: None,

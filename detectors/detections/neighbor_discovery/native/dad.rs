@@ -7,6 +7,7 @@
 //! window's state goes to Python once (its `alerted` flag), with the message that
 //! crossed; Python suppresses and writes the alert. The window keeps counting after.
 
+use crate::reduce::windows::KeyedState;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -35,7 +36,7 @@ struct Probe {
 /// Counts keyed by MAC in first-seen order (a Python `Counter`).
 #[derive(Default)]
 struct Counter {
-    index: HashMap<Mac, usize>,
+    index: HashMap<Mac, usize, KeyedState>,
     items: Vec<(Mac, u64)>,
 }
 

@@ -11,6 +11,7 @@
 //! last targets had that long to be answered) and goes to Python only when it holds
 //! `min_unresolved` targets; Python suppresses and writes the alert.
 
+use crate::reduce::windows::KeyedState;
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
@@ -42,9 +43,9 @@ struct Win {
     start_ns: i64,
     first_ns: i64,
     last_ns: i64,
-    targets: HashSet<[u8; 16]>,
+    targets: HashSet<[u8; 16], KeyedState>,
     // Per /64 (first 8 bytes), in first-seen order: `Counter.most_common` breaks ties so.
-    prefix_index: HashMap<[u8; 8], usize>,
+    prefix_index: HashMap<[u8; 8], usize, KeyedState>,
     prefixes: Vec<([u8; 8], u64)>,
     // Off-link sources, in first-seen order (at most SAMPLE * 10).
     drivers: Vec<([u8; 16], u64)>,
@@ -65,7 +66,7 @@ pub struct Exhaustion {
     arm_at: i64,
     pending: Lru<(Link, [u8; 16]), Pending>,
     outstanding: Lru<Solicitor, i64>,
-    armed: HashSet<Solicitor>,
+    armed: HashSet<Solicitor, KeyedState>,
     windows: Windows<Solicitor, Handle>,
     drivers: Lru<[u8; 16], [u8; 16]>,
 }
@@ -79,7 +80,7 @@ pub fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         arm_at: setting(settings, "drivers_after")?,
         pending: Lru::new(count(settings, "max_pending_tracked")?),
         outstanding: Lru::new(solicitors),
-        armed: HashSet::new(),
+        armed: HashSet::default(),
         windows: Windows::with_grace(solicitors, setting(settings, "window_ns")?, timeout_ns),
         drivers: Lru::new(count(settings, "max_drivers_tracked")?),
     }))
@@ -370,7 +371,7 @@ mod tests {
             arm_at: drivers_after,
             pending: Lru::new(64),
             outstanding: Lru::new(64),
-            armed: HashSet::new(),
+            armed: HashSet::default(),
             windows: Windows::with_grace(64, 60 * S, 3 * S),
             drivers: Lru::new(64),
         }
