@@ -40,13 +40,18 @@ apt:
 	  exit $$status; \
 	fi
 
+# rustup's toolchain, where the machine has one, even if the caller's PATH lacks it.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
 # The native core (native/) is Rust, built by maturin during `pip install`. The machine's
-# rustup toolchain is used when present; otherwise Debian's cargo and rustc (new enough for
-# PyO3's minimum) are installed. Crates come from crates.io, pinned by native/Cargo.lock.
+# rustup toolchain is used when present; otherwise Debian's current one (bookworm's rustc-web
+# and cargo-web, 1.9x; plain `rustc` there is 1.63, older than native/Cargo.toml's
+# rust-version). Crates come from crates.io, pinned by native/Cargo.lock.
 rust:
 	@if command -v cargo >/dev/null 2>&1; then echo "rust: $$(cargo --version)"; else \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends cargo rustc clippy rustfmt; fi
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends cargo-web rustc-web || exit 1; \
+	  command -v cargo >/dev/null 2>&1 || { echo "rust: no cargo on PATH after installing cargo-web; install Rust (rustup) and retry" >&2; exit 1; }; fi
 
 venv:
 	$(PYTHON) -m venv $(VENV)
