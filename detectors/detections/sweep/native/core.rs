@@ -165,15 +165,15 @@ pub struct Pair {
 pub type SrcRef = Rc<RefCell<Source>>;
 pub type PairRef = Rc<RefCell<Pair>>;
 
-impl Window for SrcRef {
+impl Window for Source {
     fn start_ns(&self) -> i64 {
-        self.borrow().w.start_ns
+        self.w.start_ns
     }
 }
 
-impl Window for PairRef {
+impl Window for Pair {
     fn start_ns(&self) -> i64 {
-        self.borrow().w.start_ns
+        self.w.start_ns
     }
 }
 

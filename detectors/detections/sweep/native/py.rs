@@ -1,27 +1,16 @@
-//! The sweep's outputs as Python sees them: `Outcome`s turned into plain tuples.
+//! The sweep's outputs as Python sees them: `Outcome`s turned into plain tuples, a
+//! window's first packet into the `detectors.events.Ipv6Packet` it was decoded as.
 //!
 //! Only this module touches Python objects, and only when an outcome is handed over
 //! (a tier crossed, a wide scan, a closed window worth an observation).
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
-use pyo3::IntoPyObjectExt;
+use pyo3::types::PyList;
 
 use super::core::{Outcome, WinSnapshot, PROBE_NAMES};
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
-
-fn any<'py, T: IntoPyObjectExt<'py>>(py: Python<'py>, v: T) -> PyResult<Bound<'py, PyAny>> {
-    v.into_bound_py_any(py)
-}
-
-fn bytes<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
-    PyBytes::new(py, b).into_any()
-}
-
-fn tuple<'py>(py: Python<'py>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-    Ok(PyTuple::new(py, items)?.into_any())
-}
+use crate::reduce::py::{any, bytes, tuple};
 
 /// `[(address, new targets), ...]` in first-seen order.
 fn sources_list<'py>(py: Python<'py>, s: &[([u8; 16], u64)]) -> PyResult<Bound<'py, PyAny>> {
