@@ -96,7 +96,31 @@ pub struct Pipeline {
 /// calls `advance` with it before the next call), and whether the source is done.
 type Batch<'py> = (Bound<'py, PyList>, Option<i64>, bool);
 
+/// What one batch call works with, borrowed for the call: the items it hands Python,
+/// the decoder, the reducers and the event converter.
+type Run<'py> = (
+    Bound<'py, PyList>,
+    PyRefMut<'py, PyDecoder>,
+    Vec<(usize, Observes, PyRefMut<'py, NativeReducer>)>,
+    Converter<'py>,
+);
+
 impl Pipeline {
+    /// Set up one batch call; with `resume`, first decode the record a tick held back.
+    fn begin<'py>(&mut self, py: Python<'py>, resume: bool) -> PyResult<Run<'py>> {
+        let items = PyList::empty(py);
+        let mut dec = self.decoder.clone_ref(py).into_bound(py).try_borrow_mut()?;
+        let mut reducers = self.borrow(py)?;
+        let mut conv = Converter::new(py)?;
+        if resume {
+            if let Some(p) = self.pending.take() {
+                let rec = p.rec();
+                self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
+            }
+        }
+        Ok((items, dec, reducers, conv))
+    }
+
     /// Move the clock for a record at `ts`; false when it reaches the next tick.
     #[inline]
     fn clock(&mut self, ts: i64) -> bool {
@@ -253,15 +277,7 @@ impl Pipeline {
         if let Some(err) = self.error.take() {
             return Err(err);
         }
-        let items = PyList::empty(py);
-        let decoder = self.decoder.clone_ref(py);
-        let mut dec = decoder.bind(py).try_borrow_mut()?;
-        let mut reducers = self.borrow(py)?;
-        let mut conv = Converter::new(py)?;
-        if let Some(p) = self.pending.take() {
-            let rec = p.rec();
-            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
-        }
+        let (items, mut dec, mut reducers, mut conv) = self.begin(py, true)?;
         let mut guard = reader.try_borrow_mut()?;
         let source = guard.reader_mut();
         loop {
@@ -301,15 +317,7 @@ impl Pipeline {
         timeout_ms: i32,
         max_items: usize,
     ) -> PyResult<(Bound<'py, PyList>, Option<i64>, u64, u64, bool)> {
-        let items = PyList::empty(py);
-        let decoder = self.decoder.clone_ref(py);
-        let mut dec = decoder.bind(py).try_borrow_mut()?;
-        let mut reducers = self.borrow(py)?;
-        let mut conv = Converter::new(py)?;
-        if let Some(p) = self.pending.take() {
-            let rec = p.rec();
-            self.one(py, &mut dec, &mut reducers, &mut conv, &items, &rec)?;
-        }
+        let (items, mut dec, mut reducers, mut conv) = self.begin(py, true)?;
         // What a previous call left of its block, with the clock checked as usual.
         while let Some(p) = self.queue.pop_front() {
             if items.len() >= max_items {
@@ -367,11 +375,7 @@ impl Pipeline {
         start: usize,
         max_items: usize,
     ) -> PyResult<(Bound<'py, PyList>, Option<i64>, usize)> {
-        let items = PyList::empty(py);
-        let decoder = self.decoder.clone_ref(py);
-        let mut dec = decoder.bind(py).try_borrow_mut()?;
-        let mut reducers = self.borrow(py)?;
-        let mut conv = Converter::new(py)?;
+        let (items, mut dec, mut reducers, mut conv) = self.begin(py, false)?;
         let n = records.len();
         let mut i = start;
         while i < n {

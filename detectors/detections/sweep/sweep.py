@@ -42,14 +42,7 @@ from typing import TYPE_CHECKING, Any
 from detectors.detections import NS
 from detectors.detections.budget import prefix64_str, sweep_identifier
 from detectors.detections.sweep.patterns import CLASSES, classify, eui64_oui
-from detectors.events import (
-    IPv6Header,
-    Ipv6Packet,
-    PacketMeta,
-    TeredoInfo,
-    TunnelLayer,
-    ip_str,
-)
+from detectors.events import Ipv6Packet, ip_str
 from detectors.observations import Observation
 
 if TYPE_CHECKING:
@@ -221,8 +214,7 @@ class Sweep:
         found = _counter(sources)
         top, top_found = found.most_common(1)[0]
         one_source = top_found >= HOST_SHARE * sum(found.values())
-        event = _first_event(first)
-        evidence = self._evidence(found, more, event, start, last)
+        evidence = self._evidence(found, more, first, start, last)
         evidence.update(
             target_prefix=prefix64_str(dst64),
             tier=tier,
@@ -245,7 +237,7 @@ class Sweep:
             ts_ns=last,
             identifier=identifier,
             first_ns=start,
-            event=event,
+            event=first,
             evidence=evidence,
             severity=tier,
             src_ip=ip_str(top),
@@ -263,8 +255,7 @@ class Sweep:
         if not self.suppress.allow((identifier, "medium"), last):
             return
         found = _counter(sources)
-        event = _first_event(first)
-        evidence = self._evidence(found, more, event, start, last)
+        evidence = self._evidence(found, more, first, start, last)
         evidence.update(
             estimated_targets=round(targets),
             estimated_prefixes=round(prefixes),
@@ -283,7 +274,7 @@ class Sweep:
             ts_ns=last,
             identifier=identifier,
             first_ns=start,
-            event=event,
+            event=first,
             evidence=evidence,
             src_ip=ip_str(found.most_common(1)[0][0]),
             dest_ip=None,
@@ -314,42 +305,6 @@ def _counter(sources: Sources) -> Counter[bytes]:
     """The named source addresses as a Counter, in the reducer's first-seen order (which
     breaks ``most_common`` ties, as the per-packet Counter's insertion order did)."""
     return Counter(dict(sources))
-
-
-def _first_event(f: tuple[Any, ...]) -> Ipv6Packet:
-    """A window's first packet, as the reducer kept it, for ``Detector.alert``'s ``event``.
-
-    The reducer keeps the fixed header, capture metadata and tunnels; not the
-    extension-header chain or fragment info, which no alert reads."""
-    (
-        ts_ns, frame, iface, linktype, wire_len, src_mac, dst_mac, vlans,
-        src, dst, hop_limit, traffic_class, flow_label, payload_len, upper,
-        sport, dport, icmp_type, icmp_code, tcp_flags, quoted_src, tunnels,
-    ) = f  # fmt: skip
-    return Ipv6Packet(
-        meta=PacketMeta(ts_ns, frame, iface, linktype, wire_len, src_mac, dst_mac, vlans),
-        ip=IPv6Header(
-            src,
-            dst,
-            hop_limit,
-            traffic_class,
-            flow_label,
-            payload_len,
-            (),
-            upper,
-            None,
-            tuple(
-                TunnelLayer(k, osrc, odst, osport, odport, None if td is None else TeredoInfo(*td))
-                for k, osrc, odst, osport, odport, td in tunnels
-            ),
-        ),
-        sport=sport,
-        dport=dport,
-        icmp_type=icmp_type,
-        icmp_code=icmp_code,
-        tcp_flags=tcp_flags,
-        quoted_src=quoted_src,
-    )
 
 
 def _patterns(sample: list[bytes], level: int) -> dict[str, Any]:

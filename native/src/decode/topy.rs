@@ -13,12 +13,13 @@
 //! calling the class (same fields, equality, hash, repr); a class that grows a
 //! `__post_init__` is called normally instead.
 
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::GILOnceCell;
-use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
-use pyo3::{ffi, IntoPyObjectExt};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple, PyType};
 
 use super::events::*;
+use crate::reduce::py::{any, bytes};
 
 /// The `detectors.events` classes, resolved once.
 struct Classes {
@@ -110,14 +111,6 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
 }
 
 type Obj<'py> = Bound<'py, PyAny>;
-
-fn any<'py, T: IntoPyObject<'py>>(py: Python<'py>, v: T) -> PyResult<Obj<'py>> {
-    v.into_bound_py_any(py)
-}
-
-fn bytes<'py>(py: Python<'py>, b: &[u8]) -> Obj<'py> {
-    PyBytes::new(py, b).into_any()
-}
 
 fn opt_bytes<'py, const N: usize>(py: Python<'py>, b: &Option<[u8; N]>) -> Obj<'py> {
     match b {

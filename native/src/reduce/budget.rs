@@ -145,12 +145,7 @@ impl Suppressor {
 
     /// `(name, size, cap, evictions)` for the stats.
     pub fn table_stat(&self) -> (String, usize, usize, u64) {
-        (
-            self.name.clone(),
-            self.table.len(),
-            self.table.cap(),
-            self.table.evictions(),
-        )
+        self.table.table_stat(&self.name)
     }
 }
 
@@ -333,12 +328,7 @@ impl LinkBudget {
 
     /// `(name, size, cap, evictions)` for the stats.
     pub fn table_stat(&self) -> (String, usize, usize, u64) {
-        (
-            self.name.clone(),
-            self.links.table.len(),
-            self.links.table.cap(),
-            self.links.table.evictions(),
-        )
+        self.links.table.table_stat(&self.name)
     }
 }
 

@@ -8,8 +8,10 @@
 //! order is part of the output (observations are written as windows close), so it follows
 //! the Python classes step by step. Knows nothing of what a window counts.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::rc::Rc;
 
 use super::sketch::mix64;
 
@@ -112,6 +114,11 @@ impl<K: Clone + Hash + Eq, V> Lru<K, V> {
 
     pub fn evictions(&self) -> u64 {
         self.evictions
+    }
+
+    /// `(name, size, cap, evictions)`, as `Reducer::tables` reports a table.
+    pub fn table_stat(&self, name: &str) -> crate::reducer::TableStat {
+        (name.to_string(), self.len(), self.cap(), self.evictions())
     }
 
     fn unlink(&mut self, i: u32) {
@@ -272,6 +279,14 @@ impl<K: Clone + Hash + Eq, V> Lru<K, V> {
 /// Anything that knows when its packet-time window started.
 pub trait Window {
     fn start_ns(&self) -> i64;
+}
+
+/// A window behind a shared handle, as reducers keep windows that outlive their table
+/// slot (a closed window handed on, a window other tables point at).
+impl<W: Window> Window for Rc<RefCell<W>> {
+    fn start_ns(&self) -> i64 {
+        self.borrow().start_ns()
+    }
 }
 
 /// One packet-time window per key, `span_ns` long, in an `Lru` (`Windows`). With

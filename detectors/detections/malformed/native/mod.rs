@@ -18,11 +18,11 @@ use std::fmt::Write as _;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyTuple};
-use pyo3::IntoPyObjectExt;
 
 use crate::decode::events::{Event, FragKind, IpAddr};
 use crate::decode::topy::Converter;
 use crate::reduce::budget::{Burst, LinkBudget, Offender, Suppressor};
+use crate::reduce::py::any;
 use crate::reduce::windows::Lru;
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -148,10 +148,6 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     }))
 }
 
-fn item<'py, T: IntoPyObjectExt<'py>>(py: Python<'py>, v: T) -> PyResult<Bound<'py, PyAny>> {
-    v.into_bound_py_any(py)
-}
-
 impl MalformedReducer {
     fn push_bursts<'py>(
         &mut self,
@@ -160,7 +156,7 @@ impl MalformedReducer {
         out: &mut Outputs<'py>,
     ) -> PyResult<()> {
         for b in self.bursts.drain(..) {
-            out.push(PyTuple::new(py, [item(py, "burst")?, b.to_py(py, conv)?])?.into_any())?;
+            out.push(PyTuple::new(py, [any(py, "burst")?, b.to_py(py, conv)?])?.into_any())?;
         }
         Ok(())
     }
@@ -180,14 +176,14 @@ fn alert_output<'py>(
         reasons.append((r.text(), *n))?;
     }
     let items = [
-        item(py, "alert")?,
-        item(py, sig.name())?,
-        item(py, entry.count)?,
+        any(py, "alert")?,
+        any(py, sig.name())?,
+        any(py, entry.count)?,
         reasons.into_any(),
-        item(py, &entry.frames)?,
-        item(py, entry.first_ns)?,
-        item(py, entry.last_ns)?,
-        item(py, entry.start_ns)?,
+        any(py, &entry.frames)?,
+        any(py, entry.first_ns)?,
+        any(py, entry.last_ns)?,
+        any(py, entry.start_ns)?,
         conv.event(ev)?,
     ];
     Ok(PyTuple::new(py, items)?.into_any())
@@ -308,12 +304,7 @@ impl Reducer for MalformedReducer {
 
     fn tables(&self) -> Vec<TableStat> {
         vec![
-            (
-                "malformed.sources".to_string(),
-                self.counts.len(),
-                self.counts.cap(),
-                self.counts.evictions(),
-            ),
+            self.counts.table_stat("malformed.sources"),
             self.suppress.table_stat(),
             self.budget.table_stat(),
         ]

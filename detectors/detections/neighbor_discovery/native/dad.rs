@@ -73,12 +73,11 @@ struct Win {
     alerted: bool,
 }
 
-#[derive(Clone)]
-struct Handle(Rc<RefCell<Win>>);
+type Handle = Rc<RefCell<Win>>;
 
-impl Window for Handle {
+impl Window for Win {
     fn start_ns(&self) -> i64 {
-        self.0.borrow().start_ns
+        self.start_ns
     }
 }
 
@@ -183,15 +182,15 @@ impl Dad {
             link,
             ts,
             |t| {
-                Handle(Rc::new(RefCell::new(Win {
+                Rc::new(RefCell::new(Win {
                     start_ns: t,
                     first_ns: t,
                     ..Win::default()
-                })))
+                }))
             },
             |_, _| {}, // DAD windows close silently
         );
-        let mut w = h.0.borrow_mut();
+        let mut w = h.borrow_mut();
         w.last_ns = ts;
         match kind {
             Answer::Na => w.na += 1,
@@ -302,18 +301,8 @@ impl Reducer for Dad {
 
     fn tables(&self) -> Vec<TableStat> {
         vec![
-            (
-                "neighbor_discovery.dad_probes".into(),
-                self.probes.len(),
-                self.probes.cap(),
-                self.probes.evictions(),
-            ),
-            (
-                "neighbor_discovery.dad_links".into(),
-                self.links.table.len(),
-                self.links.table.cap(),
-                self.links.table.evictions(),
-            ),
+            self.probes.table_stat("neighbor_discovery.dad_probes"),
+            self.links.table.table_stat("neighbor_discovery.dad_links"),
         ]
     }
 }

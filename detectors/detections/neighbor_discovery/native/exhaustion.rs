@@ -51,12 +51,11 @@ struct Win {
     drivers: Vec<([u8; 16], u64)>,
 }
 
-#[derive(Clone)]
-struct Handle(Rc<RefCell<Win>>);
+type Handle = Rc<RefCell<Win>>;
 
-impl Window for Handle {
+impl Window for Win {
     fn start_ns(&self) -> i64 {
-        self.0.borrow().start_ns
+        self.start_ns
     }
 }
 
@@ -179,18 +178,18 @@ impl Exhaustion {
             who,
             ts,
             |t| {
-                Handle(Rc::new(RefCell::new(Win {
+                Rc::new(RefCell::new(Win {
                     start_ns: t,
                     first_ns: t,
                     ..Win::default()
-                })))
+                }))
             },
             |k, v| closed.push((k, v)),
         );
         for (k, v) in closed {
             self.close(k, v, out)?;
         }
-        let mut w = h.0.borrow_mut();
+        let mut w = h.borrow_mut();
         if w.targets.contains(&target) || w.targets.len() >= MAX_TARGETS {
             return Ok(());
         }
@@ -222,7 +221,7 @@ impl Exhaustion {
     /// drivers `[(address, targets)]` in first-seen order.
     fn close(&self, who: Solicitor, h: Handle, out: &mut Outputs<'_>) -> PyResult<()> {
         let py = out.list().py(); // outputs live as long as the batch's list
-        let w = h.0.borrow();
+        let w = h.borrow();
         if w.targets.len() < self.min_unresolved || w.prefixes.is_empty() {
             return Ok(());
         }
@@ -328,30 +327,13 @@ impl Reducer for Exhaustion {
     fn tables(&self) -> Vec<TableStat> {
         let w = &self.windows.table;
         vec![
-            (
-                "neighbor_discovery.pending_targets".into(),
-                self.pending.len(),
-                self.pending.cap(),
-                self.pending.evictions(),
-            ),
-            (
-                "neighbor_discovery.outstanding".into(),
-                self.outstanding.len(),
-                self.outstanding.cap(),
-                self.outstanding.evictions(),
-            ),
-            (
-                "neighbor_discovery.solicitors".into(),
-                w.len(),
-                w.cap(),
-                w.evictions(),
-            ),
-            (
-                "neighbor_discovery.recent_destinations".into(),
-                self.drivers.len(),
-                self.drivers.cap(),
-                self.drivers.evictions(),
-            ),
+            self.pending
+                .table_stat("neighbor_discovery.pending_targets"),
+            self.outstanding
+                .table_stat("neighbor_discovery.outstanding"),
+            w.table_stat("neighbor_discovery.solicitors"),
+            self.drivers
+                .table_stat("neighbor_discovery.recent_destinations"),
         ]
     }
 }

@@ -44,12 +44,11 @@ struct Win {
     new_sources: Option<Event>,
 }
 
-#[derive(Clone)]
-struct Handle(Rc<RefCell<Win>>);
+type Handle = Rc<RefCell<Win>>;
 
-impl Window for Handle {
+impl Window for Win {
     fn start_ns(&self) -> i64 {
-        self.0.borrow().start_ns
+        self.start_ns
     }
 }
 
@@ -80,7 +79,7 @@ impl Flood {
     /// new_macs, new_addresses, sample_macs, {signature: first message})`.
     fn close(&self, link: Link, h: Handle, out: &mut Outputs<'_>) -> PyResult<()> {
         let py = out.list().py(); // outputs live as long as the batch's list
-        let w = h.0.borrow();
+        let w = h.borrow();
         let crossed = [
             ("ns_flood", w.ns > self.max_ns, &w.ns_flood),
             ("na_flood", w.na > self.max_na, &w.na_flood),
@@ -146,15 +145,15 @@ impl Reducer for Flood {
             link,
             ts,
             |t| {
-                Handle(Rc::new(RefCell::new(Win {
+                Rc::new(RefCell::new(Win {
                     start_ns: t,
                     ..Win::default()
-                })))
+                }))
             },
             |k, v| closed.push((k, v)),
         );
         self.close_all(closed, out)?;
-        let mut w = h.0.borrow_mut();
+        let mut w = h.borrow_mut();
         w.last_ns = ts;
         match m.body {
             NdBody::NeighborSolicitation { .. } => {
@@ -210,18 +209,10 @@ impl Reducer for Flood {
 
     fn tables(&self) -> Vec<TableStat> {
         vec![
-            (
-                "neighbor_discovery.known_sources".into(),
-                self.known.len(),
-                self.known.cap(),
-                self.known.evictions(),
-            ),
-            (
-                "neighbor_discovery.flood_links".into(),
-                self.links.table.len(),
-                self.links.table.cap(),
-                self.links.table.evictions(),
-            ),
+            self.known.table_stat("neighbor_discovery.known_sources"),
+            self.links
+                .table
+                .table_stat("neighbor_discovery.flood_links"),
         ]
     }
 }

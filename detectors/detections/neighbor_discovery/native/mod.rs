@@ -20,9 +20,8 @@ mod spoof;
 use std::rc::Rc;
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
 
-use crate::decode::events::{Event, Meta, NdMessage, OptionBody, Vlans};
+use crate::decode::events::{Event, Meta, NdMessage, OptionBody};
 
 pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[
     ("nd_exhaustion", exhaustion::build),
@@ -31,17 +30,11 @@ pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[
     ("nd_dad", dad::build),
 ];
 
-/// One broadcast domain: interface and VLAN tags (`budget.Link`).
-pub type Link = (u32, Vlans);
+pub use crate::reduce::budget::{link_to_py as link_py, Link};
+pub use crate::reduce::py::opt_bytes;
 
 pub fn link_of(meta: &Meta) -> Link {
     (meta.iface, meta.vlans)
-}
-
-/// The link as Python keeps it: `(iface, (vlan, ...))`.
-pub fn link_py<'py>(py: Python<'py>, link: &Link) -> PyResult<Bound<'py, PyTuple>> {
-    let vlans = PyTuple::new(py, link.1.as_slice())?;
-    PyTuple::new(py, [link.0.into_pyobject(py)?.into_any(), vlans.into_any()])
 }
 
 /// A link-layer address as Python compares it (`bytes` of any length): Ethernet MACs
@@ -65,14 +58,6 @@ impl Lla {
             Lla::Six(a) => a,
             Lla::Other(b) => b,
         }
-    }
-}
-
-/// `bytes` or `None`.
-pub fn opt_bytes<'py>(py: Python<'py>, b: Option<&[u8]>) -> Bound<'py, PyAny> {
-    match b {
-        Some(b) => PyBytes::new(py, b).into_any(),
-        None => py.None().into_bound(py),
     }
 }
 

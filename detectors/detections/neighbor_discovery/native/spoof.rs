@@ -391,18 +391,8 @@ impl Reducer for Spoof {
 
     fn tables(&self) -> Vec<TableStat> {
         vec![
-            (
-                "neighbor_discovery.bindings".into(),
-                self.bindings.len(),
-                self.bindings.cap(),
-                self.bindings.evictions(),
-            ),
-            (
-                "neighbor_discovery.spoof_sources".into(),
-                self.seen.len(),
-                self.seen.cap(),
-                self.seen.evictions(),
-            ),
+            self.bindings.table_stat("neighbor_discovery.bindings"),
+            self.seen.table_stat("neighbor_discovery.spoof_sources"),
             self.suppress.table_stat(),
             self.budget.table_stat(),
         ]

@@ -11,12 +11,10 @@
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
-use super::{local_nd, offender, offender_to_py, push, setting, suppression_key};
+use super::{alert_head, local_nd, offender, push, setting, Gate};
 use crate::decode::events::{Event, NdMessage};
 use crate::decode::topy::Converter;
-use crate::reduce::budget::{
-    link_of, link_to_py, seen_in, Burst, Link, LinkBudget, Offender, Seen, Suppressor,
-};
+use crate::reduce::budget::{link_of, seen_in, Link, LinkBudget, Offender, Seen, Suppressor};
 use crate::reduce::windows::Lru;
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -27,10 +25,7 @@ pub struct EvasionReducer {
     /// Extension headers that must not precede ND (`parameters.ext_headers`).
     ext: [bool; 256],
     sources: Lru<(Link, Offender, u8), Seen>,
-    suppress: Suppressor,
-    budget: LinkBudget,
-    key: String,
-    bursts: Vec<Burst>,
+    gate: Gate,
 }
 
 pub fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
@@ -42,19 +37,19 @@ pub fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     Ok(Box::new(EvasionReducer {
         ext,
         sources: Lru::new(cap),
-        suppress: Suppressor::new(
-            "ipv6.ra_guard_evasion.suppression",
-            setting(settings, "suppress_ns")?,
-            cap,
+        gate: Gate::new(
+            Suppressor::new(
+                "ipv6.ra_guard_evasion.suppression",
+                setting(settings, "suppress_ns")?,
+                cap,
+            ),
+            LinkBudget::new(
+                "router_advert.evasion_links",
+                cap,
+                setting(settings, "window_ns")?,
+                setting(settings, "max_alerts")?,
+            ),
         ),
-        budget: LinkBudget::new(
-            "router_advert.evasion_links",
-            cap,
-            setting(settings, "window_ns")?,
-            setting(settings, "max_alerts")?,
-        ),
-        key: String::new(),
-        bursts: Vec::new(),
     }))
 }
 
@@ -79,11 +74,11 @@ impl EvasionReducer {
     }
 
     fn emit_bursts(&mut self, py: Python<'_>, out: &mut Outputs<'_>) -> PyResult<()> {
-        if self.bursts.is_empty() {
+        if self.gate.bursts.is_empty() {
             return Ok(());
         }
         let mut conv = Converter::new(py)?;
-        for b in std::mem::take(&mut self.bursts) {
+        for b in std::mem::take(&mut self.gate.bursts) {
             push(out, b.to_py(py, &mut conv)?)?;
         }
         Ok(())
@@ -113,54 +108,36 @@ impl Reducer for EvasionReducer {
         let who = offender(nd);
         let seen = seen_in(&mut self.sources, (link, who, sig), ts);
         let name = SIGNATURES[usize::from(sig)];
-        suppression_key(&mut self.key, &link, &who, Some(name));
-        let permitted =
-            self.budget
-                .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
+        let permitted = self.gate.permit(ev, &link, who, Some(name));
         self.emit_bursts(py, out)?;
         if !permitted {
             return Ok(());
         }
-        // ("evasion", signature, link, (address, mac), count, first_ns, last_ns, event)
-        let items: Vec<Bound<'_, PyAny>> = vec![
-            "evasion".into_pyobject(py)?.into_any(),
-            name.into_pyobject(py)?.into_any(),
-            link_to_py(py, &link)?.into_any(),
-            offender_to_py(py, &who)?,
-            seen.count.into_pyobject(py)?.into_any(),
-            seen.first_ns.into_pyobject(py)?.into_any(),
-            seen.last_ns.into_pyobject(py)?.into_any(),
-            Converter::new(py)?.event(ev)?,
-        ];
+        let items = alert_head(py, "evasion", name, &link, &who, &seen, ev)?;
         push(out, PyTuple::new(py, items)?.into_any())
     }
 
     fn tick(&mut self, py: Python<'_>, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
-        self.budget.tick(now_ns, &mut self.bursts);
+        self.gate.tick(now_ns);
         self.emit_bursts(py, out)
     }
 
     fn flush(&mut self, py: Python<'_>, _now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
-        self.budget.flush(&mut self.bursts);
+        self.gate.flush();
         self.emit_bursts(py, out)
     }
 
     fn tables(&self) -> Vec<TableStat> {
         let s = &self.sources;
         vec![
-            (
-                "router_advert.evasion_sources".to_string(),
-                s.len(),
-                s.cap(),
-                s.evictions(),
-            ),
-            self.suppress.table_stat(),
-            self.budget.table_stat(),
+            s.table_stat("router_advert.evasion_sources"),
+            self.gate.suppress.table_stat(),
+            self.gate.budget.table_stat(),
         ]
     }
 
     fn suppressed(&self) -> u64 {
-        self.suppress.suppressed()
+        self.gate.suppress.suppressed()
     }
 }
 
@@ -206,10 +183,7 @@ mod tests {
         let r = EvasionReducer {
             ext,
             sources: Lru::new(4),
-            suppress: Suppressor::new("s", 1, 4),
-            budget: LinkBudget::new("l", 4, 1, 1),
-            key: String::new(),
-            bursts: Vec::new(),
+            gate: Gate::new(Suppressor::new("s", 1, 4), LinkBudget::new("l", 4, 1, 1)),
         };
         let frag = |complete| {
             Some(FragmentInfo {

@@ -91,12 +91,11 @@ struct Win {
     big_sample: Option<Event>,
 }
 
-#[derive(Clone)]
-struct WinRef(Rc<RefCell<Win>>);
+type WinRef = Rc<RefCell<Win>>;
 
-impl Window for WinRef {
+impl Window for Win {
     fn start_ns(&self) -> i64 {
-        self.0.borrow().start_ns
+        self.start_ns
     }
 }
 
@@ -136,7 +135,7 @@ impl FloodReducer {
     /// `("flood", link, start_ns, first_ns, last_ns, ras, distinct_routers,
     /// routers_overflow, sample_routers, max_options, big, sample, big_sample)`.
     fn emit(&self, py: Python<'_>, link: Link, w: &WinRef, out: &mut Outputs<'_>) -> PyResult<()> {
-        let w = w.0.borrow();
+        let w = w.borrow();
         if !self.alerts(&w) {
             return Ok(());
         }
@@ -206,7 +205,7 @@ impl Reducer for FloodReducer {
             link_of(ev),
             ts,
             |t| {
-                WinRef(Rc::new(RefCell::new(Win {
+                Rc::new(RefCell::new(Win {
                     start_ns: t,
                     first_ns: t,
                     last_ns: 0,
@@ -217,14 +216,14 @@ impl Reducer for FloodReducer {
                     max_options: 0,
                     sample: None,
                     big_sample: None,
-                })))
+                }))
             },
             |k, v| closed.push((k, v)),
         );
         if !self.closed.is_empty() {
             self.emit_closed(py, out)?;
         }
-        let mut w = w.0.borrow_mut();
+        let mut w = w.borrow_mut();
         w.ras += 1;
         w.last_ns = ts;
         if w.sample.is_none() {
@@ -258,12 +257,7 @@ impl Reducer for FloodReducer {
 
     fn tables(&self) -> Vec<TableStat> {
         let t = &self.links.table;
-        vec![(
-            "router_advert.flood_links".to_string(),
-            t.len(),
-            t.cap(),
-            t.evictions(),
-        )]
+        vec![t.table_stat("router_advert.flood_links")]
     }
 }
 

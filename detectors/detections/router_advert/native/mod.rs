@@ -2,8 +2,9 @@
 //! detection, each seeing every local-link ND message natively.
 //!
 //! Owns what the three reducers share: which ND is the local link (not tunnelled), who
-//! sent it (address and MAC, as `NDMessage.sender_mac`), the suppression keys and the
-//! Python shapes of links and offenders. `rogue` judges each RA against the policy or the
+//! sent it (address and MAC, as `NDMessage.sender_mac`), the suppression keys, the
+//! suppression-and-budget gate of `rogue` and `evasion` (`Gate`) and the Python shapes
+//! of links, offenders and the head of an alert output. `rogue` judges each RA against the policy or the
 //! learned routers, `evasion` each ND message's header chain, `flood` counts RAs per link
 //! window; each hands Python only alerts that passed suppression and the link budget,
 //! bursts and closed windows over a threshold (see each module).
@@ -12,7 +13,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::decode::events::{Event, NdMessage, OptionBody};
-use crate::reduce::budget::{Link, Offender};
+use crate::decode::topy::Converter;
+use crate::reduce::budget::{link_to_py, Burst, Link, LinkBudget, Offender, Seen, Suppressor};
 use crate::reducer::Outputs;
 
 mod evasion;
@@ -104,6 +106,67 @@ fn hex(buf: &mut String, bytes: &[u8]) {
         buf.push(char::from(DIGITS[usize::from(b >> 4)]));
         buf.push(char::from(DIGITS[usize::from(b & 15)]));
     }
+}
+
+/// Suppression and the link budget, as `rogue` and `evasion` apply them to an alert;
+/// the bursts the budget closed wait in `bursts` for the reducer to hand over.
+pub(crate) struct Gate {
+    pub suppress: Suppressor,
+    pub budget: LinkBudget,
+    key: String,
+    pub bursts: Vec<Burst>,
+}
+
+impl Gate {
+    pub fn new(suppress: Suppressor, budget: LinkBudget) -> Self {
+        Gate {
+            suppress,
+            budget,
+            key: String::new(),
+            bursts: Vec::new(),
+        }
+    }
+
+    /// Whether an alert on (link, who, signature suffix) passes suppression and the
+    /// link budget.
+    pub fn permit(&mut self, ev: &Event, link: &Link, who: Offender, sig: Option<&str>) -> bool {
+        suppression_key(&mut self.key, link, &who, sig);
+        self.budget
+            .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts)
+    }
+
+    /// Packet time reached `now_ns`: close the link windows due.
+    pub fn tick(&mut self, now_ns: i64) {
+        self.budget.tick(now_ns, &mut self.bursts);
+    }
+
+    /// End of input: close every link window.
+    pub fn flush(&mut self) {
+        self.budget.flush(&mut self.bursts);
+    }
+}
+
+/// The head of an alert output:
+/// `(kind, signature, link, (address, mac), count, first_ns, last_ns, event)`.
+pub(crate) fn alert_head<'py>(
+    py: Python<'py>,
+    kind: &str,
+    sig: &str,
+    link: &Link,
+    who: &Offender,
+    seen: &Seen,
+    ev: &Event,
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    Ok(vec![
+        kind.into_pyobject(py)?.into_any(),
+        sig.into_pyobject(py)?.into_any(),
+        link_to_py(py, link)?.into_any(),
+        offender_to_py(py, who)?,
+        seen.count.into_pyobject(py)?.into_any(),
+        seen.first_ns.into_pyobject(py)?.into_any(),
+        seen.last_ns.into_pyobject(py)?.into_any(),
+        Converter::new(py)?.event(ev)?,
+    ])
 }
 
 /// `(address bytes, mac bytes | None)`, as Python's offender tuples.

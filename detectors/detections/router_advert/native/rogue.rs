@@ -19,12 +19,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyList, PyTuple};
 use pyo3::BoundObject;
 
-use super::{local_nd, offender, offender_to_py, push, setting, source_lla, suppression_key};
+use super::{alert_head, local_nd, offender, offender_to_py, push, setting, source_lla, Gate};
 use crate::decode::events::{Event, NdBody, NdMessage, OptionBody};
 use crate::decode::topy::Converter;
-use crate::reduce::budget::{
-    link_of, seen_in, Burst, Link, LinkBudget, Offender, Seen, Suppressor,
-};
+use crate::reduce::budget::{link_of, seen_in, Link, LinkBudget, Offender, Seen, Suppressor};
 use crate::reduce::windows::{KeyedMap, Lru};
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -322,10 +320,7 @@ pub struct RogueReducer {
     learned_count: usize,
     first_ns: Option<i64>,
     routers: Lru<(Link, Offender, u8), Seen>,
-    budget: LinkBudget,
-    suppress: Suppressor,
-    key: String,
-    bursts: Vec<Burst>,
+    gate: Gate,
     findings: Vec<Finding>,
 }
 
@@ -372,19 +367,19 @@ pub fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         learned_count: 0,
         first_ns: None,
         routers: Lru::new(cap),
-        budget: LinkBudget::new(
-            "router_advert.links",
-            cap,
-            setting(settings, "window_ns")?,
-            setting(settings, "max_alerts")?,
+        gate: Gate::new(
+            Suppressor::new(
+                "ipv6.rogue_ra.suppression",
+                setting(settings, "suppress_ns")?,
+                cap,
+            ),
+            LinkBudget::new(
+                "router_advert.links",
+                cap,
+                setting(settings, "window_ns")?,
+                setting(settings, "max_alerts")?,
+            ),
         ),
-        suppress: Suppressor::new(
-            "ipv6.rogue_ra.suppression",
-            setting(settings, "suppress_ns")?,
-            cap,
-        ),
-        key: String::new(),
-        bursts: Vec::new(),
         findings: Vec::new(),
     };
     for (i, r) in routers.unwrap_or_default().iter().enumerate() {
@@ -578,11 +573,11 @@ impl RogueReducer {
 
     /// `("rogue_burst", burst, learned)` for each closed window that folded alerts.
     fn emit_bursts(&mut self, py: Python<'_>, out: &mut Outputs<'_>) -> PyResult<()> {
-        if self.bursts.is_empty() {
+        if self.gate.bursts.is_empty() {
             return Ok(());
         }
         let mut conv = Converter::new(py)?;
-        for b in std::mem::take(&mut self.bursts) {
+        for b in std::mem::take(&mut self.gate.bursts) {
             let items = [
                 "rogue_burst".into_pyobject(py)?.into_any(),
                 b.to_py(py, &mut conv)?,
@@ -608,10 +603,7 @@ impl RogueReducer {
         let ts = ev.meta().ts_ns;
         let seen = seen_in(&mut self.routers, (link, who, sig), ts);
         let suffix = (!is_source_sig(sig)).then(|| SIGS[usize::from(sig)]);
-        suppression_key(&mut self.key, &link, &who, suffix);
-        let permitted =
-            self.budget
-                .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
+        let permitted = self.gate.permit(ev, &link, who, suffix);
         self.emit_bursts(py, out)?;
         if !permitted {
             return Ok(());
@@ -625,22 +617,14 @@ impl RogueReducer {
             .iter()
             .map(|f| f.to_py(py, self.cfg.hop_limit, self.cfg.min_mtu))
             .collect::<PyResult<Vec<_>>>()?;
-        // ("rogue", signature, link, (address, mac), count, first_ns, last_ns, event,
-        //  findings, router name, policy entry index, learned)
-        let items: Vec<Bound<'_, PyAny>> = vec![
-            "rogue".into_pyobject(py)?.into_any(),
-            SIGS[usize::from(sig)].into_pyobject(py)?.into_any(),
-            crate::reduce::budget::link_to_py(py, &link)?.into_any(),
-            offender_to_py(py, &who)?,
-            seen.count.into_pyobject(py)?.into_any(),
-            seen.first_ns.into_pyobject(py)?.into_any(),
-            seen.last_ns.into_pyobject(py)?.into_any(),
-            Converter::new(py)?.event(ev)?,
+        // `alert_head`, then (findings, router name, policy entry index, learned)
+        let mut items = alert_head(py, "rogue", SIGS[usize::from(sig)], &link, &who, &seen, ev)?;
+        items.extend([
             PyList::new(py, findings)?.into_any(),
             name.into_pyobject(py)?.into_any(),
             verdict.entry.into_pyobject(py)?.into_any(),
             self.learned_py(py, &link)?,
-        ];
+        ]);
         push(out, PyTuple::new(py, items)?.into_any())
     }
 }
@@ -700,31 +684,26 @@ impl Reducer for RogueReducer {
     }
 
     fn tick(&mut self, py: Python<'_>, now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
-        self.budget.tick(now_ns, &mut self.bursts);
+        self.gate.tick(now_ns);
         self.emit_bursts(py, out)
     }
 
     fn flush(&mut self, py: Python<'_>, _now_ns: i64, out: &mut Outputs<'_>) -> PyResult<()> {
-        self.budget.flush(&mut self.bursts);
+        self.gate.flush();
         self.emit_bursts(py, out)
     }
 
     fn tables(&self) -> Vec<TableStat> {
         let r = &self.routers;
         vec![
-            (
-                "router_advert.routers".to_string(),
-                r.len(),
-                r.cap(),
-                r.evictions(),
-            ),
-            self.budget.table_stat(),
-            self.suppress.table_stat(),
+            r.table_stat("router_advert.routers"),
+            self.gate.budget.table_stat(),
+            self.gate.suppress.table_stat(),
         ]
     }
 
     fn suppressed(&self) -> u64 {
-        self.suppress.suppressed()
+        self.gate.suppress.suppressed()
     }
 }
 
@@ -813,10 +792,10 @@ mod tests {
             learned_count: 0,
             first_ns: Some(0),
             routers: Lru::new(16),
-            budget: LinkBudget::new("router_advert.links", 16, 100, 10),
-            suppress: Suppressor::new("ipv6.rogue_ra.suppression", 100, 16),
-            key: String::new(),
-            bursts: Vec::new(),
+            gate: Gate::new(
+                Suppressor::new("ipv6.rogue_ra.suppression", 100, 16),
+                LinkBudget::new("router_advert.links", 16, 100, 10),
+            ),
             findings: Vec::new(),
         };
         for (i, (p, b)) in routers.unwrap_or_default().into_iter().enumerate() {

@@ -18,7 +18,7 @@
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use super::packet::{FirstPacket, PacketView};
+use crate::decode::events::Ipv6Packet;
 use crate::reduce::few::Few;
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};
@@ -39,7 +39,7 @@ pub const PROBE_NAMES: [&str; 7] = [
     "other",
 ];
 
-fn probe_kind(p: &PacketView<'_>) -> usize {
+fn probe_kind(p: &Ipv6Packet) -> usize {
     if let Some(t) = p.icmp_type {
         return match t {
             128 => 0,
@@ -50,7 +50,7 @@ fn probe_kind(p: &PacketView<'_>) -> usize {
     if let Some(flags) = p.tcp_flags {
         return if flags & 0x12 == 0x02 { 3 } else { 4 };
     }
-    if p.upper == 17 {
+    if p.ip.upper == 17 {
         return 5;
     }
     OTHER
@@ -83,7 +83,8 @@ pub struct Win {
     pub start_ns: i64,
     pub last_ns: i64,
     pub packets: u64,
-    pub first: FirstPacket,
+    /// The window's first packet, as decoded: the alert's `event`.
+    pub first: Ipv6Packet,
     pub sample: DistinctSample<[u8; 16]>,
     /// Source addresses (at most MAX_SOURCES_NAMED), in first-seen order, with the new
     /// targets each found: Python's Counter, whose order breaks `most_common` ties.
@@ -93,12 +94,12 @@ pub struct Win {
 }
 
 impl Win {
-    fn new(ts: i64, p: &PacketView<'_>) -> Self {
+    fn new(ts: i64, p: &Ipv6Packet) -> Self {
         Win {
             start_ns: ts,
             last_ns: 0,
             packets: 0,
-            first: FirstPacket::from(p),
+            first: p.clone(),
             sample: DistinctSample::new(PATTERN_SAMPLE),
             sources: Few::Empty,
             more_sources: false,
@@ -164,15 +165,15 @@ pub struct Pair {
 pub type SrcRef = Rc<RefCell<Source>>;
 pub type PairRef = Rc<RefCell<Pair>>;
 
-impl Window for SrcRef {
+impl Window for Source {
     fn start_ns(&self) -> i64 {
-        self.borrow().w.start_ns
+        self.w.start_ns
     }
 }
 
-impl Window for PairRef {
+impl Window for Pair {
     fn start_ns(&self) -> i64 {
-        self.borrow().w.start_ns
+        self.w.start_ns
     }
 }
 
@@ -188,7 +189,7 @@ pub struct WinSnapshot {
     /// The distinct sample, insertion order, and its level (rate 2**-level).
     pub sample: Vec<[u8; 16]>,
     pub sample_level: u32,
-    pub first: FirstPacket,
+    pub first: Ipv6Packet,
 }
 
 impl From<&Win> for WinSnapshot {
@@ -299,15 +300,15 @@ impl SweepCore {
     }
 
     /// Count one packet; push whatever Python must act on to `out`, in Python's order.
-    pub fn on_packet(&mut self, pk: &PacketView<'_>, out: &mut Vec<Outcome>) {
-        let (src, dst) = (&pk.src, &pk.dst);
+    pub fn on_packet(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) {
+        let (src, dst) = (&pk.ip.src, &pk.ip.dst);
         if dst[0] == 0xFF || is_link_local(dst) || is_link_local(src) || src[0] == 0xFF {
             return; // multicast and link-local traffic is not addressed probing
         }
         if matches!(pk.icmp_type, Some(133..=137)) {
             return;
         }
-        let ts = pk.ts_ns;
+        let ts = pk.meta.ts_ns;
         let mut flow = [0u8; 32];
         flow[..16].copy_from_slice(src);
         flow[16..].copy_from_slice(dst);
@@ -514,6 +515,37 @@ mod tests {
         a
     }
 
+    /// A UDP packet with everything else empty.
+    fn udp(ts_ns: i64, src: [u8; 16], dst: [u8; 16]) -> Ipv6Packet {
+        use crate::decode::events::{Ipv6Header, Meta};
+        Ipv6Packet {
+            meta: Meta {
+                ts_ns,
+                linktype: 1,
+                wire_len: 62,
+                ..Meta::default()
+            },
+            ip: Ipv6Header {
+                src,
+                dst,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: 8,
+                chain: Default::default(),
+                upper: 17,
+                fragment: None,
+                tunnels: Default::default(),
+            },
+            sport: Some(40000),
+            dport: Some(161),
+            icmp_type: None,
+            icmp_code: None,
+            tcp_flags: None,
+            quoted_src: None,
+        }
+    }
+
     const SCANNER: u64 = 0x2001_0db8_0bad_0000;
     const TARGETS: u64 = 0x2001_0db8_0001_0000;
 
@@ -531,7 +563,7 @@ mod tests {
         let mut core = SweepCore::new(cfg());
         let mut out = Vec::new();
         for i in 0..5000u64 {
-            let pk = PacketView::udp(i as i64 * 1000, addr(SCANNER, 1), addr(TARGETS, i * 7 + 1));
+            let pk = udp(i as i64 * 1000, addr(SCANNER, 1), addr(TARGETS, i * 7 + 1));
             core.on_packet(&pk, &mut out);
             core.on_packet(&pk, &mut out); // a repeat: absorbed by the recent-pairs cache
         }
@@ -574,8 +606,8 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..300u64 {
             let (s, d) = (addr(SCANNER, 1), addr(TARGETS, i + 1));
-            core.on_packet(&PacketView::udp(i as i64 * 10, s, d), &mut out);
-            core.on_packet(&PacketView::udp(i as i64 * 10 + 1, d, s), &mut out);
+            core.on_packet(&udp(i as i64 * 10, s, d), &mut out);
+            core.on_packet(&udp(i as i64 * 10 + 1, d, s), &mut out);
         }
         assert_eq!(tiers_of(&out), Vec::<usize>::new());
     }
@@ -586,7 +618,7 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..400u64 {
             let d = addr(TARGETS + (i % 100), 0x10 + i);
-            core.on_packet(&PacketView::udp(i as i64, addr(SCANNER, 1), d), &mut out);
+            core.on_packet(&udp(i as i64, addr(SCANNER, 1), d), &mut out);
         }
         let wide: Vec<_> = out
             .iter()
@@ -604,15 +636,15 @@ mod tests {
     fn filters_skip_multicast_link_local_nd_and_quoted_replies() {
         let mut core = SweepCore::new(cfg());
         let mut out = Vec::new();
-        let mut mc = PacketView::udp(0, addr(SCANNER, 1), addr(0xff02_0000_0000_0000, 1));
+        let mut mc = udp(0, addr(SCANNER, 1), addr(0xff02_0000_0000_0000, 1));
         core.on_packet(&mc, &mut out);
-        mc.dst = addr(0xfe80_0000_0000_0000, 1);
+        mc.ip.dst = addr(0xfe80_0000_0000_0000, 1);
         core.on_packet(&mc, &mut out);
-        let mut nd = PacketView::udp(0, addr(SCANNER, 1), addr(TARGETS, 1));
+        let mut nd = udp(0, addr(SCANNER, 1), addr(TARGETS, 1));
         nd.icmp_type = Some(135);
         core.on_packet(&nd, &mut out);
-        let mut quoted = PacketView::udp(0, addr(SCANNER, 1), addr(TARGETS, 1));
-        quoted.quoted_src = Some(quoted.dst);
+        let mut quoted = udp(0, addr(SCANNER, 1), addr(TARGETS, 1));
+        quoted.quoted_src = Some(quoted.ip.dst);
         core.on_packet(&quoted, &mut out);
         assert_eq!(core.table_stats()[0].0 + core.table_stats()[1].0, 0);
     }
@@ -627,16 +659,13 @@ mod tests {
         let mut out = Vec::new();
         for i in 0..20u64 {
             core.on_packet(
-                &PacketView::udp(i as i64, addr(SCANNER, 1), addr(TARGETS, i + 1)),
+                &udp(i as i64, addr(SCANNER, 1), addr(TARGETS, i + 1)),
                 &mut out,
             );
         }
         for i in 0..32u64 {
             let s = addr(0x2001_0db8_7000_0000 + i, 1);
-            core.on_packet(
-                &PacketView::udp(100 + i as i64, s, addr(TARGETS, 1)),
-                &mut out,
-            );
+            core.on_packet(&udp(100 + i as i64, s, addr(TARGETS, 1)), &mut out);
         }
         assert_eq!(core.table_stats()[0], (16, 16, 17));
         out.clear();
@@ -674,7 +703,7 @@ mod tests {
         for i in 0..n {
             let s = addr(0x2001_0000_0000_0000 | (mix64(i) >> 16), mix64(i ^ 0xabc));
             let d = addr(TARGETS | (mix64(i ^ 0x5a5a) >> 48), mix64(!i));
-            core.on_packet(&PacketView::udp(i as i64 * 1000, s, d), &mut out);
+            core.on_packet(&udp(i as i64 * 1000, s, d), &mut out);
             out.clear();
         }
         let took = t0.elapsed().as_secs_f64();
@@ -698,10 +727,7 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..n {
             let d = addr(TARGETS, i.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            core.on_packet(
-                &PacketView::udp(i as i64 * 10_000, addr(SCANNER, 1), d),
-                &mut out,
-            );
+            core.on_packet(&udp(i as i64 * 10_000, addr(SCANNER, 1), d), &mut out);
         }
         let took = t0.elapsed().as_secs_f64();
         println!(
@@ -725,7 +751,7 @@ mod tests {
         for i in 0..1_000_000u64 {
             let s = addr(0x2001_0000_0000_0000 | (mix64(i) >> 16), mix64(i ^ 0xabc));
             let d = addr(TARGETS | (mix64(i ^ 0x5a5a) >> 48), mix64(!i));
-            core.on_packet(&PacketView::udp(i as i64 * 1000, s, d), &mut out);
+            core.on_packet(&udp(i as i64 * 1000, s, d), &mut out);
             out.clear();
         }
         let random = peak_rss_kib();
@@ -738,7 +764,7 @@ mod tests {
             for t in 0..99u64 {
                 let s = addr(0x2001_0db8_4000_0000 + src, 1);
                 let d = addr(0x2001_0db8_9000_0000 + src, mix64(t + 1));
-                core.on_packet(&PacketView::udp(ts, s, d), &mut out);
+                core.on_packet(&udp(ts, s, d), &mut out);
                 ts += 1000;
                 out.clear();
             }

@@ -5,10 +5,9 @@
 //! (source /64, destination /64) window (`core`), with exact-then-HyperLogLog distinct
 //! counters. Python (`../sweep.py`) gets only the outcomes (`py`): a tier or wide-scan
 //! crossing that passed the no-reply gate, and closed windows worth an observation.
-//! `packet` is the view of one packet the counting reads.
+//! The counting reads the decoder's own `Ipv6Packet`; a window keeps its first one.
 
 mod core;
-mod packet;
 mod py;
 
 use pyo3::exceptions::PyValueError;
@@ -19,7 +18,6 @@ use crate::decode::events::Event;
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
 use self::core::{Config, Outcome, SweepCore};
-use self::packet::{PacketView, Tunnel};
 
 /// The reducer kinds this family provides (found by `native/build.rs`).
 pub const REDUCERS: &[(&str, Builder)] = &[("sweep", build)];
@@ -28,8 +26,6 @@ pub const REDUCERS: &[(&str, Builder)] = &[("sweep", build)];
 struct Sweep {
     core: SweepCore,
     out: Vec<Outcome>,
-    /// Scratch for a tunnelled packet's layers (no allocation per packet).
-    tunnels: Vec<Tunnel>,
     names: [String; 2],
 }
 
@@ -80,7 +76,6 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             observe_min: get(s, "observe_min")?,
         }),
         out: Vec::new(),
-        tunnels: Vec::new(),
         names: ["sweep.sources".to_string(), "sweep.pairs".to_string()],
     }))
 }
@@ -110,10 +105,7 @@ impl Reducer for Sweep {
         out: &mut Outputs<'py>,
     ) -> PyResult<()> {
         if let Event::Packet(p) = ev {
-            let mut tunnels = std::mem::take(&mut self.tunnels);
-            self.core
-                .on_packet(&PacketView::from_packet(p, &mut tunnels), &mut self.out);
-            self.tunnels = tunnels;
+            self.core.on_packet(p, &mut self.out);
             if !self.out.is_empty() {
                 self.hand_over(py, out)?;
             }

@@ -1,108 +1,16 @@
-//! The sweep's outputs as Python sees them: `Outcome`s turned into plain tuples.
+//! The sweep's outputs as Python sees them: `Outcome`s turned into plain tuples, a
+//! window's first packet into the `detectors.events.Ipv6Packet` it was decoded as.
 //!
 //! Only this module touches Python objects, and only when an outcome is handed over
 //! (a tier crossed, a wide scan, a closed window worth an observation).
 
-use std::net::IpAddr;
-
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyTuple};
-use pyo3::IntoPyObjectExt;
+use pyo3::types::PyList;
 
 use super::core::{Outcome, WinSnapshot, PROBE_NAMES};
-use super::packet::FirstPacket;
-
-fn any<'py, T: IntoPyObjectExt<'py>>(py: Python<'py>, v: T) -> PyResult<Bound<'py, PyAny>> {
-    v.into_bound_py_any(py)
-}
-
-fn bytes<'py>(py: Python<'py>, b: &[u8]) -> Bound<'py, PyAny> {
-    PyBytes::new(py, b).into_any()
-}
-
-fn opt_bytes<'py>(py: Python<'py>, b: Option<&[u8]>) -> Bound<'py, PyAny> {
-    match b {
-        Some(b) => bytes(py, b),
-        None => py.None().into_bound(py),
-    }
-}
-
-fn ip_bytes<'py>(py: Python<'py>, a: &IpAddr) -> Bound<'py, PyAny> {
-    match a {
-        IpAddr::V4(a) => bytes(py, &a.octets()),
-        IpAddr::V6(a) => bytes(py, &a.octets()),
-    }
-}
-
-fn tuple<'py>(py: Python<'py>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-    Ok(PyTuple::new(py, items)?.into_any())
-}
-
-/// The first packet in the order of `packet_from_fields`' arguments.
-fn first_tuple<'py>(py: Python<'py>, f: &FirstPacket) -> PyResult<Bound<'py, PyAny>> {
-    let mut tunnels = Vec::with_capacity(f.tunnels.len());
-    for t in &f.tunnels {
-        let teredo = match &t.teredo {
-            None => py.None().into_bound(py),
-            Some(td) => tuple(
-                py,
-                vec![
-                    any(py, td.bubble)?,
-                    any(py, td.auth)?,
-                    opt_bytes(py, td.origin_ip.as_ref().map(|a| &a[..])),
-                    any(py, td.origin_port)?,
-                    opt_bytes(py, td.server.as_ref().map(|a| &a[..])),
-                    opt_bytes(py, td.client_ip.as_ref().map(|a| &a[..])),
-                    any(py, td.client_port)?,
-                    any(py, td.cone)?,
-                ],
-            )?,
-        };
-        tunnels.push(tuple(
-            py,
-            vec![
-                any(py, t.kind.name())?,
-                ip_bytes(py, &t.outer_src),
-                ip_bytes(py, &t.outer_dst),
-                any(py, t.outer_sport)?,
-                any(py, t.outer_dport)?,
-                teredo,
-            ],
-        )?);
-    }
-    let vlans = f
-        .vlans
-        .iter()
-        .map(|&v| any(py, v))
-        .collect::<PyResult<Vec<_>>>()?;
-    tuple(
-        py,
-        vec![
-            any(py, f.ts_ns)?,
-            any(py, f.frame)?,
-            any(py, f.iface)?,
-            any(py, f.linktype)?,
-            any(py, f.wire_len)?,
-            opt_bytes(py, f.src_mac.as_ref().map(|a| &a[..])),
-            opt_bytes(py, f.dst_mac.as_ref().map(|a| &a[..])),
-            tuple(py, vlans)?,
-            bytes(py, &f.src),
-            bytes(py, &f.dst),
-            any(py, f.hop_limit)?,
-            any(py, f.traffic_class)?,
-            any(py, f.flow_label)?,
-            any(py, f.payload_len)?,
-            any(py, f.upper)?,
-            any(py, f.sport)?,
-            any(py, f.dport)?,
-            any(py, f.icmp_type)?,
-            any(py, f.icmp_code)?,
-            any(py, f.tcp_flags)?,
-            opt_bytes(py, f.quoted_src.as_ref().map(|a| &a[..])),
-            tuple(py, tunnels)?,
-        ],
-    )
-}
+use crate::decode::events::Event;
+use crate::decode::topy::Converter;
+use crate::reduce::py::{any, bytes, tuple};
 
 /// `[(address, new targets), ...]` in first-seen order.
 fn sources_list<'py>(py: Python<'py>, s: &[([u8; 16], u64)]) -> PyResult<Bound<'py, PyAny>> {
@@ -124,7 +32,8 @@ fn probes_list<'py>(py: Python<'py>, probes: &[u64; 7]) -> PyResult<Bound<'py, P
     Ok(PyList::new(py, items)?.into_any())
 }
 
-/// `(start_ns, last_ns, packets, sources, more_sources, probes, sample, level, first)`.
+/// `(start_ns, last_ns, packets, sources, more_sources, probes, sample, level, first)`,
+/// `first` the window's first packet as the `detectors.events.Ipv6Packet` it was.
 fn win_tuple<'py>(py: Python<'py>, w: &WinSnapshot) -> PyResult<Bound<'py, PyAny>> {
     let sample = w.sample.iter().map(|a| bytes(py, a)).collect::<Vec<_>>();
     tuple(
@@ -138,7 +47,7 @@ fn win_tuple<'py>(py: Python<'py>, w: &WinSnapshot) -> PyResult<Bound<'py, PyAny
             probes_list(py, &w.probes)?,
             PyList::new(py, sample)?.into_any(),
             any(py, w.sample_level)?,
-            first_tuple(py, &w.first)?,
+            Converter::new(py)?.event(&Event::Packet(w.first.clone()))?,
         ],
     )
 }

@@ -19,11 +19,11 @@ use std::rc::Rc;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
-use pyo3::IntoPyObjectExt;
 
 use crate::decode::events::{Event, IpAddr, TunnelKind, TunnelPacket};
 use crate::decode::topy::Converter;
 use crate::reduce::budget::{Burst, LinkBudget, Offender, Suppressor};
+use crate::reduce::py::any;
 use crate::reduce::windows::{Window, Windows};
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -335,10 +335,6 @@ pub struct TunnelReducer {
     bursts: Vec<Burst>,
 }
 
-fn item<'py, T: IntoPyObjectExt<'py>>(py: Python<'py>, v: T) -> PyResult<Bound<'py, PyAny>> {
-    v.into_bound_py_any(py)
-}
-
 fn setting<'py>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Bound<'py, PyAny>> {
     d.get_item(key)?
         .ok_or_else(|| PyValueError::new_err(format!("tunnel_pairs: setting {key:?} missing")))
@@ -428,7 +424,7 @@ impl TunnelReducer {
     ) -> PyResult<()> {
         for b in self.bursts.drain(..) {
             let cat = CATEGORIES[self.cats[ci].index];
-            let t = PyTuple::new(py, [item(py, "burst")?, item(py, cat)?, b.to_py(py, conv)?])?;
+            let t = PyTuple::new(py, [any(py, "burst")?, any(py, cat)?, b.to_py(py, conv)?])?;
             out.push(t.into_any())?;
         }
         Ok(())
@@ -475,10 +471,7 @@ fn pair_output<'py>(
     let endpoint = |ep: Endpoint| -> PyResult<Bound<'py, PyAny>> {
         Ok(PyTuple::new(
             py,
-            [
-                item(py, PyBytes::new(py, ep.0.as_bytes()))?,
-                item(py, ep.1)?,
-            ],
+            [any(py, PyBytes::new(py, ep.0.as_bytes()))?, any(py, ep.1)?],
         )?
         .into_any())
     };
@@ -516,17 +509,17 @@ fn pair_output<'py>(
         }
     }
     let items = [
-        item(py, "pair")?,
-        item(py, CATEGORIES[index])?,
-        item(py, sig.name())?,
+        any(py, "pair")?,
+        any(py, CATEGORIES[index])?,
+        any(py, sig.name())?,
         endpoint(lo)?,
         endpoint(hi)?,
-        item(py, w.start_ns)?,
-        item(py, w.last_ns)?,
-        item(py, w.packets)?,
-        item(py, w.wire_bytes)?,
-        item(py, w.inner_bytes)?,
-        item(py, w.forward)?,
+        any(py, w.start_ns)?,
+        any(py, w.last_ns)?,
+        any(py, w.packets)?,
+        any(py, w.wire_bytes)?,
+        any(py, w.inner_bytes)?,
+        any(py, w.forward)?,
         inner.into_any(),
         embedded.into_any(),
         teredo.into_any(),
