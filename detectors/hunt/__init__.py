@@ -7,3 +7,5 @@ correlation (``search``), and the ``hunt`` command line (``cli``). It does not r
 convert rules (``detectors.rules``), build alerts or observations (``detectors.alerts``,
 ``detectors.observations``), or ship alerts (``detectors.ship``).
 """
+
+RULES_INDEX = "v6sentry-rules"  # where `v6sentry rules push` stores the rules

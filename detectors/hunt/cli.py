@@ -16,23 +16,20 @@ import json
 import sys
 import time
 from dataclasses import asdict
-from typing import Any
-
-from elasticsearch import ApiError, Elasticsearch, TransportError
+from typing import TYPE_CHECKING, Any
 
 from detectors.detections import discover
 from detectors.engine import known_thresholds
-from detectors.hunt.search import (
-    RULES_INDEX,
-    Range,
-    cross_sensor,
-    esql_support,
-    load_rules,
-    run_rule,
-)
+from detectors.hunt import RULES_INDEX
 from detectors.policy import PolicyError, empty_policy, load_policy
 from detectors.ship.connect import ConfigError, add_connection_arguments, client_from_args
 from detectors.spec import SpecError
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+# The Elasticsearch client (and ``search``, which needs it) is imported when `hunt` runs:
+# building the command line for `replay` or `live` must not pay for it.
 
 EXIT_OK, EXIT_HITS, EXIT_ERROR = 0, 1, 2
 
@@ -105,6 +102,8 @@ def sweep_thresholds(policy_path: str | None) -> dict[str, float]:
 
 
 def hunt(client: Elasticsearch, args: argparse.Namespace) -> dict[str, Any]:
+    from detectors.hunt.search import Range, cross_sensor, esql_support, load_rules, run_rule
+
     """The whole hunt as one JSON-safe report."""
     th = sweep_thresholds(args.policy)
     when = Range(args.since or f"now-{int(th['window_s'])}s", args.until)
@@ -184,6 +183,8 @@ def table(report: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from elasticsearch import ApiError, TransportError
+
     if args.min_sensors < 1 or args.max_hits < 0:
         return _fail("--min-sensors must be at least 1 and --max-hits at least 0")
     try:

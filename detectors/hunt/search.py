@@ -27,9 +27,9 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
+from detectors.hunt import RULES_INDEX
 from detectors.hunt.events import EVENT_PATTERN
 
-RULES_INDEX = "v6sentry-rules"  # where `v6sentry rules push` stores the rules
 ALERT_PATTERN = "logs-v6sentry.alert-*"
 MAX_SOURCES = 10000  # source /64s one correlation looks at
 MAX_DEST_PREFIXES = 1000  # destination /64s per source whose estimates are combined

@@ -8,3 +8,11 @@ duplicates; ``spool`` keeps what could not be delivered on disk until it can
 be; ``progress`` draws the bar; ``cli`` is ``v6sentry ship`` and ``replay
 --es``. Nothing here detects anything or queries alerts back (see ``hunt``).
 """
+
+# Kept here, not in ``shipper``/``template``, so that the command line (``cli``), which
+# ``replay`` and ``live`` load, does not import the Elasticsearch client until it ships.
+DEFAULT_INDEX = "logs-v6sentry.alert-default"
+
+
+class ShipError(Exception):
+    """Shipping cannot go on (refused credentials, spool full); the message says why."""

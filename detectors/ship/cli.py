@@ -14,20 +14,22 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from detectors.alerts import Alert
 from detectors.hunt.events import EVENT_INDEX
 from detectors.observations import Observation
+from detectors.ship import DEFAULT_INDEX, ShipError
 from detectors.ship.connect import ENV_API_KEY, ENV_CA, ENV_PASSWORD, ENV_USERNAME, ConfigError
 from detectors.ship.connect import connection as make_connection
 from detectors.ship.convert import Document, InputError, read_documents, titles
 from detectors.ship.progress import Progress
-from detectors.ship.shipper import Counts, ShipError, Shipper
 from detectors.ship.spool import DEFAULT_MAX_BYTES, Spool, default_spool_dir
-from detectors.ship.template import DEFAULT_INDEX
 from detectors.spec import SpecError
+
+if TYPE_CHECKING:
+    from detectors.ship.shipper import Shipper
 
 __all__ = [
     "ReplayShipping",
@@ -162,6 +164,8 @@ def _warn(message: str) -> None:
 
 
 def _shipper(args: argparse.Namespace, total: int | None, label: str, force_tty: bool) -> Shipper:
+    from detectors.ship.shipper import Shipper  # the Elasticsearch client, only to ship
+
     if args.es_timeout <= 0:
         raise SetupError("--es-timeout must be positive")
     if args.spool_max_mb <= 0:
@@ -189,7 +193,7 @@ def _shipper(args: argparse.Namespace, total: int | None, label: str, force_tty:
 
 
 def _summary(label: str, shipper: Shipper, total: int, seconds: float) -> list[str]:
-    c: Counts = shipper.counts
+    c = shipper.counts
     rate = (c.indexed + c.duplicates) / seconds if seconds > 0 else 0.0
     target = f"{total} documents to {shipper.index}" if total else "spool resend"
     lines = [f"v6sentry: {label}: {target}: {c.line()} in {seconds:.2f} s ({rate:,.0f} docs/s)"]

@@ -16,10 +16,13 @@ import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import yaml
-from elasticsearch import Elasticsearch
+
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
 
 ENV_API_KEY = "V6SENTRY_ES_API_KEY"
 ENV_USERNAME = "V6SENTRY_ES_USERNAME"
@@ -61,6 +64,9 @@ class Connection:
             kwargs["basic_auth"] = (self.username, self.password)
         if self.ca_file:
             kwargs["ca_certs"] = self.ca_file
+        # Imported here: building the command line for `replay` must not load the client.
+        from elasticsearch import Elasticsearch
+
         return Elasticsearch(self.url, **kwargs)  # type: ignore[arg-type]
 
 

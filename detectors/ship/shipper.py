@@ -25,14 +25,11 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from detectors.ship import ShipError
 from detectors.ship.convert import Document
 from detectors.ship.progress import Progress
 from detectors.ship.spool import Spool, SpoolFull
 from detectors.ship.template import install_template
-
-
-class ShipError(Exception):
-    """Shipping cannot go on (refused credentials, spool full); the message says why."""
 
 
 @dataclass(frozen=True, slots=True)

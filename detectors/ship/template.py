@@ -25,8 +25,9 @@ from typing import Any
 from elasticsearch import Elasticsearch
 
 from detectors.hunt import events
+from detectors.ship import DEFAULT_INDEX as _DEFAULT_INDEX
 
-DEFAULT_INDEX = "logs-v6sentry.alert-default"
+DEFAULT_INDEX = _DEFAULT_INDEX  # one definition, in detectors.ship
 INDEX_PATTERN = "logs-v6sentry.alert-*"
 TEMPLATE_NAME = "v6sentry-alert"
 # Above Elastic's built-in "logs" template (100); see the module docstring.
