@@ -46,6 +46,17 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _frames() -> list[bytes]:
+    """The frames the sender cycles through: the office mix, or with ``--mix attack``
+    (passed to the sender through ``BENCH_LIVE_MIX``) the first 50,000 frames of the
+    attack-heavy capture (``pcaps/attack_heavy.py``: ND/RA floods with random sources,
+    sweeps, fragments, tunnels)."""
+    if os.environ.get("BENCH_LIVE_MIX") == "attack":
+        from detectors.capture import open_capture
+        from pcaps.attack_heavy import cached
+
+        path, _meta = cached(50_000)
+        with open_capture(str(path)) as reader:
+            return [bytes(record[3]) for record in reader.records()]
     # Imported here: only the sender needs the frames.
     from tests.bench import _ipv4_tcp, _ipv6_tcp, _ns
 
@@ -191,7 +202,7 @@ def _send(count: int) -> None:
     sent = 0
     for i in range(count):
         try:
-            send(frames[i % 1000])
+            send(frames[i % len(frames)])
             sent += 1
         except OSError:  # ENOBUFS: the sender outran its own queue
             pass
@@ -256,9 +267,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also fill the ring with the whole burst first, then time the drain alone "
         "(the consumer's rate without the sender in the way)",
     )
+    parser.add_argument(
+        "--mix",
+        choices=("office", "attack"),
+        default="office",
+        help="what the sender sends (default office; attack: the attack-heavy capture's frames)",
+    )
     parser.add_argument("--consumer", help=argparse.SUPPRESS)
     parser.add_argument("--send", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.mix == "attack":
+        os.environ["BENCH_LIVE_MIX"] = "attack"  # inherited by the sender's process
     if args.consumer:
         global PREFILL
         PREFILL = args.prefill
