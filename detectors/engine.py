@@ -133,54 +133,25 @@ class Engine:
                 thresholds,
                 self._emit,
                 lambda: self.capture_name,
-                self._demand_packets,
                 self._observe if observe is not None else None,
             )
             self.detectors.append(classes[name](ctx))
-        always = [t for d in self.detectors for t in d.subscribes if t not in d.on_demand]
-        self._always_packets = any(issubclass(Ipv6Packet, t) for t in always)
-        self._packet_demands: set[str] = set()
-        self.decoder = Decoder(
-            decoder_limits(policy.thresholds.get("decoder", {})),
-            want_packets=self._always_packets,
-            want_tunnels=any(issubclass(TunnelPacket, t) for t in always),
-        )
-        self._want_tunnels = self.decoder.want_tunnels
+        self.decoder = Decoder(decoder_limits(policy.thresholds.get("decoder", {})))
         self._pipeline = Pipeline(self.decoder, TICK_NS)
         for owner, det in enumerate(self.detectors):
             for reducer in det.native_reducers():
                 self._pipeline.add_reducer(owner, reducer)
-        self._native_kinds = self._pipeline.native_kinds()
-        # A Python detector that turns kinds on and off while it runs (``on_demand``)
-        # must see the change from the next record on, as when Python looped per
-        # record: then a batch ends after each record that gave Python something.
-        self._batch = 1 if any(d.on_demand for d in self.detectors) else BATCH
-        self._python_kinds = [
+        # Which decoded kinds become Python objects (a Python detector subscribes), and
+        # which the decoder builds at all (for Python or for a native reducer).
+        python = [
             any(issubclass(cls, t) for d in self.detectors for t in d.subscribes)
             for cls in (Ipv6Packet, TunnelPacket, NDMessage, Malformed, FragmentAnomaly)
         ]
-        self._set_kinds()
+        native = self._pipeline.native_kinds()
+        self._pipeline.set_python_kinds(*python)
+        self.decoder.want_packets = python[0] or native[0]
+        self.decoder.want_tunnels = python[1] or native[1]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
-
-    def _demand_packets(self, who: str, on: bool) -> None:
-        if on:
-            self._packet_demands.add(who)
-        else:
-            self._packet_demands.discard(who)
-        self._set_kinds()
-        self._dispatch.clear()  # on-demand subscribers join or leave the handler lists
-
-    def _set_kinds(self) -> None:
-        """Which decoded kinds are built (for Python or a native reducer) and which
-        become Python objects; per-packet ones only while someone wants them."""
-        python_packets = self._always_packets or bool(self._packet_demands)
-        native = self._native_kinds
-        self.decoder.want_packets = python_packets or native[0]
-        self.decoder.want_tunnels = self._want_tunnels or native[1]
-        kinds = list(self._python_kinds)
-        kinds[0] = python_packets
-        kinds[1] = self._want_tunnels
-        self._pipeline.set_python_kinds(*kinds)
 
     # -- alerts ------------------------------------------------------------
 
@@ -205,14 +176,10 @@ class Engine:
     def _handlers(self, etype: type[Event]) -> list[Callable[[Event], None]]:
         handlers = self._dispatch.get(etype)
         if handlers is None:
-            demanded = bool(self._packet_demands)
             handlers = [
                 d.on_event
                 for d in self.detectors
-                if any(
-                    issubclass(etype, t) and (demanded or t not in d.on_demand)
-                    for t in d.subscribes
-                )
+                if any(issubclass(etype, t) for t in d.subscribes)
             ]
             self._dispatch[etype] = handlers
         return handlers
@@ -239,7 +206,7 @@ class Engine:
         pipeline.restart()
         done = False
         while not done:
-            items, tick, done = pipeline.run_capture(reader, self._batch)
+            items, tick, done = pipeline.run_capture(reader, BATCH)
             if items:
                 deliver(items)
             if tick is not None:
@@ -257,7 +224,7 @@ class Engine:
         frames = nbytes = 0
         more = True
         while more:
-            items, tick, n, b, more = pipeline.run_ring(ring, timeout_ms, self._batch)
+            items, tick, n, b, more = pipeline.run_ring(ring, timeout_ms, BATCH)
             frames, nbytes, timeout_ms = frames + n, nbytes + b, 0
             if items:
                 deliver(items)
@@ -273,7 +240,7 @@ class Engine:
         while chunk := list(islice(it, BATCH)):
             i = 0
             while i < len(chunk):
-                items, tick, i = pipeline.run_records(chunk, i, self._batch)
+                items, tick, i = pipeline.run_records(chunk, i, BATCH)
                 if items:
                     deliver(items)
                 if tick is not None:

@@ -39,8 +39,6 @@ class Context:
     thresholds: dict[str, dict[str, float]]  # category -> name -> value (defaults + policy)
     emit: Callable[[Alert], None]
     capture: Callable[[], str | None]  # name of the capture being read, for alerts
-    # Turn the decoder's per-packet events on or off for one requester (``on_demand``).
-    demand_packets: Callable[[str, bool], None] = lambda _who, _on: None
     # Sub-threshold observations (``detectors.observations``); None when nobody listens,
     # so detectors skip building them.
     observe: Callable[[Observation], None] | None = None
@@ -53,9 +51,6 @@ class Detector:
     # The event kinds it handles in Python (``on_event``); a family may narrow it per
     # instance from its policy (the sweep wants packets only for dark prefixes).
     subscribes: tuple[type[Event], ...] = ()
-    # Subscribed types the decoder builds only while some detector asks for them
-    # (``Context.demand_packets``): per-packet events cost most of replay's time.
-    on_demand: ClassVar[tuple[type[Event], ...]] = ()
     registry: ClassVar[dict[str, type[Detector]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -118,15 +113,6 @@ class Detector:
         for i, (table, _size, cap, _evictions) in enumerate(reducer.tables()):
             self._tables.append(NativeTable(table, cap, _table_stats(reducer, i)))
         return reducer
-
-    def native_table(
-        self, name: str, cap: float, stats: Callable[[], tuple[int, int, int]]
-    ) -> NativeTable:
-        """A table the native core keeps (``stats`` answers size, cap, evictions); it shows
-        in the stats like the others, in the order tables were made."""
-        table = NativeTable(f"{self.family}.{name}", int(cap), stats)
-        self._tables.append(table)
-        return table
 
     def suppressor(self, category: str, cap: float) -> Suppressor:
         """Suppression per identifier for ``category``'s ``suppress_s`` threshold."""
