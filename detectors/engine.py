@@ -250,7 +250,7 @@ class Engine:
         """Move packet time forward; close due windows. Time never runs backwards."""
         if not self._pipeline.advance(now_ns):
             return
-        self._deliver(self.decoder.expire(now_ns))
+        self._deliver(self._pipeline.expire(now_ns))
         for det in self.detectors:
             det.tick(now_ns)
 

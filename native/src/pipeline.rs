@@ -146,6 +146,18 @@ impl Pipeline {
         self.frame += 1;
         self.out.clear();
         dec.inner.decode(rec, self.frame, &mut self.out);
+        self.hand_on(py, reducers, conv, items)
+    }
+
+    /// Hand the decoded events in `self.out` to the reducers that observe their kind, in
+    /// detector order, and to Python when a Python detector subscribes to it.
+    fn hand_on<'py>(
+        &self,
+        py: Python<'py>,
+        reducers: &mut [(usize, Observes, PyRefMut<'py, NativeReducer>)],
+        conv: &mut Converter<'py>,
+        items: &Bound<'py, PyList>,
+    ) -> PyResult<()> {
         for ev in &self.out {
             for (owner, observes, r) in reducers.iter_mut() {
                 if observes.wants(ev) {
@@ -257,6 +269,16 @@ impl Pipeline {
         }
         self.next_tick = now_ns + self.tick_ns;
         true
+    }
+
+    /// Time out stale fragments at `now_ns` (on a tick): their anomaly events go to the
+    /// reducers and to Python exactly as decoded events do.
+    fn expire<'py>(&mut self, py: Python<'py>, now_ns: i64) -> PyResult<Bound<'py, PyList>> {
+        let (items, mut dec, mut reducers, mut conv) = self.begin(py, false)?;
+        self.out.clear();
+        dec.inner.expire(now_ns, &mut self.out);
+        self.hand_on(py, &mut reducers, &mut conv, &items)?;
+        Ok(items)
     }
 
     /// Start a new run: record numbers count from 1 again (one capture, one batch of
