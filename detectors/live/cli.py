@@ -172,7 +172,44 @@ class _Output:
             self.stream.close()
 
 
-class LiveRun:
+class Signals:
+    """SIGHUP, SIGTERM and SIGINT as flags, and a wakeup socket that makes a waiting
+    ``select`` return at once when one arrives. Shared by a sensor process (``LiveRun``)
+    and the parent of ``--workers`` (``workers.Parent``)."""
+
+    def __init__(self) -> None:
+        self._stop = False
+        self._hup = False
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self._hup = True
+        else:
+            self._stop = True
+
+    def install_signals(self) -> None:
+        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        # The handler runs between bytecodes; the wakeup fd makes select return at once.
+        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
+
+    def _drain_wakeup(self) -> None:
+        try:
+            while self._wake_r.recv(64):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        self._wake_r.close()
+        self._wake_w.close()
+
+
+class LiveRun(Signals):
     """One ``v6sentry live`` process: capture, engine, output, shipping, signals."""
 
     def __init__(
@@ -183,6 +220,7 @@ class LiveRun:
         output: _Output,
         shipping: ship_cli.ReplayShipping | None,
     ) -> None:
+        super().__init__()
         self.args = args
         self.capture = capture
         self.policy = policy
@@ -194,17 +232,12 @@ class LiveRun:
         self.engine = self._engine(policy)
         self.alerts: dict[str, int] = {}
         self.started = time.monotonic()
-        self._stop = False
-        self._hup = False
         self._last_frame = time.monotonic()
         self._last_advance = 0.0
         self._last_check = time.monotonic()
         self._next_stats = self._stats_due(time.monotonic())
         self.engines = 1
         self._retired: dict[str, int] = {}  # evictions of engines a reload replaced
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
 
     def _stats_due(self, now: float) -> float:
         interval = self.args.stats_interval
@@ -226,20 +259,6 @@ class LiveRun:
     def _observe(self, obs: Observation) -> None:
         assert self.shipping is not None
         self.shipping.add_observation(obs, self.host)
-
-    # -- signals ----------------------------------------------------------------------
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGHUP:
-            self._hup = True
-        else:
-            self._stop = True
-
-    def install_signals(self) -> None:
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-        # The handler runs between bytecodes; the wakeup fd makes select return at once.
-        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -282,13 +301,6 @@ class LiveRun:
                 self._hup = False
                 if self._reload():
                     return  # run() starts a new engine on the new policy
-
-    def _drain_wakeup(self) -> None:
-        try:
-            while self._wake_r.recv(64):
-                pass
-        except BlockingIOError:
-            pass
 
     def _reopen_output(self) -> None:
         try:
@@ -373,11 +385,6 @@ class LiveRun:
         if self.shipping is not None:
             self.shipping.end_line()
         _log(format_stats(s, final))
-
-    def close(self) -> None:
-        signal.set_wakeup_fd(-1)
-        self._wake_r.close()
-        self._wake_w.close()
 
 
 def format_stats(s: dict[str, Any], final: bool = False) -> str:

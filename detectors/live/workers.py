@@ -40,7 +40,6 @@ import socket
 import sys
 import time
 from multiprocessing.connection import Connection
-from types import FrameType
 from typing import Any, Final
 
 from detectors.alerts import Alert, AlertWriter
@@ -52,6 +51,7 @@ from detectors.live.cli import (
     EXIT_ERROR,
     POLL_S,
     LiveRun,
+    Signals,
     _fail,
     _log,
     _Output,
@@ -161,7 +161,7 @@ def _merge(stats: list[dict[str, Any]], alerts: dict[str, int], uptime: float) -
     }
 
 
-class Parent:
+class Parent(Signals):
     """The parent of N workers: one output, one shipper, signals forwarded."""
 
     def __init__(
@@ -171,6 +171,7 @@ class Parent:
         conns: list[Connection],
         output: _Output,
     ) -> None:
+        super().__init__()
         self.args = args
         self.procs = procs
         self.conns = conns
@@ -183,22 +184,6 @@ class Parent:
         self.latest: dict[int, dict[str, Any]] = {}
         self.final: dict[int, dict[str, Any]] = {}
         self.started = time.monotonic()
-        self._stop = False
-        self._hup = False
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
-
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        if signum == signal.SIGHUP:
-            self._hup = True
-        else:
-            self._stop = True
-
-    def install_signals(self) -> None:
-        for sig in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, self._on_signal)
-        signal.set_wakeup_fd(self._wake_w.fileno(), warn_on_full_buffer=False)
 
     def _forward(self, sig: int) -> None:
         for proc in self.procs:
@@ -251,11 +236,7 @@ class Parent:
             )
             for conn in ready:
                 if conn is self._wake_r:
-                    try:
-                        while self._wake_r.recv(64):
-                            pass
-                    except BlockingIOError:
-                        pass
+                    self._drain_wakeup()
                     continue
                 k = next(i for i, c in open_conns.items() if c is conn)
                 try:
@@ -298,11 +279,6 @@ class Parent:
                 _log(f"reopened {self.args.output}")
         except OSError as exc:
             _log(f"error: cannot reopen {self.args.output}: {exc.strerror}; keeping the old one")
-
-    def close(self) -> None:
-        signal.set_wakeup_fd(-1)
-        self._wake_r.close()
-        self._wake_w.close()
 
 
 def run(args: argparse.Namespace, policy: Policy) -> int:
