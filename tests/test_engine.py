@@ -154,3 +154,28 @@ def test_windows_close_each_window_once_when_it_ends() -> None:
     assert closed[-1] == ("b", 11, 0) and len(wins.table) == 1
     wins.close_all()
     assert closed[-1] == ("c", 12, 0) and len(wins.table) == 0 and len(closed) == 4
+
+
+def test_reducer_declarations_are_checked(tmp_path: Path) -> None:
+    """A family's ``reducers:`` names only observable kinds and its own thresholds, and
+    every declared kind is one the native core builds."""
+    import yaml
+
+    from detectors._native import NativeReducer
+
+    specs, _ = discover()
+    path = Path(specs["sweep"].path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for broken, message in (
+        ({"observes": ["every_byte"]}, r"reducers\.sweep\.observes: 'every_byte' not one of"),
+        ({"thresholds": ["ipv6.sweep.nope"]}, r"'ipv6\.sweep\.nope' is not a threshold"),
+    ):
+        bad = {**doc, "reducers": {"sweep": {**doc["reducers"]["sweep"], **broken}}}
+        tmp = tmp_path / "spec.yaml"
+        tmp.write_text(yaml.safe_dump(bad), encoding="utf-8")
+        with pytest.raises(SpecError, match=message):
+            load_spec(tmp)
+    declared = {r.kind for s in specs.values() for r in s.reducers.values()}
+    assert declared >= {"sweep"}
+    with pytest.raises(ValueError, match='unknown native reducer kind "nope"'):
+        NativeReducer("nope", {})
