@@ -15,6 +15,12 @@ Capture files go through ``run_capture`` and live rings through ``run_ring``:
 records are read and decoded natively and only events reach Python. Other
 packet sources (tests) hand ``run`` record tuples. Live capture also calls
 ``advance`` from a timer so quiet links still close windows.
+
+``live --workers N`` splits this in two (``native/src/merge.rs``): each worker
+process runs a ``Forwarding`` (read its ring, decode, pack the events this
+engine uses) and sends the batches; the one counting ``Engine`` takes them with
+``feed`` and counts them in packet order with ``run_merged``, so a scan whose
+flows the kernel spread over the workers is still one scan.
 """
 
 from __future__ import annotations
@@ -22,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from detectors._native import Pipeline
+from detectors._native import Forwarder, Pipeline
 from detectors.alerts import Alert
 from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
 from detectors.detections import NS, Context, Detector, discover
@@ -48,6 +54,7 @@ TICK_NS = NS  # windows are checked at most once per second of packet time
 # Items per batch from the native loop: big enough to amortise the call, small enough
 # to keep the list in cache. Ticks end a batch early.
 BATCH = 4096
+WATERMARK_END = 2**63 - 1  # a worker that ended: it never holds the others back
 
 
 # Decoder bounds, overridable as ``thresholds: {decoder: {...}}`` in the policy.
@@ -149,8 +156,15 @@ class Engine:
         ]
         native = self._pipeline.native_kinds()
         self._pipeline.set_python_kinds(*python)
-        self.decoder.want_packets = python[0] or native[0]
-        self.decoder.want_tunnels = python[1] or native[1]
+        self.kinds: tuple[bool, bool, bool, bool, bool] = (
+            python[0] or native[0],
+            python[1] or native[1],
+            python[2] or native[2],
+            python[3] or native[3],
+            python[4] or native[4],
+        )
+        self.decoder.want_packets = self.kinds[0]
+        self.decoder.want_tunnels = self.kinds[1]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     # -- alerts ------------------------------------------------------------
@@ -246,6 +260,44 @@ class Engine:
                 if tick is not None:
                     self.advance(tick)
 
+    # -- live --workers: events decoded by worker processes ---------------------------
+
+    def merge_workers(self, n: int, previous: Engine | None = None) -> None:
+        """Count the events of ``n`` workers' ``Forwarding``; with ``previous`` (a
+        reload replaced it), take over what its queues still hold."""
+        self._pipeline.set_sources(n)
+        if previous is not None:
+            self._pipeline.adopt_sources(previous._pipeline)
+
+    def feed(self, k: int, blob: bytes, items: int, watermark: int) -> None:
+        """Queue worker ``k``'s batch; ``watermark``: it has sent every frame up to then."""
+        self._pipeline.feed(k, blob, items, watermark)
+
+    def end_worker(self, k: int) -> None:
+        """Worker ``k`` sends nothing more (it ended, or died)."""
+        self._pipeline.end_source(k)
+
+    def queued(self, k: int | None = None) -> int:
+        """Items queued from worker ``k`` (from all of them when None)."""
+        return self._pipeline.queued(k)
+
+    def run_merged(self) -> None:
+        """Count every queued item that no worker can still precede, in packet order;
+        when nothing is left queued, move packet time to the workers' lowest watermark
+        (an idle worker's is its wall clock), so quiet links close windows."""
+        pipeline, deliver = self._pipeline, self._deliver
+        waiting = False
+        while not waiting:
+            items, tick, waiting = pipeline.run_merged(BATCH)
+            if items:
+                deliver(items)
+            if tick is not None:
+                self.advance(tick)
+        if pipeline.queued() == 0:
+            watermark = pipeline.watermark()
+            if watermark < WATERMARK_END:
+                self.advance(watermark)
+
     def advance(self, now_ns: int) -> None:
         """Move packet time forward; close due windows. Time never runs backwards."""
         if not self._pipeline.advance(now_ns):
@@ -304,4 +356,80 @@ class Engine:
             "observations": dict(sorted(self.stats.observations.items())),
             "suppressed": sum(d.suppressed() for d in self.detectors),
             "tables": self.table_stats(),
+        }
+
+
+class Pump(Protocol):
+    """What the live loop drives: the Engine, or a worker's ``Forwarding``."""
+
+    def pump_start(self) -> None: ...
+    def run_ring(self, ring: LiveRing, timeout_ms: int = 0) -> tuple[int, int]: ...
+    def advance(self, now_ns: int) -> None: ...
+    def finish(self) -> None: ...
+    def table_stats(self) -> dict[str, dict[str, int]]: ...
+
+
+class Forwarding:
+    """A ``live --workers`` worker's stand-in for the Engine: it reads and decodes its
+    share of the link natively and hands each batch of packed events to ``send``
+    (``blob, items, watermark``) for the counting Engine's ``feed``. It has the
+    Engine's faces that the live loop uses: ``pump_start``, ``run_ring``, ``advance``,
+    ``finish`` and ``table_stats``."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        send: Callable[[bytes, int, int], None],
+        specs: Mapping[str, FamilySpec] | None = None,
+        classes: Mapping[str, type[Detector]] | None = None,
+    ) -> None:
+        # The event kinds the counting Engine uses follow from the same policy (a dark
+        # prefix makes the sweep family read every IPv6 packet).
+        kinds = Engine(policy, lambda _alert: None, specs, classes).kinds
+        self.decoder = Decoder(decoder_limits(policy.thresholds.get("decoder", {})))
+        self.decoder.want_packets, self.decoder.want_tunnels = kinds[0], kinds[1]
+        self._forwarder = Forwarder(self.decoder, TICK_NS, kinds)
+        self.send = send
+
+    @property
+    def now_ns(self) -> int:
+        return self._forwarder.now_ns
+
+    def pump_start(self) -> None:
+        self._forwarder.restart()
+
+    def run_ring(self, ring: LiveRing, timeout_ms: int = 0) -> tuple[int, int]:
+        """Decode one block of the ring and send its events; ``(frames, bytes)``."""
+        frames, nbytes = self._forwarder.run_ring(ring, timeout_ms)
+        if frames:
+            self.flush()
+        return frames, nbytes
+
+    def run(self, records: list[tuple[Any, ...]]) -> None:
+        """Decode record tuples (``(ts_ns, iface, linktype, data, wire_len[, frame])``)
+        and send their events."""
+        self._forwarder.run_records(records)
+        self.flush()
+
+    def advance(self, now_ns: int) -> None:
+        """The ring is empty up to ``now_ns``: time stale fragments out, and tell the
+        counting Engine (the watermark), so that the other workers' events go on."""
+        self._forwarder.advance(now_ns)
+        self.flush()
+
+    def flush(self) -> None:
+        blob, items, watermark = self._forwarder.take()
+        self.send(blob, items, watermark)
+
+    def finish(self) -> None:
+        self.flush()
+
+    def table_stats(self) -> dict[str, dict[str, int]]:
+        reasm = self.decoder.reassembler
+        return {
+            "decoder.reassembly": {
+                "size": len(reasm),
+                "cap": reasm.limits.max_datagrams,
+                "evictions": self.decoder.stats.fragment_anomalies.get("evicted", 0),
+            }
         }

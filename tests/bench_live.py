@@ -15,6 +15,11 @@ frames it got, how fast, and what the kernel dropped. Consumers:
   detection engine (what ``v6sentry live`` does);
 * ``tcpdump+engine``: ``tcpdump -w -`` piped into ``detectors.capture`` and the
   engine (drops as tcpdump reports them at exit);
+* ``live`` and ``live-wN``: the ``v6sentry live`` command itself, with one
+  process or with ``--workers N`` (N workers decode, the parent counts), stopped
+  with SIGTERM once its packet count stops growing; frames and kernel drops from
+  its final stats line. Its rate is the sender's when nothing was dropped (the
+  command does not time itself).
 
 The sender's own rate is reported too: the most this machine pushes through the
 veth from one Python raw socket, the ceiling of what any consumer can be shown
@@ -212,6 +217,99 @@ def _send(count: int) -> None:
 # -- the orchestration (root namespace) --------------------------------------------------------
 
 
+def _run_sender(ns: str, frames: int) -> subprocess.CompletedProcess[str]:
+    """The burst, from a raw socket in the namespace; its JSON report on stdout."""
+    return subprocess.run(
+        _in_ns(ns, sys.executable, "-m", "tests.bench_live", "--send", str(frames)),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        check=True,
+    )
+
+
+STATS_RE = re.compile(r"packets (\d+), bytes \d+, kernel drops (\d+)")
+
+
+def bench_sensor(ns: str, workers: int, frames: int, buffer_mb: int) -> dict[str, object]:
+    """The ``v6sentry live`` command on the veth while the burst is sent."""
+    import queue
+    import threading
+
+    argv = [sys.executable, "-m", "detectors.cli", "live", "-i", CAP, "-o", "/dev/null"]
+    argv += ["--workers", str(workers), "--buffer-mb", str(buffer_mb), "--stats-interval", "1"]
+    sensor = subprocess.Popen(
+        _in_ns(ns, *argv),
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert sensor.stderr is not None
+    lines: queue.Queue[str] = queue.Queue()
+    stream = sensor.stderr
+
+    def pump() -> None:
+        for text in stream:
+            lines.put(text)
+
+    threading.Thread(target=pump, daemon=True).start()
+    try:
+        while "capturing on" not in (line := lines.get(timeout=60)):
+            pass
+        send = _run_sender(ns, frames)
+        # Until the stats line's packet count stops growing: the sensor caught up.
+        seen = -1
+        while True:
+            line = lines.get(timeout=60)
+            m = STATS_RE.search(line)
+            if m:
+                if int(m.group(1)) == seen:
+                    break
+                seen = int(m.group(1))
+        cpu = _cpu_seconds(ns, sensor.pid)
+        sensor.send_signal(signal.SIGTERM)
+        sensor.wait(60)
+        final = ""
+        while not lines.empty():
+            line = lines.get()
+            final = line if "final stats" in line else final
+    finally:
+        if sensor.poll() is None:
+            sensor.kill()
+            sensor.wait()
+    m = STATS_RE.search(final)
+    if m is None:
+        raise RuntimeError(f"live --workers {workers}: no final stats line")
+    sent = json.loads(send.stdout)
+    return {
+        "frames": int(m.group(1)),
+        "drops": int(m.group(2)),
+        "sent": sent["sent"],
+        "send_pps": sent["sent"] / sent["seconds"],
+        "seconds": sent["seconds"],
+        "final": final.strip(),
+        "cpu": cpu,
+    }
+
+
+def _cpu_seconds(ns: str, parent: int) -> dict[str, float]:
+    """CPU seconds (user + system) each sensor process has used so far: where a live run's
+    time goes, and how busy each process was while the sender ran."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    for pid in sorted(int(p) for p in pids.split()):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = "parent" if pid == parent else f"worker {len(out) - ('parent' in out)}"
+        out[name] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def _ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=30)
 
@@ -236,14 +334,7 @@ def bench_one(
     try:
         if consumer.stdout.readline().strip() != "ready":
             raise RuntimeError(f"{kind}: consumer did not start")
-        send = subprocess.run(
-            _in_ns(ns, sys.executable, "-m", "tests.bench_live", "--send", str(frames)),
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=300,
-            check=True,
-        )
+        send = _run_sender(ns, frames)
         out, _ = consumer.communicate("go\n", timeout=300)
     finally:
         if consumer.poll() is None:
@@ -298,8 +389,9 @@ def main(argv: list[str] | None = None) -> int:
     kinds = ["ring", "ring+tuples", "ring+engine"]
     if shutil.which("tcpdump"):
         kinds.append("tcpdump+engine")
+    kinds += ["live", "live-w2"]
     if args.only:
-        kinds = [k for k in kinds if k in args.only]
+        kinds = [k for k in args.only if k in kinds or re.fullmatch(r"live-w\d+", k)]
     # A SIGTERM (timeout, Ctrl-C's cousin) must still delete the namespace.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     _ip("netns", "add", ns)
@@ -314,14 +406,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
             f"ring {args.buffer_mb} MiB"
         )
-        alone = subprocess.run(
-            _in_ns(ns, sys.executable, "-m", "tests.bench_live", "--send", str(args.frames)),
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            timeout=300,
-            check=True,
-        )
+        alone = _run_sender(ns, args.frames)
         solo = json.loads(alone.stdout)
         print(
             f"bench_live: {'sender alone':<20} sent {solo['sent']:>9,} "
@@ -331,6 +416,25 @@ def main(argv: list[str] | None = None) -> int:
         if args.prefill:
             runs += [(kind, True) for kind in kinds if kind != "tcpdump+engine"]
         for kind, prefill in runs:
+            if kind.startswith("live"):
+                if prefill:
+                    continue
+                workers = int(kind.removeprefix("live-w")) if "-w" in kind else 1
+                r = bench_sensor(ns, workers, args.frames, args.buffer_mb)
+                rate = float(str(r["send_pps"]))
+                print(
+                    f"bench_live: {kind:<20} sent {r['sent']:>9,} ({rate:>9,.0f}/s)"
+                    f"  delivered {r['frames']:>9,}"
+                    + (f" ({rate:>9,.0f}/s)" if r["drops"] == 0 else "")
+                    + f"  kernel drops {r['drops']}"
+                )
+                print(f"bench_live: {kind:<20} {r['final']}")
+                cpu = cast(dict[str, float], r["cpu"])
+                print(
+                    f"bench_live: {kind:<20} CPU while sending {float(str(r['seconds'])):.1f} s: "
+                    + ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items())
+                )
+                continue
             r = bench_one(ns, kind, args.frames, sys.executable, args.buffer_mb, prefill)
             frames, seconds = int(str(r["frames"])), float(str(r["seconds"]))
             label = f"{kind} (drain)" if prefill else kind

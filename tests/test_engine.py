@@ -8,16 +8,19 @@ runs on packet time.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from detectors.detections import Detector, discover
+from detectors.detections import NS, Detector, discover
 from detectors.engine import DECODER_THRESHOLDS, Engine, known_thresholds
 from detectors.policy import empty_policy, load_policy
 from detectors.spec import SpecError, load_spec
 from detectors.state import BoundedTable, Suppressor
+from pcaps.generate import a6, fragment_packets, icmp6, ip6, lan, mac
 
 CATEGORIES = {
     "ipv6.rogue_ra", "ipv6.ra_flood", "ipv6.ra_guard_evasion", "ipv6.ndp_exhaustion",
@@ -179,3 +182,32 @@ def test_reducer_declarations_are_checked(tmp_path: Path) -> None:
     assert declared >= {"sweep"}
     with pytest.raises(ValueError, match='unknown native reducer kind "nope"'):
         NativeReducer("nope", {})
+
+
+def test_fragment_timeouts_reach_the_native_reducers() -> None:
+    """Reassembly timeouts are found on ticks (``Pipeline.expire``), not while decoding a
+    frame: they still reach the families' native reducers. A malformed family told to
+    alert on ``timeout`` raises one for a datagram whose last fragment never came."""
+    specs, classes = discover()
+    specs = copy.deepcopy(specs)
+    params = specs["malformed"].detections["ipv6.malformed"].parameters
+    params["alert_fragment_kinds"] = ["timeout"]
+    alerts: list[Any] = []
+    engine = Engine(empty_policy(), alerts.append, specs, classes)
+    src, dst = a6("2001:db8:1::bad"), a6("2001:db8:1::20")
+    first, _rest = fragment_packets(src, dst, 58, icmp6(src, dst, 128, bytes(60)), 32, 0xC1, 64)
+    later = ip6(a6("2001:db8:1::10"), dst, 59, b"")  # any packet after the 60 s timeout
+    t0 = 1_700_000_000 * NS
+    m = mac("02:00:00:00:00:10")
+    engine.run(
+        [
+            (t0, 0, 1, lan(first, m), 0),
+            (t0 + 30 * NS, 0, 1, lan(later, m), 0),
+            (t0 + 61 * NS, 0, 1, lan(later, m), 0),
+        ]
+    )
+    engine.finish()
+    assert engine.decoder.stats.fragment_anomalies == {"timeout": 1}
+    assert [(a.category, a.src_ip) for a in alerts] == [("ipv6.malformed", "2001:db8:1::bad")]
+    assert "timeout" in str(alerts[0].evidence)
+    assert alerts[0].ts_ns == t0 + 61 * NS  # found on the tick the later packet started

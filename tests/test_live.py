@@ -39,6 +39,7 @@ from typing import IO, Any
 
 import pytest
 
+from detectors.capture import open_capture
 from detectors.cli import main as v6sentry_main
 from pcaps.generate import R1_MAC, a6, lan, mac, rogue_ra, router_ra
 from tests.es_node import EsNode
@@ -201,10 +202,10 @@ def live_procs() -> Iterator[list[Live]]:
                 p.stop(signal.SIGKILL)
 
 
-def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
-    ns: str, tmp_path: Path, live_procs: list[Live]
-) -> None:
-    pcap = tmp_path / "same.pcap"
+@contextlib.contextmanager
+def tcpdump_to(ns: str, pcap: Path) -> Iterator[None]:
+    """tcpdump on cap0 into ``pcap`` (nanosecond stamps) while the block runs: the
+    frames the sensor saw, to replay afterwards."""
     tcpdump = subprocess.Popen(
         [
             "ip",
@@ -221,6 +222,8 @@ def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
             str(pcap),
             "--time-stamp-precision=nano",
             "--immediate-mode",  # no buffered block left behind at SIGTERM
+            "-B",
+            "65536",  # KiB: a burst sent while the sensor takes the CPUs is kept whole
         ],
         stderr=subprocess.PIPE,
         text=True,
@@ -228,6 +231,23 @@ def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
     try:
         assert tcpdump.stderr is not None
         assert "listening" in tcpdump.stderr.readline()
+        yield
+    finally:
+        tcpdump.terminate()
+        tcpdump.wait(10)
+
+
+def _replay_ids(pcap: Path, tmp_path: Path) -> list[dict[str, Any]]:
+    out = tmp_path / "replay.jsonl"
+    assert v6sentry_main(["replay", "-q", "--policy", str(POLICY), "-o", str(out), str(pcap)]) == 0
+    return [json.loads(x) for x in out.read_text().splitlines()]
+
+
+def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    pcap = tmp_path / "same.pcap"
+    with tcpdump_to(ns, pcap):
         live = Live(ns, ["-i", "cap0", "--policy", str(POLICY)])
         live_procs.append(live)
         live.started()
@@ -242,12 +262,7 @@ def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
         alert_s = time.mktime(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
         assert abs(alert_s - sent) < 2.0
         assert live.stop() == 0
-    finally:
-        tcpdump.terminate()
-        tcpdump.wait(10)
-    out = tmp_path / "replay.jsonl"
-    assert v6sentry_main(["replay", "-q", "--policy", str(POLICY), "-o", str(out), str(pcap)]) == 0
-    replayed = [json.loads(x) for x in out.read_text().splitlines()]
+    replayed = _replay_ids(pcap, tmp_path)
     assert [a["v6sentry"]["alert_id"] for a in replayed] == [
         a["v6sentry"]["alert_id"] for a in live.alerts()
     ]
@@ -308,13 +323,19 @@ def test_sigint_exits_0_too(ns: str, live_procs: list[Live]) -> None:
     assert not [e for e in live.err if "Traceback" in e]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sighup_reloads_policy_keeps_old_on_error_and_reopens_output(
-    ns: str, tmp_path: Path, live_procs: list[Live]
+    ns: str, tmp_path: Path, live_procs: list[Live], workers: int
 ) -> None:
+    """With ``--workers 2`` the parent judges: it reloads and logs once, and the new
+    engine takes over what the workers had queued."""
     policy = tmp_path / "site.yaml"
     policy.write_text(POLICY.read_text())
     alerts = tmp_path / "alerts.json"
-    live = Live(ns, ["-i", "cap0", "--policy", str(policy), "-o", str(alerts)])
+    live = Live(
+        ns,
+        ["-i", "cap0", "--policy", str(policy), "-o", str(alerts), "--workers", str(workers)],
+    )
     live_procs.append(live)
     live.started()
 
@@ -356,6 +377,8 @@ def test_sighup_reloads_policy_keeps_old_on_error_and_reopens_output(
     assert not [a for a in written(alerts) if a["src_ip"] == "fe80::bad:3"]
     assert [a["src_ip"] for a in written(rotated)] == ["fe80::bad:1"]
     assert live.stop() == 0
+    assert len([e for e in live.err if "policy reloaded" in e]) == 1, live.err
+    assert len([e for e in live.err if "policy reload failed" in e]) == 1, live.err
 
 
 def test_kernel_drops_in_the_stats_line(ns: str, live_procs: list[Live]) -> None:
@@ -760,3 +783,57 @@ def test_workers_share_the_link_and_write_each_alert_once(
     assert "packets 8," in final and "alerts 8 " in final, final
     pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
     assert pids.strip() == ""  # workers gone too
+
+
+def test_workers_count_a_scan_split_over_them_as_one_and_as_replay(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    """400 probes of one /64, each from another random source of one /64: the fanout
+    hash spreads them over both workers (the final stats line shows each worker's
+    share), and the parent still counts one prefix sweep over all 400, with the alert
+    ids that a replay of the same frames (tcpdump's copy) gives."""
+    with open_capture(str(REPO / "pcaps" / "sweep_random_source.pcap")) as reader:
+        frames = [record[3] for record in reader.records()]
+    pcap = tmp_path / "same.pcap"
+    with tcpdump_to(ns, pcap):
+        live = Live(ns, [*POLICY_ARGS, "-i", "cap0", "--workers", "2"])
+        live_procs.append(live)
+        live.started()
+        send(ns, frames)
+        sweep = live.wait_for(
+            lambda: [a for a in live.alerts() if a["alert"]["category"] == "ipv6.sweep"],
+            5.0,
+            "one sweep alert",
+        )
+        assert live.stop() == 0
+    assert sweep[0]["alert"]["signature_id"] == 1000402  # the prefix sweep, whole
+    final = next(e for e in live.err if "final stats" in e)
+    shares = [int(n) for n in final.split("; workers ")[1].split()[0].split("/")]
+    assert len(shares) == 2 and min(shares) > 0 and sum(shares) == len(frames), final
+    with open_capture(str(pcap)) as reader:
+        assert sum(1 for _ in reader.records()) == len(frames)  # tcpdump kept every frame
+    replayed = _replay_ids(pcap, tmp_path)
+    assert [a["v6sentry"]["alert_id"] for a in live.alerts()] == [
+        a["v6sentry"]["alert_id"] for a in replayed
+    ]
+    assert [a["alert"]["signature_id"] for a in replayed] == [1000402]
+
+
+def test_a_worker_that_dies_stops_the_run_with_exit_2(ns: str, live_procs: list[Live]) -> None:
+    live = Live(ns, [*POLICY_ARGS, "-i", "cap0", "--workers", "2"])
+    live_procs.append(live)
+    live.started()
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    workers = [
+        int(pid)
+        for pid in pids.split()
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(live.proc.pid)
+    ]
+    assert len(workers) == 2, (pids, live.proc.pid)
+    os.kill(workers[0], signal.SIGKILL)
+    assert live.proc.wait(15) == 2
+    live.proc.communicate(timeout=10)
+    assert any("a worker stopped unexpectedly" in e for e in live.err), live.err
+    assert any("final stats" in e for e in live.err), live.err
+    left = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
+    assert left.strip() == ""  # the other worker is gone too

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Final
 from detectors._native import LiveRing
 
 if TYPE_CHECKING:
-    from detectors.engine import Engine
+    from detectors.engine import Pump
 
 __all__ = ["CAPS_HINT", "Link", "LiveCapture", "LiveCaptureError", "compile_bpf"]
 
@@ -256,7 +256,7 @@ class LiveCapture:
                 return link
         raise KeyError(ring)
 
-    def feed(self, link: Link, engine: Engine, timeout_ms: int = 0) -> bool:
+    def feed(self, link: Link, engine: Pump, timeout_ms: int = 0) -> bool:
         """Hand the next block of ``link``'s ring to ``engine`` natively (no Python per
         frame), waiting up to ``timeout_ms``; True if it had frames."""
         ring = link.ring

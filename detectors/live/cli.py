@@ -39,7 +39,7 @@ from typing import IO, Any, Final
 
 from detectors.alerts import Alert, AlertWriter
 from detectors.detections import discover
-from detectors.engine import Engine, known_thresholds
+from detectors.engine import Engine, Pump, known_thresholds
 from detectors.live.capture import Link, LiveCapture, LiveCaptureError
 from detectors.observations import Observation
 from detectors.policy import Policy, PolicyError, empty_policy, load_policy
@@ -123,8 +123,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         type=int,
         default=1,
-        help="N processes share each interface's flows (PACKET_FANOUT, by flow hash), "
-        "each with its own engine; alerts go out through one output (default 1)",
+        help="N processes read and decode each interface's frames (PACKET_FANOUT, by "
+        "flow hash); the parent merges them in packet order and counts one stream, so "
+        "alerts equal one process's (default 1)",
     )
     ship_cli.add_replay_arguments(parser)
 
@@ -212,6 +213,12 @@ class Signals:
 class LiveRun(Signals):
     """One ``v6sentry live`` process: capture, engine, output, shipping, signals."""
 
+    # The loop's pace; a ``--workers`` worker tells the counting process its time more
+    # often (``workers.WorkerRun``).
+    poll_s: float = POLL_S
+    idle_s: float = IDLE_S
+    lag_ns: int = LAG_NS
+
     def __init__(
         self,
         args: argparse.Namespace,
@@ -229,7 +236,7 @@ class LiveRun(Signals):
         self.host = args.sensor_name if args.sensor_name is not None else socket.gethostname()
         self.writer = AlertWriter(output.stream, args.format, self.host)
         self.specs, self.classes = discover()
-        self.engine = self._engine(policy)
+        self.engine: Pump = self._engine(policy)
         self.alerts: dict[str, int] = {}
         self.started = time.monotonic()
         self._last_frame = time.monotonic()
@@ -243,7 +250,7 @@ class LiveRun(Signals):
         interval = self.args.stats_interval
         return now + interval if interval > 0 else float("inf")
 
-    def _engine(self, policy: Policy) -> Engine:
+    def _engine(self, policy: Policy) -> Pump:
         observe = self._observe if self.shipping is not None else None
         return Engine(policy, self._sink, self.specs, self.classes, observe)
 
@@ -269,7 +276,7 @@ class LiveRun(Signals):
         while True:
             by_fd = {ring.fileno(): ring for ring in capture.rings()}
             try:
-                ready, _, _ = select.select([self._wake_r.fileno(), *by_fd], [], [], POLL_S)
+                ready, _, _ = select.select([self._wake_r.fileno(), *by_fd], [], [], self.poll_s)
             except InterruptedError:  # pragma: no cover - PEP 475 retries select
                 ready = []
             got = False
@@ -283,10 +290,10 @@ class LiveRun(Signals):
             now = time.monotonic()
             if got:
                 self._last_frame = now
-            elif now - self._last_frame >= IDLE_S and now - self._last_advance >= IDLE_S:
+            elif now - self._last_frame >= self.idle_s and now - self._last_advance >= self.idle_s:
                 # Quiet: the sockets were empty, so packet time may follow the clock.
                 self._last_advance = now
-                self.engine.advance(time.time_ns() - LAG_NS)
+                self.engine.advance(time.time_ns() - self.lag_ns)
             if now - self._last_check >= CHECK_S:
                 self._last_check = now
                 capture.check()
@@ -341,14 +348,17 @@ class LiveRun(Signals):
             self._retire(old)
             self.engine = self._engine(self.policy)
             self.engines += 1
-            _log(
-                f"{self.args.policy}: policy reloaded (sha256 {self.policy.sha256[:12]}); "
-                "open windows were flushed, detection state starts over"
-            )
+            self._log_reloaded()
+
+    def _log_reloaded(self) -> None:
+        _log(
+            f"{self.args.policy}: policy reloaded (sha256 {self.policy.sha256[:12]}); "
+            "open windows were flushed, detection state starts over"
+        )
 
     # -- statistics ----------------------------------------------------------------------
 
-    def _retire(self, engine: Engine) -> None:
+    def _retire(self, engine: Pump) -> None:
         # Evictions of engines replaced by a reload still count in the stats line.
         for name, table in engine.table_stats().items():
             self._retired[name] = self._retired.get(name, 0) + table["evictions"]
@@ -405,6 +415,7 @@ def format_stats(s: dict[str, Any], final: bool = False) -> str:
         + f", table entries {s['table_entries']}, evictions {evicted}"
         + (f" ({where})" if where else "")
         + f"; links {links}"
+        + ("; workers " + "/".join(map(str, s["workers"])) if s.get("workers") else "")
     )
 
 

@@ -1,4 +1,4 @@
-"""``v6sentry live --workers N``: N processes share each interface, one output.
+"""``v6sentry live --workers N``: N processes read and decode a link, one counts it.
 
 Owns the parent and the workers of a multi-process live run. The parent opens N
 captures of every interface before anything else (so a missing interface or
@@ -6,29 +6,34 @@ capability is still exit 2 in one line), each ring in the interface's
 ``PACKET_FANOUT`` group (the kernel's symmetric flow hash: both directions of a
 flow reach the same worker, and so do all fragments of a datagram, which it hashes
 by addresses alone; no kernel reassembly, so workers see the frames as sent), then
-forks N
-workers. Worker k keeps capture k, closes its copies of the others, and runs its
-own ``LiveRun`` and Engine; it writes nothing itself but sends its alerts,
-observations (with ``--es``) and stats to the parent over a pipe. The parent
-writes every alert once through the one ``-o`` output and ``--es`` shipper
-(an alert id a worker already sent is not written twice), prints the stats line
-summed over the workers, and forwards SIGHUP (each worker reloads the policy;
-the parent reopens the output) and SIGTERM/SIGINT (each worker flushes its open
-windows, the parent writes what they send, then exits 0). A worker that dies
-stops the others and the run exits 2.
+forks N workers.
 
-What this does not do (yet): merge per-window state across workers. Each
-worker's detectors count only the flows hashed to it, so a detection that counts
-across flows of one link (RA and ND floods from randomised sources, sweeps whose
-probes span many flows, per-link alert caps) sees 1/N of them: it may alert
-later, with partial counts, from several workers, or not at all. ``--workers 1``
-(the default) is exact.
+Worker k keeps capture k, closes its copies of the others, and runs a ``LiveRun``
+whose engine is a ``Forwarding``: it reads its ring and decodes natively, and sends
+the events that detection uses, in batches of bytes, with its watermark (every
+frame up to that packet time has been sent; an idle worker's is the wall clock
+less ``WORKER_LAG_NS``) to the parent. The parent runs the one counting
+``Engine``: it merges the workers' batches in packet order (``native/src/merge.rs``)
+and counts them as one stream, so a scan or a flood whose flows the kernel
+spread over the workers is one scan, with the windows, thresholds and alert ids
+that one process (or ``replay``) gives. Parallel: reading and decoding; serial:
+counting and judging, whose cost per event is the smaller part.
+
+The parent writes every alert through the one ``-o`` output and ``--es``
+shipper, prints the stats line (the workers' rings and decoders, its own
+tables), and handles SIGHUP (it reopens the output and reloads the policy; the
+workers reload theirs for the decoder's limits) and SIGTERM/SIGINT (each worker
+sends what it holds and ends, the parent counts the rest, flushes its open
+windows, then exits 0). A worker that dies stops the others and the run exits 2.
+
+Differences from one process: each worker has its own fragment reassembly
+(its own ``frag_max_*`` caps and timeouts, on its own clock), and ``pcap_cnt``
+counts the frames of the worker that read the frame.
 """
 
 from __future__ import annotations
 
 import argparse
-import collections
 import contextlib
 import errno
 import functools
@@ -43,7 +48,8 @@ from multiprocessing.connection import Connection
 from typing import Any, Final
 
 from detectors.alerts import Alert, AlertWriter
-from detectors.engine import Engine
+from detectors.detections import discover
+from detectors.engine import Engine, Forwarding, Pump, known_thresholds
 from detectors.live.capture import LiveCapture, LiveCaptureError
 from detectors.live.cli import (
     CHECK_S,
@@ -58,10 +64,18 @@ from detectors.live.cli import (
     format_stats,
 )
 from detectors.observations import Observation
-from detectors.policy import Policy
+from detectors.policy import Policy, PolicyError, load_policy
 from detectors.ship import cli as ship_cli
 
-SEEN_IDS: Final = 65_536  # alert ids remembered to drop a repeat from another worker
+# An idle worker tells the parent its time this often, as the wall clock less this lag
+# (a ring hands a block over at most 10 ms after its first frame): the parent holds
+# the other workers' events back only that long.
+WORKER_POLL_S: Final = 0.02
+WORKER_LAG_NS: Final = 50_000_000
+# Items the parent queues from one worker before it stops reading that worker's pipe
+# (the worker then waits, and its ring holds the frames): bounds the parent's memory
+# while a slower worker holds the merge back.
+MAX_QUEUED: Final = 262_144
 
 
 def _worker_log(k: int, message: str) -> None:
@@ -78,7 +92,12 @@ def fanout_base() -> int:
 
 
 class WorkerRun(LiveRun):
-    """One worker's LiveRun: alerts, observations and stats go to the parent's pipe."""
+    """One worker's LiveRun: its engine is a ``Forwarding``, whose batches, and the
+    stats, go to the parent's pipe. It judges nothing and writes nothing."""
+
+    poll_s = WORKER_POLL_S
+    idle_s = WORKER_POLL_S
+    lag_ns = WORKER_LAG_NS
 
     def __init__(
         self, args: argparse.Namespace, capture: LiveCapture, policy: Policy, conn: Connection
@@ -86,19 +105,31 @@ class WorkerRun(LiveRun):
         self.conn = conn
         super().__init__(args, capture, policy, _Output("-"), None)
 
-    def _engine(self, policy: Policy) -> Engine:
-        observe = self._observe if self.args.es else None
-        return Engine(policy, self._sink, self.specs, self.classes, observe)
+    def _engine(self, policy: Policy) -> Pump:
+        return Forwarding(policy, self._send, self.specs, self.classes)
 
-    def _sink(self, alert: Alert) -> None:
-        self.alerts[alert.category] = self.alerts.get(alert.category, 0) + 1
-        self.conn.send(("alert", alert))
-
-    def _observe(self, obs: Observation) -> None:
-        self.conn.send(("obs", obs))
+    def _send(self, blob: bytes, items: int, watermark: int) -> None:
+        self.conn.send(("events", (blob, items, watermark)))
 
     def _reopen_output(self) -> None:
         pass  # the parent owns the output
+
+    def _reload(self) -> bool:
+        """SIGHUP: read the policy again, for the decoder's limits; the parent says
+        what happened (and why a bad policy was kept)."""
+        if not self.args.policy:
+            return False
+        try:
+            policy = load_policy(self.args.policy, known_thresholds(self.specs))
+        except PolicyError:
+            return False
+        if policy.sha256 == self.policy.sha256:
+            return False
+        self.policy = policy
+        return True
+
+    def _log_reloaded(self) -> None:
+        pass  # the parent logs the reload once
 
     def _stats_due(self, now: float) -> float:
         # The parent prints the line; it needs fresh numbers from every worker.
@@ -135,9 +166,17 @@ def _worker(
 # -- the parent ---------------------------------------------------------------------------
 
 
-def _merge(stats: list[dict[str, Any]], alerts: dict[str, int], uptime: float) -> dict[str, Any]:
+def _merge(
+    stats: list[dict[str, Any]],
+    alerts: dict[str, int],
+    uptime: float,
+    tables: dict[str, dict[str, int]],
+    retired: dict[str, int],
+    engines: int,
+) -> dict[str, Any]:
+    """The stats line: the workers' rings and decoders, the parent's alerts and tables."""
     links: dict[str, dict[str, Any]] = {}
-    evictions: dict[str, int] = {}
+    evictions: dict[str, int] = dict(retired)
     for s in stats:
         for name, v in s["links"].items():
             link = links.setdefault(name, {**v, "packets": 0, "kernel_drops": 0})
@@ -148,6 +187,8 @@ def _merge(stats: list[dict[str, Any]], alerts: dict[str, int], uptime: float) -
             link["reopened"] = max(link["reopened"], v["reopened"])
         for name, n in s["evictions"].items():
             evictions[name] = evictions.get(name, 0) + n
+    for name, table in tables.items():
+        evictions[name] = evictions.get(name, 0) + table["evictions"]
     return {
         "uptime_s": round(uptime, 1),
         "packets": sum(s["packets"] for s in stats),
@@ -155,24 +196,28 @@ def _merge(stats: list[dict[str, Any]], alerts: dict[str, int], uptime: float) -
         "kernel_drops": sum(s["kernel_drops"] for s in stats),
         "links": links,
         "alerts": dict(sorted(alerts.items())),
-        "table_entries": sum(s["table_entries"] for s in stats),
-        "evictions": dict(sorted(evictions.items())),
-        "engines": max((s["engines"] for s in stats), default=1),
+        "table_entries": sum(s["table_entries"] for s in stats)
+        + sum(t["size"] for t in tables.values()),
+        "evictions": {k: v for k, v in sorted(evictions.items()) if v},
+        "engines": engines,
+        "workers": [s["packets"] for s in stats],
     }
 
 
 class Parent(Signals):
-    """The parent of N workers: one output, one shipper, signals forwarded."""
+    """The parent of N workers: the counting Engine, one output, one shipper, signals."""
 
     def __init__(
         self,
         args: argparse.Namespace,
+        policy: Policy,
         procs: list[multiprocessing.process.BaseProcess],
         conns: list[Connection],
         output: _Output,
     ) -> None:
         super().__init__()
         self.args = args
+        self.policy = policy
         self.procs = procs
         self.conns = conns
         self.output = output
@@ -180,10 +225,19 @@ class Parent(Signals):
         self.host = args.sensor_name if args.sensor_name is not None else socket.gethostname()
         self.writer = AlertWriter(output.stream, args.format, self.host)
         self.alerts: dict[str, int] = {}
-        self.seen: collections.OrderedDict[str, None] = collections.OrderedDict()
         self.latest: dict[int, dict[str, Any]] = {}
         self.final: dict[int, dict[str, Any]] = {}
         self.started = time.monotonic()
+        self.specs, self.classes = discover()
+        self.engine = self._engine(None)
+        self.engines = 1
+        self._retired: dict[str, int] = {}
+
+    def _engine(self, previous: Engine | None) -> Engine:
+        observe = self._observe if self.args.es else None
+        engine = Engine(self.policy, self._write, self.specs, self.classes, observe)
+        engine.merge_workers(len(self.procs), previous)
+        return engine
 
     def _forward(self, sig: int) -> None:
         for proc in self.procs:
@@ -192,30 +246,36 @@ class Parent(Signals):
                     os.kill(proc.pid, sig)
 
     def _write(self, alert: Alert) -> None:
-        if alert.id in self.seen:
-            return  # the same alert from another worker
-        self.seen[alert.id] = None
-        if len(self.seen) > SEEN_IDS:
-            self.seen.popitem(last=False)
         self.writer(alert)
         self.output.stream.flush()
         self.alerts[alert.category] = self.alerts.get(alert.category, 0) + 1
         if self.shipping is not None:
             self.shipping.add(alert, self.host)
 
+    def _observe(self, obs: Observation) -> None:
+        if self.shipping is not None:
+            self.shipping.add_observation(obs, self.host)
+
     def _handle(self, k: int, kind: str, body: Any) -> None:
-        if kind == "alert":
-            self._write(body)
-        elif kind == "obs":
-            if self.shipping is not None:
-                self.shipping.add_observation(body, self.host)
+        if kind == "events":
+            blob, items, watermark = body
+            self.engine.feed(k, blob, items, watermark)
         elif kind == "stats":
             self.latest[k] = body
         elif kind == "final":
+            # Sent after the worker's last batch: it holds nothing back any more.
             self.latest[k] = self.final[k] = body
+            self.engine.end_worker(k)
 
     def stats(self) -> dict[str, Any]:
-        return _merge(list(self.latest.values()), self.alerts, time.monotonic() - self.started)
+        return _merge(
+            [self.latest[k] for k in sorted(self.latest)],
+            self.alerts,
+            time.monotonic() - self.started,
+            self.engine.table_stats(),
+            self._retired,
+            self.engines,
+        )
 
     def stats_line(self, final: bool = False) -> None:
         if self.shipping is not None:
@@ -223,7 +283,8 @@ class Parent(Signals):
         _log(format_stats(self.stats(), final))
 
     def loop(self) -> int:
-        """Until every worker has ended; EXIT_ERROR if one died on its own."""
+        """Until every worker has ended, then count what is left and flush the open
+        windows; EXIT_ERROR if a worker died on its own."""
         interval = self.args.stats_interval
         next_stats = time.monotonic() + interval if interval > 0 else float("inf")
         next_check = time.monotonic() + CHECK_S
@@ -231,9 +292,10 @@ class Parent(Signals):
         stopping = False
         failed = False
         while open_conns:
-            ready = multiprocessing.connection.wait(
-                [*open_conns.values(), self._wake_r], timeout=POLL_S
-            )
+            # A worker far ahead of the others waits (its pipe fills) rather than
+            # growing the parent's queue without bound.
+            readable = [c for k, c in open_conns.items() if self.engine.queued(k) < MAX_QUEUED]
+            ready = multiprocessing.connection.wait([*readable, self._wake_r], timeout=POLL_S)
             for conn in ready:
                 if conn is self._wake_r:
                     self._drain_wakeup()
@@ -243,10 +305,12 @@ class Parent(Signals):
                     kind, body = open_conns[k].recv()
                 except (EOFError, OSError):
                     del open_conns[k]
+                    self.engine.end_worker(k)
                     if k not in self.final and not stopping:
                         failed = True
                     continue
                 self._handle(k, kind, body)
+            self.engine.run_merged()
             if failed and not stopping:
                 _log("error: a worker stopped unexpectedly; stopping the others")
             if (self._stop or failed) and not stopping:
@@ -255,6 +319,7 @@ class Parent(Signals):
             if self._hup:
                 self._hup = False
                 self._reopen()
+                self._reload()
                 self._forward(signal.SIGHUP)
             now = time.monotonic()
             if now >= next_check:
@@ -264,6 +329,8 @@ class Parent(Signals):
             if now >= next_stats:
                 next_stats = now + interval
                 self.stats_line()
+        self.engine.run_merged()  # every worker ended: nothing holds the rest back
+        self.engine.finish()  # every open window is reported before exit
         for proc in self.procs:
             proc.join(10)
             if proc.exitcode != 0:
@@ -279,6 +346,32 @@ class Parent(Signals):
                 _log(f"reopened {self.args.output}")
         except OSError as exc:
             _log(f"error: cannot reopen {self.args.output}: {exc.strerror}; keeping the old one")
+
+    def _reload(self) -> None:
+        """SIGHUP: read the policy again; a changed one flushes the counting Engine and
+        starts a new one, which takes over the workers' queued events."""
+        if not self.args.policy:
+            _log("SIGHUP: no --policy to reload (learned routers are kept)")
+            return
+        try:
+            policy = load_policy(self.args.policy, known_thresholds(self.specs))
+        except PolicyError as exc:
+            _log(f"error: policy reload failed, keeping the old policy: {exc}")
+            return
+        if policy.sha256 == self.policy.sha256:
+            _log(f"{self.args.policy}: policy unchanged, state kept")
+            return
+        self.policy = policy
+        old = self.engine
+        old.finish()
+        for name, table in old.table_stats().items():
+            self._retired[name] = self._retired.get(name, 0) + table["evictions"]
+        self.engine = self._engine(old)
+        self.engines += 1
+        _log(
+            f"{self.args.policy}: policy reloaded (sha256 {policy.sha256[:12]}); "
+            "open windows were flushed, detection state starts over"
+        )
 
 
 def run(args: argparse.Namespace, policy: Policy) -> int:
@@ -322,7 +415,7 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
         conns.append(recv)
     for capture in captures:
         capture.close(count=False)  # the workers read (and count) them now
-    parent = Parent(args, procs, conns, output)
+    parent = Parent(args, policy, procs, conns, output)
     parent.install_signals()
     try:
         parent.shipping = ship_cli.ReplayShipping.open(args)

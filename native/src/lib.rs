@@ -2,7 +2,8 @@
 //!
 //! Owns everything that runs once per packet: reading captures (`capture`) and
 //! decoding frames into typed events (`decode`), reading live interfaces through
-//! TPACKET_V3 rings (`live`), the fused per-packet loop (`pipeline`) and the
+//! TPACKET_V3 rings (`live`), the split of one link over
+//! worker processes (`merge`), the fused per-packet loop (`pipeline`) and the
 //! families' counting (`reducer`, `reduce`). Python sees only events, reducer
 //! outputs and counters; it never touches packet bytes.
 
@@ -11,6 +12,7 @@ use pyo3::prelude::*;
 pub mod capture;
 pub mod decode;
 pub mod live;
+pub mod merge;
 pub mod pipeline;
 pub mod record;
 pub mod reduce;
@@ -22,6 +24,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     capture::register(m)?;
     decode::register(m)?;
     live::register(m)?;
+    merge::register(m)?;
     pipeline::register(m)?;
     reducer::register(m)?;
     Ok(())

@@ -24,7 +24,9 @@ use crate::capture::{to_py, PyCaptureReader};
 use crate::decode::events::Event;
 use crate::decode::py::PyDecoder;
 use crate::decode::topy::Converter;
+use crate::decode::wire::Item;
 use crate::live::{os_error, wait_readable, LiveRing};
+use crate::merge::Merge;
 use crate::record::Rec;
 use crate::reducer::{guard, NativeReducer, Observes, Outputs};
 
@@ -90,6 +92,8 @@ pub struct Pipeline {
     /// A source error met after some events were batched: raised on the next call.
     error: Option<PyErr>,
     out: Vec<Event>,
+    /// `live --workers N`: the workers' event batches, merged in packet order.
+    merge: Merge,
 }
 
 /// What one batch call returns: items for Python, a tick due at that time (Python
@@ -210,6 +214,7 @@ impl Pipeline {
             queue: std::collections::VecDeque::new(),
             error: None,
             out: Vec::new(),
+            merge: Merge::default(),
         }
     }
 
@@ -385,6 +390,67 @@ impl Pipeline {
         }
         let more = !self.queue.is_empty() || self.pending.is_some();
         Ok((items, tick, frames, bytes, more))
+    }
+
+    /// Count the events of `n` worker processes (`crate::merge`): `feed` hands over
+    /// their batches, `run_merged` takes them in packet order.
+    fn set_sources(&mut self, n: usize) {
+        self.merge = Merge::new(n);
+    }
+
+    /// Queue worker `k`'s batch (`Forwarder.take`) and move its watermark.
+    fn feed(&mut self, k: usize, blob: &[u8], items: usize, watermark: i64) -> PyResult<()> {
+        self.merge.feed(k, blob, items, watermark)
+    }
+
+    /// Take over `other`'s worker queues (a reload replaced the engine; nothing queued
+    /// is lost).
+    fn adopt_sources(&mut self, mut other: PyRefMut<'_, Pipeline>) {
+        self.merge = std::mem::take(&mut other.merge);
+    }
+
+    /// Worker `k` sends nothing more (it ended).
+    fn end_source(&mut self, k: usize) -> PyResult<()> {
+        self.merge.end(k)
+    }
+
+    /// Items queued from worker `k` (all workers when `k` is None).
+    #[pyo3(signature = (k=None))]
+    fn queued(&self, k: Option<usize>) -> usize {
+        k.map_or_else(|| self.merge.total(), |k| self.merge.queued(k))
+    }
+
+    /// The lowest of the workers' watermarks.
+    fn watermark(&self) -> i64 {
+        self.merge.watermark()
+    }
+
+    /// Count queued worker items in packet order, until `max_items` are batched, a
+    /// tick is due (the item stays queued), or the next item must wait for a worker:
+    /// `(items, tick, waiting)`.
+    fn run_merged<'py>(
+        &mut self,
+        py: Python<'py>,
+        max_items: usize,
+    ) -> PyResult<(Bound<'py, PyList>, Option<i64>, bool)> {
+        let (items, _dec, mut reducers, mut conv) = self.begin(py, false)?;
+        loop {
+            if items.len() >= max_items {
+                return Ok((items, None, false));
+            }
+            let Some(k) = self.merge.next_source()? else {
+                return Ok((items, None, true));
+            };
+            let ts = self.merge.peek(k).map_or(self.now_ns, |item| item.key().0);
+            if !self.clock(ts) {
+                return Ok((items, Some(ts), false));
+            }
+            if let Some(Item::Event(ev)) = self.merge.pop(k) {
+                self.out.clear();
+                self.out.push(ev);
+                self.hand_on(py, &mut reducers, &mut conv, &items)?;
+            }
+        }
     }
 
     /// The same over a list of `(ts_ns, iface, linktype, data, wire_len)` tuples, from

@@ -32,6 +32,7 @@ pub mod reassembly;
 mod testutil;
 pub(crate) mod topy;
 mod tunnels;
+pub mod wire;
 
 use events::*;
 use reassembly::{FragKey, Reassembler};
