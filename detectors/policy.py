@@ -123,7 +123,7 @@ class Policy:
         return self.routers is None
 
     def routers_by_address(self) -> dict[bytes, list[Router]]:
-        """Policy routers keyed by packed address (one address may have several MACs)."""
+        """Policy routers keyed by packed address (``load_policy`` allows one per address)."""
         out: dict[bytes, list[Router]] = {}
         for router in self.routers or ():
             out.setdefault(router.address, []).append(router)
@@ -164,12 +164,15 @@ def load_policy(path: str, known_thresholds: KnownThresholds | None = None) -> P
         routers = _routers(ck, top["routers"])
     prefixes = ck.mapping(top["prefixes"], "prefixes", PREFIX_KEYS) if "prefixes" in top else {}
     tunnels = ck.mapping(top["tunnels"], "tunnels", TUNNEL_KEYS) if "tunnels" in top else {}
+    monitored = ck.located_prefixes(prefixes.get("monitored"), "prefixes.monitored")
+    dark = ck.located_prefixes(prefixes.get("dark"), "prefixes.dark")
+    _monitored_not_dark(path, monitored, dark)
     return Policy(
         source=f"file:{path}",
         path=path,
         routers=routers,
-        monitored=ck.ipv6_prefixes(prefixes.get("monitored"), "prefixes.monitored"),
-        dark=ck.ipv6_prefixes(prefixes.get("dark"), "prefixes.dark"),
+        monitored=tuple(p.net for p in monitored),
+        dark=tuple(p.net for p in dark),
         tunnels_allowed=ck.endpoints(tunnels.get("allowed"), "tunnels.allowed"),
         thresholds=_thresholds(ck, top["thresholds"], known_thresholds)
         if "thresholds" in top
@@ -256,6 +259,15 @@ def _shown(node: yaml.Node, value: float | int) -> str:
 
 def _fmt(x: float) -> str:
     return str(int(x)) if float(x).is_integer() and abs(x) < 2**63 else repr(x)
+
+
+@dataclass(frozen=True, slots=True)
+class _Located:
+    """A validated prefix with where it was written."""
+
+    net: ipaddress.IPv6Network
+    where: str  # key path, e.g. prefixes.dark[0]
+    line: int
 
 
 class _Checker:
@@ -424,6 +436,16 @@ class _Checker:
         items = self.sequence(node, where)
         return tuple(self.ipv6_prefix(n, f"{where}[{i}]") for i, n in enumerate(items))
 
+    def located_prefixes(self, node: yaml.Node | None, where: str) -> list[_Located]:
+        """``ipv6_prefixes`` with each entry's key path and line, for errors across lists."""
+        if node is None:
+            return []
+        out: list[_Located] = []
+        for i, item in enumerate(self.sequence(node, where)):
+            at = f"{where}[{i}]"
+            out.append(_Located(self.ipv6_prefix(item, at), at, _line(item)))
+        return out
+
     def endpoints(self, node: yaml.Node | None, where: str) -> tuple[IPNetwork, ...]:
         """IPv4 or IPv6 addresses or prefixes; an address becomes a /32 or /128."""
         if node is None:
@@ -476,18 +498,57 @@ def _routers(ck: _Checker, node: yaml.Node) -> tuple[Router, ...]:
         _router(ck, item, f"routers[{i}]")
         for i, item in enumerate(ck.sequence(node, "routers", hint))
     )
-    first: dict[tuple[bytes, bytes | None], int] = {}
+    # One entry per address: the RA detection and the ND detection each look a policy
+    # router up by its address, and two entries (another MAC, or one with a MAC and one
+    # without) would let them pick different ones: an RA accepted from a MAC that the ND
+    # side then reports as a spoofed router address (sid 1000221).
+    first: dict[bytes, int] = {}
     for i, router in enumerate(routers):
-        key = (router.address, router.mac)
-        if key in first:
-            j = first[key]
-            same = "same address and mac" if router.mac is not None else "same address, no mac,"
-            raise PolicyError(
-                f"{ck.path}:{router.line}: routers[{i}]: duplicate router: {same} "
-                f"as routers[{j}] (line {routers[j].line})"
-            )
-        first[key] = i
+        j = first.setdefault(router.address, i)
+        if j == i:
+            continue
+        other = routers[j]
+        if router.mac == other.mac:
+            macs = "same mac" if router.mac is not None else "both without mac"
+        else:
+            macs = f"mac {_mac_text(other.mac)} there, {_mac_text(router.mac)} here"
+        raise PolicyError(
+            f"{ck.path}:{router.line}: routers[{i}]: duplicate router address "
+            f"{ipaddress.IPv6Address(router.address)}: already routers[{j}] "
+            f"(line {other.line}; {macs}); list each router address once, with its one MAC"
+        )
     return routers
+
+
+def _mac_text(mac: bytes | None) -> str:
+    return "none" if mac is None else ":".join(f"{b:02x}" for b in mac)
+
+
+def _monitored_not_dark(path: str, monitored: list[_Located], dark: list[_Located]) -> None:
+    """A prefix both monitored (hosts live there) and dark (no host does) is a contradiction.
+
+    Reported at the later of the two entries, naming the earlier one's line; the first
+    such pair in file order, so the message does not depend on list order in memory.
+    """
+    pairs: list[tuple[_Located, _Located]] = []
+    for m in monitored:
+        for d in dark:
+            if m.net.overlaps(d.net):
+                earlier, later = sorted((m, d), key=lambda p: (p.line, p.where))
+                pairs.append((later, earlier))
+    if not pairs:
+        return
+    later, earlier = min(pairs, key=lambda p: (p[0].line, p[0].where, p[1].line, p[1].where))
+    if later.net == earlier.net:
+        relation = "is the same prefix as"
+    elif later.net.subnet_of(earlier.net):
+        relation = "is inside"
+    else:
+        relation = "contains"
+    raise PolicyError(
+        f"{path}:{later.line}: {later.where}: {later.net} {relation} {earlier.where} "
+        f"{earlier.net} (line {earlier.line}); a prefix cannot be both monitored and dark"
+    )
 
 
 def _router(ck: _Checker, node: yaml.Node, where: str) -> Router:

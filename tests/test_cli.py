@@ -130,6 +130,37 @@ def test_bad_policy_names_key_and_line(tmp_path: Path) -> None:
     assert "p.yaml:3" in err and "mack" in err
 
 
+def test_router_address_with_two_macs_is_an_error_naming_both_lines(tmp_path: Path) -> None:
+    # Accepted before, the RA and ND detections picked different entries for fe80::1 and
+    # the benign capture raised a spurious ipv6.ndp_spoof router_address_claim (1000221).
+    text = POLICY.read_text(encoding="utf-8")
+    dup = '  - address: fe80::1\n    mac: "02:00:00:00:01:09"\n'
+    policy = tmp_path / "p.yaml"
+    policy.write_text(text.replace("  - address: fe80::2\n", dup + "  - address: fe80::2\n"))
+    proc = v6sentry("replay", "--policy", str(policy), str(BENIGN))
+    err = proc.stderr.decode()
+    assert proc.returncode == 2, err
+    assert proc.stdout == b"" and len(err.strip().splitlines()) == 1, err
+    assert (
+        f"{policy}:8: routers[1]: duplicate router address fe80::1: already routers[0] (line 3;"
+        in err
+    )
+
+
+def test_monitored_prefix_inside_a_dark_prefix_is_an_error(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        POLICY.read_text(encoding="utf-8").replace("dark: []", "dark: ['2001:db8::/32']")
+    )
+    proc = v6sentry("replay", "--policy", str(policy), str(BENIGN))
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and proc.stdout == b"", err
+    assert (
+        f"{policy}:15: prefixes.dark[0]: 2001:db8::/32 contains prefixes.monitored[0] "
+        "2001:db8:1::/64 (line 14)" in err
+    )
+
+
 def test_unknown_threshold_is_rejected(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("thresholds:\n  ipv6.rogue_ra:\n    learn_windw_s: 5\n")

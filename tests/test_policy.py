@@ -54,7 +54,7 @@ routers:
     dnssl: [corp.example, lab.corp.example.]
     routes: ["::/0", "2001:db8:ff00::/40"]
     mtu: 1500
-  - address: fe80::1
+  - address: fe80::3
     mac: "02:00:00:00:01:0b"
   - address: fe80::2
 """
@@ -167,12 +167,16 @@ def test_every_router_key(tmp_path: Path) -> None:
     assert second.mac == bytes.fromhex("02000000010b") and second.line == 10
     assert third.mac is None and third.name is None and third.line == 12
     # Lookups.
-    assert policy.routers_by_address() == {ip6("fe80::1"): [first, second], ip6("fe80::2"): [third]}
-    assert policy.routers_at(ip6("fe80::1")) == (first, second)
+    assert policy.routers_by_address() == {
+        ip6("fe80::1"): [first],
+        ip6("fe80::3"): [second],
+        ip6("fe80::2"): [third],
+    }
+    assert policy.routers_at(ip6("fe80::1")) == (first,)
     assert policy.routers_at(ip6("fe80::9")) == ()
     assert policy.router_keys() == {
         (ip6("fe80::1"), bytes.fromhex("02000000010a")),
-        (ip6("fe80::1"), bytes.fromhex("02000000010b")),
+        (ip6("fe80::3"), bytes.fromhex("02000000010b")),
         (ip6("fe80::2"), None),
     }
 
@@ -208,12 +212,13 @@ routers:
     prefixes: *lan
     mtu: 1500
   - <<: *r1
+    address: fe80::2
     mac: "02:00:00:00:01:02"
 """
     policy = load_policy(write(tmp_path, text))
     assert policy.routers is not None
     r1, r2 = policy.routers
-    assert r2.address == r1.address and r2.prefixes == r1.prefixes == policy.monitored
+    assert r2.address == ip6("fe80::2") and r2.prefixes == r1.prefixes == policy.monitored
     assert r2.mtu == 1500 and r2.mac == bytes.fromhex("020000000102") and r2.line == 10
     assert [str(p) for p in policy.dark] == ["2001:db8:dead::/48"]
 
@@ -353,13 +358,59 @@ ERRORS: list[tuple[str, str, int, str]] = [
         "routers:\n  - address: fe80::1\n    mac: 02:00:00:00:01:01\n"
         "  - address: FE80:0::1\n    mac: 02-00-00-00-01-01\n",
         4,
-        "routers[1]: duplicate router: same address and mac as routers[0] (line 2)",
+        "routers[1]: duplicate router address fe80::1: already routers[0] (line 2; same mac)",
     ),
     (
         "duplicate router without mac",
         ROUTER + "  - address: fe80::1\n",
         3,
-        "routers[1]: duplicate router: same address, no mac, as routers[0] (line 2)",
+        "routers[1]: duplicate router address fe80::1: already routers[0] (line 2; both "
+        "without mac)",
+    ),
+    (
+        "router address with two macs",
+        "routers:\n  - address: fe80::1\n    mac: 02:00:00:00:01:01\n"
+        "  - address: fe80::2\n"
+        "  - address: fe80::1\n    mac: 02:00:00:00:01:09\n",
+        5,
+        "routers[2]: duplicate router address fe80::1: already routers[0] (line 2; mac "
+        "02:00:00:00:01:01 there, 02:00:00:00:01:09 here); list each router address once",
+    ),
+    (
+        "router address with and without a mac",
+        ROUTER + "  - address: fe80::1\n    mac: 02:00:00:00:01:01\n",
+        3,
+        "already routers[0] (line 2; mac none there, 02:00:00:00:01:01 here)",
+    ),
+    # monitored and dark are disjoint
+    (
+        "monitored inside dark",
+        "prefixes:\n  monitored: ['2001:db8:1::/64']\n  dark:\n    - '2001:db8:f::/48'\n"
+        "    - '2001:db8::/32'\n",
+        5,
+        "prefixes.dark[1]: 2001:db8::/32 contains prefixes.monitored[0] 2001:db8:1::/64 "
+        "(line 2); a prefix cannot be both monitored and dark",
+    ),
+    (
+        "dark inside monitored",
+        "prefixes:\n  dark: ['2001:db8:dead::/48']\n  monitored:\n    - '2001:db8:1::/64'\n"
+        "    - '2001:db8::/32'\n",
+        5,
+        "prefixes.monitored[1]: 2001:db8::/32 contains prefixes.dark[0] 2001:db8:dead::/48 "
+        "(line 2); a prefix cannot be both",
+    ),
+    (
+        "dark inside monitored, dark written later",
+        "prefixes:\n  monitored: ['2001:db8::/32']\n  dark: ['2001:db8:dead::/48']\n",
+        3,
+        "prefixes.dark[0]: 2001:db8:dead::/48 is inside prefixes.monitored[0] 2001:db8::/32 "
+        "(line 2)",
+    ),
+    (
+        "same prefix monitored and dark",
+        "prefixes:\n  monitored: ['2001:db8:1::/64']\n  dark: ['2001:db8:1::/64']\n",
+        3,
+        "prefixes.dark[0]: 2001:db8:1::/64 is the same prefix as prefixes.monitored[0]",
     ),
     # merge keys
     ("merge a scalar", "routers:\n  - <<: fe80::1\n", 2, "routers[0].<<: expected a mapping"),
@@ -382,6 +433,35 @@ def test_errors_name_file_key_and_line(tmp_path: Path, text: str, line: int, nee
     message = error(path)
     assert message.startswith(f"{path}:{line}: "), message
     assert needle in message, message
+
+
+def test_disjoint_monitored_and_dark_prefixes_load(tmp_path: Path) -> None:
+    text = (
+        "prefixes:\n"
+        "  monitored: ['2001:db8:1::/64', '2001:db8:2::/64']\n"
+        "  dark: ['2001:db8:3::/64']\n"
+    )
+    policy = load_policy(write(tmp_path, text))
+    assert [str(p) for p in policy.monitored] == ["2001:db8:1::/64", "2001:db8:2::/64"]
+    assert [str(p) for p in policy.dark] == ["2001:db8:3::/64"]
+
+
+def test_first_overlap_in_file_order_is_reported(tmp_path: Path) -> None:
+    # Two overlaps: the one whose later entry comes first in the file is named.
+    text = (
+        "prefixes:\n"
+        "  dark:\n"
+        "    - '2001:db8:2::/48'\n"
+        "    - '2001:db8:1::/48'\n"
+        "  monitored:\n"
+        "    - '2001:db8:1::/64'\n"
+        "    - '2001:db8:2::/64'\n"
+    )
+    path = write(tmp_path, text)
+    assert error(path) == (
+        f"{path}:6: prefixes.monitored[0]: 2001:db8:1::/64 is inside prefixes.dark[1] "
+        "2001:db8:1::/48 (line 4); a prefix cannot be both monitored and dark"
+    )
 
 
 def test_error_values_stay_on_one_line(tmp_path: Path) -> None:
