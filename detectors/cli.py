@@ -25,11 +25,11 @@ from detectors import __version__
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
-from detectors.engine import Engine, known_thresholds
+from detectors.engine import Engine, known_thresholds, learn_window_s
 from detectors.hunt import cli as hunt_cli
 from detectors.live import cli as live_cli
 from detectors.observations import Observation, ObservationWriter
-from detectors.policy import PolicyError, empty_policy, load_policy
+from detectors.policy import POLICY_HELP, PolicyError, empty_policy, load_policy, policy_line
 from detectors.rules import cli as rules_cli
 from detectors.ship import cli as ship_cli
 from detectors.spec import SEVERITIES, SpecError
@@ -71,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture file, or -")
-    replay.add_argument("--policy", metavar="FILE", help="site policy YAML (default: learn)")
+    replay.add_argument("--policy", metavar="FILE", help=POLICY_HELP)
     replay.add_argument(
         "-o",
         "--output",
@@ -117,7 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write observations (ECS events, event.dataset v6sentry.observation: "
         "sub-threshold sweeps for `v6sentry hunt`) to FILE as JSON lines",
     )
-    replay.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    replay.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no summary on stderr (warnings still go there, the learned-routers one included)",
+    )
     ship_cli.add_replay_arguments(replay)
     rules_cli.add_parser(sub, _Parser)
     hunt_cli.add_parser(sub, _Parser)
@@ -154,6 +159,7 @@ def _summary_lines(name: str, summary: dict[str, Any], seconds: float) -> list[s
             else ""
         ),
     ]
+    lines.append(f"v6sentry: {name}: {policy_line(summary['policy'])}")
     evicted = {k: v["evictions"] for k, v in summary["tables"].items() if v["evictions"]}
     if evicted:
         lines.append(
@@ -230,6 +236,11 @@ def replay(args: argparse.Namespace) -> int:
         if shipping is not None:
             shipping.add(alert, host)
 
+    # Before any packet and whatever -q says: a learning run trusts whichever router
+    # speaks first, and the user must not find that out from the alerts' evidence.
+    notice = policy.learning_notice(learn_window_s(policy, specs))
+    if notice is not None:
+        print(f"v6sentry: warning: {notice}", file=sys.stderr)
     warnings: list[str] = []
     runs: list[dict[str, Any]] = []
     engine: Engine | None = None

@@ -43,7 +43,7 @@ from detectors.events import (
     TunnelPacket,
 )
 from detectors.observations import Observation
-from detectors.policy import Policy
+from detectors.policy import LEARN_WINDOW, Policy
 from detectors.spec import FamilySpec, Threshold
 
 if TYPE_CHECKING:
@@ -71,6 +71,16 @@ DECODER_THRESHOLDS: dict[str, Threshold] = {
         "frag_max_fragments": (128, "Fragments per datagram", "fragments", 2, 8192),
     }.items()
 }
+
+
+def learn_window_s(policy: Policy, specs: Mapping[str, FamilySpec]) -> float | None:
+    """The router learning window in force: the policy's override, else the spec default
+    (None if no family declares ``LEARN_WINDOW``)."""
+    category, name = LEARN_WINDOW
+    spec = known_thresholds(specs).get(category, {}).get(name)
+    if spec is None:
+        return None
+    return float(policy.thresholds.get(category, {}).get(name, spec.default))
 
 
 def known_thresholds(specs: Mapping[str, FamilySpec]) -> dict[str, dict[str, Threshold]]:
@@ -125,6 +135,7 @@ class Engine:
         self.stats = EngineStats()
         self.capture_name: str | None = None
         self.detectors: list[Detector] = []
+        self._learn_window_s = learn_window_s(policy, specs)
         for name in sorted(specs):
             spec = specs[name]
             thresholds = {
@@ -356,7 +367,12 @@ class Engine:
             "observations": dict(sorted(self.stats.observations.items())),
             "suppressed": sum(d.suppressed() for d in self.detectors),
             "tables": self.table_stats(),
+            "policy": self.policy_summary(),
         }
+
+    def policy_summary(self) -> dict[str, Any]:
+        """``Policy.summary`` with this engine's router learning window."""
+        return self.policy.summary(self._learn_window_s)
 
 
 class Pump(Protocol):

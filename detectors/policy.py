@@ -3,7 +3,10 @@
 Owns the policy contract: which keys exist, what type and form each value must
 have, and errors that name the file, the line, the key path and the problem in
 one line (``site.yaml:7: routers[0].mac: ...``). It also owns the empty policy
-used when no file is given (routers are then learned).
+used when no file is given (routers are then learned), and what a run says
+about the policy it used: a learning run is weaker (a rogue router heard in
+the learning window is trusted), so every run says so (``learning_notice``,
+``Policy.summary``) instead of leaving it to the alerts' evidence.
 
 It does not judge traffic and holds no runtime state: detections read the
 resulting ``Policy`` and decide for themselves what a packet means. Threshold
@@ -24,7 +27,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 import yaml
 
@@ -50,6 +53,14 @@ CHECKED_KEYS = ("prefixes", "rdnss", "dnssl", "routes", "mtu", "preference", "ma
 PREFERENCES = {"low": -1, "medium": 0, "high": 1}  # RFC 4191 section 2.1
 PREFIX_KEYS = ("monitored", "dark")
 TUNNEL_KEYS = ("allowed",)
+
+# --policy in replay's and live's --help: what running without one means.
+POLICY_HELP = (
+    "site policy YAML (default: none: routers are then learned from the traffic's first "
+    "learn_window_s, 600 s unless overridden, and every run warns so on stderr)"
+)
+# The threshold that bounds router learning (the RA family's spec owns its default).
+LEARN_WINDOW = ("ipv6.rogue_ra", "learn_window_s")
 
 MTU_RANGE = (1280, 65535)  # RFC 8200 minimum link MTU .. largest non-jumbo packet
 MAX_DEPTH = 32  # far deeper than the schema; bounds the (recursive) YAML composer
@@ -122,6 +133,36 @@ class Policy:
         """True when the policy names no routers and they are to be learned."""
         return self.routers is None
 
+    def learning_notice(self, learn_window_s: float | None) -> str | None:
+        """One line for stderr when routers are learned (why, how long, what to do), or None.
+
+        ``learn_window_s`` is the resolved ``LEARN_WINDOW`` threshold (None: not known).
+        """
+        if not self.learns_routers:
+            return None
+        why = "no --policy given" if self.path is None else f"{self.path} has no 'routers' key"
+        window = (
+            f"the first {_fmt(learn_window_s)} s of traffic"
+            if learn_window_s is not None
+            else "the learning window"
+        )
+        return (
+            f"routers are learned, not checked against a policy ({why}): any router that "
+            f"advertises in {window} is trusted, a rogue one included; list the legitimate "
+            "routers under 'routers:' in a --policy FILE"
+        )
+
+    def summary(self, learn_window_s: float | None) -> dict[str, Any]:
+        """What the run's summary (``--stats-json``, live stats) says about the policy."""
+        return {
+            "file": self.path,
+            "sha256": self.sha256 or None,
+            "routers": "learned" if self.learns_routers else "listed",
+            "listed_routers": len(self.routers or ()),
+            "learn_window_s": learn_window_s if self.learns_routers else None,
+            "notice": self.learning_notice(learn_window_s),
+        }
+
     def routers_by_address(self) -> dict[bytes, list[Router]]:
         """Policy routers keyed by packed address (``load_policy`` allows one per address)."""
         out: dict[bytes, list[Router]] = {}
@@ -136,6 +177,17 @@ class Policy:
     def router_keys(self) -> frozenset[tuple[bytes, bytes | None]]:
         """Every policy router as ``(packed address, mac or None)``."""
         return frozenset((r.address, r.mac) for r in self.routers or ())
+
+
+def policy_line(summary: Mapping[str, Any]) -> str:
+    """A ``Policy.summary`` in a few words, for the replay summary and the live log."""
+    where = summary["file"] or "none"
+    if summary["routers"] == "learned":
+        window = summary["learn_window_s"]
+        during = f" from the first {window:g} s of traffic" if window is not None else ""
+        return f"policy {where}: routers learned{during}, not listed (see --policy)"
+    n = summary["listed_routers"]
+    return f"policy {where}: {n} router{'' if n == 1 else 's'} listed"
 
 
 def empty_policy() -> Policy:

@@ -161,6 +161,68 @@ def test_monitored_prefix_inside_a_dark_prefix_is_an_error(tmp_path: Path) -> No
     )
 
 
+LEARNING = "v6sentry: warning: routers are learned, not checked against a policy ("
+
+
+def test_learning_run_warns_and_says_so_in_the_summary(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    proc = v6sentry("replay", "--stats-json", str(stats), str(BENIGN), str(ROGUE))
+    assert proc.returncode == 0, proc.stderr
+    err = proc.stderr.decode().splitlines()
+    warnings = [line for line in err if line.startswith(LEARNING)]
+    assert warnings == [
+        LEARNING + "no --policy given): any router that advertises in the first 600 s of "
+        "traffic is trusted, a rogue one included; list the legitimate routers under "
+        "'routers:' in a --policy FILE"
+    ]  # once per run, however many captures
+    for capture in (BENIGN, ROGUE):  # and in each capture's summary
+        line = f"v6sentry: {capture}: policy none: routers learned from the first 600 s"
+        assert any(x.startswith(line) and "(see --policy)" in x for x in err), err
+    runs = json.loads(stats.read_text())["runs"]
+    assert [r["policy"] for r in runs] == [
+        {
+            "file": None,
+            "sha256": None,
+            "routers": "learned",
+            "listed_routers": 0,
+            "learn_window_s": 600.0,
+            "notice": warnings[0].removeprefix("v6sentry: warning: "),
+        }
+    ] * 2
+
+
+def test_quiet_learning_run_keeps_one_line(tmp_path: Path) -> None:
+    """-q drops the summary, not the warning: a weakened sensor is never silent."""
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("thresholds: {ipv6.rogue_ra: {learn_window_s: 60}}\n")
+    proc = v6sentry("replay", "-q", "--policy", str(empty), str(BENIGN))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.decode().splitlines() == [
+        LEARNING + f"{empty} has no 'routers' key): any router that advertises in the first "
+        "60 s of traffic is trusted, a rogue one included; list the legitimate routers under "
+        "'routers:' in a --policy FILE"
+    ]
+
+
+def test_listed_routers_run_does_not_warn(tmp_path: Path) -> None:
+    stats = tmp_path / "stats.json"
+    proc = v6sentry("replay", "--policy", str(POLICY), "--stats-json", str(stats), str(BENIGN))
+    err = proc.stderr.decode()
+    assert proc.returncode == 0 and "warning" not in err, err
+    assert f"v6sentry: {BENIGN}: policy {POLICY}: 2 routers listed\n" in err
+    summary = json.loads(stats.read_text())["runs"][0]["policy"]
+    assert summary["routers"] == "listed" and summary["listed_routers"] == 2
+    assert summary["notice"] is None and summary["file"] == str(POLICY)
+    quiet = v6sentry("replay", "-q", "--policy", str(POLICY), str(BENIGN))
+    assert quiet.stderr == b""
+
+
+def test_help_says_what_no_policy_means() -> None:
+    text = " ".join(v6sentry("replay", "--help").stdout.decode().split())
+    assert "routers are then learned" in text and "warns" in text
+    assert "the learned-routers one included" in text
+
+
 def test_unknown_threshold_is_rejected(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text("thresholds:\n  ipv6.rogue_ra:\n    learn_windw_s: 5\n")

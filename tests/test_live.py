@@ -403,6 +403,47 @@ def test_kernel_drops_in_the_stats_line(ns: str, live_procs: list[Live]) -> None
     assert live.stop() == 0
 
 
+LEARNED = "policy none: routers learned from the first 600 s of traffic, not listed (see --policy)"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_learning_run_says_so_at_start_and_in_every_stats_line(
+    ns: str, live_procs: list[Live], workers: int
+) -> None:
+    live = Live(ns, ["-i", "cap0", "--stats-interval", "0.5", "--workers", str(workers)])
+    live_procs.append(live)
+    live.started()
+    start = next(e for e in live.err if "capturing on" in e)
+    assert start.endswith(f", {LEARNED}"), start
+    warning = live.log("v6sentry: live: warning: routers are learned")
+    assert "(no --policy given)" in warning and "--policy FILE" in warning
+    assert live.log("stats:", 5).endswith(f"; {LEARNED}")
+    assert live.stop() == 0
+    assert next(e for e in live.err if "final stats" in e).endswith(f"; {LEARNED}")
+
+
+def test_listed_policy_is_named_at_start_and_a_reload_to_learning_warns(
+    ns: str, tmp_path: Path, live_procs: list[Live]
+) -> None:
+    policy = tmp_path / "site.yaml"
+    policy.write_text(POLICY.read_text())
+    live = Live(ns, ["-i", "cap0", "--policy", str(policy), "--stats-interval", "0.5"])
+    live_procs.append(live)
+    live.started()
+    assert next(e for e in live.err if "capturing on" in e).endswith(
+        f", policy {policy}: 2 routers listed"
+    )
+    assert "routers learned" not in live.log("stats:", 5)
+    assert not [e for e in live.err if "warning" in e]
+    # The routers key goes away: the new engine learns, and the log says so.
+    policy.write_text("prefixes:\n  monitored: ['2001:db8:1::/64']\n")
+    live.proc.send_signal(signal.SIGHUP)
+    live.log("policy reloaded")
+    warning = live.log("v6sentry: live: warning: routers are learned")
+    assert f"({policy} has no 'routers' key)" in warning
+    assert live.stop() == 0
+
+
 def _python_pid(ns: str) -> int:
     pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
     found = [int(p) for p in pids.split()]

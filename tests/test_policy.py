@@ -28,6 +28,7 @@ from detectors.policy import (
     ThresholdLike,
     empty_policy,
     load_policy,
+    policy_line,
 )
 
 CONTRACT = """\
@@ -239,6 +240,36 @@ def test_learned_versus_no_routers(tmp_path: Path) -> None:
     assert load_policy(write(tmp_path, "prefixes: {monitored: []}\n")).routers is None
     assert load_policy(write(tmp_path, "routers: []\n")).routers == ()
     assert not load_policy(write(tmp_path, "routers: []\n")).learns_routers
+
+
+def test_learning_is_said_in_the_notice_and_summary(tmp_path: Path) -> None:
+    empty = empty_policy()
+    notice = empty.learning_notice(600.0)
+    assert notice is not None and "(no --policy given)" in notice and "first 600 s" in notice
+    assert "--policy FILE" in notice
+    assert empty.summary(600.0) == {
+        "file": None,
+        "sha256": None,
+        "routers": "learned",
+        "listed_routers": 0,
+        "learn_window_s": 600.0,
+        "notice": notice,
+    }
+    assert policy_line(empty.summary(600.0)) == (
+        "policy none: routers learned from the first 600 s of traffic, not listed (see --policy)"
+    )
+    no_routers = load_policy(write(tmp_path, "prefixes: {monitored: []}\n"))
+    said = no_routers.learning_notice(None)
+    assert said is not None and f"({no_routers.path} has no 'routers' key)" in said
+    assert "in the learning window" in said
+    listed = load_policy(write(tmp_path, CONTRACT))
+    assert listed.learning_notice(600.0) is None
+    summary = listed.summary(600.0)
+    assert summary["routers"] == "listed" and summary["listed_routers"] == 1
+    assert summary["learn_window_s"] is None and summary["sha256"] == listed.sha256
+    assert policy_line(summary) == f"policy {listed.path}: 1 router listed"
+    # routers: [] trusts no router at all: nothing is learned, nothing to warn about.
+    assert load_policy(write(tmp_path, "routers: []\n")).learning_notice(600.0) is None
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "---\n", "~\n"])

@@ -34,17 +34,25 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Mapping
 from types import FrameType
 from typing import IO, Any, Final
 
 from detectors.alerts import Alert, AlertWriter
 from detectors.detections import discover
-from detectors.engine import Engine, Pump, known_thresholds
+from detectors.engine import Engine, Pump, known_thresholds, learn_window_s
 from detectors.live.capture import Link, LiveCapture, LiveCaptureError
 from detectors.observations import Observation
-from detectors.policy import Policy, PolicyError, empty_policy, load_policy
+from detectors.policy import (
+    POLICY_HELP,
+    Policy,
+    PolicyError,
+    empty_policy,
+    load_policy,
+    policy_line,
+)
 from detectors.ship import cli as ship_cli
-from detectors.spec import SpecError
+from detectors.spec import FamilySpec, SpecError
 
 EXIT_CLEAN, EXIT_ERROR = 0, 2
 IDLE_S: Final = 0.5  # a link quiet this long gets its clock moved by the wall clock
@@ -80,7 +88,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="capture on IFACE (repeat for several; each is its own link)",
     )
     parser.add_argument("--bpf", metavar="FILTER", help="kernel capture filter (tcpdump syntax)")
-    parser.add_argument("--policy", metavar="FILE", help="site policy YAML (default: learn)")
+    parser.add_argument("--policy", metavar="FILE", help=POLICY_HELP)
     parser.add_argument(
         "-o",
         "--output",
@@ -144,6 +152,13 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
 
 def _log(message: str) -> None:
     print(f"v6sentry: live: {message}", file=sys.stderr, flush=True)
+
+
+def log_policy_notice(policy: Policy, specs: Mapping[str, FamilySpec]) -> None:
+    """At start-up and after a reload: a learning policy is a weaker sensor; say so."""
+    notice = policy.learning_notice(learn_window_s(policy, specs))
+    if notice is not None:
+        _log(f"warning: {notice}")
 
 
 def _fail(message: str) -> int:
@@ -355,6 +370,7 @@ class LiveRun(Signals):
             f"{self.args.policy}: policy reloaded (sha256 {self.policy.sha256[:12]}); "
             "open windows were flushed, detection state starts over"
         )
+        log_policy_notice(self.policy, self.specs)
 
     # -- statistics ----------------------------------------------------------------------
 
@@ -388,6 +404,7 @@ class LiveRun(Signals):
             "table_entries": sum(t["size"] for t in tables.values()),
             "evictions": {k: v for k, v in sorted(evictions.items()) if v},
             "engines": self.engines,
+            "policy": self.policy.summary(learn_window_s(self.policy, self.specs)),
         }
 
     def stats_line(self, final: bool = False) -> None:
@@ -416,6 +433,8 @@ def format_stats(s: dict[str, Any], final: bool = False) -> str:
         + (f" ({where})" if where else "")
         + f"; links {links}"
         + ("; workers " + "/".join(map(str, s["workers"])) if s.get("workers") else "")
+        # Every line repeats a learning run's weakness; a listed policy stays quiet.
+        + (f"; {policy_line(s['policy'])}" if s["policy"]["routers"] == "learned" else "")
     )
 
 
@@ -467,8 +486,9 @@ def run(args: argparse.Namespace) -> int:
     _log(
         f"capturing on {names}"
         + (f", filter {args.bpf!r}" if args.bpf else "")
-        + f", policy {args.policy or 'learned'}"
+        + f", {policy_line(policy.summary(learn_window_s(policy, specs)))}"
     )
+    log_policy_notice(policy, specs)
     code = EXIT_CLEAN
     try:
         live.run()

@@ -62,9 +62,10 @@ from detectors.live.cli import (
     _log,
     _Output,
     format_stats,
+    log_policy_notice,
 )
 from detectors.observations import Observation
-from detectors.policy import Policy, PolicyError, load_policy
+from detectors.policy import Policy, PolicyError, load_policy, policy_line
 from detectors.ship import cli as ship_cli
 
 # An idle worker tells the parent its time this often, as the wall clock less this lag
@@ -268,7 +269,7 @@ class Parent(Signals):
             self.engine.end_worker(k)
 
     def stats(self) -> dict[str, Any]:
-        return _merge(
+        merged = _merge(
             [self.latest[k] for k in sorted(self.latest)],
             self.alerts,
             time.monotonic() - self.started,
@@ -276,6 +277,8 @@ class Parent(Signals):
             self._retired,
             self.engines,
         )
+        merged["policy"] = self.engine.policy_summary()
+        return merged
 
     def stats_line(self, final: bool = False) -> None:
         if self.shipping is not None:
@@ -372,6 +375,7 @@ class Parent(Signals):
             f"{self.args.policy}: policy reloaded (sha256 {policy.sha256[:12]}); "
             "open windows were flushed, detection state starts over"
         )
+        log_policy_notice(policy, self.specs)
 
 
 def run(args: argparse.Namespace, policy: Policy) -> int:
@@ -430,8 +434,9 @@ def run(args: argparse.Namespace, policy: Policy) -> int:
     _log(
         f"capturing on {names} with {n} workers (fanout group {group})"
         + (f", filter {args.bpf!r}" if args.bpf else "")
-        + f", policy {args.policy or 'learned'}"
+        + f", {policy_line(parent.engine.policy_summary())}"
     )
+    log_policy_notice(policy, parent.specs)
     code = EXIT_CLEAN
     try:
         code = parent.loop()
