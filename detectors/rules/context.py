@@ -25,6 +25,9 @@ TEREDO_PORT = 3544
 AYIYA_PORT = 5072
 # The 6to4 relay anycast range (RFC 3068, deprecated by RFC 7526).
 RELAY_ANYCAST = "192.88.99.0/24"
+# Where rules cite an RFC and an ATT&CK technique (T1557.001 -> T1557/001/).
+RFC_URL = "https://www.rfc-editor.org/rfc/rfc{number}"
+ATTACK_URL = "https://attack.mitre.org/techniques/{path}/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +104,21 @@ def suricata_vars(policy: Mapping[str, Any]) -> dict[str, dict[str, str | None]]
     }
 
 
+def _tags(det: DetectionSpec) -> list[str]:
+    """Sigma tags of every rule of the detection's signatures, whatever the log source.
+
+    Built once here, from the spec only, so no template can give one signature
+    different tags in different log sources.
+    """
+    return [f"attack.{t.id.lower()}" for t in det.techniques] + [
+        f"attack.{t.name.lower().replace(' ', '-')}" for t in det.tactics
+    ]
+
+
 def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any]:
     overrides = policy.thresholds.get(det.category, {})
+    tags = _tags(det)
+    attack_refs = [ATTACK_URL.format(path=t.id.replace(".", "/")) for t in det.techniques]
     signatures = []
     for sig in sorted(det.signatures.values(), key=lambda s: s.sid):
         missing = [e for e in COVERAGE_ENGINES if e not in sig.coverage]
@@ -117,6 +133,11 @@ def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any
                 "sid": sig.sid,
                 "rev": sig.rev,
                 "text": sig.text,
+                "description": sig.description,
+                "rfcs": list(sig.rfcs),
+                # RFCs first: they say what the signature checks; ATT&CK says why it matters.
+                "references": [RFC_URL.format(number=n) for n in sig.rfcs] + attack_refs,
+                "tags": tags,
                 "category": det.category,
                 "coverage": {e: {"level": c.level, "why": c.why} for e, c in sig.coverage.items()},
             }
