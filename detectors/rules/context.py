@@ -88,13 +88,17 @@ def suricata_vars(policy: Mapping[str, Any]) -> dict[str, dict[str, str | None]]
     A value of None means the policy leaves the variable empty; the rules that
     need it are then left out of the pack, because Suricata cannot load an
     empty group and suricata-update comments out rules with unknown variables.
+
+    Only variables some rule uses are here (``suricata.check_rules`` refuses
+    others). The policy's monitored prefixes have none: no detection reads them.
+    Its allowed tunnel endpoints have none either: v6sentry only lowers the
+    severity of an allowed tunnel's alert, which one Suricata rule per signature
+    cannot do for some addresses and not others.
     """
     return {
         "address-groups": {
             "IPV6_ROUTERS": _group(policy["router_addresses"]),
-            "IPV6_MONITORED": _group(policy["monitored"]),
             "IPV6_DARK_PREFIXES": _group(policy["dark"]),
-            "TUNNEL_ALLOWED": _group(policy["tunnels_allowed"]),
             "IPV6_6TO4_RELAYS": f"[{RELAY_ANYCAST}]",
         },
         "port-groups": {
