@@ -1,7 +1,8 @@
 """Detection spec YAML: the single source of truth for a detection family.
 
 Owns loading and validating ``detections/<family>/spec.yaml`` into typed
-objects: identity (UUID, sids), title, severity, ATT&CK ids, thresholds with
+objects: identity (UUID, sids), title, severity, ATT&CK ids, each signature's
+own short description and the RFCs it cites, thresholds with
 their meaning, false positives, and the native reducers the family's
 detections are counted with (``reducers:``: what each observes, its key, what
 it reduces and which thresholds it reads; the engine builds them by ``kind``).
@@ -29,6 +30,11 @@ RISK_SCORE = {"low": 21, "medium": 47, "high": 73, "critical": 99}
 _TECHNIQUE = re.compile(r"^T\d{4}(\.\d{3})?$")
 _TACTIC = re.compile(r"^TA\d{4}$")
 _CATEGORY = re.compile(r"^ipv6\.[a-z0-9_]+$")
+# A sentence ends at ., ! or ? followed by a space and a capital ("RFC 4861 6.1.2" does not).
+_SENTENCE_END = re.compile(r"[.!?]\s+(?=[A-Z])")
+# A signature description is short: it is a Sigma rule's description and a tooltip.
+MAX_DESCRIPTION_SENTENCES = 2
+_RFC_NAMED = re.compile(r"\bRFC (\d+)")
 
 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -83,12 +89,18 @@ class Coverage:
 
 @dataclass(frozen=True, slots=True)
 class Signature:
-    """One alert variant: its stable sid, its text and its coverage by other engines."""
+    """One alert variant: its stable sid, its text and its coverage by other engines.
+
+    ``description`` says in one or two sentences what this signature (not its whole
+    detection) reports; ``rfcs`` are the RFC numbers it rests on, cited by the rule packs.
+    """
 
     key: str
     sid: int
     rev: int
     text: str
+    description: str
+    rfcs: tuple[int, ...]
     coverage: dict[str, Coverage] = field(default_factory=dict)
 
 
@@ -233,6 +245,31 @@ def _coverage(node: Any, where: str) -> dict[str, Coverage]:
     return out
 
 
+def _description(node: Mapping[str, Any], where: str) -> str:
+    text = " ".join(_req(node, "description", where, str).split())
+    sentences = len(_SENTENCE_END.findall(text)) + 1
+    if not text.endswith("."):
+        raise SpecError(f"{where}.description: must be whole sentences ending with '.'")
+    if sentences > MAX_DESCRIPTION_SENTENCES:
+        raise SpecError(
+            f"{where}.description: {sentences} sentences; say what this signature reports "
+            f"in at most {MAX_DESCRIPTION_SENTENCES} (the detection's description has the rest)"
+        )
+    return text
+
+
+def _rfcs(node: Mapping[str, Any], where: str) -> tuple[int, ...]:
+    items = _req(node, "rfcs", where, list)
+    out: list[int] = []
+    for i, n in enumerate(items):
+        if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 99999:
+            raise SpecError(f"{where}.rfcs[{i}]: {n!r} is not an RFC number")
+        if n in out:
+            raise SpecError(f"{where}.rfcs[{i}]: RFC {n} listed twice")
+        out.append(n)
+    return tuple(out)
+
+
 def _detection(node: Any, where: str) -> DetectionSpec:
     if not isinstance(node, dict):
         raise SpecError(f"{where}: expected a mapping")
@@ -255,11 +292,20 @@ def _detection(node: Any, where: str) -> DetectionSpec:
         sid = _req(sig, "sid", w, int)
         if not 1_000_000 <= sid <= 1_999_999:
             raise SpecError(f"{w}.sid: {sid} outside the local range 1000000-1999999")
+        description, rfcs = _description(sig, w), _rfcs(sig, w)
+        text = _req(sig, "text", w, str)
+        # The rules cite rfcs; an RFC the signature names but does not list would go uncited.
+        named = {int(n) for n in _RFC_NAMED.findall(f"{text} {description}")}
+        if named - set(rfcs):
+            unlisted = ", ".join(str(n) for n in sorted(named - set(rfcs)))
+            raise SpecError(f"{w}.rfcs: lacks RFC {unlisted}, named in its text or description")
         sigs[key] = Signature(
             key,
             sid,
             _req(sig, "rev", w, int),
-            _req(sig, "text", w, str),
+            text,
+            description,
+            rfcs,
             _coverage(sig.get("coverage"), f"{w}.coverage"),
         )
     thresholds = {

@@ -9,6 +9,7 @@ runs on packet time.
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -211,3 +212,50 @@ def test_fragment_timeouts_reach_the_native_reducers() -> None:
     assert [(a.category, a.src_ip) for a in alerts] == [("ipv6.malformed", "2001:db8:1::bad")]
     assert "timeout" in str(alerts[0].evidence)
     assert alerts[0].ts_ns == t0 + 61 * NS  # found on the tick the later packet started
+
+
+def test_signature_description_and_rfcs_are_checked(tmp_path: Path) -> None:
+    """Each signature has its own one- or two-sentence description and lists every RFC it
+    names; a broken one is an error naming the file and the field."""
+    import yaml
+
+    specs, _ = discover()
+    path = Path(specs["router_advert"].path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    where = r"detections\[1\]\.signatures\.nd_fragment"
+    for broken, message in (
+        ({"description": None}, rf"{where}: missing key 'description'"),
+        ({"rfcs": None}, rf"{where}: missing key 'rfcs'"),
+        ({"description": "One. Two. Three."}, rf"{where}\.description: 3 sentences"),
+        ({"description": "No full stop"}, rf"{where}\.description: must be whole sentences"),
+        ({"rfcs": ["6980"]}, rf"{where}\.rfcs\[0\]: '6980' is not an RFC number"),
+        ({"rfcs": [6980, 6105, 6980]}, rf"{where}\.rfcs\[2\]: RFC 6980 listed twice"),
+        ({"rfcs": [6105]}, rf"{where}\.rfcs: lacks RFC 6980, named in its text or description"),
+    ):
+        bad = copy.deepcopy(doc)
+        sig = bad["detections"][1]["signatures"]["nd_fragment"]
+        sig.update(broken)
+        for key in [k for k, v in broken.items() if v is None]:
+            del sig[key]
+        tmp = tmp_path / "spec.yaml"
+        tmp.write_text(yaml.safe_dump(bad), encoding="utf-8")
+        with pytest.raises(SpecError, match=rf"{re.escape(str(tmp))}: {message}"):
+            load_spec(tmp)
+
+
+def test_every_signature_cites_rfcs_its_spec_names() -> None:
+    """The RFCs a signature cites are ones its family's spec text names."""
+    specs, _ = discover()
+    cited = 0
+    for spec in specs.values():
+        text = " ".join(Path(spec.path).read_text(encoding="utf-8").split())
+        named = {int(n) for n in re.findall(r"\bRFC (\d+)", text)}
+        for det in spec.detections.values():
+            for sig in det.signatures.values():
+                assert 1 <= len(sig.description.split(". ")) <= 2, sig.key
+                assert set(sig.rfcs) <= named, f"{sig.sid} cites RFCs its spec never names"
+                cited += len(sig.rfcs)
+    dets = [d for f in specs.values() for d in f.detections.values()]
+    sigs = {s.sid: s for d in dets for s in d.signatures.values()}
+    assert 6980 in sigs[1000121].rfcs and 7112 in sigs[1000123].rfcs and 4861 in sigs[1000109].rfcs
+    assert cited > len(sigs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,17 @@ from detectors.detections import discover
 from detectors.policy import empty_policy, load_policy
 from detectors.rules import suricata
 from detectors.rules.context import build_context
-from detectors.rules.pack import COMMITTED_POLICY, committed_pack, render_pack, stale_files
+from detectors.rules.pack import (
+    COMMITTED_POLICY,
+    MANIFEST,
+    PackDirError,
+    check_manifest,
+    committed_pack,
+    files_under,
+    read_manifest,
+    render_pack,
+    stale_files,
+)
 from detectors.rules.render import (
     SIGMA_DIR,
     SURICATA_DIR,
@@ -31,6 +42,8 @@ from tests.test_cli import v6sentry
 
 ROOT = Path(__file__).resolve().parents[1]
 RULES = f"suricata/{suricata.RULES_FILE}"
+VARS = f"suricata/{suricata.VARS_FILE}"
+DARK_POLICY = ROOT / "pcaps" / "policy_dark.yaml"
 EVIL = ';"|{{ "pwn" ~ "ed" }}{% raw %}$HOME_NET'
 
 
@@ -236,3 +249,123 @@ def test_no_policy_pack_names_what_it_leaves_out() -> None:
     assert omitted, "the no-policy pack should leave out the rules that need router variables"
     assert omitted <= declared
     assert not omitted & {r.sid for r in rules}
+
+
+@pytest.mark.parametrize("policy", ["policy.yaml", "policy_tunnels.yaml", "policy_dark.yaml"])
+def test_every_variable_written_is_used_by_a_rule(policy: str) -> None:
+    """No variable in the include that no rule reads (a policy value that seems to matter
+    but does not): the policy's monitored prefixes and allowed tunnels are not written."""
+    files = _suricata_part(ROOT / "pcaps" / policy)
+    written = set(re.findall(r"^vars\.[a-z-]+\.([A-Z0-9_]+):", files[VARS], re.MULTILINE))
+    used = set(re.findall(r"\$([A-Z][A-Z0-9_]*)", files[RULES]))
+    assert written and written <= used, written - used
+    assert "IPV6_MONITORED" not in written and "TUNNEL_ALLOWED" not in written
+
+
+def test_rule_checks_catch_an_unused_variable() -> None:
+    specs, _ = discover()
+    ctx = build_context(specs, load_policy(str(COMMITTED_POLICY)))
+    good = _suricata_part(COMMITTED_POLICY)[RULES]
+    rules = suricata.parse_rules(good)
+    variables = {**ctx["vars"], "address-groups": {**ctx["vars"]["address-groups"]}}
+    variables["address-groups"]["IPV6_UNREAD"] = "[2001:db8::/32]"
+    problems = suricata.check_rules(
+        rules, variables, ctx["signatures"], "x", suricata.omitted_sids(good)
+    )
+    assert problems == [f"x: no rule uses $IPV6_UNREAD (defined in {suricata.VARS_FILE})"]
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    """The CLI in this process (a subprocess could import another checkout's package)."""
+    from detectors.cli import main
+
+    code = main(list(args))
+    return code, capsys.readouterr().err
+
+
+def test_render_over_an_old_pack_removes_its_stale_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "pack"
+    code, err = _cli(capsys, "rules", "render", "--policy", str(DARK_POLICY), "-o", str(out))
+    assert code == 0, err
+    old = set(files_under(out))
+    dark_rule = "sigma/rules/zeek/zeek_dark_prefix_dark_prefix.yml"
+    assert dark_rule in old and MANIFEST in old
+    # Without a policy there are no dark prefixes or routers: fewer rules.
+    code, err = _cli(capsys, "rules", "render", "-o", str(out))
+    assert code == 0, err
+    new = set(files_under(out))
+    gone = old - new
+    assert dark_rule in gone
+    assert all(f"removed {out / rel} (not in the new pack)" in err for rel in gone)
+    assert set(read_manifest(out)) == new - {MANIFEST}
+    assert check_manifest(out) == []
+    code, err = _cli(capsys, "rules", "check", "--no-suricata", str(out))
+    assert code == 0, err
+
+
+def test_render_refuses_a_directory_it_did_not_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    foreign = tmp_path / "etc"
+    (foreign / "sigma").mkdir(parents=True)
+    (foreign / "sigma" / "mine.yml").write_text("title: mine\n", encoding="utf-8")
+    code, err = _cli(capsys, "rules", "render", "-o", str(foreign))
+    assert code == 2
+    assert f"{foreign}: not empty and not a pack written by `rules render` (no {MANIFEST})" in err
+    assert files_under(foreign) == ["sigma/mine.yml"]
+
+    out = tmp_path / "pack"
+    assert _cli(capsys, "rules", "render", "-o", str(out))[0] == 0
+    extra = out / "sigma" / "rules" / "v6sentry" / "site_rule.yml"
+    extra.write_text("title: site\n", encoding="utf-8")
+    before = {rel: (out / rel).read_bytes() for rel in files_under(out)}
+    code, err = _cli(capsys, "rules", "render", "--policy", str(COMMITTED_POLICY), "-o", str(out))
+    assert code == 2
+    assert "holds files `rules render` did not write (sigma/rules/v6sentry/site_rule.yml;" in err
+    assert {rel: (out / rel).read_bytes() for rel in files_under(out)} == before
+
+    bad = out / MANIFEST
+    bad.write_text(bad.read_text(encoding="utf-8") + f"{'0' * 64}  ../outside\n")
+    with pytest.raises(PackDirError, match=rf"{re.escape(str(bad))}:\d+: \.\./outside is not"):
+        read_manifest(out)
+
+
+def test_check_reports_stale_files_and_broken_yaml(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule and its query left from an older pack are valid Sigma, so only the manifest
+    tells them apart; empty and non-YAML files are reported, not a TypeError."""
+    dark, out = tmp_path / "dark", tmp_path / "pack"
+    assert _cli(capsys, "rules", "render", "--policy", str(DARK_POLICY), "-o", str(dark))[0] == 0
+    assert _cli(capsys, "rules", "render", "-o", str(out))[0] == 0
+    stale = [
+        "sigma/rules/zeek/zeek_dark_prefix_dark_prefix.yml",
+        "sigma/queries/lucene/zeek_dark_prefix_dark_prefix.txt",
+    ]
+    for rel in stale:
+        shutil.copy(dark / rel, out / rel)
+    code, err = _cli(capsys, "rules", "check", "--no-suricata", str(out))
+    assert code == 1
+    for rel in stale:
+        assert f"{out / rel}: not in {MANIFEST}: a stale file of an older pack" in err
+    for rel in stale:
+        (out / rel).unlink()
+
+    rule = "sigma/rules/v6sentry/v6sentry_rogue_ra_unknown_router.yml"
+    (out / rule).write_text("", encoding="utf-8")
+    (out / VARS).write_text("vars.address-groups.IPV6_ROUTERS: [\n", encoding="utf-8")
+    code, err = _cli(capsys, "rules", "check", "--no-suricata", str(out))
+    assert code == 1
+    assert f"{out / rule}: changed since `rules render` wrote it" in err
+    assert f"{out / VARS}: not YAML" in err
+    (out / VARS).write_text("", encoding="utf-8")
+    code, err = _cli(capsys, "rules", "check", "--no-suricata", str(out))
+    assert code == 1
+    assert f"{out / VARS}: empty or not a mapping" in err
+    assert f"{rule}: empty (no rule)" in err
+    assert "Traceback" not in err
+    (out / MANIFEST).unlink()
+    code, err = _cli(capsys, "rules", "check", "--no-suricata", str(out))
+    assert code == 1 and f"{out / MANIFEST}: missing" in err

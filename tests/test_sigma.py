@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.conditions import (
     ConditionAND,
@@ -388,3 +389,84 @@ def test_router_names_never_reach_the_sigma_rules(tmp_path: Path) -> None:
     # name full of YAML and template syntax changes nothing.
     assert a == b
     assert not any("49" in t and "7*7" in t for t in b.values())
+
+
+def _rule_docs(files: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    return {p: yaml.safe_load(t) for p, t in files.items() if p.startswith(f"{sigma.RULES}/")}
+
+
+def _signature_of(ctx: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Rule name without its log source (``<detection>_<signature>``) -> the signature."""
+    return {
+        f"{det['name']}_{sig['key']}": sig
+        for det in ctx["detections"].values()
+        for sig in det["signatures"]
+    }
+
+
+def test_descriptions_and_references_are_the_signatures_own(committed: dict[str, str]) -> None:
+    """Every rule of a signature, in every log source, has the signature's own short
+    description from its spec, and cites the RFCs the spec lists for it."""
+    ctx = build_context(discover()[0], load(str(COMMITTED_POLICY)))
+    by_name = _signature_of(ctx)
+    seen = set()
+    for path, doc in _rule_docs(committed).items():
+        source, _, rest = doc["name"].partition("_")
+        if rest not in by_name:
+            assert doc["name"] == "zeek_sweep_unanswered_probe", path  # the correlation's base
+            continue
+        sig = by_name[rest]
+        assert doc["description"] == sig["description"], path
+        assert doc["description"].count(". ") <= 1 and len(doc["description"]) < 400, path
+        rfcs = [f"https://www.rfc-editor.org/rfc/rfc{n}" for n in sig["rfcs"]]
+        assert doc["references"][: len(rfcs)] == rfcs, path
+        assert all("attack.mitre.org" in r for r in doc["references"][len(rfcs) :]), path
+        seen.add(source)
+    assert seen == {"v6sentry", "suricata", "zeek"}
+    docs = _rule_docs(committed)
+    for name, rfc in (
+        ("suricata/suricata_ra_guard_evasion_nd_fragment", 6980),
+        ("v6sentry/v6sentry_ra_guard_evasion_incomplete_chain", 7112),
+        ("suricata/suricata_rogue_ra_bad_hop_limit", 4861),
+    ):
+        refs = docs[f"{sigma.RULES}/{name}.yml"]["references"]
+        assert f"https://www.rfc-editor.org/rfc/rfc{rfc}" in refs, name
+
+
+def test_tags_are_the_same_in_every_log_source(committed: dict[str, str]) -> None:
+    tags: dict[str, dict[str, list[str]]] = {}
+    for doc in _rule_docs(committed).values():
+        source, _, rest = doc["name"].partition("_")
+        tags.setdefault(rest, {})[source] = doc["tags"]
+    several = {k: v for k, v in tags.items() if len(v) > 1}
+    assert len(several) >= 15
+    for rest, by_source in several.items():
+        assert len({tuple(t) for t in by_source.values()}) == 1, (rest, by_source)
+    # check() refuses a pack whose rules for one signature disagree (here only in order,
+    # which pySigma's own validators accept).
+    rule = "sigma/rules/zeek/zeek_rogue_ra_unknown_router.yml"
+    broken = dict(committed)
+    broken[rule] = committed[rule].replace(
+        "  - attack.t1557\n", "  - attack.t1557\n  - attack.t1499\n", 1
+    )
+    assert broken[rule] != committed[rule]
+    problems = sigma.check(broken)
+    assert any("rogue_ra_unknown_router differ in tags" in p for p in problems), problems
+
+
+def test_check_reports_empty_and_non_yaml_rule_files(committed: dict[str, str]) -> None:
+    """An empty, non-YAML or non-rule file is a problem naming it, never a crash."""
+    rule = "sigma/rules/v6sentry/v6sentry_rogue_ra_unknown_router.yml"
+    for text, message in (
+        ("", f"{rule}: empty (no rule)"),
+        ("# only a comment\n", f"{rule}: empty (no rule)"),
+        ("title: [\n", f"{rule}:2: not YAML"),
+        ("- a\n- b\n", f"{rule}: a YAML list, not a rule mapping"),
+        ("title: x\n---\ntitle: y\n", f"{rule}: holds 2 YAML documents"),
+        ("title: x\n", f"{rule}: Sigma rule must have a log source"),
+    ):
+        broken = {**committed, rule: text}
+        problems = sigma.check(broken)
+        assert any(p.startswith(message) for p in problems), (text, problems)
+        # Its query is not reported as orphaned on top: the rule file is the problem.
+        assert not any("no rule converts to it" in p for p in problems), problems

@@ -36,9 +36,14 @@ examples:
   v6sentry rules push --es http://127.0.0.1:9200 --kibana /tmp/v6sentry-kibana.ndjson
 
 render writes DIR/suricata/v6sentry.rules, DIR/suricata/v6sentry-vars.yaml (for
-suricata.yaml's include:) and DIR/sigma/{rules,queries}/... . Without --policy
-the pack has no router, dark-prefix or allowed-tunnel variables and leaves out
-the rules that need them (each named in a comment in the rules file).
+suricata.yaml's include:), DIR/sigma/{rules,queries}/... and DIR/v6sentry-pack.sha256,
+the manifest of what it wrote (sha256sum format). DIR must be new, empty, or a pack
+render wrote: rendering again removes the files the old pack had and the new one has
+not, and any file not in the manifest makes render refuse the directory untouched.
+check reports files not in the manifest (stale or foreign), listed files missing or
+changed, and every file that is empty or not valid YAML. Without --policy the pack
+has no router or dark-prefix variables and leaves out the rules that need them (each
+named in a comment in the rules file).
 """
 
 
@@ -61,10 +66,16 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     render.add_argument("--policy", metavar="FILE", help="site policy YAML (default: none)")
-    render.add_argument("-o", "--output", metavar="DIR", required=True, help="pack directory")
+    render.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        required=True,
+        help="pack directory: new, empty, or a pack render wrote (its stale files are removed)",
+    )
     check = actions.add_parser(
         "check",
-        help="validate a rendered pack (structure, Sigma validators, suricata -T)",
+        help="validate a rendered pack (manifest, structure, Sigma validators, suricata -T)",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -104,7 +115,7 @@ def _fail(message: str) -> int:
 
 def _render(args: argparse.Namespace) -> int:
     # pySigma loads slowly; only the commands that need it import it.
-    from detectors.rules.pack import load, render_pack, write_pack
+    from detectors.rules.pack import PackDirError, load, render_pack, write_pack_dir
 
     try:
         pack = render_pack(load(args.policy))
@@ -112,9 +123,14 @@ def _render(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     out = Path(args.output)
     try:
-        write_pack(pack, out)
+        removed = write_pack_dir(pack, out)
+    except PackDirError as exc:
+        return _fail(str(exc))
     except OSError as exc:
         return _fail(f"{out}: cannot write the pack: {exc.strerror or exc}")
+    for rel in removed:
+        # Named one by one: nothing the old pack had disappears without a word.
+        print(f"v6sentry: removed {out / rel} (not in the new pack)", file=sys.stderr)
     rules = suricata.parse_rules(pack.files[f"suricata/{suricata.RULES_FILE}"])
     omitted = suricata.omitted_sids(pack.files[f"suricata/{suricata.RULES_FILE}"])
     n_sigma = sum(1 for rel in pack.files if rel.startswith("sigma/rules/"))
@@ -127,33 +143,42 @@ def _render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def read_pack(root: Path) -> dict[str, str]:
-    """Every file of a pack directory, by path relative to it."""
-    return {
-        p.relative_to(root).as_posix(): p.read_text(encoding="utf-8")
-        for part in ("suricata", "sigma")
-        for p in sorted((root / part).rglob("*"))
-        if p.is_file()
-    }
+def read_pack(root: Path, problems: list[str] | None = None) -> dict[str, str]:
+    """Every file of a pack directory, by path relative to it.
+
+    With ``problems``, a file that is not UTF-8 text is reported there and left out;
+    without, it raises ``UnicodeDecodeError``.
+    """
+    out: dict[str, str] = {}
+    for part in ("suricata", "sigma"):
+        for p in sorted((root / part).rglob("*")):
+            if not p.is_file():
+                continue
+            try:
+                out[p.relative_to(root).as_posix()] = p.read_text(encoding="utf-8")
+            except UnicodeDecodeError as exc:
+                if problems is None:
+                    raise
+                problems.append(f"{p}: not UTF-8 text (byte {exc.start})")
+    return out
 
 
-def check_pack(root: Path, run_suricata: bool = True) -> list[str]:
-    """Every problem with the pack in ``root``; empty when it is sound."""
-    from detectors.rules import engine_suricata, sigma
-
-    files = read_pack(root)
+def _suricata_problems(root: Path, files: dict[str, str]) -> list[str]:
+    """Problems with the Suricata part; stops at the first that leaves nothing to check."""
     rules_rel = f"suricata/{suricata.RULES_FILE}"
     vars_rel = f"suricata/{suricata.VARS_FILE}"
     missing = [rel for rel in (rules_rel, vars_rel) if rel not in files]
     if missing:
         return [f"{root / rel}: missing" for rel in missing]
     try:
-        doc = yaml.safe_load(files[vars_rel]) or {}
+        doc = yaml.safe_load(files[vars_rel])
     except yaml.YAMLError as exc:
         return [f"{root / vars_rel}: not YAML: {exc}"]
+    if not isinstance(doc, dict):
+        return [f"{root / vars_rel}: empty or not a mapping of vars.* keys"]
     # Dotted keys (vars.address-groups.NAME), as the vars template writes them.
     variables: dict[str, dict[str, str]] = {}
-    for key, value in doc.items() if isinstance(doc, dict) else ():
+    for key, value in doc.items():
         prefix, _, rest = str(key).partition(".")
         group, _, name = rest.partition(".")
         if prefix == "vars" and name:
@@ -165,11 +190,29 @@ def check_pack(root: Path, run_suricata: bool = True) -> list[str]:
         rules = suricata.parse_rules(files[rules_rel], where)
     except RenderError as exc:
         return [str(exc)]
-    problems = suricata.check_rules(
+    return suricata.check_rules(
         rules, variables, ctx["signatures"], where, suricata.omitted_sids(files[rules_rel])
     )
-    problems += sigma.check({rel: text for rel, text in files.items() if rel.startswith("sigma/")})
-    if run_suricata:
+
+
+def check_pack(root: Path, run_suricata: bool = True) -> list[str]:
+    """Every problem with the pack in ``root``; empty when it is sound.
+
+    Each part is checked whatever the others hold: a broken variables file does not
+    hide a broken Sigma rule.
+    """
+    from detectors.rules import engine_suricata, sigma
+    from detectors.rules.pack import check_manifest
+
+    problems = check_manifest(root)
+    files = read_pack(root, problems)
+    problems += _suricata_problems(root, files)
+    sigma_files = {rel: text for rel, text in files.items() if rel.startswith("sigma/")}
+    # sigma.check names files relative to the pack; the operator needs the real path.
+    problems += [f"{root / p}" if p.startswith("sigma/") else p for p in sigma.check(sigma_files)]
+    # Suricata loads whatever the two files hold and reports its own errors with them.
+    both = all(f"suricata/{f}" in files for f in (suricata.RULES_FILE, suricata.VARS_FILE))
+    if run_suricata and both:
         if shutil.which("suricata") is None:
             problems.append("suricata is not installed (use --no-suricata to skip this check)")
         else:
@@ -184,7 +227,7 @@ def _check(args: argparse.Namespace) -> int:
     problems = check_pack(root, not args.no_suricata)
     for problem in problems:
         print(f"v6sentry: {problem}", file=sys.stderr)
-    n = len(read_pack(root))
+    n = len(read_pack(root, []))
     print(f"v6sentry: {root}: {n} files, {len(problems)} problems", file=sys.stderr)
     return EXIT_PROBLEMS if problems else EXIT_OK
 

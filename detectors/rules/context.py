@@ -25,6 +25,9 @@ TEREDO_PORT = 3544
 AYIYA_PORT = 5072
 # The 6to4 relay anycast range (RFC 3068, deprecated by RFC 7526).
 RELAY_ANYCAST = "192.88.99.0/24"
+# Where rules cite an RFC and an ATT&CK technique (T1557.001 -> T1557/001/).
+RFC_URL = "https://www.rfc-editor.org/rfc/rfc{number}"
+ATTACK_URL = "https://attack.mitre.org/techniques/{path}/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +88,17 @@ def suricata_vars(policy: Mapping[str, Any]) -> dict[str, dict[str, str | None]]
     A value of None means the policy leaves the variable empty; the rules that
     need it are then left out of the pack, because Suricata cannot load an
     empty group and suricata-update comments out rules with unknown variables.
+
+    Only variables some rule uses are here (``suricata.check_rules`` refuses
+    others). The policy's monitored prefixes have none: no detection reads them.
+    Its allowed tunnel endpoints have none either: v6sentry only lowers the
+    severity of an allowed tunnel's alert, which one Suricata rule per signature
+    cannot do for some addresses and not others.
     """
     return {
         "address-groups": {
             "IPV6_ROUTERS": _group(policy["router_addresses"]),
-            "IPV6_MONITORED": _group(policy["monitored"]),
             "IPV6_DARK_PREFIXES": _group(policy["dark"]),
-            "TUNNEL_ALLOWED": _group(policy["tunnels_allowed"]),
             "IPV6_6TO4_RELAYS": f"[{RELAY_ANYCAST}]",
         },
         "port-groups": {
@@ -101,8 +108,21 @@ def suricata_vars(policy: Mapping[str, Any]) -> dict[str, dict[str, str | None]]
     }
 
 
+def _tags(det: DetectionSpec) -> list[str]:
+    """Sigma tags of every rule of the detection's signatures, whatever the log source.
+
+    Built once here, from the spec only, so no template can give one signature
+    different tags in different log sources.
+    """
+    return [f"attack.{t.id.lower()}" for t in det.techniques] + [
+        f"attack.{t.name.lower().replace(' ', '-')}" for t in det.tactics
+    ]
+
+
 def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any]:
     overrides = policy.thresholds.get(det.category, {})
+    tags = _tags(det)
+    attack_refs = [ATTACK_URL.format(path=t.id.replace(".", "/")) for t in det.techniques]
     signatures = []
     for sig in sorted(det.signatures.values(), key=lambda s: s.sid):
         missing = [e for e in COVERAGE_ENGINES if e not in sig.coverage]
@@ -117,6 +137,11 @@ def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any
                 "sid": sig.sid,
                 "rev": sig.rev,
                 "text": sig.text,
+                "description": sig.description,
+                "rfcs": list(sig.rfcs),
+                # RFCs first: they say what the signature checks; ATT&CK says why it matters.
+                "references": [RFC_URL.format(number=n) for n in sig.rfcs] + attack_refs,
+                "tags": tags,
                 "category": det.category,
                 "coverage": {e: {"level": c.level, "why": c.why} for e, c in sig.coverage.items()},
             }

@@ -239,6 +239,47 @@ def _rule_files(
     return files, problems
 
 
+def _query_stem(path: str) -> str:
+    return path.rsplit("/", 1)[1].rsplit(".", 1)[0]
+
+
+def _yaml_shape(path: str, text: str) -> str | None:
+    """Why ``text`` cannot be a Sigma rule file as YAML (empty, not YAML, not one mapping)."""
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"{path}:{mark.line + 1}" if mark is not None else path
+        return f"{at}: not YAML: {getattr(exc, 'problem', None) or exc}"
+    docs = [d for d in docs if d is not None]
+    if not docs:
+        return f"{path}: empty (no rule)"
+    if len(docs) != 1:
+        return f"{path}: holds {len(docs)} YAML documents, not one rule"
+    if not isinstance(docs[0], dict):
+        return f"{path}: a YAML {type(docs[0]).__name__}, not a rule mapping"
+    return None
+
+
+def _tag_disagreements(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[str]:
+    """Rules for one signature in different log sources whose tags differ.
+
+    Rules are named ``<logsource>_<detection>_<signature>``; the same name after the log
+    source is the same signature, which must carry the same ATT&CK tags everywhere.
+    """
+    by_signature: dict[str, dict[str, list[str]]] = {}
+    for rule in rules:
+        source, _, rest = str(rule.name).partition("_")
+        if source in PIPELINE_FILES and rest:
+            by_signature.setdefault(rest, {})[str(rule.name)] = sorted(str(t) for t in rule.tags)
+    problems = []
+    for signature, named in sorted(by_signature.items()):
+        if len({tuple(tags) for tags in named.values()}) > 1:
+            shown = "; ".join(f"{name}: {', '.join(tags)}" for name, tags in sorted(named.items()))
+            problems.append(f"{RULES}: rules for signature {signature} differ in tags ({shown})")
+    return problems
+
+
 def _logsource(path: str) -> str:
     return path.split("/")[2]
 
@@ -329,10 +370,17 @@ def check(files: Mapping[str, str]) -> list[str]:
     problems: list[str] = []
     rule_files = {p: t for p, t in files.items() if p.startswith(f"{RULES}/")}
     rules: list[SigmaRule | SigmaCorrelationRule] = []
+    # Rule files that hold one sound rule: only these are validated and converted
+    # (pySigma's validators and the converter assume a rule that parsed).
+    sound: dict[str, str] = {}
     for path, text in sorted(rule_files.items()):
         logsource = _logsource(path) if path.count("/") == 3 else ""
         if logsource not in PIPELINE_FILES or not path.endswith(".yml"):
             problems.append(f"{path}: not sigma/rules/<v6sentry|suricata|zeek>/<name>.yml")
+            continue
+        shape = _yaml_shape(path, text)
+        if shape:
+            problems.append(shape)
             continue
         try:
             # References between files are resolved below, over all the rules at once.
@@ -348,6 +396,8 @@ def check(files: Mapping[str, str]) -> list[str]:
         rule = collection.rules[0]
         for error in rule.errors:
             problems.append(f"{path}: {error}")
+        if rule.errors:
+            continue
         if rule.name != _stem(path):
             problems.append(f"{path}: rule name {rule.name!r} is not the file name")
         if isinstance(rule, SigmaRule):
@@ -358,6 +408,8 @@ def check(files: Mapping[str, str]) -> list[str]:
             if tag.namespace == "d3fend":
                 problems.append(f"{path}: d3fend tag {tag} cannot be validated offline")
         rules.append(rule)
+        sound[path] = text
+    problems += _tag_disagreements(rules)
     try:
         SigmaCollection(list(rules))  # every correlation's rules exist among the files
     except SigmaError as exc:
@@ -369,11 +421,15 @@ def check(files: Mapping[str, str]) -> list[str]:
         problems.append(f"{names}: {issue.description} ({issue.severity.name.lower()})")
     query_files = {p: t for p, t in files.items() if p.startswith(f"{QUERIES}/")}
     try:
-        fresh = convert(rule_files)
+        fresh = convert(sound)
     except (SigmaError, RenderError) as exc:
         problems.append(f"conversion failed: {exc}")
         fresh = query_files
+    # A broken rule file is reported above; its query is not judged against nothing.
+    broken = {_stem(p) for p in set(rule_files) - set(sound)}
     for path in sorted(set(fresh) | set(query_files)):
+        if path not in fresh and _query_stem(path) in broken:
+            continue
         if path not in query_files:
             problems.append(f"{path}: missing (the rules convert to it)")
         elif path not in fresh:

@@ -3,8 +3,9 @@
 Owns which Suricata templates render (``suricata/templates/<family>.rules.j2``
 for each family that has one, between ``header.rules.j2`` and the variables
 include ``vars.yaml.j2``), the rule revisions, and the structural checks on
-the rendered rules: one rule per line, msg prefix, sid range, metadata, and
-agreement between the rules and each signature's declared Suricata coverage.
+the rendered rules: one rule per line, msg prefix, sid range, metadata, every
+variable defined and every defined variable used, and agreement between the
+rules and each signature's declared Suricata coverage.
 
 Revisions: ``suricata/rules.lock.yaml`` records each sid's ``rev`` and a hash
 of its rule without the ``rev`` and the policy hash. When a rule's text
@@ -137,6 +138,10 @@ def check_rules(
         unknown = sorted(set(_VAR.findall(r.text)) - defined)
         if unknown:
             problems.append(f"{at}: uses undefined variables {', '.join(unknown)}")
+    used = {name for r in rules for name in _VAR.findall(r.text)}
+    for name in sorted(defined - used):
+        # A variable no rule reads tells the operator the policy value matters when it does not.
+        problems.append(f"{where}: no rule uses ${name} (defined in {VARS_FILE})")
     for sid, sig in sorted(signatures.items()):
         level = sig["coverage"]["suricata"]["level"]
         what = f"sid {sid} ({sig['category']} {sig['key']})"
