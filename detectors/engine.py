@@ -214,8 +214,12 @@ class Engine:
         """Packet time: the latest timestamp seen (the native loop keeps the clock)."""
         return self._pipeline.now_ns
 
-    def run_capture(self, reader: CaptureReader) -> None:
-        """Read, decode and dispatch a whole capture; records never reach Python."""
+    def run_capture(self, reader: CaptureReader, stop: Callable[[], bool] | None = None) -> bool:
+        """Read, decode and dispatch a whole capture; records never reach Python.
+
+        ``stop`` is asked between batches (a signal handler sets what it reads): when
+        it says yes, reading ends there, with every record read so far dispatched.
+        Returns False when ``stop`` ended the capture early, True at its end."""
         pipeline, deliver = self._pipeline, self._deliver
         pipeline.restart()
         done = False
@@ -225,6 +229,9 @@ class Engine:
                 deliver(items)
             if tick is not None:
                 self.advance(tick)
+            if not done and stop is not None and stop():
+                return False
+        return True
 
     def pump_start(self) -> None:
         """A live run starts: record numbers count from 1 again."""

@@ -15,9 +15,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import signal
+import struct
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -43,10 +47,11 @@ def v6sentry(
     *args: str, stdin: bytes | None = None, timeout: float = 120, **kwargs: Any
 ) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("V6SENTRY_ES_")}
+    kwargs.setdefault("stdout", subprocess.PIPE)
     return subprocess.run(
         [*command(), *args],
         input=stdin.decode() if stdin is not None else None,
-        capture_output=True,
+        stderr=subprocess.PIPE,
         text=True,
         timeout=timeout,
         env=env,
@@ -172,3 +177,156 @@ def test_unconfirmed_bulk_items_are_spooled(shape: str, tmp_path: Path) -> None:
         # The confirmed part of the resent segment is indexed; the rest stays spooled.
         assert Spool(spool).pending() == alerts - ok
         assert node.bulk_requests == 2
+
+
+# -- output errors: exit 2, one line ------------------------------------------------------
+
+
+def _one_error_line(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("v6sentry: error: ") and needle in lines[0], proc.stderr
+
+
+def test_output_errors_are_one_error_line(tmp_path: Path) -> None:
+    replay = ("replay", "--policy", str(POLICY), str(FLOOD))
+    _one_error_line(v6sentry(*replay, "-o", str(tmp_path)), f"{tmp_path}: cannot write alerts")
+    _one_error_line(
+        v6sentry(*replay, "-o", "/dev/full"),
+        "/dev/full: cannot write alerts: No space left on device",
+    )
+    with open("/dev/full", "w") as full:
+        proc = v6sentry(*replay, stdout=full)
+    _one_error_line(proc, "standard output: cannot write alerts: No space left on device")
+    events = ("replay", "-q", "--events", "/dev/full", str(PCAPS / "sweep_lowbyte.pcap"))
+    _one_error_line(
+        v6sentry(*events, stdout=subprocess.DEVNULL),
+        "/dev/full: cannot write observations: No space left on device",
+    )
+
+
+def test_closed_stdout_is_one_error_line() -> None:
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", *command(), "replay", str(FLOOD)],
+        capture_output=False,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "v6sentry: error: standard output is closed: cannot write alerts (use -o FILE)"
+    )
+
+
+# -- SIGTERM and SIGINT: flush, summary, documented exit code -----------------------------
+
+
+def _pcap_records(path: Path) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The global header and (record header, data) pairs of a little-endian pcap."""
+    raw = path.read_bytes()
+    assert raw[:4] == b"\xd4\xc3\xb2\xa1"
+    records, offset = [], 24
+    while offset < len(raw):
+        header = raw[offset : offset + 16]
+        caplen = struct.unpack("<I", header[8:12])[0]
+        records.append((header, raw[offset + 16 : offset + 16 + caplen]))
+        offset += 16 + caplen
+    return raw[:24], records
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_signal_flushes_alerts_and_prints_the_summary(
+    sig: signal.Signals, code: int, tmp_path: Path
+) -> None:
+    """A capture streamed on standard input that never ends; the signal stops it."""
+    header, records = _pcap_records(PCAPS / "rogue_ra.pcap")
+    out, stats = tmp_path / "alerts.jsonl", tmp_path / "stats.json"
+    args = ["replay", "--policy", str(POLICY), "-o", str(out), "--stats-json", str(stats), "-"]
+    proc = subprocess.Popen(
+        [*command(), *args],
+        stdin=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=ROOT,
+    )
+    assert proc.stdin is not None and proc.stderr is not None
+    written = 0
+    stop = threading.Event()
+
+    def feed() -> None:
+        nonlocal written
+        assert proc.stdin is not None
+        try:
+            proc.stdin.write(header)
+            seconds = 1_700_000_000
+            while not stop.is_set():
+                chunk = bytearray()
+                for rec_header, data in records:
+                    seconds += 1  # packet time moves on: copies are new packets
+                    chunk += struct.pack("<II", seconds, 0) + rec_header[8:] + data
+                proc.stdin.write(bytes(chunk))
+                written += len(records)
+        except (BrokenPipeError, ValueError, OSError):
+            pass  # the process stopped reading: that is the point
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    deadline = time.monotonic() + 60
+    while written < 50_000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(sig)
+    try:
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=60) == code, stderr
+    finally:
+        stop.set()
+        proc.kill()
+        feeder.join(timeout=10)
+    assert "Traceback" not in stderr
+    name = signal.Signals(sig).name
+    assert re.search(rf"warning: -: stopped by {name} after \d+ packets", stderr), stderr
+    assert re.search(r"v6sentry: -: \d+ packets, \d+ bytes in", stderr), stderr
+    report = json.loads(stats.read_text())
+    assert report["interrupted"] == name
+    [run] = report["runs"]
+    assert 0 < run["packets"] < written
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    assert alerts and len(alerts) == sum(run["alerts"].values())
+
+
+# -- -r and directories -------------------------------------------------------------------
+
+
+def test_read_option_and_directories(tmp_path: Path) -> None:
+    captures = tmp_path / "captures"
+    captures.mkdir()
+    # Natural order: cap2 before cap10, whatever the bytes say; hidden files are not read.
+    shutil.copy(PCAPS / "rogue_ra.pcap", captures / "cap10.pcap")
+    shutil.copy(FLOOD, captures / "cap2.pcap")
+    shutil.copy(PCAPS / "benign_ra.pcap", captures / ".partial.pcap")
+    (captures / "sub").mkdir()
+    policy = ("--policy", str(POLICY))
+    by_dir = v6sentry("replay", *policy, "-r", str(captures))
+    assert by_dir.returncode == 0, by_dir.stderr
+    summaries = re.findall(r"v6sentry: (\S+): \d+ packets", by_dir.stderr)
+    assert summaries == [str(captures / "cap2.pcap"), str(captures / "cap10.pcap")]
+    one_by_one = [
+        v6sentry("replay", *policy, str(captures / name)).stdout
+        for name in ("cap2.pcap", "cap10.pcap")
+    ]
+    assert by_dir.stdout == "".join(one_by_one)
+    assert v6sentry("replay", *policy, str(captures)).stdout == by_dir.stdout
+    # -r FILE is the positional capture; several -r, then positional ones.
+    both = v6sentry("replay", *policy, "-r", str(PCAPS / "rogue_ra.pcap"), str(FLOOD))
+    assert both.returncode == 0, both.stderr
+    assert re.findall(r"v6sentry: (\S+): \d+ packets", both.stderr) == [
+        str(PCAPS / "rogue_ra.pcap"),
+        str(FLOOD),
+    ]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    _one_error_line(v6sentry("replay", str(empty)), f"{empty}: directory holds no capture files")
+    (captures / "notes.txt").write_text("not a capture\n")
+    _one_error_line(v6sentry("replay", "-r", str(captures)), "notes.txt")
