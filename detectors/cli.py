@@ -32,7 +32,7 @@ from detectors import __version__
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
-from detectors.engine import Engine, known_thresholds
+from detectors.engine import Engine, known_thresholds, max_interfaces
 from detectors.hunt import cli as hunt_cli
 from detectors.live import cli as live_cli
 from detectors.observations import Observation, ObservationWriter
@@ -332,10 +332,11 @@ def replay(args: argparse.Namespace) -> int:
     # line, with no half-run), but opened for reading only when its turn comes: a
     # directory of thousands of files holds one reader at a time.
     stdin_reader: CaptureReader | None = None
+    cap = max_interfaces(policy)
     try:
         for path in captures:
-            if path == "-":
-                stdin_reader = open_capture(path)  # standard input cannot be opened twice
+            if path == "-":  # standard input cannot be opened twice
+                stdin_reader = open_capture(path, max_interfaces=cap)
             else:
                 open_capture(path).close()
     except CaptureError as exc:
@@ -411,9 +412,10 @@ def replay(args: argparse.Namespace) -> int:
             if engine is None or not args.continuous:
                 engine = Engine(policy, sink, specs, classes, observe)
             t0 = time.perf_counter()
-            reader = (
-                stdin_reader if stdin_reader is not None and path == "-" else open_capture(path)
-            )
+            if stdin_reader is not None and path == "-":
+                reader = stdin_reader
+            else:
+                reader = open_capture(path, max_interfaces=cap)
             engine.capture_name = reader.path
             try:
                 complete = engine.run_capture(reader, stop)

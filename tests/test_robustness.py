@@ -330,3 +330,90 @@ def test_read_option_and_directories(tmp_path: Path) -> None:
     _one_error_line(v6sentry("replay", str(empty)), f"{empty}: directory holds no capture files")
     (captures / "notes.txt").write_text("not a capture\n")
     _one_error_line(v6sentry("replay", "-r", str(captures)), "notes.txt")
+
+
+# -- pcapng interface cap ------------------------------------------------------------------
+
+SHB = struct.pack("<IIIHHq", 0x0A0D0D0A, 28, 0x1A2B3C4D, 1, 0, -1) + struct.pack("<I", 28)
+IDB_ETHERNET = struct.pack("<IIHHII", 1, 20, 1, 0, 65535, 20)
+
+
+def _epb(iface: int, ts_us: int, data: bytes) -> bytes:
+    padded = data + b"\0" * (-len(data) % 4)
+    size = 32 + len(padded)
+    head = struct.pack(
+        "<IIIIIII", 6, size, iface, ts_us >> 32, ts_us & 0xFFFFFFFF, len(data), len(data)
+    )
+    return head + padded + struct.pack("<I", size)
+
+
+def _many_interfaces(path: Path, interfaces: int) -> tuple[int, int]:
+    """A pcapng describing ``interfaces`` Ethernet interfaces, with rogue_ra.pcap's
+    frames on interface 0 and again on the last interface; returns (on 0, on last)."""
+    _, records = _pcap_records(PCAPS / "rogue_ra.pcap")
+    frames = [data for _, data in records]
+    ts = 1_700_000_000_000_000
+    with path.open("wb") as fh:
+        fh.write(SHB + IDB_ETHERNET * interfaces)
+        for n, data in enumerate(frames):
+            fh.write(_epb(0, ts + n, data))
+        for n, data in enumerate(frames):
+            fh.write(_epb(interfaces - 1, ts + len(frames) + n, data))
+    return len(frames), len(frames)
+
+
+_PEAK = """
+import resource, sys
+from detectors.capture import open_capture
+with open_capture(sys.argv[1], max_interfaces=int(sys.argv[2])) as reader:
+    records = sum(1 for _ in reader.records())
+    print(records, len(reader.interfaces), reader.interfaces_over_cap, reader.records_skipped)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def _read_peak(path: Path, cap: int) -> tuple[list[int], int]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(path), str(cap)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    counts, peak_kb = proc.stdout.splitlines()
+    return [int(n) for n in counts.split()], int(peak_kb)
+
+
+def test_interface_cap_keeps_memory_flat_counts_and_warns(tmp_path: Path) -> None:
+    many, few = tmp_path / "many.pcapng", tmp_path / "few.pcapng"
+    on_first, on_last = _many_interfaces(many, 300_000)
+    _many_interfaces(few, 8)
+    cap = 8
+    counts, peak_many = _read_peak(many, cap)
+    # Interface 0 is kept; the last is past the cap: its packets are counted and skipped.
+    assert counts == [on_first, cap, 300_000 - cap, on_last]
+    _, peak_few = _read_peak(few, cap)
+    # 300,000 kept interfaces cost ~90 MB; capped, the run is as big as with 8 (KiB).
+    assert peak_many - peak_few < 16 * 1024, (peak_many, peak_few)
+    counts, _ = _read_peak(few, cap)
+    assert counts == [on_first + on_last, 8, 0, 0]
+
+    policy = tmp_path / "policy.yaml"
+    site = POLICY.read_text()
+    assert "thresholds: {}" in site
+    policy.write_text(
+        site.replace("thresholds: {}", f"thresholds:\n  decoder:\n    max_interfaces: {cap}")
+    )
+    out = tmp_path / "alerts.jsonl"
+    proc = v6sentry("replay", "--policy", str(policy), "-o", str(out), str(many))
+    assert proc.returncode == 0, proc.stderr
+    warning = (
+        f"v6sentry: warning: {many}: more than {cap} interfaces: {300_000 - cap} interface "
+        f"description(s) past the cap were counted, not kept, and {on_last} packet(s) on them "
+        "were skipped (thresholds.decoder.max_interfaces)"
+    )
+    assert proc.stderr.count(warning) == 1, proc.stderr
+    assert f": {on_first} packets," in proc.stderr
+    assert len(out.read_text().splitlines()) == 2  # rogue_ra's two alerts, from interface 0
+    assert v6sentry("replay", "--strict", "--policy", str(policy), str(many)).returncode == 2
