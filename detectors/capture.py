@@ -24,6 +24,12 @@ Notes on the contract:
   interfaces per section (each Section Header Block starts again at 0); the
   reader maps those section-local ids onto the growing ``interfaces`` list so an
   index never names two different interfaces within one capture.
+* At most ``max_interfaces`` interfaces are kept (4096 by default): a pcapng
+  describing millions would otherwise hold ~300 bytes for each. Descriptions
+  past the cap are counted (``interfaces_over_cap``), not kept; packets on those
+  interfaces are counted (``records_skipped``) and skipped, since their link type
+  and time resolution are unknown. When reading ends (or on ``close``), one
+  warning gives both counts. This is not damage: ``truncated`` is unchanged.
 * A Simple Packet Block has no timestamp: it gets the timestamp of the last
   packet read before it (0 if it is the first), so packet time never jumps.
 * Damage, as opposed to a file that is not a capture at all: a record or
@@ -61,13 +67,17 @@ CHUNK = _native.CHUNK
 MAX_CAPLEN: Final = _native.MAX_CAPLEN
 # Hard bound on one record or block, whatever the headers claim.
 MAX_BLOCK: Final = _native.MAX_BLOCK
+# Interfaces kept per capture by default (the policy's thresholds.decoder.max_interfaces).
+DEFAULT_MAX_INTERFACES: Final = _native.DEFAULT_MAX_INTERFACES
 
 
-def open_capture(path: str, stdin: BinaryIO | None = None) -> CaptureReader:
+def open_capture(
+    path: str, stdin: BinaryIO | None = None, max_interfaces: int = DEFAULT_MAX_INTERFACES
+) -> CaptureReader:
     """Open a pcap or pcapng capture, gzip-compressed or not; ``-`` reads ``stdin``.
 
     ``stdin`` defaults to the process's standard input (fd 0) and is never closed by
     the reader. Raises ``CaptureError`` (naming the file) when the input is not a
-    capture.
+    capture. At most ``max_interfaces`` interfaces are kept (see the module notes).
     """
-    return _native.open_capture(path, stdin, CHUNK)
+    return _native.open_capture(path, stdin, CHUNK, max_interfaces)

@@ -5,8 +5,9 @@ capture files to the engine, alerts to the chosen output and observations
 (``--events``) to their file; it does not decode or detect anything itself.
 The ``rules``, ``hunt`` and ``ship`` sub-commands live in their packages.
 
-Exit codes: 0 clean, 1 an alert at or above ``--fail-on``, 2 usage or input
-error (one line on stderr). A truncated or corrupt capture is processed up
+Exit codes: 0 clean, 1 an alert at or above ``--fail-on``, 2 usage, input or
+output error (one line on stderr), 130/143 stopped by SIGINT/SIGTERM after
+flushing the alerts and printing the summary. A truncated or corrupt capture is processed up
 to the damage and reported as a warning; the exit code then follows the
 alerts (0 or 1), unless ``--strict`` makes it an input error (2).
 """
@@ -14,18 +15,24 @@ alerts (0 or 1), unless ``--strict`` makes it an input error (2).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import re
+import signal
 import socket
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from types import FrameType
 from typing import IO, Any, NoReturn
 
 from detectors import __version__
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
-from detectors.engine import Engine, known_thresholds, learn_window_s
+from detectors.engine import Engine, known_thresholds, learn_window_s, max_interfaces
 from detectors.hunt import cli as hunt_cli
 from detectors.live import cli as live_cli
 from detectors.observations import Observation, ObservationWriter
@@ -35,6 +42,9 @@ from detectors.ship import cli as ship_cli
 from detectors.spec import SEVERITIES, SpecError
 
 EXIT_CLEAN, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
+# Stopped by a signal, after flushing and summarising (the shell's 128 + signal number).
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+_DIGITS = re.compile(r"(\d+)")
 
 EPILOG = """\
 examples:
@@ -42,9 +52,16 @@ examples:
   v6sentry replay --fail-on high --format ecs -o alerts.jsonl capture.pcapng.gz
   tcpdump -w - -i eth1 | v6sentry replay -
 
-exit codes: 0 clean, 1 alerts at or above --fail-on, 2 usage or input error.
+  v6sentry replay -r /var/spool/pcaps/ -o alerts.jsonl
+
+exit codes: 0 clean, 1 alerts at or above --fail-on, 2 usage, input or output
+error (one line; an output error is a full disk, an unwritable -o FILE or a
+closed standard output), 130 stopped by SIGINT, 143 stopped by SIGTERM.
 A truncated capture is processed up to the damage with a warning and exits by
-its alerts (0 or 1); with --strict it exits 2.
+its alerts (0 or 1); with --strict it exits 2. SIGINT or SIGTERM stops reading
+after the current batch of records: the alerts so far are flushed (and shipped
+or spooled with --es), the summary is printed, and the exit code is 130 or 143;
+a second signal ends the process at once.
 """
 
 
@@ -70,7 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    replay.add_argument("captures", nargs="+", metavar="CAPTURE", help="capture file, or -")
+    replay.add_argument(
+        "captures",
+        nargs="*",
+        metavar="CAPTURE",
+        help="capture file, directory (every regular non-hidden file in it, in natural "
+        "name order, one summary each), or - for standard input",
+    )
+    replay.add_argument(
+        "-r",
+        "--read",
+        action="append",
+        metavar="CAPTURE",
+        help="a capture, as the positional CAPTURE (repeatable; read before positional ones)",
+    )
     replay.add_argument("--policy", metavar="FILE", help=POLICY_HELP)
     replay.add_argument(
         "-o",
@@ -174,7 +204,126 @@ def _summary_lines(name: str, summary: dict[str, Any], seconds: float) -> list[s
     return lines
 
 
+class _OutputError(Exception):
+    """An output could not be written (disk full, device gone, closed): exit 2, one line."""
+
+
+def _write_failed(name: str, what: str, exc: OSError) -> _OutputError:
+    return _OutputError(f"{name}: cannot write {what}: {exc.strerror or exc}")
+
+
+def _flush(stream: IO[str], name: str, what: str, close: bool = False) -> None:
+    """Flush (and close) an output; OSError becomes _OutputError naming it, except a
+    broken pipe, which means the reader left (handled by the caller)."""
+    try:
+        stream.flush()
+        if close:
+            stream.close()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise _write_failed(name, what, exc) from None
+
+
+def _silence_stdout() -> None:
+    """After stdout failed: point fd 1 at /dev/null so that the interpreter's own
+    flush at exit does not print a second error about the same data."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, AttributeError, ValueError):
+        pass
+
+
+def _close_quietly(stream: IO[str] | None) -> None:
+    """Cleanup after an error already reported: a second error would say nothing new."""
+    if stream is None or stream is sys.stdout:
+        return
+    with contextlib.suppress(OSError):
+        stream.close()
+
+
+class _Stop:
+    """SIGTERM and SIGINT during ``replay``: a flag the engine reads between batches,
+    so that the run stops with what it read flushed and summarised, instead of a
+    traceback (SIGINT) or no summary at all (SIGTERM)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signum = signum
+        # A second signal is not asked to wait: it ends the process at once (the
+        # default action, no traceback), e.g. a reader blocked on a silent pipe.
+        for sig in self._previous:
+            signal.signal(sig, signal.SIG_DFL)
+
+    def __call__(self) -> bool:
+        return self.signum is not None
+
+    def install(self) -> None:
+        # Handlers can only be set from the main thread (in-process callers in tests
+        # may run replay elsewhere; they keep the default behaviour).
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    @property
+    def name(self) -> str:
+        return signal.Signals(self.signum).name if self.signum is not None else ""
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SIGINT if self.signum == signal.SIGINT else EXIT_SIGTERM
+
+
+def _natural_key(name: str) -> list[tuple[int, int, str]]:
+    """Digit runs compare as numbers: tcpdump -C's cap, cap1, cap2, ..., cap10 in order."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in _DIGITS.split(name)]
+
+
+def _capture_paths(args: argparse.Namespace) -> list[str]:
+    """``-r`` captures, then positional ones; a directory stands for every regular,
+    non-hidden file in it, in natural name order. CaptureError for an empty one."""
+    paths: list[str] = []
+    for path in [*(args.read or []), *args.captures]:
+        if path != "-" and os.path.isdir(path):
+            try:
+                names = sorted(os.listdir(path), key=_natural_key)
+            except OSError as exc:
+                raise CaptureError(f"{path}: cannot list directory: {exc.strerror}") from None
+            found = [
+                os.path.join(path, n)
+                for n in names
+                if not n.startswith(".") and os.path.isfile(os.path.join(path, n))
+            ]
+            if not found:
+                raise CaptureError(f"{path}: directory holds no capture files")
+            paths.extend(found)
+        else:
+            paths.append(path)
+    return paths
+
+
 def replay(args: argparse.Namespace) -> int:
+    try:
+        captures = _capture_paths(args)
+    except CaptureError as exc:
+        return _fail(str(exc))
+    if not captures:
+        return _fail("replay: give at least one CAPTURE (a file, a directory, - or -r FILE)")
+    if captures.count("-") > 1:
+        return _fail("standard input ('-') can be read only once")
+    if args.output == "-" and sys.stdout is None:
+        return _fail("standard output is closed: cannot write alerts (use -o FILE)")
     try:
         specs, classes = discover()
     except SpecError as exc:
@@ -185,25 +334,35 @@ def replay(args: argparse.Namespace) -> int:
         )
     except PolicyError as exc:
         return _fail(str(exc))
-    if args.captures.count("-") > 1:
-        return _fail("standard input ('-') can be read only once")
-    try:  # before any file is opened: a bad --es setting is a usage error
+    # Every capture is checked before anything is read (a bad one is an error in one
+    # line, with no half-run), but opened for reading only when its turn comes: a
+    # directory of thousands of files holds one reader at a time.
+    stdin_reader: CaptureReader | None = None
+    cap = max_interfaces(policy)
+    try:
+        for path in captures:
+            if path == "-":  # standard input cannot be opened twice
+                stdin_reader = open_capture(path, max_interfaces=cap)
+            else:
+                open_capture(path).close()
+    except CaptureError as exc:
+        if stdin_reader is not None:
+            stdin_reader.close()
+        return _fail(str(exc))
+    try:  # before any output is opened: a bad --es setting is a usage error
         shipping = ship_cli.ReplayShipping.open(args)
     except (ship_cli.SetupError, ship_cli.ShipError) as exc:
-        return _fail(str(exc))
-    readers: list[CaptureReader] = []
-    try:
-        for path in args.captures:
-            readers.append(open_capture(path))
-    except CaptureError as exc:
-        for reader in readers:
-            reader.close()
+        if stdin_reader is not None:
+            stdin_reader.close()
         return _fail(str(exc))
 
     out: IO[str]
+    out_name = "standard output" if args.output == "-" else args.output
     try:
         out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
+        if shipping is not None:
+            shipping.abandon()
         return _fail(f"{args.output}: cannot write alerts: {exc.strerror}")
     host = args.sensor_name if args.sensor_name is not None else socket.gethostname()
     writer = AlertWriter(out, args.format, host)
@@ -212,16 +371,22 @@ def replay(args: argparse.Namespace) -> int:
         try:
             events = open(args.events, "w", encoding="utf-8")  # noqa: SIM115
         except OSError as exc:
-            for reader in readers:
-                reader.close()
-            if out is not sys.stdout:
-                out.close()
+            if stdin_reader is not None:
+                stdin_reader.close()
+            _close_quietly(out)
+            if shipping is not None:
+                shipping.abandon()
             return _fail(f"{args.events}: cannot write observations: {exc.strerror}")
     write_events = ObservationWriter(events, host) if events is not None else None
 
     def ship_and_write(obs: Observation) -> None:
         if write_events is not None:
-            write_events(obs)
+            try:
+                write_events(obs)
+            except BrokenPipeError:
+                raise
+            except OSError as exc:
+                raise _write_failed(args.events, "observations", exc) from None
         if shipping is not None:
             shipping.add_observation(obs, host)
 
@@ -231,7 +396,12 @@ def replay(args: argparse.Namespace) -> int:
 
     def sink(alert: Alert) -> None:
         nonlocal worst
-        writer(alert)
+        try:
+            writer(alert)
+        except BrokenPipeError:
+            raise  # the reader of standard output went away: handled below
+        except OSError as exc:
+            raise _write_failed(out_name, "alerts", exc) from None
         worst = max(worst, SEVERITIES.index(alert.severity))
         if shipping is not None:
             shipping.add(alert, host)
@@ -244,60 +414,95 @@ def replay(args: argparse.Namespace) -> int:
     warnings: list[str] = []
     runs: list[dict[str, Any]] = []
     engine: Engine | None = None
+    stop = _Stop()
     started = time.perf_counter()
+    stop.install()
     try:
-        for reader in readers:
+        for number, path in enumerate(captures):
+            last = number == len(captures) - 1
             if engine is None or not args.continuous:
                 engine = Engine(policy, sink, specs, classes, observe)
-            engine.capture_name = reader.path
             t0 = time.perf_counter()
+            if stdin_reader is not None and path == "-":
+                reader = stdin_reader
+            else:
+                reader = open_capture(path, max_interfaces=cap)
+            engine.capture_name = reader.path
             try:
-                engine.run_capture(reader)
-            except CaptureError as exc:
-                return _fail(str(exc))
+                complete = engine.run_capture(reader, stop)
             finally:
                 reader.close()
             warnings.extend(reader.warnings)
-            if not args.continuous or reader is readers[-1]:
+            if not complete:
+                rest = len(captures) - number - 1
+                warnings.append(
+                    f"{reader.path}: stopped by {stop.name} after {engine.summary()['packets']} "
+                    f"packets" + (f"; {rest} later capture(s) not read" if rest else "")
+                )
+            if not args.continuous or last or not complete:
                 engine.finish()
+                # Written out before the summary claims them: a full disk is then one
+                # error line, not a summary of alerts that never reached the file.
+                _flush(out, out_name, "alerts")
+                if events is not None:
+                    _flush(events, args.events, "observations")
                 summary = engine.summary()
                 seconds = time.perf_counter() - (started if args.continuous else t0)
-                summary["capture"] = args.captures if args.continuous else reader.path
+                summary["capture"] = captures if args.continuous else reader.path
                 summary["seconds"] = round(seconds, 6)
                 runs.append(summary)
                 if not args.quiet:
                     if shipping is not None:
                         shipping.end_line()
-                    label = f"{len(readers)} captures" if args.continuous else reader.path
+                    label = f"{len(captures)} captures" if args.continuous else reader.path
                     for line in _summary_lines(label, summary, seconds):
                         print(line, file=sys.stderr)
-        out.flush()
+            if not complete:
+                break
+        _flush(out, out_name, "alerts", close=out is not sys.stdout)
+        if events is not None:
+            _flush(events, args.events, "observations", close=True)
         if shipping is not None:
             shipping.finish(args.quiet)
     except BrokenPipeError:
+        _silence_stdout()
         return EXIT_CLEAN  # the reader of our output went away (e.g. `| head`)
+    except _OutputError as exc:
+        if out is sys.stdout:
+            _silence_stdout()
+        return _fail(str(exc))
+    except CaptureError as exc:
+        return _fail(str(exc))
     except ship_cli.ShipError as exc:
         return _fail(str(exc))
     finally:
+        stop.restore()
+        if stdin_reader is not None:
+            stdin_reader.close()
         if shipping is not None:
             shipping.abandon()  # a no-op after finish()
-        if out is not sys.stdout:
-            out.close()
-        if events is not None:
-            events.close()
+        _close_quietly(out)
+        _close_quietly(events)
     for warning in warnings:
         print(f"v6sentry: warning: {warning}", file=sys.stderr)
     if args.stats_json:
         try:
             with open(args.stats_json, "w", encoding="utf-8") as fh:
                 json.dump(
-                    {"version": __version__, "runs": runs, "warnings": warnings},
+                    {
+                        "version": __version__,
+                        "runs": runs,
+                        "warnings": warnings,
+                        "interrupted": stop.name or None,
+                    },
                     fh,
                     indent=2,
                     sort_keys=True,
                 )
         except OSError as exc:
             return _fail(f"{args.stats_json}: cannot write stats: {exc.strerror}")
+    if stop():
+        return stop.exit_code
     if warnings and args.strict:
         return _fail(f"{len(warnings)} capture problem(s) and --strict is set")
     if args.fail_on is not None and worst >= SEVERITIES.index(args.fail_on):

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import TYPE_CHECKING, Any, Protocol
 
-from detectors._native import Forwarder, Pipeline
+from detectors._native import DEFAULT_MAX_INTERFACES, Forwarder, Pipeline
 from detectors.alerts import Alert
 from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
 from detectors.detections import NS, Context, Detector, discover
@@ -69,6 +69,14 @@ DECODER_THRESHOLDS: dict[str, Threshold] = {
         "frag_max_datagrams": (4096, "Datagrams reassembled at once", "datagrams", 1, 10**6),
         "frag_max_bytes": (16 * 2**20, "Bytes held for reassembly", "bytes", 2**16, 2**31),
         "frag_max_fragments": (128, "Fragments per datagram", "fragments", 2, 8192),
+        "max_interfaces": (
+            DEFAULT_MAX_INTERFACES,
+            "Interfaces kept per pcapng capture; past it, interface descriptions are counted "
+            "and the packets on them skipped, with one warning",
+            "interfaces",
+            1,
+            2**20,
+        ),
     }.items()
 }
 
@@ -90,6 +98,12 @@ def known_thresholds(specs: Mapping[str, FamilySpec]) -> dict[str, dict[str, Thr
         for cat, det in spec.detections.items():
             known[cat] = dict(det.thresholds)
     return known
+
+
+def max_interfaces(policy: Policy) -> int:
+    """The capture reader's interface cap under ``policy`` (thresholds.decoder)."""
+    default = DECODER_THRESHOLDS["max_interfaces"].default
+    return int(policy.thresholds.get("decoder", {}).get("max_interfaces", default))
 
 
 def decoder_limits(overrides: Mapping[str, float]) -> DecoderLimits:
@@ -225,8 +239,12 @@ class Engine:
         """Packet time: the latest timestamp seen (the native loop keeps the clock)."""
         return self._pipeline.now_ns
 
-    def run_capture(self, reader: CaptureReader) -> None:
-        """Read, decode and dispatch a whole capture; records never reach Python."""
+    def run_capture(self, reader: CaptureReader, stop: Callable[[], bool] | None = None) -> bool:
+        """Read, decode and dispatch a whole capture; records never reach Python.
+
+        ``stop`` is asked between batches (a signal handler sets what it reads): when
+        it says yes, reading ends there, with every record read so far dispatched.
+        Returns False when ``stop`` ended the capture early, True at its end."""
         pipeline, deliver = self._pipeline, self._deliver
         pipeline.restart()
         done = False
@@ -236,6 +254,9 @@ class Engine:
                 deliver(items)
             if tick is not None:
                 self.advance(tick)
+            if not done and stop is not None and stop():
+                return False
+        return True
 
     def pump_start(self) -> None:
         """A live run starts: record numbers count from 1 again."""

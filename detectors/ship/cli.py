@@ -63,6 +63,8 @@ credentials come only from the environment ({ENV_API_KEY}, or
 When Elasticsearch is unreachable or keeps rejecting documents, they go to the
 spool directory (default {default_spool_dir()}) and are resent at the start of
 every run, while a run goes on once the node is back, and by ship --resend.
+So do documents a bulk reply does not confirm (no items list, fewer items than
+documents, an item without a status or for another _id, a reply that is not JSON).
 Documents refused for good are written to dead-letter.jsonl in the spool directory.
 
 exit codes (ship): 0 all delivered, 1 some spooled or refused, 2 usage, input or

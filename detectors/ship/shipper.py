@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from elastic_transport import SerializationError
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
 from detectors.ship import ShipError
@@ -62,6 +63,7 @@ class Counts:
     spooled: int = 0
     resent: int = 0
     failed: int = 0
+    unconfirmed: int = 0  # left unconfirmed by a malformed reply (so spooled too)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -86,6 +88,52 @@ def _reason(error: Any) -> Any:
 
 
 Entry = tuple[str, Document]
+
+_ACTION = "create"
+
+
+def _item_results(body: Any, ids: list[str]) -> tuple[list[dict[str, Any] | None], str]:
+    """Each sent document's result from a bulk reply body, or None where the reply
+    does not confirm it; with a description of what was wrong, for the warning.
+
+    A bulk reply is trusted only as far as it is well-formed: an ``items`` list,
+    one item per document sent and in the same order, each ``{"create": {...}}``
+    with an integer ``status`` and, when it names one, the ``_id`` that was sent.
+    Anything else (``{}``, too few or too many items, an item without a status or
+    for another id) leaves the affected documents unconfirmed.
+    """
+    if not isinstance(body, dict):
+        return [None] * len(ids), f"the reply is a {type(body).__name__}, not a JSON object"
+    items = body.get("items")
+    if not isinstance(items, list):
+        return [None] * len(ids), "the reply has no 'items' list"
+    problems: list[str] = []
+    # With a count that differs, position says nothing: only an item naming its _id
+    # confirms a document.
+    need_id = len(items) != len(ids)
+    if need_id:
+        problems.append(f"{'fewer' if len(items) < len(ids) else 'more'} items than documents sent")
+    results: list[dict[str, Any] | None] = []
+    for position, doc_id in enumerate(ids):
+        item = items[position] if position < len(items) else None
+        result = item.get(_ACTION) if isinstance(item, dict) else None
+        if position >= len(items):
+            results.append(None)
+        elif not isinstance(result, dict):
+            results.append(None)
+            problems.append(f"an item without a '{_ACTION}' object")
+        elif not isinstance(result.get("status"), int) or isinstance(result["status"], bool):
+            results.append(None)
+            problems.append("an item without an integer status")
+        elif need_id and "_id" not in result:
+            results.append(None)
+            problems.append("items without an _id")
+        elif result.get("_id", doc_id) != doc_id:
+            results.append(None)
+            problems.append("an item for another _id than the document sent in its place")
+        else:
+            results.append(result)
+    return results, "; ".join(dict.fromkeys(problems))
 
 
 class Shipper:
@@ -129,6 +177,7 @@ class Shipper:
         self.down = False
         self._next_probe = 0.0
         self._templates: set[str] = set()
+        self._reply_problems: set[str] = set()
         self._batch: list[Entry] = []
         self._batch_size = 0
         self._batch_since = 0.0
@@ -236,12 +285,14 @@ class Shipper:
         self.counts.failed += 1
 
     def _send(self, batch: list[Entry], resending: bool = False) -> list[Entry]:
-        """Deliver a batch with retries; returns the entries still undelivered."""
+        """Deliver a batch with retries; returns the entries still undelivered: those
+        still rejected after the retries, and those no reply confirmed."""
         for index in sorted({index for index, _ in batch}):
             if not self._ensure_template(index):
                 return batch
         pending = list(enumerate(batch))  # positions, to count each retried document once
         retried: set[int] = set()
+        unconfirmed: list[Entry] = []
         for attempt in range(1, self.retry.attempts + 1):
             operations: list[dict[str, Any]] = []
             for _, (index, doc) in pending:
@@ -260,15 +311,29 @@ class Shipper:
                     for _, (index, doc) in pending:
                         self._dead_letter(index, doc, {"status": status, "error": str(exc)})
                         self._delivered(resending)
-                    return []
+                    return unconfirmed
                 again = pending
+            except SerializationError:
+                # The node answered, but not with JSON: nothing of the batch is confirmed.
+                # (The exception quotes the body; the warning, given once per kind, does not.)
+                self._unconfirmed(len(pending), len(pending), "the reply is not JSON")
+                return unconfirmed + [entry for _, entry in pending]
             except TransportError as exc:
                 self._mark_down(exc)
-                return [entry for _, entry in pending]
+                return unconfirmed + [entry for _, entry in pending]
             else:
-                for (position, (index, doc)), item in zip(pending, response["items"], strict=True):
-                    result = item.get("create", {})
-                    status = int(result.get("status", 0))
+                ids = [doc.id for _, (_, doc) in pending]
+                results, problem = _item_results(response.body, ids)
+                missing = 0
+                for (position, (index, doc)), result in zip(pending, results, strict=True):
+                    if result is None:
+                        # Not retried: a node that answers without confirming would answer
+                        # the same way again. The spool keeps it; a resend that finds it
+                        # already indexed counts a duplicate (the _id is the alert id).
+                        unconfirmed.append((index, doc))
+                        missing += 1
+                        continue
+                    status = result["status"]
                     if status in (200, 201):
                         self.counts.indexed += 1
                     elif status == 409:
@@ -280,8 +345,10 @@ class Shipper:
                         reason = {"status": status, "error": _reason(result.get("error"))}
                         self._dead_letter(index, doc, reason)
                     self._delivered(resending)
+                if missing:
+                    self._unconfirmed(missing, len(pending), problem)
             if not again:
-                return []
+                return unconfirmed
             for position, _ in again:
                 if position not in retried:
                     retried.add(position)
@@ -289,7 +356,20 @@ class Shipper:
             pending = again
             if attempt < self.retry.attempts:
                 self.sleep(self.retry.pause(attempt))
-        return [entry for _, entry in pending]
+        return unconfirmed + [entry for _, entry in pending]
+
+    def _unconfirmed(self, missing: int, sent: int, problem: str) -> None:
+        """Say (once per kind of problem, not once per batch) that a reply left
+        documents unconfirmed; they go to, or stay in, the spool."""
+        self.counts.unconfirmed += missing
+        if problem in self._reply_problems:
+            return
+        self._reply_problems.add(problem)
+        self.warn(
+            f"Elasticsearch's bulk reply did not confirm {missing} of {sent} document(s): "
+            f"{problem}; they are kept in the spool {self.spool.directory} "
+            "(further replies like this are only counted)"
+        )
 
     def _delivered(self, resending: bool) -> None:
         """One document dealt with for good (indexed, duplicate or dead-lettered)."""

@@ -14,5 +14,7 @@ mod tests;
 
 pub(crate) use python::to_py;
 pub use python::{register, PyCaptureReader};
-pub use reader::{CaptureError, Format, Interface, Reader, CHUNK, MAX_BLOCK, MAX_CAPLEN};
+pub use reader::{
+    CaptureError, Format, Interface, Reader, CHUNK, DEFAULT_MAX_INTERFACES, MAX_BLOCK, MAX_CAPLEN,
+};
 pub use source::Input;

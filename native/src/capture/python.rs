@@ -16,7 +16,7 @@ use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyString, PyTuple};
 
-use super::reader::{display_name, Reader, CHUNK, MAX_BLOCK, MAX_CAPLEN};
+use super::reader::{display_name, Reader, CHUNK, DEFAULT_MAX_INTERFACES, MAX_BLOCK, MAX_CAPLEN};
 use super::source::Input;
 
 pyo3::create_exception!(
@@ -34,6 +34,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Records>()?;
     m.add_function(wrap_pyfunction!(open_capture, m)?)?;
     m.add("CHUNK", CHUNK)?;
+    m.add("DEFAULT_MAX_INTERFACES", DEFAULT_MAX_INTERFACES)?;
     m.add("MAX_CAPLEN", MAX_CAPLEN)?;
     m.add("MAX_BLOCK", MAX_BLOCK)?;
     Ok(())
@@ -164,13 +165,15 @@ pub(crate) fn to_py(py: Python<'_>, err: super::reader::CaptureError) -> PyErr {
 /// `stdin` is a binary stream for `-` (default: the process's standard input,
 /// fd 0); it is never closed by the reader. `chunk_size` is the read size.
 /// Raises `CaptureError` (naming the file) when the input is not a capture.
+/// `max_interfaces` caps the interfaces kept (see `Reader::set_max_interfaces`).
 #[pyfunction]
-#[pyo3(signature = (path, stdin = None, chunk_size = CHUNK))]
+#[pyo3(signature = (path, stdin = None, chunk_size = CHUNK, max_interfaces = DEFAULT_MAX_INTERFACES))]
 fn open_capture(
     py: Python<'_>,
     path: &str,
     stdin: Option<&Bound<'_, PyAny>>,
     chunk_size: usize,
+    max_interfaces: usize,
 ) -> PyResult<PyCaptureReader> {
     let input: Option<Input> = match (path, stdin) {
         ("-", Some(stream)) if !stream.is_none() => Some(Box::new(PyStream::new(stream)?)),
@@ -182,9 +185,12 @@ fn open_capture(
         None => Reader::open_chunked(path, chunk_size),
     }));
     match opened {
-        Ok(Ok(reader)) => Ok(PyCaptureReader {
-            reader: Mutex::new(reader),
-        }),
+        Ok(Ok(mut reader)) => {
+            reader.set_max_interfaces(max_interfaces);
+            Ok(PyCaptureReader {
+                reader: Mutex::new(reader),
+            })
+        }
         Ok(Err(e)) => Err(to_py(py, e)),
         Err(_) => Err(internal_error(&name)),
     }
@@ -404,6 +410,18 @@ impl PyCaptureReader {
     fn records_read(&self) -> u64 {
         self.shared().records_read()
     }
+
+    /// Interface descriptions past ``max_interfaces``: counted, not kept.
+    #[getter]
+    fn interfaces_over_cap(&self) -> u64 {
+        self.shared().interfaces_over_cap()
+    }
+
+    /// Packets skipped because their interface was past ``max_interfaces``.
+    #[getter]
+    fn records_skipped(&self) -> u64 {
+        self.shared().records_skipped()
+    }
 }
 
 /// The iterator ``CaptureReader.records()`` returns; its position is the reader's.
@@ -448,14 +466,17 @@ mod tests {
                 .unwrap()
                 .call1((PyBytes::new(py, &data),))
                 .unwrap();
-            let mut reader = open_capture(py, "-", Some(&stream), 5).unwrap();
+            let mut reader =
+                open_capture(py, "-", Some(&stream), 5, DEFAULT_MAX_INTERFACES).unwrap();
             let rec = reader.next_tuple(py).unwrap().unwrap();
             assert_eq!(rec.to_string(), "(1000002000, 0, 1, b'\\t\\t\\t', 3)");
             assert!(reader.next_tuple(py).unwrap().is_none());
             assert_eq!(reader.path(), "-");
 
             let empty = io.getattr("BytesIO").unwrap().call0().unwrap();
-            let err = open_capture(py, "-", Some(&empty), 5).err().unwrap();
+            let err = open_capture(py, "-", Some(&empty), 5, DEFAULT_MAX_INTERFACES)
+                .err()
+                .unwrap();
             assert!(err.is_instance_of::<CaptureError>(py));
             assert_eq!(err.value(py).to_string(), "<stdin>: empty file");
         });

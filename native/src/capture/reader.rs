@@ -32,6 +32,10 @@ pub const MAX_CAPLEN: u32 = 0x40000 * 4;
 /// Hard bound on one record or block, whatever the headers claim, so a corrupt
 /// length cannot make us buffer an unbounded stream; real frames are far smaller.
 pub const MAX_BLOCK: u32 = 16 << 20;
+/// Interfaces kept per capture unless `set_max_interfaces` says otherwise (the
+/// policy's `thresholds.decoder.max_interfaces`): far above any real capture,
+/// and about 1.2 MB of descriptions at most.
+pub const DEFAULT_MAX_INTERFACES: usize = 4096;
 
 const NS: i128 = 1_000_000_000;
 /// Bytes sniffed before deciding anything: a pcapng section header's fixed part.
@@ -253,6 +257,17 @@ pub struct Reader {
     last_ts: i64,
     /// Blocks other than packet blocks so far, for block numbers in messages.
     blocks: u64,
+    /// Interfaces kept at most (`interfaces` and a section's `section`); see
+    /// `set_max_interfaces`.
+    max_interfaces: usize,
+    /// Interfaces the current section defines, kept or not (`section` holds the
+    /// kept ones, which are its first ones).
+    section_defined: u64,
+    /// Interface descriptions past the cap, and the packets on them (skipped).
+    interfaces_over_cap: u64,
+    records_skipped: u64,
+    /// The over-cap warning was given (once, when reading ends or on close).
+    cap_reported: bool,
 }
 
 impl Reader {
@@ -366,6 +381,11 @@ impl Reader {
             section: Vec::new(),
             last_ts: 0,
             blocks: 0,
+            max_interfaces: DEFAULT_MAX_INTERFACES,
+            section_defined: 0,
+            interfaces_over_cap: 0,
+            records_skipped: 0,
+            cap_reported: false,
         };
         if format == Format::Pcap {
             reader.open_pcap(nano)?;
@@ -401,10 +421,12 @@ impl Reader {
             }
             Ok(None) => {
                 self.done = true;
+                self.report_cap();
                 Ok(None)
             }
             Err(e) => {
                 self.done = true;
+                self.report_cap();
                 Err(e)
             }
         }
@@ -415,6 +437,41 @@ impl Reader {
     pub fn close(&mut self) {
         self.done = true;
         self.input = None;
+        self.report_cap();
+    }
+
+    /// At most `n` (at least 1) interfaces are kept, over all sections: a pcapng
+    /// with millions of Interface Description Blocks would otherwise hold about 300
+    /// bytes for each. The ones past the cap are counted, not kept, and the packets
+    /// on them are counted and skipped (their link type and time resolution are
+    /// unknown); one warning gives both counts.
+    pub fn set_max_interfaces(&mut self, n: usize) {
+        self.max_interfaces = n.max(1);
+    }
+
+    /// Interface descriptions past the cap so far.
+    pub fn interfaces_over_cap(&self) -> u64 {
+        self.interfaces_over_cap
+    }
+
+    /// Packets skipped because their interface was past the cap.
+    pub fn records_skipped(&self) -> u64 {
+        self.records_skipped
+    }
+
+    /// The one over-cap warning, once reading has ended. Not damage: `truncated`
+    /// stays as it is.
+    fn report_cap(&mut self) {
+        if self.interfaces_over_cap == 0 || self.cap_reported {
+            return;
+        }
+        self.cap_reported = true;
+        self.warnings.push(format!(
+            "{}: more than {} interfaces: {} interface description(s) past the cap were \
+             counted, not kept, and {} packet(s) on them were skipped \
+             (thresholds.decoder.max_interfaces)",
+            self.name, self.max_interfaces, self.interfaces_over_cap, self.records_skipped
+        ));
     }
 
     /// The path as given (`-` for standard input).
@@ -736,13 +793,22 @@ impl Reader {
             ));
         }
         if matches!(btype, EPB | PB | SPB) {
-            return self.packet(btype, pos, q).map(Some);
+            return self.packet(btype, pos, q);
         }
         if btype == SHB {
             self.check_shb(pos, blen)?;
             self.section.clear();
+            self.section_defined = 0;
         } else if btype == IDB {
             let iface = self.idb(pos, q)?;
+            self.section_defined += 1;
+            if self.interfaces.len() >= self.max_interfaces {
+                // Checked for damage like any other, then only counted: memory stays
+                // flat however many a file describes.
+                self.interfaces_over_cap += 1;
+                self.blocks += 1;
+                return Ok(None);
+            }
             let (mul, div) = iface.ts_scale();
             self.section.push(Local {
                 linktype: iface.linktype,
@@ -774,19 +840,25 @@ impl Reader {
         Ok(())
     }
 
-    /// An EPB, PB or SPB as a record.
-    fn packet(&mut self, btype: u32, pos: usize, q: usize) -> Result<Hit, Corrupt> {
+    /// An EPB, PB or SPB as a record; `None` for a packet on an interface past the
+    /// cap (counted in `records_skipped`).
+    fn packet(&mut self, btype: u32, pos: usize, q: usize) -> Result<Option<Hit>, Corrupt> {
         let (b, be) = (&self.buf, self.be);
         let size = q - pos;
-        let nif = self.section.len();
+        let nif = self.section_defined;
         if btype == SPB {
             if size < 16 {
                 return Err(format!(
                     "is a simple packet block of {size} bytes (at least 16)"
                 ));
             }
-            let Some(local) = self.section.first().copied() else {
+            if nif == 0 {
                 return Err("is a simple packet block but interface 0 is not defined".into());
+            }
+            let Some(local) = self.section.first().copied() else {
+                self.records_skipped += 1;
+                self.blocks += 1;
+                return Ok(None);
             };
             let wire_len = u32_at(b, pos + 8, be);
             let d = pos + 12;
@@ -795,14 +867,14 @@ impl Reader {
                 len = len.min(local.snaplen as usize);
             }
             // No timestamp of its own: the last one seen, so packet time never jumps.
-            return Ok(Hit {
+            return Ok(Some(Hit {
                 ts_ns: self.last_ts,
                 iface: local.global,
                 linktype: local.linktype,
                 start: d,
                 len,
                 wire_len,
-            });
+            }));
         }
         if size < 32 {
             return Err(format!("is a packet block of {size} bytes (at least 32)"));
@@ -821,21 +893,25 @@ impl Reader {
                 "claims {caplen} captured bytes in a block of {size} bytes"
             ));
         }
-        if iid as usize >= nif {
+        if u64::from(iid) >= nif {
             return Err(format!(
                 "refers to interface {iid}, but the section defines {nif}"
             ));
         }
-        let local = self.section[iid as usize];
+        let Some(&local) = self.section.get(iid as usize) else {
+            self.records_skipped += 1; // its interface is past the cap
+            self.blocks += 1;
+            return Ok(None);
+        };
         self.last_ts = to_ns(units, local.mul, local.div, local.offset_ns);
-        Ok(Hit {
+        Ok(Some(Hit {
             ts_ns: self.last_ts,
             iface: local.global,
             linktype: local.linktype,
             start: d,
             len: caplen as usize,
             wire_len,
-        })
+        }))
     }
 
     fn idb(&self, pos: usize, q: usize) -> Result<Interface, Corrupt> {

@@ -251,6 +251,37 @@ fn pcapng_sections_interfaces_and_byte_orders() {
 }
 
 #[test]
+fn interfaces_past_the_cap_are_counted_and_their_packets_skipped() {
+    // Cap 3: section 1's interfaces 0 and 1 are kept; section 2's interface 0 is
+    // the third kept one, its interfaces 1 and 2 are over the cap.
+    let mut data = shb(false);
+    data.extend(idb(false, 1, 0, None, None));
+    data.extend(idb(false, 1, 0, None, None));
+    data.extend(epb(false, 1, 5, &[1; 4]));
+    data.extend(shb(false));
+    data.extend(idb(false, 101, 0, None, None));
+    data.extend(idb(false, 1, 0, None, None));
+    data.extend(idb(false, 1, 0, None, None));
+    data.extend(spb(false, &[3; 4])); // interface 0 of section 2: kept
+    data.extend(epb(false, 2, 6, &[2; 4])); // over the cap: skipped
+    data.extend(epb(false, 1, 7, &[4; 4])); // over the cap: skipped
+    data.extend(epb(false, 3, 8, &[5; 4])); // not defined at all: damage, as before
+    let mut reader = open(&data, usize::MAX, CHUNK).unwrap();
+    reader.set_max_interfaces(3);
+    let recs = drain(&mut reader).unwrap();
+    let kept: Vec<(u32, Vec<u8>)> = recs.into_iter().map(|r| (r.1, r.3)).collect();
+    assert_eq!(kept, vec![(1, vec![1; 4]), (2, vec![3; 4])]);
+    assert_eq!(reader.interfaces().len(), 3);
+    assert_eq!(reader.interfaces_over_cap(), 2);
+    assert_eq!(reader.records_skipped(), 2);
+    let warnings = reader.warnings();
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert!(warnings[0].contains("block 12") && warnings[0].contains("interface 3"));
+    assert!(warnings[1].contains("more than 3 interfaces: 2 interface description(s)"));
+    assert!(warnings[1].contains("2 packet(s) on them were skipped"));
+}
+
+#[test]
 fn every_chunk_and_step_gives_the_same_records() {
     let (data, want) = sections(false);
     let packed = gz(&data);
