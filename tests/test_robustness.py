@@ -199,7 +199,8 @@ def test_output_errors_are_one_error_line(tmp_path: Path) -> None:
     with open("/dev/full", "w") as full:
         proc = v6sentry(*replay, stdout=full)
     _one_error_line(proc, "standard output: cannot write alerts: No space left on device")
-    events = ("replay", "-q", "--events", "/dev/full", str(PCAPS / "sweep_lowbyte.pcap"))
+    events = ("replay", "-q", "--policy", str(POLICY), "--events", "/dev/full")
+    events += (str(PCAPS / "sweep_lowbyte.pcap"),)
     _one_error_line(
         v6sentry(*events, stdout=subprocess.DEVNULL),
         "/dev/full: cannot write observations: No space left on device",
@@ -208,7 +209,17 @@ def test_output_errors_are_one_error_line(tmp_path: Path) -> None:
 
 def test_closed_stdout_is_one_error_line() -> None:
     proc = subprocess.run(
-        ["sh", "-c", 'exec "$@" >&-', "sh", *command(), "replay", str(FLOOD)],
+        [
+            "sh",
+            "-c",
+            'exec "$@" >&-',
+            "sh",
+            *command(),
+            "replay",
+            "--policy",
+            str(POLICY),
+            str(FLOOD),
+        ],
         capture_output=False,
         stderr=subprocess.PIPE,
         text=True,
@@ -327,7 +338,10 @@ def test_read_option_and_directories(tmp_path: Path) -> None:
     ]
     empty = tmp_path / "empty"
     empty.mkdir()
-    _one_error_line(v6sentry("replay", str(empty)), f"{empty}: directory holds no capture files")
+    _one_error_line(
+        v6sentry("replay", "--policy", str(POLICY), str(empty)),
+        f"{empty}: directory holds no capture files",
+    )
     (captures / "notes.txt").write_text("not a capture\n")
     _one_error_line(v6sentry("replay", "-r", str(captures)), "notes.txt")
 
