@@ -199,8 +199,8 @@ def test_output_errors_are_one_error_line(tmp_path: Path) -> None:
     with open("/dev/full", "w") as full:
         proc = v6sentry(*replay, stdout=full)
     _one_error_line(proc, "standard output: cannot write alerts: No space left on device")
-    events = ("replay", "-q", "--policy", str(POLICY), "--events", "/dev/full")
-    events += (str(PCAPS / "sweep_lowbyte.pcap"),)
+    events = ["replay", "-q", "--policy", str(POLICY), "--events", "/dev/full"]
+    events.append(str(PCAPS / "sweep_lowbyte.pcap"))
     _one_error_line(
         v6sentry(*events, stdout=subprocess.DEVNULL),
         "/dev/full: cannot write observations: No space left on device",
