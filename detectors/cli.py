@@ -32,7 +32,13 @@ from detectors import __version__
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
-from detectors.engine import Engine, known_thresholds, learn_window_s, max_interfaces
+from detectors.engine import (
+    Engine,
+    known_signatures,
+    known_thresholds,
+    learn_window_s,
+    max_interfaces,
+)
 from detectors.hunt import cli as hunt_cli
 from detectors.live import cli as live_cli
 from detectors.observations import Observation, ObservationWriter
@@ -190,6 +196,9 @@ def _summary_lines(name: str, summary: dict[str, Any], seconds: float) -> list[s
         ),
     ]
     lines.append(f"v6sentry: {name}: {policy_line(summary['policy'])}")
+    tuning = summary["tuning"]
+    if tuning["entries"]:
+        lines.append(f"v6sentry: {name}: {tuning_line(tuning)}")
     evicted = {k: v["evictions"] for k, v in summary["tables"].items() if v["evictions"]}
     if evicted:
         lines.append(
@@ -202,6 +211,20 @@ def _summary_lines(name: str, summary: dict[str, Any], seconds: float) -> list[s
             f"unsupported link types (seen: {summary['link_types']})"
         )
     return lines
+
+
+def tuning_line(tuning: dict[str, Any]) -> str:
+    """The policy's tuning in one line: what each entry dropped, and why (Engine.tuning_summary)."""
+    parts = []
+    for e in tuning["entries"]:
+        target = f"sid {e['sid']}" if "sid" in e else e["detection"]
+        if "enabled" in e:
+            action = "disabled"
+        else:
+            action = "suppress " + " ".join(f"{k} {v}" for k, v in e["suppress"].items())
+        state = "expired, not applied" if e["expired"] else f"suppressed {e['suppressed']}"
+        parts.append(f"{e['entry']} {target} {action}: {state} ({e['reason']})")
+    return f"tuning: suppressed {tuning['suppressed']}: " + "; ".join(parts)
 
 
 class _OutputError(Exception):
@@ -330,7 +353,9 @@ def replay(args: argparse.Namespace) -> int:
         return _fail(f"detection spec: {exc}")
     try:
         policy = (
-            load_policy(args.policy, known_thresholds(specs)) if args.policy else empty_policy()
+            load_policy(args.policy, known_thresholds(specs), known_signatures(specs))
+            if args.policy
+            else empty_policy()
         )
     except PolicyError as exc:
         return _fail(str(exc))
@@ -411,6 +436,8 @@ def replay(args: argparse.Namespace) -> int:
     notice = policy.learning_notice(learn_window_s(policy, specs))
     if notice is not None:
         print(f"v6sentry: warning: {notice}", file=sys.stderr)
+    for warning in policy.tuning_warnings():  # an expired entry is not applied: say so
+        print(f"v6sentry: warning: {warning}", file=sys.stderr)
     warnings: list[str] = []
     runs: list[dict[str, Any]] = []
     engine: Engine | None = None

@@ -6,10 +6,12 @@ fused native loop (``detectors._native.Pipeline``) with only the event kinds
 someone subscribed to, dispatching the events that reach Python by type,
 running the packet-time ticks that close windows and expire fragments (the
 native loop stops at each tick so that order is kept), and collecting
-the statistics the summary prints, and the observation callback (sub-threshold
-facts, ``detectors.observations``) kept apart from the alert sink: observations
-never count as alerts. It does not read files (``capture``), parse bytes
-(``decoder``) or judge traffic (``detections``).
+the statistics the summary prints, applying the policy's tuning entries to
+alerts at emission (dropped alerts are counted per entry), and the
+observation callback (sub-threshold facts, ``detectors.observations``) kept
+apart from the alert sink: observations never count as alerts. It does not
+read files (``capture``), parse bytes (``decoder``) or judge traffic
+(``detections``).
 
 Capture files go through ``run_capture`` and live rings through ``run_ring``:
 records are read and decoded natively and only events reach Python. Other
@@ -43,7 +45,7 @@ from detectors.events import (
     TunnelPacket,
 )
 from detectors.observations import Observation
-from detectors.policy import LEARN_WINDOW, Policy
+from detectors.policy import LEARN_WINDOW, Policy, Tuning
 from detectors.spec import FamilySpec, Threshold
 
 if TYPE_CHECKING:
@@ -100,6 +102,16 @@ def known_thresholds(specs: Mapping[str, FamilySpec]) -> dict[str, dict[str, Thr
     return known
 
 
+def known_signatures(specs: Mapping[str, FamilySpec]) -> dict[int, str]:
+    """Every signature's sid and its category, for validating the policy's ``tuning``."""
+    return {
+        sig.sid: cat
+        for spec in specs.values()
+        for cat, det in spec.detections.items()
+        for sig in det.signatures.values()
+    }
+
+
 def max_interfaces(policy: Policy) -> int:
     """The capture reader's interface cap under ``policy`` (thresholds.decoder)."""
     default = DECODER_THRESHOLDS["max_interfaces"].default
@@ -149,6 +161,18 @@ class Engine:
         self.stats = EngineStats()
         self.capture_name: str | None = None
         self.detectors: list[Detector] = []
+        # Tuning (the policy's ``tuning:``) is applied here, at emission: Python's work
+        # is per alert, not per packet. Entries by sid and by category, in file order.
+        self._tuning = policy.active_tuning
+        self._tuned_by_sid: dict[int, tuple[Tuning, ...]] = {}
+        self._tuned_by_category: dict[str, tuple[Tuning, ...]] = {}
+        for t in self._tuning:
+            if t.sid is not None:
+                self._tuned_by_sid[t.sid] = (*self._tuned_by_sid.get(t.sid, ()), t)
+            else:
+                key = str(t.detection)
+                self._tuned_by_category[key] = (*self._tuned_by_category.get(key, ()), t)
+        self.tuned = [0] * len(policy.tuning)  # alerts dropped, by tuning entry index
         self._learn_window_s = learn_window_s(policy, specs)
         for name in sorted(specs):
             spec = specs[name]
@@ -195,10 +219,31 @@ class Engine:
     # -- alerts ------------------------------------------------------------
 
     def _emit(self, alert: Alert) -> None:
+        if self._tuning:
+            entry = self._tuned(alert)
+            if entry is not None:
+                # Dropped, never silently: counted per entry for the summary.
+                self.tuned[entry.index] += 1
+                return
         stats = self.stats
         stats.alerts[alert.category] = stats.alerts.get(alert.category, 0) + 1
         stats.by_severity[alert.severity] = stats.by_severity.get(alert.severity, 0) + 1
         self.sink(alert)
+
+    def _tuned(self, alert: Alert) -> Tuning | None:
+        """The first tuning entry (in file order) that drops this alert, or None."""
+        entries = self._tuned_by_sid.get(alert.signature_id, ()) + self._tuned_by_category.get(
+            alert.category, ()
+        )
+        for t in sorted(entries, key=lambda e: e.index) if len(entries) > 1 else entries:
+            if t.hits(alert.src_ip, alert.dest_ip, alert.src_mac, alert.dest_mac):
+                return t
+        return None
+
+    def tuning_summary(self) -> dict[str, Any]:
+        """What the tuning entries dropped: total and per entry (expired ones with 0)."""
+        entries = [{**t.describe(), "suppressed": self.tuned[t.index]} for t in self.policy.tuning]
+        return {"suppressed": sum(self.tuned), "entries": entries}
 
     def _observe(self, obs: Observation) -> None:
         # A separate callback from alerts: observations never count as alerts, and
@@ -389,6 +434,7 @@ class Engine:
             "suppressed": sum(d.suppressed() for d in self.detectors),
             "tables": self.table_stats(),
             "policy": self.policy_summary(),
+            "tuning": self.tuning_summary(),
         }
 
     def policy_summary(self) -> dict[str, Any]:

@@ -17,10 +17,17 @@ The YAML is composed into nodes (``yaml.compose``, safe loader) rather than
 loaded straight to Python, so every value keeps its line and the YAML 1.1
 implicit types stay visible: ``mtu: "1500"`` is a string and an error, ``true``
 is not an integer.
+
+``tuning:`` (Suricata's threshold.config, Zeek's Notice policy) is validated here
+into ``Tuning`` entries: a detection or signature disabled, or its alerts
+suppressed by source or destination prefix or MAC, each with a reason and an
+optional expiry date. An expired entry is kept (so it can be reported) but is
+not active. Applying the entries to alerts is the engine's job.
 """
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import ipaddress
 import math
@@ -33,7 +40,10 @@ import yaml
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds")
+TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds", "tuning")
+TUNING_KEYS = ("detection", "sid", "enabled", "suppress", "expires", "reason")
+SUPPRESS_KEYS = ("src", "dst")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ROUTER_KEYS = (
     "address",
     "mac",
@@ -93,6 +103,98 @@ class ThresholdLike(Protocol):
 
 
 KnownThresholds: TypeAlias = Mapping[str, Mapping[str, ThresholdLike]]
+# sid -> category of every signature the specs define, for validating ``tuning``.
+KnownSignatures: TypeAlias = Mapping[int, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One side of a suppression: a prefix (an address is a /32 or /128) or a MAC."""
+
+    text: str  # normalised: the network in ipaddress form, or a lower-case MAC with colons
+    net: IPNetwork | None
+    mac: str | None
+
+    def hits(self, ip: str | None, mac: str | None) -> bool:
+        """Whether an alert's address and MAC for this side fall under it."""
+        if self.mac is not None:
+            return mac is not None and mac.lower().replace("-", ":") == self.mac
+        if ip is None or self.net is None:
+            return False
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return addr.version == self.net.version and addr in self.net
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """One ``tuning:`` entry: disable (``enabled: false``) or suppress by src/dst.
+
+    Exactly one of ``detection`` (a category) and ``sid`` is set. ``src``/``dst``
+    are None for a disabling entry; a suppression has at least one (both must hit).
+    """
+
+    index: int  # position in the tuning list, for ``tuning[i]``
+    line: int
+    detection: str | None
+    sid: int | None
+    enabled: bool  # False: every alert of the target is dropped (and counted)
+    src: Endpoint | None
+    dst: Endpoint | None
+    expires: datetime.date | None  # the last day it applies (UTC); None: no expiry
+    reason: str
+    expired: bool = False  # expires is before the day the policy was loaded
+
+    @property
+    def target(self) -> str:
+        return f"sid {self.sid}" if self.sid is not None else str(self.detection)
+
+    @property
+    def action(self) -> str:
+        if not self.enabled:
+            return "disabled"
+        sides = [f"{k} {e.text}" for k, e in (("src", self.src), ("dst", self.dst)) if e]
+        return "suppress " + " ".join(sides)
+
+    @property
+    def label(self) -> str:
+        """``tuning[0] (line 4): sid 1000101 disabled``, for summaries and comments."""
+        return f"tuning[{self.index}] (line {self.line}): {self.target} {self.action}"
+
+    def applies_to(self, category: str, sid: int) -> bool:
+        return self.sid == sid if self.sid is not None else self.detection == category
+
+    def hits(
+        self,
+        src_ip: str | None,
+        dest_ip: str | None,
+        src_mac: str | None,
+        dest_mac: str | None,
+    ) -> bool:
+        """Whether an alert of the target with these endpoints is dropped by this entry."""
+        if not self.enabled:
+            return True
+        if self.src is not None and not self.src.hits(src_ip, src_mac):
+            return False
+        return self.dst is None or self.dst.hits(dest_ip, dest_mac)
+
+    def describe(self) -> dict[str, Any]:
+        """The entry as ``--stats-json``, ``policy show`` and ``explain`` print it."""
+        out: dict[str, Any] = {"entry": f"tuning[{self.index}]", "line": self.line}
+        if self.sid is not None:
+            out["sid"] = self.sid
+        else:
+            out["detection"] = self.detection
+        if not self.enabled:
+            out["enabled"] = False
+        else:
+            out["suppress"] = {k: e.text for k, e in (("src", self.src), ("dst", self.dst)) if e}
+        out["expires"] = self.expires.isoformat() if self.expires else None
+        out["reason"] = self.reason
+        out["expired"] = self.expired
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +229,21 @@ class Policy:
     # category -> threshold name -> value, as written (int stays int)
     thresholds: dict[str, dict[str, float | int]] = field(default_factory=dict)
     sha256: str = ""  # of the file's bytes; "" for the empty (learned) policy
+    tuning: tuple[Tuning, ...] = ()  # every entry, expired ones included (see ``active_tuning``)
+
+    @property
+    def active_tuning(self) -> tuple[Tuning, ...]:
+        """The tuning entries in force: those not expired."""
+        return tuple(t for t in self.tuning if not t.expired)
+
+    def tuning_warnings(self) -> list[str]:
+        """One line per expired tuning entry, for stderr: it is not applied."""
+        return [
+            f"{self.path}:{t.line}: tuning[{t.index}]: {t.target} {t.action} expired on "
+            f"{t.expires} ({t.reason}); not applied: renew 'expires' or remove the entry"
+            for t in self.tuning
+            if t.expired
+        ]
 
     @property
     def learns_routers(self) -> bool:
@@ -195,12 +312,20 @@ def empty_policy() -> Policy:
     return Policy(source="learned", path=None, routers=None)
 
 
-def load_policy(path: str, known_thresholds: KnownThresholds | None = None) -> Policy:
+def load_policy(
+    path: str,
+    known_thresholds: KnownThresholds | None = None,
+    known_signatures: KnownSignatures | None = None,
+    today: datetime.date | None = None,
+) -> Policy:
     """Load and validate a policy file; raises ``PolicyError`` naming file, line and key.
 
     ``known_thresholds`` maps each category to its tunables (anything with ``minimum``,
     ``maximum`` and ``integer``); when given, overrides must name one of them and fit its
-    range. When None, ``thresholds`` is only checked to be a mapping of mappings of numbers.
+    range, and ``tuning`` detections must be one of its categories. When None,
+    ``thresholds`` is only checked to be a mapping of mappings of numbers.
+    ``known_signatures`` (sid -> category), when given, is what ``tuning`` sids must be.
+    ``today`` (default: the UTC date now) decides which tuning entries have expired.
     """
     try:
         with open(path, "rb") as fh:
@@ -230,6 +355,15 @@ def load_policy(path: str, known_thresholds: KnownThresholds | None = None) -> P
         if "thresholds" in top
         else {},
         sha256=hashlib.sha256(raw).hexdigest(),
+        tuning=_tuning(
+            ck,
+            top["tuning"],
+            known_thresholds,
+            known_signatures,
+            today or datetime.datetime.now(datetime.UTC).date(),
+        )
+        if "tuning" in top
+        else (),
     )
 
 
@@ -455,7 +589,7 @@ class _Checker:
         except ValueError:
             raise self.fail(node, where, f"{text!r} is not an IPv6 address") from None
 
-    def _network(self, node: yaml.Node, where: str, text: str, what: str) -> IPNetwork:
+    def network(self, node: yaml.Node, where: str, text: str, what: str) -> IPNetwork:
         self._no_zone(node, where, text)
         try:
             return ipaddress.ip_network(text, strict=True)
@@ -475,7 +609,7 @@ class _Checker:
             raise self.fail(
                 node, where, f"{text!r} is not an IPv6 prefix (no /length, e.g. 2001:db8:1::/64)"
             )
-        net = self._network(node, where, text, "an IPv6 prefix")
+        net = self.network(node, where, text, "an IPv6 prefix")
         if not isinstance(net, ipaddress.IPv6Network):
             raise self.fail(node, where, f"{text!r} is an IPv4 prefix; expected an IPv6 prefix")
         return net
@@ -506,7 +640,7 @@ class _Checker:
         for i, item in enumerate(self.sequence(node, where)):
             at = f"{where}[{i}]"
             text = self.text(item, at, "an IPv4 or IPv6 address or prefix")
-            out.append(self._network(item, at, text, "an IPv4 or IPv6 address or prefix"))
+            out.append(self.network(item, at, text, "an IPv4 or IPv6 address or prefix"))
         return tuple(out)
 
     def mac(self, node: yaml.Node, where: str) -> bytes:
@@ -706,3 +840,109 @@ def _check_range(
     else:
         allowed = f"{_fmt(lo)}..{_fmt(hi)}"
     raise ck.fail(node, where, f"{_shown(node, value)} is outside the allowed range {allowed}")
+
+
+def _tuning(
+    ck: _Checker,
+    node: yaml.Node,
+    known: KnownThresholds | None,
+    sids: KnownSignatures | None,
+    today: datetime.date,
+) -> tuple[Tuning, ...]:
+    categories = sorted(c for c in known if c != "decoder") if known is not None else None
+    return tuple(
+        _tuning_entry(ck, item, i, categories, sids, today)
+        for i, item in enumerate(ck.sequence(node, "tuning"))
+    )
+
+
+def _tuning_entry(
+    ck: _Checker,
+    node: yaml.Node,
+    index: int,
+    categories: list[str] | None,
+    sids: KnownSignatures | None,
+    today: datetime.date,
+) -> Tuning:
+    where = f"tuning[{index}]"
+    keys = ck.mapping(node, where, TUNING_KEYS)
+
+    def at(key: str) -> str:
+        return f"{where}.{key}"
+
+    if ("detection" in keys) == ("sid" in keys):
+        raise ck.fail(node, where, "give exactly one of 'detection' (a category) or 'sid'")
+    detection: str | None = None
+    sid: int | None = None
+    if "detection" in keys:
+        detection = ck.string(keys["detection"], at("detection"))
+        if categories is not None and detection not in categories:
+            raise ck.fail(
+                keys["detection"],
+                at("detection"),
+                f"{detection!r} is not a detection (known: {', '.join(categories)})",
+            )
+    else:
+        sid = ck.integer(keys["sid"], at("sid"))
+        if sids is not None and sid not in sids:
+            raise ck.fail(
+                keys["sid"],
+                at("sid"),
+                f"{sid} is not a v6sentry signature (see `v6sentry rules matrix` for the sids)",
+            )
+    if ("enabled" in keys) == ("suppress" in keys):
+        raise ck.fail(
+            node, where, "give exactly one of 'enabled: false' (disable) or 'suppress' (src/dst)"
+        )
+    src = dst = None
+    if "enabled" in keys:
+        if ck.boolean(keys["enabled"], at("enabled")):
+            raise ck.fail(
+                keys["enabled"],
+                at("enabled"),
+                "enabled: true is the default; write false to disable, or remove the entry",
+            )
+    else:
+        sides = ck.mapping(keys["suppress"], at("suppress"), SUPPRESS_KEYS)
+        if not sides:
+            raise ck.fail(keys["suppress"], at("suppress"), "give 'src', 'dst' or both")
+        src = _endpoint(ck, sides["src"], at("suppress.src")) if "src" in sides else None
+        dst = _endpoint(ck, sides["dst"], at("suppress.dst")) if "dst" in sides else None
+    if "reason" not in keys:
+        raise ck.fail(node, where, "missing required key 'reason' (why the alerts may go)")
+    reason = " ".join(ck.string(keys["reason"], at("reason")).split())
+    if not reason:
+        raise ck.fail(keys["reason"], at("reason"), "empty reason; say why the alerts may go")
+    expires: datetime.date | None = None
+    if "expires" in keys:
+        text = ck.text(keys["expires"], at("expires"), "a date (YYYY-MM-DD)")
+        try:
+            if not _DATE.fullmatch(text):
+                raise ValueError
+            expires = datetime.date.fromisoformat(text)
+        except ValueError:
+            raise ck.fail(
+                keys["expires"], at("expires"), f"{text!r} is not a date (YYYY-MM-DD)"
+            ) from None
+    return Tuning(
+        index=index,
+        line=_line(node),
+        detection=detection,
+        sid=sid,
+        enabled="enabled" not in keys,
+        src=src,
+        dst=dst,
+        expires=expires,
+        reason=reason,
+        expired=expires is not None and expires < today,
+    )
+
+
+def _endpoint(ck: _Checker, node: yaml.Node, where: str) -> Endpoint:
+    """A MAC (multicast allowed: a destination may be one) or an address or prefix."""
+    what = "an IPv6 or IPv4 prefix or address, or a MAC address"
+    text = ck.text(node, where, what)
+    if _MAC.fullmatch(text):
+        return Endpoint(text.lower().replace("-", ":"), None, text.lower().replace("-", ":"))
+    net = ck.network(node, where, text, what)
+    return Endpoint(str(net), net, None)

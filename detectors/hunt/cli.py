@@ -19,7 +19,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import discover
-from detectors.engine import known_thresholds
+from detectors.engine import known_signatures, known_thresholds
 from detectors.hunt import RULES_INDEX
 from detectors.policy import PolicyError, empty_policy, load_policy
 from detectors.ship.connect import ConfigError, add_connection_arguments, client_from_args
@@ -95,7 +95,11 @@ def _fail(message: str) -> int:
 def sweep_thresholds(policy_path: str | None) -> dict[str, float]:
     """The ipv6.sweep thresholds: spec defaults, then the policy's overrides."""
     specs, _ = discover()
-    policy = load_policy(policy_path, known_thresholds(specs)) if policy_path else empty_policy()
+    policy = (
+        load_policy(policy_path, known_thresholds(specs), known_signatures(specs))
+        if policy_path
+        else empty_policy()
+    )
     det = specs["sweep"].detections["ipv6.sweep"]
     overrides = policy.thresholds.get("ipv6.sweep", {})
     return {n: float(overrides.get(n, t.default)) for n, t in det.thresholds.items()}

@@ -40,7 +40,7 @@ from typing import IO, Any, Final
 
 from detectors.alerts import Alert, AlertWriter
 from detectors.detections import discover
-from detectors.engine import Engine, Pump, known_thresholds, learn_window_s
+from detectors.engine import Engine, Pump, known_signatures, known_thresholds, learn_window_s
 from detectors.live.capture import Link, LiveCapture, LiveCaptureError
 from detectors.observations import Observation
 from detectors.policy import (
@@ -155,10 +155,13 @@ def _log(message: str) -> None:
 
 
 def log_policy_notice(policy: Policy, specs: Mapping[str, FamilySpec]) -> None:
-    """At start-up and after a reload: a learning policy is a weaker sensor; say so."""
+    """At start-up and after a reload: a learning policy is a weaker sensor, and an
+    expired tuning entry is not applied; say so."""
     notice = policy.learning_notice(learn_window_s(policy, specs))
     if notice is not None:
         _log(f"warning: {notice}")
+    for warning in policy.tuning_warnings():
+        _log(f"warning: {warning}")
 
 
 def _fail(message: str) -> int:
@@ -340,7 +343,9 @@ class LiveRun(Signals):
             _log("SIGHUP: no --policy to reload (learned routers are kept)")
             return False
         try:
-            policy = load_policy(self.args.policy, known_thresholds(self.specs))
+            policy = load_policy(
+                self.args.policy, known_thresholds(self.specs), known_signatures(self.specs)
+            )
         except PolicyError as exc:
             _log(f"error: policy reload failed, keeping the old policy: {exc}")
             return False
@@ -454,7 +459,9 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"detection spec: {exc}")
     try:
         policy = (
-            load_policy(args.policy, known_thresholds(specs)) if args.policy else empty_policy()
+            load_policy(args.policy, known_thresholds(specs), known_signatures(specs))
+            if args.policy
+            else empty_policy()
         )
     except PolicyError as exc:
         return _fail(str(exc))

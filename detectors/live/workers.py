@@ -49,7 +49,7 @@ from typing import Any, Final
 
 from detectors.alerts import Alert, AlertWriter
 from detectors.detections import discover
-from detectors.engine import Engine, Forwarding, Pump, known_thresholds
+from detectors.engine import Engine, Forwarding, Pump, known_signatures, known_thresholds
 from detectors.live.capture import LiveCapture, LiveCaptureError
 from detectors.live.cli import (
     CHECK_S,
@@ -121,7 +121,9 @@ class WorkerRun(LiveRun):
         if not self.args.policy:
             return False
         try:
-            policy = load_policy(self.args.policy, known_thresholds(self.specs))
+            policy = load_policy(
+                self.args.policy, known_thresholds(self.specs), known_signatures(self.specs)
+            )
         except PolicyError:
             return False
         if policy.sha256 == self.policy.sha256:
@@ -357,7 +359,9 @@ class Parent(Signals):
             _log("SIGHUP: no --policy to reload (learned routers are kept)")
             return
         try:
-            policy = load_policy(self.args.policy, known_thresholds(self.specs))
+            policy = load_policy(
+                self.args.policy, known_thresholds(self.specs), known_signatures(self.specs)
+            )
         except PolicyError as exc:
             _log(f"error: policy reload failed, keeping the old policy: {exc}")
             return

@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from detectors.detections import discover
-from detectors.engine import known_thresholds
+from detectors.engine import known_signatures, known_thresholds
 from detectors.policy import Policy, empty_policy, load_policy
 from detectors.rules import sigma, suricata
 from detectors.rules.context import build_context
@@ -55,7 +55,7 @@ def load(policy_path: str | None) -> Policy:
     specs, _ = discover()
     if policy_path is None:
         return empty_policy()
-    return load_policy(policy_path, known_thresholds(specs))
+    return load_policy(policy_path, known_thresholds(specs), known_signatures(specs))
 
 
 def render_pack(policy: Policy, lock: dict[int, dict[str, Any]] | None = None) -> Pack:

@@ -1,0 +1,260 @@
+"""Tuning (the policy's ``tuning:``), as Suricata's threshold.config and Zeek's Notice policy.
+
+Owns the tuning contract: entries that disable a detection or a signature, or
+suppress its alerts by source or destination prefix or MAC, each with a reason
+and an optional expiry; validation errors with file, line and key; expired
+entries warned about and not applied; the sensor dropping the alerts at
+emission and counting each drop per entry in the summary and ``--stats-json``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detectors.alerts import Alert
+from detectors.capture import open_capture
+from detectors.detections import discover
+from detectors.engine import Engine, known_signatures, known_thresholds
+from detectors.policy import Policy, PolicyError, load_policy
+
+ROOT = Path(__file__).resolve().parents[1]
+PCAPS = ROOT / "pcaps"
+ROGUE = PCAPS / "rogue_ra.pcap"
+SPECS, CLASSES = discover()
+TODAY = datetime.date(2026, 6, 1)
+# pcaps/policy.yaml's routers: rogue_ra.pcap then raises sid 1000101 from fe80::bad and
+# sid 1000102 from fe80::1 (a policy router's address from MAC 02:00:00:00:66:66).
+ROUTERS = (PCAPS / "policy.yaml").read_text(encoding="utf-8")
+
+
+def v6sentry(*args: str) -> subprocess.CompletedProcess[bytes]:
+    exe = shutil.which("v6sentry", path=str(Path(sys.executable).parent))
+    cmd = [exe] if exe else [sys.executable, "-m", "detectors"]
+    return subprocess.run([*cmd, *args], capture_output=True, timeout=120)
+
+
+def site(tmp_path: Path, tuning: str) -> str:
+    path = tmp_path / "site.yaml"
+    path.write_text(ROUTERS + "tuning:\n" + tuning, encoding="utf-8")
+    return str(path)
+
+
+def load(path: str, today: datetime.date = TODAY) -> Policy:
+    return load_policy(path, known_thresholds(SPECS), known_signatures(SPECS), today)
+
+
+def replay(policy: Policy) -> tuple[list[Alert], Engine]:
+    alerts: list[Alert] = []
+    engine = Engine(policy, alerts.append, SPECS, CLASSES)
+    reader = open_capture(str(ROGUE))
+    try:
+        engine.run_capture(reader)
+    finally:
+        reader.close()
+    engine.finish()
+    return alerts, engine
+
+
+def test_entries_load_with_every_form(tmp_path: Path) -> None:
+    policy = load(
+        site(
+            tmp_path,
+            """\
+  - sid: 1000101
+    enabled: false
+    reason: lab routers come and go
+  - detection: ipv6.rogue_ra
+    suppress: {src: "2001:db8:1::/64", dst: 33-33-00-00-00-01}
+    expires: 2026-12-31
+    reason: "  change   CHG-1 "
+  - detection: ipv6.sweep
+    suppress: {dst: "2001:db8:1::53"}
+    expires: "2026-06-01"
+    reason: scanner
+""",
+        )
+    )
+    first, second, third = policy.tuning
+    assert (first.sid, first.enabled, first.src, first.line) == (1000101, False, None, 20)
+    assert second.detection == "ipv6.rogue_ra" and second.reason == "change CHG-1"
+    assert second.src is not None and second.src.text == "2001:db8:1::/64"
+    assert second.dst is not None and second.dst.mac == "33:33:00:00:00:01"
+    assert second.expires == datetime.date(2026, 12, 31) and not second.expired
+    assert third.dst is not None and third.dst.text == "2001:db8:1::53/128"
+    assert not third.expired  # the expiry day itself still applies
+    assert policy.active_tuning == policy.tuning
+    assert second.hits("2001:db8:1::9", None, None, "33:33:00:00:00:01")
+    assert not second.hits("2001:db8:1::9", None, None, "33:33:00:00:00:02")
+    assert not second.hits("2001:db8:2::9", None, None, "33:33:00:00:00:01")
+    assert not second.hits(None, None, None, "33:33:00:00:00:01")
+
+
+@pytest.mark.parametrize(
+    ("entry", "line", "needle"),
+    [
+        ("  - {sid: 1000101, enabled: false}\n", 20, "tuning[0]: missing required key 'reason'"),
+        ("  - {sid: 1000101, enabled: false, reason: ''}\n", 20, "tuning[0].reason: empty"),
+        ("  - {sid: 42, enabled: false, reason: x}\n", 20, "tuning[0].sid: 42 is not a v6sentry"),
+        (
+            "  - {detection: ipv6.nope, enabled: false, reason: x}\n",
+            20,
+            "tuning[0].detection: 'ipv6.nope' is not a detection (known: ipv6.dad_dos, ",
+        ),
+        ("  - {enabled: false, reason: x}\n", 20, "exactly one of 'detection' (a category) or"),
+        (
+            "  - {sid: 1000101, detection: ipv6.rogue_ra, enabled: false, reason: x}\n",
+            20,
+            "exactly one of 'detection'",
+        ),
+        ("  - {sid: 1000101, reason: x}\n", 20, "exactly one of 'enabled: false' (disable)"),
+        ("  - {sid: 1000101, enabled: true, reason: x}\n", 20, "enabled: true is the default"),
+        (
+            "  - sid: 1000101\n    reason: x\n    suppress: {src: '2001:db8::1::/64'}\n",
+            22,
+            "tuning[0].suppress.src: '2001:db8::1::/64' is not an IPv6 or IPv4 prefix",
+        ),
+        (
+            "  - sid: 1000101\n    reason: x\n    suppress: {src: '2001:db8::1/64'}\n",
+            22,
+            "has host bits set",
+        ),
+        ("  - sid: 1000101\n    reason: x\n    suppress: {}\n", 22, "give 'src', 'dst' or both"),
+        (
+            "  - sid: 1000101\n    reason: x\n    suppress: {mac: 02:00:00:00:01:01}\n",
+            22,
+            "tuning[0].suppress.mac: unknown key (allowed: src, dst)",
+        ),
+        (
+            "  - {sid: 1000101, enabled: false, reason: x, expires: 2026-13-01}\n",
+            20,
+            "tuning[0].expires: '2026-13-01' is not a date (YYYY-MM-DD)",
+        ),
+        (
+            "  - {sid: 1000101, enabled: false, reason: x, expires: 1st of May}\n",
+            20,
+            "'1st of May' is not a date",
+        ),
+        ("  - {sid: 1000101, enabled: false, reason: x, until: 1}\n", 20, "unknown key"),
+        ("  sid: 1000101\n", 20, "tuning: expected a list"),
+    ],
+)
+def test_errors_name_file_line_and_key(tmp_path: Path, entry: str, line: int, needle: str) -> None:
+    path = site(tmp_path, entry)
+    with pytest.raises(PolicyError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert needle in message, message
+
+
+def test_expired_entries_are_kept_warned_and_not_applied(tmp_path: Path) -> None:
+    path = site(
+        tmp_path,
+        "  - {sid: 1000101, enabled: false, reason: old change, expires: 2026-05-31}\n",
+    )
+    policy = load(path)
+    assert policy.tuning[0].expired and policy.active_tuning == ()
+    assert policy.tuning_warnings() == [
+        f"{path}:20: tuning[0]: sid 1000101 disabled expired on 2026-05-31 (old change); "
+        "not applied: renew 'expires' or remove the entry"
+    ]
+    alerts, engine = replay(policy)
+    assert sorted(a.signature_id for a in alerts) == [1000101, 1000102]
+    assert engine.tuning_summary()["entries"][0]["suppressed"] == 0
+    # The day before, the same entry applies.
+    assert not load(path, datetime.date(2026, 5, 31)).tuning[0].expired
+
+
+def test_disabled_signature_and_detection_are_dropped_and_counted(tmp_path: Path) -> None:
+    alerts, engine = replay(
+        load(site(tmp_path, "  - {sid: 1000101, enabled: false, reason: lab}\n"))
+    )
+    assert [a.signature_id for a in alerts] == [1000102]
+    assert engine.summary()["alerts"] == {"ipv6.rogue_ra": 1}
+    assert engine.tuning_summary() == {
+        "suppressed": 1,
+        "entries": [
+            {
+                "entry": "tuning[0]",
+                "line": 20,
+                "sid": 1000101,
+                "enabled": False,
+                "expires": None,
+                "reason": "lab",
+                "expired": False,
+                "suppressed": 1,
+            }
+        ],
+    }
+    alerts, engine = replay(
+        load(site(tmp_path, "  - {detection: ipv6.rogue_ra, enabled: false, reason: lab}\n"))
+    )
+    assert alerts == [] and engine.tuning_summary()["suppressed"] == 2
+
+
+@pytest.mark.parametrize(
+    ("suppress", "left"),
+    [
+        ("{src: 'fe80::bad/128'}", [1000102]),
+        ("{src: 'fe80::/64'}", []),
+        ("{src: '2001:db8::/32'}", [1000101, 1000102]),
+        ("{src: '02:00:00:00:66:66'}", []),
+        ("{src: 02-00-00-00-66-66, dst: 'ff02::1'}", []),
+        ("{src: '02:00:00:00:66:66', dst: 'ff02::2'}", [1000101, 1000102]),
+        ("{dst: '33:33:00:00:00:01'}", []),
+    ],
+)
+def test_suppression_by_prefix_or_mac(tmp_path: Path, suppress: str, left: list[int]) -> None:
+    entry = f"  - {{detection: ipv6.rogue_ra, suppress: {suppress}, reason: r}}\n"
+    alerts, engine = replay(load(site(tmp_path, entry)))
+    assert sorted(a.signature_id for a in alerts) == left
+    assert engine.tuning_summary()["suppressed"] == 2 - len(left)
+
+
+def test_first_matching_entry_in_file_order_counts(tmp_path: Path) -> None:
+    alerts, engine = replay(
+        load(
+            site(
+                tmp_path,
+                "  - {detection: ipv6.rogue_ra, suppress: {src: 'fe80::/64'}, reason: a}\n"
+                "  - {sid: 1000101, enabled: false, reason: b}\n",
+            )
+        )
+    )
+    assert alerts == []
+    assert [e["suppressed"] for e in engine.tuning_summary()["entries"]] == [2, 0]
+
+
+def test_replay_summary_and_stats_json_show_suppressed(tmp_path: Path) -> None:
+    path = site(
+        tmp_path,
+        "  - {sid: 1000101, enabled: false, reason: lab routers}\n"
+        "  - {sid: 1000102, suppress: {src: 'fe80::/64'}, expires: 2020-01-01, reason: gone}\n",
+    )
+    stats = tmp_path / "stats.json"
+    proc = v6sentry("replay", "--policy", path, "--stats-json", str(stats), str(ROGUE))
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(x)["alert"]["signature_id"] for x in proc.stdout.splitlines()] == [1000102]
+    err = proc.stderr.decode()
+    assert f"v6sentry: warning: {path}:21: tuning[1]: sid 1000102 suppress src fe80::/64 " in err
+    assert (
+        f"v6sentry: {ROGUE}: tuning: suppressed 1: tuning[0] sid 1000101 disabled: "
+        "suppressed 1 (lab routers); tuning[1] sid 1000102 suppress src fe80::/64: "
+        "expired, not applied (gone)"
+    ) in err
+    run = json.loads(stats.read_text())["runs"][0]
+    assert run["tuning"]["suppressed"] == 1
+    assert [e["suppressed"] for e in run["tuning"]["entries"]] == [1, 0]
+    assert [e["expired"] for e in run["tuning"]["entries"]] == [False, True]
+
+
+def test_no_tuning_no_summary_line() -> None:
+    proc = v6sentry("replay", "--policy", str(PCAPS / "policy.yaml"), str(ROGUE))
+    assert proc.returncode == 0 and b"tuning" not in proc.stderr
