@@ -258,3 +258,97 @@ def test_replay_summary_and_stats_json_show_suppressed(tmp_path: Path) -> None:
 def test_no_tuning_no_summary_line() -> None:
     proc = v6sentry("replay", "--policy", str(PCAPS / "policy.yaml"), str(ROGUE))
     assert proc.returncode == 0 and b"tuning" not in proc.stderr
+
+
+# -- rule packs ----------------------------------------------------------------
+
+PACK_TUNING = """\
+  - {sid: 1000101, enabled: false, reason: lab routers come and go}
+  - {detection: ipv6.tunnel_isatap, enabled: false, reason: ISATAP is allowed here}
+  - {detection: ipv6.rogue_ra, suppress: {src: "fe80::/64"}, expires: 2099-01-01, reason: lab}
+  - {sid: 1000106, suppress: {dst: "ff02::1"}, reason: all-nodes}
+  - {sid: 1000106, suppress: {src: "02:00:00:00:66:66"}, reason: by mac}
+  - {sid: 1000106, suppress: {src: "fe80::/64", dst: "ff02::1"}, reason: both sides}
+  - {sid: 1000106, suppress: {src: "fe80::/64"}, expires: 2020-01-01, reason: old}
+"""
+
+
+def tuned_pack(tmp_path: Path) -> dict[str, str]:
+    from detectors.rules.pack import render_pack
+
+    return render_pack(load(site(tmp_path, PACK_TUNING))).files
+
+
+def test_suricata_pack_leaves_out_disabled_rules_and_writes_suppressions(tmp_path: Path) -> None:
+    from detectors.rules.suricata import omitted_sids, parse_rules
+
+    files = tuned_pack(tmp_path)
+    text = files["suricata/v6sentry.rules"]
+    stands_for = {int(v) for r in parse_rules(text) for v in r.metadata["v6sentry_sid"]}
+    assert 1000101 not in stands_for and 1000311 not in stands_for
+    assert {1000101, 1000311} <= omitted_sids(text)
+    assert (
+        "# omitted sid 1000101: disabled by the policy's tuning[0] (line 20): sid 1000101 "
+        "disabled: lab routers come and go\n"
+    ) in text
+    assert 1000106 in stands_for  # suppressed, not disabled: the rule stays
+    threshold = files["suricata/threshold.config"]
+    suppress = [line for line in threshold.splitlines() if not line.startswith("#") and line]
+    assert suppress == [
+        "suppress gen_id 1, sig_id 1000106, track by_src, ip fe80::/64",
+        "suppress gen_id 1, sig_id 1000108, track by_src, ip fe80::/64",
+        "suppress gen_id 1, sig_id 1000109, track by_src, ip fe80::/64",
+        "suppress gen_id 1, sig_id 1000106, track by_dst, ip ff02::1/128",
+    ]
+    assert "#   not expressible: Suricata suppresses by IP address, not by MAC" in threshold
+    assert "#   not expressible: Suricata suppresses by source or by destination, not both" in (
+        threshold
+    )
+    assert "#   expired on 2020-01-01: not applied" in threshold
+    assert "# tuning[1] (line 21): ipv6.tunnel_isatap disabled: ISATAP is allowed here" in (
+        threshold
+    )
+
+
+@pytest.mark.skipif(shutil.which("suricata") is None, reason="suricata is not installed")
+def test_suricata_loads_the_tuned_pack_and_its_threshold_file(tmp_path: Path) -> None:
+    from detectors.rules import engine_suricata
+
+    for rel, text in tuned_pack(tmp_path).items():
+        if rel.startswith("suricata/"):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(text, encoding="utf-8")
+    assert engine_suricata.test_config(tmp_path) == []
+    conf = engine_suricata.write_config(tmp_path, tmp_path)
+    assert "threshold-file: " in conf.read_text(encoding="utf-8")
+    # The file is really read: a bad address in it is Suricata's error.
+    path = tmp_path / "suricata" / "threshold.config"
+    path.write_text(
+        path.read_text() + "suppress gen_id 1, sig_id 1000106, track by_src, ip 2001:zz::/64\n"
+    )
+    assert any("2001:zz::/64" in p for p in engine_suricata.test_config(tmp_path))
+
+
+def test_sigma_pack_leaves_out_disabled_rules_and_filters_suppressions(tmp_path: Path) -> None:
+    files = tuned_pack(tmp_path)
+    names = [rel.rsplit("/", 1)[1] for rel in files if rel.startswith("sigma/rules/")]
+    assert not [n for n in names if "unknown_router" in n or "isatap" in n]
+    assert "v6sentry_rogue_ra_small_mtu.yml" in names
+    own = files["sigma/rules/v6sentry/v6sentry_rogue_ra_small_mtu.yml"]
+    assert '  tuning_4:\n    source.mac: "02-00-00-00-66-66"\n' in own
+    assert '  tuning_3:\n    destination.ip|cidr: "ff02::1/128"\n' in own
+    assert "tuning_6" not in own  # expired
+    assert "condition: selection and not 1 of tuning_*" in own
+    eve = files["sigma/rules/suricata/suricata_rogue_ra_small_mtu.yml"]
+    assert "tuning[4] (line 24): sid 1000106 suppress src 02:00:00:00:66:66: not expressible" in eve
+    assert "tuning_4:" not in eve and '    src_ip|cidr: "fe80::/64"\n' in eve
+    query = files["sigma/queries/lucene/v6sentry_rogue_ra_small_mtu.txt"]
+    assert "NOT (source.ip:fe80\\:\\:\\/64 OR destination.ip:ff02\\:\\:1\\/128" in query
+
+
+def test_untuned_pack_has_an_empty_threshold_file() -> None:
+    from detectors.rules.pack import committed_pack
+
+    text = committed_pack().files["suricata/threshold.config"]
+    assert "(the policy has no tuning entries)" in text
+    assert not [line for line in text.splitlines() if line and not line.startswith("#")]

@@ -170,6 +170,40 @@ def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any
     }
 
 
+def tuning_data(policy: Policy, detections: Mapping[str, Mapping[str, Any]]) -> list[Any]:
+    """The policy's tuning entries as template data: each with the sids it covers.
+
+    Expired entries are listed (``expired``: the packs say they are not applied) but
+    cover no sid. ``reason`` is policy text, so it is wrapped in ``PolicyText``.
+    """
+    where = policy.path or "(no policy)"
+    out = []
+    for t in policy.tuning:
+        if t.sid is not None:
+            sids = [t.sid]
+        else:
+            sids = [s["sid"] for s in detections[str(t.detection)]["signatures"]]
+        sides = {}
+        for side, end in (("src", t.src), ("dst", t.dst)):
+            if end is not None:
+                sides[side] = {"kind": "mac" if end.mac else "ip", "value": end.text}
+        out.append(
+            {
+                "index": t.index,
+                "line": t.line,
+                "label": t.label,
+                "target": t.target,
+                "enabled": t.enabled,
+                "sides": sides,
+                "expires": t.expires.isoformat() if t.expires else None,
+                "expired": t.expired,
+                "reason": PolicyText(t.reason, f"{where}:{t.line}: tuning[{t.index}].reason"),
+                "sids": [] if t.expired else sids,
+            }
+        )
+    return out
+
+
 def build_context(specs: Mapping[str, FamilySpec], policy: Policy) -> dict[str, Any]:
     """The dictionary every template renders from (sorted, so renders are deterministic)."""
     families: list[dict[str, Any]] = []
@@ -190,9 +224,13 @@ def build_context(specs: Mapping[str, FamilySpec], policy: Policy) -> dict[str, 
     detections: dict[str, dict[str, Any]] = {
         d["category"]: d for f in families for d in f["detections"]
     }
+    tuning = tuning_data(policy, detections)
     return {
         "version": __version__,
         "policy": pol,
+        "tuning": tuning,
+        # Signatures an active tuning entry disables: the packs leave their rules out.
+        "disabled": {sid: t for t in reversed(tuning) if not t["enabled"] for sid in t["sids"]},
         "vars": suricata_vars(pol),
         "families": families,
         "detections": detections,

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from detectors.rules.suricata import RULES_FILE, VARS_FILE
+from detectors.rules.suricata import RULES_FILE, THRESHOLD_FILE, VARS_FILE
 
 SYSTEM_CONF = Path("/etc/suricata/suricata.yaml")
 CLASSIFICATION = Path("/etc/suricata/classification.config")
@@ -69,6 +69,7 @@ def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
     keys, which merge into the site's ``vars`` instead of replacing them.
     """
     _, variables = pack_files(pack_dir)
+    threshold = pack_dir / "suricata" / THRESHOLD_FILE
     includes = [str(SYSTEM_CONF)] if SYSTEM_CONF.is_file() else []
     includes.append(str(variables.resolve()))
     lines = [
@@ -79,6 +80,12 @@ def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
         f"default-log-dir: {json.dumps(str(workdir))}",
         f"classification-file: {json.dumps(str(CLASSIFICATION))}",
         f"reference-config-file: {json.dumps(str(REFERENCE))}",
+        # The pack's tuning suppressions (a pack from before tuning has no such file).
+        *(
+            [f"threshold-file: {json.dumps(str(threshold.resolve()))}"]
+            if threshold.is_file()
+            else []
+        ),
         # Generated captures carry correct checksums; real mirror ports often do not
         # (offload), and v6sentry does not check them either.
         "pcap-file.checksum-checks: no",

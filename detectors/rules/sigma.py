@@ -190,6 +190,10 @@ def _rule_files(
             )
         for sig in det["signatures"]:
             sid = sig["sid"]
+            if sid in ctx["disabled"]:
+                continue  # a tuning entry disables it: no rule in any log source
+            # Active suppressions of this signature, in file order, as filters.
+            tuned = [t for t in ctx["tuning"] if t["enabled"] and sid in t["sids"]]
             what = f"sid {sid} ({det['category']} {sig['key']})"
             parts = [("v6sentry", "sigma/v6sentry_alert.yml.j2")]
             if sig["coverage"]["suricata"]["level"] != "none":
@@ -205,6 +209,17 @@ def _rule_files(
                 problems.append(f"{zeek_template}: {what} is declared none for Zeek")
 
             for logsource, template in parts:
+                # Zeek's logs have no alert to filter by sid; Suricata's EVE rules here
+                # match addresses only (no MAC field in the pipeline).
+                expressible = [
+                    t
+                    for t in tuned
+                    if logsource == "v6sentry"
+                    or (
+                        logsource == "suricata"
+                        and all(e["kind"] == "ip" for e in t["sides"].values())
+                    )
+                ]
 
                 def make_id(
                     part: str, _det: str = det["id"], _ls: str = logsource, _sid: int = sid
@@ -221,6 +236,8 @@ def _rule_files(
                     date=date,
                     author=AUTHOR,
                     relay_anycast=RELAY_ANYCAST,
+                    filters=expressible,
+                    unexpressed=[t for t in tuned if t not in expressible],
                 )
                 docs = _documents(text, template)
                 if not docs and sid not in {int(s) for s in _OMITTED.findall(text)}:

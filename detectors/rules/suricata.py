@@ -2,7 +2,9 @@
 
 Owns which Suricata templates render (``suricata/templates/<family>.rules.j2``
 for each family that has one, between ``header.rules.j2`` and the variables
-include ``vars.yaml.j2``), the rule revisions, and the structural checks on
+include ``vars.yaml.j2``, and ``threshold.config.j2`` for the policy's tuning
+suppressions), the rules a tuning entry disables (left out, with a comment), the
+rule revisions, and the structural checks on
 the rendered rules: one rule per line, msg prefix, sid range, metadata, every
 variable defined and every defined variable used, and agreement between the
 rules and each signature's declared Suricata coverage.
@@ -26,13 +28,15 @@ from typing import Any
 import jinja2
 import yaml
 
-from detectors.rules.render import SURICATA_DIR, RenderError, render_template
+from detectors.rules.render import SURICATA_DIR, RenderError, render_template, suricata_comment
 
 RULES_FILE = "v6sentry.rules"
 # Folders holding nothing but rendered files (none: the two Suricata files sit beside the
 # templates and the lock).
 GENERATED_DIRS: tuple[str, ...] = ()
 VARS_FILE = "v6sentry-vars.yaml"
+# The policy's tuning suppressions (suricata.yaml's threshold-file:).
+THRESHOLD_FILE = "threshold.config"
 LOCK = SURICATA_DIR / "rules.lock.yaml"
 MSG_PREFIX = "V6SENTRY "
 SID_RANGE = (1_000_000, 1_999_999)
@@ -192,6 +196,48 @@ def apply_revisions(
     return "\n".join(out) + "\n", new_lock
 
 
+def _stands_for(rule: Rule) -> set[int]:
+    return {int(v) for v in rule.metadata.get("v6sentry_sid", []) if v.isdigit()}
+
+
+def disable(text: str, disabled: Mapping[int, Mapping[str, Any]]) -> str:
+    """``text`` without the rules of the signatures a tuning entry disables.
+
+    The first rule of each such signature becomes an ``omitted sid`` comment naming the
+    entry and its reason (as the templates do for rules a policy cannot support).
+    """
+    if not disabled:
+        return text
+    lines = text.splitlines()
+    said: set[int] = set()
+    drop: list[int] = []
+    for rule in parse_rules(text):
+        hit = sorted(_stands_for(rule) & set(disabled))
+        if not hit:
+            continue
+        sid = hit[0]
+        if sid in said:
+            drop.append(rule.line)
+            continue
+        said.add(sid)
+        t = disabled[sid]
+        lines[rule.line - 1] = (
+            f"# omitted sid {sid}: disabled by the policy's {suricata_comment(t['label'])}: "
+            f"{suricata_comment(t['reason'])}"
+        )
+    for n in sorted(drop, reverse=True):
+        del lines[n - 1]
+    return "\n".join(lines) + "\n"
+
+
+def suppressions(rules: list[Rule], tuning: list[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The tuning entries with ``rules``: the pack's rule sids standing for their sids."""
+    return [
+        {**t, "rules": sorted(r.sid for r in rules if _stands_for(r) & set(t["sids"]))}
+        for t in tuning
+    ]
+
+
 def render(
     env: jinja2.Environment, ctx: Mapping[str, Any], lock: Mapping[int, Mapping[str, Any]]
 ) -> tuple[dict[str, str], dict[int, dict[str, Any]]]:
@@ -205,12 +251,17 @@ def render(
         if name in names:
             parts.append(render_template(env, name, family=family, **ctx))
     text = "\n".join(p.rstrip("\n") for p in parts) + "\n"
+    text = disable(text, ctx["disabled"])
     rules = parse_rules(text)
     problems = check_rules(rules, ctx["vars"], ctx["signatures"], RULES_FILE, omitted_sids(text))
     if problems:
         raise RenderError("; ".join(problems))
     text, new_lock = apply_revisions(parse_rules(text), text, lock)
+    tuning = suppressions(rules, ctx["tuning"])
     return {
         f"suricata/{RULES_FILE}": text,
         f"suricata/{VARS_FILE}": render_template(env, "vars.yaml.j2", **ctx),
+        f"suricata/{THRESHOLD_FILE}": render_template(
+            env, "threshold.config.j2", **{**ctx, "tuning": tuning}
+        ),
     }, new_lock
