@@ -29,6 +29,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from detectors import __version__
+from detectors import explain as explain_cli
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
@@ -164,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     hunt_cli.add_parser(sub, _Parser)
     live_cli.add_parser(sub, _Parser)
     ship_cli.add_parser(sub, _Parser)
+    explain_cli.add_parsers(sub, _Parser)
     return parser
 
 
@@ -550,6 +552,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return live_cli.run(args)
     if args.command == "ship":
         return ship_cli.run(args)
+    if args.command == "explain":
+        return explain_cli.run_explain(args)
+    if args.command == "policy":
+        return explain_cli.run_policy(args)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 

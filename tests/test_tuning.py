@@ -352,3 +352,141 @@ def test_untuned_pack_has_an_empty_threshold_file() -> None:
     text = committed_pack().files["suricata/threshold.config"]
     assert "(the policy has no tuning entries)" in text
     assert not [line for line in text.splitlines() if line and not line.startswith("#")]
+
+
+# -- explain and policy show -------------------------------------------------------
+
+
+def test_explain_a_sid_with_policy_overrides_and_tuning(tmp_path: Path) -> None:
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        ROUTERS.replace("thresholds: {}", "thresholds: {ipv6.rogue_ra: {suppress_s: 60}}")
+        + "tuning:\n  - {sid: 1000101, enabled: false, reason: lab routers}\n"
+        "  - {detection: ipv6.sweep, enabled: false, reason: not this one}\n",
+        encoding="utf-8",
+    )
+    proc = v6sentry("explain", "1000101", "--policy", str(path))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.decode()
+    assert out.startswith(
+        "sid 1000101 rev 1: V6SENTRY Rogue IPv6 RA from a router not in the policy\n"
+    )
+    assert "signature: unknown_router of ipv6.rogue_ra" in out
+    assert "severity: high\n" in out and "T1557 Adversary-in-the-Middle" in out
+    assert "RFCs: RFC 4861 (https://www.rfc-editor.org/rfc/rfc4861)\n" in out
+    assert "  suppress_s = 60 seconds (policy override; default 3600)\n" in out
+    assert "  learn_window_s = 600 seconds (default)\n" in out
+    assert "  - A new or replaced router not yet added to the policy.\n" in out
+    assert "  suricata: partial" in out
+    assert "  tuning[0] (line 20): sid 1000101 disabled: lab routers (applied)\n" in out
+    assert "tuning[1]" not in out  # another detection's entry
+
+
+def test_explain_an_alert_id_from_its_alerts_file(tmp_path: Path) -> None:
+    for fmt in ("eve", "ecs"):
+        alerts = tmp_path / f"alerts.{fmt}"
+        proc = v6sentry(
+            "replay",
+            "-q",
+            "--format",
+            fmt,
+            "-o",
+            str(alerts),
+            "--policy",
+            str(PCAPS / "policy.yaml"),
+            str(ROGUE),
+        )
+        assert proc.returncode == 0, proc.stderr
+        doc = json.loads(alerts.read_text().splitlines()[1])
+        ident = doc["v6sentry"]["alert_id"]
+        proc = v6sentry("explain", ident, "--alerts", str(alerts))
+        assert proc.returncode == 0, proc.stderr
+        first, second = proc.stdout.decode().splitlines()[:2]
+        assert first.startswith(f"alert {ident} ") and "fe80::1 -> ff02::1" in first
+        assert second.startswith("sid 1000102 rev 1: ")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["42"], "v6sentry: error: sid 42 is not a v6sentry signature"),
+        (["0" * 32], "is an alert id: give the alerts file it was written to (--alerts FILE)"),
+        (["f" * 32, "--alerts", str(ROGUE) + ".nope"], "cannot read alerts"),
+        (["nonsense"], "'nonsense' is neither a sid nor an alert id"),
+    ],
+)
+def test_explain_errors_are_one_line_exit_2(args: list[str], message: str) -> None:
+    proc = v6sentry("explain", *args)
+    assert proc.returncode == 2 and proc.stdout == b""
+    err = proc.stderr.decode()
+    assert err.count("\n") == 1 and message in err, err
+
+
+def test_explain_unknown_alert_id(tmp_path: Path) -> None:
+    alerts = tmp_path / "a.jsonl"
+    alerts.write_text('{"event_type": "alert"}\n', encoding="utf-8")
+    proc = v6sentry("explain", "a" * 32, "--alerts", str(alerts))
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == f"v6sentry: error: alert {'a' * 32} is not in {alerts}\n"
+
+
+def test_policy_show_fills_every_default_and_loads_back(tmp_path: Path) -> None:
+    import yaml
+
+    from detectors.engine import DECODER_THRESHOLDS
+
+    path = tmp_path / "site.yaml"
+    path.write_text(
+        ROUTERS.replace(
+            "thresholds: {}",
+            "thresholds: {ipv6.rogue_ra: {suppress_s: 60}, decoder: {max_vlan_tags: 2}}",
+        )
+        + "tuning:\n  - {sid: 1000101, enabled: false, reason: lab}\n"
+        "  - {sid: 1000102, suppress: {src: 'fe80::/64'}, expires: 2020-01-01, reason: old}\n",
+        encoding="utf-8",
+    )
+    proc = v6sentry("policy", "show", "--policy", str(path))
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout.decode()
+    assert text.startswith(f"# Effective policy: {path} (sha256 ")
+    assert "# not applied, expired on 2020-01-01: tuning[1] (line 21)" in text
+    assert b"expired on 2020-01-01" in proc.stderr
+    doc = yaml.safe_load(text)
+    th = doc["thresholds"]
+    assert th["decoder"] == {
+        name: 2 if name == "max_vlan_tags" else t.default
+        for name, t in sorted(DECODER_THRESHOLDS.items())
+    }
+    assert th["ipv6.rogue_ra"]["suppress_s"] == 60 and th["ipv6.rogue_ra"]["window_s"] == 60
+    for spec in SPECS.values():
+        for cat, det in spec.detections.items():
+            assert set(th[cat]) == set(det.thresholds)
+    assert doc["tuning"] == [{"sid": 1000101, "enabled": False, "reason": "lab"}]
+    assert [r["address"] for r in doc["routers"]] == ["fe80::1", "fe80::2"]
+    shown = tmp_path / "shown.yaml"
+    shown.write_text(text, encoding="utf-8")
+    again, first = load(str(shown)), load(str(path))
+
+    def routers(p: Policy) -> list[tuple[object, ...]]:
+        return [(r.address, r.mac, r.name, r.prefixes, r.rdnss, r.checked) for r in p.routers or ()]
+
+    assert routers(again) == routers(first)
+    assert again.thresholds["ipv6.rogue_ra"]["suppress_s"] == 60
+
+
+def test_policy_show_without_policy_and_policy_check(tmp_path: Path) -> None:
+    proc = v6sentry("policy", "show")
+    assert proc.returncode == 0
+    text = proc.stdout.decode()
+    assert "# routers: not listed, so they are learned" in text
+    assert "\nrouters:" not in text
+    assert "learn_window_s: 600\n" in text
+    good = v6sentry("policy", "check", str(PCAPS / "policy.yaml"))
+    assert good.returncode == 0 and b"valid policy" in good.stderr
+    bad = site(tmp_path, "  - {sid: 1000101, enabled: false}\n")
+    proc = v6sentry("policy", "check", bad)
+    assert proc.returncode == 2
+    assert proc.stderr.decode() == (
+        f"v6sentry: error: {bad}:20: tuning[0]: missing required key 'reason' "
+        "(why the alerts may go)\n"
+    )
