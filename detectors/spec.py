@@ -125,6 +125,27 @@ class DetectionSpec:
     sigma_date: str = ""
 
 
+# What an evidence field holds, for the Elasticsearch mapping: an IPv6 or IPv4 address
+# (prefixes are keywords: ``ip`` rejects CIDR), a packet time in seconds since the epoch, a
+# value that is a MAC in one signature and a number in another (``mixed``, a keyword), a
+# string, a number, a flag, or an object of counts by free-form key (``flattened``).
+EVIDENCE_TYPES = ("address", "time", "mixed", "keyword", "number", "boolean", "flattened")
+_EVIDENCE_PATH = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+def _evidence(doc: Mapping[str, Any], where: str) -> dict[str, str]:
+    node = _req(doc, "evidence", where, dict)
+    out: dict[str, str] = {}
+    for path, kind in node.items():
+        w = f"{where}: evidence.{path}"
+        if not isinstance(path, str) or not _EVIDENCE_PATH.match(path):
+            raise SpecError(f"{w}: not a dotted lower-case field path")
+        if kind not in EVIDENCE_TYPES:
+            raise SpecError(f"{w}: type {kind!r} not one of {', '.join(EVIDENCE_TYPES)}")
+        out[path] = kind
+    return out
+
+
 # Event kinds a native reducer may observe (``native/src/reducer.rs``, ``Observes``).
 OBSERVABLE = ("ipv6_packet", "tunnel_packet", "nd_message", "malformed", "fragment_anomaly")
 
@@ -161,6 +182,9 @@ class FamilySpec:
     reducers: dict[str, ReducerSpec] = field(default_factory=dict)
     # The sid range the family owns (``sids: {first, last}``); every signature is inside it.
     sids: tuple[int, int] = (0, 0)
+    # Evidence field (dotted path under the alert's ``v6sentry`` object) -> EVIDENCE_TYPES
+    # entry; the Elasticsearch template maps the fields from here.
+    evidence: dict[str, str] = field(default_factory=dict)
 
 
 def _reducer(name: str, node: Any, where: str, thresholds: set[str]) -> ReducerSpec:
@@ -399,4 +423,5 @@ def load_spec(path: Path) -> FamilySpec:
         detections=detections,
         reducers=reducers,
         sids=(first, last),
+        evidence=_evidence(doc, where),
     )

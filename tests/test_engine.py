@@ -80,6 +80,11 @@ def test_bad_spec_is_a_clear_error(tmp_path: Path) -> None:
         (lambda d: d.update(sids={"first": 1000400, "last": 1000401}), r"sid 1000\d+ outside"),
         (lambda d: d.update(sids={"first": 1000500, "last": 1000400}), r"not a range"),
         (lambda d: d["detections"][0].pop("sigma"), r"detections\[0\]: missing key 'sigma'"),
+        (lambda d: d.pop("evidence"), r"spec.yaml: missing key 'evidence'"),
+        (
+            lambda d: d["evidence"].update({"sample_targets": "ip"}),
+            r"evidence.sample_targets: type 'ip' not one of address, time",
+        ),
         (
             lambda d: d["detections"][0].update(sigma={"date": "1 Dec 2026"}),
             r"detections\[0\].sigma.date: '1 Dec 2026' is not a YYYY-MM-DD day",
@@ -107,6 +112,18 @@ def test_overlapping_sid_ranges_are_refused(tmp_path: Path) -> None:
     # The toy's own sid is inside its range, so only the overlap can fail the second one.
     with pytest.raises(SpecError, match=r"toy_echo/spec.yaml: sids 1000450-1000899 overlap sweep"):
         discover([write_toy_family(tmp_path / "overlap", first=1000450)])
+
+
+def test_an_evidence_field_has_one_type_across_families(tmp_path: Path) -> None:
+    """One index holds every family's alerts: a field typed twice is refused on discovery."""
+    root = write_toy_family(tmp_path)
+    spec = root / toy_family.NAME / "spec.yaml"
+    spec.write_text(spec.read_text().replace("pinged.count: number", "sample_targets: keyword"))
+    with pytest.raises(SpecError, match=r"sample_targets: keyword, but .*declares it address"):
+        discover([root])
+    spec.write_text(spec.read_text().replace("sample_targets: keyword", "tunnel: keyword"))
+    with pytest.raises(SpecError, match=r"evidence.tunnel.type: its parent tunnel is declared"):
+        discover([root])
 
 
 def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:

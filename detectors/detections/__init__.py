@@ -30,6 +30,23 @@ from detectors.state import BoundedTable, NativeTable, Suppressor, TableStats, W
 
 NS = 1_000_000_000
 
+# Evidence the base class writes for every family (``tunnel_evidence``, ``policy_evidence``);
+# each family declares the rest in its spec's ``evidence:``.
+BASE_EVIDENCE: dict[str, str] = {
+    "tunnel.type": "keyword",
+    "tunnel.outer_src": "address",
+    "tunnel.outer_dst": "address",
+    "tunnel.outer_sport": "number",
+    "tunnel.outer_dport": "number",
+    "tunnel.teredo.bubble": "boolean",
+    "tunnel.teredo.server": "address",
+    "tunnel.teredo.client_ip": "address",
+    "tunnel.teredo.client_port": "number",
+    "policy.source": "keyword",
+    "policy.file": "keyword",
+    "policy.sha256": "keyword",
+}
+
 
 @dataclass(slots=True)
 class Context:
@@ -320,6 +337,7 @@ def discover(
             if first <= hi and lo <= last:
                 raise SpecError(f"{spec.path}: sids {first}-{last} overlap {other}'s {lo}-{hi}")
         owners.append((first, last, name))
+    evidence_fields(specs)
     categories: dict[str, str] = {}
     for name, spec in specs.items():
         for cat in spec.detections:
@@ -327,3 +345,31 @@ def discover(
                 raise SpecError(f"category {cat} defined by both {categories[cat]} and {name}")
             categories[cat] = name
     return specs, {name: Detector.registry[name] for name in specs}
+
+
+def evidence_fields(specs: dict[str, FamilySpec]) -> dict[str, str]:
+    """Every evidence field and its type: the base class's and every family's.
+
+    One Elasticsearch index holds every family's alerts, so a field has one type across
+    families, and a field cannot also be the parent object of another."""
+    fields = dict(BASE_EVIDENCE)
+    owner = dict.fromkeys(BASE_EVIDENCE, "detectors/detections/__init__.py (BASE_EVIDENCE)")
+    for spec in specs.values():
+        for path, kind in spec.evidence.items():
+            if path in fields and fields[path] != kind:
+                raise SpecError(
+                    f"{spec.path}: evidence.{path}: {kind}, but {owner[path]} declares it "
+                    f"{fields[path]} (one index: one type per field; use mixed)"
+                )
+            fields[path] = kind
+            owner.setdefault(path, spec.path)
+    for path in fields:
+        parts = path.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in fields:
+                raise SpecError(
+                    f"{owner[path]}: evidence.{path}: its parent {parent} is declared "
+                    f"a {fields[parent]} field by {owner[parent]}"
+                )
+    return fields
