@@ -12,6 +12,7 @@ render from the same objects. This module does not evaluate traffic.
 
 from __future__ import annotations
 
+import datetime
 import re
 import uuid
 from collections.abc import Mapping
@@ -119,6 +120,30 @@ class DetectionSpec:
     thresholds: dict[str, Threshold]
     false_positives: tuple[str, ...]
     parameters: dict[str, Any]
+    # Sigma ``date`` of the detection's rules (YYYY-MM-DD): declared, never the render day,
+    # so a re-render is byte-identical on any day.
+    sigma_date: str = ""
+
+
+# What an evidence field holds, for the Elasticsearch mapping: an IPv6 or IPv4 address
+# (prefixes are keywords: ``ip`` rejects CIDR), a packet time in seconds since the epoch, a
+# value that is a MAC in one signature and a number in another (``mixed``, a keyword), a
+# string, a number, a flag, or an object of counts by free-form key (``flattened``).
+EVIDENCE_TYPES = ("address", "time", "mixed", "keyword", "number", "boolean", "flattened")
+_EVIDENCE_PATH = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+
+
+def _evidence(doc: Mapping[str, Any], where: str) -> dict[str, str]:
+    node = _req(doc, "evidence", where, dict)
+    out: dict[str, str] = {}
+    for path, kind in node.items():
+        w = f"{where}: evidence.{path}"
+        if not isinstance(path, str) or not _EVIDENCE_PATH.match(path):
+            raise SpecError(f"{w}: not a dotted lower-case field path")
+        if kind not in EVIDENCE_TYPES:
+            raise SpecError(f"{w}: type {kind!r} not one of {', '.join(EVIDENCE_TYPES)}")
+        out[path] = kind
+    return out
 
 
 # Event kinds a native reducer may observe (``native/src/reducer.rs``, ``Observes``).
@@ -155,6 +180,11 @@ class FamilySpec:
     path: str
     detections: dict[str, DetectionSpec]
     reducers: dict[str, ReducerSpec] = field(default_factory=dict)
+    # The sid range the family owns (``sids: {first, last}``); every signature is inside it.
+    sids: tuple[int, int] = (0, 0)
+    # Evidence field (dotted path under the alert's ``v6sentry`` object) -> EVIDENCE_TYPES
+    # entry; the Elasticsearch template maps the fields from here.
+    evidence: dict[str, str] = field(default_factory=dict)
 
 
 def _reducer(name: str, node: Any, where: str, thresholds: set[str]) -> ReducerSpec:
@@ -270,6 +300,29 @@ def _rfcs(node: Mapping[str, Any], where: str) -> tuple[int, ...]:
     return tuple(out)
 
 
+def _sigma_date(node: Mapping[str, Any], where: str) -> str:
+    sigma = _req(node, "sigma", where, dict)
+    value = _req(sigma, "date", f"{where}.sigma", (datetime.date, str))
+    try:
+        # YAML reads an unquoted 2026-12-01 as a date; a quoted one must be ISO too.
+        day = value if isinstance(value, datetime.date) else datetime.date.fromisoformat(value)
+    except ValueError as exc:
+        raise SpecError(f"{where}.sigma.date: {value!r} is not a YYYY-MM-DD day") from exc
+    return day.isoformat()
+
+
+def _sid_range(doc: Mapping[str, Any], where: str) -> tuple[int, int]:
+    node = _req(doc, "sids", where, dict)
+    first = _req(node, "first", f"{where}: sids", int)
+    last = _req(node, "last", f"{where}: sids", int)
+    if not 1_000_000 <= first <= last <= 1_099_999:
+        raise SpecError(
+            f"{where}: sids: {first}-{last} is not a range inside 1000000-1099999 "
+            "(sids from 1100000 are the Suricata pack's extra rules)"
+        )
+    return first, last
+
+
 def _detection(node: Any, where: str) -> DetectionSpec:
     if not isinstance(node, dict):
         raise SpecError(f"{where}: expected a mapping")
@@ -325,6 +378,7 @@ def _detection(node: Any, where: str) -> DetectionSpec:
         thresholds=thresholds,
         false_positives=tuple(str(f).strip() for f in fps),
         parameters=dict(node.get("parameters") or {}),
+        sigma_date=_sigma_date(node, where),
     )
 
 
@@ -345,6 +399,14 @@ def load_spec(path: Path) -> FamilySpec:
         if det.category in detections:
             raise SpecError(f"{where}: category {det.category} defined twice")
         detections[det.category] = det
+    first, last = _sid_range(doc, where)
+    for det in detections.values():
+        for sig in det.signatures.values():
+            if not first <= sig.sid <= last:
+                raise SpecError(
+                    f"{where}: {det.category} signature {sig.key}: sid {sig.sid} "
+                    f"outside the family's sids {first}-{last}"
+                )
     known = {f"{cat}.{t}" for cat, det in detections.items() for t in det.thresholds}
     reducers_node = doc.get("reducers") or {}
     if not isinstance(reducers_node, dict):
@@ -360,4 +422,6 @@ def load_spec(path: Path) -> FamilySpec:
         path=where,
         detections=detections,
         reducers=reducers,
+        sids=(first, last),
+        evidence=_evidence(doc, where),
     )

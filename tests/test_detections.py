@@ -11,6 +11,8 @@ generator's builders, so every packet is a real, checksummed frame.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import random
 import re
 from collections import Counter
@@ -19,7 +21,7 @@ from typing import Any
 
 from detectors.alerts import Alert
 from detectors.capture import open_capture
-from detectors.detections import discover
+from detectors.detections import BASE_EVIDENCE, discover
 from detectors.engine import Engine
 from detectors.policy import Policy, empty_policy, load_policy
 from detectors.specdoc import main as specdoc_main
@@ -51,13 +53,6 @@ from pcaps.generate import (
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 DETECTIONS = Path(__file__).resolve().parents[1] / "detectors" / "detections"
-SID_RANGES = {
-    "router_advert": (1000100, 1000199),
-    "neighbor_discovery": (1000200, 1000299),
-    "tunnel": (1000300, 1000399),
-    "sweep": (1000400, 1000499),
-    "malformed": (1000900, 1000999),
-}
 
 
 def replay(
@@ -87,17 +82,82 @@ def sids(alerts: list[Alert]) -> Counter[int]:
 
 # -- specs, code and README agree ---------------------------------------------
 
+# Keys of the v6sentry object that are the alert's own, not evidence (convert._OWN_KEYS).
+OWN_KEYS = ("alert_id", "identifier", "detection_id", "severity")
 
-def test_each_family_owns_its_sid_range() -> None:
+
+def _fits(kind: str, value: Any) -> bool:
+    """Whether one evidence value is of its declared type."""
+    if kind == "address":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return True
+    if kind == "time" or kind == "number":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "keyword":
+        return isinstance(value, str)
+    return kind in ("mixed", "flattened")
+
+
+def evidence_problems(doc: dict[str, Any], declared: dict[str, str], where: str) -> list[str]:
+    """Evidence leaves of one alert's v6sentry object that are undeclared or mistyped."""
+    problems: list[str] = []
+
+    def walk(path: str, value: Any) -> None:
+        kind = declared.get(path)
+        if kind == "flattened" or value is None:
+            return
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if path or key not in OWN_KEYS:
+                    walk(f"{path}.{key}" if path else key, item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(path, item)
+        elif kind is None:
+            problems.append(f"{where}: evidence {path} is not declared in the spec")
+        elif not _fits(kind, value):
+            problems.append(f"{where}: evidence {path}: {value!r} is not of type {kind}")
+
+    walk("", doc)
+    return problems
+
+
+def test_every_golden_evidence_field_is_declared_with_its_type() -> None:
+    """Forgetting to declare an evidence field fails here, not in Elasticsearch (where an
+    address would have been mapped as a keyword)."""
     specs, _ = discover()
-    problems = []
-    for name, spec in specs.items():
-        lo, hi = SID_RANGES[name]
-        for det in spec.detections.values():
-            for sig in det.signatures.values():
-                if not lo <= sig.sid <= hi:
-                    problems.append(f"{det.category}/{sig.key}: sid {sig.sid} outside {lo}-{hi}")
-    assert not problems, "\n".join(problems)
+    family = {cat: spec for spec in specs.values() for cat in spec.detections}
+    problems: set[str] = set()
+    seen = 0
+    for golden in sorted((PCAPS / "golden").glob("*.jsonl")):
+        for line in golden.read_text(encoding="utf-8").splitlines():
+            alert = json.loads(line)
+            spec = family[alert["alert"]["category"]]
+            declared = {**BASE_EVIDENCE, **spec.evidence}
+            where = f"{spec.path} ({golden.name}, {alert['alert']['category']})"
+            problems.update(evidence_problems(alert["v6sentry"], declared, where))
+            seen += 1
+    assert seen > 100
+    assert not problems, "\n".join(sorted(problems))
+
+
+def test_an_undeclared_or_mistyped_evidence_field_is_caught() -> None:
+    declared = {"router.address": "address", "count": "number"}
+    doc = {"alert_id": "x", "router": {"address": "fe80::1", "mac": "02:00:00:00:00:01"}}
+    assert evidence_problems(doc, declared, "s") == [
+        "s: evidence router.mac is not declared in the spec"
+    ]
+    assert evidence_problems({"count": "3"}, declared, "s") == [
+        "s: evidence count: '3' is not of type number"
+    ]
+    assert evidence_problems({"router": {"address": "fe80::/64"}}, declared, "s") == [
+        "s: evidence router.address: 'fe80::/64' is not of type address"
+    ]
 
 
 def test_every_threshold_is_read_by_its_family() -> None:

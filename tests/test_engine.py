@@ -11,10 +11,12 @@ from __future__ import annotations
 import copy
 import re
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from detectors.detections import NS, Detector, discover
 from detectors.engine import DECODER_THRESHOLDS, Engine, known_thresholds
@@ -22,7 +24,10 @@ from detectors.policy import empty_policy, load_policy
 from detectors.spec import SpecError, load_spec
 from detectors.state import BoundedTable, Suppressor
 from pcaps.generate import a6, fragment_packets, icmp6, ip6, lan, mac
+from tests import toy_family
+from tests.toy_family import write_toy_family
 
+DETECTIONS = Path(__file__).resolve().parents[1] / "detectors" / "detections"
 CATEGORIES = {
     "ipv6.rogue_ra", "ipv6.ra_flood", "ipv6.ra_guard_evasion", "ipv6.ndp_exhaustion",
     "ipv6.ndp_flood", "ipv6.ndp_spoof", "ipv6.dad_dos", "ipv6.tunnel_6to4", "ipv6.tunnel_6in4",
@@ -66,6 +71,59 @@ def test_bad_spec_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(SpecError, match=r"id: 'not-a-uuid' is not a UUID"):
         load_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d.pop("sids"), r"spec.yaml: missing key 'sids'"),
+        (lambda d: d.update(sids={"first": 1000400, "last": 1000401}), r"sid 1000\d+ outside"),
+        (lambda d: d.update(sids={"first": 1000500, "last": 1000400}), r"not a range"),
+        (lambda d: d["detections"][0].pop("sigma"), r"detections\[0\]: missing key 'sigma'"),
+        (lambda d: d.pop("evidence"), r"spec.yaml: missing key 'evidence'"),
+        (
+            lambda d: d["evidence"].update({"sample_targets": "ip"}),
+            r"evidence.sample_targets: type 'ip' not one of address, time",
+        ),
+        (
+            lambda d: d["detections"][0].update(sigma={"date": "1 Dec 2026"}),
+            r"detections\[0\].sigma.date: '1 Dec 2026' is not a YYYY-MM-DD day",
+        ),
+    ],
+)
+def test_sid_range_and_sigma_date_are_checked(
+    tmp_path: Path, edit: Callable[[dict[str, Any]], object], message: str
+) -> None:
+    """The family's sid range and each detection's Sigma date live in its spec."""
+    doc = yaml.safe_load((DETECTIONS / "sweep" / "spec.yaml").read_text())
+    edit(doc)
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match=message):
+        load_spec(spec)
+
+
+def test_overlapping_sid_ranges_are_refused(tmp_path: Path) -> None:
+    specs, _ = discover()
+    assert specs["sweep"].sids == (1000400, 1000499)
+    assert specs["sweep"].detections["ipv6.sweep"].sigma_date == "2026-12-01"
+    specs, _ = discover([write_toy_family(tmp_path / "ok")])
+    assert specs[toy_family.NAME].sids == (1000800, 1000899)
+    # The toy's own sid is inside its range, so only the overlap can fail the second one.
+    with pytest.raises(SpecError, match=r"toy_echo/spec.yaml: sids 1000450-1000899 overlap sweep"):
+        discover([write_toy_family(tmp_path / "overlap", first=1000450)])
+
+
+def test_an_evidence_field_has_one_type_across_families(tmp_path: Path) -> None:
+    """One index holds every family's alerts: a field typed twice is refused on discovery."""
+    root = write_toy_family(tmp_path)
+    spec = root / toy_family.NAME / "spec.yaml"
+    spec.write_text(spec.read_text().replace("pinged.count: number", "sample_targets: keyword"))
+    with pytest.raises(SpecError, match=r"sample_targets: keyword, but .*declares it address"):
+        discover([root])
+    spec.write_text(spec.read_text().replace("sample_targets: keyword", "tunnel: keyword"))
+    with pytest.raises(SpecError, match=r"evidence.tunnel.type: its parent tunnel is declared"):
+        discover([root])
 
 
 def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:

@@ -13,8 +13,9 @@ with an identifier, suppressed per identifier. Never one alert per packet.
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -28,6 +29,23 @@ from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec
 from detectors.state import BoundedTable, NativeTable, Suppressor, TableStats, W, Windows
 
 NS = 1_000_000_000
+
+# Evidence the base class writes for every family (``tunnel_evidence``, ``policy_evidence``);
+# each family declares the rest in its spec's ``evidence:``.
+BASE_EVIDENCE: dict[str, str] = {
+    "tunnel.type": "keyword",
+    "tunnel.outer_src": "address",
+    "tunnel.outer_dst": "address",
+    "tunnel.outer_sport": "number",
+    "tunnel.outer_dport": "number",
+    "tunnel.teredo.bubble": "boolean",
+    "tunnel.teredo.server": "address",
+    "tunnel.teredo.client_ip": "address",
+    "tunnel.teredo.client_port": "number",
+    "policy.source": "keyword",
+    "policy.file": "keyword",
+    "policy.sha256": "keyword",
+}
 
 
 @dataclass(slots=True)
@@ -261,23 +279,65 @@ def tunnel_evidence(tunnels: tuple[TunnelLayer, ...]) -> list[dict[str, Any]]:
     return out
 
 
-def discover() -> tuple[dict[str, FamilySpec], dict[str, type[Detector]]]:
-    """Import every family package; return their specs and detector classes."""
+# Extra folders of families, separated by os.pathsep: each sub-folder holding a spec.yaml
+# is one more family, found exactly as the built-in ones are. For tests (a toy family in a
+# temporary folder, run through the `v6sentry` command in a subprocess); the built-in
+# families need nothing set.
+EXTRA_ENV = "V6SENTRY_EXTRA_DETECTIONS"
+
+
+def family_dirs(extra: Sequence[Path] = ()) -> list[Path]:
+    """The folders families are found in: this package's, then ``extra`` and EXTRA_ENV's."""
+    dirs = [Path(__file__).parent]
+    from_env = [Path(p) for p in os.environ.get(EXTRA_ENV, "").split(os.pathsep) if p]
+    for d in [*extra, *from_env]:
+        if not d.is_dir():
+            raise SpecError(f"{d}: extra detections folder ({EXTRA_ENV}) is not a directory")
+        d = d.resolve()
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+def discover(
+    extra: Sequence[Path] = (),
+) -> tuple[dict[str, FamilySpec], dict[str, type[Detector]]]:
+    """Import every family package; return their specs and detector classes.
+
+    ``extra`` (and the EXTRA_ENV variable) add folders whose sub-packages are families too:
+    they join this package's ``__path__``, so they import as ``detectors.detections.<name>``
+    like the built-in ones."""
     specs: dict[str, FamilySpec] = {}
-    here = Path(__file__).parent
-    for info in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
-        if not info.ispkg:
-            continue
-        spec_path = here / info.name / "spec.yaml"
-        if not spec_path.is_file():
-            raise SpecError(f"{here / info.name}: detection family has no spec.yaml")
-        importlib.import_module(f"{__name__}.{info.name}")
-        if info.name not in Detector.registry:
-            raise SpecError(f"{here / info.name}: no Detector subclass defined in the package")
-        spec = load_spec(spec_path)
-        if spec.family != info.name:
-            raise SpecError(f"{spec_path}: family '{spec.family}' must equal the folder name")
-        specs[info.name] = spec
+    found: dict[str, Path] = {}
+    for here in family_dirs(extra):
+        if str(here) not in __path__:
+            __path__.append(str(here))
+        for info in sorted(pkgutil.iter_modules([str(here)]), key=lambda m: m.name):
+            if not info.ispkg:
+                continue
+            if info.name in found:
+                raise SpecError(
+                    f"{here / info.name}: family {info.name} is already in {found[info.name]}"
+                )
+            found[info.name] = here
+            spec_path = here / info.name / "spec.yaml"
+            if not spec_path.is_file():
+                raise SpecError(f"{here / info.name}: detection family has no spec.yaml")
+            importlib.import_module(f"{__name__}.{info.name}")
+            if info.name not in Detector.registry:
+                raise SpecError(f"{here / info.name}: no Detector subclass defined in the package")
+            spec = load_spec(spec_path)
+            if spec.family != info.name:
+                raise SpecError(f"{spec_path}: family '{spec.family}' must equal the folder name")
+            specs[info.name] = spec
+    owners: list[tuple[int, int, str]] = []
+    for name, spec in specs.items():
+        first, last = spec.sids
+        for lo, hi, other in owners:
+            if first <= hi and lo <= last:
+                raise SpecError(f"{spec.path}: sids {first}-{last} overlap {other}'s {lo}-{hi}")
+        owners.append((first, last, name))
+    evidence_fields(specs)
     categories: dict[str, str] = {}
     for name, spec in specs.items():
         for cat in spec.detections:
@@ -285,3 +345,31 @@ def discover() -> tuple[dict[str, FamilySpec], dict[str, type[Detector]]]:
                 raise SpecError(f"category {cat} defined by both {categories[cat]} and {name}")
             categories[cat] = name
     return specs, {name: Detector.registry[name] for name in specs}
+
+
+def evidence_fields(specs: dict[str, FamilySpec]) -> dict[str, str]:
+    """Every evidence field and its type: the base class's and every family's.
+
+    One Elasticsearch index holds every family's alerts, so a field has one type across
+    families, and a field cannot also be the parent object of another."""
+    fields = dict(BASE_EVIDENCE)
+    owner = dict.fromkeys(BASE_EVIDENCE, "detectors/detections/__init__.py (BASE_EVIDENCE)")
+    for spec in specs.values():
+        for path, kind in spec.evidence.items():
+            if path in fields and fields[path] != kind:
+                raise SpecError(
+                    f"{spec.path}: evidence.{path}: {kind}, but {owner[path]} declares it "
+                    f"{fields[path]} (one index: one type per field; use mixed)"
+                )
+            fields[path] = kind
+            owner.setdefault(path, spec.path)
+    for path in fields:
+        parts = path.split(".")
+        for i in range(1, len(parts)):
+            parent = ".".join(parts[:i])
+            if parent in fields:
+                raise SpecError(
+                    f"{owner[path]}: evidence.{path}: its parent {parent} is declared "
+                    f"a {fields[parent]} field by {owner[parent]}"
+                )
+    return fields

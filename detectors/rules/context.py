@@ -166,6 +166,7 @@ def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any
         },
         "false_positives": list(det.false_positives),
         "parameters": det.parameters,
+        "sigma_date": det.sigma_date,
         "signatures": signatures,
     }
 

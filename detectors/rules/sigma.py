@@ -2,10 +2,11 @@
 
 Owns which Sigma templates render (``sigma/templates/sigma/...``), where the rendered rules
 and their conversions go (``sigma/rules/<logsource>/<name>.yml``,
-``sigma/queries/lucene/<name>.txt``, ``sigma/queries/esql/<name>.esql``), the rule ids and
-dates, the conversion with pySigma-backend-elasticsearch through the processing pipelines in
-``sigma/pipelines/``, and the offline checks (``check``): every rule parses, passes pySigma's
-validators and converts to exactly the committed query.
+``sigma/queries/lucene/<name>.txt``, ``sigma/queries/esql/<name>.esql``), the rule ids
+(dates come from each spec's ``sigma.date``), the conversion with
+pySigma-backend-elasticsearch through the processing pipelines in ``sigma/pipelines/``, and
+the offline checks (``check``): every rule parses, passes pySigma's validators and converts
+to exactly the committed query.
 
 The three log sources:
 
@@ -39,7 +40,6 @@ import re
 import uuid
 from collections.abc import Mapping
 from functools import cache
-from pathlib import Path
 from typing import Any, ClassVar
 
 import jinja2
@@ -71,7 +71,6 @@ PIPELINE_FILES = {
     "zeek": "zeek_elastic.yml",
 }
 ATTACK = SIGMA_DIR / "attack.yaml"
-DATES = SIGMA_DIR / "dates.yaml"
 AUTHOR = "v6sentry"
 ZEEK_TEMPLATES = "sigma/zeek"
 _OMITTED = re.compile(r"^#\s*omitted sid (\d+):\s*\S", re.MULTILINE)
@@ -149,11 +148,6 @@ def rule_uuid(detection_id: str, logsource: str, sid: int, part: str) -> str:
     return str(uuid.uuid5(uuid.UUID(detection_id), f"{logsource}/{sid}/{part}"))
 
 
-def load_dates(path: Path = DATES) -> dict[str, str]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return {str(k): str(v) for k, v in data.items()}
-
-
 def _documents(text: str, template: str) -> list[tuple[str, str]]:
     """(name, YAML text) of each rule document a template rendered."""
     out = []
@@ -179,15 +173,10 @@ def _rule_files(
     loader = env.loader
     assert loader is not None
     templates = set(loader.list_templates())
-    dates = load_dates()
     files: dict[str, str] = {}
     problems: list[str] = []
     for det in ctx["detections"].values():
-        date = dates.get(det["category"])
-        if date is None:
-            raise RenderError(
-                f"{DATES.name}: no date for {det['category']} (add the day its rules are published)"
-            )
+        date = det["sigma_date"]  # the spec's sigma.date, required by detectors.spec
         for sig in det["signatures"]:
             sid = sig["sid"]
             if sid in ctx["disabled"]:

@@ -24,6 +24,7 @@ from typing import Any
 
 from elasticsearch import Elasticsearch
 
+from detectors.detections import discover, evidence_fields
 from detectors.hunt import events
 from detectors.ship import DEFAULT_INDEX as _DEFAULT_INDEX
 
@@ -45,44 +46,24 @@ _EVIDENCE_TIME: dict[str, Any] = {
     "ignore_malformed": True,
 }
 
-# Evidence fields that hold one IPv6 or IPv4 address (or a list of them), in every
-# detection that writes them. Prefixes (``/64``) stay keywords: ``ip`` rejects CIDR.
-EVIDENCE_ADDRESSES = (
-    "address",
-    "answering_sources",
-    "embedded_ipv4",
-    "inner_pairs.dst",
-    "inner_pairs.src",
-    "off_link_sources.address",
-    "policy.entry.address",
-    "ra.rdnss",
-    "router.address",
-    "sample.address",
-    "sample_targets",
-    "solicitor.address",
-    "source.address",
-    "source.sample.address",
-    "spoof.embedded_ipv4",
-    "spoof.outer_src",
-    "teredo.clients.address",
-    "teredo.origin_ip",
-    "teredo.server",
-    "tunnel.outer_dst",
-    "tunnel.outer_src",
-    "tunnel.teredo.client_ip",
-    "tunnel.teredo.server",
-)
-# Evidence times: packet time in seconds since the epoch (floats).
-EVIDENCE_TIMES = (
-    "first_seen",
-    "last_seen",
-    "old_binding_confirmed",
-    "policy.learned_until",
-    "window.start",
-    "window.end",
-)
-# Evidence fields whose value is a MAC in one signature and a number or flag in another.
-EVIDENCE_MIXED = ("expected", "seen", "findings.expected", "findings.seen")
+# Evidence types (``evidence:`` in each family's spec, ``detectors.detections.BASE_EVIDENCE``
+# for the base class's) that the template maps. Keywords, numbers and flags are left to the
+# dynamic templates below, which map them the same way.
+_EVIDENCE_MAPPINGS: dict[str, dict[str, Any]] = {
+    "address": _EVIDENCE_IP,
+    "time": _EVIDENCE_TIME,
+    "mixed": _KEYWORD,
+    "flattened": {"type": "flattened"},
+}
+
+
+def evidence_by_type() -> dict[str, tuple[str, ...]]:
+    """Evidence field paths by type, from the discovered families' specs."""
+    specs, _ = discover()
+    out: dict[str, list[str]] = {}
+    for path, kind in sorted(evidence_fields(specs).items()):
+        out.setdefault(kind, []).append(path)
+    return {kind: tuple(paths) for kind, paths in out.items()}
 
 
 def _nest(flat: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -118,7 +99,6 @@ def _properties() -> dict[str, Any]:
         "event.risk_score": {"type": "float"},
         "event.ingested": {"type": "date"},
         "v6sentry.count": {"type": "long"},
-        "v6sentry.patterns.eui64_ouis": {"type": "flattened"},
     }
     for name in ("kind", "category", "type", "module", "dataset", "id", "action", "code"):
         flat[f"event.{name}"] = kw
@@ -135,9 +115,9 @@ def _properties() -> dict[str, Any]:
         flat[f"v6sentry.{name}"] = kw
     flat["v6sentry.correlation.prefix"] = kw
     flat["v6sentry.correlation.sweeps"] = kw
-    flat.update({f"v6sentry.{p}": _EVIDENCE_IP for p in EVIDENCE_ADDRESSES})
-    flat.update({f"v6sentry.{p}": _EVIDENCE_TIME for p in EVIDENCE_TIMES})
-    flat.update({f"v6sentry.{p}": kw for p in EVIDENCE_MIXED})
+    for kind, paths in evidence_by_type().items():
+        if kind in _EVIDENCE_MAPPINGS:
+            flat.update({f"v6sentry.{p}": _EVIDENCE_MAPPINGS[kind] for p in paths})
     return _nest(flat)
 
 

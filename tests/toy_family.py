@@ -1,0 +1,102 @@
+"""A toy detection family written into a temporary folder, for tests.
+
+Owns the one family the "adding a detection touches one folder" tests add: a ``spec.yaml``
+and a ``Detector`` with no native reducers (so no ``native/`` folder and no Rust build),
+found through ``detectors.detections.EXTRA_ENV`` or ``discover(extra=...)``. It alerts on
+the first ICMPv6 echo request from each source, with an address and a number as evidence.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAME = "toy_echo"
+CATEGORY = "ipv6.toy_echo"
+SID = 1000801
+EVIDENCE_ADDRESS = "pinged.address"
+
+SPEC = """\
+family: toy_echo
+title: Toy echo family
+description: A family written by a test, to prove a new folder is all a detection needs.
+sids: {first: @FIRST@, last: @LAST@}
+evidence:
+  pinged.address: address
+  pinged.count: number
+detections:
+  - category: ipv6.toy_echo
+    id: 5f0c3c2e-8a55-4a53-9f0e-3d1b2c6a7e11
+    title: Toy echo request
+    description: The first ICMPv6 echo request from each source address.
+    severity: low
+    sigma: {date: 2026-12-02}
+    techniques:
+      - {id: T1595.001, name: "Active Scanning: Scanning IP Blocks"}
+    tactics:
+      - {id: TA0043, name: Reconnaissance}
+    signatures:
+      first_echo:
+        sid: 1000801
+        rev: 1
+        text: "Toy first IPv6 echo request from a source"
+        description: A source sent its first ICMPv6 echo request (RFC 4443).
+        rfcs: [4443]
+        coverage:
+          suricata: {level: none, why: "A toy: no Suricata rule"}
+          zeek: {level: none, why: "A toy: no Zeek rule."}
+    thresholds:
+      suppress_s:
+        default: 60
+        unit: seconds
+        min: 1
+        meaning: One alert per source per this many seconds.
+    false_positives:
+      - Every ping.
+"""
+
+DETECTOR = '''\
+"""The toy echo family: alerts on a source's first ICMPv6 echo request."""
+
+from __future__ import annotations
+
+from detectors.detections import Detector, Context
+from detectors.events import Event, Ipv6Packet, ip_str
+
+
+class ToyEcho(Detector):
+    subscribes = (Ipv6Packet,)
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.seen = self.suppressor("ipv6.toy_echo", 1000)
+
+    def on_event(self, event: Event) -> None:
+        assert isinstance(event, Ipv6Packet)
+        if event.icmp_type != 128:
+            return
+        src = ip_str(event.ip.src)
+        ts = event.meta.ts_ns
+        if not self.seen.allow(src, ts):
+            return
+        self.alert(
+            "ipv6.toy_echo",
+            "first_echo",
+            ts_ns=ts,
+            identifier=src,
+            first_ns=ts,
+            event=event,
+            evidence={"pinged": {"address": ip_str(event.ip.dst), "count": 1}},
+        )
+'''
+
+
+def write_toy_family(root: Path, first: int = 1000800, last: int = 1000899) -> Path:
+    """Write the toy family under ``root``; returns ``root`` (the folder to discover)."""
+    family = root / NAME
+    family.mkdir(parents=True)
+    (family / "spec.yaml").write_text(
+        SPEC.replace("@FIRST@", str(first)).replace("@LAST@", str(last)),
+        encoding="utf-8",
+    )
+    (family / "__init__.py").write_text(DETECTOR, encoding="utf-8")
+    return root
