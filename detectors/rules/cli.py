@@ -90,7 +90,8 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         help="store the Sigma rules' Elasticsearch queries in a rules index (and Kibana NDJSON)",
         description="One document per converted Sigma rule (_id = the Sigma id, so pushing "
         "again replaces it; stored v6sentry rules no longer in the pack are deleted). "
-        "Default: the committed pack; --policy renders a fresh one, --pack reads a "
+        "Default: the committed pack (rendered for the packaged example policy, the "
+        "same as pcaps/policy.yaml); --policy renders one for a site, --pack reads a "
         "directory written by `rules render`.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -248,19 +249,26 @@ def _push(args: argparse.Namespace) -> int:
     from elasticsearch import ApiError, TransportError
 
     from detectors.hunt.rules import PushError, kibana_ndjson, push, rule_documents
-    from detectors.rules.pack import load, render_pack
-    from detectors.rules.render import REPO
+    from detectors.rules.pack import committed_pack, load, render_pack
 
     if not args.es and not args.kibana:
         return _fail("rules push needs --es URL, --kibana FILE or both")
     try:
         if args.policy:
             files = render_pack(load(args.policy)).files
-        else:
-            root = Path(args.pack) if args.pack else REPO
+        elif args.pack:
+            root = Path(args.pack)
             if not (root / "sigma").is_dir():
                 return _fail(f"{root}: no sigma/ folder (render one with `v6sentry rules render`)")
-            files = read_pack(root)
+            problems: list[str] = []
+            files = read_pack(root, problems)
+            if problems:
+                return _fail("; ".join(problems))
+        else:
+            # Rendered from the packaged example policy rather than read from the checkout:
+            # an installed package has no checkout, and the directory above it
+            # (site-packages) holds pySigma's own sigma/ package.
+            files = committed_pack().files
         docs = rule_documents(files)
         ndjson = kibana_ndjson(docs) if args.kibana else ""
     except (PolicyError, RenderError, SpecError, PushError) as exc:
