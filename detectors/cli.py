@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
 
-from detectors import __version__
+from detectors import __version__, extras
 from detectors import explain as explain_cli
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
@@ -542,6 +542,11 @@ def replay(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    need = extras.needed(args.command, getattr(args, "es", None))
+    if need is not None:
+        problem = extras.missing(*need)
+        if problem is not None:
+            return _fail(problem)
     if args.command == "replay":
         return replay(args)
     if args.command == "rules":

@@ -267,3 +267,18 @@ def test_help_examples_name_real_options() -> None:
     text = proc.stdout.decode()
     for option in ("--policy", "--format", "--fail-on", "-o", "--strict", "exit codes"):
         assert option in text
+
+
+def test_live_prints_its_packaged_unit_dir_and_example_policy() -> None:
+    """Both are package data, so a pip-installed sensor can be deployed without a checkout."""
+    proc = v6sentry("live", "--unit-dir")
+    assert proc.returncode == 0, proc.stderr.decode()
+    units = Path(proc.stdout.decode().strip())
+    assert sorted(p.name for p in units.iterdir()) == [
+        "v6sentry-live.logrotate",
+        "v6sentry-live@.service",
+        "v6sentry.sysusers",
+    ]
+    proc = v6sentry("live", "--example-policy")
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert Path(proc.stdout.decode().strip()).read_bytes() == POLICY.read_bytes()

@@ -21,6 +21,7 @@ from detectors.rules import suricata
 from detectors.rules.context import build_context
 from detectors.rules.pack import (
     COMMITTED_POLICY,
+    EXAMPLE_POLICY,
     MANIFEST,
     PackDirError,
     check_manifest,
@@ -66,6 +67,13 @@ def test_committed_pack_is_fresh() -> None:
     """`make rules` output is committed; a fresh render must equal it byte for byte."""
     stale = stale_files(committed_pack())
     assert not stale, f"stale rule-pack files (run `make rules`): {stale}"
+
+
+def test_packaged_example_policy_is_the_committed_policy() -> None:
+    """The installed package renders the committed pack from its own copy of the policy."""
+    assert EXAMPLE_POLICY.read_bytes() == COMMITTED_POLICY.read_bytes(), (
+        f"{EXAMPLE_POLICY} differs from {COMMITTED_POLICY}: copy the one you edited over the other"
+    )
 
 
 def test_readme_matrix_is_fresh() -> None:
@@ -369,3 +377,24 @@ def test_check_reports_stale_files_and_broken_yaml(
     (out / MANIFEST).unlink()
     code, err = _cli(capsys, "rules", "check", "--no-suricata", str(out))
     assert code == 1 and f"{out / MANIFEST}: missing" in err
+
+
+def test_push_kibana_default_is_the_committed_pack(tmp_path: Path) -> None:
+    """Without --pack, push renders the committed pack (no checkout files read)."""
+    default, from_dir = tmp_path / "default.ndjson", tmp_path / "dir.ndjson"
+    proc = v6sentry("rules", "push", "--kibana", str(default))
+    assert proc.returncode == 0, proc.stderr.decode()
+    proc = v6sentry("rules", "push", "--kibana", str(from_dir), "--pack", str(ROOT))
+    assert proc.returncode == 0, proc.stderr.decode()
+    assert default.read_text(encoding="utf-8") == from_dir.read_text(encoding="utf-8")
+    assert default.read_text(encoding="utf-8").count("\n") > 0
+
+
+def test_push_names_a_pack_file_that_is_not_text(tmp_path: Path) -> None:
+    pack = tmp_path / "pack"
+    shutil.copytree(ROOT / "sigma", pack / "sigma")
+    (pack / "sigma" / "rules" / "stray.pyc").write_bytes(b"\xa7\r\r\n\x00")
+    proc = v6sentry("rules", "push", "--kibana", str(tmp_path / "k.ndjson"), "--pack", str(pack))
+    assert proc.returncode == 2, proc.stderr.decode()
+    assert proc.stderr.decode().count("\n") == 1
+    assert f"{pack / 'sigma' / 'rules' / 'stray.pyc'}: not UTF-8 text" in proc.stderr.decode()

@@ -4,8 +4,14 @@ Owns the packaging contract of the native core: ``make wheel``'s maturin build
 gives one manylinux, abi3 wheel holding ``detectors._native`` and the package
 data; installed into a fresh virtual environment whose PATH has no cargo or
 rustc, its ``v6sentry`` command replays a capture from another directory and
-writes exactly the golden alerts. Slow-ish (a venv and PyPI dependencies), so
-it is one test.
+writes exactly the golden alerts. The plain install is the sensor only: replay
+loads no Jinja2, pySigma or Elasticsearch client, and ``rules`` names the
+``[siem]`` extra it needs. With ``[siem,es]`` added, every sub-command runs from
+outside the checkout on package data alone: ``rules render``, ``check``,
+``matrix``, ``push --kibana`` (the NDJSON it writes equals the checkout's; the
+Elasticsearch and Kibana side of push is tests/test_hunt.py's), each ``--help``,
+and ``live --unit-dir`` / ``--example-policy``. Slow-ish (a venv and PyPI
+dependencies, one wheel build), so it is one test.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from detectors.hunt.rules import kibana_ndjson, rule_documents
+from detectors.rules.cli import read_pack
 from tests.golden import GOLDEN, PCAPS, ROOT, SENSOR
 
 
@@ -51,6 +59,25 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
     assert "detectors/detections/sweep/spec.yaml" in names
     assert not any(n.startswith(("native/", "tests/", "pcaps/")) for n in names)
     assert not any(n.endswith(".rs") for n in names)  # the Rust is inside _native
+    # Package data: everything `rules` and a sensor deployment read, without a checkout.
+    for data in (
+        "detectors/rules/data/suricata/templates/sweep.rules.j2",
+        "detectors/rules/data/suricata/rules.lock.yaml",
+        "detectors/rules/data/sigma/templates/sigma/v6sentry_alert.yml.j2",
+        "detectors/rules/data/sigma/pipelines/v6sentry_ecs.yml",
+        "detectors/rules/data/sigma/attack.yaml",
+        "detectors/rules/data/policy.yaml",
+        "detectors/live/systemd/v6sentry-live@.service",
+    ):
+        assert data in names, data
+    metadata = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    requires = [
+        line.split(":", 1)[1].strip()
+        for line in zipfile.ZipFile(wheel).read(metadata).decode().splitlines()
+        if line.startswith("Requires-Dist:")
+    ]
+    core = [r for r in requires if "extra ==" not in r]
+    assert [r.split(">")[0].split("=")[0].lower() for r in core] == ["pyyaml"], core
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -98,3 +125,76 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
     golden = (GOLDEN / "rogue_ra.pcap.eve.jsonl").read_text(encoding="utf-8").splitlines()
     assert _alerts(out.read_text(encoding="utf-8").splitlines()) == _alerts(golden)
     assert os.path.getsize(out) > 0
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(venv / "bin" / "v6sentry"), *args],
+            cwd=elsewhere,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+
+    # The sensor-only install: no SIEM modules, and rules names the extra it needs.
+    loaded = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import sys; from detectors.cli import main; main(sys.argv[1:]); "
+            "print(sorted(m for m in ('jinja2', 'sigma', 'elasticsearch') if m in sys.modules))",
+            "replay",
+            "-o",
+            str(elsewhere / "again.jsonl"),
+            str(capture),
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert loaded.stdout.strip().splitlines()[-1] == "[]", loaded.stderr
+    res = run("rules", "matrix")
+    assert res.returncode == 2, res.stderr
+    assert "pip install 'v6sentry[siem]'" in res.stderr and res.stderr.count("\n") == 1
+
+    subprocess.run(
+        [str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[siem,es]"],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+    for command in ("replay", "rules", "hunt", "live", "ship"):
+        res = run(command, "--help")
+        assert res.returncode == 0 and "usage: v6sentry" in res.stdout, (command, res.stderr)
+    for action in ("render", "check", "matrix", "push"):
+        res = run("rules", action, "--help")
+        assert res.returncode == 0 and "usage: v6sentry" in res.stdout, (action, res.stderr)
+
+    res = run("live", "--unit-dir")
+    assert res.returncode == 0, res.stderr
+    units = Path(res.stdout.strip())
+    assert units.is_relative_to(venv) and (units / "v6sentry-live@.service").is_file()
+    res = run("live", "--example-policy")
+    assert res.returncode == 0, res.stderr
+    example = Path(res.stdout.strip())
+    assert example.is_relative_to(venv)
+    assert example.read_bytes() == (PCAPS / "policy.yaml").read_bytes()
+
+    pack = elsewhere / "pack"
+    res = run("rules", "render", "--policy", str(example), "-o", str(pack))
+    assert res.returncode == 0, res.stderr
+    assert (pack / "suricata" / "v6sentry.rules").is_file()
+    assert any((pack / "sigma" / "rules").rglob("*.yml"))
+    # Suricata itself is not on this PATH; tests/test_rules.py runs suricata -T.
+    res = run("rules", "check", "--no-suricata", str(pack))
+    assert res.returncode == 0, res.stderr
+    res = run("rules", "matrix", "--format", "json")
+    assert res.returncode == 0 and json.loads(res.stdout)["signatures"], res.stderr
+    # Without --pack, push renders the committed pack from package data (it used to read
+    # site-packages/sigma, pySigma's own package, and fail on its .pyc files).
+    kibana = elsewhere / "kibana.ndjson"
+    res = run("rules", "push", "--kibana", str(kibana))
+    assert res.returncode == 0, res.stderr
+    assert kibana.read_text(encoding="utf-8") == kibana_ndjson(rule_documents(read_pack(ROOT)))

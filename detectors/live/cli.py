@@ -34,7 +34,8 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Final
 
@@ -60,6 +61,13 @@ LAG_NS: Final = 100_000_000  # frames timestamped but not yet queued when we loo
 CHECK_S: Final = 1.0  # interface health checks and Elasticsearch ticks
 POLL_S: Final = 0.25
 
+# Installed with the package, so a pip-installed sensor finds its unit files and a policy
+# to start from: `v6sentry live --unit-dir` and `--example-policy` print these paths.
+UNIT_DIR: Final = Path(__file__).resolve().parent / "systemd"
+# The example policy is the rule pack's (detectors/rules/data), read here without
+# importing detectors.rules (whose renderer needs the [siem] extra).
+EXAMPLE_POLICY: Final = Path(__file__).resolve().parents[1] / "rules" / "data" / "policy.yaml"
+
 EPILOG = """\
 examples:
   v6sentry live -i eth1 --policy site.yaml -o /var/log/v6sentry/alerts.json
@@ -76,8 +84,41 @@ exit codes: 0 stopped by a signal, 2 usage, setup or privilege error.
 """
 
 
+class _PrintPath(argparse.Action):
+    """Print a packaged file's path and exit, like --version (so -i is not required)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, path: Path, help: str) -> None:
+        super().__init__(option_strings, dest=argparse.SUPPRESS, nargs=0, help=help)
+        self.path = path
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        if not self.path.exists():
+            parser.exit(EXIT_ERROR, f"v6sentry: error: {self.path}: missing; reinstall v6sentry\n")
+        print(self.path)
+        parser.exit(EXIT_CLEAN)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``live`` options, for the sub-command and for ``python -m detectors.live``."""
+    parser.add_argument(
+        "--unit-dir",
+        action=_PrintPath,
+        path=UNIT_DIR,
+        help="print the directory of the installed systemd unit, sysusers and logrotate "
+        "files, and exit",
+    )
+    parser.add_argument(
+        "--example-policy",
+        action=_PrintPath,
+        path=EXAMPLE_POLICY,
+        help="print the path of the installed example policy (copy it, then edit), and exit",
+    )
     parser.add_argument(
         "-i",
         "--interface",

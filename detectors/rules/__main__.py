@@ -1,7 +1,7 @@
 """``make rules``: re-render the committed rule pack and the README's coverage matrix.
 
 Owns writing the committed pack (``suricata/v6sentry.rules``, its variables
-include, ``suricata/rules.lock.yaml`` with bumped revisions, and the Sigma
+include, ``data/suricata/rules.lock.yaml`` with bumped revisions, and the Sigma
 rules and queries) from ``pcaps/policy.yaml``, removing rendered files that
 are no longer produced, and splicing the coverage matrix into README.md.
 ``--check`` changes nothing and exits 1 when anything committed is stale.

@@ -19,10 +19,8 @@ import yaml
 
 from detectors.detections import discover
 from detectors.policy import PolicyError, empty_policy
-from detectors.rules import suricata
 from detectors.rules.context import build_context
 from detectors.rules.matrix import markdown, rows, totals
-from detectors.rules.render import RenderError
 from detectors.ship.connect import ConfigError, add_connection_arguments, client_from_args
 from detectors.spec import SpecError
 
@@ -90,7 +88,8 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         help="store the Sigma rules' Elasticsearch queries in a rules index (and Kibana NDJSON)",
         description="One document per converted Sigma rule (_id = the Sigma id, so pushing "
         "again replaces it; stored v6sentry rules no longer in the pack are deleted). "
-        "Default: the committed pack; --policy renders a fresh one, --pack reads a "
+        "Default: the committed pack (rendered for the packaged example policy, the "
+        "same as pcaps/policy.yaml); --policy renders one for a site, --pack reads a "
         "directory written by `rules render`.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,8 +113,11 @@ def _fail(message: str) -> int:
 
 
 def _render(args: argparse.Namespace) -> int:
-    # pySigma loads slowly; only the commands that need it import it.
+    # pySigma loads slowly and Jinja2 is the [siem] extra: `v6sentry` imports this module
+    # for every command (the parser), so the renderer is imported only here.
+    from detectors.rules import suricata
     from detectors.rules.pack import PackDirError, load, render_pack, write_pack_dir
+    from detectors.rules.render import RenderError
 
     try:
         pack = render_pack(load(args.policy))
@@ -165,6 +167,9 @@ def read_pack(root: Path, problems: list[str] | None = None) -> dict[str, str]:
 
 def _suricata_problems(root: Path, files: dict[str, str]) -> list[str]:
     """Problems with the Suricata part; stops at the first that leaves nothing to check."""
+    from detectors.rules import suricata
+    from detectors.rules.render import RenderError
+
     rules_rel = f"suricata/{suricata.RULES_FILE}"
     vars_rel = f"suricata/{suricata.VARS_FILE}"
     missing = [rel for rel in (rules_rel, vars_rel) if rel not in files]
@@ -201,7 +206,7 @@ def check_pack(root: Path, run_suricata: bool = True) -> list[str]:
     Each part is checked whatever the others hold: a broken variables file does not
     hide a broken Sigma rule.
     """
-    from detectors.rules import engine_suricata, sigma
+    from detectors.rules import engine_suricata, sigma, suricata
     from detectors.rules.pack import check_manifest
 
     problems = check_manifest(root)
@@ -248,19 +253,27 @@ def _push(args: argparse.Namespace) -> int:
     from elasticsearch import ApiError, TransportError
 
     from detectors.hunt.rules import PushError, kibana_ndjson, push, rule_documents
-    from detectors.rules.pack import load, render_pack
-    from detectors.rules.render import REPO
+    from detectors.rules.pack import committed_pack, load, render_pack
+    from detectors.rules.render import RenderError
 
     if not args.es and not args.kibana:
         return _fail("rules push needs --es URL, --kibana FILE or both")
     try:
         if args.policy:
             files = render_pack(load(args.policy)).files
-        else:
-            root = Path(args.pack) if args.pack else REPO
+        elif args.pack:
+            root = Path(args.pack)
             if not (root / "sigma").is_dir():
                 return _fail(f"{root}: no sigma/ folder (render one with `v6sentry rules render`)")
-            files = read_pack(root)
+            problems: list[str] = []
+            files = read_pack(root, problems)
+            if problems:
+                return _fail("; ".join(problems))
+        else:
+            # Rendered from the packaged example policy rather than read from the checkout:
+            # an installed package has no checkout, and the directory above it
+            # (site-packages) holds pySigma's own sigma/ package.
+            files = committed_pack().files
         docs = rule_documents(files)
         ndjson = kibana_ndjson(docs) if args.kibana else ""
     except (PolicyError, RenderError, SpecError, PushError) as exc:

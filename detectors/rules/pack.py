@@ -24,11 +24,15 @@ from detectors.engine import known_signatures, known_thresholds
 from detectors.policy import Policy, empty_policy, load_policy
 from detectors.rules import sigma, suricata
 from detectors.rules.context import build_context
-from detectors.rules.render import REPO, SIGMA_DIR, SURICATA_DIR, RenderError, environment
+from detectors.rules.render import DATA, REPO, SIGMA_DIR, SURICATA_DIR, RenderError, environment
 
 # The committed pack is rendered for the regression network, so its Suricata rules can
 # be replayed against pcaps/ as they are; sites render their own with --policy.
 COMMITTED_POLICY = REPO / "pcaps" / "policy.yaml"
+# The same policy as package data: the example a site starts from, and what the committed
+# pack is rendered from where there is no checkout (`rules push` without --pack). A test
+# keeps it byte-identical to COMMITTED_POLICY.
+EXAMPLE_POLICY = DATA / "policy.yaml"
 # What `rules render -o DIR` wrote, one "<sha256>  <path>" line per file (sha256sum's
 # format, so `sha256sum -c` verifies a pack too). The committed pack has none: its files
 # sit beside the templates, and `make rules` knows them from the render itself.
@@ -62,10 +66,10 @@ def render_pack(policy: Policy, lock: dict[int, dict[str, Any]] | None = None) -
     """Render every part of the pack for ``policy`` (deterministic for the same inputs)."""
     for folder in (SURICATA_DIR, SIGMA_DIR):
         if not (folder / "templates").is_dir():
-            # The templates are part of the checkout, not of the Python package.
+            # Package data: missing only from a broken install or a partial copy.
             raise RenderError(
-                f"{folder / 'templates'}: rule templates not found; `v6sentry rules` runs "
-                "from a v6sentry checkout installed with `pip install -e` (make setup)"
+                f"{folder / 'templates'}: rule templates not found; reinstall v6sentry "
+                "(they are package data of detectors.rules)"
             )
     specs, _ = discover()
     ctx = build_context(specs, policy)
@@ -207,8 +211,11 @@ def check_manifest(root: Path) -> list[str]:
 
 
 def committed_pack() -> Pack:
-    """A fresh render of the committed pack, with the committed lock."""
-    policy = load(str(COMMITTED_POLICY))
+    """A fresh render of the committed pack, with the committed lock.
+
+    Reads the packaged copy of the policy, so it works without a checkout too.
+    """
+    policy = load(str(EXAMPLE_POLICY))
     # Name the policy by its repo path so the committed files do not depend on the checkout.
     rel = COMMITTED_POLICY.relative_to(REPO).as_posix()
     return render_pack(replace(policy, source=f"file:{rel}", path=rel))

@@ -7,8 +7,9 @@ filters that put policy text into each output language safely. Policy free
 text reaches templates as ``PolicyText``; printing it without one of the
 escaping filters is an error, so no template can forget to escape.
 
-Rule syntax lives in the templates under ``suricata/templates`` and
-``sigma/templates``; the parts (``suricata.py``, ``sigma.py``) decide which
+Rule syntax lives in the templates under ``data/suricata/templates`` and
+``data/sigma/templates`` (package data beside this module, so an installed
+``v6sentry`` renders from any directory); the parts (``suricata.py``, ``sigma.py``) decide which
 templates to render and check what comes out. This module writes no files.
 """
 
@@ -24,9 +25,14 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from detectors.rules.context import PolicyText
 
+# The checkout root: only `make rules` (the committed pack) and tests write or read there;
+# an installed package has no checkout, so nothing a user runs may depend on it.
 REPO = Path(__file__).resolve().parents[2]
-SURICATA_DIR = REPO / "suricata"
-SIGMA_DIR = REPO / "sigma"
+# Rendering inputs (templates, pipelines, ATT&CK data, dates, the rule lock, the example
+# policy) are package data, installed with the wheel.
+DATA = Path(__file__).resolve().parent / "data"
+SURICATA_DIR = DATA / "suricata"
+SIGMA_DIR = DATA / "sigma"
 
 # Control characters end a Suricata rule line or a comment; no escape exists for them.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

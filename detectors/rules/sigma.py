@@ -1,11 +1,11 @@
 """The Sigma part of the pack: rules for three log sources and their Elasticsearch queries.
 
-Owns which Sigma templates render (``sigma/templates/sigma/...``), where the rendered rules
+Owns which Sigma templates render (``data/sigma/templates/sigma/...``), where the rendered rules
 and their conversions go (``sigma/rules/<logsource>/<name>.yml``,
 ``sigma/queries/lucene/<name>.txt``, ``sigma/queries/esql/<name>.esql``), the rule ids
 (dates come from each spec's ``sigma.date``), the conversion with
-pySigma-backend-elasticsearch through the processing pipelines in ``sigma/pipelines/``, and
-the offline checks (``check``): every rule parses, passes pySigma's validators and converts
+pySigma-backend-elasticsearch through the processing pipelines in ``data/sigma/pipelines/``,
+and the offline checks (``check``): every rule parses, passes pySigma's validators and converts
 to exactly the committed query.
 
 The three log sources:
@@ -17,7 +17,7 @@ The three log sources:
   signature declared ``full`` or ``partial`` for Suricata, by sid or by the rule metadata
   ``v6sentry_sid``.
 - ``product: zeek, service: conn|tunnel``: one template per signature declared ``full`` or
-  ``partial`` for Zeek (``sigma/templates/sigma/zeek/<sid>.yml.j2``); a template may render a
+  ``partial`` for Zeek (``data/sigma/templates/sigma/zeek/<sid>.yml.j2``); a template may render a
   base rule and a correlation rule, and may leave its rule out for a policy that lacks the
   data it needs (``# omitted sid <sid>: <why>``).
 
@@ -121,7 +121,7 @@ class SlidingESQLBackend(ESQLBackend):
 
 
 class OfflineAttackTagValidator(ATTACKTagValidator):
-    """pySigma's ATT&CK tag check, with the tags read from ``sigma/attack.yaml``."""
+    """pySigma's ATT&CK tag check, with the tags read from ``data/sigma/attack.yaml``."""
 
     def _load_allowed_tags(self) -> set[str]:
         data = attack_data()

@@ -1,6 +1,6 @@
 """The Suricata part of the pack: rules, their revisions, and the variables include.
 
-Owns which Suricata templates render (``suricata/templates/<family>.rules.j2``
+Owns which Suricata templates render (``data/suricata/templates/<family>.rules.j2``
 for each family that has one, between ``header.rules.j2`` and the variables
 include ``vars.yaml.j2``, and ``threshold.config.j2`` for the policy's tuning
 suppressions), the rules a tuning entry disables (left out, with a comment), the
@@ -9,7 +9,7 @@ the rendered rules: one rule per line, msg prefix, sid range, metadata, every
 variable defined and every defined variable used, and agreement between the
 rules and each signature's declared Suricata coverage.
 
-Revisions: ``suricata/rules.lock.yaml`` records each sid's ``rev`` and a hash
+Revisions: ``data/suricata/rules.lock.yaml`` records each sid's ``rev`` and a hash
 of its rule without the ``rev`` and the policy hash. When a rule's text
 changes, ``make rules`` bumps its ``rev`` and rewrites the lock; renders for a
 site policy read the lock and never write it. Rule syntax is in the
