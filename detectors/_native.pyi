@@ -167,6 +167,8 @@ class NativeReducer:
     def suppressed(self) -> int: ...
     def call(self, name: str, *args: Any) -> list[Any]: ...
 
+TEREDO_PORT: int  # RFC 4380; the decoder's own constant
+
 class Pipeline:
     """Records in, decoded and counted natively; Python gets events, outputs and ticks."""
 

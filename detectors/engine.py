@@ -61,16 +61,54 @@ WATERMARK_END = 2**63 - 1  # a worker that ended: it never holds the others back
 
 # Decoder bounds, overridable as ``thresholds: {decoder: {...}}`` in the policy.
 # name: (default, meaning, unit, minimum, maximum)
+_LIMITS = DecoderLimits()
 DECODER_THRESHOLDS: dict[str, Threshold] = {
     name: Threshold(name, default, meaning, unit, lo, hi, True)
     for name, (default, meaning, unit, lo, hi) in {
-        "max_ext_headers": (16, "Longest extension-header chain walked", "headers", 1, 64),
-        "max_vlan_tags": (4, "Most VLAN tags unwrapped", "tags", 1, 16),
-        "max_tunnel_depth": (3, "Most nested tunnels decapsulated", "tunnels", 1, 8),
-        "frag_timeout_s": (60, "Reassembly timeout (RFC 8200)", "seconds", 1, 600),
-        "frag_max_datagrams": (4096, "Datagrams reassembled at once", "datagrams", 1, 10**6),
-        "frag_max_bytes": (16 * 2**20, "Bytes held for reassembly", "bytes", 2**16, 2**31),
-        "frag_max_fragments": (128, "Fragments per datagram", "fragments", 2, 8192),
+        # Defaults are DecoderLimits' own, so the two cannot disagree.
+        "max_ext_headers": (
+            _LIMITS.max_ext_headers,
+            "Longest extension-header chain walked",
+            "headers",
+            1,
+            64,
+        ),
+        "max_vlan_tags": (_LIMITS.max_vlan_tags, "Most VLAN tags unwrapped", "tags", 1, 16),
+        "max_tunnel_depth": (
+            _LIMITS.max_tunnel_depth,
+            "Most nested tunnels decapsulated",
+            "tunnels",
+            1,
+            8,
+        ),
+        "frag_timeout_s": (
+            _LIMITS.reassembly.timeout_ns // NS,
+            "Reassembly timeout (RFC 8200)",
+            "seconds",
+            1,
+            600,
+        ),
+        "frag_max_datagrams": (
+            _LIMITS.reassembly.max_datagrams,
+            "Datagrams reassembled at once",
+            "datagrams",
+            1,
+            10**6,
+        ),
+        "frag_max_bytes": (
+            _LIMITS.reassembly.max_bytes,
+            "Bytes held for reassembly",
+            "bytes",
+            2**16,
+            2**31,
+        ),
+        "frag_max_fragments": (
+            _LIMITS.reassembly.max_fragments,
+            "Fragments per datagram",
+            "fragments",
+            2,
+            8192,
+        ),
         "max_interfaces": (
             DEFAULT_MAX_INTERFACES,
             "Interfaces kept per pcapng capture; past it, interface descriptions are counted "

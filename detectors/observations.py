@@ -22,8 +22,6 @@ from typing import IO, Any
 from detectors.alerts import ECS_VERSION, ecs_observer, ecs_ts
 
 DATASET = "v6sentry.observation"
-# Observation kinds: one closed sweep window, or the count of those dropped past the cap.
-KINDS = ("sweep", "overflow")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,9 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.capture import CaptureError, CaptureReader, Interface, open_capture
+from detectors.capture import CaptureError, CaptureReader, Interface, Record, open_capture
 
-Record = tuple[int, int, int, bytes, int]
 ORDERS = ["<", ">"]
 T0 = 1_700_000_000  # an arbitrary epoch second
 FRAME_A = bytes(range(60))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from detectors._native import Decoder, icmpv6_checksum_ok
+from detectors._native import TEREDO_PORT, Decoder, icmpv6_checksum_ok
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,4 +42,10 @@ class DecoderLimits:
     reassembly: ReassemblyLimits = field(default_factory=ReassemblyLimits)
 
 
-__all__ = ["Decoder", "DecoderLimits", "ReassemblyLimits", "icmpv6_checksum_ok"]
+__all__ = [
+    "TEREDO_PORT",
+    "Decoder",
+    "DecoderLimits",
+    "ReassemblyLimits",
+    "icmpv6_checksum_ok",
+]

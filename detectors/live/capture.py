@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 
 __all__ = ["CAPS_HINT", "Link", "LiveCapture", "LiveCaptureError", "compile_bpf"]
 
-Record = tuple[int, int, int, bytes, int]
 
 SIOCGIFFLAGS: Final = 0x8913
 IFF_UP: Final = 0x1

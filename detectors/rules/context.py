@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from detectors import __version__
+from detectors.decoder import TEREDO_PORT
 from detectors.policy import Policy
 from detectors.spec import COVERAGE_ENGINES, DetectionSpec, FamilySpec, SpecError
 
 # Ports the tunnel detections watch; Suricata rules use them through variables.
-TEREDO_PORT = 3544
 AYIYA_PORT = 5072
 # The 6to4 relay anycast range (RFC 3068, deprecated by RFC 7526).
 RELAY_ANYCAST = "192.88.99.0/24"

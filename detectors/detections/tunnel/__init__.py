@@ -29,12 +29,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from detectors.decoder import TEREDO_PORT
 from detectors.detections import NS, Context, Detector, tunnel_evidence
 from detectors.detections.budget import Burst, raise_burst
 from detectors.events import TunnelPacket, ip_str, mac_str
 from detectors.spec import SEVERITIES
 
-TEREDO_PORT = 3544
 PREFIX_6TO4 = b"\x20\x02"
 ISATAP_IID = (b"\x00\x00\x5e\xfe", b"\x02\x00\x5e\xfe")  # RFC 5214 6.1, u/l bit 0 or 1
 

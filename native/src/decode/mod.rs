@@ -32,6 +32,7 @@ pub mod reassembly;
 mod testutil;
 pub(crate) mod topy;
 mod tunnels;
+pub use tunnels::TEREDO_PORT;
 pub mod wire;
 
 use events::*;

@@ -198,5 +198,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyDecoder>()?;
     m.add_class::<Reassembler>()?;
     m.add_function(wrap_pyfunction!(icmpv6_checksum_ok, m)?)?;
+    m.add("TEREDO_PORT", super::TEREDO_PORT)?;
     Ok(())
 }

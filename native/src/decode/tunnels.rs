@@ -10,7 +10,8 @@ use super::events::*;
 use super::{arr16, arr4, be16, has, Decoder};
 use super::{NH_ICMPV6, NH_IPV4, NH_IPV6, NH_NONE, NH_TCP, NH_UDP};
 
-const TEREDO_PORT: u16 = 3544;
+/// RFC 4380's Teredo port: the decoder, the tunnel family and the rule packs use this one.
+pub const TEREDO_PORT: u16 = 3544;
 const AYIYA_PORT: u16 = 5072;
 const TEREDO_PREFIX: [u8; 4] = [0x20, 0x01, 0x00, 0x00];
 

@@ -29,7 +29,8 @@ use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
 pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[("tunnel_pairs", build)];
 
-const TEREDO_PORT: u16 = 3544;
+use crate::decode::TEREDO_PORT;
+
 /// Inner pairs, embedded IPv4s and Teredo clients kept per window (`SAMPLE`).
 const SAMPLE: usize = 10;
 /// Links tracked per category's budget (the Python's fixed 4096).
