@@ -24,7 +24,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
 
@@ -428,6 +428,7 @@ def replay(args: argparse.Namespace) -> int:
             else:
                 reader = open_capture(path, max_interfaces=cap)
             engine.capture_name = reader.path
+            engine.interface_name = _pcapng_names(reader)
             try:
                 complete = engine.run_capture(reader, stop)
             finally:
@@ -508,6 +509,16 @@ def replay(args: argparse.Namespace) -> int:
     if args.fail_on is not None and worst >= SEVERITIES.index(args.fail_on):
         return EXIT_ALERTS
     return EXIT_CLEAN
+
+
+def _pcapng_names(reader: CaptureReader) -> Callable[[int], str | None]:
+    """Interface index -> its pcapng ``if_name`` (a pcap file names none)."""
+
+    def name(index: int) -> str | None:
+        interfaces = reader.interfaces  # grows while a pcapng is read
+        return interfaces[index].name if index < len(interfaces) else None
+
+    return name
 
 
 def main(argv: Sequence[str] | None = None) -> int:

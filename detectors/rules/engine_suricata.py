@@ -89,6 +89,8 @@ def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
         "      filetype: regular",
         "      filename: eve.json",
         "      pcap-file: true",
+        # Community ID v1 on every record: tests compare it with v6sentry's.
+        "      community-id: true",
         "      types:",
         *(
             ["        - stats:", "            totals: yes", "            threads: no"]
