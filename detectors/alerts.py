@@ -216,7 +216,10 @@ class Alert:
                 "mitre_technique_name": [t.name for t in self.techniques],
                 "mitre_tactic_id": [t.id for t in self.tactics],
                 "mitre_tactic_name": [t.name for t in self.tactics],
+                # The Suricata pack's rules carry the same three keys.
                 "v6sentry_detection_id": [self.detection_id],
+                "v6sentry_sid": [str(self.signature_id)],
+                "v6sentry_category": [self.category],
                 "severity": [self.severity],
             },
         }
