@@ -101,6 +101,12 @@ def ecs_ts(ts_ns: int) -> str:
     return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_ns % 1_000_000_000:09d}Z"
 
 
+def attack_url(ref: str) -> str:
+    """The ATT&CK page of a technique (``T1595.001``) or tactic (``TA0043``)."""
+    kind = "tactics" if ref.startswith("TA") else "techniques"
+    return f"https://attack.mitre.org/{kind}/{ref.replace('.', '/')}/"
+
+
 def ecs_observer(name: str | None) -> dict[str, Any]:
     """ECS ``observer``: this sensor, named when a name is given."""
     out: dict[str, Any] = {
@@ -236,10 +242,16 @@ class Alert:
         }
 
     def to_ecs(self, observer: str | None = None) -> dict[str, Any]:
-        """Elastic Common Schema document for the same alert."""
+        """Elastic Common Schema document for the same alert, shaped as Elastic's
+        Suricata integration shapes an EVE alert (``rule.id`` the sid, ``event.type``
+        with the action, ``related.ip``, ``network.community_id``, ``observer.ingress``)."""
+        cid, _flow_id = self.flow()
         network: dict[str, Any] = {"type": "ipv6"}
         if self.proto is not None:
             network["transport"] = ECS_TRANSPORT.get(self.proto, str(self.proto))
+            network["iana_number"] = str(self.proto)
+        if cid is not None:
+            network["community_id"] = cid
         if self.vlans:  # outermost tag first; ECS keeps the outer and one inner tag
             network["vlan"] = {"id": str(self.vlans[0])}
             if len(self.vlans) > 1:
@@ -250,7 +262,9 @@ class Alert:
             "event": {
                 "kind": "alert",
                 "category": ["network", "intrusion_detection"],
-                "type": ["info"],
+                # v6sentry never blocks: the EVE action is "allowed", which Elastic's
+                # Suricata integration writes as event.type "allowed" ("denied" if blocked).
+                "type": ["allowed"],
                 "module": "v6sentry",
                 "dataset": "v6sentry.alert",
                 "id": self.id,
@@ -258,7 +272,8 @@ class Alert:
                 "risk_score": RISK_SCORE[self.severity],
             },
             "rule": {
-                "id": self.detection_id,
+                # As the Suricata integration: rule.id is the sid; the UUID is rule.uuid.
+                "id": str(self.signature_id),
                 "uuid": self.detection_id,
                 "name": self.signature,
                 "description": self.title,
@@ -269,12 +284,23 @@ class Alert:
             },
             "threat": {
                 "framework": "MITRE ATT&CK",
-                "technique": [{"id": t.id, "name": t.name} for t in self.techniques],
-                "tactic": [{"id": t.id, "name": t.name} for t in self.tactics],
+                "technique": [
+                    {"id": t.id, "name": t.name, "reference": attack_url(t.id)}
+                    for t in self.techniques
+                ],
+                "tactic": [
+                    {"id": t.id, "name": t.name, "reference": attack_url(t.id)}
+                    for t in self.tactics
+                ],
             },
             "network": network,
             "observer": ecs_observer(observer),
         }
+        if self.in_iface is not None:
+            doc["observer"]["ingress"] = {"interface": {"name": self.in_iface}}
+        related = [ip for ip in (self.src_ip, self.dest_ip) if ip is not None]
+        if related:
+            doc["related"] = {"ip": list(dict.fromkeys(related))}
         for side, ip, port, mac in (
             ("source", self.src_ip, self.src_port, self.src_mac),
             ("destination", self.dest_ip, self.dest_port, self.dest_mac),
