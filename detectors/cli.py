@@ -29,6 +29,7 @@ from types import FrameType
 from typing import IO, Any, NoReturn
 
 from detectors import __version__
+from detectors import schema as schema_cli
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
@@ -158,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     hunt_cli.add_parser(sub, _Parser)
     live_cli.add_parser(sub, _Parser)
     ship_cli.add_parser(sub, _Parser)
+    schema_cli.add_parser(sub, _Parser)
     return parser
 
 
@@ -534,6 +536,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return live_cli.run(args)
     if args.command == "ship":
         return ship_cli.run(args)
+    if args.command == "schema":
+        return schema_cli.run(args)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 

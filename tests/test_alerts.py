@@ -1,8 +1,10 @@
 """The keys alerts are joined on: Community ID, flow_id, addresses, the sample packet.
 
 Owns: ``community_id`` against the reference vectors of the ``communityid``
-package's own test suite, and, on every golden alert, the join keys' presence and
-the timestamp / ``pcap_cnt`` rule (both name one packet of the capture). Suricata's
+package's own test suite, and, on every golden alert, the join keys' presence,
+the timestamp / ``pcap_cnt`` rule (both name one packet of the capture), and
+``v6sentry schema eve|ecs`` (every golden alert and its ECS document validate,
+with the ``jsonschema`` package; what the contract forbids does not). Suricata's
 agreement on the same packets is in test_suricata; the exact alerts in test_pcaps.
 """
 
@@ -14,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator, FormatChecker
 
 from detectors.alerts import community_id, iso_ts, suricata_ip
 from detectors.capture import open_capture
+from detectors.cli import main as cli_main
+from detectors.ship.convert import document_from_line, titles
 from tests.golden import golden_path, manifest
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
@@ -128,3 +133,59 @@ def test_pcapng_interface_name_is_in_iface() -> None:
     by_frame = {a["pcap_cnt"]: a.get("in_iface") for a in alerts}
     assert by_frame == {3: "eth0", 4: None}
     assert all(ipaddress.ip_address(a["src_ip"]).is_link_local for a in alerts)
+
+
+def _schema(kind: str, capsys: pytest.CaptureFixture[str]) -> Draft202012Validator:
+    """``v6sentry schema KIND`` as the CLI prints it, as a validator that checks formats."""
+    assert cli_main(["schema", kind]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    Draft202012Validator.check_schema(doc)
+    return Draft202012Validator(doc, format_checker=FormatChecker())
+
+
+def _problems(validator: Draft202012Validator, doc: dict[str, Any], where: str) -> list[str]:
+    return [
+        f"{where}: {'/'.join(map(str, e.absolute_path)) or '(top)'}: {e.message}"
+        for e in validator.iter_errors(doc)
+    ]
+
+
+def test_every_golden_alert_and_its_ecs_rendering_match_the_schemas(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    eve, ecs = _schema("eve", capsys), _schema("ecs", capsys)
+    known = titles()
+    wrong: list[str] = []
+    checked = 0
+    for entry, alerts in _golden():
+        for n, alert in enumerate(alerts, 1):
+            where = f"{golden_path(entry).name}:{n}"
+            wrong += _problems(eve, alert, where)
+            # The ECS document of the same alert, as --format ecs and ship write it.
+            doc = document_from_line(alert, known, "golden").source
+            wrong += _problems(ecs, doc, f"{where} (ecs)")
+            checked += 1
+    assert not wrong, "\n".join(wrong[:40])
+    assert checked > 100
+
+
+def test_the_schemas_reject_what_the_contract_does_not_allow(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    eve, ecs = _schema("eve", capsys), _schema("ecs", capsys)
+    entry = next(e for e in manifest() if e["file"] == "rogue_ra.pcap")
+    alert = json.loads(golden_path(entry).read_text(encoding="utf-8").splitlines()[0])
+    assert _problems(eve, alert, "ok") == []
+    short = {**alert, "src_ip": "fe80::bad"}  # not Suricata's form
+    unknown = {**alert, "src_addr": "x"}  # a key the contract does not name
+    category = {**alert, "alert": {**alert["alert"], "category": "Misc Attack"}}
+    for bad in (short, unknown, category):
+        assert _problems(eve, bad, "bad"), bad
+    doc = document_from_line(alert, titles(), "golden").source
+    assert _problems(ecs, doc, "ok") == []
+    for bad in (
+        {**doc, "rule": {**doc["rule"], "id": doc["rule"]["uuid"]}},  # rule.id is the sid
+        {**doc, "event": {**doc["event"], "type": ["info"]}},
+        {**doc, "related": {"ip": ["not-an-address"]}},
+    ):
+        assert _problems(ecs, bad, "bad"), bad
