@@ -263,6 +263,7 @@ def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
         got = live.wait_for(_alerts_from(live.alerts, "fe80::bad:1"), 2.0, "rogue RA alert")
         latency = time.time() - sent
         assert got[0]["alert"]["category"] == "ipv6.rogue_ra"
+        assert got[0]["in_iface"] == "cap0"  # live: the interface the frame came in on
         assert latency < 2.0
         # Kernel timestamps are the realtime clock: the alert's time is the send time.
         ts = got[0]["timestamp"]
