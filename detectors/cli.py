@@ -24,12 +24,13 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 from typing import IO, Any, NoReturn
 
 from detectors import __version__, extras
 from detectors import explain as explain_cli
+from detectors import schema as schema_cli
 from detectors.alerts import Alert, AlertWriter
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
@@ -166,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     live_cli.add_parser(sub, _Parser)
     ship_cli.add_parser(sub, _Parser)
     explain_cli.add_parsers(sub, _Parser)
+    schema_cli.add_parser(sub, _Parser)
     return parser
 
 
@@ -457,6 +459,7 @@ def replay(args: argparse.Namespace) -> int:
             else:
                 reader = open_capture(path, max_interfaces=cap)
             engine.capture_name = reader.path
+            engine.interface_name = _pcapng_names(reader)
             try:
                 complete = engine.run_capture(reader, stop)
             finally:
@@ -539,6 +542,16 @@ def replay(args: argparse.Namespace) -> int:
     return EXIT_CLEAN
 
 
+def _pcapng_names(reader: CaptureReader) -> Callable[[int], str | None]:
+    """Interface index -> its pcapng ``if_name`` (a pcap file names none)."""
+
+    def name(index: int) -> str | None:
+        interfaces = reader.interfaces  # grows while a pcapng is read
+        return interfaces[index].name if index < len(interfaces) else None
+
+    return name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -561,6 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return explain_cli.run_explain(args)
     if args.command == "policy":
         return explain_cli.run_policy(args)
+    if args.command == "schema":
+        return schema_cli.run(args)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 

@@ -171,6 +171,10 @@ def decoder_limits(overrides: Mapping[str, float]) -> DecoderLimits:
     )
 
 
+def _no_name(index: int) -> str | None:
+    return None
+
+
 @dataclass(slots=True)
 class EngineStats:
     """Alert counts by category and severity."""
@@ -198,6 +202,9 @@ class Engine:
         self.observe = observe
         self.stats = EngineStats()
         self.capture_name: str | None = None
+        # Interface index -> name for alerts' in_iface: the reader's pcapng names on
+        # replay, the command line's interfaces live. Unset: no name.
+        self.interface_name: Callable[[int], str | None] = _no_name
         self.detectors: list[Detector] = []
         # Tuning (the policy's ``tuning:``) is applied here, at emission: Python's work
         # is per alert, not per packet. Entries by sid and by category, in file order.
@@ -227,6 +234,7 @@ class Engine:
                 thresholds,
                 self._emit,
                 lambda: self.capture_name,
+                lambda index: self.interface_name(index),
                 self._observe if observe is not None else None,
             )
             self.detectors.append(classes[name](ctx))

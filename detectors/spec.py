@@ -25,6 +25,16 @@ import yaml
 SEVERITIES = ("low", "medium", "high", "critical")
 # EVE's alert.severity: 1 is the most severe, as in Suricata's classification.config.
 EVE_SEVERITY = {"critical": 1, "high": 1, "medium": 2, "low": 3}
+
+
+def suricata_classtype(category: str) -> str:
+    """The Suricata classtype of a v6sentry category (``ipv6.rogue_ra`` ->
+    ``v6sentry-rogue-ra``). The pack's classification file describes it with the
+    category itself, so Suricata's ``alert.category`` is v6sentry's, and gives it the
+    detection's EVE severity as priority: one category and severity mapping for both."""
+    return "v6sentry-" + category.split(".", 1)[1].replace("_", "-")
+
+
 # Elastic's detection-rule risk scores for the same names (used in ECS output).
 RISK_SCORE = {"low": 21, "medium": 47, "high": 73, "critical": 99}
 

@@ -361,9 +361,12 @@ def write_pcap(
 
 
 def write_pcapng(
-    path: Path, interfaces: list[tuple[int, int]], records: list[tuple[int, int, bytes]]
+    path: Path,
+    interfaces: list[tuple[int, int, str]],
+    records: list[tuple[int, int, bytes]],
 ) -> None:
-    """``interfaces``: (linktype, tsresol exponent); ``records``: (iface, ts ns, frame)."""
+    """``interfaces``: (linktype, tsresol exponent, if_name); ``records``: (iface, ts ns,
+    frame). An empty name writes no if_name option."""
 
     def block(btype: int, body: bytes) -> bytes:
         body += bytes(-len(body) % 4)
@@ -371,8 +374,12 @@ def write_pcapng(
         return struct.pack("<II", btype, n) + body + struct.pack("<I", n)
 
     out = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
-    for linktype, exp in interfaces:
-        opts = struct.pack("<HH", 9, 1) + bytes([exp]) + bytes(3) + struct.pack("<HH", 0, 0)
+    for linktype, exp, name in interfaces:
+        opts = struct.pack("<HH", 9, 1) + bytes([exp]) + bytes(3)
+        if name:  # if_name (option 2): alerts carry it as in_iface
+            raw = name.encode()
+            opts += struct.pack("<HH", 2, len(raw)) + raw + bytes(-len(raw) % 4)
+        opts += struct.pack("<HH", 0, 0)
         out += block(1, struct.pack("<HHI", linktype, 0, 65535) + opts)
     for iface, ts, frame in records:
         ticks = ts // 10 ** (9 - interfaces[iface][1])
@@ -499,7 +506,7 @@ def cap_multi_iface(out: Path) -> None:
         (1, at(1.000000001), rogue_ra()),
     ]
     path = out / "multi_iface.pcapng"
-    write_pcapng(path, [(1, 6), (101, 9)], records)
+    write_pcapng(path, [(1, 6, "eth0"), (101, 9, "")], records)
     gzip_copy(path, out / "multi_iface.pcapng.gz")
 
 

@@ -130,7 +130,7 @@ _ELAPSED = re.compile(r"time elapsed ([0-9.]+)s")
 def run_suricata(pcap: Path, work: Path) -> tuple[int, float, float | None, dict[str, int]]:
     """Suricata 7, one thread, v6sentry's pack: (packets, wall s, engine s, alerts by
     v6sentry category). ``work`` holds its configuration and logs."""
-    rules, _ = engine_suricata.pack_files(ROOT)
+    rules, _, _ = engine_suricata.pack_files(ROOT)
     conf = engine_suricata.write_config(ROOT, work, stats=True)
     args = [
         engine_suricata.binary(), "-v", "-c", str(conf), "-S", str(rules), "-l", str(work),

@@ -45,7 +45,10 @@ def test_rogue_ra_is_reported_as_eve() -> None:
     first = alerts[0]
     assert first["event_type"] == "alert"
     assert first["proto"] == "IPv6-ICMP"
-    assert first["src_ip"].startswith("fe80::")
+    # Suricata's form: IPv6 in full, so string joins with its EVE work.
+    assert first["src_ip"] == "fe80:0000:0000:0000:0000:0000:0000:0bad"
+    assert first["dest_ip"] == "ff02:0000:0000:0000:0000:0000:0000:0001"
+    assert first["community_id"] == "1:ox99JYRLFPznLUi+qZc4jSRR7Ds="
     assert first["ether"]["src_mac"] == "02:00:00:00:66:66"
     assert 1_000_000 <= first["alert"]["signature_id"] <= 1_999_999
     assert first["alert"]["signature"].startswith("V6SENTRY ")

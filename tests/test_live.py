@@ -23,6 +23,7 @@ live mode as ``python -m detectors.cli live``, the ``v6sentry live`` command.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import itertools
 import json
 import os
@@ -188,7 +189,13 @@ class Live:
 
 
 def _alerts_from(lines: Callable[[], list[dict[str, Any]]], src: str) -> Callable[[], Any]:
-    return lambda: [a for a in lines() if a.get("src_ip") == src]
+    return lambda: [a for a in lines() if _src(a) == src]
+
+
+def _src(alert: dict[str, Any]) -> str | None:
+    """EVE writes IPv6 in full, as Suricata does; tests name addresses short."""
+    src = alert.get("src_ip")
+    return None if src is None else ipaddress.ip_address(src).compressed
 
 
 @pytest.fixture
@@ -256,6 +263,7 @@ def test_rogue_ra_alert_in_seconds_with_the_ids_of_a_replay(
         got = live.wait_for(_alerts_from(live.alerts, "fe80::bad:1"), 2.0, "rogue RA alert")
         latency = time.time() - sent
         assert got[0]["alert"]["category"] == "ipv6.rogue_ra"
+        assert got[0]["in_iface"] == "cap0"  # live: the interface the frame came in on
         assert latency < 2.0
         # Kernel timestamps are the realtime clock: the alert's time is the send time.
         ts = got[0]["timestamp"]
@@ -374,8 +382,8 @@ def test_sighup_reloads_policy_keeps_old_on_error_and_reopens_output(
     live.log("policy reloaded")
     send(ns, [rogue(3), rogue(4)])
     live.wait_for(_alerts_from(lambda: written(alerts), "fe80::bad:4"), 2.0, "marker alert")
-    assert not [a for a in written(alerts) if a["src_ip"] == "fe80::bad:3"]
-    assert [a["src_ip"] for a in written(rotated)] == ["fe80::bad:1"]
+    assert not [a for a in written(alerts) if _src(a) == "fe80::bad:3"]
+    assert [_src(a) for a in written(rotated)] == ["fe80::bad:1"]
     assert live.stop() == 0
     assert len([e for e in live.err if "policy reloaded" in e]) == 1, live.err
     assert len([e for e in live.err if "policy reload failed" in e]) == 1, live.err
@@ -818,7 +826,7 @@ def test_workers_share_the_link_and_write_each_alert_once(
     live.wait_for(lambda: len(written()) >= 8, 3.0, "eight rogue RA alerts")
     assert live.stop() == 0
     alerts = written()
-    assert sorted(a["src_ip"] for a in alerts) == [f"fe80::bad:{n:x}" for n in range(1, 9)]
+    assert sorted(str(_src(a)) for a in alerts) == [f"fe80::bad:{n:x}" for n in range(1, 9)]
     assert len({a["v6sentry"]["alert_id"] for a in alerts}) == 8
     final = next(e for e in live.err if "final stats" in e)
     assert "packets 8," in final and "alerts 8 " in final, final

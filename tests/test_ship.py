@@ -160,8 +160,15 @@ def test_template_types_and_sigma_fields(
         "event.kind": "keyword",
         "event.category": "keyword",
         "event.dataset": "keyword",
+        "rule.id": "keyword",
         "rule.uuid": "keyword",
         "rule.reference": "keyword",
+        "event.type": "keyword",
+        "related.ip": "ip",
+        "network.community_id": "keyword",
+        "network.iana_number": "keyword",
+        "threat.technique.reference": "keyword",
+        "threat.tactic.reference": "keyword",
         "rule.category": "keyword",
         "rule.name": "keyword",
         "threat.technique.id": "keyword",
@@ -177,6 +184,11 @@ def test_template_types_and_sigma_fields(
         "v6sentry.ra.prefixes": "keyword",
     }
     assert {field: type_of(field) for field in expected} == expected
+    # No capture here names its interface (pcap files cannot): the installed template
+    # maps observer.ingress.interface.name (in_iface) before any document has it.
+    observer = template["index_template"]["template"]["mappings"]["properties"]["observer"]
+    ingress = observer["properties"]["ingress"]["properties"]["interface"]["properties"]
+    assert ingress["name"]["type"] == "keyword"
     # The Sigma rules' fields answer term queries: rogue RA from an unknown router.
     client.indices.refresh(index=index)  # shipping does not wait for search visibility
     hits = client.search(
@@ -187,6 +199,11 @@ def test_template_types_and_sigma_fields(
                     {"term": {"_index": index}},
                     {"term": {"event.dataset": "v6sentry.alert"}},
                     {"term": {"rule.reference": "sid:1000101"}},
+                    # As Elastic's Suricata integration indexes an EVE alert.
+                    {"term": {"rule.id": "1000101"}},
+                    {"term": {"event.type": "allowed"}},
+                    {"term": {"related.ip": "ff02::1"}},
+                    {"term": {"network.community_id": "1:ox99JYRLFPznLUi+qZc4jSRR7Ds="}},
                     {"term": {"v6sentry.identifier": "0||fe80::bad|02:00:00:00:66:66"}},
                     {"term": {"source.ip": "fe80::/10"}},
                     {"term": {"observer.name": SENSOR}},

@@ -28,7 +28,7 @@ from detectors.rules import engine_suricata
 from detectors.rules.context import build_context
 from detectors.rules.pack import load
 from detectors.rules.render import SIGMA_DIR, SURICATA_DIR, RenderError, environment
-from detectors.rules.suricata import RULES_FILE, VARS_FILE, parse_rules
+from detectors.rules.suricata import CLASSIFICATION_FILE, RULES_FILE, VARS_FILE, parse_rules
 from detectors.rules.suricata import render as render_suricata
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
@@ -109,6 +109,7 @@ def test_suricata_update_loads_every_rule(tmp_path: Path) -> None:
     archive = tmp_path / "v6sentry.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.add(pack / "suricata" / RULES_FILE, arcname=f"rules/{RULES_FILE}")
+        tar.add(pack / "suricata" / CLASSIFICATION_FILE, arcname=f"rules/{CLASSIFICATION_FILE}")
     work = tmp_path / "work"
     work.mkdir()
     conf = engine_suricata.write_config(pack, work)
@@ -242,3 +243,72 @@ def test_vars_file_is_the_one_included(tmp_path: Path) -> None:
     pack = write_suricata_pack(load(policy_path("policy_dark.yaml")), tmp_path)
     variables = yaml.safe_load((pack / "suricata" / VARS_FILE).read_text(encoding="utf-8"))
     assert variables["vars.address-groups.IPV6_DARK_PREFIXES"] == "[2001:db8:dead::/48]"
+
+
+# Captures on which Suricata's pack and v6sentry both alert on some same packet.
+JOIN_CAPTURES = (
+    "rogue_ra.pcap",
+    "ra_guard_evasion.pcap",
+    "ra_flood_options.pcap",
+    "ndp_spoof.pcap",
+    "dark_prefix.pcap",
+    "tunnels.pcap",
+    "tunnels_6to4.pcap",
+    "ext_headers.pcap",
+    "fragments.pcap",
+)
+
+
+def test_join_keys_equal_suricatas_on_the_same_packets(tmp_path: Path) -> None:
+    """Suricata's EVE and v6sentry's, same capture: on every packet both alert on
+    (``pcap_cnt``), ``src_ip`` and ``dest_ip`` are the same strings, and so is
+    ``community_id`` where both write one (README "Alert output" lists where
+    Suricata and v6sentry hash a different tuple)."""
+    entries = {e.get("name", e["file"]): e for e in yaml.safe_load(
+        (PCAPS / "manifest.yaml").read_text(encoding="utf-8"))["captures"]}  # fmt: skip
+    packs: dict[str | None, Path] = {}
+    wrong: list[str] = []
+    compared = hashed = same = 0
+    for name in JOIN_CAPTURES:
+        policy = entries[name].get("policy")
+        if policy not in packs:
+            packs[policy] = write_suricata_pack(
+                load(policy_path(policy)), tmp_path / (policy or "learned")
+            )
+        theirs: dict[int, list[dict[str, Any]]] = {}
+        for a in engine_suricata.replay(packs[policy], PCAPS / entries[name]["file"]):
+            if "pcap_cnt" in a:
+                theirs.setdefault(a["pcap_cnt"], []).append(a)
+        golden = (PCAPS / "golden" / f"{name}.eve.jsonl").read_text(encoding="utf-8")
+        for line in golden.splitlines():
+            ours = json.loads(line)
+            at = f"{name} frame {ours['pcap_cnt']}"
+            others = theirs.get(ours["pcap_cnt"], [])
+            for other in others:
+                compared += 1
+                for key in ("src_ip", "dest_ip"):
+                    if ours[key] != other[key]:
+                        wrong.append(f"{at}: {key} {ours[key]} != {other[key]}")
+                # Suricata hashes a 6in4 packet's inner flow under the outer addresses,
+                # and writes no Community ID for a fragment it could not reassemble.
+                both = "community_id" in ours and "community_id" in other
+                if both and ours.get("proto") != "IPv6":
+                    hashed += 1
+                    if ours["community_id"] != other["community_id"]:
+                        wrong.append(f"{at}: community_id differs")
+                # One category and severity mapping, and one metadata key, in both,
+                # for the rule that stands for the same signature.
+                meta = other["alert"]["metadata"]
+                if meta["v6sentry_sid"] != [str(ours["alert"]["signature_id"])]:
+                    continue
+                same += 1
+                for key in ("category", "severity"):
+                    if ours["alert"][key] != other["alert"][key]:
+                        wrong.append(
+                            f"{at}: alert.{key} {ours['alert'][key]} != {other['alert'][key]}"
+                        )
+                for key in ("v6sentry_detection_id", "v6sentry_category"):
+                    if ours["alert"]["metadata"][key] != meta.get(key):
+                        wrong.append(f"{at}: alert.metadata.{key} differs")
+    assert not wrong, "\n".join(wrong)
+    assert compared >= 10 and hashed >= 8 and same >= 8, (compared, hashed, same)

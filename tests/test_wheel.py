@@ -77,7 +77,7 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
         if line.startswith("Requires-Dist:")
     ]
     core = [r for r in requires if "extra ==" not in r]
-    assert [r.split(">")[0].split("=")[0].lower() for r in core] == ["pyyaml"], core
+    assert [r.split(">")[0].split("=")[0].lower() for r in core] == ["pyyaml", "communityid"], core
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)

@@ -57,6 +57,8 @@ class Context:
     thresholds: dict[str, dict[str, float]]  # category -> name -> value (defaults + policy)
     emit: Callable[[Alert], None]
     capture: Callable[[], str | None]  # name of the capture being read, for alerts
+    # The name of a record's interface index (pcapng name, live interface), for alerts.
+    iface: Callable[[int], str | None]
     # Sub-threshold observations (``detectors.observations``); None when nobody listens,
     # so detectors skip building them.
     observe: Callable[[Observation], None] | None = None
@@ -145,15 +147,23 @@ class Detector:
         category: str,
         signature: str,
         *,
-        ts_ns: int,
         identifier: str,
         first_ns: int,
         event: Event | None = None,
+        ts_ns: int | None = None,
+        frame: int | None = None,
+        iface: int | None = None,
         evidence: dict[str, Any] | None = None,
         severity: str | None = None,
         **addresses: Any,
     ) -> Alert:
-        """Build and emit an alert from the spec; ``event`` fills addresses and MACs.
+        """Build and emit an alert from the spec.
+
+        ``event`` is the alert's sample packet: its time is the alert's ``timestamp``,
+        its record number ``pcap_cnt``, its interface ``in_iface``, and it fills
+        addresses, ports, ICMP type, MACs and VLANs (``addresses`` override them).
+        Only a detection without a packet object passes ``ts_ns``, ``frame`` and
+        ``iface`` of its sample packet instead, never both: one packet, named once.
 
         ``severity`` overrides the spec's for this alert (severity tiers, allowed
         tunnels)."""
@@ -161,22 +171,35 @@ class Detector:
         sig = det.signatures[signature]
         fields: dict[str, Any] = {}
         if event is not None:
+            if ts_ns is not None or frame is not None or iface is not None:
+                raise ValueError(f"{category}: an alert names its sample packet once")
             meta = event.meta
+            ts_ns, frame, iface = meta.ts_ns, meta.frame, meta.iface
             fields.update(
                 src_mac=mac_str(meta.src_mac),
                 dest_mac=mac_str(meta.dst_mac),
                 vlans=meta.vlans,
-                frame=meta.frame or None,
             )
             ip = getattr(event, "ip", None)
             if ip is not None:
                 fields.update(src_ip=ip_str(ip.src), dest_ip=ip_str(ip.dst), proto=ip.upper)
+            for name, key in (("sport", "src_port"), ("dport", "dest_port")):
+                port = getattr(event, name, None)
+                if port is not None:
+                    fields[key] = port
             icmp_type = getattr(event, "icmp_type", None)
             if icmp_type is not None:
-                fields.update(icmp_type=icmp_type, icmp_code=getattr(event, "code", 0))
+                # Ipv6Packet calls the code icmp_code, NDMessage code.
+                code = getattr(event, "icmp_code", None)
+                fields.update(
+                    icmp_type=icmp_type,
+                    icmp_code=code if code is not None else getattr(event, "code", 0),
+                )
             tunnels = ip.tunnels if ip is not None else getattr(event, "tunnels", ())
             if tunnels:
                 evidence = {**(evidence or {}), "tunnel": tunnel_evidence(tunnels)}
+        if ts_ns is None:
+            raise ValueError(f"{category}: an alert needs its sample packet (event or ts_ns)")
         fields.update(addresses)
         alert = Alert(
             ts_ns=ts_ns,
@@ -199,6 +222,9 @@ class Detector:
                 first_ns,
             ),
             capture=self.ctx.capture(),
+            # Record numbers count from 1; 0 means the source numbers none.
+            frame=frame or None,
+            in_iface=self.ctx.iface(iface) if iface is not None else None,
             evidence=evidence or {},
             **fields,
         )

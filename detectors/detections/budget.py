@@ -216,11 +216,9 @@ def raise_burst(
     detector.alert(
         category,
         "burst",
-        ts_ns=burst.last_ns,
         identifier=f"{link_str(link)}|burst",
         first_ns=burst.start_ns,
         event=burst.sample,
         evidence=evidence,
-        src_ip=None,
         src_mac=None,
     )

@@ -311,7 +311,14 @@ class LiveRun(Signals):
 
     def _engine(self, policy: Policy) -> Pump:
         observe = self._observe if self.shipping is not None else None
-        return Engine(policy, self._sink, self.specs, self.classes, observe)
+        engine = Engine(policy, self._sink, self.specs, self.classes, observe)
+        engine.interface_name = self._iface_name
+        return engine
+
+    def _iface_name(self, index: int) -> str | None:
+        """Alerts' ``in_iface``: record interface indexes are command-line positions."""
+        names: list[str] = self.args.interfaces
+        return names[index] if index < len(names) else None
 
     # -- sinks ------------------------------------------------------------------------
 

@@ -239,8 +239,14 @@ class Parent(Signals):
     def _engine(self, previous: Engine | None) -> Engine:
         observe = self._observe if self.args.es else None
         engine = Engine(self.policy, self._write, self.specs, self.classes, observe)
+        engine.interface_name = self._iface_name
         engine.merge_workers(len(self.procs), previous)
         return engine
+
+    def _iface_name(self, index: int) -> str | None:
+        """Alerts' ``in_iface``: record interface indexes are command-line positions."""
+        names: list[str] = self.args.interfaces
+        return names[index] if index < len(names) else None
 
     def _forward(self, sig: int) -> None:
         for proc in self.procs:

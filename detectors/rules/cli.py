@@ -34,7 +34,10 @@ examples:
   v6sentry rules push --es http://127.0.0.1:9200 --kibana /tmp/v6sentry-kibana.ndjson
 
 render writes DIR/suricata/v6sentry.rules, DIR/suricata/v6sentry-vars.yaml (for
-suricata.yaml's include:), DIR/sigma/{rules,queries}/... and DIR/v6sentry-pack.sha256,
+suricata.yaml's include:), DIR/suricata/v6sentry-classification.config (the rules'
+classtypes: alert.category is the v6sentry category, severity v6sentry's; suricata-update
+merges it, else append it to the site's classification.config),
+DIR/sigma/{rules,queries}/... and DIR/v6sentry-pack.sha256,
 the manifest of what it wrote (sha256sum format). DIR must be new, empty, or a pack
 render wrote: rendering again removes the files the old pack had and the new one has
 not, and any file not in the manifest makes render refuse the directory untouched.
@@ -172,7 +175,8 @@ def _suricata_problems(root: Path, files: dict[str, str]) -> list[str]:
 
     rules_rel = f"suricata/{suricata.RULES_FILE}"
     vars_rel = f"suricata/{suricata.VARS_FILE}"
-    missing = [rel for rel in (rules_rel, vars_rel) if rel not in files]
+    class_rel = f"suricata/{suricata.CLASSIFICATION_FILE}"
+    missing = [rel for rel in (rules_rel, vars_rel, class_rel) if rel not in files]
     if missing:
         return [f"{root / rel}: missing" for rel in missing]
     try:
@@ -193,10 +197,16 @@ def _suricata_problems(root: Path, files: dict[str, str]) -> list[str]:
     where = str(root / rules_rel)
     try:
         rules = suricata.parse_rules(files[rules_rel], where)
+        classtypes = suricata.parse_classification(files[class_rel], str(root / class_rel))
     except RenderError as exc:
         return [str(exc)]
     return suricata.check_rules(
-        rules, variables, ctx["signatures"], where, suricata.omitted_sids(files[rules_rel])
+        rules,
+        variables,
+        ctx["signatures"],
+        where,
+        suricata.omitted_sids(files[rules_rel]),
+        classtypes,
     )
 
 

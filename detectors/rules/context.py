@@ -19,7 +19,14 @@ from typing import Any
 from detectors import __version__
 from detectors.decoder import TEREDO_PORT
 from detectors.policy import Policy
-from detectors.spec import COVERAGE_ENGINES, DetectionSpec, FamilySpec, SpecError
+from detectors.spec import (
+    COVERAGE_ENGINES,
+    EVE_SEVERITY,
+    DetectionSpec,
+    FamilySpec,
+    SpecError,
+    suricata_classtype,
+)
 
 # Ports the tunnel detections watch; Suricata rules use them through variables.
 AYIYA_PORT = 5072
@@ -143,6 +150,10 @@ def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any
                 "references": [RFC_URL.format(number=n) for n in sig.rfcs] + attack_refs,
                 "tags": tags,
                 "category": det.category,
+                # A signature may have its own default severity (tunnels' <key>_severity).
+                "eve_severity": EVE_SEVERITY[
+                    det.parameters.get(f"{sig.key}_severity", det.severity)
+                ],
                 "coverage": {e: {"level": c.level, "why": c.why} for e, c in sig.coverage.items()},
             }
         )
@@ -153,6 +164,8 @@ def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any
         "title": det.title,
         "description": det.description,
         "severity": det.severity,
+        "eve_severity": EVE_SEVERITY[det.severity],
+        "classtype": suricata_classtype(det.category),
         "techniques": [{"id": t.id, "name": t.name} for t in det.techniques],
         "tactics": [{"id": t.id, "name": t.name} for t in det.tactics],
         "thresholds": {

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from detectors.rules.suricata import RULES_FILE, THRESHOLD_FILE, VARS_FILE
+from detectors.rules.suricata import CLASSIFICATION_FILE, RULES_FILE, THRESHOLD_FILE, VARS_FILE
 
 SYSTEM_CONF = Path("/etc/suricata/suricata.yaml")
 CLASSIFICATION = Path("/etc/suricata/classification.config")
@@ -47,13 +47,16 @@ def binary() -> str:
     return path
 
 
-def pack_files(pack_dir: Path) -> tuple[Path, Path]:
-    """The rules file and the variables include of a pack written by ``write_pack``."""
-    rules, variables = pack_dir / "suricata" / RULES_FILE, pack_dir / "suricata" / VARS_FILE
-    for path in (rules, variables):
+def pack_files(pack_dir: Path) -> tuple[Path, Path, Path]:
+    """The rules file, the variables include and the classtypes of a pack written by
+    ``write_pack``."""
+    suricata = pack_dir / "suricata"
+    rules, variables = suricata / RULES_FILE, suricata / VARS_FILE
+    classification = suricata / CLASSIFICATION_FILE
+    for path in (rules, variables, classification):
         if not path.is_file():
             raise SuricataError(f"{path}: no such file (write the pack first)")
-    return rules, variables
+    return rules, variables, classification
 
 
 def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
@@ -68,8 +71,14 @@ def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
     classification files) and the pack's include adds its variables by dotted
     keys, which merge into the site's ``vars`` instead of replacing them.
     """
-    _, variables = pack_files(pack_dir)
+    _, variables, classtypes = pack_files(pack_dir)
     threshold = pack_dir / "suricata" / THRESHOLD_FILE
+    # The site's classtypes plus the pack's, as suricata-update merges them.
+    system = CLASSIFICATION.read_text(encoding="utf-8") if CLASSIFICATION.is_file() else ""
+    merged = workdir / "classification.config"
+    merged.write_text(
+        system.rstrip("\n") + "\n" + classtypes.read_text(encoding="utf-8"), encoding="utf-8"
+    )
     includes = [str(SYSTEM_CONF)] if SYSTEM_CONF.is_file() else []
     includes.append(str(variables.resolve()))
     lines = [
@@ -78,7 +87,7 @@ def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
         "include:",
         *(f"  - {json.dumps(p)}" for p in includes),
         f"default-log-dir: {json.dumps(str(workdir))}",
-        f"classification-file: {json.dumps(str(CLASSIFICATION))}",
+        f"classification-file: {json.dumps(str(merged))}",
         f"reference-config-file: {json.dumps(str(REFERENCE))}",
         # The pack's tuning suppressions (a pack from before tuning has no such file).
         *(
@@ -96,6 +105,8 @@ def write_config(pack_dir: Path, workdir: Path, *, stats: bool = False) -> Path:
         "      filetype: regular",
         "      filename: eve.json",
         "      pcap-file: true",
+        # Community ID v1 on every record: tests compare it with v6sentry's.
+        "      community-id: true",
         "      types:",
         *(
             ["        - stats:", "            totals: yes", "            threads: no"]
@@ -140,7 +151,7 @@ def problems(output: str) -> list[str]:
 
 def test_config(pack_dir: Path) -> list[str]:
     """``suricata -T`` on the pack: every error and warning line (empty means clean)."""
-    rules, _ = pack_files(pack_dir)
+    rules, _, _ = pack_files(pack_dir)
     suricata = binary()
     with tempfile.TemporaryDirectory(prefix="v6sentry-suricata-") as tmp:
         work = Path(tmp)
@@ -160,7 +171,7 @@ def replay(pack_dir: Path, pcap: Path) -> list[dict[str, Any]]:
     reads pcap and pcapng, not gzip). A capture Suricata cannot read at all (a link
     type it does not support) raises ``SuricataError`` with its messages.
     """
-    rules, _ = pack_files(pack_dir)
+    rules, _, _ = pack_files(pack_dir)
     suricata = binary()
     with tempfile.TemporaryDirectory(prefix="v6sentry-suricata-") as tmp:
         work = Path(tmp)

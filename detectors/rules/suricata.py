@@ -2,9 +2,9 @@
 
 Owns which Suricata templates render (``data/suricata/templates/<family>.rules.j2``
 for each family that has one, between ``header.rules.j2`` and the variables
-include ``vars.yaml.j2``, and ``threshold.config.j2`` for the policy's tuning
-suppressions), the rules a tuning entry disables (left out, with a comment), the
-rule revisions, and the structural checks on
+include ``vars.yaml.j2``; the classtypes ``classification.config.j2``; and
+``threshold.config.j2`` for the policy's tuning suppressions), the rules a tuning entry
+disables (left out, with a comment), the rule revisions, and the structural checks on
 the rendered rules: one rule per line, msg prefix, sid range, metadata, every
 variable defined and every defined variable used, and agreement between the
 rules and each signature's declared Suricata coverage.
@@ -37,6 +37,8 @@ GENERATED_DIRS: tuple[str, ...] = ()
 VARS_FILE = "v6sentry-vars.yaml"
 # The policy's tuning suppressions (suricata.yaml's threshold-file:).
 THRESHOLD_FILE = "threshold.config"
+# The pack's classtypes (one per category); suricata-update merges any file named so.
+CLASSIFICATION_FILE = "v6sentry-classification.config"
 LOCK = SURICATA_DIR / "rules.lock.yaml"
 MSG_PREFIX = "V6SENTRY "
 SID_RANGE = (1_000_000, 1_999_999)
@@ -46,7 +48,7 @@ SID_RANGE = (1_000_000, 1_999_999)
 REQUIRED_METADATA = (
     "mitre_technique_id",
     "mitre_tactic_id",
-    "v6sentry_id",
+    "v6sentry_detection_id",
     "v6sentry_sid",
     "policy_hash",
 )
@@ -57,6 +59,8 @@ _REV = re.compile(r"(?:^|;)\s*rev:\s*(\d+)\s*;")
 _MSG = re.compile(r'(?:^|;)\s*msg:\s*"((?:[^"\\]|\\.)*)"\s*;')
 _METADATA = re.compile(r"(?:^|;)\s*metadata:\s*((?:[^;\\]|\\.)*);")
 _VAR = re.compile(r"\$([A-Z][A-Z0-9_]*)")
+_CLASSTYPE = re.compile(r"(?:^|;)\s*classtype:\s*([^;\s]+)\s*;")
+_CLASSIFICATION = re.compile(r"^config classification:\s*([^,\s]+),([^,]+),(\d+)\s*$")
 _POLICY_HASH = re.compile(r"policy_hash [0-9a-fnoe]+")
 # A template that leaves a rule out for this policy says so in a comment of this form,
 # e.g. "# omitted sid 1000101: the policy lists no routers (IPV6_ROUTERS is empty)".
@@ -103,6 +107,21 @@ def parse_rules(text: str, where: str = RULES_FILE) -> list[Rule]:
     return rules
 
 
+def parse_classification(text: str, where: str) -> dict[str, tuple[str, int]]:
+    """classtype -> (description, priority) of a classification file; ``RenderError``
+    names the first line that is neither a comment nor a ``config classification:``."""
+    out: dict[str, tuple[str, int]] = {}
+    for n, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _CLASSIFICATION.match(line)
+        if m is None:
+            raise RenderError(f"{where}:{n}: not 'config classification: name,description,N'")
+        out[m.group(1)] = (m.group(2), int(m.group(3)))
+    return out
+
+
 def omitted_sids(text: str) -> set[int]:
     """Signatures a rendered rules file says it left out for its policy."""
     return {int(m) for m in _OMITTED.findall(text)}
@@ -114,8 +133,11 @@ def check_rules(
     signatures: Mapping[int, Any],
     where: str,
     omitted: frozenset[int] | set[int] = frozenset(),
+    classtypes: Mapping[str, tuple[str, int]] | None = None,
 ) -> list[str]:
-    """Problems with a rendered rule list; empty when it is a valid v6sentry pack."""
+    """Problems with a rendered rule list; empty when it is a valid v6sentry pack.
+
+    ``classtypes`` (from ``parse_classification``) checks each rule's classtype."""
     problems = []
     seen: dict[int, int] = {}
     stands_for: dict[int, int] = {}
@@ -137,8 +159,11 @@ def check_rules(
                 problems.append(f"{at}: v6sentry_sid {value} is not a signature's sid")
             else:
                 stands_for.setdefault(int(value), r.line)
-        if "classtype:" not in r.text:
+        classtype = _CLASSTYPE.search(r.text)
+        if classtype is None:
             problems.append(f"{at}: no classtype")
+        elif classtypes is not None and classtype.group(1) not in classtypes:
+            problems.append(f"{at}: classtype {classtype.group(1)} is not in {CLASSIFICATION_FILE}")
         unknown = sorted(set(_VAR.findall(r.text)) - defined)
         if unknown:
             problems.append(f"{at}: uses undefined variables {', '.join(unknown)}")
@@ -253,7 +278,11 @@ def render(
     text = "\n".join(p.rstrip("\n") for p in parts) + "\n"
     text = disable(text, ctx["disabled"])
     rules = parse_rules(text)
-    problems = check_rules(rules, ctx["vars"], ctx["signatures"], RULES_FILE, omitted_sids(text))
+    classification = render_template(env, "classification.config.j2", **ctx)
+    classtypes = parse_classification(classification, CLASSIFICATION_FILE)
+    problems = check_rules(
+        rules, ctx["vars"], ctx["signatures"], RULES_FILE, omitted_sids(text), classtypes
+    )
     if problems:
         raise RenderError("; ".join(problems))
     text, new_lock = apply_revisions(parse_rules(text), text, lock)
@@ -264,4 +293,5 @@ def render(
         f"suricata/{THRESHOLD_FILE}": render_template(
             env, "threshold.config.j2", **{**ctx, "tuning": tuning}
         ),
+        f"suricata/{CLASSIFICATION_FILE}": classification,
     }, new_lock

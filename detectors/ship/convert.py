@@ -14,6 +14,7 @@ ends in ``000`` where the capture had nanosecond time stamps.
 from __future__ import annotations
 
 import gzip
+import ipaddress
 import json
 import sys
 from collections.abc import Iterator
@@ -123,8 +124,8 @@ def alert_from_eve(eve: dict[str, Any], known_titles: dict[str, str]) -> Alert:
         tactics=_refs(meta.get("mitre_tactic_id"), meta.get("mitre_tactic_name"), "tactic"),
         identifier=evidence["identifier"],
         id=evidence["alert_id"],
-        src_ip=eve.get("src_ip"),
-        dest_ip=eve.get("dest_ip"),
+        src_ip=_opt_ip(eve.get("src_ip"), "src_ip"),
+        dest_ip=_opt_ip(eve.get("dest_ip"), "dest_ip"),
         proto=proto,
         src_port=_opt_int(eve.get("src_port"), "src_port"),
         dest_port=_opt_int(eve.get("dest_port"), "dest_port"),
@@ -135,8 +136,19 @@ def alert_from_eve(eve: dict[str, Any], known_titles: dict[str, str]) -> Alert:
         vlans=tuple(int(v) for v in vlans),
         frame=_opt_int(eve.get("pcap_cnt"), "pcap_cnt"),
         capture=eve.get("pcap_filename"),
+        in_iface=eve.get("in_iface") if isinstance(eve.get("in_iface"), str) else None,
         evidence={k: v for k, v in evidence.items() if k not in _OWN_KEYS},
     )
+
+
+def _opt_ip(value: Any, name: str) -> str | None:
+    """An EVE address (Suricata writes IPv6 in full) in the short form alerts hold."""
+    if value is None:
+        return None
+    try:
+        return ipaddress.ip_address(value).compressed
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not an IP address") from None
 
 
 def document_from_line(

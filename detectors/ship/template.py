@@ -34,7 +34,7 @@ TEMPLATE_NAME = "v6sentry-alert"
 # Above Elastic's built-in "logs" template (100); see the module docstring.
 TEMPLATE_PRIORITY = 200
 # Bumped whenever the body below changes; an installed template of another version is replaced.
-TEMPLATE_VERSION = 1
+TEMPLATE_VERSION = 2
 
 _KEYWORD: dict[str, Any] = {"type": "keyword", "ignore_above": 1024}
 # Evidence values are produced by many detectors; a value of an unexpected type is kept
@@ -95,6 +95,12 @@ def _properties() -> dict[str, Any]:
         "threat.technique.name": kw,
         "threat.tactic.id": kw,
         "threat.tactic.name": kw,
+        "threat.technique.reference": kw,
+        "threat.tactic.reference": kw,
+        "network.community_id": kw,
+        "network.iana_number": kw,
+        "related.ip": {"type": "ip"},
+        "observer.ingress.interface.name": kw,
         "event.severity": {"type": "long"},
         "event.risk_score": {"type": "float"},
         "event.ingested": {"type": "date"},

@@ -28,6 +28,13 @@ from detectors.events import FragmentAnomaly, ip_str, mac_str
 CATEGORY = "ipv6.malformed"
 
 
+# ``proto`` of a malformed packet: the IANA number of the header that broke, where the
+# layer fixes it. A packet that broke in its IPv6 header or extension chain has no
+# known upper protocol, and gets no ``proto`` (README, "Alert output").
+LAYER_PROTO: dict[str, int] = {"nd": 58, "icmpv6": 58, "teredo": 17, "ayiya": 17, "tunnel": 41}
+FRAGMENT_PROTO = 44  # IPv6-Frag: the datagram never got past its fragments
+
+
 class MalformedDetector(Detector):
     """Judges what the native reducer counted per (source, signature)."""
 
@@ -75,13 +82,13 @@ class MalformedDetector(Detector):
         self.alert(
             CATEGORY,
             sig,
-            ts_ns=meta.ts_ns,
             identifier=f"{who}|{sig}",
             first_ns=first_ns,
             event=event,
             evidence=evidence,
             src_ip=ip_str(src) if src is not None else None,
             dest_ip=ip_str(dst) if dst is not None else None,
+            proto=FRAGMENT_PROTO if is_fragment else LAYER_PROTO.get(event.layer),
         )
 
     def tick(self, now_ns: int) -> None:

@@ -79,7 +79,6 @@ class DadDos:
         self.det.alert(
             CATEGORY,
             "dad_answered",
-            ts_ns=last,
             identifier=identifier,
             first_ns=first,
             event=ev,

@@ -60,7 +60,7 @@ class Exhaustion:
         """A window closed with ``min_unresolved`` targets (``native/exhaustion.rs``):
         alert with its full counts."""
         (_kind, link, addr, mac, start, first, last, unresolved, prefix, hits,
-         prefixes, sample, drivers) = out  # fmt: skip
+         prefixes, sample, drivers, first_frame, first_dst) = out  # fmt: skip
         identifier = f"{link_str(link)}|{ip_str(addr)}|{mac_str(mac)}"
         if not self.suppress.allow(identifier, last):
             return
@@ -91,12 +91,19 @@ class Exhaustion:
         self.det.alert(
             CATEGORY,
             "unresolved_targets",
-            ts_ns=last,
             identifier=identifier,
             first_ns=first,
+            # No packet object reaches Python: the sample packet is the window's first
+            # unanswered solicitation, which the reducer names.
+            ts_ns=first,
+            frame=first_frame,
+            iface=link[0],
             evidence=evidence,
             src_ip=ip_str(addr),
             src_mac=mac_str(mac),
-            dest_ip=None,
+            dest_ip=ip_str(first_dst),
+            proto=58,
+            icmp_type=135,
+            icmp_code=0,
             vlans=link[1],
         )

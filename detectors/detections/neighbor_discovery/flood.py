@@ -96,13 +96,10 @@ class Flood:
         self.det.alert(
             CATEGORY,
             sig,
-            ts_ns=w.last_ns,
             identifier=identifier,
             first_ns=w.start_ns,
             event=sample,
             evidence=evidence,
-            src_ip=None,
             src_mac=None,
-            dest_ip=None,
             dest_mac=None,
         )

@@ -122,6 +122,6 @@ class Spoof:
             "last_seen": last_ns / NS,
         }
         self.det.alert(
-            CATEGORY, sig, ts_ns=ev.meta.ts_ns, identifier=ident, first_ns=first_ns, event=ev,
+            CATEGORY, sig, identifier=ident, first_ns=first_ns, event=ev,
             evidence=evidence,
         )  # fmt: skip

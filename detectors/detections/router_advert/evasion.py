@@ -76,7 +76,6 @@ class Evasion:
         self.det.alert(
             CATEGORY,
             sig,
-            ts_ns=ev.meta.ts_ns,
             identifier=identifier,
             first_ns=first_ns,
             event=ev,

@@ -91,10 +91,9 @@ class Flood:
         self.det.alert(
             CATEGORY,
             sig,
-            ts_ns=last_ns,
             identifier=identifier,
             first_ns=start_ns,
             event=sample,
             evidence=evidence,
-            **({} if one_source else {"src_ip": None, "src_mac": None}),
+            **({} if one_source else {"src_mac": None}),
         )

@@ -141,7 +141,6 @@ class RogueRA:
         self.det.alert(
             CATEGORY,
             sig,
-            ts_ns=ev.meta.ts_ns,
             identifier=identifier,
             first_ns=first_ns,
             event=ev,

@@ -49,7 +49,6 @@ class DarkPrefix:
         self.det.alert(
             CATEGORY,
             "dark_prefix",
-            ts_ns=ev.meta.ts_ns,
             identifier=identifier,
             first_ns=ev.meta.ts_ns,
             event=ev,

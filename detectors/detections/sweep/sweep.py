@@ -234,14 +234,12 @@ class Sweep:
         self.det.alert(
             CATEGORY,
             "host_sweep" if one_source else "prefix_sweep",
-            ts_ns=last,
             identifier=identifier,
             first_ns=start,
             event=first,
             evidence=evidence,
             severity=tier,
             src_ip=ip_str(top),
-            dest_ip=None,
             src_mac=None,
             dest_mac=None,
         )
@@ -271,13 +269,11 @@ class Sweep:
         self.det.alert(
             CATEGORY,
             "wide_scan",
-            ts_ns=last,
             identifier=identifier,
             first_ns=start,
             event=first,
             evidence=evidence,
             src_ip=ip_str(found.most_common(1)[0][0]),
-            dest_ip=None,
             src_mac=None,
             dest_mac=None,
         )

@@ -32,7 +32,7 @@ from typing import Any
 from detectors.decoder import TEREDO_PORT
 from detectors.detections import NS, Context, Detector, tunnel_evidence
 from detectors.detections.budget import Burst, raise_burst
-from detectors.events import TunnelPacket, ip_str, mac_str
+from detectors.events import TunnelPacket, ip_str
 from detectors.spec import SEVERITIES
 
 PREFIX_6TO4 = b"\x20\x02"
@@ -200,9 +200,9 @@ class TunnelDetector(Detector):
         self.alert(
             cat,
             sig,
-            ts_ns=w.last_ns,
             identifier=identifier,
             first_ns=first.meta.ts_ns,
+            event=first,
             evidence=evidence,
             severity=severity,
             src_ip=ip_str(layer.outer_src),
@@ -210,10 +210,6 @@ class TunnelDetector(Detector):
             src_port=layer.outer_sport,
             dest_port=layer.outer_dport,
             proto=17 if layer.outer_sport is not None else 41,
-            src_mac=mac_str(first.meta.src_mac),
-            dest_mac=mac_str(first.meta.dst_mac),
-            vlans=first.meta.vlans,
-            frame=first.meta.frame or None,
         )
 
     def _allowed(self, *addresses: bytes) -> list[str]:

@@ -35,13 +35,23 @@ type Solicitor = (Link, [u8; 16], Option<Lla>);
 struct Pending {
     solicitor: Solicitor,
     first_ns: i64,
+    first: Sample,
     solicits: u64,
+}
+
+/// The first solicitation's record number and destination (the solicited-node
+/// address): the alert names this packet (`pcap_cnt`, `dest_ip`).
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    frame: u64,
+    dst: [u8; 16],
 }
 
 #[derive(Default)]
 struct Win {
     start_ns: i64,
     first_ns: i64,
+    first: Sample,
     last_ns: i64,
     targets: HashSet<[u8; 16], KeyedState>,
     // Per /64 (first 8 bytes), in first-seen order: `Counter.most_common` breaks ties so.
@@ -121,6 +131,10 @@ impl Exhaustion {
             Pending {
                 solicitor: who.clone(),
                 first_ns: m.meta.ts_ns,
+                first: Sample {
+                    frame: m.meta.frame,
+                    dst: m.ip.dst,
+                },
                 solicits: 1,
             },
         );
@@ -161,7 +175,7 @@ impl Exhaustion {
             .take_oldest_while(|_, p| p.first_ns <= deadline);
         for ((_, target), p) in expired {
             self.outstanding(&p.solicitor, -1);
-            self.unresolved(p.solicitor, target, p.first_ns, out)?;
+            self.unresolved(p.solicitor, target, p.first_ns, p.first, out)?;
         }
         Ok(())
     }
@@ -171,6 +185,7 @@ impl Exhaustion {
         who: Solicitor,
         target: [u8; 16],
         ts: i64,
+        first: Sample,
         out: &mut Outputs<'_>,
     ) -> PyResult<()> {
         let mut closed = Vec::new();
@@ -181,6 +196,7 @@ impl Exhaustion {
                 Rc::new(RefCell::new(Win {
                     start_ns: t,
                     first_ns: t,
+                    first,
                     ..Win::default()
                 }))
             },
@@ -217,8 +233,9 @@ impl Exhaustion {
 
     /// A window ends: to Python if it crossed the threshold, as `("exhaustion", link,
     /// address, mac, start_ns, first_ns, last_ns, unresolved, prefix, prefix_hits,
-    /// prefixes, sample_targets, drivers)`, the sample the 10 lowest targets and the
-    /// drivers `[(address, targets)]` in first-seen order.
+    /// prefixes, sample_targets, drivers, first_frame, first_dst)`, the sample the 10
+    /// lowest targets, the drivers `[(address, targets)]` in first-seen order, and the
+    /// window's first unanswered solicitation's record number and destination.
     fn close(&self, who: Solicitor, h: Handle, out: &mut Outputs<'_>) -> PyResult<()> {
         let py = out.list().py(); // outputs live as long as the batch's list
         let w = h.borrow();
@@ -260,6 +277,8 @@ impl Exhaustion {
                 w.prefixes.len().into_pyobject(py)?.into_any(),
                 sample.into_any(),
                 drivers.into_any(),
+                w.first.frame.into_pyobject(py)?.into_any(),
+                PyBytes::new(py, &w.first.dst).into_any(),
             ],
         )?;
         out.push(item.into_any())
@@ -315,7 +334,7 @@ impl Reducer for Exhaustion {
         for ((_, target), p) in self.pending.drain() {
             self.outstanding(&p.solicitor, -1);
             if p.solicits >= 2 {
-                self.unresolved(p.solicitor, target, p.first_ns, out)?;
+                self.unresolved(p.solicitor, target, p.first_ns, p.first, out)?;
             }
         }
         for (k, v) in self.windows.close_all() {
@@ -428,6 +447,12 @@ mod tests {
             assert_eq!(t.get_item(9).unwrap().extract::<u64>().unwrap(), 2);
             let drivers: Vec<(Vec<u8>, u64)> = t.get_item(12).unwrap().extract().unwrap();
             assert_eq!(drivers, vec![(driver.to_vec(), 1)]);
+            // The alert's sample packet: the first unanswered solicitation.
+            let Event::Nd(first) = ns(S, router, in_other_64(addr(100))) else {
+                unreachable!()
+            };
+            let dst: Vec<u8> = t.get_item(14).unwrap().extract().unwrap();
+            assert_eq!(dst, first.ip.dst.to_vec());
         });
     }
 
