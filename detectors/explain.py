@@ -158,7 +158,17 @@ def _alert_line(doc: dict[str, Any]) -> str:
         src = doc.get("source", {}).get("ip")
         dst = doc.get("destination", {}).get("ip")
         ident = doc.get("v6sentry", {}).get("identifier")
-    return f"{ts}: {src or '-'} -> {dst or '-'} (identifier {ident})"
+    return f"{ts}: {_short(src)} -> {_short(dst)} (identifier {ident})"
+
+
+def _short(address: Any) -> str:
+    """An address as people write it: EVE spells IPv6 out in full, as Suricata does."""
+    if not isinstance(address, str) or not address:
+        return "-"
+    try:
+        return str(ipaddress.ip_address(address))
+    except ValueError:
+        return address
 
 
 def _value(value: float | int) -> str:

@@ -81,7 +81,6 @@ class ToyEcho(Detector):
         self.alert(
             "ipv6.toy_echo",
             "first_echo",
-            ts_ns=ts,
             identifier=src,
             first_ns=ts,
             event=event,
