@@ -204,7 +204,7 @@ class Sweep:
         """A pair window reached a tier with the no-reply gate passed: alert unless
         suppressed."""
         _, src64, dst64, reached, estimate, exact, ratio, responders, source_targets, win = o
-        start, last, packets, sources, more, probes, sample, level, first = win
+        start, last, packets, sources, more, probes, sample, level, first, crossing = win
         tier = TIERS[reached - 1]
         identifier = sweep_identifier(src64, dst64)
         if not self.suppress.allow((identifier, tier), last):
@@ -236,7 +236,7 @@ class Sweep:
             "host_sweep" if one_source else "prefix_sweep",
             identifier=identifier,
             first_ns=start,
-            event=first,
+            event=crossing or first,  # the packet that crossed the tier
             evidence=evidence,
             severity=tier,
             src_ip=ip_str(top),
@@ -248,7 +248,7 @@ class Sweep:
         """A source /64 passed the wide-scan thresholds and the gate: alert unless
         suppressed."""
         _, src64, targets, prefixes, exact, ratio, responders, win = o
-        start, last, packets, sources, more, probes, sample, level, first = win
+        start, last, packets, sources, more, probes, sample, level, first, crossing = win
         identifier = f"{prefix64_str(src64)}|wide"
         if not self.suppress.allow((identifier, "medium"), last):
             return
@@ -271,7 +271,7 @@ class Sweep:
             "wide_scan",
             identifier=identifier,
             first_ns=start,
-            event=first,
+            event=crossing or first,  # the packet that made it a wide scan
             evidence=evidence,
             src_ip=ip_str(found.most_common(1)[0][0]),
             src_mac=None,

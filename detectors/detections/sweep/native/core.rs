@@ -190,6 +190,9 @@ pub struct WinSnapshot {
     pub sample: Vec<[u8; 16]>,
     pub sample_level: u32,
     pub first: Ipv6Packet,
+    /// The packet that crossed the tier (set by the reducer for tier and wide outcomes,
+    /// which happen while a packet is observed): the alert's sample packet.
+    pub crossing: Option<Ipv6Packet>,
 }
 
 impl From<&Win> for WinSnapshot {
@@ -204,6 +207,7 @@ impl From<&Win> for WinSnapshot {
             sample: w.sample.items().collect(),
             sample_level: w.sample.level(),
             first: w.first.clone(),
+            crossing: None,
         }
     }
 }

@@ -107,6 +107,12 @@ impl Reducer for Sweep {
         if let Event::Packet(p) = ev {
             self.core.on_packet(p, &mut self.out);
             if !self.out.is_empty() {
+                // A tier or a wide scan is crossed by this packet: the alert names it.
+                for o in &mut self.out {
+                    if let Outcome::Tier { win, .. } | Outcome::Wide { win, .. } = o {
+                        win.crossing = Some(p.clone());
+                    }
+                }
                 self.hand_over(py, out)?;
             }
         }

@@ -32,8 +32,9 @@ fn probes_list<'py>(py: Python<'py>, probes: &[u64; 7]) -> PyResult<Bound<'py, P
     Ok(PyList::new(py, items)?.into_any())
 }
 
-/// `(start_ns, last_ns, packets, sources, more_sources, probes, sample, level, first)`,
-/// `first` the window's first packet as the `detectors.events.Ipv6Packet` it was.
+/// `(start_ns, last_ns, packets, sources, more_sources, probes, sample, level, first,
+/// crossing)`, `first` the window's first packet and `crossing` the packet that crossed a
+/// tier (None when a window closed) as the `detectors.events.Ipv6Packet`s they were.
 fn win_tuple<'py>(py: Python<'py>, w: &WinSnapshot) -> PyResult<Bound<'py, PyAny>> {
     let sample = w.sample.iter().map(|a| bytes(py, a)).collect::<Vec<_>>();
     tuple(
@@ -48,6 +49,10 @@ fn win_tuple<'py>(py: Python<'py>, w: &WinSnapshot) -> PyResult<Bound<'py, PyAny
             PyList::new(py, sample)?.into_any(),
             any(py, w.sample_level)?,
             Converter::new(py)?.event(&Event::Packet(w.first.clone()))?,
+            match &w.crossing {
+                Some(p) => Converter::new(py)?.event(&Event::Packet(p.clone()))?,
+                None => py.None().into_bound(py),
+            },
         ],
     )
 }
