@@ -548,10 +548,69 @@ mod tests {
         let ev = run(&mut d, 1, &frame, frame.len(), S);
         assert_eq!(malformed(&ev), [("ext", "chain_too_long")]);
         assert!(packets(&ev).is_empty());
+        // Suricata walks the whole chain: its alert has the echo's ICMPv6 flow.
+        assert_eq!(flows(&ev), [icmp_flow(128, 0)]);
         let payload = [ext(0), ext(58), icmp6(&G1, &G2, 128, &[0; 4])].concat();
         let ev = decode(&eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]));
         assert_eq!(malformed(&ev), [("ext", "hbh_not_first")]);
+        assert_eq!(flows(&ev), [icmp_flow(128, 0)]);
         assert_eq!(packets(&ev).len(), 1);
+    }
+
+    #[test]
+    fn a_broken_chain_names_its_flow_as_far_as_it_goes() {
+        let mut d = Decoder::new(DecoderLimits::default());
+        // Too long, ending in UDP: the ports.
+        let mut payload: Vec<u8> = (0..19).flat_map(|_| ext(60)).collect();
+        payload.extend(ext(17));
+        payload.extend(udp(40000, 53, &[0; 4]));
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        let udp_flow = Upper {
+            proto: Some(17),
+            sport: Some(40000),
+            dport: Some(53),
+            ..Upper::default()
+        };
+        assert_eq!(flows(&ev), [udp_flow]);
+        // Too long, and cut inside a header past the limit: that header.
+        let mut payload: Vec<u8> = (0..18).flat_map(|_| ext(60)).collect();
+        payload.extend(ext(43));
+        payload.extend([58, 0, 0, 0]);
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("ext", "chain_too_long")]);
+        assert_eq!(flows(&ev)[0].proto, Some(43));
+        // Too long, then a later fragment: its upper header is not here.
+        let mut payload: Vec<u8> = (0..19).flat_map(|_| ext(60)).collect();
+        payload.extend([44, 0, 0, 0, 0, 0, 0, 0, 58, 0, 0, 8, 0, 0, 0, 1]);
+        payload.extend(icmp6(&G1, &G2, 128, &[0; 4]));
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(flows(&ev)[0].proto, Some(44));
+        // A Destination Options header claiming 16 bytes with 8 present: header 60,
+        // where the bytes ran out.
+        let frame = eth(&ip6(&G1, &G2, 60, &[58, 1, 0, 0, 0, 0, 0, 0]), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("ext", "truncated")]);
+        assert_eq!(
+            flows(&ev),
+            [Upper {
+                proto: Some(60),
+                ..Upper::default()
+            }]
+        );
+        // A cut ICMPv6 header: the protocol, no type.
+        let frame = eth(&ip6(&G1, &G2, 58, &[128, 0]), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("icmpv6", "truncated")]);
+        assert_eq!(
+            flows(&ev),
+            [Upper {
+                proto: Some(58),
+                ..Upper::default()
+            }]
+        );
     }
 
     #[test]

@@ -421,6 +421,12 @@ mod tests {
             &[],
         ));
         assert_eq!(malformed(&ev), [("teredo", "not_ipv6")]);
+        let carrier = (
+            flows(&ev)[0].proto,
+            flows(&ev)[0].sport,
+            flows(&ev)[0].dport,
+        );
+        assert_eq!(carrier, (Some(17), Some(3544), Some(53)));
     }
 
     #[test]
@@ -456,6 +462,7 @@ mod tests {
         assert_eq!(tunnels_of(&ev)[0].inner_version, 0);
         let ev = decode(&ayiya(1, 17, &inner));
         assert_eq!(malformed(&ev), [("ayiya", "bad_payload")]);
+        assert_eq!(flows(&ev)[0].dport, Some(5072));
     }
 
     #[test]
@@ -469,6 +476,7 @@ mod tests {
         let frame = eth(&packet, 0x86DD, &[]);
         let ev = run(&mut d, 1, &frame, frame.len(), S);
         assert_eq!(malformed(&ev), [("tunnel", "too_deep")]);
+        assert_eq!(flows(&ev)[0].proto, Some(41));
         assert_eq!(packets(&ev).len(), 4); // outer plus three decapsulated
         assert_eq!(d.stats().tunnels.get(TunnelKind::SixInSix), 4);
     }
