@@ -24,7 +24,12 @@ from detectors import __version__
 from detectors.spec import EVE_SEVERITY, RISK_SCORE, AttackRef
 
 ECS_VERSION = "8.11.0"
-PROTO_NAMES = {58: "IPv6-ICMP", 6: "TCP", 17: "UDP", 41: "IPv6", 4: "IPv4", 59: "IPv6-NoNxt"}
+# As Suricata names them (its /etc/protocols names), so ``proto`` joins as a string;
+# the extension headers name where a malformed packet's chain broke.
+PROTO_NAMES = {
+    58: "IPv6-ICMP", 6: "TCP", 17: "UDP", 41: "IPv6", 4: "IPv4", 59: "IPv6-NoNxt",
+    0: "HOPOPT", 43: "IPv6-Route", 44: "IPv6-Frag", 60: "IPv6-Opts",
+}  # fmt: skip
 ECS_TRANSPORT = {58: "ipv6-icmp", 6: "tcp", 17: "udp", 41: "ipv6", 4: "ipv4"}
 
 
@@ -154,8 +159,8 @@ class Alert:
     def flow(self) -> tuple[str | None, int | None]:
         """``(community_id, flow_id)`` of the alert's tuple.
 
-        An incomplete tuple (a malformed ND message has no known ICMPv6 type, a
-        broken extension chain no known protocol) has no Community ID, since one
+        An incomplete tuple (no protocol, UDP without ports, an ICMPv6 header cut
+        before its type) has no Community ID, since one
         without those fields would join with nobody's; its ``flow_id`` still comes
         from the addresses (and protocol, 0 when unknown) hashed as an address-only
         tuple, so every alert with addresses has one."""

@@ -163,7 +163,11 @@ class Malformed(Event):
     ``layer`` is where decoding stopped (``link``, ``ipv4``, ``ipv6``,
     ``ext``, ``icmpv6``, ``nd``, ``teredo``, ``ayiya``, ``fragment``, ``tunnel``);
     ``reason`` is a short stable token; ``src``/``dst`` are the innermost
-    addresses known at that point, if any.
+    addresses known at that point, if any. ``proto``, ``sport``/``dport`` and
+    ``icmp_type``/``icmp_code`` are the packet's flow as far as the decoder knows
+    it (for a broken extension chain, the header the bytes ran out in; for a chain
+    too long, what ends it, as Suricata walks it), so that the alert carries the
+    same ``proto`` and Community ID as Suricata's on the same packet.
     """
 
     layer: str
@@ -172,6 +176,11 @@ class Malformed(Event):
     src: bytes | None = None
     dst: bytes | None = None
     tunnels: tuple[TunnelLayer, ...] = ()
+    proto: int | None = None
+    sport: int | None = None
+    dport: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
 
 
 # --- Neighbor Discovery options (RFC 4861 section 4.6 and later RFCs) --------

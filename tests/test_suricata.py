@@ -289,13 +289,17 @@ def test_join_keys_equal_suricatas_on_the_same_packets(tmp_path: Path) -> None:
                 for key in ("src_ip", "dest_ip"):
                     if ours[key] != other[key]:
                         wrong.append(f"{at}: {key} {ours[key]} != {other[key]}")
-                # Suricata hashes a 6in4 packet's inner flow under the outer addresses,
-                # and writes no Community ID for a fragment it could not reassemble.
-                both = "community_id" in ours and "community_id" in other
-                if both and ours.get("proto") != "IPv6":
-                    hashed += 1
-                    if ours["community_id"] != other["community_id"]:
-                        wrong.append(f"{at}: community_id differs")
+                # Suricata describes a 6in4 packet by its inner flow under the outer
+                # addresses, and writes no Community ID for a fragment it could not
+                # reassemble. Everywhere else (a malformed extension chain or ND message
+                # included) both write the same protocol and Community ID.
+                if ours.get("proto") != "IPv6":
+                    if ours.get("proto") != other.get("proto"):
+                        wrong.append(f"{at}: proto {ours.get('proto')} != {other.get('proto')}")
+                    if "community_id" in other:
+                        hashed += 1
+                        if ours.get("community_id") != other["community_id"]:
+                            wrong.append(f"{at}: community_id differs")
                 # One category and severity mapping, and one metadata key, in both,
                 # for the rule that stands for the same signature.
                 meta = other["alert"]["metadata"]

@@ -28,10 +28,6 @@ from detectors.events import FragmentAnomaly, ip_str, mac_str
 CATEGORY = "ipv6.malformed"
 
 
-# ``proto`` of a malformed packet: the IANA number of the header that broke, where the
-# layer fixes it. A packet that broke in its IPv6 header or extension chain has no
-# known upper protocol, and gets no ``proto`` (README, "Alert output").
-LAYER_PROTO: dict[str, int] = {"nd": 58, "icmpv6": 58, "teredo": 17, "ayiya": 17, "tunnel": 41}
 FRAGMENT_PROTO = 44  # IPv6-Frag: the datagram never got past its fragments
 
 
@@ -88,7 +84,10 @@ class MalformedDetector(Detector):
             evidence=evidence,
             src_ip=ip_str(src) if src is not None else None,
             dest_ip=ip_str(dst) if dst is not None else None,
-            proto=FRAGMENT_PROTO if is_fragment else LAYER_PROTO.get(event.layer),
+            # A Malformed event names its flow (protocol, ports or ICMP type) as far
+            # as the decoder got, which ``alert`` reads from it; only the protocol is
+            # passed here, as no event carries an ``ip`` header.
+            proto=FRAGMENT_PROTO if is_fragment else event.proto,
         )
 
     def tick(self, now_ns: int) -> None:

@@ -270,6 +270,20 @@ pub struct Malformed {
     pub src: Option<IpAddr>,
     pub dst: Option<IpAddr>,
     pub tunnels: Tunnels,
+    /// The flow the packet belonged to, as far as the decoder got: alerts hash it into
+    /// their Community ID, so it must be Suricata's tuple for the same packet.
+    pub upper: Upper,
+}
+
+/// The upper-layer protocol of a malformed packet and its ports or ICMP type and code,
+/// each as far as the decoder knows it (`None`: never reached, or cut off).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Upper {
+    pub proto: Option<u8>,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub icmp_type: Option<u8>,
+    pub icmp_code: Option<u8>,
 }
 
 /// The content of one ND option, by type (RFC 4861 4.6, 4191, 8106, 3971).

@@ -127,6 +127,8 @@ impl Decoder {
         let src = arr16(data, off + 8);
         let dst = arr16(data, off + 24);
         let (s, d) = (Some(IpAddr::V6(src)), Some(IpAddr::V6(dst)));
+        // Events of this header from here on learn its flow once the chain is walked.
+        let from = out.len();
         if fits {
             end = off + 40 + plen as usize; // drop link-layer padding
         } else if !(plen == 0 && nh == 0) {
@@ -148,7 +150,10 @@ impl Decoder {
         while is_ext(nh) {
             if chain.len() >= max_ext {
                 let detail = format!("more than {max_ext} headers").into();
-                return self.malformed(out, "ext", "chain_too_long", detail, s, d, tunnels);
+                self.malformed(out, "ext", "chain_too_long", detail, s, d, tunnels);
+                // Suricata walks the whole chain and names the flow at its end; so does
+                // this, only skipping (bounded by the bytes: each header has 8 or more).
+                return Self::learn_upper(out, from, skip_chain(data, p, end, nh));
             }
             if nh == 0 && !chain.is_empty() {
                 let detail = "Hop-by-Hop after another header".into();
@@ -156,7 +161,8 @@ impl Decoder {
             }
             if !has(p, end, 8) {
                 let what = format!("extension header {nh}").into();
-                return self.short(out, "ext", what, s, d, tunnels);
+                self.short(out, "ext", what, s, d, tunnels);
+                return Self::learn_upper(out, from, cut_at(nh));
             }
             chain.push(nh);
             if nh == NH_FRAGMENT {
@@ -195,10 +201,14 @@ impl Decoder {
             let size = ext_size(nh, data[p + 1]);
             if p + size > end {
                 let what = format!("extension header {nh} of {size} bytes").into();
-                return self.short(out, "ext", what, s, d, tunnels);
+                self.short(out, "ext", what, s, d, tunnels);
+                return Self::learn_upper(out, from, cut_at(nh));
             }
             nh = data[p];
             p += size;
+        }
+        if out.len() > from {
+            Self::learn_upper(out, from, peek_upper(data, p, end, nh));
         }
 
         let ip = Ipv6Header {
@@ -282,7 +292,9 @@ impl Decoder {
             NH_ICMPV6 => {
                 if !has(p, end, 4) {
                     let what = "ICMPv6 header".into();
-                    return self.short(out, "icmpv6", what, s, d, &ip.tunnels);
+                    let at = out.len();
+                    self.short(out, "icmpv6", what, s, d, &ip.tunnels);
+                    return Self::learn_upper(out, at, cut_at(NH_ICMPV6));
                 }
                 let t = data[p];
                 itype = Some(t);
@@ -350,6 +362,13 @@ impl Decoder {
         self.stats.nd += 1;
         let itype = data[p];
         let (s, d) = (Some(IpAddr::V6(ip.src)), Some(IpAddr::V6(ip.dst)));
+        // The caller checked the 4-byte ICMPv6 header.
+        let flow = Upper {
+            proto: Some(NH_ICMPV6),
+            icmp_type: Some(itype),
+            icmp_code: Some(data[p + 1]),
+            ..Upper::default()
+        };
         let meta = self.meta();
         let Some(msg) = super::nd::parse_nd(meta, ip, data, p, end) else {
             if self.f.snapped {
@@ -357,7 +376,8 @@ impl Decoder {
                 return self.short(out, "nd", what, s, d, &ip.tunnels);
             }
             let detail = format!("ND type {itype} shorter than its fixed part").into();
-            return self.malformed(out, "nd", "short_message", detail, s, d, &ip.tunnels);
+            let t = &ip.tunnels;
+            return self.malformed_in(out, "nd", "short_message", detail, s, d, t, flow);
         };
         // The set of error reasons, sorted by name (the enum's order is alphabetical).
         let mut reasons = [false; 4];
@@ -389,7 +409,8 @@ impl Decoder {
                 joined.push_str(r.name());
             }
             let detail = Cow::Owned(joined);
-            self.malformed(out, "nd", "bad_option", detail, s, d, &ip.tunnels);
+            let t = &ip.tunnels;
+            self.malformed_in(out, "nd", "bad_option", detail, s, d, t, flow);
         }
     }
 }
@@ -422,6 +443,54 @@ fn reassembly_key(at: FragAt, tunnels: &Tunnels, iface: u32, vlans: Vlans) -> su
 }
 
 /// RFC 7112: does the first fragment hold every header up to the upper layer?
+/// The flow of a packet cut inside header `nh`: its protocol, nothing after it.
+fn cut_at(nh: u8) -> Upper {
+    Upper {
+        proto: Some(nh),
+        ..Upper::default()
+    }
+}
+
+/// The flow of an upper-layer header `nh` at `p`: its ports or ICMP type and code, if
+/// the bytes hold them.
+fn peek_upper(data: &[u8], p: usize, end: usize, nh: u8) -> Upper {
+    let mut u = cut_at(nh);
+    match nh {
+        NH_TCP | NH_UDP if has(p, end, 4) => {
+            u.sport = Some(be16(data, p));
+            u.dport = Some(be16(data, p + 2));
+        }
+        NH_ICMPV6 if has(p, end, 4) => {
+            u.icmp_type = Some(data[p]);
+            u.icmp_code = Some(data[p + 1]);
+        }
+        _ => {}
+    }
+    u
+}
+
+/// Skip the rest of an extension chain from header `nh` at `p` and peek at what ends
+/// it: the flow, or the header the bytes ran out in. Ends: every step consumes 8 or
+/// more bytes. A later fragment stops it (its upper header is elsewhere).
+fn skip_chain(data: &[u8], mut p: usize, end: usize, mut nh: u8) -> Upper {
+    while is_ext(nh) {
+        if !has(p, end, 8) || (nh == NH_FRAGMENT && be16(data, p + 2) & 0xFFF8 != 0) {
+            return cut_at(nh);
+        }
+        let size = if nh == NH_FRAGMENT {
+            8
+        } else {
+            ext_size(nh, data[p + 1])
+        };
+        if p + size > end {
+            return cut_at(nh);
+        }
+        nh = data[p];
+        p += size;
+    }
+    peek_upper(data, p, end, nh)
+}
+
 fn chain_complete(data: &[u8], fh: usize, end: usize) -> bool {
     let mut nh = data[fh];
     let mut p = fh + 8;
@@ -479,10 +548,69 @@ mod tests {
         let ev = run(&mut d, 1, &frame, frame.len(), S);
         assert_eq!(malformed(&ev), [("ext", "chain_too_long")]);
         assert!(packets(&ev).is_empty());
+        // Suricata walks the whole chain: its alert has the echo's ICMPv6 flow.
+        assert_eq!(flows(&ev), [icmp_flow(128, 0)]);
         let payload = [ext(0), ext(58), icmp6(&G1, &G2, 128, &[0; 4])].concat();
         let ev = decode(&eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]));
         assert_eq!(malformed(&ev), [("ext", "hbh_not_first")]);
+        assert_eq!(flows(&ev), [icmp_flow(128, 0)]);
         assert_eq!(packets(&ev).len(), 1);
+    }
+
+    #[test]
+    fn a_broken_chain_names_its_flow_as_far_as_it_goes() {
+        let mut d = Decoder::new(DecoderLimits::default());
+        // Too long, ending in UDP: the ports.
+        let mut payload: Vec<u8> = (0..19).flat_map(|_| ext(60)).collect();
+        payload.extend(ext(17));
+        payload.extend(udp(40000, 53, &[0; 4]));
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        let udp_flow = Upper {
+            proto: Some(17),
+            sport: Some(40000),
+            dport: Some(53),
+            ..Upper::default()
+        };
+        assert_eq!(flows(&ev), [udp_flow]);
+        // Too long, and cut inside a header past the limit: that header.
+        let mut payload: Vec<u8> = (0..18).flat_map(|_| ext(60)).collect();
+        payload.extend(ext(43));
+        payload.extend([58, 0, 0, 0]);
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("ext", "chain_too_long")]);
+        assert_eq!(flows(&ev)[0].proto, Some(43));
+        // Too long, then a later fragment: its upper header is not here.
+        let mut payload: Vec<u8> = (0..19).flat_map(|_| ext(60)).collect();
+        payload.extend([44, 0, 0, 0, 0, 0, 0, 0, 58, 0, 0, 8, 0, 0, 0, 1]);
+        payload.extend(icmp6(&G1, &G2, 128, &[0; 4]));
+        let frame = eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(flows(&ev)[0].proto, Some(44));
+        // A Destination Options header claiming 16 bytes with 8 present: header 60,
+        // where the bytes ran out.
+        let frame = eth(&ip6(&G1, &G2, 60, &[58, 1, 0, 0, 0, 0, 0, 0]), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("ext", "truncated")]);
+        assert_eq!(
+            flows(&ev),
+            [Upper {
+                proto: Some(60),
+                ..Upper::default()
+            }]
+        );
+        // A cut ICMPv6 header: the protocol, no type.
+        let frame = eth(&ip6(&G1, &G2, 58, &[128, 0]), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("icmpv6", "truncated")]);
+        assert_eq!(
+            flows(&ev),
+            [Upper {
+                proto: Some(58),
+                ..Upper::default()
+            }]
+        );
     }
 
     #[test]

@@ -275,6 +275,7 @@ impl Decoder {
         })
     }
 
+    /// A malformed packet whose upper-layer protocol the decoder never reached.
     #[allow(clippy::too_many_arguments)]
     fn malformed(
         &mut self,
@@ -285,6 +286,23 @@ impl Decoder {
         src: Option<IpAddr>,
         dst: Option<IpAddr>,
         tunnels: &Tunnels,
+    ) {
+        let upper = Upper::default();
+        self.malformed_in(out, layer, reason, detail, src, dst, tunnels, upper)
+    }
+
+    /// A malformed packet of a known flow (`upper`).
+    #[allow(clippy::too_many_arguments)]
+    fn malformed_in(
+        &mut self,
+        out: &mut Vec<Event>,
+        layer: &'static str,
+        reason: &'static str,
+        detail: Cow<'static, str>,
+        src: Option<IpAddr>,
+        dst: Option<IpAddr>,
+        tunnels: &Tunnels,
+        upper: Upper,
     ) {
         self.stats.malformed += 1;
         self.stats.malformed_reasons.add((layer, reason));
@@ -297,7 +315,20 @@ impl Decoder {
             src,
             dst,
             tunnels: *tunnels,
+            upper,
         }));
+    }
+
+    /// Name the flow of the `Malformed` events pushed since `from`: those raised before
+    /// the decoder knew it (inside the extension chain, a cut header).
+    fn learn_upper(out: &mut [Event], from: usize, upper: Upper) {
+        for ev in out.get_mut(from..).unwrap_or_default() {
+            if let Event::Malformed(m) = ev {
+                if m.upper.proto.is_none() {
+                    m.upper = upper;
+                }
+            }
+        }
     }
 
     /// Ran out of bytes: the snaplen's fault if the frame was cut, else malformed.

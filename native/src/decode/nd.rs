@@ -469,6 +469,7 @@ mod tests {
         ));
         assert!(nd(&ev).is_empty());
         assert_eq!(malformed(&ev), [("nd", "short_message")]);
+        assert_eq!(flows(&ev), [icmp_flow(135, 0)]);
     }
 
     #[test]

@@ -149,6 +149,27 @@ pub fn malformed(events: &[Event]) -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// The flow each `Malformed` event names: (protocol, ports, ICMPv6 type and code).
+pub fn flows(events: &[Event]) -> Vec<Upper> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Malformed(m) => Some(m.upper),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An ICMPv6 flow as `flows` gives it.
+pub fn icmp_flow(itype: u8, code: u8) -> Upper {
+    Upper {
+        proto: Some(58),
+        icmp_type: Some(itype),
+        icmp_code: Some(code),
+        ..Upper::default()
+    }
+}
+
 pub fn anomalies(events: &[Event]) -> Vec<FragKind> {
     events
         .iter()

@@ -72,6 +72,16 @@ struct Outer {
 }
 
 impl Outer {
+    /// The carrier UDP flow, for a `Malformed` payload.
+    fn flow(&self) -> Upper {
+        Upper {
+            proto: Some(NH_UDP),
+            sport: Some(self.sport),
+            dport: Some(self.dport),
+            ..Upper::default()
+        }
+    }
+
     fn layer(&self, kind: TunnelKind, teredo: Option<TeredoInfo>) -> TunnelLayer {
         TunnelLayer {
             kind,
@@ -140,7 +150,20 @@ impl Decoder {
         if depth > self.limits.max_tunnel_depth {
             let detail = format!("{depth} nested tunnels").into();
             let (s, d) = (Some(layer.outer_src), Some(layer.outer_dst));
-            return self.malformed(out, "tunnel", "too_deep", detail, s, d, tunnels);
+            // The carrier's flow: the outer header's protocol, and the UDP ports of
+            // Teredo and AYIYA.
+            let flow = Upper {
+                proto: Some(match layer.kind {
+                    TunnelKind::SixInFour | TunnelKind::SixInSix => NH_IPV6,
+                    TunnelKind::FourInSix => NH_IPV4,
+                    TunnelKind::Teredo | TunnelKind::Ayiya => NH_UDP,
+                }),
+                sport: layer.outer_sport,
+                dport: layer.outer_dport,
+                ..Upper::default()
+            };
+            let why = "too_deep";
+            return self.malformed_in(out, "tunnel", why, detail, s, d, tunnels, flow);
         }
         if self.want_tunnels {
             let ev = self.tunnel_event(data, p, end, layer, version, depth as u8);
@@ -219,7 +242,8 @@ impl Decoder {
             if on_port && q < end {
                 let detail = "UDP 3544 payload is not an IPv6 packet".into();
                 let (s, d) = (Some(outer.src), Some(outer.dst));
-                self.malformed(out, "teredo", "not_ipv6", detail, s, d, tunnels);
+                let flow = outer.flow();
+                self.malformed_in(out, "teredo", "not_ipv6", detail, s, d, tunnels, flow);
             }
             return;
         }
@@ -253,9 +277,10 @@ impl Decoder {
     ) {
         // Draft "Anything In Anything": 8 fixed bytes, identity, signature, payload.
         let (s, d) = (Some(outer.src), Some(outer.dst));
+        let flow = outer.flow();
         if !has(q, end, 8) {
             let detail = "AYIYA header".into();
-            return self.malformed(out, "ayiya", "truncated", detail, s, d, tunnels);
+            return self.malformed_in(out, "ayiya", "truncated", detail, s, d, tunnels, flow);
         }
         let id_len = 1usize << (data[q] >> 4);
         let sig_len = (data[q + 1] as usize >> 4) * 4;
@@ -264,7 +289,7 @@ impl Decoder {
         let p = q + 8 + id_len + sig_len;
         if p > end {
             let detail = "AYIYA identity/signature".into();
-            return self.malformed(out, "ayiya", "truncated", detail, s, d, tunnels);
+            return self.malformed_in(out, "ayiya", "truncated", detail, s, d, tunnels, flow);
         }
         let layer = outer.layer(TunnelKind::Ayiya, None);
         if opcode != 1 || nh == NH_NONE {
@@ -276,7 +301,7 @@ impl Decoder {
             self.tunnel(data, p, end, tunnels, layer, 4, out)
         } else {
             let detail = format!("next header {nh}").into();
-            self.malformed(out, "ayiya", "bad_payload", detail, s, d, tunnels)
+            self.malformed_in(out, "ayiya", "bad_payload", detail, s, d, tunnels, flow)
         }
     }
 }
@@ -396,6 +421,12 @@ mod tests {
             &[],
         ));
         assert_eq!(malformed(&ev), [("teredo", "not_ipv6")]);
+        let carrier = (
+            flows(&ev)[0].proto,
+            flows(&ev)[0].sport,
+            flows(&ev)[0].dport,
+        );
+        assert_eq!(carrier, (Some(17), Some(3544), Some(53)));
     }
 
     #[test]
@@ -431,6 +462,7 @@ mod tests {
         assert_eq!(tunnels_of(&ev)[0].inner_version, 0);
         let ev = decode(&ayiya(1, 17, &inner));
         assert_eq!(malformed(&ev), [("ayiya", "bad_payload")]);
+        assert_eq!(flows(&ev)[0].dport, Some(5072));
     }
 
     #[test]
@@ -444,6 +476,7 @@ mod tests {
         let frame = eth(&packet, 0x86DD, &[]);
         let ev = run(&mut d, 1, &frame, frame.len(), S);
         assert_eq!(malformed(&ev), [("tunnel", "too_deep")]);
+        assert_eq!(flows(&ev)[0].proto, Some(41));
         assert_eq!(packets(&ev).len(), 4); // outer plus three decapsulated
         assert_eq!(d.stats().tunnels.get(TunnelKind::SixInSix), 4);
     }

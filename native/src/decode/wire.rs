@@ -420,7 +420,15 @@ wire_struct!(Malformed {
     detail,
     src,
     dst,
-    tunnels
+    tunnels,
+    upper
+});
+wire_struct!(Upper {
+    proto,
+    sport,
+    dport,
+    icmp_type,
+    icmp_code
 });
 wire_struct!(NdOption {
     otype,

@@ -397,6 +397,7 @@ mod tests {
             src: None,
             dst: None,
             tunnels: Default::default(),
+            upper: Default::default(),
         })
     }
 
