@@ -37,7 +37,6 @@ detections:
     signatures:
       first_echo:
         sid: 1000801
-        rev: 1
         text: "Toy first IPv6 echo request from a source"
         description: A source sent its first ICMPv6 echo request (RFC 4443).
         rfcs: [4443]
