@@ -77,6 +77,13 @@ def test_rules_render_includes_the_new_family(toy: Path, tmp_path: Path) -> None
     assert rule.is_file(), sorted(p.name for p in (out / "sigma" / "rules" / "v6sentry").iterdir())
     text = rule.read_text(encoding="utf-8")
     assert f"{toy_family.SID}" in text and "date: 2026-12-02" in text
+    # The Suricata rule comes from the family folder's suricata.rules.j2; a new sid starts
+    # at rev 1, the rev its alerts carry until `make rules` records it in the lock.
+    rules = (out / "suricata" / "v6sentry.rules").read_text(encoding="utf-8").splitlines()
+    (toy_rule,) = [line for line in rules if f"sid:{toy_family.SID};" in line]
+    assert toy_rule.startswith('alert icmp any any -> any any (msg:"V6SENTRY Toy first IPv6')
+    assert "itype:128; threshold: type limit, track by_src, count 1, seconds 60;" in toy_rule
+    assert toy_rule.endswith(" rev:1;)")
 
 
 def test_es_template_maps_the_new_family_evidence(

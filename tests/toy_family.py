@@ -5,7 +5,8 @@ and a ``Detector`` with no native reducers (so no ``native/`` folder and no Rust
 found through ``detectors.detections.EXTRA_ENV`` or ``discover(extra=...)``. It alerts on
 the first ICMPv6 echo request from each source, with an address and a number as evidence.
 Its regression capture comes from its own ``captures.py`` with its manifest entry in its
-``captures.yaml`` (``pcaps/generate.py`` and ``tests/golden.py`` find both).
+``captures.yaml`` (``pcaps/generate.py`` and ``tests/golden.py`` find both), and its
+Suricata rule from its own ``suricata.rules.j2``.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ detections:
         description: A source sent its first ICMPv6 echo request (RFC 4443).
         rfcs: [4443]
         coverage:
-          suricata: {level: none, why: "A toy: no Suricata rule"}
+          suricata: {level: full, why: "An echo request is one packet; the rule is in the folder"}
           zeek: {level: none, why: "A toy: no Zeek rule."}
     thresholds:
       suppress_s:
@@ -120,6 +121,18 @@ captures:
 """
 
 
+SURICATA_TEMPLATE = """\
+{% import "suricata_macros.j2" as m %}
+{% set toy = detections["ipv6.toy_echo"] %}
+{{ m.detection(toy, {
+  "first_echo": [{
+    "header": "icmp any any -> any any",
+    "options": "itype:128; threshold: type limit, track by_src, count 1, seconds "
+      ~ (toy.thresholds.suppress_s.value | number) ~ ";"}],
+}, vars, policy.hash) }}
+"""
+
+
 def write_toy_family(root: Path, first: int = 1000800, last: int = 1000899) -> Path:
     """Write the toy family under ``root``; returns ``root`` (the folder to discover)."""
     family = root / NAME
@@ -131,4 +144,5 @@ def write_toy_family(root: Path, first: int = 1000800, last: int = 1000899) -> P
     (family / "__init__.py").write_text(DETECTOR, encoding="utf-8")
     (family / "captures.py").write_text(CAPTURES, encoding="utf-8")
     (family / "captures.yaml").write_text(MANIFEST, encoding="utf-8")
+    (family / "suricata.rules.j2").write_text(SURICATA_TEMPLATE, encoding="utf-8")
     return root

@@ -1,8 +1,9 @@
 """The Suricata part of the pack: rules, their revisions, and the variables include.
 
-Owns which Suricata templates render (``data/suricata/templates/<family>.rules.j2``
-for each family that has one, between ``header.rules.j2`` and the variables
-include ``vars.yaml.j2``; the classtypes ``classification.config.j2``; and
+Owns which Suricata templates render (``suricata.rules.j2`` in the family's own
+folder, else ``data/suricata/templates/<family>.rules.j2``, for each family that has
+one, between ``header.rules.j2`` and the variables include ``vars.yaml.j2``; the
+classtypes ``classification.config.j2``; and
 ``threshold.config.j2`` for the policy's tuning suppressions), the rules a tuning entry
 disables (left out, with a comment), the rule revisions, and the structural checks on
 the rendered rules: one rule per line, msg prefix, sid range, metadata, every
@@ -31,10 +32,12 @@ from typing import Any
 import jinja2
 import yaml
 
-from detectors.rules.render import RenderError, render_template, suricata_comment
+from detectors.rules.render import RenderError, family_template, render_template, suricata_comment
 from detectors.spec import FIRST_REV, REVISION_LOCK
 
 RULES_FILE = "v6sentry.rules"
+# A family's own Suricata template, in its folder: looked up before the central one.
+FAMILY_TEMPLATE = "suricata.rules.j2"
 # Folders holding nothing but rendered files (none: the two Suricata files sit beside the
 # templates and the lock).
 GENERATED_DIRS: tuple[str, ...] = ()
@@ -307,9 +310,14 @@ def render(
     names = set(loader.list_templates())
     parts = [render_template(env, "header.rules.j2", **ctx)]
     for family in ctx["families"]:
-        name = f"{family['family']}.rules.j2"
-        if name in names:
-            parts.append(render_template(env, name, family=family, **ctx))
+        # The family folder's own template first, then the central one (or none: a family
+        # whose signatures all declare no Suricata coverage needs no template).
+        own = family_template(family["family"], FAMILY_TEMPLATE)
+        central = f"{family['family']}.rules.j2"
+        for name in (own, central):
+            if name in names:
+                parts.append(render_template(env, name, family=family, **ctx))
+                break
     text = "\n".join(p.rstrip("\n") for p in parts) + "\n"
     text = disable(text, ctx["disabled"])
     rules = parse_rules(text)
