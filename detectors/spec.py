@@ -8,6 +8,11 @@ detections are counted with (``reducers:``: what each observes, its key, what
 it reduces and which thresholds it reads; the engine builds them by ``kind``).
 Detectors read thresholds from here; the rule templates (Sigma, Suricata)
 render from the same objects. This module does not evaluate traffic.
+
+Revisions are not in the spec: a signature's ``rev`` (EVE ``alert.rev``, the Suricata
+rule's ``rev:``) is read from the rule lock, ``rules/data/suricata/rules.lock.yaml``,
+which ``make rules`` bumps when the signature's rule (or, without a rule, its text)
+changes. One source, so the alert and the rule standing for it cannot disagree.
 """
 
 from __future__ import annotations
@@ -21,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+# The one record of revisions (package data, so installed wheels have it too).
+REVISION_LOCK = Path(__file__).parent / "rules" / "data" / "suricata" / "rules.lock.yaml"
+# A signature the lock does not know yet is new: `make rules` will give it rev 1 too.
+FIRST_REV = 1
 
 SEVERITIES = ("low", "medium", "high", "critical")
 # EVE's alert.severity: 1 is the most severe, as in Suricata's classification.config.
@@ -108,7 +118,7 @@ class Signature:
 
     key: str
     sid: int
-    rev: int
+    rev: int  # from REVISION_LOCK, never from spec.yaml
     text: str
     description: str
     rfcs: tuple[int, ...]
@@ -217,6 +227,24 @@ def _reducer(name: str, node: Any, where: str, thresholds: set[str]) -> ReducerS
         outputs=_req(node, "outputs", where, str).strip(),
         thresholds=tuple(used),
     )
+
+
+def revisions(path: Path = REVISION_LOCK) -> dict[int, int]:
+    """sid -> rev from the rule lock (empty when there is no lock)."""
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of sid to {{rev, sha}}")
+    out: dict[int, int] = {}
+    for sid, entry in data.items():
+        if not isinstance(sid, int) or not isinstance(entry, dict):
+            raise SpecError(f"{path}: {sid}: expected sid: {{rev: N, sha: HEX}}")
+        rev = entry.get("rev")
+        if not isinstance(rev, int) or isinstance(rev, bool) or rev < 1:
+            raise SpecError(f"{path}: {sid}.rev: expected an integer >= 1, got {rev!r}")
+        out[sid] = rev
+    return out
 
 
 def _req(node: Mapping[str, Any], key: str, where: str, kind: type | tuple[type, ...]) -> Any:
@@ -333,7 +361,7 @@ def _sid_range(doc: Mapping[str, Any], where: str) -> tuple[int, int]:
     return first, last
 
 
-def _detection(node: Any, where: str) -> DetectionSpec:
+def _detection(node: Any, where: str, revs: Mapping[int, int]) -> DetectionSpec:
     if not isinstance(node, dict):
         raise SpecError(f"{where}: expected a mapping")
     category = _req(node, "category", where, str)
@@ -351,8 +379,13 @@ def _detection(node: Any, where: str) -> DetectionSpec:
     for key, sig in _req(node, "signatures", where, dict).items():
         w = f"{where}.signatures.{key}"
         if not isinstance(sig, dict):
-            raise SpecError(f"{w}: expected a mapping with sid, rev and text")
+            raise SpecError(f"{w}: expected a mapping with sid and text")
         sid = _req(sig, "sid", w, int)
+        if "rev" in sig:
+            raise SpecError(
+                f"{w}.rev: revisions are kept in {REVISION_LOCK.name} "
+                "(detectors/rules/data/suricata/, written by `make rules`); remove rev"
+            )
         if not 1_000_000 <= sid <= 1_999_999:
             raise SpecError(f"{w}.sid: {sid} outside the local range 1000000-1999999")
         description, rfcs = _description(sig, w), _rfcs(sig, w)
@@ -365,7 +398,7 @@ def _detection(node: Any, where: str) -> DetectionSpec:
         sigs[key] = Signature(
             key,
             sid,
-            _req(sig, "rev", w, int),
+            revs.get(sid, FIRST_REV),
             text,
             description,
             rfcs,
@@ -392,8 +425,9 @@ def _detection(node: Any, where: str) -> DetectionSpec:
     )
 
 
-def load_spec(path: Path) -> FamilySpec:
-    """Load and validate one family spec."""
+def load_spec(path: Path, revs: Mapping[int, int] | None = None) -> FamilySpec:
+    """Load and validate one family spec; ``revs`` (sid -> rev) defaults to the lock's."""
+    revs = revisions() if revs is None else revs
     try:
         # libyaml's safe loader when PyYAML has it (5-10x faster; the same documents):
         # every run loads every spec, so this is most of the start-up after imports.
@@ -405,7 +439,7 @@ def load_spec(path: Path) -> FamilySpec:
         raise SpecError(f"{where}: expected a mapping at the top level")
     detections = {}
     for i, node in enumerate(_req(doc, "detections", where, list)):
-        det = _detection(node, f"{where}: detections[{i}]")
+        det = _detection(node, f"{where}: detections[{i}]", revs)
         if det.category in detections:
             raise SpecError(f"{where}: category {det.category} defined twice")
         detections[det.category] = det

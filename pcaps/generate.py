@@ -7,6 +7,14 @@ Owns: the frame builders (also imported by ``tests/test_decoder.py``, so their
 signatures are an interface) and the scenario of every capture in ``pcaps/``:
 what traffic each holds, at what time and in what order, in which file format.
 
+Family captures: a detection family may keep its own writers in
+``detectors/detections/<family>/captures.py`` (``cap_*`` functions taking the output
+folder, built with this module's builders: ``from pcaps.generate import ...``) and
+their manifest entries in ``captures.yaml`` beside it (merged by ``tests/golden.py``).
+They are found by walking the folders, never by importing ``detectors``; folders named
+in ``V6SENTRY_EXTRA_DETECTIONS`` count too, as for ``v6sentry`` itself. Family writers
+run after this module's, family by family in name order.
+
 Does not own: what should be detected. ``pcaps/manifest.yaml`` states the
 expected alert counts per capture (by hand, from the detection semantics),
 ``pcaps/policy*.yaml`` the policies, and ``pcaps/golden/`` (``make golden``)
@@ -40,14 +48,17 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import io
 import ipaddress
+import os
 import random
 import struct
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
+from types import ModuleType
 
 import dpkt
 
@@ -1414,16 +1425,62 @@ def cap_benign_busy_client(out: Path) -> None:
     write_pcap(out / "benign_busy_client.pcap", frames)
 
 
-def captures() -> list[Callable[[Path], None]]:
-    """Every capture writer: the module's ``cap_*`` functions, in the order they are defined.
+REPO = Path(__file__).resolve().parents[1]
+DETECTIONS = REPO / "detectors" / "detections"
+# detectors.detections.EXTRA_ENV, spelled out because this module imports nothing of
+# detectors (tests/test_new_family.py checks the two agree).
+EXTRA_ENV = "V6SENTRY_EXTRA_DETECTIONS"
+FAMILY_CAPTURES = "captures.py"
+
+
+def _cap_functions(module: ModuleType) -> list[Callable[[Path], None]]:
+    # Defined in the module itself, in definition order: not the builders it imports.
+    return [
+        fn
+        for name, fn in vars(module).items()
+        if name.startswith("cap_") and callable(fn) and fn.__module__ == module.__name__
+    ]
+
+
+def family_capture_files(extra: Sequence[Path] = ()) -> list[Path]:
+    """Every family's ``captures.py``: the built-in families', then ``extra``'s and
+    EXTRA_ENV's folders' (each folder's families in name order)."""
+    dirs = [DETECTIONS, *extra]
+    dirs += [Path(p) for p in os.environ.get(EXTRA_ENV, "").split(os.pathsep) if p]
+    files: list[Path] = []
+    for folder in dict.fromkeys(d.resolve() for d in dirs):
+        files += sorted(p for p in folder.glob(f"*/{FAMILY_CAPTURES}") if p.is_file())
+    return files
+
+
+def _load_family(path: Path) -> ModuleType:
+    # Family writers say `from pcaps.generate import ...`; run as a script this module is
+    # __main__, so it stands in for pcaps.generate rather than being executed twice.
+    sys.modules.setdefault("pcaps.generate", sys.modules[__name__])
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    name = f"_v6sentry_captures_{path.parent.name}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise SystemExit(f"generate: {path}: cannot load")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    if not _cap_functions(module):
+        raise SystemExit(f"generate: {path}: defines no cap_* function")
+    return module
+
+
+def captures(extra: Sequence[Path] = ()) -> list[Callable[[Path], None]]:
+    """Every capture writer: the module's ``cap_*`` functions, in the order they are defined,
+    then each family's (``family_capture_files``).
 
     Found by convention, so a new capture is one function (no list to keep in step). Each
     writes its own files from its own seeds, so the order changes no byte."""
-    return [
-        fn
-        for name, fn in globals().items()
-        if name.startswith("cap_") and callable(fn) and fn.__module__ == __name__
-    ]
+    found = _cap_functions(sys.modules[__name__])
+    for path in family_capture_files(extra):
+        found += _cap_functions(_load_family(path))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1434,9 +1491,16 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(__file__).resolve().parent,
         help="folder to write into (default: pcaps/)",
     )
+    parser.add_argument(
+        "--families",
+        type=Path,
+        action="append",
+        default=[],
+        help=f"a further folder of family folders with {FAMILY_CAPTURES} (as {EXTRA_ENV})",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    for make in captures():
+    for make in captures(args.families):
         make(args.out)
     print(f"generate: wrote {len(list(args.out.glob('*.pcap*')))} captures to {args.out}")
     return 0

@@ -2,7 +2,11 @@
 
 Owns running the real CLI over every capture in ``pcaps/manifest.yaml`` and
 writing (or comparing) ``pcaps/golden/<capture>.eve.jsonl``. Shared by
-``tests/test_pcaps.py``. Does not decide what is correct: the manifest's
+``tests/test_pcaps.py``. A family's own entries sit in
+``detectors/detections/<family>/captures.yaml`` (``captures:``, as in the manifest;
+their files are written by the family's ``captures.py``, see ``pcaps/generate.py``) and
+are merged after the central ones, so a new family edits neither central file. Does not
+decide what is correct: the manifest's
 hand-written ``expect`` does; the golden files pin the exact alerts so any
 change in identity, evidence or fields shows up as a reviewed diff.
 """
@@ -13,6 +17,7 @@ import contextlib
 import io
 import json
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,7 @@ from typing import Any
 import yaml
 
 from detectors.cli import main
+from detectors.detections import family_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 PCAPS = ROOT / "pcaps"
@@ -38,9 +44,46 @@ class Run:
     stderr: str
 
 
-def manifest() -> list[dict[str, Any]]:
-    doc = yaml.safe_load((PCAPS / "manifest.yaml").read_text(encoding="utf-8"))
-    entries: list[dict[str, Any]] = doc["captures"]
+FAMILY_MANIFEST = "captures.yaml"
+
+
+def _entries(path: Path) -> list[dict[str, Any]]:
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: {exc}") from exc
+    entries = doc.get("captures") if isinstance(doc, dict) else None
+    if not isinstance(entries, list):
+        raise ValueError(f"{path}: captures: expected a list of capture entries")
+    for i, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+            raise ValueError(f"{path}: captures[{i}].file: expected a capture file name")
+        if not isinstance(entry.get("expect"), dict):
+            raise ValueError(f"{path}: captures[{i}].expect: expected category -> count")
+    return entries
+
+
+def family_manifests(extra: Sequence[Path] = ()) -> list[Path]:
+    """Every family's ``captures.yaml``, in discovery order (built-in, then extra folders)."""
+    return [
+        path
+        for folder in family_dirs(extra)
+        for path in sorted(folder.glob(f"*/{FAMILY_MANIFEST}"))
+        if path.is_file()
+    ]
+
+
+def manifest(extra: Sequence[Path] = ()) -> list[dict[str, Any]]:
+    """``pcaps/manifest.yaml``'s entries, then each family's; a capture listed twice fails."""
+    entries = _entries(PCAPS / "manifest.yaml")
+    where = {e.get("name", e["file"]): PCAPS / "manifest.yaml" for e in entries}
+    for path in family_manifests(extra):
+        for entry in _entries(path):
+            name = entry.get("name", entry["file"])
+            if name in where:
+                raise ValueError(f"{path}: captures: {name} is already listed in {where[name]}")
+            where[name] = path
+            entries.append(entry)
     return entries
 
 

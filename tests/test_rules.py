@@ -121,7 +121,7 @@ def test_revision_bumps_only_for_a_changed_rule() -> None:
     text = _suricata_part(COMMITTED_POLICY)[RULES]
     rules = suricata.parse_rules(text)
     lock = suricata.load_lock()
-    assert {r.sid: r.rev for r in rules} == {sid: v["rev"] for sid, v in lock.items()}
+    assert all(r.rev == lock[r.sid]["rev"] for r in rules)
     changed = dict(lock)
     target = rules[0].sid
     changed[target] = {"rev": lock[target]["rev"], "sha": "0" * 16}
@@ -132,6 +132,82 @@ def test_revision_bumps_only_for_a_changed_rule() -> None:
     assert revs[rules[1].sid] == 1  # new to the lock
     assert all(revs[r.sid] == lock[r.sid]["rev"] for r in rules[2:])
     assert new_lock[target]["sha"] == rules[0].fingerprint
+
+
+def test_one_revision_per_sid_for_rules_and_alerts() -> None:
+    """The lock is the only revision: every signature's rev (its alerts' alert.rev) is the
+    lock's, as is the rev of the Suricata rule with its sid; specs may not carry one."""
+    specs, _ = discover()
+    lock = suricata.load_lock()
+    rules = {r.sid: r for r in suricata.parse_rules((ROOT / RULES).read_text())}
+    sigs = [
+        s
+        for spec in specs.values()
+        for d in spec.detections.values()
+        for s in d.signatures.values()
+    ]
+    assert sigs
+    for sig in sigs:
+        assert sig.sid in lock, f"sid {sig.sid} has no revision in the lock (run `make rules`)"
+        assert sig.rev == lock[sig.sid]["rev"]
+        if sig.sid in rules:
+            assert rules[sig.sid].rev == sig.rev
+    assert any(sig.rev > 1 for sig in sigs)  # the lock's, not a default of 1
+    for spec in specs.values():
+        assert "rev:" not in Path(spec.path).read_text(encoding="utf-8"), spec.path
+
+
+def test_signature_text_change_bumps_its_revision() -> None:
+    """A signature without a rule is versioned by its text; `rules --check` sees drift."""
+    specs, _ = discover()
+    ctx = build_context(specs, load_policy(str(COMMITTED_POLICY)))
+    lock = suricata.load_lock()
+    text = (ROOT / RULES).read_text()
+    rules = suricata.parse_rules(text)
+    ruleless = next(sid for sid in sorted(ctx["signatures"]) if sid not in {r.sid for r in rules})
+    _, same = suricata.apply_revisions(rules, text, lock, ctx["signatures"])
+    assert same == lock
+    edited = {**ctx["signatures"], ruleless: {**ctx["signatures"][ruleless], "text": "other"}}
+    _, bumped = suricata.apply_revisions(rules, text, lock, edited)
+    assert bumped[ruleless]["rev"] == lock[ruleless]["rev"] + 1
+    missing = {k: v for k, v in lock.items() if k != ruleless}
+    _, fresh = suricata.apply_revisions(rules, text, missing, ctx["signatures"])
+    assert fresh[ruleless]["rev"] == 1 and fresh != missing
+
+
+def test_spec_rev_is_rejected(tmp_path: Path) -> None:
+    from detectors.spec import SpecError, load_spec
+
+    src = ROOT / "detectors" / "detections" / "sweep" / "spec.yaml"
+    text = src.read_text(encoding="utf-8").replace(
+        "        sid: 1000401\n", "        sid: 1000401\n        rev: 1\n", 1
+    )
+    assert "rev: 1" in text
+    bad = tmp_path / "spec.yaml"
+    bad.write_text(text, encoding="utf-8")
+    with pytest.raises(
+        SpecError,
+        match=r"spec\.yaml: .*signatures\.\w+\.rev: revisions are kept in rules\.lock\.yaml",
+    ):
+        load_spec(bad)
+
+
+def test_site_render_keeps_the_rev_of_a_rule_the_committed_pack_omits() -> None:
+    """1000411 is left out of the committed pack (no dark prefixes); a site that declares
+    them gets the rule with the same rev as the signature's alerts."""
+    lock = suricata.load_lock()
+    rules = {r.sid: r for r in suricata.parse_rules(_suricata_part(DARK_POLICY)[RULES])}
+    specs, _ = discover()
+    sig = next(
+        s
+        for spec in specs.values()
+        for d in spec.detections.values()
+        for s in d.signatures.values()
+        if s.sid == 1000411
+    )
+    committed = {r.sid for r in suricata.parse_rules((ROOT / RULES).read_text())}
+    assert 1000411 in rules and 1000411 not in committed
+    assert rules[1000411].rev == sig.rev == lock[1000411]["rev"]
 
 
 def test_rule_checks_catch_broken_rules() -> None:

@@ -369,7 +369,7 @@ def test_explain_a_sid_with_policy_overrides_and_tuning(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout.decode()
     assert out.startswith(
-        "sid 1000101 rev 1: V6SENTRY Rogue IPv6 RA from a router not in the policy\n"
+        "sid 1000101 rev 2: V6SENTRY Rogue IPv6 RA from a router not in the policy\n"
     )
     assert "signature: unknown_router of ipv6.rogue_ra" in out
     assert "severity: high\n" in out and "T1557 Adversary-in-the-Middle" in out

@@ -4,6 +4,9 @@ Owns the one family the "adding a detection touches one folder" tests add: a ``s
 and a ``Detector`` with no native reducers (so no ``native/`` folder and no Rust build),
 found through ``detectors.detections.EXTRA_ENV`` or ``discover(extra=...)``. It alerts on
 the first ICMPv6 echo request from each source, with an address and a number as evidence.
+Its regression capture comes from its own ``captures.py`` with its manifest entry in its
+``captures.yaml`` (``pcaps/generate.py`` and ``tests/golden.py`` find both), and its
+Suricata rule from its own ``suricata.rules.j2``.
 """
 
 from __future__ import annotations
@@ -37,12 +40,11 @@ detections:
     signatures:
       first_echo:
         sid: 1000801
-        rev: 1
         text: "Toy first IPv6 echo request from a source"
         description: A source sent its first ICMPv6 echo request (RFC 4443).
         rfcs: [4443]
         coverage:
-          suricata: {level: none, why: "A toy: no Suricata rule"}
+          suricata: {level: full, why: "An echo request is one packet; the rule is in the folder"}
           zeek: {level: none, why: "A toy: no Zeek rule."}
     thresholds:
       suppress_s:
@@ -89,6 +91,48 @@ class ToyEcho(Detector):
 '''
 
 
+CAPTURE = "toy_echo.pcap"
+
+CAPTURES = f'''\
+"""The toy family's regression capture: one source pings three times."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pcaps.generate import S, T0, a6, echo6, lan, mac, write_pcap
+
+
+def cap_toy_echo(out: Path) -> None:
+    src, dst = a6("2001:db8::1"), a6("2001:db8::2")
+    frames = [
+        (T0 * S + i * S, lan(echo6(src, dst, 7, i), mac("02:00:00:00:00:01"))) for i in range(3)
+    ]
+    write_pcap(out / "{CAPTURE}", frames)
+'''
+
+MANIFEST = f"""\
+captures:
+  - file: {CAPTURE}
+    description: one source pings three times; one alert, then suppressed
+    expect:
+      {CATEGORY}: 1
+    sids: {{{SID}: 1}}
+"""
+
+
+SURICATA_TEMPLATE = """\
+{% import "suricata_macros.j2" as m %}
+{% set toy = detections["ipv6.toy_echo"] %}
+{{ m.detection(toy, {
+  "first_echo": [{
+    "header": "icmp any any -> any any",
+    "options": "itype:128; threshold: type limit, track by_src, count 1, seconds "
+      ~ (toy.thresholds.suppress_s.value | number) ~ ";"}],
+}, vars, policy.hash) }}
+"""
+
+
 def write_toy_family(root: Path, first: int = 1000800, last: int = 1000899) -> Path:
     """Write the toy family under ``root``; returns ``root`` (the folder to discover)."""
     family = root / NAME
@@ -98,4 +142,7 @@ def write_toy_family(root: Path, first: int = 1000800, last: int = 1000899) -> P
         encoding="utf-8",
     )
     (family / "__init__.py").write_text(DETECTOR, encoding="utf-8")
+    (family / "captures.py").write_text(CAPTURES, encoding="utf-8")
+    (family / "captures.yaml").write_text(MANIFEST, encoding="utf-8")
+    (family / "suricata.rules.j2").write_text(SURICATA_TEMPLATE, encoding="utf-8")
     return root

@@ -25,7 +25,7 @@ from detectors.alerts import Alert, alert_id
 from detectors.events import Event, TunnelLayer, ip_str, mac_str
 from detectors.observations import Observation
 from detectors.policy import Policy
-from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec
+from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec, revisions
 from detectors.state import BoundedTable, NativeTable, Suppressor, TableStats, W, Windows
 
 NS = 1_000_000_000
@@ -335,6 +335,7 @@ def discover(
     like the built-in ones."""
     specs: dict[str, FamilySpec] = {}
     found: dict[str, Path] = {}
+    revs = revisions()  # read the rule lock once for every family
     for here in family_dirs(extra):
         if str(here) not in __path__:
             __path__.append(str(here))
@@ -352,7 +353,7 @@ def discover(
             importlib.import_module(f"{__name__}.{info.name}")
             if info.name not in Detector.registry:
                 raise SpecError(f"{here / info.name}: no Detector subclass defined in the package")
-            spec = load_spec(spec_path)
+            spec = load_spec(spec_path, revs)
             if spec.family != info.name:
                 raise SpecError(f"{spec_path}: family '{spec.family}' must equal the folder name")
             specs[info.name] = spec

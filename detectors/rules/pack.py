@@ -73,7 +73,11 @@ def render_pack(policy: Policy, lock: dict[int, dict[str, Any]] | None = None) -
             )
     specs, _ = discover()
     ctx = build_context(specs, policy)
-    env = environment(SURICATA_DIR / "templates", SIGMA_DIR / "templates")
+    env = environment(
+        SURICATA_DIR / "templates",
+        SIGMA_DIR / "templates",
+        families={name: Path(spec.path).parent for name, spec in specs.items()},
+    )
     files, new_lock = suricata.render(env, ctx, suricata.load_lock() if lock is None else lock)
     files.update(sigma.render(env, ctx))
     return Pack(dict(sorted(files.items())), new_lock, ctx)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -82,10 +83,29 @@ def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
 
-def environment(*template_dirs: Path) -> SandboxedEnvironment:
-    """The sandboxed, strict environment over ``template_dirs``."""
+# A template a family folder holds is named "@<family>/<file>" (FAMILY_PREFIX + family).
+FAMILY_PREFIX = "@"
+
+
+def family_template(family: str, name: str) -> str:
+    """The environment's name for ``name`` in ``family``'s own folder."""
+    return f"{FAMILY_PREFIX}{family}/{name}"
+
+
+def environment(
+    *template_dirs: Path, families: Mapping[str, Path] | None = None
+) -> SandboxedEnvironment:
+    """The sandboxed, strict environment over ``template_dirs``, plus each of
+    ``families`` (name -> folder) as ``family_template(name, file)``."""
+    central = jinja2.FileSystemLoader([str(d) for d in template_dirs])
+    own = jinja2.PrefixLoader(
+        {
+            f"{FAMILY_PREFIX}{name}": jinja2.FileSystemLoader(str(d))
+            for name, d in (families or {}).items()
+        }
+    )
     env = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader([str(d) for d in template_dirs]),
+        loader=jinja2.ChoiceLoader([own, central]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

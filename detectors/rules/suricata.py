@@ -1,8 +1,9 @@
 """The Suricata part of the pack: rules, their revisions, and the variables include.
 
-Owns which Suricata templates render (``data/suricata/templates/<family>.rules.j2``
-for each family that has one, between ``header.rules.j2`` and the variables
-include ``vars.yaml.j2``; the classtypes ``classification.config.j2``; and
+Owns which Suricata templates render (``suricata.rules.j2`` in the family's own
+folder, else ``data/suricata/templates/<family>.rules.j2``, for each family that has
+one, between ``header.rules.j2`` and the variables include ``vars.yaml.j2``; the
+classtypes ``classification.config.j2``; and
 ``threshold.config.j2`` for the policy's tuning suppressions), the rules a tuning entry
 disables (left out, with a comment), the rule revisions, and the structural checks on
 the rendered rules: one rule per line, msg prefix, sid range, metadata, every
@@ -10,9 +11,12 @@ variable defined and every defined variable used, and agreement between the
 rules and each signature's declared Suricata coverage.
 
 Revisions: ``data/suricata/rules.lock.yaml`` records each sid's ``rev`` and a hash
-of its rule without the ``rev`` and the policy hash. When a rule's text
+of its rule without the ``rev`` and the policy hash, and for each v6sentry signature
+without a rule in the committed pack a hash of its alert text. When either
 changes, ``make rules`` bumps its ``rev`` and rewrites the lock; renders for a
-site policy read the lock and never write it. Rule syntax is in the
+site policy read the lock and never write it. The lock is the only record of
+revisions: the specs carry none and alerts take ``alert.rev`` from it (see
+``detectors.spec.revisions``), so a rule and the alerts it stands for agree. Rule syntax is in the
 templates, never here.
 """
 
@@ -28,9 +32,12 @@ from typing import Any
 import jinja2
 import yaml
 
-from detectors.rules.render import SURICATA_DIR, RenderError, render_template, suricata_comment
+from detectors.rules.render import RenderError, family_template, render_template, suricata_comment
+from detectors.spec import FIRST_REV, REVISION_LOCK
 
 RULES_FILE = "v6sentry.rules"
+# A family's own Suricata template, in its folder: looked up before the central one.
+FAMILY_TEMPLATE = "suricata.rules.j2"
 # Folders holding nothing but rendered files (none: the two Suricata files sit beside the
 # templates and the lock).
 GENERATED_DIRS: tuple[str, ...] = ()
@@ -39,7 +46,7 @@ VARS_FILE = "v6sentry-vars.yaml"
 THRESHOLD_FILE = "threshold.config"
 # The pack's classtypes (one per category); suricata-update merges any file named so.
 CLASSIFICATION_FILE = "v6sentry-classification.config"
-LOCK = SURICATA_DIR / "rules.lock.yaml"
+LOCK = REVISION_LOCK
 MSG_PREFIX = "V6SENTRY "
 SID_RANGE = (1_000_000, 1_999_999)
 # Metadata every rule carries (Suricata's `metadata: key value, ...`).
@@ -194,18 +201,36 @@ def load_lock(path: Path = LOCK) -> dict[int, dict[str, Any]]:
 
 def dump_lock(lock: Mapping[int, Mapping[str, Any]]) -> str:
     lines = [
-        "# Suricata rule revisions: sid -> rev and a hash of the rule without rev and policy",
-        "# hash. `make rules` bumps rev when a rule's text changes; do not edit by hand.",
+        "# Revisions of the Suricata rules and of v6sentry's alerts (alert.rev): sid -> rev",
+        "# and a hash of the rule without rev and policy hash (or, for a signature without a",
+        "# rule, of its alert text). `make rules` bumps rev when that changes; do not edit.",
     ]
     for sid in sorted(lock):
         lines.append(f"{sid}: {{rev: {lock[sid]['rev']}, sha: {lock[sid]['sha']}}}")
     return "\n".join(lines) + "\n"
 
 
+def signature_fingerprint(text: str) -> str:
+    """The lock hash of a signature without a rule: its EVE ``alert.signature``."""
+    return hashlib.sha256(f"{MSG_PREFIX}{text}".encode()).hexdigest()[:16]
+
+
+def _bump(old: Mapping[str, Any] | None, sha: str) -> int:
+    # New to the lock: first revision; changed: one past the lock.
+    return FIRST_REV if old is None else int(old["rev"]) + (old["sha"] != sha)
+
+
 def apply_revisions(
-    rules: list[Rule], text: str, lock: Mapping[int, Mapping[str, Any]]
+    rules: list[Rule],
+    text: str,
+    lock: Mapping[int, Mapping[str, Any]],
+    signatures: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> tuple[str, dict[int, dict[str, Any]]]:
-    """``text`` with each rule's rev from the lock, bumped where the rule changed."""
+    """``text`` with each rule's rev from the lock, bumped where the rule changed.
+
+    The lock returned also versions each of ``signatures`` (sid -> context signature)
+    that no rule uses the sid of, by its text, so every alert's rev is in the lock.
+    """
     new_lock: dict[int, dict[str, Any]] = {}
     by_line = {r.line: r for r in rules}
     out = []
@@ -213,11 +238,24 @@ def apply_revisions(
         rule = by_line.get(n)
         if rule is not None:
             old = lock.get(rule.sid)
-            # A rule new to the lock starts at 1; a changed one moves one past the lock.
-            rev = 1 if old is None else int(old["rev"]) + (old["sha"] != rule.fingerprint)
+            sig = (signatures or {}).get(rule.sid)
+            if (
+                old is not None
+                and sig is not None
+                and old["sha"] == signature_fingerprint(sig["text"])
+            ):
+                # A rule the committed pack leaves out (its policy cannot support it) is
+                # versioned by its signature's text: a site's render keeps that rev, so the
+                # rule and the signature's alerts still agree.
+                old = {**old, "sha": rule.fingerprint}
+            rev = _bump(old, rule.fingerprint)
             new_lock[rule.sid] = {"rev": rev, "sha": rule.fingerprint}
             line = _REV.sub(f"; rev:{rev};", line, count=1)
         out.append(line)
+    for sid, sig in sorted((signatures or {}).items()):
+        if sid not in new_lock:
+            sha = signature_fingerprint(sig["text"])
+            new_lock[sid] = {"rev": _bump(lock.get(sid), sha), "sha": sha}
     return "\n".join(out) + "\n", new_lock
 
 
@@ -272,9 +310,14 @@ def render(
     names = set(loader.list_templates())
     parts = [render_template(env, "header.rules.j2", **ctx)]
     for family in ctx["families"]:
-        name = f"{family['family']}.rules.j2"
-        if name in names:
-            parts.append(render_template(env, name, family=family, **ctx))
+        # The family folder's own template first, then the central one (or none: a family
+        # whose signatures all declare no Suricata coverage needs no template).
+        own = family_template(family["family"], FAMILY_TEMPLATE)
+        central = f"{family['family']}.rules.j2"
+        for name in (own, central):
+            if name in names:
+                parts.append(render_template(env, name, family=family, **ctx))
+                break
     text = "\n".join(p.rstrip("\n") for p in parts) + "\n"
     text = disable(text, ctx["disabled"])
     rules = parse_rules(text)
@@ -285,7 +328,7 @@ def render(
     )
     if problems:
         raise RenderError("; ".join(problems))
-    text, new_lock = apply_revisions(parse_rules(text), text, lock)
+    text, new_lock = apply_revisions(parse_rules(text), text, lock, ctx["signatures"])
     tuning = suppressions(rules, ctx["tuning"])
     return {
         f"suricata/{RULES_FILE}": text,
