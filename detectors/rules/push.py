@@ -34,7 +34,7 @@ import yaml
 from elasticsearch import Elasticsearch, helpers
 
 from detectors.detections import discover
-from detectors.hunt import RULES_INDEX
+from detectors.es import RULES_INDEX
 from detectors.rules.sigma import PIPELINE_FILES, PIPELINES, QUERIES, RULES, attack_data
 from detectors.spec import RISK_SCORE, AttackRef
 
