@@ -41,9 +41,9 @@ from detectors.engine import (
     learn_window_s,
     max_interfaces,
 )
+from detectors.es.observations import Observation, ObservationWriter
 from detectors.hunt import cli as hunt_cli
 from detectors.live import cli as live_cli
-from detectors.observations import Observation, ObservationWriter
 from detectors.policy import POLICY_HELP, PolicyError, empty_policy, load_policy, policy_line
 from detectors.rules import cli as rules_cli
 from detectors.ship import cli as ship_cli

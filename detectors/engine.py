@@ -8,7 +8,7 @@ running the packet-time ticks that close windows and expire fragments (the
 native loop stops at each tick so that order is kept), and collecting
 the statistics the summary prints, applying the policy's tuning entries to
 alerts at emission (dropped alerts are counted per entry), and the
-observation callback (sub-threshold facts, ``detectors.observations``) kept
+observation callback (sub-threshold facts, ``detectors.es.observations``) kept
 apart from the alert sink: observations never count as alerts. It does not
 read files (``capture``), parse bytes (``decoder``) or judge traffic
 (``detections``).
@@ -36,6 +36,7 @@ from detectors._native import DEFAULT_MAX_INTERFACES, Forwarder, Pipeline
 from detectors.alerts import Alert
 from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
 from detectors.detections import NS, Context, Detector, discover
+from detectors.es.observations import Observation
 from detectors.events import (
     Event,
     FragmentAnomaly,
@@ -44,7 +45,6 @@ from detectors.events import (
     NDMessage,
     TunnelPacket,
 )
-from detectors.observations import Observation
 from detectors.policy import LEARN_WINDOW, Policy, Tuning
 from detectors.spec import FamilySpec, Threshold
 

@@ -30,13 +30,13 @@ from elasticsearch import Elasticsearch, helpers
 
 from detectors.cli import main
 from detectors.engine import Engine
-from detectors.hunt.rules import kibana_ndjson, push, rule_documents
+from detectors.es.observations import Observation
+from detectors.es.template import install_template
 from detectors.hunt.search import esql_support
-from detectors.observations import Observation
 from detectors.policy import load_policy
 from detectors.rules.cli import read_pack
+from detectors.rules.push import kibana_ndjson, push, rule_documents
 from detectors.rules.render import REPO
-from detectors.ship.template import install_template
 from pcaps.generate import R1_MAC, a6, at, eth, ip6, udp6
 from tests.es_node import EsNode
 from tests.golden import PCAPS, golden_path, manifest

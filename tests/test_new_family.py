@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from detectors.detections import EXTRA_ENV
-from detectors.ship.template import template_body
+from detectors.es.template import template_body
 from pcaps import generate
 from pcaps.generate import a6, echo6, lan, mac, write_pcap
 from tests import golden, toy_family

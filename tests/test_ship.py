@@ -29,11 +29,11 @@ import pytest
 import yaml
 from elasticsearch import Elasticsearch
 
-from detectors.ship.connect import ConfigError, connection
+from detectors.es.connect import ConfigError, connection
+from detectors.es.template import TEMPLATE_NAME, TEMPLATE_PRIORITY, install_template
 from detectors.ship.convert import Document, read_documents, titles
 from detectors.ship.shipper import RetryPolicy, Shipper
 from detectors.ship.spool import Spool
-from detectors.ship.template import TEMPLATE_NAME, TEMPLATE_PRIORITY, install_template
 from tests.es_node import EsNode
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,8 +24,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from detectors.hunt.rules import kibana_ndjson, rule_documents
 from detectors.rules.cli import read_pack
+from detectors.rules.push import kibana_ndjson, rule_documents
 from tests.golden import GOLDEN, PCAPS, ROOT, SENSOR
 
 

@@ -22,8 +22,8 @@ from typing import Any, ClassVar
 
 from detectors._native import NativeReducer
 from detectors.alerts import Alert, alert_id
+from detectors.es.observations import Observation
 from detectors.events import Event, TunnelLayer, ip_str, mac_str
-from detectors.observations import Observation
 from detectors.policy import Policy
 from detectors.spec import DetectionSpec, FamilySpec, SpecError, load_spec, revisions
 from detectors.state import BoundedTable, NativeTable, Suppressor, TableStats, W, Windows
@@ -59,7 +59,7 @@ class Context:
     capture: Callable[[], str | None]  # name of the capture being read, for alerts
     # The name of a record's interface index (pcapng name, live interface), for alerts.
     iface: Callable[[int], str | None]
-    # Sub-threshold observations (``detectors.observations``); None when nobody listens,
+    # Sub-threshold observations (``detectors.es.observations``); None when nobody listens,
     # so detectors skip building them.
     observe: Callable[[Observation], None] | None = None
 

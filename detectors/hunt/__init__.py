@@ -1,11 +1,9 @@
 """Hunting in Elasticsearch with the generated rules, across sensors.
 
-Owns ``v6sentry rules push`` (the Sigma rules' Elasticsearch queries stored in a rules
-index, and a Kibana detection-rules NDJSON: ``rules``), the observation index
-template (``events``), running the stored rules and the cross-sensor sweep
-correlation (``search``), and the ``hunt`` command line (``cli``). It does not render or
-convert rules (``detectors.rules``), build alerts or observations (``detectors.alerts``,
-``detectors.observations``), or ship alerts (``detectors.ship``).
+Owns running the rules ``v6sentry rules push`` stored and the cross-sensor sweep
+correlation (``search``), and the ``hunt`` command line (``cli``). Index names and the
+connection come from ``detectors.es``; this package imports neither ``detectors.ship``
+nor ``detectors.rules``. It does not render, convert or store rules
+(``detectors.rules``), build alerts or observations (``detectors.alerts``,
+``detectors.es.observations``), or ship them (``detectors.ship``).
 """
-
-RULES_INDEX = "v6sentry-rules"  # where `v6sentry rules push` stores the rules

@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 from detectors.detections import discover
 from detectors.engine import known_signatures, known_thresholds
-from detectors.hunt import RULES_INDEX
+from detectors.es import RULES_INDEX
+from detectors.es.connect import ConfigError, add_connection_arguments, client_from_args
 from detectors.policy import PolicyError, empty_policy, load_policy
-from detectors.ship.connect import ConfigError, add_connection_arguments, client_from_args
 from detectors.spec import SpecError
 
 if TYPE_CHECKING:

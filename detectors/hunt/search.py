@@ -15,7 +15,7 @@ Owns what a hunt asks the cluster and what it reports:
   sweep spec's ``medium_targets`` and no sensor raised ``ipv6.sweep`` for it in the range.
 
 Index patterns of the form ``logs-<dataset>-*`` can be narrowed to one namespace
-(``logs-<dataset>-<namespace>``). Does not store rules (``detectors.hunt.rules``) or
+(``logs-<dataset>-<namespace>``). Does not store rules (``detectors.rules.push``) or
 format output (``detectors.hunt.cli``).
 """
 
@@ -27,10 +27,8 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
-from detectors.hunt import RULES_INDEX
-from detectors.hunt.events import EVENT_PATTERN
+from detectors.es import ALERT_PATTERN, EVENT_PATTERN, RULES_INDEX
 
-ALERT_PATTERN = "logs-v6sentry.alert-*"
 MAX_SOURCES = 10000  # source /64s one correlation looks at
 MAX_DEST_PREFIXES = 1000  # destination /64s per source whose estimates are combined
 MAX_NAMED = 100  # sensors and addresses listed per source

@@ -42,8 +42,8 @@ from typing import IO, Any, Final
 from detectors.alerts import Alert, AlertWriter
 from detectors.detections import discover
 from detectors.engine import Engine, Pump, known_signatures, known_thresholds, learn_window_s
+from detectors.es.observations import Observation
 from detectors.live.capture import Link, LiveCapture, LiveCaptureError
-from detectors.observations import Observation
 from detectors.policy import (
     POLICY_HELP,
     Policy,

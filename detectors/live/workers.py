@@ -50,6 +50,7 @@ from typing import Any, Final
 from detectors.alerts import Alert, AlertWriter
 from detectors.detections import discover
 from detectors.engine import Engine, Forwarding, Pump, known_signatures, known_thresholds
+from detectors.es.observations import Observation
 from detectors.live.capture import LiveCapture, LiveCaptureError
 from detectors.live.cli import (
     CHECK_S,
@@ -64,7 +65,6 @@ from detectors.live.cli import (
     format_stats,
     log_policy_notice,
 )
-from detectors.observations import Observation
 from detectors.policy import Policy, PolicyError, load_policy, policy_line
 from detectors.ship import cli as ship_cli
 

@@ -3,7 +3,7 @@
 Owns the ``rules`` sub-commands' arguments, messages and exit codes (0 fine,
 1 the pack has problems, 2 usage or input error). Rendering, checking and the
 matrix live in the sibling modules, pushing to Elasticsearch in
-``detectors.hunt.rules``; this only wires them to the command line.
+``detectors.rules.push``; this only wires them to the command line.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from typing import Any
 import yaml
 
 from detectors.detections import discover
+from detectors.es import RULES_INDEX
+from detectors.es.connect import ConfigError, add_connection_arguments, client_from_args
 from detectors.policy import PolicyError, empty_policy
 from detectors.rules.context import build_context
 from detectors.rules.matrix import markdown, rows, totals
-from detectors.ship.connect import ConfigError, add_connection_arguments, client_from_args
 from detectors.spec import SpecError
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_ERROR = 0, 1, 2
@@ -102,7 +103,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     source = push.add_mutually_exclusive_group()
     source.add_argument("--pack", metavar="DIR", help="a pack directory from `rules render`")
     source.add_argument("--policy", metavar="FILE", help="render the pack for this policy")
-    push.add_argument("--index", metavar="NAME", default="v6sentry-rules", help="rules index")
+    push.add_argument("--index", metavar="NAME", default=RULES_INDEX, help=f"default {RULES_INDEX}")
     push.add_argument(
         "--kibana", metavar="FILE", help="also write Kibana detection-rules import NDJSON"
     )
@@ -262,8 +263,8 @@ def _matrix(args: argparse.Namespace) -> int:
 def _push(args: argparse.Namespace) -> int:
     from elasticsearch import ApiError, TransportError
 
-    from detectors.hunt.rules import PushError, kibana_ndjson, push, rule_documents
     from detectors.rules.pack import committed_pack, load, render_pack
+    from detectors.rules.push import PushError, kibana_ndjson, push, rule_documents
     from detectors.rules.render import RenderError
 
     if not args.es and not args.kibana:

@@ -1,17 +1,13 @@
-"""Shipping alerts to Elasticsearch: connection, index template, bulk delivery, spool.
+"""Shipping alerts and observations to Elasticsearch: bulk delivery, spool.
 
-``connect`` builds the client from the URL, credentials (environment or a
-private file, never the command line) and CA; ``template`` installs the
-composable index template; ``convert`` turns EVE or ECS lines back into ECS
+The connection, index names and index templates are ``detectors.es``'s; this package
+uses them and nothing else from the Elasticsearch side of v6sentry (it does not import
+``detectors.hunt``). ``convert`` turns EVE or ECS lines back into ECS
 documents; ``shipper`` delivers them in bulk with per-item retries, counting
 duplicates; ``spool`` keeps what could not be delivered on disk until it can
 be; ``progress`` draws the bar; ``cli`` is ``v6sentry ship`` and ``replay
 --es``. Nothing here detects anything or queries alerts back (see ``hunt``).
 """
-
-# Kept here, not in ``shipper``/``template``, so that the command line (``cli``), which
-# ``replay`` and ``live`` load, does not import the Elasticsearch client until it ships.
-DEFAULT_INDEX = "logs-v6sentry.alert-default"
 
 
 class ShipError(Exception):

@@ -18,11 +18,11 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from detectors.alerts import Alert
-from detectors.hunt.events import EVENT_INDEX
-from detectors.observations import Observation
-from detectors.ship import DEFAULT_INDEX, ShipError
-from detectors.ship.connect import ENV_API_KEY, ENV_CA, ENV_PASSWORD, ENV_USERNAME, ConfigError
-from detectors.ship.connect import connection as make_connection
+from detectors.es import ALERT_INDEX, ALERT_PATTERN, EVENT_INDEX, EVENT_PATTERN
+from detectors.es.connect import ENV_API_KEY, ENV_CA, ENV_PASSWORD, ENV_USERNAME, ConfigError
+from detectors.es.connect import connection as make_connection
+from detectors.es.observations import Observation
+from detectors.ship import ShipError
 from detectors.ship.convert import Document, InputError, read_documents, titles
 from detectors.ship.progress import Progress
 from detectors.ship.spool import DEFAULT_MAX_BYTES, Spool, default_spool_dir
@@ -50,7 +50,7 @@ examples:
   v6sentry ship --es https://es.example:9200 alerts.jsonl
   v6sentry ship --es https://es.example:9200 --resend
 
-Alerts are indexed as ECS documents into {DEFAULT_INDEX} (a plain index; the
+Alerts are indexed as ECS documents into {ALERT_INDEX} (a plain index; the
 index template v6sentry-alert is installed first) with the alert id as _id, so
 shipping the same alerts twice leaves one copy. ship reads EVE (replay's
 default) and ECS (--format ecs) JSON lines.
@@ -89,7 +89,7 @@ def _es_options(parser: argparse.ArgumentParser, replay: bool) -> None:
             "--es", metavar="URL", default=DEFAULT_URL, help=f"default {DEFAULT_URL}"
         )
     group.add_argument(
-        "--es-index", metavar="INDEX", default=DEFAULT_INDEX, help=f"default {DEFAULT_INDEX}"
+        "--es-index", metavar="INDEX", default=ALERT_INDEX, help=f"default {ALERT_INDEX}"
     )
     group.add_argument(
         "--es-credentials",
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_UNDELIVERED if c.failed or shipper.spool.pending() else EXIT_OK
 
 
-_ALERT_PREFIX, _EVENT_PREFIX = "logs-v6sentry.alert-", "logs-v6sentry.event-"
+_ALERT_PREFIX, _EVENT_PREFIX = ALERT_PATTERN[:-1], EVENT_PATTERN[:-1]  # without the *
 
 
 class ReplayShipping:

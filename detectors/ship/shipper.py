@@ -26,11 +26,11 @@ from typing import Any
 from elastic_transport import SerializationError
 from elasticsearch import ApiError, Elasticsearch, TransportError
 
+from detectors.es.template import install_template
 from detectors.ship import ShipError
 from detectors.ship.convert import Document
 from detectors.ship.progress import Progress
 from detectors.ship.spool import Spool, SpoolFull
-from detectors.ship.template import install_template
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ back the crossing once the no-reply gate passed, and this module checks
 suppression and writes the alert with the window's evidence (pattern classes
 of the sampled targets included).
 
-Also owns the family's observations (``detectors.observations``): when a
+Also owns the family's observations (``detectors.es.observations``): when a
 (source /64, destination /64) window closes (rolled over, due, evicted or
 flushed) with at least ``observe_min_targets`` distinct targets, one
 observation of it, whether or not it alerted; at most
@@ -42,8 +42,8 @@ from typing import TYPE_CHECKING, Any
 from detectors.detections import NS
 from detectors.detections.budget import prefix64_str, sweep_identifier
 from detectors.detections.sweep.patterns import CLASSES, classify, eui64_oui
+from detectors.es.observations import Observation
 from detectors.events import Ipv6Packet, ip_str
-from detectors.observations import Observation
 
 if TYPE_CHECKING:
     from detectors.detections import Detector

@@ -1,9 +1,9 @@
 """The Elasticsearch index template for v6sentry alerts, and installing templates.
 
-Owns the index name default, the composable index template (field types of the
+Owns the composable index template (field types of the
 ECS alert document and the dynamic policy for the ``v6sentry.*`` evidence) and
 putting a template on a cluster idempotently: the alert template, or the
-observation template (``detectors.hunt.events``) for ``logs-v6sentry.event-*``
+observation template (``detectors.es.events``) for ``logs-v6sentry.event-*``
 indices. It does not send documents (``detectors.ship.shipper``) nor build them
 (``detectors.alerts``).
 
@@ -20,16 +20,15 @@ unique across everything ever shipped, and the committed Sigma rules
 
 from __future__ import annotations
 
-from typing import Any
-
-from elasticsearch import Elasticsearch
+from typing import TYPE_CHECKING, Any
 
 from detectors.detections import discover, evidence_fields
-from detectors.hunt import events
-from detectors.ship import DEFAULT_INDEX as _DEFAULT_INDEX
+from detectors.es import ALERT_PATTERN, EVENT_PATTERN, events
 
-DEFAULT_INDEX = _DEFAULT_INDEX  # one definition, in detectors.ship
-INDEX_PATTERN = "logs-v6sentry.alert-*"
+if TYPE_CHECKING:
+    from elasticsearch import Elasticsearch
+
+INDEX_PATTERN = ALERT_PATTERN
 TEMPLATE_NAME = "v6sentry-alert"
 # Above Elastic's built-in "logs" template (100); see the module docstring.
 TEMPLATE_PRIORITY = 200
@@ -169,7 +168,7 @@ def template_body() -> dict[str, Any]:
 def template_for(index: str) -> tuple[str, dict[str, Any]]:
     """Template name and body that apply to ``index``: observations for an event index,
     else alerts (a custom alert index name gets its own pattern)."""
-    if index.startswith(events.EVENT_PATTERN[:-1]):
+    if index.startswith(EVENT_PATTERN[:-1]):
         return events.TEMPLATE_NAME, events.template_body()
     body = template_body()
     if _matches_default(index):

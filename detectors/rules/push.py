@@ -19,8 +19,9 @@ the spec's ATT&CK references and the pipeline's index. Deprecated or server-mana
 fields the backend writes (``output_index``, ``meta``, ``immutable``, ``throttle``,
 ``id``) are left out. Rules are imported disabled: enable them after review.
 
-Does not render or convert rules (``detectors.rules``) and does not run them
-(``detectors.hunt.search``).
+Does not render or convert rules (``render``, ``sigma``) and does not run them
+(``detectors.hunt.search``, which reads the same index by its name in ``detectors.es``:
+the two meet in Elasticsearch, not in an import, so ``hunt`` needs no rule packs).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import yaml
 from elasticsearch import Elasticsearch, helpers
 
 from detectors.detections import discover
-from detectors.hunt import RULES_INDEX
+from detectors.es import RULES_INDEX
 from detectors.rules.sigma import PIPELINE_FILES, PIPELINES, QUERIES, RULES, attack_data
 from detectors.spec import RISK_SCORE, AttackRef
 

@@ -1,10 +1,10 @@
-"""The observation index: its name and its template.
+"""The observation index template.
 
 Owns the composable index template for ``logs-v6sentry.event-*`` (field types of the
-observation documents ``detectors.observations`` writes: keywords for prefixes and
+observation documents ``detectors.es.observations`` writes: keywords for prefixes and
 sensors, numbers for counts, so the hunt's terms, cardinality and max aggregations work).
 Like the alert template it is a plain index, not a data stream, above Elastic's built-in
-``logs`` template. ``detectors.ship.template`` installs it and ``detectors.ship``
+``logs`` template. ``detectors.es.template`` installs it and ``detectors.ship``
 delivers the documents (``_id`` = ``event.id``, so re-shipping does not duplicate).
 
 Does not build observations.
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-EVENT_INDEX = "logs-v6sentry.event-default"
-EVENT_PATTERN = "logs-v6sentry.event-*"
+from detectors.es import EVENT_PATTERN
+
 TEMPLATE_NAME = "v6sentry-event"
 TEMPLATE_PRIORITY = 200  # above Elastic's built-in logs-*-* (100): see the ship template
 TEMPLATE_VERSION = 1

@@ -9,7 +9,9 @@ so that Elasticsearch can add up what several sensors saw (``v6sentry hunt``). F
 names are stable like the alert contract's; values may be added, never renamed.
 
 Does not decide when to observe (the detections do, at window close, bounded per
-window) and does not ship anything (``detectors.ship``).
+window) and does not ship anything (``detectors.ship``). It lives with the index template its
+documents go to (``detectors.es.events``) and imports no Elasticsearch client: the
+detections, ``replay`` and ``live`` use it without the ``[es]`` extra.
 """
 
 from __future__ import annotations
