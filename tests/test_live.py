@@ -886,3 +886,26 @@ def test_a_worker_that_dies_stops_the_run_with_exit_2(ns: str, live_procs: list[
     assert any("final stats" in e for e in live.err), live.err
     left = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout
     assert left.strip() == ""  # the other worker is gone too
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_tuning_drops_are_counted_on_the_stats_line(
+    ns: str, tmp_path: Path, live_procs: list[Live], workers: int
+) -> None:
+    """An alert the policy's tuning drops is not written, and the stats line says how
+    many were dropped (the parent's engine judges with ``--workers``)."""
+    policy = tmp_path / "tuned.yaml"
+    policy.write_text(
+        POLICY.read_text()
+        + "tuning:\n  - detection: ipv6.rogue_ra\n    suppress: {src: fe80::bad:1}\n"
+        "    reason: lab router under test\n"
+    )
+    live = Live(ns, ["-i", "cap0", "--policy", str(policy), "--workers", str(workers)])
+    live_procs.append(live)
+    live.started()
+    send(ns, [rogue(1), rogue(2)])
+    live.wait_for(_alerts_from(live.alerts, "fe80::bad:2"), 3.0, "the untuned rogue RA")
+    assert live.stop() == 0
+    assert [a["src_ip"] for a in live.alerts()] == ["fe80:0000:0000:0000:0000:0000:0bad:0002"]
+    final = next(e for e in live.err if "final stats" in e)
+    assert "alerts 1 (ipv6.rogue_ra=1), tuning suppressed 1," in final, final

@@ -304,6 +304,7 @@ class LiveRun(Signals):
         self._next_stats = self._stats_due(time.monotonic())
         self.engines = 1
         self._retired: dict[str, int] = {}  # evictions of engines a reload replaced
+        self._tuned_retired = 0  # alerts the policy's tuning dropped in replaced engines
 
     def _stats_due(self, now: float) -> float:
         interval = self.args.stats_interval
@@ -431,6 +432,7 @@ class LiveRun(Signals):
         # Evictions of engines replaced by a reload still count in the stats line.
         for name, table in engine.table_stats().items():
             self._retired[name] = self._retired.get(name, 0) + table["evictions"]
+        self._tuned_retired += tuned(engine)
 
     def stats(self) -> dict[str, Any]:
         links: list[Link] = self.capture.counters()
@@ -458,6 +460,8 @@ class LiveRun(Signals):
             "evictions": {k: v for k, v in sorted(evictions.items()) if v},
             "engines": self.engines,
             "policy": self.policy.summary(learn_window_s(self.policy, self.specs)),
+            "tuning_entries": len(self.policy.tuning),
+            "tuning_suppressed": self._tuned_retired + tuned(self.engine),
         }
 
     def stats_line(self, final: bool = False) -> None:
@@ -465,6 +469,12 @@ class LiveRun(Signals):
         if self.shipping is not None:
             self.shipping.end_line()
         _log(format_stats(s, final))
+
+
+def tuned(engine: Pump) -> int:
+    """Alerts the policy's tuning dropped in ``engine`` (0 for a worker's Forwarding,
+    which judges nothing)."""
+    return engine.tuning_summary()["suppressed"] if isinstance(engine, Engine) else 0
 
 
 def format_stats(s: dict[str, Any], final: bool = False) -> str:
@@ -482,6 +492,8 @@ def format_stats(s: dict[str, Any], final: bool = False) -> str:
         f"packets {s['packets']}, bytes {s['bytes']}, kernel drops {s['kernel_drops']}, "
         f"alerts {alerts}"
         + (f" ({by_cat})" if by_cat else "")
+        # Alerts the policy's tuning dropped (never silently): only when it has entries.
+        + (f", tuning suppressed {s['tuning_suppressed']}" if s.get("tuning_entries") else "")
         + f", table entries {s['table_entries']}, evictions {evicted}"
         + (f" ({where})" if where else "")
         + f"; links {links}"

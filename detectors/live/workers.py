@@ -64,6 +64,7 @@ from detectors.live.cli import (
     _Output,
     format_stats,
     log_policy_notice,
+    tuned,
 )
 from detectors.policy import Policy, PolicyError, load_policy, policy_line
 from detectors.ship import cli as ship_cli
@@ -235,6 +236,7 @@ class Parent(Signals):
         self.engine = self._engine(None)
         self.engines = 1
         self._retired: dict[str, int] = {}
+        self._tuned_retired = 0
 
     def _engine(self, previous: Engine | None) -> Engine:
         observe = self._observe if self.args.es else None
@@ -286,6 +288,8 @@ class Parent(Signals):
             self.engines,
         )
         merged["policy"] = self.engine.policy_summary()
+        merged["tuning_entries"] = len(self.policy.tuning)
+        merged["tuning_suppressed"] = self._tuned_retired + tuned(self.engine)
         return merged
 
     def stats_line(self, final: bool = False) -> None:
@@ -379,6 +383,7 @@ class Parent(Signals):
         old.finish()
         for name, table in old.table_stats().items():
             self._retired[name] = self._retired.get(name, 0) + table["evictions"]
+        self._tuned_retired += tuned(old)
         self.engine = self._engine(old)
         self.engines += 1
         _log(
