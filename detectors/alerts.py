@@ -10,6 +10,7 @@ Elasticsearch) consume them. Nothing here reads packets.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import ipaddress
 import json
@@ -31,6 +32,8 @@ PROTO_NAMES = {
     0: "HOPOPT", 43: "IPv6-Route", 44: "IPv6-Frag", 60: "IPv6-Opts",
 }  # fmt: skip
 ECS_TRANSPORT = {58: "ipv6-icmp", 6: "tcp", 17: "udp", 41: "ipv6", 4: "ipv4"}
+
+FORMATS = ("eve", "ecs")  # EVE JSON as Suricata writes it; Elastic Common Schema
 
 
 # Community ID v1, seed 0, base64: what Zeek, Suricata and Elastic write by default.
@@ -331,7 +334,7 @@ class AlertWriter:
     """Writes alerts as JSON lines in one format; counts what it wrote."""
 
     def __init__(self, stream: IO[str], fmt: str = "eve", host: str | None = None) -> None:
-        if fmt not in ("eve", "ecs"):
+        if fmt not in FORMATS:
             raise ValueError(f"unknown format {fmt!r}: use eve or ecs")
         self.stream = stream
         self.fmt = fmt
@@ -342,3 +345,21 @@ class AlertWriter:
         doc = alert.to_eve(self.host) if self.fmt == "eve" else alert.to_ecs(self.host)
         self.stream.write(json.dumps(doc, separators=(",", ":"), ensure_ascii=False) + "\n")
         self.written += 1
+
+
+def add_output_arguments(parser: argparse.ArgumentParser, output_help: str) -> None:
+    """``-o``, ``--format`` and ``--sensor-name``: where alerts go and how they are
+    written, the same for ``replay`` and ``live``."""
+    parser.add_argument("-o", "--output", metavar="FILE", default="-", help=output_help)
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="eve",
+        help="eve: Suricata EVE JSON (default); ecs: Elastic Common Schema",
+    )
+    parser.add_argument(
+        "--sensor-name",
+        metavar="NAME",
+        default=None,
+        help="EVE host / ECS observer.name (default: this host's name)",
+    )

@@ -31,7 +31,7 @@ from typing import IO, Any, NoReturn
 from detectors import __version__, extras
 from detectors import explain as explain_cli
 from detectors import schema as schema_cli
-from detectors.alerts import Alert, AlertWriter
+from detectors.alerts import Alert, AlertWriter, add_output_arguments
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
 from detectors.engine import (
@@ -110,19 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="a capture, as the positional CAPTURE (repeatable; read before positional ones)",
     )
     replay.add_argument("--policy", metavar="FILE", help=POLICY_HELP)
-    replay.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        default="-",
-        help="write alerts here (default: - for standard output)",
-    )
-    replay.add_argument(
-        "--format",
-        choices=("eve", "ecs"),
-        default="eve",
-        help="eve: Suricata EVE JSON (default); ecs: Elastic Common Schema",
-    )
+    add_output_arguments(replay, "write alerts here (default: - for standard output)")
     replay.add_argument(
         "--fail-on",
         choices=SEVERITIES,
@@ -139,12 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--strict",
         action="store_true",
         help="a truncated or corrupt capture is an input error (exit 2)",
-    )
-    replay.add_argument(
-        "--sensor-name",
-        metavar="NAME",
-        default=None,
-        help="EVE host / ECS observer.name (default: this host's name)",
     )
     replay.add_argument(
         "--stats-json", metavar="FILE", help="also write the run's counters as JSON to FILE"

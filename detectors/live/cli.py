@@ -39,7 +39,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Final
 
-from detectors.alerts import Alert, AlertWriter
+from detectors.alerts import Alert, AlertWriter, add_output_arguments
 from detectors.detections import discover
 from detectors.engine import Engine, Pump, known_signatures, known_thresholds, learn_window_s
 from detectors.es.observations import Observation
@@ -130,24 +130,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--bpf", metavar="FILTER", help="kernel capture filter (tcpdump syntax)")
     parser.add_argument("--policy", metavar="FILE", help=POLICY_HELP)
-    parser.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        default="-",
-        help="append alerts here, reopened on SIGHUP (default: - for standard output)",
-    )
-    parser.add_argument(
-        "--format",
-        choices=("eve", "ecs"),
-        default="eve",
-        help="eve: Suricata EVE JSON (default); ecs: Elastic Common Schema",
-    )
-    parser.add_argument(
-        "--sensor-name",
-        metavar="NAME",
-        default=None,
-        help="EVE host / ECS observer.name (default: this host's name)",
+    add_output_arguments(
+        parser, "append alerts here, reopened on SIGHUP (default: - for standard output)"
     )
     parser.add_argument(
         "--stats-interval",
@@ -377,29 +361,13 @@ class LiveRun(Signals):
                     return  # run() starts a new engine on the new policy
 
     def _reopen_output(self) -> None:
-        try:
-            self.output.reopen()
-            self.writer.stream = self.output.stream
-            if self.args.output != "-":
-                _log(f"reopened {self.args.output}")
-        except OSError as exc:
-            _log(f"error: cannot reopen {self.args.output}: {exc.strerror}; keeping the old one")
+        reopen_output(self.args, self.output, self.writer)
 
     def _reload(self) -> bool:
         """SIGHUP: reopen the output; reload the policy. True if a new engine is needed."""
         self._reopen_output()
-        if not self.args.policy:
-            _log("SIGHUP: no --policy to reload (learned routers are kept)")
-            return False
-        try:
-            policy = load_policy(
-                self.args.policy, known_thresholds(self.specs), known_signatures(self.specs)
-            )
-        except PolicyError as exc:
-            _log(f"error: policy reload failed, keeping the old policy: {exc}")
-            return False
-        if policy.sha256 == self.policy.sha256:
-            _log(f"{self.args.policy}: policy unchanged, state kept")
+        policy = reread_policy(self.args, self.policy, self.specs)
+        if policy is None:
             return False
         self.policy = policy
         return True
@@ -469,6 +437,37 @@ class LiveRun(Signals):
         if self.shipping is not None:
             self.shipping.end_line()
         _log(format_stats(s, final))
+
+
+def reopen_output(args: argparse.Namespace, output: _Output, writer: AlertWriter) -> None:
+    """SIGHUP's output half (logrotate): reopen ``-o FILE``; on failure keep the old one."""
+    try:
+        output.reopen()
+        writer.stream = output.stream
+        if args.output != "-":
+            _log(f"reopened {args.output}")
+    except OSError as exc:
+        _log(f"error: cannot reopen {args.output}: {exc.strerror}; keeping the old one")
+
+
+def reread_policy(
+    args: argparse.Namespace, current: Policy, specs: Mapping[str, FamilySpec]
+) -> Policy | None:
+    """SIGHUP's policy half: the ``--policy`` file read again. None, with the reason
+    logged, when there is no file, it has an error (the old policy stays) or it is
+    unchanged (state is kept)."""
+    if not args.policy:
+        _log("SIGHUP: no --policy to reload (learned routers are kept)")
+        return None
+    try:
+        policy = load_policy(args.policy, known_thresholds(specs), known_signatures(specs))
+    except PolicyError as exc:
+        _log(f"error: policy reload failed, keeping the old policy: {exc}")
+        return None
+    if policy.sha256 == current.sha256:
+        _log(f"{args.policy}: policy unchanged, state kept")
+        return None
+    return policy
 
 
 def tuned(engine: Pump) -> int:

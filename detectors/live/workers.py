@@ -64,6 +64,8 @@ from detectors.live.cli import (
     _Output,
     format_stats,
     log_policy_notice,
+    reopen_output,
+    reread_policy,
     tuned,
 )
 from detectors.policy import Policy, PolicyError, load_policy, policy_line
@@ -354,29 +356,13 @@ class Parent(Signals):
         return EXIT_ERROR if failed else EXIT_CLEAN
 
     def _reopen(self) -> None:
-        try:
-            self.output.reopen()
-            self.writer.stream = self.output.stream
-            if self.args.output != "-":
-                _log(f"reopened {self.args.output}")
-        except OSError as exc:
-            _log(f"error: cannot reopen {self.args.output}: {exc.strerror}; keeping the old one")
+        reopen_output(self.args, self.output, self.writer)
 
     def _reload(self) -> None:
         """SIGHUP: read the policy again; a changed one flushes the counting Engine and
         starts a new one, which takes over the workers' queued events."""
-        if not self.args.policy:
-            _log("SIGHUP: no --policy to reload (learned routers are kept)")
-            return
-        try:
-            policy = load_policy(
-                self.args.policy, known_thresholds(self.specs), known_signatures(self.specs)
-            )
-        except PolicyError as exc:
-            _log(f"error: policy reload failed, keeping the old policy: {exc}")
-            return
-        if policy.sha256 == self.policy.sha256:
-            _log(f"{self.args.policy}: policy unchanged, state kept")
+        policy = reread_policy(self.args, self.policy, self.specs)
+        if policy is None:
             return
         self.policy = policy
         old = self.engine
