@@ -158,6 +158,17 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
     res = run("rules", "matrix")
     assert res.returncode == 2, res.stderr
     assert "pip install 'v6sentry[siem]'" in res.stderr and res.stderr.count("\n") == 1
+    # The SOC commands that need no extra work from a sensor-only install too.
+    res = run("schema", "eve")
+    assert res.returncode == 0 and json.loads(res.stdout)["type"] == "object", res.stderr
+    res = run("schema", "ecs")
+    assert res.returncode == 0 and json.loads(res.stdout)["type"] == "object", res.stderr
+    res = run("policy", "check", str(PCAPS / "policy.yaml"))
+    assert res.returncode == 0, res.stderr
+    res = run("policy", "show", "--policy", str(PCAPS / "policy.yaml"))
+    assert res.returncode == 0 and "thresholds:" in res.stdout, res.stderr
+    res = run("explain", "1000101")
+    assert res.returncode == 0 and "sid 1000101" in res.stdout, res.stderr
 
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[siem,es]"],
@@ -165,7 +176,7 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
         capture_output=True,
         timeout=900,
     )
-    for command in ("replay", "rules", "hunt", "live", "ship"):
+    for command in ("replay", "rules", "hunt", "live", "ship", "explain", "policy", "schema"):
         res = run(command, "--help")
         assert res.returncode == 0 and "usage: v6sentry" in res.stdout, (command, res.stderr)
     for action in ("render", "check", "matrix", "push"):
