@@ -3,7 +3,8 @@
 Owns argument parsing, exit codes and the human summary on stderr. It wires
 capture files to the engine, alerts to the chosen output and observations
 (``--events``) to their file; it does not decode or detect anything itself.
-The ``rules``, ``hunt`` and ``ship`` sub-commands live in their packages.
+The ``rules``, ``hunt`` and ``ship`` sub-commands live in their packages,
+``verify`` in ``detectors/verify.py``.
 
 Exit codes: 0 clean, 1 an alert at or above ``--fail-on``, 2 usage, input or
 output error (one line on stderr), 130/143 stopped by SIGINT/SIGTERM after
@@ -31,6 +32,7 @@ from typing import IO, Any, NoReturn
 from detectors import __version__, extras
 from detectors import explain as explain_cli
 from detectors import schema as schema_cli
+from detectors import verify as verify_cli
 from detectors.alerts import Alert, AlertWriter, add_output_arguments
 from detectors.capture import CaptureError, CaptureReader, open_capture
 from detectors.detections import discover
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     ship_cli.add_parser(sub, _Parser)
     explain_cli.add_parsers(sub, _Parser)
     schema_cli.add_parser(sub, _Parser)
+    verify_cli.add_parser(sub, _Parser)
     return parser
 
 
@@ -558,6 +561,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return explain_cli.run_policy(args)
     if args.command == "schema":
         return schema_cli.run(args)
+    if args.command == "verify":
+        return verify_cli.main(args)
     parser.print_help(sys.stderr)
     return EXIT_ERROR
 
