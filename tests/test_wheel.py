@@ -77,7 +77,11 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
         if line.startswith("Requires-Dist:")
     ]
     core = [r for r in requires if "extra ==" not in r]
-    assert [r.split(">")[0].split("=")[0].lower() for r in core] == ["pyyaml", "communityid"], core
+    assert [r.split(">")[0].split("=")[0].lower() for r in core] == [
+        "pyyaml",
+        "communityid",
+        "ruamel.yaml",
+    ], core
 
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
