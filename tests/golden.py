@@ -114,6 +114,27 @@ def replay(entry: dict[str, Any], tmp: Path, *extra: str) -> Run:
     return Run(code, alerts, lines, data, err.getvalue())
 
 
+def expectations_yaml(entries: Sequence[dict[str, Any]]) -> str:
+    """The manifest's entries as a ``v6sentry verify`` expectations file (absolute paths):
+    the manifest's counts are checked by the same code users run in CI."""
+    doc: dict[str, Any] = {"allow_other": False, "captures": []}
+    for entry in entries:
+        item: dict[str, Any] = {"capture": str(PCAPS / entry["file"])}
+        if "name" in entry:
+            item["name"] = entry["name"]
+        if entry.get("policy"):
+            item["policy"] = str(PCAPS / entry["policy"])
+        expect = {**(entry.get("expect") or {}), **(entry.get("sids") or {})}
+        if expect:
+            item["expect"] = expect
+        else:
+            item["none"] = True
+        if entry.get("truncated"):
+            item["truncated"] = True
+        doc["captures"].append(item)
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
 def golden_path(entry: dict[str, Any]) -> Path:
     """``name`` tells apart two entries replaying one capture (with and without a policy)."""
     return GOLDEN / f"{entry.get('name', entry['file'])}.eve.jsonl"
