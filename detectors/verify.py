@@ -751,7 +751,7 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
         "-j",
         "--jobs",
         type=int,
-        default=os.cpu_count() or 1,
+        default=_cores(),
         metavar="N",
         help="captures run in parallel, each in its own process (default: the number of cores)",
     )
@@ -764,6 +764,14 @@ def add_parser(sub: Any, parser_class: type[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--schema", action="store_true", help="print the expectations file's JSON Schema and exit"
     )
+
+
+def _cores() -> int:
+    """The cores this process may run on (a container's CPU set, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _fail(message: str) -> int:

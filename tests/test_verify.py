@@ -271,3 +271,44 @@ def test_schema_accepts_the_example(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"captures": [{"capture": "x", "expect": {"nope": 1}}]}, schema)
     assert verify.expectations_schema(discover()[0]) == schema
+
+
+CI = ROOT / "examples" / "ci"
+
+
+def test_ci_recipes_run_verify_with_junit() -> None:
+    github = yaml.safe_load((CI / "github-actions.yml").read_text(encoding="utf-8"))
+    steps = [s.get("run", "") for s in github["jobs"]["verify"]["steps"]]
+    assert any(s.startswith("v6sentry verify --junit ") for s in steps), steps
+    assert "pip install v6sentry" in steps
+    gitlab = yaml.safe_load((CI / "gitlab-ci.yml").read_text(encoding="utf-8"))
+    job = gitlab["v6sentry-verify"]
+    assert any(s.startswith("v6sentry verify --junit verify-junit.xml") for s in job["script"])
+    assert job["artifacts"]["reports"]["junit"] == "verify-junit.xml"
+
+
+def test_pre_commit_hook_checks_every_policy(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    config = yaml.safe_load((CI / "pre-commit-config.yaml").read_text(encoding="utf-8"))
+    (hook,) = config["repos"][0]["hooks"]
+    # pre-commit appends the staged files to the entry; v6sentry is this checkout's.
+    entry = hook["entry"].replace("v6sentry policy", f"{sys.executable} -m detectors policy")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("routers: 3\n", encoding="utf-8")
+    run = subprocess.run(
+        f"{entry} {POLICY} {bad}", shell=True, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2, run.stderr
+    assert "valid policy" in run.stderr and f"{bad}:1: routers:" in run.stderr
+    ok = subprocess.run(f"{entry} {POLICY}", shell=True, capture_output=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+
+
+def test_readme_example_file_fits_the_schema() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### `v6sentry verify`", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    doc = json.loads(json.dumps(yaml.safe_load(block)))
+    jsonschema.validate(doc, verify.expectations_schema(discover()[0]))
