@@ -581,11 +581,19 @@ def update(path: str, results: Sequence[Result]) -> list[str]:
     """
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
+    from ruamel.yaml.util import load_yaml_guess_indent
 
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    # The file's own indentation ("  - capture:" or "- capture:"): the diff then shows
+    # only the changed counts, not a reformatted file.
+    _, sequence, offset = load_yaml_guess_indent(text)
+    sequence, offset = sequence or 2, offset or 0
     rt = YAML()
     rt.preserve_quotes = True
-    with open(path, encoding="utf-8") as fh:
-        doc = rt.load(fh)
+    rt.width = 4096  # never re-wrap a long line the user wrote
+    rt.indent(mapping=max(sequence - offset, 2), sequence=sequence, offset=offset)
+    doc = rt.load(text)
     by_entry: dict[tuple[int, ...], list[Result]] = {}
     for r in results:
         by_entry.setdefault(r.case.entry, []).append(r)
@@ -615,7 +623,16 @@ def update(path: str, results: Sequence[Result]) -> list[str]:
             for key in [k for k in old if k not in expect]:
                 del old[key]
             for key, value in expect.items():
-                if value != KEEP:
+                current = old.get(key)
+                if isinstance(value, dict) and isinstance(current, CommentedMap):
+                    # a failing `where` rule: its fields stay as written, the count changes
+                    for bound in ("min", "max"):
+                        current.pop(bound, None)
+                    if "count" in current:
+                        current["count"] = value["count"]
+                    else:
+                        current.insert(0, "count", value["count"])
+                elif value != KEEP:
                     old[key] = value
         if truncated != first.case.truncated:
             node["truncated"] = truncated

@@ -232,9 +232,15 @@ def test_update_rewrites_failures_and_keeps_comments(
         "    policy: POLICY\n"
         "    none: true\n",
     )
+    before = path.read_text(encoding="utf-8")
     code, _, err = _verify(capsys, "--update", str(path))
     assert code == 0, err
     text = path.read_text(encoding="utf-8")
+    # Only the failing lines change: indentation, quoting and comments stay as written.
+    removed = [line.strip() for line in before.splitlines() if line not in text.splitlines()]
+    added = [line.strip() for line in text.splitlines() if line not in before.splitlines()]
+    assert removed == ["ipv6.rogue_ra: 5  # was wrong", "none: true"], text
+    assert added == ["ipv6.rogue_ra: 2  # was wrong", "ipv6.rogue_ra: 2"], text
     for comment in ("# top comment", "# the rogue one", "# inline", "# the benign one"):
         assert comment in text, text
     assert "ipv6.rogue_ra: 2" in text and "1000101: {min: 1}" in text, text
