@@ -67,15 +67,16 @@ RULE_KEYS = ("count", "min", "max", "where")
 EPILOG = """\
 examples:
   v6sentry verify examples/verify/expectations.yaml
-  v6sentry verify -j 4 --junit verify.xml tests/expectations.yaml
-  v6sentry verify --update tests/expectations.yaml && git diff tests/expectations.yaml
+  v6sentry verify -j 4 --junit verify.xml examples/verify/expectations.yaml
+  v6sentry verify --update examples/verify/expectations.yaml && git diff examples/
   v6sentry verify --schema > expectations.schema.json
 
 exit codes: 0 every expectation holds, 1 an expectation fails (the table names
 the difference: missing, unexpected, count off, field mismatch, truncation),
 2 bad input (the expectations file, a policy or a capture; one line naming the
 file, line and key). --update rewrites the failing expectations with the current
-results, keeping the file's comments and order, and exits 0.
+results, keeping the file's comments and order, and exits 0 (1 when the
+captures of one glob disagree, which it leaves as written).
 """
 
 

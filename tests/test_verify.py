@@ -318,3 +318,18 @@ def test_readme_example_file_fits_the_schema() -> None:
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     doc = json.loads(json.dumps(yaml.safe_load(block)))
     jsonschema.validate(doc, verify.expectations_schema(discover()[0]))
+
+
+def test_update_leaves_a_glob_whose_captures_disagree(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(
+        tmp_path,
+        f"captures:\n  - capture: [ROGUE, '{PCAPS}/benign_ra.pcap']\n    policy: POLICY\n"
+        "    none: true\n",
+    )
+    before = path.read_text(encoding="utf-8")
+    code, out, err = _verify(capsys, "--update", str(path))
+    assert code == 1, out + err
+    assert "captures of this glob differ; not updated" in err
+    assert path.read_text(encoding="utf-8") == before
