@@ -173,6 +173,17 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
     assert res.returncode == 0 and "thresholds:" in res.stdout, res.stderr
     res = run("explain", "1000101")
     assert res.returncode == 0 and "sid 1000101" in res.stdout, res.stderr
+    # verify is a core command (CI jobs install only the core): ruamel.yaml comes with it.
+    expectations = elsewhere / "expect.yaml"
+    expectations.write_text(
+        f"captures:\n  - capture: {PCAPS / 'rogue_ra.pcap'}\n    policy: {PCAPS / 'policy.yaml'}\n"
+        "    expect: {ipv6.rogue_ra: 1}\n",
+        encoding="utf-8",
+    )
+    res = run("verify", "-j", "2", "--update", str(expectations))
+    assert res.returncode == 0 and "0 passed, 1 failed" in res.stdout, res.stdout + res.stderr
+    res = run("verify", "-j", "2", str(expectations))
+    assert res.returncode == 0 and "1 passed, 0 failed" in res.stdout, res.stdout + res.stderr
 
     subprocess.run(
         [str(venv / "bin" / "pip"), "install", "-q", f"{wheel}[siem,es]"],
@@ -180,7 +191,8 @@ def test_wheel_installs_and_replays_without_rust(tmp_path: Path) -> None:
         capture_output=True,
         timeout=900,
     )
-    for command in ("replay", "rules", "hunt", "live", "ship", "explain", "policy", "schema"):
+    commands = ("replay", "rules", "hunt", "live", "ship", "explain", "policy", "schema", "verify")
+    for command in commands:
         res = run(command, "--help")
         assert res.returncode == 0 and "usage: v6sentry" in res.stdout, (command, res.stderr)
     for action in ("render", "check", "matrix", "push"):
