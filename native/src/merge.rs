@@ -29,6 +29,7 @@ use crate::decode::py::PyDecoder;
 use crate::decode::wire::{put_event, put_mark, Item, Rd, Wire};
 use crate::decode::Decoder;
 use crate::live::{os_error, wait_readable, LiveRing};
+use crate::pipeline::Clock;
 use crate::record::Rec;
 use crate::reducer::Observes;
 
@@ -44,11 +45,9 @@ pub struct Forwarder {
     decoder: Py<PyDecoder>,
     /// Event kinds the counting process uses (its reducers' and Python's).
     kinds: Observes,
-    /// This worker's packet time: every frame up to it has been packed (the watermark).
-    #[pyo3(get)]
-    now_ns: i64,
-    next_tick: i64,
-    tick_ns: i64,
+    /// This worker's packet time (every frame up to it has been packed: the watermark)
+    /// and its ticks, by the pipeline's rule.
+    clock: Clock,
     /// Frames read since the last `restart` (1-based, the events' `pcap_cnt`).
     #[pyo3(get, set)]
     frame: u64,
@@ -63,16 +62,11 @@ impl Forwarder {
     /// The worker's clock, as the pipeline's: on a tick, stale fragments are timed out
     /// (before the frame that reached it, as in replay).
     fn clock(&mut self, dec: &mut Decoder, ts: i64) {
-        if ts <= self.now_ns {
-            return;
-        }
-        if ts >= self.next_tick {
-            self.next_tick = ts + self.tick_ns;
+        if self.clock.advance(ts) {
             self.out.clear();
             dec.expire(ts, &mut self.out);
             self.pack_out(ts);
         }
-        self.now_ns = ts;
     }
 
     /// Pack the wanted events in `self.out`; true if any.
@@ -121,9 +115,7 @@ impl Forwarder {
                 malformed,
                 fragments,
             },
-            now_ns: 0,
-            next_tick: 0,
-            tick_ns,
+            clock: Clock::new(tick_ns),
             frame: 0,
             last_ts: i64::MIN,
             out: Vec::new(),
@@ -210,7 +202,13 @@ impl Forwarder {
         let n = self.items;
         self.buf.clear();
         self.items = 0;
-        (blob, n, self.now_ns)
+        (blob, n, self.clock.now_ns)
+    }
+
+    /// This worker's packet time: every frame up to it has been packed (the watermark).
+    #[getter]
+    fn now_ns(&self) -> i64 {
+        self.clock.now_ns
     }
 
     /// Items packed and not yet taken.

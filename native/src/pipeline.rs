@@ -30,6 +30,54 @@ use crate::merge::Merge;
 use crate::record::Rec;
 use crate::reducer::{guard, NativeReducer, Observes, Outputs};
 
+/// Packet time and its ticks, one rule for every stream: time never runs backwards, and
+/// a tick is due at the first timestamp at or past the next tick, the one after that
+/// `tick_ns` later. The pipeline and a `--workers` worker's `Forwarder` both keep one,
+/// so a worker times fragments out on the ticks a single process would.
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    /// The latest timestamp seen.
+    pub now_ns: i64,
+    next_tick: i64,
+    tick_ns: i64,
+}
+
+impl Clock {
+    pub fn new(tick_ns: i64) -> Self {
+        Clock {
+            now_ns: 0,
+            next_tick: 0,
+            tick_ns,
+        }
+    }
+
+    /// Move to a record at `ts` unless it reaches the next tick: false then, and the
+    /// record waits until `advance` has run the tick.
+    #[inline]
+    pub fn follow(&mut self, ts: i64) -> bool {
+        if ts > self.now_ns {
+            if ts >= self.next_tick {
+                return false;
+            }
+            self.now_ns = ts;
+        }
+        true
+    }
+
+    /// Move to `ts` (never back); true when that is a tick.
+    pub fn advance(&mut self, ts: i64) -> bool {
+        if ts <= self.now_ns {
+            return false;
+        }
+        self.now_ns = ts;
+        if ts < self.next_tick {
+            return false;
+        }
+        self.next_tick = ts + self.tick_ns;
+        true
+    }
+}
+
 /// Registers `Pipeline` on `detectors._native`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Pipeline>()?;
@@ -77,11 +125,8 @@ pub struct Pipeline {
     reducers: Vec<(usize, Py<NativeReducer>)>,
     /// The event kinds a Python detection subscribes to: only those become objects.
     python: Observes,
-    /// Packet time: the latest timestamp seen (never runs backwards).
-    #[pyo3(get)]
-    now_ns: i64,
-    next_tick: i64,
-    tick_ns: i64,
+    /// Packet time and its ticks.
+    clock: Clock,
     /// Record number within the current run (1-based, as `pcap_cnt`).
     #[pyo3(get, set)]
     frame: u64,
@@ -128,13 +173,7 @@ impl Pipeline {
     /// Move the clock for a record at `ts`; false when it reaches the next tick.
     #[inline]
     fn clock(&mut self, ts: i64) -> bool {
-        if ts > self.now_ns {
-            if ts >= self.next_tick {
-                return false;
-            }
-            self.now_ns = ts;
-        }
-        true
+        self.clock.follow(ts)
     }
 
     /// Decode one record and hand its events on.
@@ -206,9 +245,7 @@ impl Pipeline {
                 malformed: true,
                 fragments: true,
             },
-            now_ns: 0,
-            next_tick: 0,
-            tick_ns,
+            clock: Clock::new(tick_ns),
             frame: 0,
             pending: None,
             queue: std::collections::VecDeque::new(),
@@ -265,15 +302,13 @@ impl Pipeline {
     /// Move packet time to `now_ns`; true when a tick is due (Python then expires
     /// fragments and closes windows). Time never runs backwards.
     fn advance(&mut self, now_ns: i64) -> bool {
-        if now_ns <= self.now_ns {
-            return false;
-        }
-        self.now_ns = now_ns;
-        if now_ns < self.next_tick {
-            return false;
-        }
-        self.next_tick = now_ns + self.tick_ns;
-        true
+        self.clock.advance(now_ns)
+    }
+
+    /// Packet time: the latest timestamp seen (never runs backwards).
+    #[getter]
+    fn now_ns(&self) -> i64 {
+        self.clock.now_ns
     }
 
     /// Time out stale fragments at `now_ns` (on a tick): their anomaly events go to the
@@ -441,7 +476,10 @@ impl Pipeline {
             let Some(k) = self.merge.next_source()? else {
                 return Ok((items, None, true));
             };
-            let ts = self.merge.peek(k).map_or(self.now_ns, |item| item.key().0);
+            let ts = self
+                .merge
+                .peek(k)
+                .map_or(self.clock.now_ns, |item| item.key().0);
             if !self.clock(ts) {
                 return Ok((items, Some(ts), false));
             }
