@@ -37,15 +37,12 @@ import glob
 import io
 import ipaddress
 import json
-import multiprocessing
 import os
 import re
 import sys
 import time
-import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -426,6 +423,11 @@ def run(cases: Sequence[Case], jobs: int) -> list[Outcome]:
     """Every case's outcome, in the cases' order whatever ``jobs`` is."""
     if jobs <= 1 or len(cases) <= 1:
         return [_run_one(c) for c in cases]
+    # Imported here: every `v6sentry` command loads this module, and only a parallel
+    # verify needs a process pool (about 15 ms of start-up for replay otherwise).
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     # spawn, not fork: the native core and any threads are not fork-safe.
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(jobs, len(cases)), mp_context=ctx) as pool:
@@ -537,6 +539,8 @@ def table(results: Sequence[Result]) -> str:
 
 def junit(results: Sequence[Result], suite: str) -> bytes:
     """JUnit XML: one testcase per capture, its time, the difference in the failure."""
+    import xml.etree.ElementTree as ET  # only --junit needs it, not every command's start-up
+
     failures = sum(not r.passed for r in results)
     total = sum(r.outcome.seconds for r in results)
     root = ET.Element("testsuites", tests=str(len(results)), failures=str(failures))
