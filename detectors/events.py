@@ -356,6 +356,40 @@ class Redirect(NDMessage):
     destination: bytes = b""
 
 
+@dataclass(frozen=True, slots=True)
+class MldRecord:
+    """One MLDv2 Multicast Address Record (RFC 3810 5.2.4), without its source list."""
+
+    type: int
+    aux_len: int  # auxiliary data, in 32-bit words
+    group: bytes
+    sources: int
+
+
+@dataclass(frozen=True, slots=True)
+class MldMessage(Event):
+    """MLD Query (130), v1 Report (131), Done (132), v2 Report (143) (RFC 2710, RFC 3810),
+    or Multicast Router Discovery (151-153, RFC 4286). Built only when a detection
+    observes MLD."""
+
+    ip: IPv6Header
+    router_alert: bool  # a Hop-by-Hop Router Alert option (RFC 2711) came with it
+    icmp_type: int
+    code: int
+    checksum_ok: bool
+    version: int  # 1 or 2 (a query of 28 bytes or more is MLDv2)
+    max_delay: int  # Maximum Response Code/Delay; the MRD advertisement interval
+    group: bytes  # Multicast Address field (zero for a v2 report and MRD)
+    s_flag: bool = False  # MLDv2 query: Suppress Router-Side Processing
+    qrv: int = 0
+    qqic: int = 0
+    num_sources: int = 0
+    records_declared: int = 0  # MLDv2 report: Nr of Mcast Address Records field
+    records_fit: int = 0  # the records that fit in the message bytes
+    sources_total: int = 0
+    records: tuple[MldRecord, ...] = ()  # the first records that fit (bounded)
+
+
 ND_CLASSES: dict[int, type[NDMessage]] = {
     133: RouterSolicitation,
     134: RouterAdvertisement,

@@ -407,6 +407,51 @@ pub struct NdMessage {
     pub body: NdBody,
 }
 
+/// Most MLDv2 multicast address records an `MldMessage` keeps (the counts go on).
+pub const MAX_MLD_RECORDS: usize = 64;
+
+/// One MLDv2 Multicast Address Record (RFC 3810 5.2.4), without its source list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MldRecord {
+    pub rtype: u8,
+    /// Auxiliary data length, in 32-bit words.
+    pub aux_len: u8,
+    pub group: [u8; 16],
+    pub sources: u16,
+}
+
+/// An MLD message: Query (130), v1 Report (131), Done (132), v2 Report (143) (RFC
+/// 2710, RFC 3810), or a Multicast Router Discovery message (151-153, RFC 4286).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MldMessage {
+    pub meta: Meta,
+    pub ip: Ipv6Header,
+    /// A Hop-by-Hop Router Alert option (RFC 2711) came with it.
+    pub router_alert: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+    pub checksum_ok: bool,
+    /// 1 or 2: a query is MLDv2 when it has 28 or more bytes (RFC 3810 8.1).
+    pub version: u8,
+    /// Maximum Response Code (Delay for MLDv1); MRD advertisement interval for 151.
+    pub max_delay: u16,
+    /// The Multicast Address field (unspecified for a general query; zero for a v2
+    /// report and MRD).
+    pub group: [u8; 16],
+    /// MLDv2 query: Suppress Router-Side Processing flag, QRV, QQIC, Number of Sources.
+    pub s_flag: bool,
+    pub qrv: u8,
+    pub qqic: u8,
+    pub num_sources: u16,
+    /// MLDv2 report: the Number of Multicast Address Records field, the records that
+    /// fit in the message bytes, and the sources they list.
+    pub records_declared: u16,
+    pub records_fit: u16,
+    pub sources_total: u32,
+    /// The first `MAX_MLD_RECORDS` records that fit.
+    pub records: Vec<MldRecord>,
+}
+
 /// Everything the decoder emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -415,6 +460,7 @@ pub enum Event {
     Fragment(FragmentAnomaly),
     Malformed(Malformed),
     Nd(NdMessage),
+    Mld(MldMessage),
 }
 
 impl Event {
@@ -425,6 +471,7 @@ impl Event {
             Event::Fragment(e) => &e.meta,
             Event::Malformed(e) => &e.meta,
             Event::Nd(e) => &e.meta,
+            Event::Mld(e) => &e.meta,
         }
     }
 }

@@ -146,6 +146,8 @@ impl Decoder {
 
         let mut chain = Chain::default();
         let mut p = off + 40;
+        // Where a first Hop-by-Hop header starts, for MLD's Router Alert check.
+        let mut hbh = None;
         let max_ext = self.limits.max_ext_headers;
         while is_ext(nh) {
             if chain.len() >= max_ext {
@@ -163,6 +165,9 @@ impl Decoder {
                 let what = format!("extension header {nh}").into();
                 self.short(out, "ext", what, s, d, tunnels);
                 return Self::learn_upper(out, from, cut_at(nh));
+            }
+            if nh == 0 && chain.is_empty() {
+                hbh = Some(p);
             }
             chain.push(nh);
             if nh == NH_FRAGMENT {
@@ -223,6 +228,7 @@ impl Decoder {
             fragment: frag,
             tunnels: *tunnels,
         };
+        self.hbh_at = hbh;
         self.upper(data, p, end, &ip, out)
     }
 
@@ -301,6 +307,9 @@ impl Decoder {
                 icode = Some(data[p + 1]);
                 if (133..=137).contains(&t) {
                     self.nd_message(data, p, end, ip, out);
+                }
+                if self.want_mld && super::mld::is_mld(t) {
+                    self.mld_message(data, p, end, ip, out);
                 }
             }
             NH_TCP if has(p, end, 14) => {
@@ -411,6 +420,46 @@ impl Decoder {
             let detail = Cow::Owned(joined);
             let t = &ip.tunnels;
             self.malformed_in(out, "nd", "bad_option", detail, s, d, t, flow);
+        }
+    }
+}
+
+impl Decoder {
+    /// Hand an MLD or MRD message to `mld`; short or inconsistent ones are malformed.
+    fn mld_message(
+        &mut self,
+        data: &[u8],
+        p: usize,
+        end: usize,
+        ip: &Ipv6Header,
+        out: &mut Vec<Event>,
+    ) {
+        let itype = data[p];
+        let (s, d) = (Some(IpAddr::V6(ip.src)), Some(IpAddr::V6(ip.dst)));
+        // The caller checked the 4-byte ICMPv6 header.
+        let flow = Upper {
+            proto: Some(NH_ICMPV6),
+            icmp_type: Some(itype),
+            icmp_code: Some(data[p + 1]),
+            ..Upper::default()
+        };
+        let alert = self
+            .hbh_at
+            .take()
+            .is_some_and(|h| super::mld::router_alert(data, h, end));
+        let meta = self.meta();
+        let (msg, error) = super::mld::parse_mld(meta, ip, alert, data, p, end);
+        if let Some(msg) = msg {
+            out.push(Event::Mld(msg));
+        }
+        if let Some(e) = error {
+            if self.f.snapped {
+                let what = format!("MLD type {itype} body").into();
+                return self.short(out, "mld", what, s, d, &ip.tunnels);
+            }
+            let detail = format!("MLD type {itype}: {}", e.reason()).into();
+            let t = &ip.tunnels;
+            self.malformed_in(out, "mld", e.reason(), detail, s, d, t, flow);
         }
     }
 }

@@ -25,6 +25,7 @@ use crate::record::Rec;
 
 pub mod events;
 mod ip;
+pub mod mld;
 pub mod nd;
 pub(crate) mod py;
 pub mod reassembly;
@@ -118,6 +119,11 @@ pub struct Decoder {
     pub want_packets: bool,
     /// Emit a `TunnelPacket` for every decapsulation.
     pub want_tunnels: bool,
+    /// Decode MLD and MRD messages into `MldMessage` events (off: none are built).
+    pub want_mld: bool,
+    /// The first Hop-by-Hop header of the IPv6 packet whose upper layer is being
+    /// decoded (MLD reads its Router Alert option).
+    hbh_at: Option<usize>,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
@@ -165,6 +171,8 @@ impl Decoder {
             limits,
             want_packets: false,
             want_tunnels: false,
+            want_mld: false,
+            hbh_at: None,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),

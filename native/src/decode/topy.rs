@@ -47,6 +47,8 @@ struct Classes {
     ns: Class,
     na: Class,
     redirect: Class,
+    mld_record: Class,
+    mld: Class,
     decode_stats: Py<PyAny>,
 }
 
@@ -105,6 +107,8 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             ns: get("NeighborSolicitation")?,
             na: get("NeighborAdvertisement")?,
             redirect: get("Redirect")?,
+            mld_record: get("MldRecord")?,
+            mld: get("MldMessage")?,
             decode_stats: m.getattr("DecodeStats")?.unbind(),
         })
     })
@@ -343,7 +347,48 @@ impl<'py> Converter<'py> {
                 ],
             ),
             Event::Nd(n) => self.nd(meta, n),
+            Event::Mld(m) => self.mld(meta, m),
         }
+    }
+
+    fn mld(&self, meta: Obj<'py>, m: &MldMessage) -> PyResult<Obj<'py>> {
+        let py = self.py;
+        let records = m
+            .records
+            .iter()
+            .map(|r| {
+                call(
+                    py,
+                    &self.c.mld_record,
+                    vec![
+                        any(py, r.rtype)?,
+                        any(py, r.aux_len)?,
+                        bytes(py, &r.group),
+                        any(py, r.sources)?,
+                    ],
+                )
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let args = vec![
+            meta,
+            self.ip(&m.ip)?,
+            any(py, m.router_alert)?,
+            any(py, m.icmp_type)?,
+            any(py, m.code)?,
+            any(py, m.checksum_ok)?,
+            any(py, m.version)?,
+            any(py, m.max_delay)?,
+            bytes(py, &m.group),
+            any(py, m.s_flag)?,
+            any(py, m.qrv)?,
+            any(py, m.qqic)?,
+            any(py, m.num_sources)?,
+            any(py, m.records_declared)?,
+            any(py, m.records_fit)?,
+            any(py, m.sources_total)?,
+            PyTuple::new(py, records)?.into_any(),
+        ];
+        call(py, &self.c.mld, args)
     }
 
     fn nd(&self, meta: Obj<'py>, n: &NdMessage) -> PyResult<Obj<'py>> {
