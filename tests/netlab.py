@@ -1704,6 +1704,198 @@ def nmap_dark_wide(lab: Lab) -> None:
     remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 10, lab)
 
 
+# MLD (issue 14): rogue queriers, the querier election, MRD, report and Done floods,
+# abnormal MLDv2 record counts; and hosts joining and leaving groups under a real querier.
+
+# A Linux bridge acting as the link's MLD querier (RFC 3810), in its own namespace q1: its
+# address is higher than every other lab node's link-local, so any of them that queries
+# wins the election (7.6.2). It is in the lab policy as a router.
+Q1: Final = NodeSpec("q1", "02:00:00:00:01:03", "fe80::ff:3", "router")
+ICMP_MLD_QUERY, ICMP_MLD_DONE, ICMP_MLD2_REPORT, ICMP_MRD_ADV = 130, 132, 143, 151
+# Joins `group` on eth0 for `seconds` (the kernel reports it, and answers queries), then
+# leaves it (the kernel sends the MLDv2 leave, Robustness Variable times).
+_JOIN_LEAVE: Final = """
+import socket, struct, sys, time
+group, seconds = sys.argv[1], float(sys.argv[2])
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+mreq = socket.inet_pton(socket.AF_INET6, group) + struct.pack("@I", socket.if_nametoindex("eth0"))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+time.sleep(seconds)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_LEAVE_GROUP, mreq)
+time.sleep(1.0)
+"""
+MLD_TBF: Final = "tbf rate 1mbit burst 3000 limit 6000"  # bounds the report floods
+
+
+def start_querier(lab: Lab) -> None:
+    """Turn q1 (added before ``start_lan``) into a querying bridge: its address moves from
+    eth0 to bridge ``brq`` (snooping and querier on, a query every second, startup
+    queries every second), with eth0 as its only port."""
+    ns = lab.nodes["q1"]
+    _ip("-n", ns, "addr", "del", f"{Q1.link_local}/64", "dev", "eth0")
+    opts = "mcast_snooping 1 mcast_querier 1 mcast_query_interval 100"
+    opts += " mcast_startup_query_interval 100 mcast_query_response_interval 50"
+    _ip("-n", ns, "link", "add", "brq", "type", "bridge", *opts.split())
+    lab.sysctl("q1", {"net.ipv6.conf.brq.addr_gen_mode": 1, "net.ipv6.conf.brq.accept_ra": 0})
+    _ip("-n", ns, "link", "set", "dev", "brq", "address", Q1.mac)
+    _ip("-n", ns, "link", "set", "dev", "eth0", "master", "brq")
+    _ip("-n", ns, "addr", "add", f"{Q1.link_local}/64", "dev", "brq", "nodad")
+    _ip("-n", ns, "link", "set", "dev", "brq", "up")
+    time.sleep(2.5)  # two queries, and the hosts' answers
+
+
+def join_leave(lab: Lab, node: str, group: str, seconds: float) -> subprocess.Popen[bytes]:
+    """A process in ``node`` that joins ``group``, stays ``seconds``, then leaves it."""
+    return lab.spawn(node, [sys.executable, "-c", _JOIN_LEAVE, group, str(seconds)], f"join-{node}.log")
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence("MLD query from the querier q1", frames(Q1.mac, ICMP_MLD_QUERY), 3),
+        Evidence("MLDv2 report from h1", frames(H1.mac, ICMP_MLD2_REPORT), 3),
+        Evidence("MLDv2 report from h2", frames(H2.mac, ICMP_MLD2_REPORT), 3),
+    ],
+)
+def mld_benign_querier(lab: Lab) -> None:
+    """q1, a Linux bridge with ``mcast_querier 1``, queries every second; h1 and h2 join
+    groups, answer the queries and leave.
+
+    In h1 and h2: a Python socket joins ff05::db8:1 (h1) and ff05::db8:2 then ff15::db8:3
+    (h2) with IPV6_JOIN_GROUP, stays 3 s and leaves with IPV6_LEAVE_GROUP; meanwhile the
+    hosts ping each other.
+    """
+    lab.add_node(Q1)
+    start_lan(lab)
+    start_querier(lab)
+    procs = [
+        join_leave(lab, "h1", "ff05::db8:1", 3),
+        join_leave(lab, "h2", "ff05::db8:2", 3),
+    ]
+    _must_ping(lab, HOST_PINGS)
+    for proc in procs:
+        proc.wait(15)
+    join_leave(lab, "h2", "ff15::db8:3", 2).wait(15)
+    time.sleep(1.0)
+
+
+@scenario(
+    expect=["ipv6.mld_abuse"],
+    sids=[1001201, 1001204],
+    evidence=[
+        Evidence(
+            "MLD queries from a1's MAC and 12 sources",
+            frames(A1.mac, ICMP_MLD_QUERY),
+            12,
+            distinct=source,
+        )
+    ],
+    tools=["atk6-fake_mld26"],
+)
+def fake_mld26_query(lab: Lab) -> None:
+    """a1 queries the link from 12 link-local addresses (no querier runs).
+
+    In a1: ``timeout 1 atk6-fake_mld26 eth0 query :: :: 1 fe80::a:1:N`` for N = 1..12
+    (under ``timeout`` 20 s in all): one MLDv2 general query each, hop limit 1. 10
+    individual alerts (the per-link cap), then one burst when the window closes.
+    """
+    start_lan(lab)
+    # The tool sends its query at once, then listens for reports: 1 s each is enough.
+    loop = "for i in $(seq 1 12); do timeout 1 atk6-fake_mld26 eth0 query :: :: 1 fe80::a:1:$i; done"
+    lab.run_tool("a1", ["sh", "-c", loop], 20)
+
+
+@scenario(
+    expect=["ipv6.mld_abuse"],
+    sids=[1001202],
+    evidence=[
+        Evidence("MLD query from q1", frames(Q1.mac, ICMP_MLD_QUERY), 2),
+        Evidence("MLD query from a1", frames(A1.mac, ICMP_MLD_QUERY)),
+    ],
+    tools=["atk6-fake_mld26"],
+)
+def fake_mld26_takeover(lab: Lab) -> None:
+    """q1 is the querier (fe80::ff:3); a1 queries from its lower fe80::a:1 and wins the
+    election (RFC 3810 7.6.2).
+
+    In a1: ``atk6-fake_mld26 eth0 query`` (3 s).
+    """
+    lab.add_node(Q1)
+    start_lan(lab)
+    start_querier(lab)
+    lab.run_tool("a1", ["atk6-fake_mld26", "eth0", "query"], 3)
+
+
+@scenario(
+    expect=["ipv6.mld_abuse"],
+    sids=[1001206],
+    evidence=[Evidence("MLDv2 report from a foreign MAC", frames(FOREIGN, ICMP_MLD2_REPORT), 100)],
+    tools=["atk6-flood_mld26"],
+)
+def flood_mld26(lab: Lab) -> None:
+    """MLDv2 reports for random groups from random sources and MACs.
+
+    In a1: ``tc qdisc add dev eth0 root tbf rate 1mbit burst 3000 limit 6000``, then
+    ``atk6-flood_mld26 eth0`` (2 s): each report carries dozens of group records and
+    fills a frame, so the link passes about 85 reports (thousands of groups) a second.
+    """
+    start_lan(lab)
+    lab.limit_egress("a1", MLD_TBF)
+    lab.run_tool("a1", ["atk6-flood_mld26", "eth0"], FLOOD)
+
+
+@scenario(
+    expect=["ipv6.mld_abuse"],
+    sids=[1001207],
+    evidence=[Evidence("MLD Done from a1", frames(A1.mac, ICMP_MLD_DONE), 60)],
+    tools=["atk6-fake_mld6"],
+)
+def fake_mld6_done(lab: Lab) -> None:
+    """h1 listens to ff05::db8:1; a1 sends Dones for it and 59 other groups.
+
+    In h1: a socket joins ff05::db8:1. In a1: ``atk6-fake_mld6 eth0 delete ff05::db8:N``
+    for N = 1..60 (under ``timeout`` 20 s in all): one MLDv1 Done each.
+    """
+    start_lan(lab)
+    listener = join_leave(lab, "h1", "ff05::db8:1", 8)
+    time.sleep(0.5)
+    loop = "for i in $(seq 1 60); do atk6-fake_mld6 eth0 delete ff05::db8:$i; done"
+    lab.run_tool("a1", ["sh", "-c", loop], 20)
+    listener.wait(15)
+
+
+@scenario(
+    expect=["ipv6.mld_abuse"],
+    sids=[1001203],
+    evidence=[Evidence("MRD advertisement from a1", frames(A1.mac, ICMP_MRD_ADV))],
+    tools=["atk6-fake_mldrouter6"],
+)
+def fake_mldrouter6(lab: Lab) -> None:
+    """a1 announces itself as a multicast router (Multicast Router Discovery, RFC 4286).
+
+    ``atk6-fake_mldrouter6 eth0 advertise`` (2 s).
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-fake_mldrouter6", "eth0", "advertise"], 2)
+
+
+@scenario(
+    expect=["ipv6.mld_abuse"],
+    sids=[1001205],
+    evidence=[Evidence("MLDv2 report from a foreign MAC", frames(FOREIGN, ICMP_MLD2_REPORT), 20)],
+    tools=["atk6-fuzz_ip6"],
+)
+def fuzz_mld2_report(lab: Lab) -> None:
+    """a1 fuzzes MLDv2 reports field by field, the record count among them.
+
+    In a1: ``tc qdisc add dev eth0 root tbf rate 1mbit burst 3000 limit 6000``, then
+    ``atk6-fuzz_ip6 -a -8 eth0 ff02::16`` (4 s).
+    """
+    start_lan(lab)
+    lab.limit_egress("a1", MLD_TBF)
+    lab.run_tool("a1", ["atk6-fuzz_ip6", "-a", "-8", "eth0", "ff02::16"], 4)
+
+
 # -- recording -----------------------------------------------------------------------
 
 
