@@ -1746,7 +1746,9 @@ def start_querier(lab: Lab) -> None:
 
 def join_leave(lab: Lab, node: str, group: str, seconds: float) -> subprocess.Popen[bytes]:
     """A process in ``node`` that joins ``group``, stays ``seconds``, then leaves it."""
-    return lab.spawn(node, [sys.executable, "-c", _JOIN_LEAVE, group, str(seconds)], f"join-{node}.log")
+    return lab.spawn(
+        node, [sys.executable, "-c", _JOIN_LEAVE, group, str(seconds)], f"join-{node}.log"
+    )
 
 
 @scenario(
@@ -1801,7 +1803,9 @@ def fake_mld26_query(lab: Lab) -> None:
     """
     start_lan(lab)
     # The tool sends its query at once, then listens for reports: 1 s each is enough.
-    loop = "for i in $(seq 1 12); do timeout 1 atk6-fake_mld26 eth0 query :: :: 1 fe80::a:1:$i; done"
+    loop = (
+        "for i in $(seq 1 12); do timeout 1 atk6-fake_mld26 eth0 query :: :: 1 fe80::a:1:$i; done"
+    )
     lab.run_tool("a1", ["sh", "-c", loop], 20)
 
 

@@ -227,7 +227,10 @@ mod tests {
         let m = mlds(&ev);
         assert_eq!(m.len(), 1);
         assert!(m[0].router_alert && m[0].checksum_ok);
-        assert_eq!((m[0].version, m[0].max_delay, m[0].ip.hop_limit), (1, 10000, 1));
+        assert_eq!(
+            (m[0].version, m[0].max_delay, m[0].ip.hop_limit),
+            (1, 10000, 1)
+        );
     }
 
     #[test]
@@ -261,7 +264,10 @@ mod tests {
         let frame = with_ra(&ALL_ROUTERS_MLD2, &body);
         let ev = run(&mut mld_decoder(), 1, &frame, frame.len(), S);
         let m = mlds(&ev)[0];
-        assert_eq!((m.records_declared, m.records_fit, m.sources_total), (2, 2, 2));
+        assert_eq!(
+            (m.records_declared, m.records_fit, m.sources_total),
+            (2, 2, 2)
+        );
         assert_eq!(m.records[1].rtype, 1);
         assert_eq!(m.records[1].group, g);
         // Declares 500 records, holds 2: the event says so (the family judges it).

@@ -62,9 +62,8 @@ fn setting<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyAny>, name: &str) -> PyRe
 }
 
 fn arr<const N: usize>(b: &[u8], what: &str) -> PyResult<[u8; N]> {
-    b.try_into().map_err(|_| {
-        pyo3::exceptions::PyValueError::new_err(format!("{what} must be {N} bytes"))
-    })
+    b.try_into()
+        .map_err(|_| pyo3::exceptions::PyValueError::new_err(format!("{what} must be {N} bytes")))
 }
 
 fn is_link_local(a: &[u8; 16]) -> bool {
@@ -87,7 +86,10 @@ fn offender(m: &MldMessage) -> Offender {
 fn offender_py<'py>(py: Python<'py>, o: &Offender) -> PyResult<Bound<'py, PyAny>> {
     tuple(
         py,
-        vec![bytes(py, o.addr()), opt_bytes(py, o.mac.as_ref().map(|m| &m[..]))],
+        vec![
+            bytes(py, o.addr()),
+            opt_bytes(py, o.mac.as_ref().map(|m| &m[..])),
+        ],
     )
 }
 
@@ -153,7 +155,10 @@ pub fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     let routers: Option<Vec<(Vec<u8>, Option<Vec<u8>>)>> = setting(settings, "routers")?;
     let mut policy: KeyedMap<[u8; 16], Vec<Option<[u8; 6]>>> = KeyedMap::default();
     for (a, m) in routers.iter().flatten() {
-        let mac = m.as_deref().map(|m| arr::<6>(m, "router mac")).transpose()?;
+        let mac = m
+            .as_deref()
+            .map(|m| arr::<6>(m, "router mac"))
+            .transpose()?;
         policy
             .entry(arr::<16>(a, "router address")?)
             .or_default()
@@ -209,8 +214,7 @@ impl MldReducer {
             return true;
         }
         let first = *self.first_ns.get_or_insert(ts);
-        if ts.saturating_sub(first) < self.cfg.learn_ns && self.learned_count < self.cfg.learn_max
-        {
+        if ts.saturating_sub(first) < self.cfg.learn_ns && self.learned_count < self.cfg.learn_max {
             self.learned.insert((link, who), ());
             self.learned_count += 1;
             return true;
@@ -443,7 +447,13 @@ impl MldReducer {
     /// `("flood", link, start_ns, first_ns, last_ns, reports, groups, groups_capped,
     /// sample_groups, reporters, reporters_capped, sample_reporters, dones,
     /// dones_listened, emptied_groups, sample_emptied, report_sample, done_sample)`.
-    fn emit<'py>(&self, py: Python<'py>, link: Link, w: &WinRef, out: &mut Outputs<'py>) -> PyResult<()> {
+    fn emit<'py>(
+        &self,
+        py: Python<'py>,
+        link: Link,
+        w: &WinRef,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         let w = w.borrow();
         if !self.alerts(&w) {
             return Ok(());
@@ -509,7 +519,12 @@ impl Reducer for MldReducer {
         }
     }
 
-    fn observe<'py>(&mut self, py: Python<'py>, ev: &Event, out: &mut Outputs<'py>) -> PyResult<()> {
+    fn observe<'py>(
+        &mut self,
+        py: Python<'py>,
+        ev: &Event,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         let Some(m) = local_mld(ev) else {
             return Ok(());
         };
@@ -534,7 +549,12 @@ impl Reducer for MldReducer {
         self.emit_closed(py, out)
     }
 
-    fn flush<'py>(&mut self, py: Python<'py>, _now_ns: i64, out: &mut Outputs<'py>) -> PyResult<()> {
+    fn flush<'py>(
+        &mut self,
+        py: Python<'py>,
+        _now_ns: i64,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         self.budget.flush(&mut self.bursts);
         self.emit_bursts(py, out)?;
         self.closed = self.windows.close_all();
