@@ -19,6 +19,7 @@ from detectors.events import (
     Ipv6Packet,
     LinkLayerAddressOption,
     Malformed,
+    MldMessage,
     MTUOption,
     NeighborAdvertisement,
     NeighborSolicitation,
@@ -454,3 +455,34 @@ def test_long_link_layer_option_is_kept_whole() -> None:
     msg = icmp6(LL1, ALLNODES, 133, bytes(4) + opt(1, addr))
     (rs,) = only(decode(eth(ip6(LL1, ALLNODES, 58, msg))), RouterSolicitation)
     assert isinstance(rs, RouterSolicitation) and rs.source_lla() == addr
+
+
+# -- MLD (issue 14) ---------------------------------------------------------------
+
+
+def test_mld_messages_become_events_only_when_asked() -> None:
+    from detectors.detections.mld import captures as mld
+
+    group = bytes.fromhex("ff050000000000000000000000000db8")
+    report = mld.report(LL1, [mld.record(4, group), mld.record(3, group)])
+    frame = eth(report)
+    assert not [e for e in decode(frame) if isinstance(e, MldMessage)]
+    events = decode(frame, decoder=Decoder(want_mld=True))
+    (msg,) = only(events, MldMessage)
+    assert isinstance(msg, MldMessage)
+    assert (msg.icmp_type, msg.version, msg.ip.hop_limit, msg.router_alert) == (143, 2, 1, True)
+    assert (msg.records_declared, msg.records_fit, msg.checksum_ok) == (2, 2, True)
+    assert [(r.type, r.group) for r in msg.records] == [(4, group), (3, group)]
+    query = only(decode(eth(mld.query(LL2)), decoder=Decoder(want_mld=True)), MldMessage)[0]
+    assert isinstance(query, MldMessage)
+    assert (query.icmp_type, query.qrv, query.qqic, query.max_delay) == (130, 2, 125, 10000)
+
+
+def test_short_mld_message_is_malformed() -> None:
+    hbh = bytes([58, 0, 5, 2, 0, 0, 1, 0])
+    frame = eth(ip6(LL1, ALLNODES, 0, hbh + icmp6(LL1, ALLNODES, 131, bytes(4)), hlim=1))
+    events = decode(frame, decoder=Decoder(want_mld=True))
+    assert not only(events, MldMessage)
+    (bad,) = only(events, Malformed)
+    assert isinstance(bad, Malformed)
+    assert (bad.layer, bad.reason) == ("mld", "short_message")
