@@ -152,6 +152,7 @@ fn fuzz_decoder_never_panics_and_stays_bounded() {
         let mut d = Decoder::new(limits);
         d.want_packets = true;
         d.want_tunnels = true;
+        d.want_mld = true;
         let mut out: Vec<Event> = Vec::new();
         let mut ts: i64 = 1_700_000_000_000_000_000;
         let mut buf = Vec::new();
@@ -204,6 +205,7 @@ fn regression_captures_decode_without_panics() {
     let mut d = Decoder::new(DecoderLimits::default());
     d.want_packets = true;
     d.want_tunnels = true;
+    d.want_mld = true;
     let mut out = Vec::new();
     for (i, (lt, data, wire)) in corpus().iter().enumerate() {
         let rec = Rec {
@@ -310,9 +312,10 @@ fn wire_form_round_trips_every_event_and_refuses_damage() {
     let mut d = Decoder::new(small_limits());
     d.want_packets = true;
     d.want_tunnels = true;
+    d.want_mld = true;
     let mut out: Vec<Event> = Vec::new();
     let mut buf = Vec::new();
-    let mut kinds = [0usize; 5];
+    let mut kinds = [0usize; 6]; // one per `Event` variant, Mld included
     let mut refused = 0usize;
     for n in 0..60_000u64 {
         let (lt, data, _) = &frames[rng.below(frames.len())];
