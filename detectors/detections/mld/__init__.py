@@ -21,7 +21,7 @@ from typing import Any
 from detectors.detections import NS, Context, Detector
 from detectors.detections.budget import Burst, Link, link_str, raise_burst
 from detectors.events import MldMessage, ip_str, is_link_local, mac_str
-from detectors.policy import LEARN_WINDOW
+from detectors.policy import LEARN_WINDOW, Policy
 from detectors.spec import load_spec
 
 CATEGORY = "ipv6.mld_abuse"
@@ -39,11 +39,19 @@ Learned = tuple[int, list[tuple[bytes, bytes | None]]] | None
 
 
 @cache
-def _default_learn_window_s() -> float:
-    """The router learning window's default, from the RA family's spec that owns it."""
+def _router_learning_defaults() -> dict[str, float]:
+    """The router learning thresholds' defaults, from the RA family's spec that owns them."""
     spec = load_spec(Path(__file__).resolve().parent.parent / "router_advert" / "spec.yaml")
-    category, name = LEARN_WINDOW
-    return float(spec.detections[category].thresholds[name].default)
+    category, _name = LEARN_WINDOW
+    return {n: float(t.default) for n, t in spec.detections[category].thresholds.items()}
+
+
+def _router_learning(policy: Policy, name: str) -> float:
+    """``ipv6.rogue_ra.<name>`` as the policy sets it, else its default: queriers are
+    learned as routers are, in the same window and up to the same count."""
+    category, _name = LEARN_WINDOW
+    value = policy.thresholds.get(category, {}).get(name)
+    return float(value if value is not None else _router_learning_defaults()[name])
 
 
 def _message(ev: MldMessage) -> dict[str, Any]:
@@ -70,11 +78,7 @@ class MldDetector(Detector):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         th = ctx.thresholds[CATEGORY]
-        category, name = LEARN_WINDOW
-        learn_s = self.policy.thresholds.get(category, {}).get(name)
-        self.learn_ns = int(
-            float(learn_s if learn_s is not None else _default_learn_window_s()) * NS
-        )
+        self.learn_ns = int(_router_learning(self.policy, LEARN_WINDOW[1]) * NS)
         self.flood_window_ns = int(th["flood_window_s"] * NS)
         self.max_groups = int(th["max_groups_per_window"])
         self.max_reporters = int(th["max_reporters_per_window"])
@@ -85,10 +89,10 @@ class MldDetector(Detector):
             "mld",
             {
                 "cap": int(th["max_tracked"]),
-                # Learned queriers are bounded like learned routers (RA's learn_max_routers
-                # default): a query flood in the window cannot whitelist itself.
+                # Learned queriers are bounded like learned routers: a query flood in the
+                # learning window cannot whitelist itself.
                 "learn_ns": self.learn_ns,
-                "learn_max": 16,
+                "learn_max": int(_router_learning(self.policy, "learn_max_routers")),
                 "suppress_ns": int(th["suppress_s"] * NS),
                 "budget_window_ns": int(th["window_s"] * NS),
                 "max_alerts": int(th["max_alerts_per_window"]),
