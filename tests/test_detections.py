@@ -409,3 +409,35 @@ def test_learning_never_whitelists_a_spoofed_or_kill_router_ra() -> None:
     ]
     alerts, _ = replay(frames, empty_policy())
     assert sids(alerts) == Counter({1000102: 1, 1000104: 1})
+
+
+# -- MLD (issue 14) ---------------------------------------------------------------
+
+
+def test_every_mld_signature_is_pinned_to_real_tool_traffic() -> None:
+    """Each sid of the MLD family is expected from some attack-tool lab scenario."""
+    from tests import netlab
+
+    sids = family_sids("mld")
+    pinned = set().union(*(sc.sids for sc in netlab.SCENARIOS.values()))
+    assert sids - pinned == set(), f"no lab scenario expects {sorted(sids - pinned)}"
+
+
+def test_mld_queriers_are_learned_in_the_router_learning_window() -> None:
+    """Without a policy the first querier is learned; a querier first heard after the
+    window is not, and the one below the learned querier takes the election over."""
+    from detectors.detections.mld import captures as mld
+    from pcaps.generate import mac
+
+    q1, q1_mac = a6("fe80::ff:3"), mac("02:00:00:00:01:03")
+    late, late_mac = a6("fe80::ff:9"), mac("02:00:00:00:66:01")
+    low, low_mac = a6("fe80::5"), mac("02:00:00:00:66:02")
+    frames = [(at(t), lan(mld.query(q1), q1_mac)) for t in (1, 126, 700)]
+    frames += [(at(650), lan(mld.query(late), late_mac))]
+    frames += [(at(660), lan(mld.query(low), low_mac))]
+    alerts, _ = replay(frames, empty_policy())
+    got = [(a.signature_id, a.src_ip) for a in alerts]
+    assert got == [(1001201, "fe80::ff:9"), (1001202, "fe80::5")], got
+    learned = alerts[0].evidence["policy"]
+    assert learned["learned_queriers"] == ["fe80::ff:3 02:00:00:00:01:03"]
+    assert alerts[1].evidence["elected_querier"] == "fe80::ff:3"
