@@ -387,6 +387,7 @@ class MldMessage(Event):
     records_declared: int = 0  # MLDv2 report: Nr of Mcast Address Records field
     records_fit: int = 0  # the records that fit in the message bytes
     sources_total: int = 0
+    snapped: bool = False  # the capture cut it: records missing are not the sender's doing
     records: tuple[MldRecord, ...] = ()  # the first records that fit (bounded)
 
 

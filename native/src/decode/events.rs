@@ -448,6 +448,9 @@ pub struct MldMessage {
     pub records_declared: u16,
     pub records_fit: u16,
     pub sources_total: u32,
+    /// The capture cut the message (snaplen): records that do not fit are not the
+    /// sender's doing.
+    pub snapped: bool,
     /// The first `MAX_MLD_RECORDS` records that fit.
     pub records: Vec<MldRecord>,
 }

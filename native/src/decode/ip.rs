@@ -449,7 +449,8 @@ impl Decoder {
             .is_some_and(|h| super::mld::router_alert(data, h, end));
         let meta = self.meta();
         let (msg, error) = super::mld::parse_mld(meta, ip, alert, data, p, end);
-        if let Some(msg) = msg {
+        if let Some(mut msg) = msg {
+            msg.snapped = self.f.snapped;
             out.push(Event::Mld(msg));
         }
         if let Some(e) = error {

@@ -116,6 +116,7 @@ pub fn parse_mld(
         records_declared: 0,
         records_fit: 0,
         sources_total: 0,
+        snapped: false,
         records: Vec::new(),
     };
     let mut error = None;
@@ -308,6 +309,19 @@ mod tests {
             })
             .unwrap();
         assert_eq!((m.upper.icmp_type, m.upper.proto), (Some(131), Some(58)));
+    }
+
+    #[test]
+    fn a_report_cut_by_the_snaplen_says_so() {
+        let body = report_v2(&[(4, G2, 0), (4, G2, 0)], 2);
+        let frame = with_ra(&ALL_ROUTERS_MLD2, &body);
+        let cut = &frame[..frame.len() - 10];
+        let ev = run(&mut mld_decoder(), 1, cut, frame.len(), S);
+        let m = mlds(&ev)[0];
+        assert!(m.snapped);
+        assert_eq!((m.records_declared, m.records_fit), (2, 1));
+        let ev = run(&mut mld_decoder(), 1, &frame, frame.len(), S);
+        assert!(!mlds(&ev)[0].snapped);
     }
 
     #[test]

@@ -386,6 +386,7 @@ impl<'py> Converter<'py> {
             any(py, m.records_declared)?,
             any(py, m.records_fit)?,
             any(py, m.sources_total)?,
+            any(py, m.snapped)?,
             PyTuple::new(py, records)?.into_any(),
         ];
         call(py, &self.c.mld, args)

@@ -464,6 +464,7 @@ wire_struct!(MldMessage {
     records_declared,
     records_fit,
     sources_total,
+    snapped,
     records
 });
 wire_struct!(NdMessage {
@@ -786,6 +787,7 @@ mod tests {
             records_declared: 3,
             records_fit: 1,
             sources_total: 2,
+            snapped: false,
             records: vec![MldRecord {
                 rtype: 4,
                 aux_len: 0,

@@ -424,9 +424,10 @@ impl MldReducer {
                 }
             }
         }
-        if m.icmp_type == V2_REPORT
-            && (m.records_declared != m.records_fit || m.records_declared > self.cfg.max_records)
-        {
+        // A report the capture cut (snaplen) holds fewer records than it declares
+        // through no fault of the sender: only its declared count is judged then.
+        let inconsistent = m.records_declared != m.records_fit && !m.snapped;
+        if m.icmp_type == V2_REPORT && (inconsistent || m.records_declared > self.cfg.max_records) {
             let extra = vec![
                 any(py, m.records_declared)?,
                 any(py, m.records_fit)?,
