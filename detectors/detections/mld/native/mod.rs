@@ -11,7 +11,8 @@
 //! - MLDv2 reports with an abnormal record count (more than `max_records`, or a declared
 //!   count that the bytes do not hold), judged per report, through the same gate.
 //! - per-link packet-time windows over reports and leaves: reports, distinct groups and
-//!   reporters (each at most `MAX_KEYS`), Dones (132 and MLDv2 leave records), and the
+//!   reporters (each at most `key_cap`: four times its threshold, at least 1024, at most
+//!   `MAX_KEYS`, so a window past its threshold stays small on every link), Dones (132 and MLDv2 leave records), and the
 //!   Dones for groups that had listeners (a bounded table of the groups reported per
 //!   link). Only a closed window past a threshold crosses to Python (`flood`).
 //!
@@ -126,6 +127,8 @@ struct Config {
     max_groups: usize,
     max_reporters: usize,
     max_dones: u64,
+    /// Distinct groups, reporters and emptied groups kept per window.
+    key_cap: usize,
 }
 
 pub struct MldReducer {
@@ -164,15 +167,19 @@ pub fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             .or_default()
             .push(mac);
     }
+    let mut cfg = Config {
+        learn_ns: setting(settings, "learn_ns")?,
+        learn_max: setting(settings, "learn_max")?,
+        max_records: setting(settings, "max_records")?,
+        max_groups: setting(settings, "max_groups")?,
+        max_reporters: setting(settings, "max_reporters")?,
+        max_dones: setting(settings, "max_dones")?,
+        key_cap: 0,
+    };
+    let most = cfg.max_groups.max(cfg.max_reporters);
+    cfg.key_cap = most.saturating_mul(4).max(1024).min(MAX_KEYS);
     Ok(Box::new(MldReducer {
-        cfg: Config {
-            learn_ns: setting(settings, "learn_ns")?,
-            learn_max: setting(settings, "learn_max")?,
-            max_records: setting(settings, "max_records")?,
-            max_groups: setting(settings, "max_groups")?,
-            max_reporters: setting(settings, "max_reporters")?,
-            max_dones: setting(settings, "max_dones")?,
-        },
+        cfg,
         learning: routers.is_none(),
         policy,
         learned: KeyedMap::default(),
@@ -375,11 +382,12 @@ impl MldReducer {
         if !self.closed.is_empty() {
             self.emit_closed(py, out)?;
         }
+        let cap = self.cfg.key_cap;
         {
             let mut w = w.borrow_mut();
             w.last_ns = ts;
             let mut join = |w: &mut Win, listeners: &mut Lru<(Link, [u8; 16]), i64>, g| {
-                if w.groups.len() < MAX_KEYS {
+                if w.groups.len() < cap {
                     w.groups.insert(g);
                 } else if !w.groups.contains(&g) {
                     w.groups_capped = true;
@@ -390,7 +398,7 @@ impl MldReducer {
                 w.dones += 1;
                 if listeners.remove(&(link, g)).is_some() {
                     w.dones_listened += 1;
-                    if w.emptied.len() < MAX_KEYS {
+                    if w.emptied.len() < cap {
                         w.emptied.insert(g);
                     }
                 }
@@ -414,7 +422,7 @@ impl MldReducer {
             if m.icmp_type != DONE {
                 w.reports += 1;
                 let who = offender(m);
-                if w.reporters.len() < MAX_KEYS {
+                if w.reporters.len() < cap {
                     w.reporters.insert(who);
                 } else if !w.reporters.contains(&who) {
                     w.reporters_capped = true;
@@ -595,6 +603,7 @@ mod tests {
                 max_groups: 3,
                 max_reporters: 3,
                 max_dones: 2,
+                key_cap: 1024,
             },
             learning: policy.is_none(),
             policy: p,
