@@ -370,7 +370,8 @@ wire_struct!(FragmentInfo {
     ident,
     count,
     atomic,
-    first_chain_complete
+    first_chain_complete,
+    overlap
 });
 wire_struct!(Ipv6Header {
     src,
