@@ -1704,6 +1704,83 @@ def nmap_dark_wide(lab: Lab) -> None:
     remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 10, lab)
 
 
+# -- malformed (issue 14) -----------------------------------------------------------------
+
+# a1's egress for the fragment flood: ~4000 first fragments/s of 470 bytes, so the 2 s
+# run sends ~8000, past the reassembly table's 4096 datagrams (evictions) but bounded.
+FRAG_FLOOD_TBF: Final = "tbf rate 16mbit burst 10000 limit 20000"
+# a1's egress for denial6's chain flood: ~60 packets/s of ~1500 bytes.
+CHAIN_FLOOD_TBF: Final = "tbf rate 800kbit burst 3000 limit 6000"
+_IMPL6: Final = ("atk6-implementation6", "-p")
+
+
+@scenario(
+    expect=["ipv6.malformed"],
+    sids=[1000902, 1000903, 1000906, 1000907, 1000909],
+    evidence=[
+        Evidence("Routing header from a1", frames(A1.mac, ext_header=43), 1),
+        Evidence("ping from :: sent by a1", frames(A1.mac, src_ips=["::"]), 1),
+        Evidence("fragments from a1", frames(A1.mac, fragment=True), 4),
+        Evidence("Destination Options from a1", frames(A1.mac, ext_header=60), 1),
+    ],
+    tools=["atk6-implementation6"],
+)
+def implementation6_malformed(lab: Lab) -> None:
+    """thc-ipv6's implementation checks against h1's link-local address, one test each.
+
+    ``atk6-implementation6 -p eth0 fe80::2:1 N`` (4 s each) for test 18 (source routing:
+    a Routing Header type 0, RFC 5095), 8 (128 Destination Options headers: a chain past
+    max_ext_headers), 2 (a 2 kB Hop-by-Hop header, fragmented so the ICMPv6 header is not
+    in the first fragment, RFC 7112) and 16 (overlapping fragments, RFC 5722); then
+    ``atk6-implementation6 -s :: -p eth0 fe80::2:1 1`` (a ping from the unspecified
+    address).
+    """
+    start_lan(lab)
+    for test in ("18", "8", "2", "16"):
+        lab.run_tool("a1", [*_IMPL6, "eth0", H1.link_local, test], 4)
+    lab.run_tool("a1", ["atk6-implementation6", "-s", "::", "-p", "eth0", H1.link_local, "1"], 4)
+
+
+@scenario(
+    expect=["ipv6.malformed"],
+    sids=[1000902, 1000908],
+    evidence=[Evidence("first fragments from a1", frames(A1.mac, fragment=True), 4500)],
+    tools=["atk6-fragmentation6"],
+)
+def fragmentation6_flood(lab: Lab) -> None:
+    """thc-ipv6's fragment tests against h1: two Fragment headers, then a flood of first
+    fragments that never complete.
+
+    ``atk6-fragmentation6 -p eth0 fe80::2:1 10`` (double one-shot fragments: a repeated
+    Fragment header, 2 s), then in a1 ``tc qdisc add dev eth0 root tbf rate 16mbit burst
+    10000 limit 20000`` and ``atk6-fragmentation6 -f -p eth0 fe80::2:1 19`` (only first
+    fragments, each with a new id, flooding; 2 s, ~8000 fragments): the reassembly table
+    evicts thousands of datagrams that never complete.
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-fragmentation6", "-p", "eth0", H1.link_local, "10"], 2)
+    lab.limit_egress("a1", FRAG_FLOOD_TBF)
+    lab.run_tool("a1", ["atk6-fragmentation6", "-f", "-p", "eth0", H1.link_local, "19"], 2)
+
+
+@scenario(
+    expect=["ipv6.malformed"],
+    sids=[1000902],
+    evidence=[Evidence("Hop-by-Hop chains from a1", frames(A1.mac, ext_header=0), 20)],
+    tools=["atk6-denial6"],
+)
+def denial6_header_chain(lab: Lab) -> None:
+    """thc-ipv6's denial6 test 4: a Hop-by-Hop header with router alert, 179 headers, a ping.
+
+    In a1 ``tc qdisc add dev eth0 root tbf rate 800kbit burst 3000 limit 6000``, then
+    ``atk6-denial6 eth0 fe80::2:1 4`` (5 s: ~3 s resolving h1, then it floods until
+    stopped; ~130 packets pass the shaper).
+    """
+    start_lan(lab)
+    lab.limit_egress("a1", CHAIN_FLOOD_TBF)
+    lab.run_tool("a1", ["atk6-denial6", "eth0", H1.link_local, "4"], 5)
+
+
 # -- recording -----------------------------------------------------------------------
 
 

@@ -75,7 +75,9 @@ class MalformedDetector(Detector):
         )
         # Its own table: the per-source suppression (native) is keyed by source.
         self.flood_suppress = Suppressor(
-            f"{CATEGORY}.flood_suppression", int(th["suppress_s"] * NS), int(th["max_links_tracked"])
+            f"{CATEGORY}.flood_suppression",
+            int(th["suppress_s"] * NS),
+            int(th["max_links_tracked"]),
         )
         self._tables.append(self.flood_suppress.table)
         self._suppressors.append(self.flood_suppress)

@@ -76,7 +76,9 @@ def cap_malformed_extended(out: Path) -> None:
     record = struct.pack("!BBH", 4, 0, 0) + snm  # CHANGE_TO_EXCLUDE, no sources
     report = icmp6(UNSPEC, MLDV2_ROUTERS, 143, struct.pack("!HH", 0, 1) + record)
     router_alert = bytes([5, 2, 0, 0, 1, 0])
-    frames.append((at(8.5), lan(ip6(UNSPEC, MLDV2_ROUTERS, 0, ext(58, router_alert) + report, 1), hm)))
+    frames.append(
+        (at(8.5), lan(ip6(UNSPEC, MLDV2_ROUTERS, 0, ext(58, router_alert) + report, 1), hm))
+    )
     rs = icmp6(UNSPEC, ALL_ROUTERS, 133, bytes(4))
     frames.append((at(9), lan(ip6(UNSPEC, ALL_ROUTERS, 58, rs), hm)))
     frames.append((at(0), lan(router_ra(1), R1_MAC)))
