@@ -50,7 +50,13 @@ pub(super) fn unassigned(nh: u8) -> bool {
 /// DAD Neighbor Solicitations to a multicast group (RFC 4862 5.4), MLD reports and
 /// Dones before the host has a link-local address (RFC 3590, RFC 3810 5.2.13), and a
 /// Router Solicitation from a host without an address (RFC 4861 4.1). Nothing else.
-pub(super) fn unspecified_allowed(data: &[u8], p: usize, end: usize, nh: u8, dst: &[u8; 16]) -> bool {
+pub(super) fn unspecified_allowed(
+    data: &[u8],
+    p: usize,
+    end: usize,
+    nh: u8,
+    dst: &[u8; 16],
+) -> bool {
     if nh != NH_ICMPV6 || !has(p, end, 1) {
         return false;
     }

@@ -782,12 +782,20 @@ mod tests {
         // RH0 (RFC 5095), one segment left.
         let rh0 = vec![58, 2, 0, 1, 0, 0, 0, 0];
         let rh0 = [rh0, vec![0; 16]].concat();
-        let ev = decode(&eth(&ip6(&G1, &G2, 43, &[&rh0[..], &echo].concat()), 0x86DD, &[]));
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 43, &[&rh0[..], &echo].concat()),
+            0x86DD,
+            &[],
+        ));
         assert_eq!(malformed(&ev), [("ext", "routing_type0")]);
         assert_eq!(flows(&ev), [icmp_flow(128, 0)]);
         // A type 2 Routing header (Mobile IPv6) is fine.
         let rh2 = [vec![58, 2, 2, 1, 0, 0, 0, 0], vec![0; 16]].concat();
-        let ev = decode(&eth(&ip6(&G1, &G2, 43, &[&rh2[..], &echo].concat()), 0x86DD, &[]));
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 43, &[&rh2[..], &echo].concat()),
+            0x86DD,
+            &[],
+        ));
         assert!(malformed(&ev).is_empty());
         // Destination Options twice is allowed, three times is not; reported once.
         let rh2 = vec![60, 0, 2, 0, 0, 0, 0, 0];
@@ -805,7 +813,11 @@ mod tests {
         // Unassigned protocol numbers, directly and after a header; 59 is not one.
         let ev = decode(&eth(&ip6(&G1, &G2, 200, &[0; 8]), 0x86DD, &[]));
         assert_eq!(malformed(&ev), [("ext", "unknown_next_header")]);
-        let ev = decode(&eth(&ip6(&G1, &G2, 60, &[&ext(255)[..], &[0; 8]].concat()), 0x86DD, &[]));
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 60, &[&ext(255)[..], &[0; 8]].concat()),
+            0x86DD,
+            &[],
+        ));
         assert_eq!(malformed(&ev), [("ext", "unknown_next_header")]);
         assert_eq!(flows(&ev)[0].proto, Some(255));
         assert!(malformed(&decode(&eth(&ip6(&G1, &G2, 59, &[]), 0x86DD, &[]))).is_empty());

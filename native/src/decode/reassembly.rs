@@ -349,8 +349,11 @@ impl Reassembler {
     /// the timeout. Bounded: the pieces are capped by `max_fragments` and `max_bytes`.
     fn complete_overlapped(&mut self, key: &FragKey, total: usize) -> Option<Completed> {
         let dgram = self.table.get_mut(key)?;
-        let mut spans: Vec<(usize, usize)> =
-            dgram.pieces.iter().map(|(o, p)| (*o, o + p.len())).collect();
+        let mut spans: Vec<(usize, usize)> = dgram
+            .pieces
+            .iter()
+            .map(|(o, p)| (*o, o + p.len()))
+            .collect();
         spans.sort_unstable();
         let mut covered = 0;
         for (start, end) in spans {
@@ -363,7 +366,10 @@ impl Reassembler {
             return None;
         }
         let last_prefix = dgram.prefix.take()?;
-        let first_prefix = dgram.first_prefix.take().unwrap_or_else(|| last_prefix.clone());
+        let first_prefix = dgram
+            .first_prefix
+            .take()
+            .unwrap_or_else(|| last_prefix.clone());
         let pieces = std::mem::take(&mut dgram.pieces);
         let count = pieces.len() as u32;
         let first_chain_complete = dgram.first_chain_complete;

@@ -351,8 +351,14 @@ mod tests {
         assert_eq!(Sig::of("ext", "truncated"), Some(Sig::Chain));
         assert_eq!(Sig::of("ext", "routing_type0"), Some(Sig::RoutingType0));
         assert_eq!(Sig::of("ipv6", "truncated"), None);
-        assert_eq!(Sig::of("ipv6", "unspecified_source"), Some(Sig::UnspecifiedSource));
-        assert_eq!(Sig::of_fragment(FragKind::IncompleteChain), Sig::IncompleteChain);
+        assert_eq!(
+            Sig::of("ipv6", "unspecified_source"),
+            Some(Sig::UnspecifiedSource)
+        );
+        assert_eq!(
+            Sig::of_fragment(FragKind::IncompleteChain),
+            Sig::IncompleteChain
+        );
         assert_eq!(Sig::of_fragment(FragKind::Overlap), Sig::Fragments);
         assert_eq!(
             Reason::Fragment(FragKind::Overlap).text(),
