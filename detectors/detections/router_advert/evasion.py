@@ -68,6 +68,8 @@ class Evasion:
                 "fragments": frag.count,
                 "atomic": frag.atomic,
                 "first_chain_complete": frag.first_chain_complete,
+                # Overlapping fragments (RFC 5722): the copy of each byte this reading kept.
+                **({"overlap": frag.overlap} if frag.overlap is not None else {}),
             },
             "count": count,
             "first_seen": first_ns / NS,

@@ -138,6 +138,10 @@ class RogueRA:
                 None if entry is None else self.routers[entry], learned
             ),
         }
+        frag = ev.ip.fragment
+        if frag is not None and frag.overlap is not None:
+            # Read out of overlapping fragments (RFC 5722) keeping this copy of each byte.
+            evidence["overlap_reading"] = frag.overlap
         self.det.alert(
             CATEGORY,
             sig,

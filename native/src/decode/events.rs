@@ -175,6 +175,9 @@ pub struct FragmentInfo {
     pub count: u32,
     pub atomic: bool,
     pub first_chain_complete: bool,
+    /// Overlapping fragments (RFC 5722): which reading this is, 1 the first copy of
+    /// each byte, 2 the last (`reassembly::VARIANT_*`); 0 for a normal datagram.
+    pub overlap: u8,
 }
 
 /// The IPv6 header and its walked extension-header chain.

@@ -6,7 +6,9 @@
 
 use std::borrow::Cow;
 
+use super::chain_rules;
 use super::events::*;
+use super::reassembly::{VARIANT_FIRST, VARIANT_LAST, VARIANT_NONE};
 use super::{arr16, arr4, be16, be32, has, Decoder};
 use super::{NH_ICMPV6, NH_IPV4, NH_IPV6, NH_TCP, NH_UDP};
 
@@ -121,7 +123,14 @@ impl Decoder {
             return self.malformed(out, "ipv6", "bad_version", detail, None, None, tunnels);
         }
         let fits = off + 40 + plen as usize <= end;
-        if fits && (nh == NH_TCP || nh == NH_UDP) && !self.want_packets && frag.is_none() {
+        // `::` may only send DAD and MLD (`chain_rules::unspecified_allowed`).
+        let unspecified = data[off + 8..off + 24] == [0u8; 16];
+        if fits
+            && (nh == NH_TCP || nh == NH_UDP)
+            && !self.want_packets
+            && frag.is_none()
+            && !unspecified
+        {
             return; // the cheap path: nothing looks inside native IPv6 TCP/UDP
         }
         let src = arr16(data, off + 8);
@@ -149,6 +158,9 @@ impl Decoder {
         // Where a first Hop-by-Hop header starts, for MLD's Router Alert check.
         let mut hbh = None;
         let max_ext = self.limits.max_ext_headers;
+        // The first repeated header (RFC 8200 4.1), reported once the chain is walked (a
+        // chain too long or cut short is reported as that instead).
+        let mut duplicate = None;
         while is_ext(nh) {
             if chain.len() >= max_ext {
                 let detail = format!("more than {max_ext} headers").into();
@@ -169,6 +181,9 @@ impl Decoder {
             if nh == 0 && chain.is_empty() {
                 hbh = Some(p);
             }
+            if duplicate.is_none() {
+                duplicate = chain_rules::duplicate(chain.as_slice(), nh).map(|r| (r, nh));
+            }
             chain.push(nh);
             if nh == NH_FRAGMENT {
                 let field = be16(data, p + 2);
@@ -184,6 +199,7 @@ impl Decoder {
                         count: 1,
                         atomic: true,
                         first_chain_complete: true,
+                        overlap: VARIANT_NONE,
                     });
                     self.fragment_anomaly(out, FragKind::Atomic, src, dst, ident, tunnels);
                 } else {
@@ -209,8 +225,27 @@ impl Decoder {
                 self.short(out, "ext", what, s, d, tunnels);
                 return Self::learn_upper(out, from, cut_at(nh));
             }
+            if nh == chain_rules::NH_ROUTING && chain_rules::routing_type0(data, p) {
+                let detail = format!("segments left {}", data[p + 3]).into();
+                self.malformed(out, "ext", "routing_type0", detail, s, d, tunnels);
+            }
             nh = data[p];
             p += size;
+        }
+        if let Some((reason, h)) = duplicate {
+            let detail = format!("extension header {h} repeated").into();
+            self.malformed(out, "ext", reason, detail, s, d, tunnels);
+        }
+        if chain_rules::unassigned(nh) {
+            let detail = format!("next header {nh}").into();
+            self.malformed(out, "ext", "unknown_next_header", detail, s, d, tunnels);
+        }
+        if unspecified && !chain_rules::unspecified_allowed(data, p, end, nh, &dst) {
+            let detail = match peek_upper(data, p, end, nh).icmp_type {
+                Some(t) => format!("from :: with ICMPv6 type {t}").into(),
+                None => format!("from :: with next header {nh}").into(),
+            };
+            self.malformed(out, "ipv6", "unspecified_source", detail, s, d, tunnels);
         }
         if out.len() > from {
             Self::learn_upper(out, from, peek_upper(data, p, end, nh));
@@ -269,6 +304,19 @@ impl Decoder {
         }
         self.anomalies = anomalies;
         let Some(mut done) = done else { return };
+        let info = FragmentInfo {
+            ident: at.ident,
+            count: done.count,
+            atomic: false,
+            first_chain_complete: done.first_chain_complete,
+            overlap: done.variant,
+        };
+        if done.variant != VARIANT_NONE {
+            // Overlapping fragments (already reported): what hosts that keep the first
+            // or the last copy would read. Only their ND messages go on, marked.
+            let last = done.last.take().unwrap_or_default();
+            return self.overlap_readings(&mut done.buf, last, info, tunnels, out);
+        }
         self.stats.reassembled += 1;
         let buf = &mut done.buf;
         let plen = buf.len() - 40;
@@ -277,14 +325,50 @@ impl Decoder {
             return self.fragment_anomaly(out, kind, at.src, at.dst, at.ident, tunnels);
         }
         buf[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
-        let info = FragmentInfo {
-            ident: at.ident,
-            count: done.count,
-            atomic: false,
-            first_chain_complete: done.first_chain_complete,
-        };
         let buf = std::mem::take(&mut done.buf);
         self.ipv6(&buf, 0, buf.len(), tunnels, Some(info), out)
+    }
+
+    /// RFC 5722 says to drop an overlapped datagram; hosts that ignore it keep the first
+    /// or the last copy. Decode both readings (`first`, then `last`) and emit the ND
+    /// messages they hold, `FragmentInfo::overlap` naming the reading, so the RA and ND
+    /// detections judge what such a host saw; the same message read both ways is
+    /// emitted once. Nothing else from a reading is emitted: the overlap is the
+    /// malformed event, and its packets must not count twice.
+    fn overlap_readings(
+        &mut self,
+        first: &mut Vec<u8>,
+        mut last: Vec<u8>,
+        info: FragmentInfo,
+        tunnels: &Tunnels,
+        out: &mut Vec<Event>,
+    ) {
+        let mut found: Vec<Event> = Vec::new();
+        for (buf, variant) in [(first, VARIANT_FIRST), (&mut last, VARIANT_LAST)] {
+            let plen = buf.len() - 40;
+            if plen > 0xFFFF {
+                continue;
+            }
+            buf[4..6].copy_from_slice(&(plen as u16).to_be_bytes());
+            let mut events = Vec::new();
+            let info = FragmentInfo {
+                overlap: variant,
+                ..info
+            };
+            self.ipv6(buf, 0, buf.len(), tunnels, Some(info), &mut events);
+            for ev in events {
+                if let Event::Nd(nd) = ev {
+                    let same = found.iter().any(|e| match e {
+                        Event::Nd(o) => o.body == nd.body && o.options == nd.options,
+                        _ => false,
+                    });
+                    if !same {
+                        found.push(Event::Nd(nd));
+                    }
+                }
+            }
+        }
+        out.extend(found);
     }
 
     // -- upper layers ------------------------------------------------------------------
@@ -740,5 +824,111 @@ mod tests {
         let f = eth(&frag, 0x0800, &[]);
         assert!(run(&mut d, 1, &f, f.len(), S).is_empty());
         assert_eq!(d.stats().ipv4_fragments_skipped, 1);
+    }
+
+    #[test]
+    fn routing_type0_duplicates_and_unknown_next_headers() {
+        let echo = icmp6(&G1, &G2, 128, &[0; 4]);
+        // RH0 (RFC 5095), one segment left.
+        let rh0 = vec![58, 2, 0, 1, 0, 0, 0, 0];
+        let rh0 = [rh0, vec![0; 16]].concat();
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 43, &[&rh0[..], &echo].concat()),
+            0x86DD,
+            &[],
+        ));
+        assert_eq!(malformed(&ev), [("ext", "routing_type0")]);
+        assert_eq!(flows(&ev), [icmp_flow(128, 0)]);
+        // A type 2 Routing header (Mobile IPv6) is fine.
+        let rh2 = [vec![58, 2, 2, 1, 0, 0, 0, 0], vec![0; 16]].concat();
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 43, &[&rh2[..], &echo].concat()),
+            0x86DD,
+            &[],
+        ));
+        assert!(malformed(&ev).is_empty());
+        // Destination Options twice is allowed, three times is not; reported once.
+        let rh2 = vec![60, 0, 2, 0, 0, 0, 0, 0];
+        let payload = [ext(43), rh2.clone(), ext(58), echo.clone()].concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]));
+        assert!(malformed(&ev).is_empty());
+        let payload = [ext(43), rh2, ext(60), ext(58), echo.clone()].concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 60, &payload), 0x86DD, &[]));
+        assert_eq!(malformed(&ev), [("ext", "duplicate_header")]);
+        // Two Fragment headers, both atomic: the explicit duplicate.
+        let fh = |nh| vec![nh, 0, 0, 0, 0, 0, 0, 9];
+        let payload = [fh(44), fh(58), echo.clone()].concat();
+        let ev = decode(&eth(&ip6(&G1, &G2, 44, &payload), 0x86DD, &[]));
+        assert_eq!(malformed(&ev), [("ext", "duplicate_fragment")]);
+        // Unassigned protocol numbers, directly and after a header; 59 is not one.
+        let ev = decode(&eth(&ip6(&G1, &G2, 200, &[0; 8]), 0x86DD, &[]));
+        assert_eq!(malformed(&ev), [("ext", "unknown_next_header")]);
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 60, &[&ext(255)[..], &[0; 8]].concat()),
+            0x86DD,
+            &[],
+        ));
+        assert_eq!(malformed(&ev), [("ext", "unknown_next_header")]);
+        assert_eq!(flows(&ev)[0].proto, Some(255));
+        assert!(malformed(&decode(&eth(&ip6(&G1, &G2, 59, &[]), 0x86DD, &[]))).is_empty());
+    }
+
+    #[test]
+    fn unspecified_source_only_for_dad_and_mld() {
+        const UNSPEC: [u8; 16] = [0; 16];
+        let snm = [0xFF, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xFF, 0, 0, 0x10];
+        let ns = icmp6(&UNSPEC, &snm, 135, &[&[0u8; 4][..], &G1].concat());
+        assert!(malformed(&decode(&eth(&ip6(&UNSPEC, &snm, 58, &ns), 0x86DD, &[]))).is_empty());
+        let echo = icmp6(&UNSPEC, &G2, 128, &[0; 4]);
+        let ev = decode(&eth(&ip6(&UNSPEC, &G2, 58, &echo), 0x86DD, &[]));
+        assert_eq!(malformed(&ev), [("ipv6", "unspecified_source")]);
+        assert_eq!(flows(&ev), [icmp_flow(128, 0)]);
+        // TCP from :: leaves the cheap paths, with and without packets wanted.
+        let tcp = [&40000u16.to_be_bytes()[..], &80u16.to_be_bytes(), &[0; 16]].concat();
+        let frame = eth(&ip6(&UNSPEC, &G2, 6, &tcp), 0x86DD, &[]);
+        let mut d = Decoder::new(DecoderLimits::default());
+        let ev = run(&mut d, 1, &frame, frame.len(), S);
+        assert_eq!(malformed(&ev), [("ipv6", "unspecified_source")]);
+        assert_eq!(flows(&ev)[0].dport, Some(80));
+        let ev = decode(&frame);
+        assert_eq!(malformed(&ev), [("ipv6", "unspecified_source")]);
+    }
+
+    #[test]
+    fn overlapping_fragments_yield_both_readings_of_an_nd_message() {
+        // An RA whose router lifetime differs between the two copies of bytes 0-7.
+        let ra = icmp6(&LL1, &ALLNODES, 134, &ra_body(&opt(1, &MAC1)));
+        let mut d = decoder();
+        let mut ev = Vec::new();
+        let frags = fragments(&LL1, &ALLNODES, 58, &ra, 8, 3);
+        let mut forged = ra.clone();
+        forged[6] = 0xFF; // router lifetime high byte
+        let forged = fragments(&LL1, &ALLNODES, 58, &forged, 8, 3);
+        ev.extend(run(&mut d, 1, &frags[0], frags[0].len(), S));
+        ev.extend(run(&mut d, 1, &forged[0], forged[0].len(), S));
+        for f in &frags[1..] {
+            ev.extend(run(&mut d, 1, f, f.len(), S));
+        }
+        assert_eq!(anomalies(&ev), [FragKind::Overlap]);
+        let ras = nd(&ev);
+        assert_eq!(ras.len(), 2);
+        let overlap: Vec<u8> = ras.iter().map(|m| m.ip.fragment.unwrap().overlap).collect();
+        assert_eq!(overlap, [VARIANT_FIRST, VARIANT_LAST]);
+        assert!(packets(&ev).is_empty() && malformed(&ev).is_empty());
+        assert_eq!(d.reassembler().bytes(), 0);
+        // Identical readings (the overlap rewrites nothing ND reads) give one message.
+        let mut d = decoder();
+        let frags = fragments(&LL1, &ALLNODES, 58, &ra, 16, 4);
+        let mut ev = Vec::new();
+        let mut half = frags[0].clone();
+        let n = half.len();
+        half.truncate(n - 8); // offset 0, 8 bytes: a strict overlap, same bytes
+        let plen = (half.len() - 54) as u16;
+        half[18..20].copy_from_slice(&plen.to_be_bytes());
+        for f in [&frags[0], &half].into_iter().chain(&frags[1..]) {
+            ev.extend(run(&mut d, 1, f, f.len(), S));
+        }
+        assert_eq!(anomalies(&ev), [FragKind::Overlap]);
+        assert_eq!(nd(&ev).len(), 1);
     }
 }

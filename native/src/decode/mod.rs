@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 
 use crate::record::Rec;
 
+mod chain_rules;
 pub mod events;
 mod ip;
 pub mod mld;
@@ -212,6 +213,8 @@ impl Decoder {
                 && (data[20] == NH_TCP || data[20] == NH_UDP)
                 && data[14] >> 4 == 6
                 && 54 + be16(data, 18) as usize <= data.len()
+                // From `::` only DAD and MLD are legal (`chain_rules`): the full walk.
+                && data[22..38] != [0u8; 16]
             {
                 stats.link_types.add(LINKTYPE_ETHERNET);
                 stats.ipv6 += 1;

@@ -5,9 +5,15 @@
 //! does not parse headers: `ip` gives it the unfragmentable prefix and the fragment
 //! payload, and walks the reassembled bytes itself.
 //!
-//! Overlapping fragments discard the whole datagram and keep discarding its later
-//! fragments until it times out (RFC 5722). Exact duplicates, common on span ports
-//! that mirror both directions, are dropped without complaint.
+//! Overlapping fragments make the datagram invalid (RFC 5722): it is reported once and
+//! never reassembled as a normal packet. Hosts that ignore RFC 5722 keep either the first
+//! or the last copy of the overlapping bytes, so the table keeps collecting such a
+//! datagram's fragments (within the same caps) and, once they cover it, hands back both
+//! readings (`Completed::variant`: first-copy-wins and last-copy-wins) for the decoder to
+//! judge what each host would have seen; after that it discards the datagram's later
+//! fragments until it times out. Datagrams without overlap never pay for this: one flag.
+//! Exact duplicates, common on span ports that mirror both directions, are dropped
+//! without complaint.
 //!
 //! Order: datagrams leave by age of their first fragment (insertion order, never
 //! refreshed), which a `BTreeMap` keyed by an insertion sequence gives with O(log n)
@@ -55,7 +61,13 @@ pub struct FragKey {
 }
 
 impl FragKey {
-    pub fn anomaly(&self, meta: Meta, kind: FragKind) -> FragmentAnomaly {
+    pub fn anomaly(&self, mut meta: Meta, kind: FragKind) -> FragmentAnomaly {
+        if matches!(kind, FragKind::Timeout | FragKind::Evicted) {
+            // The datagram's own link, not the frame that pushed it out (or none, for
+            // a timeout on the clock): fragment floods are counted per link.
+            meta.iface = self.iface;
+            meta.vlans = self.vlans;
+        }
         FragmentAnomaly {
             meta,
             kind,
@@ -80,13 +92,28 @@ struct Datagram {
     first_chain_complete: bool,
     /// Overlap (or another problem) seen: drop everything until the timeout.
     dead: bool,
+    /// Overlap seen and reported: pieces are kept in arrival order (copies included)
+    /// until they cover the datagram, then both readings are built (RFC 5722 ignored).
+    overlapped: bool,
+    /// The first fragment 0's prefix, when a later fragment 0 replaced it (overlaps).
+    first_prefix: Option<Vec<u8>>,
 }
+
+/// Which copy of overlapping bytes a reading of an overlapped datagram keeps.
+pub const VARIANT_NONE: u8 = 0;
+pub const VARIANT_FIRST: u8 = 1;
+pub const VARIANT_LAST: u8 = 2;
 
 /// A reassembled datagram: the prefix then the payload, in one buffer.
 pub struct Completed {
     pub buf: Vec<u8>,
     pub count: u32,
     pub first_chain_complete: bool,
+    /// `VARIANT_NONE` for a normal datagram; for an overlapped one, `VARIANT_FIRST` (this
+    /// buffer) and `VARIANT_LAST` (`last`).
+    pub variant: u8,
+    /// The last-copy-wins reading of an overlapped datagram.
+    pub last: Option<Vec<u8>>,
 }
 
 /// Bounded table of IPv6 datagrams awaiting fragments.
@@ -129,7 +156,7 @@ impl Reassembler {
 
     /// Datagrams still incomplete (reported at the end of a capture).
     pub fn pending(&self) -> usize {
-        self.table.values().filter(|d| !d.dead).count()
+        self.table.values().filter(|d| d.live()).count()
     }
 
     fn oldest(&self) -> Option<&FragKey> {
@@ -152,8 +179,8 @@ impl Reassembler {
             }
             let key = key.clone();
             let dgram = self.drop_key(&key);
-            // A dead datagram was already reported.
-            if dgram.is_some_and(|d| !d.dead) {
+            // A dead or overlapped datagram was already reported.
+            if dgram.is_some_and(|d| d.live()) {
                 out.push((key, FragKind::Timeout));
             }
         }
@@ -178,7 +205,7 @@ impl Reassembler {
             if self.table.len() >= self.limits.max_datagrams {
                 if let Some(old) = self.oldest().cloned() {
                     if let Some(d) = self.drop_key(&old) {
-                        if !d.dead {
+                        if d.live() {
                             anomalies.push((old, FragKind::Evicted));
                         }
                     }
@@ -198,6 +225,8 @@ impl Reassembler {
                     size: 0,
                     first_chain_complete: true,
                     dead: false,
+                    overlapped: false,
+                    first_prefix: None,
                 },
             );
         }
@@ -221,34 +250,51 @@ impl Reassembler {
         if problem.is_none() {
             match overlap(dgram, offset, payload) {
                 Overlap::Duplicate => return None,
-                Overlap::Yes => problem = Some(FragKind::Overlap),
-                Overlap::No => {}
+                Overlap::Yes if !dgram.overlapped => {
+                    // Reported once; the pieces stay to build both readings.
+                    dgram.overlapped = true;
+                    anomalies.push((key.clone(), FragKind::Overlap));
+                }
+                Overlap::Yes | Overlap::No => {}
             }
         }
         if problem.is_none() && !more && dgram.pieces.iter().any(|(o, p)| o + p.len() > end) {
             problem = Some(FragKind::InconsistentLength);
         }
         if let Some(kind) = problem {
+            let reported = dgram.overlapped;
             self.bytes -= dgram.size;
-            dgram.size = 0;
-            dgram.pieces = Vec::new();
-            dgram.prefix = None;
-            dgram.dead = true;
-            anomalies.push((key.clone(), kind));
+            dgram.kill();
+            // An overlapped datagram was reported already; its end is not news.
+            if !reported {
+                anomalies.push((key.clone(), kind));
+            }
             return None;
         }
-        // Keyed by offset like the Python dict it mirrors: an empty fragment at an
-        // offset already held (no overlap by the rule above) replaces that piece.
-        match dgram.pieces.iter_mut().find(|(o, _)| *o == offset) {
-            Some(slot) => slot.1 = payload.to_vec(),
-            None => dgram.pieces.push((offset, payload.to_vec())),
+        if dgram.overlapped {
+            // Every copy is kept, in arrival order, for the two readings.
+            dgram.pieces.push((offset, payload.to_vec()));
+        } else {
+            // Keyed by offset like the Python dict it mirrors: an empty fragment at an
+            // offset already held (no overlap by the rule above) replaces that piece.
+            match dgram.pieces.iter_mut().find(|(o, _)| *o == offset) {
+                Some(slot) => slot.1 = payload.to_vec(),
+                None => dgram.pieces.push((offset, payload.to_vec())),
+            }
         }
         dgram.size += payload.len();
         self.bytes += payload.len();
         if offset == 0 {
             dgram.size += prefix.len();
             self.bytes += prefix.len();
-            dgram.prefix = Some(prefix.to_vec());
+            if let Some(old) = dgram.prefix.replace(prefix.to_vec()) {
+                if dgram.overlapped && dgram.first_prefix.is_none() {
+                    dgram.first_prefix = Some(old);
+                } else {
+                    dgram.size -= old.len();
+                    self.bytes -= old.len();
+                }
+            }
             dgram.first_chain_complete = first_chain_complete;
         }
         if !more {
@@ -274,6 +320,9 @@ impl Reassembler {
         let dgram = self.table.get(key)?;
         let total = dgram.total?;
         let prefix = dgram.prefix.as_ref()?;
+        if dgram.overlapped {
+            return self.complete_overlapped(key, total);
+        }
         if dgram.size - prefix.len() != total {
             return None;
         }
@@ -290,7 +339,83 @@ impl Reassembler {
             buf,
             count: dgram.pieces.len() as u32,
             first_chain_complete: dgram.first_chain_complete,
+            variant: VARIANT_NONE,
+            last: None,
         })
+    }
+
+    /// An overlapped datagram whose pieces cover `[0, total)`: its first-copy-wins and
+    /// last-copy-wins readings; the entry stays, dead, so later copies are dropped until
+    /// the timeout. Bounded: the pieces are capped by `max_fragments` and `max_bytes`.
+    fn complete_overlapped(&mut self, key: &FragKey, total: usize) -> Option<Completed> {
+        let dgram = self.table.get_mut(key)?;
+        let mut spans: Vec<(usize, usize)> = dgram
+            .pieces
+            .iter()
+            .map(|(o, p)| (*o, o + p.len()))
+            .collect();
+        spans.sort_unstable();
+        let mut covered = 0;
+        for (start, end) in spans {
+            if start > covered {
+                return None;
+            }
+            covered = covered.max(end);
+        }
+        if covered < total {
+            return None;
+        }
+        let last_prefix = dgram.prefix.take()?;
+        let first_prefix = dgram
+            .first_prefix
+            .take()
+            .unwrap_or_else(|| last_prefix.clone());
+        let pieces = std::mem::take(&mut dgram.pieces);
+        let count = pieces.len() as u32;
+        let first_chain_complete = dgram.first_chain_complete;
+        self.bytes -= dgram.size;
+        dgram.kill();
+        let read = |prefix: &[u8], first_wins: bool| {
+            let mut body = vec![0u8; total];
+            let mut set = vec![false; total];
+            for (o, p) in &pieces {
+                let end = (o + p.len()).min(total);
+                for i in *o..end {
+                    if !(first_wins && set[i]) {
+                        body[i] = p[i - o];
+                        set[i] = true;
+                    }
+                }
+            }
+            let mut buf = Vec::with_capacity(prefix.len() + total);
+            buf.extend_from_slice(prefix);
+            buf.extend_from_slice(&body);
+            buf
+        };
+        Some(Completed {
+            buf: read(&first_prefix, true),
+            count,
+            first_chain_complete,
+            variant: VARIANT_FIRST,
+            last: Some(read(&last_prefix, false)),
+        })
+    }
+}
+
+impl Datagram {
+    /// Neither dead nor overlapped: its loss (timeout, eviction) is still news.
+    fn live(&self) -> bool {
+        !self.dead && !self.overlapped
+    }
+
+    /// Drop everything held and discard later fragments until the timeout (the caller
+    /// takes `size` off the table's bytes first).
+    fn kill(&mut self) {
+        self.size = 0;
+        self.pieces = Vec::new();
+        self.prefix = None;
+        self.first_prefix = None;
+        self.dead = true;
     }
 }
 
@@ -407,5 +532,55 @@ mod tests {
         a.clear();
         r.expire(5 + 60 * 1_000_000_000, &mut a);
         assert_eq!(kinds(&a), [FragKind::Timeout]);
+    }
+
+    #[test]
+    fn overlap_builds_first_and_last_copy_readings_once() {
+        let mut r = Reassembler::new(limits());
+        let mut a = Vec::new();
+        assert!(add(&mut r, 1, 0, 0, true, &[1; 16], &mut a).is_none());
+        assert!(add(&mut r, 1, 0, 8, true, &[3; 16], &mut a).is_none());
+        assert_eq!(kinds(&a), [FragKind::Overlap]);
+        assert_eq!(r.pending(), 0); // no normal datagram will come of it
+        let done = add(&mut r, 1, 0, 24, false, &[4; 8], &mut a).unwrap();
+        assert_eq!(done.variant, VARIANT_FIRST);
+        let body = |b: &[u8]| b[48..].to_vec();
+        let first = [[1u8; 16].as_slice(), &[3; 8], &[4; 8]].concat();
+        let last = [[1u8; 8].as_slice(), &[3; 16], &[4; 8]].concat();
+        assert_eq!(body(&done.buf), first);
+        assert_eq!(body(done.last.as_ref().unwrap()), last);
+        assert_eq!((done.count, r.bytes()), (3, 0));
+        // Later copies are dropped quietly until the timeout, which is not reported.
+        assert!(add(&mut r, 1, 0, 0, true, &[9; 8], &mut a).is_none());
+        assert_eq!(kinds(&a), [FragKind::Overlap]);
+        a.clear();
+        r.expire(61 * 1_000_000_000, &mut a);
+        assert!(a.is_empty() && r.is_empty());
+    }
+
+    #[test]
+    fn an_overlapped_datagram_that_never_completes_is_not_reported_again() {
+        let mut r = Reassembler::new(ReassemblyLimits {
+            max_datagrams: 1,
+            ..limits()
+        });
+        let mut a = Vec::new();
+        add(&mut r, 1, 0, 0, true, &[1; 16], &mut a);
+        add(&mut r, 1, 0, 8, true, &[3; 16], &mut a);
+        add(&mut r, 2, 0, 0, true, &[1; 16], &mut a); // evicts 1: quiet
+        assert_eq!(kinds(&a), [FragKind::Overlap]);
+        assert_eq!(r.bytes(), 48 + 16);
+    }
+
+    #[test]
+    fn timeout_and_eviction_name_the_datagram_link() {
+        let mut k = key(1);
+        k.iface = 3;
+        let meta = Meta {
+            iface: 9,
+            ..Meta::default()
+        };
+        assert_eq!(k.anomaly(meta, FragKind::Evicted).meta.iface, 3);
+        assert_eq!(k.anomaly(meta, FragKind::Overlap).meta.iface, 9);
     }
 }

@@ -261,6 +261,11 @@ impl<'py> Converter<'py> {
                     any(py, f.count)?,
                     any(py, f.atomic)?,
                     any(py, f.first_chain_complete)?,
+                    match f.overlap {
+                        super::reassembly::VARIANT_FIRST => any(py, "first")?,
+                        super::reassembly::VARIANT_LAST => any(py, "last")?,
+                        _ => py.None().into_bound(py),
+                    },
                 ],
             )?,
             None => py.None().into_bound(py),

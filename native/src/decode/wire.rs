@@ -370,7 +370,8 @@ wire_struct!(FragmentInfo {
     ident,
     count,
     atomic,
-    first_chain_complete
+    first_chain_complete,
+    overlap
 });
 wire_struct!(Ipv6Header {
     src,
@@ -750,6 +751,7 @@ pub fn put_mark(ts_ns: i64, frame: u64, w: &mut Vec<u8>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testutil::*;
     use super::*;
 
     #[test]
@@ -803,6 +805,32 @@ mod tests {
         // A damaged batch is an error, never a panic.
         for cut in 0..buf.len() {
             assert!(Item::get(&mut Rd::new(&buf[..cut])).is_err());
+        }
+    }
+
+    #[test]
+    fn an_overlap_reading_survives_the_byte_form() {
+        // An RA whose first 8 bytes come twice with different contents (RFC 5722).
+        let ra = icmp6(&LL1, &ALLNODES, 134, &ra_body(&opt(1, &MAC1)));
+        let mut forged = ra.clone();
+        forged[6] = 0xFF;
+        let real = fragments(&LL1, &ALLNODES, 58, &ra, 8, 3);
+        let fake = fragments(&LL1, &ALLNODES, 58, &forged, 8, 3);
+        let mut d = decoder();
+        let mut events = Vec::new();
+        for f in [&real[0], &fake[0]].into_iter().chain(&real[1..]) {
+            events.extend(run(&mut d, 1, f, f.len(), S));
+        }
+        let nds: Vec<Event> = events
+            .into_iter()
+            .filter(|e| matches!(e, Event::Nd(_)))
+            .collect();
+        assert_eq!(nds.len(), 2);
+        for ev in nds {
+            let mut buf = Vec::new();
+            put_event(&ev, &mut buf);
+            let back = Item::get(&mut Rd::new(&buf)).unwrap();
+            assert_eq!(back, Item::Event(ev));
         }
     }
 }

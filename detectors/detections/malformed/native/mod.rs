@@ -13,6 +13,8 @@
 //! Tables, as the Python made them: `malformed.sources`, `ipv6.malformed.suppression`,
 //! `malformed.links`.
 
+mod flood;
+
 use std::fmt::Write as _;
 
 use pyo3::exceptions::PyValueError;
@@ -26,19 +28,26 @@ use crate::reduce::py::any;
 use crate::reduce::windows::Lru;
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
-pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[("malformed_sources", build)];
+pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[
+    ("malformed_sources", build),
+    ("malformed_fragment_flood", flood::build),
+];
 
 const CATEGORY: &str = "ipv6.malformed";
 /// Frames listed per window (`SAMPLE`).
 const SAMPLE: usize = 10;
 
-/// The signatures, by decoder layer (`_LAYER_SIGNATURE`) and for fragments.
+/// The signatures: by decoder layer, with a few reasons of their own (a named attack a
+/// SOC triages apart), and for fragments.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Sig {
     Nd,
     Chain,
     Tunnel,
     Fragments,
+    RoutingType0,
+    UnspecifiedSource,
+    IncompleteChain,
 }
 
 impl Sig {
@@ -48,15 +57,29 @@ impl Sig {
             Sig::Chain => "malformed_chain",
             Sig::Tunnel => "malformed_tunnel",
             Sig::Fragments => "bad_fragments",
+            Sig::RoutingType0 => "routing_type0",
+            Sig::UnspecifiedSource => "unspecified_source",
+            Sig::IncompleteChain => "incomplete_chain",
         }
     }
 
-    fn of_layer(layer: &str) -> Option<Sig> {
-        match layer {
-            "nd" => Some(Sig::Nd),
-            "ext" => Some(Sig::Chain),
-            "tunnel" => Some(Sig::Tunnel),
+    /// Of the `ipv6` layer only `unspecified_source` alerts: its other reasons (a
+    /// truncated or non-6 header) are capture damage as often as attacks.
+    fn of(layer: &str, reason: &str) -> Option<Sig> {
+        match (layer, reason) {
+            ("ext", "routing_type0") => Some(Sig::RoutingType0),
+            ("ipv6", "unspecified_source") => Some(Sig::UnspecifiedSource),
+            ("nd", _) => Some(Sig::Nd),
+            ("ext", _) => Some(Sig::Chain),
+            ("tunnel", _) => Some(Sig::Tunnel),
             _ => None,
+        }
+    }
+
+    fn of_fragment(kind: FragKind) -> Sig {
+        match kind {
+            FragKind::IncompleteChain => Sig::IncompleteChain,
+            _ => Sig::Fragments,
         }
     }
 }
@@ -204,7 +227,7 @@ impl Reducer for MalformedReducer {
                 if !self.layers.iter().any(|l| l == m.layer) {
                     return Ok(());
                 }
-                let Some(sig) = Sig::of_layer(m.layer) else {
+                let Some(sig) = Sig::of(m.layer, m.reason) else {
                     return Ok(());
                 };
                 (sig, m.src, Reason::Layer(m.layer, m.reason))
@@ -214,7 +237,7 @@ impl Reducer for MalformedReducer {
                     return Ok(());
                 }
                 (
-                    Sig::Fragments,
+                    Sig::of_fragment(f.kind),
                     Some(IpAddr::V6(f.src)),
                     Reason::Fragment(f.kind),
                 )
@@ -325,8 +348,18 @@ mod tests {
         let v6 = Who::Ip(IpAddr::V6([0; 16]));
         assert_ne!(v4, v6);
         assert_ne!(Who::Mac([0; 6]), Who::Unknown);
-        assert_eq!(Sig::of_layer("ext"), Some(Sig::Chain));
-        assert_eq!(Sig::of_layer("ipv6"), None);
+        assert_eq!(Sig::of("ext", "truncated"), Some(Sig::Chain));
+        assert_eq!(Sig::of("ext", "routing_type0"), Some(Sig::RoutingType0));
+        assert_eq!(Sig::of("ipv6", "truncated"), None);
+        assert_eq!(
+            Sig::of("ipv6", "unspecified_source"),
+            Some(Sig::UnspecifiedSource)
+        );
+        assert_eq!(
+            Sig::of_fragment(FragKind::IncompleteChain),
+            Sig::IncompleteChain
+        );
+        assert_eq!(Sig::of_fragment(FragKind::Overlap), Sig::Fragments);
         assert_eq!(
             Reason::Fragment(FragKind::Overlap).text(),
             "fragment.overlap"

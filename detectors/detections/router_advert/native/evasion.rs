@@ -191,6 +191,7 @@ mod tests {
                 count: 2,
                 atomic: false,
                 first_chain_complete: complete,
+                overlap: 0,
             })
         };
         assert_eq!(r.signature(&nd(&[60], frag(false))), Some(0));
