@@ -1898,6 +1898,8 @@ def fuzz_mld2_report(lab: Lab) -> None:
     start_lan(lab)
     lab.limit_egress("a1", MLD_TBF)
     lab.run_tool("a1", ["atk6-fuzz_ip6", "-a", "-8", "eth0", "ff02::16"], 4)
+
+
 # -- malformed (issue 14) -----------------------------------------------------------------
 
 # a1's egress for the fragment flood: ~4000 first fragments/s of 470 bytes, so the 2 s
