@@ -23,6 +23,7 @@ use pyo3::prelude::*;
 
 use crate::record::Rec;
 
+pub mod dhcpv6;
 pub mod events;
 mod ip;
 pub mod nd;
@@ -118,6 +119,9 @@ pub struct Decoder {
     pub want_packets: bool,
     /// Emit a `TunnelPacket` for every decapsulation.
     pub want_tunnels: bool,
+    /// Decode DHCPv6 (UDP 546/547) into `Dhcpv6Message` events (off: left on the
+    /// cheap path like other UDP).
+    pub want_dhcpv6: bool,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
@@ -152,6 +156,14 @@ fn arr6(d: &[u8], i: usize) -> [u8; 6] {
     [d[i], d[i + 1], d[i + 2], d[i + 3], d[i + 4], d[i + 5]]
 }
 
+/// Is the UDP header at `data[p..]` addressed to a DHCPv6 port (546 client, 547 server
+/// or relay; every DHCPv6 message goes to one)? One length check and two comparisons:
+/// the cost DHCPv6 adds to the cheap paths.
+#[inline]
+pub(crate) fn dhcpv6_at(data: &[u8], p: usize) -> bool {
+    data.len() >= p + 4 && dhcpv6::is_dhcpv6_port(be16(data, p + 2))
+}
+
 /// At least `n` bytes from `p` before `end` (false when `p` is already past `end`).
 #[inline]
 pub(crate) fn has(p: usize, end: usize, n: usize) -> bool {
@@ -165,6 +177,7 @@ impl Decoder {
             limits,
             want_packets: false,
             want_tunnels: false,
+            want_dhcpv6: false,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),
@@ -204,6 +217,7 @@ impl Decoder {
                 && (data[20] == NH_TCP || data[20] == NH_UDP)
                 && data[14] >> 4 == 6
                 && 54 + be16(data, 18) as usize <= data.len()
+                && !(self.want_dhcpv6 && data[20] == NH_UDP && dhcpv6_at(data, 54))
             {
                 stats.link_types.add(LINKTYPE_ETHERNET);
                 stats.ipv6 += 1;
