@@ -3,9 +3,10 @@
 //!
 //! Owns, per window: Solicits and their distinct client DUIDs and source MACs (exact up
 //! to a few hundred, then a HyperLogLog: `sketch::DistinctCounter`), Advertises,
-//! Requests and Replies, and the Request transactions (client DUID, transaction id)
-//! still without a Reply, in a set capped at `max_pending` (past it, Requests are
-//! counted as incomplete unseen). A window that closes past a threshold goes to Python
+//! Requests and Replies, and the transactions that never complete: clients advertised
+//! to that send no Request (RFC 8415 18.2.1: a client that takes an Advertise
+//! requests), and Requests (client DUID, transaction id) without a Reply, each in a set
+//! capped at `max_pending` (past it, they are counted as incomplete untracked). A window that closes past a threshold goes to Python
 //! with its counts and the first message of each signature it crossed; quiet windows
 //! never do.
 
@@ -42,7 +43,9 @@ struct Win {
     requests: u64,
     replies: u64,
     pending: HashSet<u64>,
-    /// Requests not tracked because `pending` was full: counted as never completed.
+    /// Clients (DUID hashes) advertised to that have not sent a Request since.
+    advertised: HashSet<u64>,
+    /// Requests or Advertises not tracked because `pending` was full: counted as never completed.
     untracked: u64,
     solicit_flood: Option<Event>,
     request_churn: Option<Event>,
@@ -69,6 +72,7 @@ impl Win {
             requests: 0,
             replies: 0,
             pending: HashSet::new(),
+            advertised: HashSet::new(),
             untracked: 0,
             solicit_flood: None,
             request_churn: None,
@@ -80,7 +84,7 @@ impl Win {
     }
 
     fn incomplete(&self) -> u64 {
-        self.pending.len() as u64 + self.untracked
+        (self.pending.len() + self.advertised.len()) as u64 + self.untracked
     }
 }
 
@@ -201,9 +205,22 @@ impl Reducer for Starvation {
                     w.solicit_flood = Some(ev.clone());
                 }
             }
-            ADVERTISE => w.advertises += 1,
+            ADVERTISE => {
+                w.advertises += 1;
+                let client = m.client_id.as_deref().map_or(0, hash_bytes);
+                if w.advertised.len() < self.max_pending {
+                    w.advertised.insert(client);
+                } else if !w.advertised.contains(&client) {
+                    w.untracked += 1;
+                }
+                if w.request_churn.is_none() {
+                    w.request_churn = Some(ev.clone());
+                }
+            }
             REQUEST => {
                 w.requests += 1;
+                let client = m.client_id.as_deref().map_or(0, hash_bytes);
+                w.advertised.remove(&client);
                 let t = transaction(m.client_id.as_deref(), m.transaction_id);
                 if w.pending.len() < self.max_pending {
                     w.pending.insert(t);
