@@ -770,7 +770,7 @@ def _dhcpv6_server(ck: _Checker, node: yaml.Node, where: str) -> Dhcpv6Server:
         )
     duid: bytes | None = None
     if "duid" in keys:
-        text = ck.string(keys["duid"], at("duid"))
+        text = ck.text(keys["duid"], at("duid"), "a DUID (hex octets)")
         digits = text.replace(":", "").replace("-", "")
         ok = len(digits) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in digits)
         if not ok or not 2 <= len(digits) // 2 <= 130:
