@@ -38,8 +38,8 @@ from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
 from detectors.detections import NS, Context, Detector, discover
 from detectors.es.observations import Observation
 from detectors.events import (
-    Event,
     Dhcpv6Message,
+    Event,
     FragmentAnomaly,
     Ipv6Packet,
     Malformed,

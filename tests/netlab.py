@@ -1747,11 +1747,11 @@ def dhclient6(lab: Lab, host: str, seconds: float) -> ToolRun:
     return lab.start_tool(host, argv, seconds)
 
 
-def udp_from(mac: str, *, dst: str | None = None, src_mac_foreign: bool = False) -> Callable[[Frame], bool]:
-    """UDP frames from ``mac`` (any non-lab MAC with ``src_mac_foreign``), to ``dst``."""
+def udp_from(mac: str, *, dst: str | None = None) -> Callable[[Frame], bool]:
+    """UDP frames (DHCPv6 here) sent from ``mac``, to ``dst`` when given."""
+
     def match(f: Frame) -> bool:
-        sender = f.src_mac not in LAB_MACS if src_mac_foreign else f.src_mac == mac
-        return sender and f.upper == NH_UDP and (dst is None or f.dst_ip == dst)
+        return f.src_mac == mac and f.upper == NH_UDP and (dst is None or f.dst_ip == dst)
 
     return match
 
@@ -1810,7 +1810,7 @@ def fake_dhcps6(lab: Lab) -> None:
     sids=[1001111, 1001112],
     evidence=[
         Evidence("DHCPv6 Solicits from a1", udp_from(A1.mac, dst=ALL_DHCP_SERVERS), 100),
-        Evidence("DHCPv6 Advertises from r1 (dnsmasq) to a1", udp_from(R1.mac, dst=A1.link_local), 50),
+        Evidence("DHCPv6 Advertises from r1 to a1", udp_from(R1.mac, dst=A1.link_local), 50),
     ],
     tools=["atk6-flood_dhcpc6", "dnsmasq"],
 )

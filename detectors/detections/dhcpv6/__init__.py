@@ -271,4 +271,3 @@ class Dhcpv6Detector(Detector):
             src_mac=None,
             dest_mac=None,
         )
-

@@ -94,12 +94,16 @@ def exchange(
     smac, sll, sduid = server
     cid, sid = opt(1, duid_ll(cmac)), opt(2, sduid)
     offer = (ia_na(n, cglobal), dns(*handed), domains(DOMAIN))
+
+    def answer(mtype: int, x: int) -> bytes:
+        return from_server(smac, sll, cmac, cll, message(mtype, x, cid, sid, *offer))
+
     return [
         (at(t), from_client(cmac, cll, message(SOLICIT, xid, cid, ia_na(n)))),
-        (at(t + 0.01), from_server(smac, sll, cmac, cll, message(ADVERTISE, xid, cid, sid, *offer))),
+        (at(t + 0.01), answer(ADVERTISE, xid)),
         (at(t + 1.0), from_client(cmac, cll, message(REQUEST, xid + 1, cid, sid, ia_na(n)))),
-        (at(t + 1.01), from_server(smac, sll, cmac, cll, message(REPLY, xid + 1, cid, sid, *offer))),
-    ]  # fmt: skip
+        (at(t + 1.01), answer(REPLY, xid + 1)),
+    ]
 
 
 def benign(start: float = 0.0) -> list[Frame]:
@@ -112,11 +116,12 @@ def benign(start: float = 0.0) -> list[Frame]:
         cid, sid = opt(1, duid_ll(cmac)), opt(2, SERVER_DUID)
         offer = (ia_na(n, cglobal), dns(DNS1), domains(DOMAIN))
         t = start + 300 + n
+        renew = message(RENEW, 0x9000 + n, cid, sid, ia_na(n, cglobal))
+        reply = message(REPLY, 0x9000 + n, cid, sid, *offer)
         frames += [
-            (at(t), from_client(cmac, cll, message(RENEW, 0x9000 + n, cid, sid, ia_na(n, cglobal)))),
-            (at(t + 0.01), from_server(SERVER_MAC, SERVER_LL, cmac, cll,
-                                       message(REPLY, 0x9000 + n, cid, sid, *offer))),
-        ]  # fmt: skip
+            (at(t), from_client(cmac, cll, renew)),
+            (at(t + 0.01), from_server(SERVER_MAC, SERVER_LL, cmac, cll, reply)),
+        ]
     return frames
 
 
@@ -171,7 +176,7 @@ def cap_dhcpv6_starvation(out: Path) -> None:
         if i >= 300:
             continue
         sid = opt(2, SERVER_DUID)
-        offer = ia_na(1, a6("2001:db8:1::1000") [:14] + i.to_bytes(2, "big"))
+        offer = ia_na(1, a6("2001:db8:1::1000")[:14] + i.to_bytes(2, "big"))
         frames += [
             (at(t + 0.001), from_server(SERVER_MAC, SERVER_LL, cmac, cll,
                                         message(ADVERTISE, i, cid, sid, offer, dns(DNS1)))),

@@ -357,7 +357,11 @@ mod tests {
     fn frame(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
         let src = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
         let dst = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
-        eth(&ip6(&src, &dst, 17, &udp(sport, dport, payload)), 0x86DD, &[])
+        eth(
+            &ip6(&src, &dst, 17, &udp(sport, dport, payload)),
+            0x86DD,
+            &[],
+        )
     }
 
     fn dec(frame: &[u8]) -> Vec<Event> {
@@ -407,7 +411,10 @@ mod tests {
         assert_eq!(m.len(), 1);
         let m = m[0];
         assert_eq!((m.msg_type, m.transaction_id), (2, 0x123456));
-        assert_eq!(m.client_id.as_deref(), Some(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 9][..]));
+        assert_eq!(
+            m.client_id.as_deref(),
+            Some(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 9][..])
+        );
         assert_eq!(m.server_id.as_ref().map(|d| d[9]), Some(1));
         assert_eq!(m.iaids, [7]);
         assert_eq!(m.addresses.len(), 1);
@@ -440,7 +447,10 @@ mod tests {
         assert_eq!(m.link_address, Some([0x20; 16]));
         assert_eq!(m.peer_address, Some([0xfe; 16]));
         assert_eq!(m.relayed_type, Some(1));
-        assert_eq!(malformed(&dec(&frame(547, 547, &p[..20]))), [("dhcpv6", "short_message")]);
+        assert_eq!(
+            malformed(&dec(&frame(547, 547, &p[..20]))),
+            [("dhcpv6", "short_message")]
+        );
     }
 
     #[test]

@@ -181,7 +181,10 @@ impl Rogue {
             let e = &entries[i];
             if let Some(want) = &e.duid {
                 if duid != Some(&want[..]) {
-                    findings.push(("duid", duid.map_or(Seen::Nothing, |d| Seen::Bytes(d.to_vec()))));
+                    findings.push((
+                        "duid",
+                        duid.map_or(Seen::Nothing, |d| Seen::Bytes(d.to_vec())),
+                    ));
                     return Some((UNKNOWN, findings, Some(i)));
                 }
             }
@@ -329,9 +332,9 @@ impl Reducer for Rogue {
         };
         self.count_server(link, who, m, ts);
         self.suppression_key(&link, &who, sig);
-        let permitted = self
-            .budget
-            .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
+        let permitted =
+            self.budget
+                .permit(&mut self.suppress, &self.key, ev, who, &mut self.bursts);
         self.emit_bursts(py, out)?;
         if !permitted {
             return Ok(());

@@ -124,7 +124,11 @@ impl Starvation {
         let w = h.borrow();
         let churn = w.requests > self.max_requests || w.incomplete() > self.max_incomplete;
         let crossed = [
-            ("solicit_flood", w.clients() > self.max_clients, &w.solicit_flood),
+            (
+                "solicit_flood",
+                w.clients() > self.max_clients,
+                &w.solicit_flood,
+            ),
             ("request_churn", churn, &w.request_churn),
         ];
         if !crossed.iter().any(|c| c.1) {
