@@ -52,3 +52,53 @@ pub(crate) fn addr16(b: &[u8]) -> PyResult<[u8; 16]> {
     <[u8; 16]>::try_from(b)
         .map_err(|_| pyo3::exceptions::PyValueError::new_err("expected a 16-byte address"))
 }
+
+/// Event builders for the reducers' unit tests.
+#[cfg(test)]
+pub mod testing {
+    use crate::decode::events::{Chain, Dhcpv6Message, Ipv6Header, Meta, Tunnels};
+
+    /// A DHCPv6 message of `mtype` at `ts` from (`src`, `mac`), for client `client`.
+    pub fn msg(mtype: u8, ts: i64, src: u8, mac: u8, client: u8, xid: u32) -> Dhcpv6Message {
+        let mut addr = [0u8; 16];
+        addr[0] = 0xfe;
+        addr[1] = 0x80;
+        addr[15] = src;
+        let to_client = mtype == super::ADVERTISE || mtype == super::REPLY;
+        Dhcpv6Message {
+            meta: Meta {
+                ts_ns: ts,
+                src_mac: Some([2, 0, 0, 0, 0, mac]),
+                ..Meta::default()
+            },
+            ip: Ipv6Header {
+                src: addr,
+                dst: [0xff; 16],
+                hop_limit: 255,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: 0,
+                chain: Chain::default(),
+                upper: 17,
+                fragment: None,
+                tunnels: Tunnels::default(),
+            },
+            sport: if to_client { 547 } else { 546 },
+            dport: if to_client { 546 } else { 547 },
+            msg_type: mtype,
+            transaction_id: xid,
+            client_id: Some(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, client]),
+            server_id: to_client.then(|| vec![0, 3, 0, 1, 2, 0, 0, 0, 0, mac]),
+            iaids: vec![1],
+            addresses: Vec::new(),
+            prefixes: Vec::new(),
+            dns_servers: vec![[0x20; 16]],
+            domains: vec!["example.com".into()],
+            status_code: None,
+            hop_count: None,
+            link_address: None,
+            peer_address: None,
+            relayed_type: None,
+        }
+    }
+}

@@ -402,3 +402,80 @@ impl Reducer for Rogue {
         self.suppress.suppressed()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::msg;
+    use super::*;
+    use crate::decode::events::Vlans;
+
+    fn rogue(policy: Option<Vec<Entry>>) -> Rogue {
+        Rogue {
+            policy,
+            learn_ns: 100,
+            learn_max: 2,
+            first_ns: None,
+            learned: KeyedMap::default(),
+            servers: Lru::new(16),
+            suppress: Suppressor::new("s", 100, 16),
+            budget: LinkBudget::new("b", 16, 100, 10),
+            bursts: Vec::new(),
+            key: String::new(),
+        }
+    }
+
+    fn verdict(r: &mut Rogue, m: &Dhcpv6Message) -> Option<(&'static str, Vec<&'static str>)> {
+        let who = Offender::new(&m.ip.src, m.meta.src_mac);
+        r.judge(m, (0, Vlans::default()), who, m.meta.ts_ns)
+            .map(|(sig, f, _)| (sig, f.into_iter().map(|(c, _)| c).collect()))
+    }
+
+    #[test]
+    fn policy_servers_by_address_mac_duid_and_content() {
+        let mut addr = [0u8; 16];
+        addr[..2].copy_from_slice(&[0xfe, 0x80]);
+        addr[15] = 1;
+        let entry = Entry {
+            address: addr,
+            mac: [2, 0, 0, 0, 0, 1],
+            duid: Some(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 1]),
+            dns: Some(vec![[0x20; 16]]),
+            domains: Some(vec!["example.com".into()]),
+        };
+        let mut r = rogue(Some(vec![entry]));
+        assert_eq!(verdict(&mut r, &msg(ADVERTISE, 0, 1, 1, 5, 1)), None);
+        let other = verdict(&mut r, &msg(ADVERTISE, 0, 9, 9, 5, 1));
+        assert_eq!(other, Some((UNKNOWN, vec!["source"])));
+        // The server's address from another MAC: unknown, whatever its DUID says.
+        assert_eq!(
+            verdict(&mut r, &msg(REPLY, 0, 1, 9, 5, 1)).map(|v| v.0),
+            Some(UNKNOWN)
+        );
+        let mut wrong_duid = msg(REPLY, 0, 1, 1, 5, 1);
+        wrong_duid.server_id = Some(vec![0, 2, 1]);
+        assert_eq!(verdict(&mut r, &wrong_duid), Some((UNKNOWN, vec!["duid"])));
+        let mut extra = msg(REPLY, 0, 1, 1, 5, 1);
+        extra.dns_servers.push([0x66; 16]);
+        extra.domains.push("evil.example".into());
+        let v = verdict(&mut r, &extra);
+        assert_eq!(v, Some((UNLISTED, vec!["dns", "domain"])));
+    }
+
+    #[test]
+    fn learning_in_the_window_only_and_bounded() {
+        let mut r = rogue(None);
+        assert_eq!(verdict(&mut r, &msg(ADVERTISE, 0, 1, 1, 5, 1)), None);
+        assert_eq!(verdict(&mut r, &msg(ADVERTISE, 10, 2, 2, 5, 1)), None);
+        // learn_max reached: a third server inside the window is judged.
+        let third = verdict(&mut r, &msg(ADVERTISE, 20, 3, 3, 5, 1));
+        assert_eq!(third.map(|v| v.0), Some(UNKNOWN));
+        // After the window: a learned server's new DNS server is unlisted.
+        let mut late = msg(REPLY, 200, 1, 1, 5, 1);
+        assert_eq!(verdict(&mut r, &late), None);
+        late.dns_servers = vec![[0x66; 16]];
+        assert_eq!(verdict(&mut r, &late), Some((UNLISTED, vec!["dns"])));
+        let mut spoof = msg(REPLY, 200, 1, 1, 5, 1);
+        spoof.server_id = Some(vec![9]);
+        assert_eq!(verdict(&mut r, &spoof), Some((UNKNOWN, vec!["duid"])));
+    }
+}

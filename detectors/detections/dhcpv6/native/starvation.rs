@@ -17,7 +17,7 @@ use std::rc::Rc;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
-use crate::decode::events::Event;
+use crate::decode::events::{Dhcpv6Message, Event};
 use crate::decode::topy::Converter;
 use crate::reduce::budget::{link_of, link_to_py, Link};
 use crate::reduce::py::any;
@@ -81,6 +81,58 @@ impl Win {
 
     fn clients(&self) -> u64 {
         self.duids.estimate().max(self.macs.estimate()).round() as u64
+    }
+
+    /// Counts one DHCPv6 message of this window's link.
+    fn add(&mut self, m: &Dhcpv6Message, ev: &Event, max_pending: usize) {
+        self.last_ns = m.meta.ts_ns;
+        match m.msg_type {
+            SOLICIT => {
+                self.solicits += 1;
+                if let Some(duid) = &m.client_id {
+                    self.duids.add(hash_bytes(duid));
+                }
+                if let Some(mac) = m.meta.src_mac {
+                    if self.macs.add(hash_bytes(&mac)) && self.sample_macs.len() < SAMPLE {
+                        self.sample_macs.push(mac);
+                    }
+                }
+                if self.solicit_flood.is_none() {
+                    self.solicit_flood = Some(ev.clone());
+                }
+            }
+            ADVERTISE => {
+                self.advertises += 1;
+                let client = m.client_id.as_deref().map_or(0, hash_bytes);
+                if self.advertised.len() < max_pending {
+                    self.advertised.insert(client);
+                } else if !self.advertised.contains(&client) {
+                    self.untracked += 1;
+                }
+                if self.request_churn.is_none() {
+                    self.request_churn = Some(ev.clone());
+                }
+            }
+            REQUEST => {
+                self.requests += 1;
+                let client = m.client_id.as_deref().map_or(0, hash_bytes);
+                self.advertised.remove(&client);
+                let t = transaction(m.client_id.as_deref(), m.transaction_id);
+                if self.pending.len() < max_pending {
+                    self.pending.insert(t);
+                } else if !self.pending.contains(&t) {
+                    self.untracked += 1;
+                }
+                if self.request_churn.is_none() {
+                    self.request_churn = Some(ev.clone());
+                }
+            }
+            _ => {
+                self.replies += 1;
+                let t = transaction(m.client_id.as_deref(), m.transaction_id);
+                self.pending.remove(&t);
+            }
+        }
     }
 
     fn incomplete(&self) -> u64 {
@@ -192,55 +244,7 @@ impl Reducer for Starvation {
             |k, v| closed.push((k, v)),
         );
         self.close_all(closed, out)?;
-        let mut w = h.borrow_mut();
-        w.last_ns = ts;
-        match m.msg_type {
-            SOLICIT => {
-                w.solicits += 1;
-                if let Some(duid) = &m.client_id {
-                    w.duids.add(hash_bytes(duid));
-                }
-                if let Some(mac) = m.meta.src_mac {
-                    if w.macs.add(hash_bytes(&mac)) && w.sample_macs.len() < SAMPLE {
-                        w.sample_macs.push(mac);
-                    }
-                }
-                if w.solicit_flood.is_none() {
-                    w.solicit_flood = Some(ev.clone());
-                }
-            }
-            ADVERTISE => {
-                w.advertises += 1;
-                let client = m.client_id.as_deref().map_or(0, hash_bytes);
-                if w.advertised.len() < self.max_pending {
-                    w.advertised.insert(client);
-                } else if !w.advertised.contains(&client) {
-                    w.untracked += 1;
-                }
-                if w.request_churn.is_none() {
-                    w.request_churn = Some(ev.clone());
-                }
-            }
-            REQUEST => {
-                w.requests += 1;
-                let client = m.client_id.as_deref().map_or(0, hash_bytes);
-                w.advertised.remove(&client);
-                let t = transaction(m.client_id.as_deref(), m.transaction_id);
-                if w.pending.len() < self.max_pending {
-                    w.pending.insert(t);
-                } else if !w.pending.contains(&t) {
-                    w.untracked += 1;
-                }
-                if w.request_churn.is_none() {
-                    w.request_churn = Some(ev.clone());
-                }
-            }
-            _ => {
-                w.replies += 1;
-                let t = transaction(m.client_id.as_deref(), m.transaction_id);
-                w.pending.remove(&t);
-            }
-        }
+        h.borrow_mut().add(m, ev, self.max_pending);
         Ok(())
     }
 
@@ -256,5 +260,47 @@ impl Reducer for Starvation {
 
     fn tables(&self) -> Vec<TableStat> {
         vec![self.links.table.table_stat("dhcpv6.starvation_links")]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::msg;
+    use super::*;
+
+    fn add(w: &mut Win, m: Dhcpv6Message) {
+        let ev = Event::Dhcpv6(m.clone());
+        w.add(&m, &ev, 4);
+    }
+
+    #[test]
+    fn distinct_clients_and_transactions_that_never_complete() {
+        let mut w = Win::new(0);
+        for c in 0..10 {
+            add(&mut w, msg(SOLICIT, 1, c, c, c, 1));
+        }
+        add(&mut w, msg(SOLICIT, 1, 0, 0, 0, 1)); // a retransmission: no new client
+        assert_eq!((w.solicits, w.clients()), (11, 10));
+        // Clients 0..3 are advertised to; 0 and 1 request, 0 gets its Reply.
+        for c in 0..3 {
+            add(&mut w, msg(ADVERTISE, 2, 99, 99, c, 1));
+        }
+        add(&mut w, msg(REQUEST, 3, 0, 0, 0, 7));
+        add(&mut w, msg(REQUEST, 3, 1, 1, 1, 8));
+        add(&mut w, msg(REPLY, 4, 99, 99, 0, 7));
+        add(&mut w, msg(REPLY, 4, 99, 99, 1, 9)); // another transaction: no match
+                                                  // Open: client 2's Advertise, client 1's Request.
+        assert_eq!((w.requests, w.replies, w.incomplete()), (2, 2, 2));
+        assert!(w.solicit_flood.is_some() && w.request_churn.is_some());
+    }
+
+    #[test]
+    fn open_transactions_past_the_cap_count_untracked() {
+        let mut w = Win::new(0);
+        for c in 0..10 {
+            add(&mut w, msg(REQUEST, 1, c, c, c, u32::from(c)));
+        }
+        assert_eq!(w.pending.len(), 4);
+        assert_eq!(w.incomplete(), 10);
     }
 }
