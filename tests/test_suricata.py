@@ -30,6 +30,7 @@ from detectors.rules.pack import load
 from detectors.rules.render import SIGMA_DIR, SURICATA_DIR, RenderError, environment
 from detectors.rules.suricata import CLASSIFICATION_FILE, RULES_FILE, VARS_FILE, parse_rules
 from detectors.rules.suricata import render as render_suricata
+from tests.golden import manifest
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 POLICIES = sorted(p.name for p in PCAPS.glob("policy*.yaml"))
@@ -193,7 +194,7 @@ def _suricata_sids(pack: Path, capture: Path) -> tuple[set[int], str | None]:
 
 
 def test_declared_coverage_agrees_with_suricata_on_every_capture(tmp_path: Path) -> None:
-    captures = yaml.safe_load((PCAPS / "manifest.yaml").read_text(encoding="utf-8"))["captures"]
+    captures = manifest()  # pcaps/manifest.yaml and every family's captures.yaml
     packs: dict[str | None, Path] = {}
     for entry in captures:
         policy = entry.get("policy")
@@ -256,6 +257,7 @@ JOIN_CAPTURES = (
     "tunnels_6to4.pcap",
     "ext_headers.pcap",
     "fragments.pcap",
+    "dhcpv6_starvation.pcap",
 )
 
 
@@ -264,8 +266,7 @@ def test_join_keys_equal_suricatas_on_the_same_packets(tmp_path: Path) -> None:
     (``pcap_cnt``), ``src_ip`` and ``dest_ip`` are the same strings, and so is
     ``community_id`` where both write one (README "Alert output" lists where
     Suricata and v6sentry hash a different tuple)."""
-    entries = {e.get("name", e["file"]): e for e in yaml.safe_load(
-        (PCAPS / "manifest.yaml").read_text(encoding="utf-8"))["captures"]}  # fmt: skip
+    entries = {e.get("name", e["file"]): e for e in manifest()}
     packs: dict[str | None, Path] = {}
     wrong: list[str] = []
     compared = hashed = same = 0
