@@ -1717,16 +1717,17 @@ DNSMASQ_DUID: Final = ("43794", "0102030405")
 EVIL_DNS: Final = "2001:db8:bad::53"
 
 
-def start_dnsmasq(lab: Lab, pool: tuple[str, str] = DHCPV6_POOL) -> None:
+def start_dnsmasq(lab: Lab, dns: str = RDNSS) -> None:
     """dnsmasq as r1's DHCPv6 server only (no DNS, no RAs), in the foreground, logging
-    to the work dir; stateful addresses from ``pool``, DNS server and search domain."""
+    to the work dir; stateful addresses from the pool, DNS server ``dns`` and the
+    search domain."""
     leases = lab.workdir / "dnsmasq.leases"
     argv = [
         "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp",
         "--conf-file=/dev/null", "--port=0", "--interface=eth0", "--bind-interfaces",
         f"--dhcp-leasefile={leases}", f"--pid-file={lab.workdir / 'dnsmasq.pid'}",
-        f"--dhcp-range={pool[0]},{pool[1]},64,1h",
-        f"--dhcp-option=option6:dns-server,[{RDNSS}]",
+        f"--dhcp-range={DHCPV6_POOL[0]},{DHCPV6_POOL[1]},64,1h",
+        f"--dhcp-option=option6:dns-server,[{dns}]",
         f"--dhcp-option=option6:domain-search,{DHCPV6_DOMAIN}",
         f"--dhcp-duid={DNSMASQ_DUID[0]},{DNSMASQ_DUID[1]}",
         "--user=root", "--group=root",
@@ -1829,6 +1830,76 @@ def flood_dhcpc6(lab: Lab) -> None:
     lab.limit_egress("a1", EXHAUST_TBF)
     lab.run_tool("a1", ["atk6-flood_dhcpc6", "-N", "eth0"], FLOOD * 3, neighbour_budget=400)
     time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.rogue_dhcpv6"],
+    sids=[1001102],
+    evidence=[
+        Evidence("DHCPv6 Solicit from h1", udp_from(H1.mac, dst=ALL_DHCP_SERVERS)),
+        Evidence("DHCPv6 answer from r1 to h1", udp_from(R1.mac, dst=H1.link_local), 2),
+    ],
+    tools=["dnsmasq", "dhclient"],
+)
+def dnsmasq_unlisted_dns(lab: Lab) -> None:
+    """The policy's own DHCPv6 server (dnsmasq in r1) hands out a DNS server its
+    dhcpv6_servers entry does not list (a tampered configuration).
+
+    In r1: dnsmasq as in ``benign_dhcpv6_server`` but with
+    ``--dhcp-option=option6:dns-server,[2001:db8:bad::53]``; in h1: ``dhclient -6 -d -v
+    -1 -sf /bin/true eth0`` (4 s).
+    """
+    start_lan(lab)
+    start_dnsmasq(lab, dns=EVIL_DNS)
+    lab.finish(dhclient6(lab, "h1", 4))
+    time.sleep(0.5)
+
+
+# Forged servers for the burst: more than ipv6.rogue_dhcpv6's max_alerts_per_window (10).
+FAKE_SERVERS: Final = 12
+
+
+@scenario(
+    expect=["ipv6.rogue_dhcpv6"],
+    sids=[1001101, 1001103],
+    evidence=[
+        Evidence("DHCPv6 Solicit from h1", udp_from(H1.mac, dst=ALL_DHCP_SERVERS)),
+        Evidence(
+            "DHCPv6 answers to h1 from forged servers",
+            lambda f: (
+                f.src_mac.startswith("02:00:00:00:0d:")
+                and f.upper == NH_UDP
+                and f.dst_ip == H1.link_local
+            ),
+            FAKE_SERVERS - 1,
+            distinct=lambda f: f.src_mac,
+        ),
+    ],
+    tools=["atk6-fake_dhcps6", "dhclient"],
+)
+def fake_dhcps6_many(lab: Lab) -> None:
+    """Twelve rogue DHCPv6 servers (each its own MAC and link-local address) answer h1.
+
+    In a1, twelve macvlan interfaces ``d1``..``d12`` on eth0 (MAC 02:00:00:00:0d:NN,
+    ``fe80::d:N``, no DAD), on each ``atk6-fake_dhcps6 dN 2001:db8:bad::/64
+    2001:db8:bad::53`` (8 s); 1 s later in h1: ``dhclient -6 -d -v -1 -sf /bin/true
+    eth0`` (5 s). Ten alerts, the rest folded into the link's burst.
+    """
+    start_lan(lab)
+    rogues = []
+    for n in range(1, FAKE_SERVERS + 1):
+        dev = f"d{n}"
+        lab.sh("a1", "ip", "link", "add", dev, "link", "eth0", "type", "macvlan", "mode", "bridge")
+        lab.sysctl("a1", {f"net.ipv6.conf.{dev}.addr_gen_mode": 1})
+        lab.sh("a1", "ip", "link", "set", dev, "address", f"02:00:00:00:0d:{n:02x}", "up")
+        lab.sh("a1", "ip", "addr", "add", f"fe80::d:{n:x}/64", "dev", dev, "nodad")
+    for n in range(1, FAKE_SERVERS + 1):
+        argv = ["atk6-fake_dhcps6", f"d{n}", "2001:db8:bad::/64", EVIL_DNS]
+        rogues.append(lab.start_tool("a1", argv, 8))
+    time.sleep(1.0)  # all listening before the Solicit
+    lab.finish(dhclient6(lab, "h1", 5))
+    for rogue in rogues:
+        lab.finish(rogue)
 
 
 # -- recording -----------------------------------------------------------------------
