@@ -170,7 +170,7 @@ class Dhcpv6Detector(Detector):
             "findings": [self._finding(check, seen, policy_entry) for check, seen in findings],
             "clients": {
                 "count": clients,
-                "sample_duids": [duid_str(c) if len(c) != 16 else ip_str(c) for c in sample],
+                "sample_duids": [duid_str(c) for c in sample],
             },
             "count": count,
             "first_seen": first_ns / NS,

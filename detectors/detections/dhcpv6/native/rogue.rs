@@ -247,10 +247,13 @@ impl Rogue {
         };
         s.count += 1;
         s.last_ns = ts;
-        // A client is its DUID, or its address when the message names none.
-        let client = m.client_id.clone().unwrap_or_else(|| m.ip.dst.to_vec());
-        if s.clients.add(hash_bytes(&client)) && s.sample.len() < SAMPLE {
-            s.sample.push(client);
+        // A client is its DUID, or its address when the message names none (counted,
+        // not sampled: the sample lists DUIDs only).
+        let key = m.client_id.as_deref().unwrap_or(&m.ip.dst);
+        if s.clients.add(hash_bytes(key)) && s.sample.len() < SAMPLE {
+            if let Some(duid) = &m.client_id {
+                s.sample.push(duid.clone());
+            }
         }
     }
 
