@@ -134,6 +134,7 @@ class Decoder:
     want_packets: bool
     want_tunnels: bool
     want_mld: bool
+    want_dhcpv6: bool
     def __init__(
         self,
         limits: DecoderLimits | None = None,
@@ -141,6 +142,7 @@ class Decoder:
         want_packets: bool = False,
         want_tunnels: bool = False,
         want_mld: bool = False,
+        want_dhcpv6: bool = False,
     ) -> None: ...
     def decode(
         self, ts_ns: int, frame: int, iface: int, linktype: int, data: bytes, wire_len: int
@@ -185,8 +187,9 @@ class Pipeline:
         malformed: bool,
         fragments: bool,
         mld: bool = False,
+        dhcpv6: bool = False,
     ) -> None: ...
-    def native_kinds(self) -> tuple[bool, bool, bool, bool, bool, bool]: ...
+    def native_kinds(self) -> tuple[bool, ...]: ...
     @property
     def now_ns(self) -> int: ...
     def advance(self, now_ns: int) -> bool: ...
@@ -213,9 +216,7 @@ class Forwarder:
     """A ``live --workers`` worker's half: decode its share of a link, pack the events."""
 
     frame: int
-    def __init__(
-        self, decoder: Decoder, tick_ns: int, kinds: tuple[bool, bool, bool, bool, bool, bool]
-    ) -> None: ...
+    def __init__(self, decoder: Decoder, tick_ns: int, kinds: tuple[bool, ...]) -> None: ...
     @property
     def now_ns(self) -> int: ...
     @property

@@ -38,6 +38,7 @@ from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits
 from detectors.detections import NS, Context, Detector, discover
 from detectors.es.observations import Observation
 from detectors.events import (
+    Dhcpv6Message,
     Event,
     FragmentAnomaly,
     Ipv6Packet,
@@ -255,21 +256,16 @@ class Engine:
                 Malformed,
                 FragmentAnomaly,
                 MldMessage,
+                Dhcpv6Message,
             )
         ]
         native = self._pipeline.native_kinds()
         self._pipeline.set_python_kinds(*python)
-        self.kinds: tuple[bool, bool, bool, bool, bool, bool] = (
-            python[0] or native[0],
-            python[1] or native[1],
-            python[2] or native[2],
-            python[3] or native[3],
-            python[4] or native[4],
-            python[5] or native[5],
-        )
+        self.kinds: tuple[bool, ...] = tuple(p or n for p, n in zip(python, native, strict=True))
         self.decoder.want_packets = self.kinds[0]
         self.decoder.want_tunnels = self.kinds[1]
         self.decoder.want_mld = self.kinds[5]
+        self.decoder.want_dhcpv6 = self.kinds[6]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     # -- alerts ------------------------------------------------------------
@@ -528,6 +524,7 @@ class Forwarding:
         self.decoder = Decoder(decoder_limits(policy.thresholds.get("decoder", {})))
         self.decoder.want_packets, self.decoder.want_tunnels = kinds[0], kinds[1]
         self.decoder.want_mld = kinds[5]
+        self.decoder.want_dhcpv6 = kinds[6]
         self._forwarder = Forwarder(self.decoder, TICK_NS, kinds)
         self.send = send
 

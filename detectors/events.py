@@ -403,6 +403,56 @@ ND_CLASSES: dict[int, type[NDMessage]] = {
 }
 
 
+# DHCPv6 message types (RFC 8415 7.3) v6sentry names.
+DHCPV6_TYPES: dict[int, str] = {
+    1: "solicit",
+    2: "advertise",
+    3: "request",
+    4: "confirm",
+    5: "renew",
+    6: "rebind",
+    7: "reply",
+    8: "release",
+    9: "decline",
+    10: "reconfigure",
+    11: "information-request",
+    12: "relay-forward",
+    13: "relay-reply",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Dhcpv6Message(Event):
+    """A DHCPv6 message (RFC 8415) on UDP 546/547 and the options detections read.
+
+    Built only when some detection observes it. Lists hold at most the first 16 of
+    each; DUIDs are raw bytes. A relay message (types 12, 13) has no transaction id
+    but its hop count, link and peer addresses and the relayed message's type.
+    """
+
+    ip: IPv6Header
+    sport: int
+    dport: int
+    msg_type: int
+    transaction_id: int = 0
+    client_id: bytes | None = None
+    server_id: bytes | None = None
+    iaids: tuple[int, ...] = ()
+    addresses: tuple[bytes, ...] = ()
+    prefixes: tuple[tuple[bytes, int], ...] = ()
+    dns_servers: tuple[bytes, ...] = ()
+    domains: tuple[str, ...] = ()
+    status_code: int | None = None
+    hop_count: int | None = None
+    link_address: bytes | None = None
+    peer_address: bytes | None = None
+    relayed_type: int | None = None
+
+    @property
+    def type_name(self) -> str:
+        return DHCPV6_TYPES.get(self.msg_type, str(self.msg_type))
+
+
 @dataclass(slots=True)
 class DecodeStats:
     """Counters the decoder keeps; the replay summary prints them."""

@@ -301,6 +301,23 @@ def effective_policy(specs: Mapping[str, FamilySpec], policy: Policy) -> dict[st
             entry.update((k, v) for k, v in checked.items() if k in r.checked)
             routers.append(entry)
         out["routers"] = routers
+    if policy.dhcpv6_servers is not None:
+        servers = []
+        for s in policy.dhcpv6_servers:
+            server: dict[str, Any] = {
+                "address": str(ipaddress.IPv6Address(s.address)),
+                "mac": _mac(s.mac),
+            }
+            if s.duid is not None:
+                server["duid"] = s.duid.hex(":")
+            if s.name is not None:
+                server["name"] = s.name
+            if s.dns is not None:
+                server["dns"] = [str(ipaddress.IPv6Address(a)) for a in s.dns]
+            if s.domains is not None:
+                server["domains"] = list(s.domains)
+            servers.append(server)
+        out["dhcpv6_servers"] = servers
     out["prefixes"] = {
         "monitored": [str(p) for p in policy.monitored],
         "dark": [str(p) for p in policy.dark],
@@ -327,6 +344,10 @@ def show_text(specs: Mapping[str, FamilySpec], policy: Policy) -> str:
         head = [f"# Effective policy: {policy.path} (sha256 {policy.sha256})"]
     if policy.learns_routers:
         head.append("# routers: not listed, so they are learned (learn_window_s of ipv6.rogue_ra)")
+    if policy.learns_dhcpv6_servers:
+        head.append(
+            "# dhcpv6_servers: not listed, so they are learned (learn_window_s of ipv6.rogue_ra)"
+        )
     for t in policy.tuning:
         if t.expired:
             head.append(f"# not applied, expired on {t.expires}: {t.label}: {t.reason}")

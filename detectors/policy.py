@@ -40,7 +40,7 @@ import yaml
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds", "tuning")
+TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds", "tuning", "dhcpv6_servers")
 TUNING_KEYS = ("detection", "sid", "enabled", "suppress", "expires", "reason")
 SUPPRESS_KEYS = ("src", "dst")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -61,6 +61,9 @@ ROUTER_KEYS = (
 # an absent key means "not checked", an empty list means "must advertise none".
 CHECKED_KEYS = ("prefixes", "rdnss", "dnssl", "routes", "mtu", "preference", "managed", "other")
 PREFERENCES = {"low": -1, "medium": 0, "high": 1}  # RFC 4191 section 2.1
+# A legitimate DHCPv6 server (``dhcpv6_servers``); ``dns``/``domains`` absent = not
+# checked, an empty list = it must hand out none.
+DHCPV6_SERVER_KEYS = ("address", "mac", "duid", "name", "dns", "domains")
 PREFIX_KEYS = ("monitored", "dark")
 TUNNEL_KEYS = ("allowed",)
 
@@ -217,6 +220,19 @@ class Router:
 
 
 @dataclass(frozen=True, slots=True)
+class Dhcpv6Server:
+    """A legitimate DHCPv6 server on the link (``dhcpv6_servers``)."""
+
+    address: bytes  # 16-byte packed IPv6 source of its Advertise/Reply
+    mac: bytes  # 6 bytes
+    line: int  # 1-based line of the entry in the policy file, for evidence
+    duid: bytes | None = None  # its Server Identifier; None = not checked
+    name: str | None = None
+    dns: tuple[bytes, ...] | None = None  # DNS servers it may hand out; None = not checked
+    domains: tuple[str, ...] | None = None  # search domains it may hand out (lower-case)
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A validated policy. ``routers``: None = learn them, ``()`` = no router is legitimate."""
 
@@ -230,6 +246,8 @@ class Policy:
     thresholds: dict[str, dict[str, float | int]] = field(default_factory=dict)
     sha256: str = ""  # of the file's bytes; "" for the empty (learned) policy
     tuning: tuple[Tuning, ...] = ()  # every entry, expired ones included (see ``active_tuning``)
+    # None = learn the DHCPv6 servers as routers are learned; () = no server is legitimate.
+    dhcpv6_servers: tuple[Dhcpv6Server, ...] | None = None
 
     @property
     def active_tuning(self) -> tuple[Tuning, ...]:
@@ -244,6 +262,11 @@ class Policy:
             for t in self.tuning
             if t.expired
         ]
+
+    @property
+    def learns_dhcpv6_servers(self) -> bool:
+        """True when the policy names no DHCPv6 servers and they are to be learned."""
+        return self.dhcpv6_servers is None
 
     @property
     def learns_routers(self) -> bool:
@@ -339,6 +362,9 @@ def load_policy(
     routers: tuple[Router, ...] | None = None
     if "routers" in top:
         routers = _routers(ck, top["routers"])
+    dhcpv6_servers: tuple[Dhcpv6Server, ...] | None = None
+    if "dhcpv6_servers" in top:
+        dhcpv6_servers = _dhcpv6_servers(ck, top["dhcpv6_servers"])
     prefixes = ck.mapping(top["prefixes"], "prefixes", PREFIX_KEYS) if "prefixes" in top else {}
     tunnels = ck.mapping(top["tunnels"], "tunnels", TUNNEL_KEYS) if "tunnels" in top else {}
     monitored = ck.located_prefixes(prefixes.get("monitored"), "prefixes.monitored")
@@ -364,6 +390,7 @@ def load_policy(
         )
         if "tuning" in top
         else (),
+        dhcpv6_servers=dhcpv6_servers,
     )
 
 
@@ -704,6 +731,86 @@ def _routers(ck: _Checker, node: yaml.Node) -> tuple[Router, ...]:
             f"(line {other.line}; {macs}); list each router address once, with its one MAC"
         )
     return routers
+
+
+def _dhcpv6_servers(ck: _Checker, node: yaml.Node) -> tuple[Dhcpv6Server, ...]:
+    hint = "write [] for no legitimate DHCPv6 server, or remove the key to learn them"
+    servers = tuple(
+        _dhcpv6_server(ck, item, f"dhcpv6_servers[{i}]")
+        for i, item in enumerate(ck.sequence(node, "dhcpv6_servers", hint))
+    )
+    # One entry per (address, MAC): the reducer looks a server up by both.
+    first: dict[tuple[bytes, bytes], int] = {}
+    for i, server in enumerate(servers):
+        j = first.setdefault((server.address, server.mac), i)
+        if j != i:
+            raise PolicyError(
+                f"{ck.path}:{server.line}: dhcpv6_servers[{i}]: duplicate DHCPv6 server "
+                f"{ipaddress.IPv6Address(server.address)} {_mac_text(server.mac)}: already "
+                f"dhcpv6_servers[{j}] (line {servers[j].line}); list each server once"
+            )
+    return servers
+
+
+def _dhcpv6_server(ck: _Checker, node: yaml.Node, where: str) -> Dhcpv6Server:
+    keys = ck.mapping(node, where, DHCPV6_SERVER_KEYS)
+    for required in ("address", "mac"):
+        if required not in keys:
+            raise ck.fail(node, where, f"missing required key '{required}'")
+
+    def at(key: str) -> str:
+        return f"{where}.{key}"
+
+    address = ck.ipv6_address(keys["address"], at("address"))
+    if address.is_multicast or address.is_unspecified:
+        raise ck.fail(
+            keys["address"],
+            at("address"),
+            f"'{address}' cannot be a DHCPv6 server's source address (unicast; RFC 8415 18.3)",
+        )
+    duid: bytes | None = None
+    if "duid" in keys:
+        text = ck.text(keys["duid"], at("duid"), "a DUID (hex octets)")
+        digits = text.replace(":", "").replace("-", "")
+        ok = len(digits) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in digits)
+        if not ok or not 2 <= len(digits) // 2 <= 130:
+            raise ck.fail(
+                keys["duid"],
+                at("duid"),
+                f"{text!r} is not a DUID (2 to 130 hex octets like 00:03:00:01:02:00:00:00:02:01;"
+                " RFC 8415 11)",
+            )
+        duid = bytes.fromhex(digits)
+    dns: tuple[bytes, ...] | None = None
+    if "dns" in keys:
+        servers = []
+        for i, n in enumerate(ck.sequence(keys["dns"], at("dns"))):
+            w = f"{at('dns')}[{i}]"
+            server = ck.ipv6_address(n, w)
+            if server.is_multicast or server.is_unspecified:
+                raise ck.fail(n, w, f"'{server}' cannot be a DNS server address")
+            servers.append(server.packed)
+        dns = tuple(servers)
+    domains: tuple[str, ...] | None = None
+    if "domains" in keys:
+        domains = tuple(
+            ck.domain(n, f"{at('domains')}[{i}]").rstrip(".").lower()
+            for i, n in enumerate(ck.sequence(keys["domains"], at("domains")))
+        )
+    name: str | None = None
+    if "name" in keys:
+        name = ck.string(keys["name"], at("name"))
+        if not name.strip():
+            raise ck.fail(keys["name"], at("name"), "empty name; omit the key instead")
+    return Dhcpv6Server(
+        address=address.packed,
+        mac=ck.mac(keys["mac"], at("mac")),
+        line=_line(node),
+        duid=duid,
+        name=name,
+        dns=dns,
+        domains=domains,
+    )
 
 
 def _mac_text(mac: bytes | None) -> str:

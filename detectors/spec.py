@@ -174,6 +174,7 @@ OBSERVABLE = (
     "malformed",
     "fragment_anomaly",
     "mld_message",
+    "dhcpv6",
 )
 
 

@@ -1751,6 +1751,59 @@ def join_leave(lab: Lab, node: str, group: str, seconds: float) -> subprocess.Po
     )
 
 
+# DHCPv6 (issue 14): a real DHCPv6 server (dnsmasq in r1) and real clients (ISC dhclient
+# -6 in the hosts); atk6-fake_dhcps6 answers a real client as a rogue server,
+# atk6-flood_dhcpc6 starves the real server. tests/netlab_policy.yaml lists dnsmasq
+# (r1's link-local, MAC and the DUID fixed by --dhcp-duid) under dhcpv6_servers.
+
+ALL_DHCP_SERVERS: Final = "ff02::1:2"  # All_DHCP_Relay_Agents_and_Servers (RFC 8415 7.1)
+DHCPV6_POOL: Final = ("2001:db8:1::1000", "2001:db8:1::10ff")
+DHCPV6_DOMAIN: Final = "lab.example"
+# DUID-EN (type 2) of enterprise 43794 (0xab12), identifier 01:02:03:04:05; the policy's.
+DNSMASQ_DUID: Final = ("43794", "0102030405")
+EVIL_DNS: Final = "2001:db8:bad::53"
+
+
+def start_dnsmasq(lab: Lab, dns: str = RDNSS) -> None:
+    """dnsmasq as r1's DHCPv6 server only (no DNS, no RAs), in the foreground, logging
+    to the work dir; stateful addresses from the pool, DNS server ``dns`` and the
+    search domain."""
+    leases = lab.workdir / "dnsmasq.leases"
+    argv = [
+        "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-dhcp",
+        "--conf-file=/dev/null", "--port=0", "--interface=eth0", "--bind-interfaces",
+        f"--dhcp-leasefile={leases}", f"--pid-file={lab.workdir / 'dnsmasq.pid'}",
+        f"--dhcp-range={DHCPV6_POOL[0]},{DHCPV6_POOL[1]},64,1h",
+        f"--dhcp-option=option6:dns-server,[{dns}]",
+        f"--dhcp-option=option6:domain-search,{DHCPV6_DOMAIN}",
+        f"--dhcp-duid={DNSMASQ_DUID[0]},{DNSMASQ_DUID[1]}",
+        "--user=root", "--group=root",
+    ]  # fmt: skip
+    lab.spawn("r1", argv, "dnsmasq-r1.log")
+    time.sleep(0.5)  # bound to eth0 before the first Solicit
+
+
+def dhclient6(lab: Lab, host: str, seconds: float) -> ToolRun:
+    """ISC dhclient -6 in ``host``: one stateful exchange (Solicit, Advertise, Request,
+    Reply), its own lease file, and /bin/true as the script so nothing is configured."""
+    argv = [
+        "dhclient", "-6", "-d", "-v", "-1",
+        "-lf", str(lab.workdir / f"dhclient6-{host}.leases"),
+        "-pf", str(lab.workdir / f"dhclient6-{host}.pid"),
+        "-sf", "/bin/true", "eth0",
+    ]  # fmt: skip
+    return lab.start_tool(host, argv, seconds)
+
+
+def udp_from(mac: str, *, dst: str | None = None) -> Callable[[Frame], bool]:
+    """UDP frames (DHCPv6 here) sent from ``mac``, to ``dst`` when given."""
+
+    def match(f: Frame) -> bool:
+        return f.src_mac == mac and f.upper == NH_UDP and (dst is None or f.dst_ip == dst)
+
+    return match
+
+
 @scenario(
     expect=(),
     evidence=[
@@ -2030,6 +2083,151 @@ def overlap_rogue_ra(lab: Lab) -> None:
     listing = lab.workdir / "overlap_frames.hex"
     listing.write_text("".join(f.hex() + "\n" for f in sent), encoding="ascii")
     lab.sh("a1", sys.executable, "-c", _SEND_FRAMES, str(listing))
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence("DHCPv6 client message from h1", udp_from(H1.mac, dst=ALL_DHCP_SERVERS), 2),
+        Evidence("DHCPv6 client message from h2", udp_from(H2.mac, dst=ALL_DHCP_SERVERS), 2),
+        Evidence("DHCPv6 client message from v1", udp_from(V1.mac, dst=ALL_DHCP_SERVERS), 2),
+        Evidence("DHCPv6 server answer from r1", udp_from(R1.mac, dst=None), 6),
+    ],
+    tools=["dnsmasq", "dhclient"],
+)
+def benign_dhcpv6_server(lab: Lab) -> None:
+    """dnsmasq in r1 serves three real DHCPv6 clients (h1, h2, v1).
+
+    In r1: ``dnsmasq --keep-in-foreground --port=0 --interface=eth0 --bind-interfaces
+    --dhcp-range=2001:db8:1::1000,2001:db8:1::10ff,64,1h
+    --dhcp-option=option6:dns-server,[2001:db8:1::53]
+    --dhcp-option=option6:domain-search,lab.example --dhcp-duid=43794,0102030405``;
+    in h1, h2 and v1: ``dhclient -6 -d -v -1 -sf /bin/true eth0`` (4 s each, one
+    after another, so the exchanges do not overlap).
+    """
+    start_lan(lab, hosts=(V1,))
+    start_dnsmasq(lab)
+    for host in ("h1", "h2", "v1"):
+        lab.finish(dhclient6(lab, host, 4))
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.rogue_dhcpv6"],
+    sids=[1001101],
+    evidence=[
+        Evidence("DHCPv6 Solicit from h1", udp_from(H1.mac, dst=ALL_DHCP_SERVERS)),
+        Evidence("DHCPv6 answer from a1 to h1", udp_from(A1.mac, dst=H1.link_local)),
+    ],
+    tools=["atk6-fake_dhcps6", "dhclient"],
+)
+def fake_dhcps6(lab: Lab) -> None:
+    """a1 answers h1's real DHCPv6 client as a rogue server (address and DNS server).
+
+    In a1: ``atk6-fake_dhcps6 eth0 2001:db8:bad::/64 2001:db8:bad::53`` (8 s); 1 s
+    later in h1: ``dhclient -6 -d -v -1 -sf /bin/true eth0`` (5 s).
+    """
+    start_lan(lab)
+    rogue = lab.start_tool("a1", ["atk6-fake_dhcps6", "eth0", "2001:db8:bad::/64", EVIL_DNS], 8)
+    time.sleep(1.0)  # listening before the Solicit
+    lab.finish(dhclient6(lab, "h1", 5))
+    lab.finish(rogue)
+
+
+@scenario(
+    expect=["ipv6.dhcpv6_starvation"],
+    sids=[1001111, 1001112],
+    evidence=[
+        Evidence("DHCPv6 Solicits from a1", udp_from(A1.mac, dst=ALL_DHCP_SERVERS), 100),
+        Evidence("DHCPv6 Advertises from r1 to a1", udp_from(R1.mac, dst=A1.link_local), 50),
+    ],
+    tools=["atk6-flood_dhcpc6", "dnsmasq"],
+)
+def flood_dhcpc6(lab: Lab) -> None:
+    """a1 floods r1's real DHCPv6 server (dnsmasq) with Solicits, each from a new DUID.
+
+    In r1: dnsmasq as in ``benign_dhcpv6_server``; in a1, egress limited to ~55 packets/s
+    (``tc qdisc add dev eth0 root tbf rate 100kbit burst 2000 limit 4000``):
+    ``atk6-flood_dhcpc6 -N eth0`` (FLOOD x 3 s). ``-N`` sends from a1's own MAC and
+    link-local address, so dnsmasq's Advertises reach the wire (to forged link-local
+    sources r1 would only send Neighbor Solicitations nobody answers); the DUIDs stay
+    random, and no Request follows any Advertise (the churn).
+    """
+    start_lan(lab)
+    start_dnsmasq(lab)
+    lab.limit_egress("a1", EXHAUST_TBF)
+    lab.run_tool("a1", ["atk6-flood_dhcpc6", "-N", "eth0"], FLOOD * 3, neighbour_budget=400)
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.rogue_dhcpv6"],
+    sids=[1001102],
+    evidence=[
+        Evidence("DHCPv6 Solicit from h1", udp_from(H1.mac, dst=ALL_DHCP_SERVERS)),
+        Evidence("DHCPv6 answer from r1 to h1", udp_from(R1.mac, dst=H1.link_local), 2),
+    ],
+    tools=["dnsmasq", "dhclient"],
+)
+def dnsmasq_unlisted_dns(lab: Lab) -> None:
+    """The policy's own DHCPv6 server (dnsmasq in r1) hands out a DNS server its
+    dhcpv6_servers entry does not list (a tampered configuration).
+
+    In r1: dnsmasq as in ``benign_dhcpv6_server`` but with
+    ``--dhcp-option=option6:dns-server,[2001:db8:bad::53]``; in h1: ``dhclient -6 -d -v
+    -1 -sf /bin/true eth0`` (4 s).
+    """
+    start_lan(lab)
+    start_dnsmasq(lab, dns=EVIL_DNS)
+    lab.finish(dhclient6(lab, "h1", 4))
+    time.sleep(0.5)
+
+
+# Forged servers for the burst: more than ipv6.rogue_dhcpv6's max_alerts_per_window (10).
+FAKE_SERVERS: Final = 12
+
+
+@scenario(
+    expect=["ipv6.rogue_dhcpv6"],
+    sids=[1001101, 1001103],
+    evidence=[
+        Evidence("DHCPv6 Solicit from h1", udp_from(H1.mac, dst=ALL_DHCP_SERVERS)),
+        Evidence(
+            "DHCPv6 answers to h1 from forged servers",
+            lambda f: (
+                f.src_mac.startswith("02:00:00:00:0d:")
+                and f.upper == NH_UDP
+                and f.dst_ip == H1.link_local
+            ),
+            FAKE_SERVERS - 1,
+            distinct=lambda f: f.src_mac,
+        ),
+    ],
+    tools=["atk6-fake_dhcps6", "dhclient"],
+)
+def fake_dhcps6_many(lab: Lab) -> None:
+    """Twelve rogue DHCPv6 servers (each its own MAC and link-local address) answer h1.
+
+    In a1, twelve macvlan interfaces ``d1``..``d12`` on eth0 (MAC 02:00:00:00:0d:NN,
+    ``fe80::d:N``, no DAD), on each ``atk6-fake_dhcps6 dN 2001:db8:bad::/64
+    2001:db8:bad::53`` (8 s); 1 s later in h1: ``dhclient -6 -d -v -1 -sf /bin/true
+    eth0`` (5 s). Ten alerts, the rest folded into the link's burst.
+    """
+    start_lan(lab)
+    rogues = []
+    for n in range(1, FAKE_SERVERS + 1):
+        dev = f"d{n}"
+        lab.sh("a1", "ip", "link", "add", dev, "link", "eth0", "type", "macvlan", "mode", "bridge")
+        lab.sysctl("a1", {f"net.ipv6.conf.{dev}.addr_gen_mode": 1})
+        lab.sh("a1", "ip", "link", "set", dev, "address", f"02:00:00:00:0d:{n:02x}", "up")
+        lab.sh("a1", "ip", "addr", "add", f"fe80::d:{n:x}/64", "dev", dev, "nodad")
+    for n in range(1, FAKE_SERVERS + 1):
+        argv = ["atk6-fake_dhcps6", f"d{n}", "2001:db8:bad::/64", EVIL_DNS]
+        rogues.append(lab.start_tool("a1", argv, 8))
+    time.sleep(1.0)  # all listening before the Solicit
+    lab.finish(dhclient6(lab, "h1", 5))
+    for rogue in rogues:
+        lab.finish(rogue)
 
 
 # -- recording -----------------------------------------------------------------------

@@ -32,8 +32,8 @@ CATEGORIES = {
     "ipv6.rogue_ra", "ipv6.ra_flood", "ipv6.ra_guard_evasion", "ipv6.ndp_exhaustion",
     "ipv6.ndp_flood", "ipv6.ndp_spoof", "ipv6.dad_dos", "ipv6.tunnel_6to4", "ipv6.tunnel_6in4",
     "ipv6.tunnel_isatap", "ipv6.tunnel_teredo", "ipv6.tunnel_ayiya", "ipv6.sweep",
-    "ipv6.dark_prefix", "ipv6.malformed",
-    "ipv6.mld_abuse",
+    "ipv6.dark_prefix", "ipv6.malformed", "ipv6.mld_abuse", "ipv6.rogue_dhcpv6",
+    "ipv6.dhcpv6_starvation",
 }  # fmt: skip
 
 

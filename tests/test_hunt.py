@@ -45,6 +45,11 @@ from tests.test_cli import v6sentry
 UPSTREAM = b"\x02\0\0\0\xff\x01"
 SINCE, UNTIL = "2000-01-01T00:00:00Z", "now"
 SCANNER_64 = "2001:db8:bad::/64"
+# The pack's size follows from the family specs (one query per Sigma rule, one v6sentry
+# rule per signature), so a new family changes it without editing this file.
+PACK = read_pack(REPO)
+QUERIES = sum(1 for path in PACK if path.startswith("sigma/queries/"))
+V6SENTRY_RULES = sum(1 for path in PACK if path.startswith("sigma/rules/v6sentry/"))
 
 
 # -- observations, without Elasticsearch -----------------------------------------------
@@ -175,11 +180,11 @@ def test_push_is_idempotent_and_deletes_stale_rules(es: tuple[Elasticsearch, str
     client, _, rules_index = es
     docs = rule_documents(read_pack(REPO))
     queries = [p for p in read_pack(REPO) if p.startswith("sigma/queries/")]
-    assert len(docs) == len(queries) == 81
-    assert push(client, docs, rules_index) == {"indexed": 81, "deleted": 0}
-    assert push(client, docs, rules_index) == {"indexed": 81, "deleted": 0}
-    assert client.count(index=rules_index)["count"] == 81
-    assert push(client, docs[1:], rules_index) == {"indexed": 80, "deleted": 1}
+    assert len(docs) == len(queries) == QUERIES > 0
+    assert push(client, docs, rules_index) == {"indexed": QUERIES, "deleted": 0}
+    assert push(client, docs, rules_index) == {"indexed": QUERIES, "deleted": 0}
+    assert client.count(index=rules_index)["count"] == QUERIES
+    assert push(client, docs[1:], rules_index) == {"indexed": QUERIES - 1, "deleted": 1}
     assert not client.exists(index=rules_index, id=docs[0].id)
     stored = client.get(index=rules_index, id=docs[-1].id)["_source"]
     assert stored == docs[-1].doc
@@ -194,7 +199,7 @@ def test_push_is_idempotent_and_deletes_stale_rules(es: tuple[Elasticsearch, str
 def test_kibana_ndjson_uses_the_pipeline_index_and_attack_pairs() -> None:
     docs = rule_documents(read_pack(REPO))
     lines = [json.loads(line) for line in kibana_ndjson(docs).splitlines()]
-    assert len(lines) == 81
+    assert len(lines) == QUERIES
     problems = []
     for rule, doc in zip(lines, sorted(docs, key=lambda d: d.doc["name"]), strict=True):
         for key in ("rule_id", "name", "description", "type", "language", "query", "severity"):
@@ -245,7 +250,7 @@ def test_every_v6sentry_sigma_rule_finds_exactly_its_alerts(
         ), item["file"]
         for alert in golden:
             expected[alert["alert"]["signature_id"]].add(alert["v6sentry"]["alert_id"])
-    assert push(client, rule_documents(read_pack(REPO)), rules_index)["indexed"] == 81
+    assert push(client, rule_documents(read_pack(REPO)), rules_index)["indexed"] == QUERIES
     code, report = hunt(es_node.url, namespace, rules_index)
     assert code == 0  # hits, but no --fail-on-hits
     problems = []
@@ -263,7 +268,7 @@ def test_every_v6sentry_sigma_rule_finds_exactly_its_alerts(
                 f"missing {sorted(want - got)[:3]}, extra {sorted(got - want)[:3]}"
             )
     assert seen_sids == {int(s) for s in expected} | seen_sids
-    assert len(seen_sids) == 53
+    assert len(seen_sids) == V6SENTRY_RULES
     esql = [r for r in report["rules"] if r["language"] == "esql"]
     assert [r["status"] for r in esql] == ["skipped"] and "405" in esql[0]["reason"]
     assert not problems, "\n".join(problems)

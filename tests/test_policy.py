@@ -687,3 +687,77 @@ def test_router_preference_and_flag_errors(tmp_path: Path, line: str, message: s
     with pytest.raises(PolicyError) as err:
         load_policy(path)
     assert str(err.value) == f"{path}:3: {message}"
+
+
+# -- dhcpv6_servers ----------------------------------------------------------------------
+
+DHCPV6_EXAMPLE = """\
+dhcpv6_servers:
+  - address: fe80::1
+    mac: "02:00:00:00:01:01"
+    duid: "00:02:00:00:ab:12:01:02:03:04:05"   # optional: its Server Identifier
+    name: dnsmasq-r1                           # optional
+    dns: ["2001:db8:1::53"]                    # optional: the DNS servers it may hand out
+    domains: [lab.example]                     # optional: the search domains it may hand out
+"""
+
+
+def test_readme_shows_the_dhcpv6_servers_example(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert DHCPV6_EXAMPLE in readme
+    policy = load_policy(write(tmp_path, DHCPV6_EXAMPLE))
+    assert policy.dhcpv6_servers is not None and not policy.learns_dhcpv6_servers
+    (server,) = policy.dhcpv6_servers
+    assert server.address == ip6("fe80::1") and server.mac == bytes.fromhex("020000000101")
+    assert server.duid == bytes.fromhex("00020000ab120102030405")
+    assert server.dns == (ip6("2001:db8:1::53"),) and server.domains == ("lab.example",)
+    assert server.name == "dnsmasq-r1" and server.line == 2
+    # Routers and DHCPv6 servers are learned independently.
+    assert policy.learns_routers
+
+
+def test_dhcpv6_servers_absent_learned_empty_none_unchecked(tmp_path: Path) -> None:
+    assert empty_policy().learns_dhcpv6_servers
+    assert load_policy(write(tmp_path, "routers: []\n")).dhcpv6_servers is None
+    assert load_policy(write(tmp_path, "dhcpv6_servers: []\n")).dhcpv6_servers == ()
+    text = "dhcpv6_servers:\n  - address: 2001:db8:1::547\n    mac: 02:00:00:00:05:47\n"
+    (server,) = load_policy(write(tmp_path, text)).dhcpv6_servers or ()
+    assert server.duid is None and server.dns is None and server.domains is None
+    # An unquoted DUID YAML would read as a base-60 integer is taken as written.
+    text += "    duid: 00:01:00:01:22:33:44:55\n"
+    (server,) = load_policy(write(tmp_path, text)).dhcpv6_servers or ()
+    assert server.duid == bytes.fromhex("0001000122334455")
+
+
+D6 = 'dhcpv6_servers:\n  - address: fe80::1\n    mac: "02:00:00:00:01:01"\n'  # keys at line 3
+
+DHCPV6_ERRORS: list[tuple[str, str, int, str]] = [
+    ("not-a-list", "dhcpv6_servers: {}\n", 1, "dhcpv6_servers"),
+    ("no-mac", "dhcpv6_servers:\n  - address: fe80::1\n", 2, "missing required key 'mac'"),
+    ("no-address", "dhcpv6_servers:\n  - mac: 02:00:00:00:01:01\n", 2, "'address'"),
+    ("unknown-key", D6 + "    routes: []\n", 4, "dhcpv6_servers[0].routes: unknown key"),
+    ("bad-duid", D6 + "    duid: xyz\n", 4, "dhcpv6_servers[0].duid: 'xyz' is not a DUID"),
+    ("short-duid", D6 + "    duid: '01'\n", 4, "is not a DUID"),
+    ("multicast", "dhcpv6_servers:\n  - address: ff02::1:2\n    mac: 02:00:00:00:01:01\n", 2,
+     "dhcpv6_servers[0].address: 'ff02::1:2' cannot be a DHCPv6 server"),
+    ("bad-mac", "dhcpv6_servers:\n  - address: fe80::1\n    mac: nope\n", 3,
+     "dhcpv6_servers[0].mac"),
+    ("bad-dns", D6 + "    dns: [ff02::1]\n", 4, "dhcpv6_servers[0].dns[0]"),
+    ("bad-domain", D6 + "    domains: ['a b']\n", 4, "dhcpv6_servers[0].domains[0]"),
+    ("empty-name", D6 + "    name: ' '\n", 4, "dhcpv6_servers[0].name: empty name"),
+    ("duplicate", D6 + D6.split("\n", 1)[1], 4, "duplicate DHCPv6 server fe80::1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [e[1:] for e in DHCPV6_ERRORS],
+    ids=[e[0] for e in DHCPV6_ERRORS],
+)
+def test_dhcpv6_server_errors_name_file_key_and_line(
+    tmp_path: Path, text: str, line: int, needle: str
+) -> None:
+    path = write(tmp_path, text)
+    message = error(path)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert needle in message, message

@@ -100,16 +100,16 @@ impl Forwarder {
 
 #[pymethods]
 impl Forwarder {
-    /// `kinds`: `(packets, tunnels, nd, malformed, fragments, mld)`, the kinds the counting
-    /// process's engine uses (`Pipeline.native_kinds` or'ed with Python's).
+    /// `kinds`: `(packets, tunnels, nd, malformed, fragments, mld, dhcpv6)`, the kinds the
+    /// counting process's engine uses (`Pipeline.native_kinds` or'ed with Python's).
     #[new]
     #[pyo3(signature = (decoder, tick_ns, kinds))]
     fn new(
         decoder: Py<PyDecoder>,
         tick_ns: i64,
-        kinds: (bool, bool, bool, bool, bool, bool),
+        kinds: (bool, bool, bool, bool, bool, bool, bool),
     ) -> Self {
-        let (packets, tunnels, nd, malformed, fragments, mld) = kinds;
+        let (packets, tunnels, nd, malformed, fragments, mld, dhcpv6) = kinds;
         Forwarder {
             decoder,
             kinds: Observes {
@@ -119,6 +119,7 @@ impl Forwarder {
                 malformed,
                 fragments,
                 mld,
+                dhcpv6,
             },
             clock: Clock::new(tick_ns),
             frame: 0,

@@ -245,6 +245,7 @@ impl Pipeline {
                 malformed: true,
                 fragments: true,
                 mld: false,
+                dhcpv6: false,
             },
             clock: Clock::new(tick_ns),
             frame: 0,
@@ -262,7 +263,7 @@ impl Pipeline {
     }
 
     /// Which decoded kinds Python detections subscribe to (only those become objects).
-    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false))]
+    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false))]
     fn set_python_kinds(
         &mut self,
         packets: bool,
@@ -271,6 +272,7 @@ impl Pipeline {
         malformed: bool,
         fragments: bool,
         mld: bool,
+        dhcpv6: bool,
     ) {
         self.python = Observes {
             packets,
@@ -279,12 +281,13 @@ impl Pipeline {
             malformed,
             fragments,
             mld,
+            dhcpv6,
         };
     }
 
     /// Event kinds some native reducer observes: `(packets, tunnels, nd, malformed,
-    /// fragments, mld)`, so the engine asks the decoder to build them.
-    fn native_kinds(&self, py: Python<'_>) -> PyResult<(bool, bool, bool, bool, bool, bool)> {
+    /// fragments, mld, dhcpv6)`, so the engine asks the decoder to build them.
+    fn native_kinds(&self, py: Python<'_>) -> PyResult<(bool, bool, bool, bool, bool, bool, bool)> {
         let mut all = Observes::default();
         for (_, r) in &self.reducers {
             let o = r.bind(py).try_borrow()?.observes();
@@ -294,6 +297,7 @@ impl Pipeline {
             all.malformed |= o.malformed;
             all.fragments |= o.fragments;
             all.mld |= o.mld;
+            all.dhcpv6 |= o.dhcpv6;
         }
         Ok((
             all.packets,
@@ -302,6 +306,7 @@ impl Pipeline {
             all.malformed,
             all.fragments,
             all.mld,
+            all.dhcpv6,
         ))
     }
 

@@ -32,6 +32,7 @@ pub struct Observes {
     pub malformed: bool,
     pub fragments: bool,
     pub mld: bool,
+    pub dhcpv6: bool,
 }
 
 impl Observes {
@@ -44,6 +45,7 @@ impl Observes {
             Event::Malformed(_) => self.malformed,
             Event::Fragment(_) => self.fragments,
             Event::Mld(_) => self.mld,
+            Event::Dhcpv6(_) => self.dhcpv6,
         }
     }
 }

@@ -153,6 +153,8 @@ fn fuzz_decoder_never_panics_and_stays_bounded() {
         d.want_packets = true;
         d.want_tunnels = true;
         d.want_mld = true;
+        d.want_dhcpv6 = true;
+        let mut dhcpv6 = 0usize;
         let mut out: Vec<Event> = Vec::new();
         let mut ts: i64 = 1_700_000_000_000_000_000;
         let mut buf = Vec::new();
@@ -181,6 +183,7 @@ fn fuzz_decoder_never_panics_and_stays_bounded() {
                 wire_len: wire,
             };
             d.decode(&rec, n as u64 + 1, &mut out);
+            dhcpv6 += out.iter().filter(|e| matches!(e, Event::Dhcpv6(_))).count();
             if rng.below(100) == 0 {
                 d.expire(ts, &mut out);
             }
@@ -197,6 +200,7 @@ fn fuzz_decoder_never_panics_and_stays_bounded() {
             s.malformed > 0 && s.nd > 0 && s.fragments > 0,
             "mutations reach the decoder: {s:?}"
         );
+        assert!(dhcpv6 > 0, "mutations reach the DHCPv6 decoder");
     }
 }
 
@@ -206,6 +210,7 @@ fn regression_captures_decode_without_panics() {
     d.want_packets = true;
     d.want_tunnels = true;
     d.want_mld = true;
+    d.want_dhcpv6 = true;
     let mut out = Vec::new();
     for (i, (lt, data, wire)) in corpus().iter().enumerate() {
         let rec = Rec {
@@ -313,9 +318,10 @@ fn wire_form_round_trips_every_event_and_refuses_damage() {
     d.want_packets = true;
     d.want_tunnels = true;
     d.want_mld = true;
+    d.want_dhcpv6 = true;
     let mut out: Vec<Event> = Vec::new();
     let mut buf = Vec::new();
-    let mut kinds = [0usize; 6]; // one per `Event` variant, Mld included
+    let mut kinds = [0usize; 7]; // one per `Event` variant
     let mut refused = 0usize;
     for n in 0..60_000u64 {
         let (lt, data, _) = &frames[rng.below(frames.len())];

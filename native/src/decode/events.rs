@@ -458,6 +458,42 @@ pub struct MldMessage {
     pub records: Vec<MldRecord>,
 }
 
+/// A DHCPv6 message (RFC 8415) on UDP 546/547: its header and the options the
+/// detections read. Lists are bounded by `decode::dhcpv6` (the first few of each kept).
+/// A relay message (Relay-forw 12, Relay-repl 13) has no transaction id; its hop count,
+/// link and peer addresses and the relayed message's type are kept instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dhcpv6Message {
+    pub meta: Meta,
+    pub ip: Ipv6Header,
+    pub sport: u16,
+    pub dport: u16,
+    pub msg_type: u8,
+    /// 24 bits; 0 for relay messages.
+    pub transaction_id: u32,
+    /// Client Identifier (option 1): the client's DUID.
+    pub client_id: Option<Vec<u8>>,
+    /// Server Identifier (option 2): the server's DUID.
+    pub server_id: Option<Vec<u8>>,
+    /// IAIDs of the IA_NA options (3).
+    pub iaids: Vec<u32>,
+    /// IA Addresses (option 5) inside the IA_NAs.
+    pub addresses: Vec<[u8; 16]>,
+    /// IA Prefixes (option 26) inside the IA_PDs (25): (prefix, length).
+    pub prefixes: Vec<([u8; 16], u8)>,
+    /// DNS Recursive Name Servers (option 23, RFC 3646).
+    pub dns_servers: Vec<[u8; 16]>,
+    /// Domain Search List (option 24), names without the final dot, lower-case.
+    pub domains: Vec<String>,
+    /// Status Code (option 13) at the top level or inside an IA.
+    pub status_code: Option<u16>,
+    pub hop_count: Option<u8>,
+    pub link_address: Option<[u8; 16]>,
+    pub peer_address: Option<[u8; 16]>,
+    /// Type of the message inside a relay's Relay Message option (9).
+    pub relayed_type: Option<u8>,
+}
+
 /// Everything the decoder emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -467,6 +503,7 @@ pub enum Event {
     Malformed(Malformed),
     Nd(NdMessage),
     Mld(MldMessage),
+    Dhcpv6(Dhcpv6Message),
 }
 
 impl Event {
@@ -478,6 +515,7 @@ impl Event {
             Event::Malformed(e) => &e.meta,
             Event::Nd(e) => &e.meta,
             Event::Mld(e) => &e.meta,
+            Event::Dhcpv6(e) => &e.meta,
         }
     }
 }

@@ -130,6 +130,7 @@ impl Decoder {
             && !self.want_packets
             && frag.is_none()
             && !unspecified
+            && !(self.want_dhcpv6 && nh == NH_UDP && super::dhcpv6_at(&data[..end], off + 40))
         {
             return; // the cheap path: nothing looks inside native IPv6 TCP/UDP
         }
@@ -404,6 +405,9 @@ impl Decoder {
             NH_UDP if has(p, end, 8) => {
                 sport = Some(be16(data, p));
                 dport = Some(be16(data, p + 2));
+                if self.want_dhcpv6 && super::dhcpv6_at(&data[..end], p) {
+                    self.dhcpv6(data, p, end, ip, out);
+                }
             }
             NH_IPV6 | NH_IPV4 => {
                 let (kind, version) = if nh == NH_IPV6 {

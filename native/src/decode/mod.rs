@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use crate::record::Rec;
 
 mod chain_rules;
+pub mod dhcpv6;
 pub mod events;
 mod ip;
 pub mod mld;
@@ -125,6 +126,9 @@ pub struct Decoder {
     /// The first Hop-by-Hop header of the IPv6 packet whose upper layer is being
     /// decoded (MLD reads its Router Alert option).
     hbh_at: Option<usize>,
+    /// Decode DHCPv6 (UDP 546/547) into `Dhcpv6Message` events (off: left on the
+    /// cheap path like other UDP).
+    pub want_dhcpv6: bool,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
@@ -159,6 +163,14 @@ fn arr6(d: &[u8], i: usize) -> [u8; 6] {
     [d[i], d[i + 1], d[i + 2], d[i + 3], d[i + 4], d[i + 5]]
 }
 
+/// Is the UDP header at `data[p..]` addressed to a DHCPv6 port (546 client, 547 server
+/// or relay; every DHCPv6 message goes to one)? One length check and two comparisons:
+/// the cost DHCPv6 adds to the cheap paths.
+#[inline]
+pub(crate) fn dhcpv6_at(data: &[u8], p: usize) -> bool {
+    data.len() >= p + 4 && dhcpv6::is_dhcpv6_port(be16(data, p + 2))
+}
+
 /// At least `n` bytes from `p` before `end` (false when `p` is already past `end`).
 #[inline]
 pub(crate) fn has(p: usize, end: usize, n: usize) -> bool {
@@ -174,6 +186,7 @@ impl Decoder {
             want_tunnels: false,
             want_mld: false,
             hbh_at: None,
+            want_dhcpv6: false,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),
@@ -215,6 +228,7 @@ impl Decoder {
                 && 54 + be16(data, 18) as usize <= data.len()
                 // From `::` only DAD and MLD are legal (`chain_rules`): the full walk.
                 && data[22..38] != [0u8; 16]
+                && !(self.want_dhcpv6 && data[20] == NH_UDP && dhcpv6_at(data, 54))
             {
                 stats.link_types.add(LINKTYPE_ETHERNET);
                 stats.ipv6 += 1;

@@ -40,13 +40,14 @@ pub struct PyDecoder {
 #[pymethods]
 impl PyDecoder {
     #[new]
-    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false))]
+    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false, want_dhcpv6=false))]
     fn new(
         py: Python<'_>,
         limits: Option<Bound<'_, PyAny>>,
         want_packets: bool,
         want_tunnels: bool,
         want_mld: bool,
+        want_dhcpv6: bool,
     ) -> PyResult<Self> {
         let limits = match limits {
             Some(l) if !l.is_none() => l,
@@ -59,6 +60,7 @@ impl PyDecoder {
         inner.want_packets = want_packets;
         inner.want_tunnels = want_tunnels;
         inner.want_mld = want_mld;
+        inner.want_dhcpv6 = want_dhcpv6;
         Ok(PyDecoder {
             inner,
             limits: limits.unbind(),
@@ -153,6 +155,16 @@ impl PyDecoder {
     #[setter]
     fn set_want_mld(&mut self, on: bool) {
         self.inner.want_mld = on;
+    }
+
+    #[getter]
+    fn get_want_dhcpv6(&self) -> bool {
+        self.inner.want_dhcpv6
+    }
+
+    #[setter]
+    fn set_want_dhcpv6(&mut self, on: bool) {
+        self.inner.want_dhcpv6 = on;
     }
 }
 

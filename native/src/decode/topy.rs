@@ -49,6 +49,7 @@ struct Classes {
     redirect: Class,
     mld_record: Class,
     mld: Class,
+    dhcpv6: Class,
     decode_stats: Py<PyAny>,
 }
 
@@ -109,6 +110,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             redirect: get("Redirect")?,
             mld_record: get("MldRecord")?,
             mld: get("MldMessage")?,
+            dhcpv6: get("Dhcpv6Message")?,
             decode_stats: m.getattr("DecodeStats")?.unbind(),
         })
     })
@@ -353,6 +355,7 @@ impl<'py> Converter<'py> {
             ),
             Event::Nd(n) => self.nd(meta, n),
             Event::Mld(m) => self.mld(meta, m),
+            Event::Dhcpv6(d) => self.dhcpv6(meta, d),
         }
     }
 
@@ -395,6 +398,44 @@ impl<'py> Converter<'py> {
             PyTuple::new(py, records)?.into_any(),
         ];
         call(py, &self.c.mld, args)
+    }
+
+    fn dhcpv6(&self, meta: Obj<'py>, d: &Dhcpv6Message) -> PyResult<Obj<'py>> {
+        let py = self.py;
+        let opt_vec = |v: &Option<Vec<u8>>| match v {
+            Some(b) => bytes(py, b),
+            None => py.None().into_bound(py),
+        };
+        let addrs = |v: &[[u8; 16]]| PyTuple::new(py, v.iter().map(|a| bytes(py, a)));
+        let prefixes = d
+            .prefixes
+            .iter()
+            .map(|(p, l)| Ok(PyTuple::new(py, [bytes(py, p), any(py, *l)?])?.into_any()))
+            .collect::<PyResult<Vec<_>>>()?;
+        call(
+            py,
+            &self.c.dhcpv6,
+            vec![
+                meta,
+                self.ip(&d.ip)?,
+                any(py, d.sport)?,
+                any(py, d.dport)?,
+                any(py, d.msg_type)?,
+                any(py, d.transaction_id)?,
+                opt_vec(&d.client_id),
+                opt_vec(&d.server_id),
+                PyTuple::new(py, &d.iaids)?.into_any(),
+                addrs(&d.addresses)?.into_any(),
+                PyTuple::new(py, prefixes)?.into_any(),
+                addrs(&d.dns_servers)?.into_any(),
+                PyTuple::new(py, &d.domains)?.into_any(),
+                any(py, d.status_code)?,
+                any(py, d.hop_count)?,
+                opt_bytes(py, &d.link_address),
+                opt_bytes(py, &d.peer_address),
+                any(py, d.relayed_type)?,
+            ],
+        )
     }
 
     fn nd(&self, meta: Obj<'py>, n: &NdMessage) -> PyResult<Obj<'py>> {

@@ -338,6 +338,16 @@ impl Wire for IpAddr {
     }
 }
 
+impl<A: Wire, B: Wire> Wire for (A, B) {
+    fn put(&self, w: &mut Vec<u8>) {
+        self.0.put(w);
+        self.1.put(w);
+    }
+    fn get(r: &mut Rd<'_>) -> R<Self> {
+        Ok((A::get(r)?, B::get(r)?))
+    }
+}
+
 wire_struct!(Meta {
     ts_ns,
     frame,
@@ -467,6 +477,27 @@ wire_struct!(MldMessage {
     sources_total,
     snapped,
     records
+});
+
+wire_struct!(Dhcpv6Message {
+    meta,
+    ip,
+    sport,
+    dport,
+    msg_type,
+    transaction_id,
+    client_id,
+    server_id,
+    iaids,
+    addresses,
+    prefixes,
+    dns_servers,
+    domains,
+    status_code,
+    hop_count,
+    link_address,
+    peer_address,
+    relayed_type,
 });
 wire_struct!(NdMessage {
     meta,
@@ -703,6 +734,10 @@ impl Wire for Item {
                 w.push(6);
                 e.put(w);
             }
+            Item::Event(Event::Dhcpv6(e)) => {
+                w.push(7);
+                e.put(w);
+            }
         }
     }
     fn get(r: &mut Rd<'_>) -> R<Self> {
@@ -717,6 +752,7 @@ impl Wire for Item {
             4 => Item::Event(Event::Malformed(Wire::get(r)?)),
             5 => Item::Event(Event::Nd(Wire::get(r)?)),
             6 => Item::Event(Event::Mld(Wire::get(r)?)),
+            7 => Item::Event(Event::Dhcpv6(Wire::get(r)?)),
             _ => return Err(WireError("item tag")),
         })
     }
@@ -732,6 +768,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Malformed(_) => 4,
         Event::Nd(_) => 5,
         Event::Mld(_) => 6,
+        Event::Dhcpv6(_) => 7,
     };
     w.push(tag);
     match ev {
@@ -741,6 +778,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Malformed(e) => e.put(w),
         Event::Nd(e) => e.put(w),
         Event::Mld(e) => e.put(w),
+        Event::Dhcpv6(e) => e.put(w),
     }
 }
 
@@ -832,5 +870,60 @@ mod tests {
             let back = Item::get(&mut Rd::new(&buf)).unwrap();
             assert_eq!(back, Item::Event(ev));
         }
+    }
+}
+
+#[cfg(test)]
+mod dhcpv6_tests {
+    use super::*;
+
+    #[test]
+    fn a_dhcpv6_message_round_trips() {
+        let ip = Ipv6Header {
+            src: [0xfe; 16],
+            dst: [0xff; 16],
+            hop_limit: 1,
+            traffic_class: 0,
+            flow_label: 5,
+            payload_len: 60,
+            chain: Chain::default(),
+            upper: 17,
+            fragment: None,
+            tunnels: Tunnels::default(),
+        };
+        let m = Dhcpv6Message {
+            meta: Meta {
+                ts_ns: 7,
+                frame: 3,
+                src_mac: Some([2; 6]),
+                ..Meta::default()
+            },
+            ip,
+            sport: 547,
+            dport: 546,
+            msg_type: 7,
+            transaction_id: 0xabcdef,
+            client_id: Some(vec![0, 3, 0, 1, 1, 2, 3, 4, 5, 6]),
+            server_id: None,
+            iaids: vec![1, 2],
+            addresses: vec![[0x20; 16]],
+            prefixes: vec![([0x20; 16], 56)],
+            dns_servers: vec![[0x21; 16]],
+            domains: vec!["example.com".into()],
+            status_code: Some(2),
+            hop_count: None,
+            link_address: None,
+            peer_address: Some([1; 16]),
+            relayed_type: Some(1),
+        };
+        let ev = Event::Dhcpv6(m);
+        let mut buf = Vec::new();
+        put_event(&ev, &mut buf);
+        let mut r = Rd::new(&buf);
+        match Item::get(&mut r) {
+            Ok(Item::Event(back)) => assert_eq!(back, ev),
+            other => panic!("round trip: {other:?}"),
+        }
+        assert!(r.at_end());
     }
 }
