@@ -263,6 +263,8 @@ impl Pipeline {
     }
 
     /// Which decoded kinds Python detections subscribe to (only those become objects).
+    /// One flag per `Event` variant, positional as `native_kinds` answers them.
+    #[allow(clippy::too_many_arguments)]
     #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false))]
     fn set_python_kinds(
         &mut self,
