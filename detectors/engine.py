@@ -39,6 +39,7 @@ from detectors.detections import NS, Context, Detector, discover
 from detectors.es.observations import Observation
 from detectors.events import (
     Event,
+    ExtOptions,
     FragmentAnomaly,
     Ipv6Packet,
     Malformed,
@@ -109,6 +110,14 @@ DECODER_THRESHOLDS: dict[str, Threshold] = {
             2,
             8192,
         ),
+        "max_ext_options": (
+            _LIMITS.max_ext_options,
+            "Most options walked in one Hop-by-Hop or Destination Options header "
+            "(padding included); past it the packet is malformed (too_many_options)",
+            "options",
+            2,
+            1024,
+        ),
         "max_interfaces": (
             DEFAULT_MAX_INTERFACES,
             "Interfaces kept per pcapng capture; past it, interface descriptions are counted "
@@ -168,6 +177,7 @@ def decoder_limits(overrides: Mapping[str, float]) -> DecoderLimits:
             max_bytes=values["frag_max_bytes"],
             max_fragments=values["frag_max_fragments"],
         ),
+        max_ext_options=values["max_ext_options"],
     )
 
 
@@ -247,19 +257,28 @@ class Engine:
         # which the decoder builds at all (for Python or for a native reducer).
         python = [
             any(issubclass(cls, t) for d in self.detectors for t in d.subscribes)
-            for cls in (Ipv6Packet, TunnelPacket, NDMessage, Malformed, FragmentAnomaly)
+            for cls in (
+                Ipv6Packet,
+                TunnelPacket,
+                NDMessage,
+                Malformed,
+                FragmentAnomaly,
+                ExtOptions,
+            )
         ]
         native = self._pipeline.native_kinds()
         self._pipeline.set_python_kinds(*python)
-        self.kinds: tuple[bool, bool, bool, bool, bool] = (
+        self.kinds: tuple[bool, bool, bool, bool, bool, bool] = (
             python[0] or native[0],
             python[1] or native[1],
             python[2] or native[2],
             python[3] or native[3],
             python[4] or native[4],
+            python[5] or native[5],
         )
         self.decoder.want_packets = self.kinds[0]
         self.decoder.want_tunnels = self.kinds[1]
+        self.decoder.want_ext_options = self.kinds[5]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     # -- alerts ------------------------------------------------------------
@@ -517,6 +536,7 @@ class Forwarding:
         kinds = Engine(policy, lambda _alert: None, specs, classes).kinds
         self.decoder = Decoder(decoder_limits(policy.thresholds.get("decoder", {})))
         self.decoder.want_packets, self.decoder.want_tunnels = kinds[0], kinds[1]
+        self.decoder.want_ext_options = kinds[5]
         self._forwarder = Forwarder(self.decoder, TICK_NS, kinds)
         self.send = send
 

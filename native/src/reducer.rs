@@ -31,6 +31,7 @@ pub struct Observes {
     pub nd: bool,
     pub malformed: bool,
     pub fragments: bool,
+    pub ext_options: bool,
 }
 
 impl Observes {
@@ -42,6 +43,7 @@ impl Observes {
             Event::Nd(_) => self.nd,
             Event::Malformed(_) => self.malformed,
             Event::Fragment(_) => self.fragments,
+            Event::ExtOptions(_) => self.ext_options,
         }
     }
 }

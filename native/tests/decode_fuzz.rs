@@ -136,6 +136,7 @@ fn small_limits() -> DecoderLimits {
             max_bytes: 70_000,
             max_fragments: 4,
         },
+        max_ext_options: 4,
     }
 }
 
@@ -152,6 +153,7 @@ fn fuzz_decoder_never_panics_and_stays_bounded() {
         let mut d = Decoder::new(limits);
         d.want_packets = true;
         d.want_tunnels = true;
+        d.want_ext_options = true;
         let mut out: Vec<Event> = Vec::new();
         let mut ts: i64 = 1_700_000_000_000_000_000;
         let mut buf = Vec::new();

@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use crate::record::Rec;
 
 pub mod events;
+pub mod ext_options;
 mod ip;
 pub mod nd;
 pub(crate) mod py;
@@ -67,6 +68,9 @@ pub struct DecoderLimits {
     pub max_vlan_tags: usize,
     pub max_tunnel_depth: usize,
     pub reassembly: ReassemblyLimits,
+    /// Most options walked in one Hop-by-Hop or Destination Options header (padding
+    /// included); past it a `too_many_options` malformed event (`ext_options`).
+    pub max_ext_options: usize,
 }
 
 impl Default for DecoderLimits {
@@ -76,6 +80,7 @@ impl Default for DecoderLimits {
             max_vlan_tags: 4,
             max_tunnel_depth: 3,
             reassembly: ReassemblyLimits::default(),
+            max_ext_options: 16,
         }
     }
 }
@@ -118,6 +123,8 @@ pub struct Decoder {
     pub want_packets: bool,
     /// Emit a `TunnelPacket` for every decapsulation.
     pub want_tunnels: bool,
+    /// Emit an `ExtOptions` for every packet whose options carry something.
+    pub want_ext_options: bool,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
@@ -165,6 +172,7 @@ impl Decoder {
             limits,
             want_packets: false,
             want_tunnels: false,
+            want_ext_options: false,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),

@@ -24,6 +24,7 @@ fn limits_from_py(limits: &Bound<'_, PyAny>) -> PyResult<DecoderLimits> {
             max_bytes: r.getattr("max_bytes")?.extract()?,
             max_fragments: r.getattr("max_fragments")?.extract()?,
         },
+        max_ext_options: limits.getattr("max_ext_options")?.extract()?,
     })
 }
 
@@ -40,12 +41,13 @@ pub struct PyDecoder {
 #[pymethods]
 impl PyDecoder {
     #[new]
-    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false))]
+    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_ext_options=false))]
     fn new(
         py: Python<'_>,
         limits: Option<Bound<'_, PyAny>>,
         want_packets: bool,
         want_tunnels: bool,
+        want_ext_options: bool,
     ) -> PyResult<Self> {
         let limits = match limits {
             Some(l) if !l.is_none() => l,
@@ -57,6 +59,7 @@ impl PyDecoder {
         let mut inner = Decoder::new(limits_from_py(&limits)?);
         inner.want_packets = want_packets;
         inner.want_tunnels = want_tunnels;
+        inner.want_ext_options = want_ext_options;
         Ok(PyDecoder {
             inner,
             limits: limits.unbind(),
@@ -141,6 +144,16 @@ impl PyDecoder {
     #[setter]
     fn set_want_tunnels(&mut self, on: bool) {
         self.inner.want_tunnels = on;
+    }
+
+    #[getter]
+    fn get_want_ext_options(&self) -> bool {
+        self.inner.want_ext_options
+    }
+
+    #[setter]
+    fn set_want_ext_options(&mut self, on: bool) {
+        self.inner.want_ext_options = on;
     }
 }
 

@@ -423,6 +423,24 @@ wire_struct!(Malformed {
     tunnels,
     upper
 });
+wire_struct!(OptionsSummary {
+    header,
+    options,
+    unknown_options,
+    padding_only,
+    padn_data,
+    excess_padding,
+    unknown_data,
+    oversize_data,
+    sample_len,
+    sample
+});
+wire_struct!(ExtOptions {
+    meta,
+    ip,
+    upper,
+    summary
+});
 wire_struct!(Upper {
     proto,
     sport,
@@ -672,6 +690,10 @@ impl Wire for Item {
                 w.push(5);
                 e.put(w);
             }
+            Item::Event(Event::ExtOptions(e)) => {
+                w.push(6);
+                e.put(w);
+            }
         }
     }
     fn get(r: &mut Rd<'_>) -> R<Self> {
@@ -685,6 +707,7 @@ impl Wire for Item {
             3 => Item::Event(Event::Fragment(Wire::get(r)?)),
             4 => Item::Event(Event::Malformed(Wire::get(r)?)),
             5 => Item::Event(Event::Nd(Wire::get(r)?)),
+            6 => Item::Event(Event::ExtOptions(Wire::get(r)?)),
             _ => return Err(WireError("item tag")),
         })
     }
@@ -699,6 +722,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Fragment(_) => 3,
         Event::Malformed(_) => 4,
         Event::Nd(_) => 5,
+        Event::ExtOptions(_) => 6,
     };
     w.push(tag);
     match ev {
@@ -707,10 +731,38 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Fragment(e) => e.put(w),
         Event::Malformed(e) => e.put(w),
         Event::Nd(e) => e.put(w),
+        Event::ExtOptions(e) => e.put(w),
     }
 }
 
 /// Append the time of a frame that produced no event.
 pub fn put_mark(ts_ns: i64, frame: u64, w: &mut Vec<u8>) {
     Item::Mark { ts_ns, frame }.put(w);
+}
+
+#[cfg(test)]
+mod ext_options_tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn ext_options_round_trip() {
+        let mut opts = vec![60, 1, 0x10, 4, 1, 2, 3, 4, 1, 4, b'a', b'b', b'c', b'd'];
+        opts.extend([1, 0]);
+        opts.extend(icmp6(&G1, &G2, 128, &[0; 4]));
+        opts[0] = 58;
+        let frame = eth(&ip6(&G1, &G2, 60, &opts), 0x86DD, &[]);
+        let ev = decode(&frame);
+        let e = ev
+            .iter()
+            .find(|e| matches!(e, Event::ExtOptions(_)))
+            .expect("an ExtOptions event");
+        let mut w = Vec::new();
+        put_event(e, &mut w);
+        let mut r = Rd::new(&w);
+        match Item::get(&mut r).expect("decodes") {
+            Item::Event(back) => assert_eq!(&back, e),
+            Item::Mark { .. } => panic!("not an event"),
+        }
+    }
 }
