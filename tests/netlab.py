@@ -1704,6 +1704,48 @@ def nmap_dark_wide(lab: Lab) -> None:
     remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 10, lab)
 
 
+# -- covert channels (issue 14) -----------------------------------------------------
+
+# a1's global address for the covert transfer (attackers take no SLAAC address).
+A1_COVERT: Final = "2001:db8:1::bad:1"
+# The file atk6-covert_send6 hides: 600 bytes of text, one packet of Destination Options.
+COVERT_FILE: Final = b"".join(b"line %03d: exfiltrated through IPv6 DstOpts\n" % i for i in range(14))[
+    :600
+]
+
+
+@scenario(
+    expect=["ipv6.covert_channel"],
+    sids=[1001301],
+    evidence=[
+        Evidence(
+            "echo requests behind Destination Options from a1",
+            frames(A1.mac, ICMP_ECHO, ext_header=60),
+            1,
+        )
+    ],
+    tools=["atk6-covert_send6"],
+)
+def covert_send6(lab: Lab) -> None:
+    """a1 sends h1 a 600-byte file hidden in Destination Options.
+
+    ``atk6-covert_send6 eth0 <h1> secret.txt`` (under ``timeout`` 10 s), from a1's
+    2001:db8:1::bad:1: echo requests whose Destination Options carry an id (option 0x10),
+    a sequence number (0x11), the file in options 0x12 and 0x13 (255 bytes each at most)
+    and an end marker (0x1f); each packet is sent twice (the tool's default). The flow-label
+    signature (1001302) has no real tool: none in thc-ipv6 or ipv6toolkit writes data into
+    Flow Labels (ipv6toolkit's flow6 samples a target's labels), so it is pinned to
+    ``covert_channel.pcap`` only.
+    """
+    start_lan(lab)
+    _ip("-n", lab.nodes["a1"], "addr", "add", f"{A1_COVERT}/64", "dev", "eth0", "nodad")
+    lab.wait_address("a1", A1_COVERT)
+    secret = lab.workdir / "secret.txt"
+    secret.write_bytes(COVERT_FILE)
+    lab.run_tool("a1", ["atk6-covert_send6", "eth0", H1_GLOBAL, str(secret)], 10)
+    time.sleep(0.5)
+
+
 # -- recording -----------------------------------------------------------------------
 
 
