@@ -1709,9 +1709,9 @@ def nmap_dark_wide(lab: Lab) -> None:
 # a1's global address for the covert transfer (attackers take no SLAAC address).
 A1_COVERT: Final = "2001:db8:1::bad:1"
 # The file atk6-covert_send6 hides: 600 bytes of text, one packet of Destination Options.
-COVERT_FILE: Final = b"".join(b"line %03d: exfiltrated through IPv6 DstOpts\n" % i for i in range(14))[
-    :600
-]
+COVERT_FILE: Final = b"".join(
+    b"line %03d: exfiltrated through IPv6 DstOpts\n" % i for i in range(14)
+)[:600]
 
 
 @scenario(

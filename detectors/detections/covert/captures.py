@@ -65,7 +65,9 @@ def cap_covert_channel(out: Path) -> None:
     for i in range(3):
         body = struct.pack("!HH", 0, 1) + record
         hbh = ext(58, bytes([5, 2, 0, 0, 1, 0]))
-        frames.append((at(20 + i), lan(ip6(ll1, mld_dst, 0, hbh + icmp6(ll1, mld_dst, 143, body), 1), m1)))
+        frames.append(
+            (at(20 + i), lan(ip6(ll1, mld_dst, 0, hbh + icmp6(ll1, mld_dst, 143, body), 1), m1))
+        )
     # Benign: Mobile IPv6 Home Address option (8n+6) aligned by PadN 2 (RFC 6275 6.3).
     home = a6("2001:db8:99::7")
     for i in range(3):
@@ -102,6 +104,7 @@ def cap_covert_channel(out: Path) -> None:
     # 24 empty experimental options (RFC 3692 type 0x1e): past max_ext_options (16).
     a4_mac, a4 = bytes([2, 0, 0, 0, 0x66, 4]), a6("2001:db8:1::bad:4")
     dest = ext(58, bytes([0x1E, 0]) * 24 + bytes([1, 0]))
-    frames.append((at(160), lan(ip6(a4, TARGET, 60, dest + echo6(a4, TARGET, 8, 1)[40:], 64), a4_mac)))
+    frames.append(
+        (at(160), lan(ip6(a4, TARGET, 60, dest + echo6(a4, TARGET, 8, 1)[40:], 64), a4_mac))
+    )
     write_pcap(out / CAPTURE, sorted(frames))
-

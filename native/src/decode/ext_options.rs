@@ -28,24 +28,24 @@ pub const MAX_PAD_RUN: usize = 7;
 /// experimental ones (0x1E, 0x3E, ...) are left out on purpose: no production stack
 /// sends them, so their data counts as unknown.
 const KNOWN: &[(u8, u8, u8)] = &[
-    (0x04, 1, 1),     // Tunnel Encapsulation Limit, RFC 2473
-    (0x05, 2, 2),     // Router Alert, RFC 2711
-    (0x07, 8, 255),   // CALIPSO, RFC 5570
-    (0x08, 1, 255),   // SMF_DPD, RFC 6621
-    (0x0F, 10, 10),   // Performance and Diagnostic Metrics, RFC 8250
-    (0x11, 2, 255),   // IOAM, RFC 9486
-    (0x12, 4, 4),     // Alternate Marking, RFC 9343
-    (0x23, 4, 255),   // RPL Option, RFC 9008
-    (0x26, 6, 6),     // Quick-Start, RFC 4782
-    (0x30, 4, 4),     // Minimum Path MTU, RFC 9268
-    (0x31, 2, 255),   // IOAM, RFC 9486
-    (0x63, 4, 255),   // RPL Option, RFC 6553
-    (0x6D, 2, 255),   // MPL Option, RFC 7731
-    (0x8B, 1, 255),   // ILNP Nonce, RFC 6744
-    (0x8C, 1, 255),   // Line-Identification, RFC 6788
-    (0xC2, 4, 4),     // Jumbo Payload, RFC 2675
-    (0xC9, 16, 16),   // Home Address, RFC 6275
-    (0xEE, 1, 255),   // IP_DNS, RFC 9360
+    (0x04, 1, 1),   // Tunnel Encapsulation Limit, RFC 2473
+    (0x05, 2, 2),   // Router Alert, RFC 2711
+    (0x07, 8, 255), // CALIPSO, RFC 5570
+    (0x08, 1, 255), // SMF_DPD, RFC 6621
+    (0x0F, 10, 10), // Performance and Diagnostic Metrics, RFC 8250
+    (0x11, 2, 255), // IOAM, RFC 9486
+    (0x12, 4, 4),   // Alternate Marking, RFC 9343
+    (0x23, 4, 255), // RPL Option, RFC 9008
+    (0x26, 6, 6),   // Quick-Start, RFC 4782
+    (0x30, 4, 4),   // Minimum Path MTU, RFC 9268
+    (0x31, 2, 255), // IOAM, RFC 9486
+    (0x63, 4, 255), // RPL Option, RFC 6553
+    (0x6D, 2, 255), // MPL Option, RFC 7731
+    (0x8B, 1, 255), // ILNP Nonce, RFC 6744
+    (0x8C, 1, 255), // Line-Identification, RFC 6788
+    (0xC2, 4, 4),   // Jumbo Payload, RFC 2675
+    (0xC9, 16, 16), // Home Address, RFC 6275
+    (0xEE, 1, 255), // IP_DNS, RFC 9360
 ];
 
 /// The longest data a known option type may have, or None for an unknown type.
@@ -149,7 +149,9 @@ pub fn walk(
     if only_padding && count > 0 && walk == Walk::Done {
         s.padding_only = s.padding_only.saturating_add(1);
     }
-    s.options = s.options.saturating_add(count.min(u16::MAX as usize) as u16);
+    s.options = s
+        .options
+        .saturating_add(count.min(u16::MAX as usize) as u16);
     if !before && s.suspicious() {
         s.header = nh;
     }
@@ -204,7 +206,10 @@ mod tests {
         opts.extend(b"secretdata");
         opts.extend([0x1f, 0]);
         let (s, _) = run(&opts, 16);
-        assert_eq!((s.unknown_options, s.unknown_data, s.oversize_data), (2, 4, 6));
+        assert_eq!(
+            (s.unknown_options, s.unknown_data, s.oversize_data),
+            (2, 4, 6)
+        );
         assert_eq!(s.sample(), &b"\x01\x02\x03\x04etdata"[..]);
         assert_eq!(s.header, 60);
     }
@@ -243,7 +248,11 @@ mod tests {
         let echo = icmp6(&G1, &G2, 128, &[0; 4]);
         // A normal Hop-by-Hop header (Router Alert, PadN 0): no event.
         let hbh = [58, 0, 5, 2, 0, 0, 1, 0];
-        let ev = decode(&eth(&ip6(&G1, &G2, 0, &[&hbh[..], &echo].concat()), 0x86DD, &[]));
+        let ev = decode(&eth(
+            &ip6(&G1, &G2, 0, &[&hbh[..], &echo].concat()),
+            0x86DD,
+            &[],
+        ));
         assert!(!ev.iter().any(|e| matches!(e, Event::ExtOptions(_))));
         // 22 Pad1 in a Destination Options header: past the limit of 16, and padding.
         let mut dst = vec![58, 2];

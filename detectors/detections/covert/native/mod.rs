@@ -472,7 +472,10 @@ mod tests {
                 c.options(&ev, &mut out).unwrap();
             }
             assert_eq!(list.len(), 1); // crossed at the 4th packet, once
-            let w = c.pairs.table.peek(&(ip(1, 2, 0, 0, &[]).src, ip(1, 2, 0, 0, &[]).dst));
+            let w = c
+                .pairs
+                .table
+                .peek(&(ip(1, 2, 0, 0, &[]).src, ip(1, 2, 0, 0, &[]).dst));
             assert_eq!(w.unwrap().borrow().bytes(), 300);
         });
     }
