@@ -1732,10 +1732,7 @@ def covert_send6(lab: Lab) -> None:
     ``atk6-covert_send6 eth0 <h1> secret.txt`` (under ``timeout`` 10 s), from a1's
     2001:db8:1::bad:1: echo requests whose Destination Options carry an id (option 0x10),
     a sequence number (0x11), the file in options 0x12 and 0x13 (255 bytes each at most)
-    and an end marker (0x1f); each packet is sent twice (the tool's default). The flow-label
-    signature (1001302) has no real tool: none in thc-ipv6 or ipv6toolkit writes data into
-    Flow Labels (ipv6toolkit's flow6 samples a target's labels), so it is pinned to
-    ``covert_channel.pcap`` only.
+    and an end marker (0x1f); each packet is sent twice (the tool's default).
     """
     start_lan(lab)
     _ip("-n", lab.nodes["a1"], "addr", "add", f"{A1_COVERT}/64", "dev", "eth0", "nodad")
@@ -1743,6 +1740,54 @@ def covert_send6(lab: Lab) -> None:
     secret = lab.workdir / "secret.txt"
     secret.write_bytes(COVERT_FILE)
     lab.run_tool("a1", ["atk6-covert_send6", "eth0", H1_GLOBAL, str(secret)], 10)
+    time.sleep(0.5)
+
+
+# The message nping writes into Flow Labels, 20 bits a packet (20 packets, 50 bytes).
+FLOW_LABEL_MESSAGE: Final = b"nping --flow hides 20 bits per packet in one flow!"
+
+
+def flow_labels(message: bytes) -> list[int]:
+    """``message`` cut into 20-bit Flow Labels, most significant first."""
+    bits = int.from_bytes(message, "big")
+    n = (len(message) * 8 + 19) // 20
+    return [(bits >> (20 * (n - 1 - i))) & 0xFFFFF for i in range(n)]
+
+
+@scenario(
+    expect=["ipv6.covert_channel"],
+    sids=[1001302],
+    evidence=[
+        Evidence(
+            "UDP packets from a1 with distinct Flow Labels",
+            frames(A1.mac, upper=17),
+            16,
+        )
+    ],
+    tools=["nping"],
+)
+def nping_flow_labels(lab: Lab) -> None:
+    """a1 writes a message into the Flow Labels of one UDP flow to h1, with nping.
+
+    One ``nping -6 --udp -g 41000 -p 53 --flow LABEL -c 1 --delay 10ms <h1>`` (with a1's
+    source address and both MACs, which nping needs to set the label) per 20 bits
+    of the 50-byte message (20 runs, one packet each, same addresses and ports), from
+    a1's 2001:db8:1::bad:1. No IPv6 tool writes data into Flow Labels by itself (none in
+    thc-ipv6, ipv6toolkit's flow6 only samples a target's labels), so nping, whose
+    ``--flow`` sets the label of a crafted packet, is driven label by label as a
+    covert-channel sender would drive it.
+    """
+    start_lan(lab)
+    _ip("-n", lab.nodes["a1"], "addr", "add", f"{A1_COVERT}/64", "dev", "eth0", "nodad")
+    lab.wait_address("a1", A1_COVERT)
+    labels = flow_labels(FLOW_LABEL_MESSAGE)
+    # Setting the label makes nping build the Ethernet frame itself: it needs both MACs.
+    nping = (
+        f"nping -6 --udp -g 41000 -p 53 -c 1 --delay 10ms -S {A1_COVERT} -e eth0 -q"
+        f" --source-mac {A1.mac} --dest-mac {H1.mac}"
+    )
+    script = "; ".join(f"{nping} --flow {label} {H1_GLOBAL}" for label in labels)
+    lab.run_tool("a1", ["sh", "-c", script], 60)
     time.sleep(0.5)
 
 
