@@ -1,6 +1,6 @@
 """Type stubs for the native core (``native/``, built by maturin)."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Any, BinaryIO, Final, final
 
@@ -135,6 +135,7 @@ class Decoder:
     want_tunnels: bool
     want_mld: bool
     want_dhcpv6: bool
+    want_ext_options: bool
     def __init__(
         self,
         limits: DecoderLimits | None = None,
@@ -143,6 +144,7 @@ class Decoder:
         want_tunnels: bool = False,
         want_mld: bool = False,
         want_dhcpv6: bool = False,
+        want_ext_options: bool = False,
     ) -> None: ...
     def decode(
         self, ts_ns: int, frame: int, iface: int, linktype: int, data: bytes, wire_len: int
@@ -188,8 +190,9 @@ class Pipeline:
         fragments: bool,
         mld: bool = False,
         dhcpv6: bool = False,
+        ext_options: bool = False,
     ) -> None: ...
-    def native_kinds(self) -> tuple[bool, ...]: ...
+    def native_kinds(self) -> list[bool]: ...
     @property
     def now_ns(self) -> int: ...
     def advance(self, now_ns: int) -> bool: ...
@@ -216,7 +219,7 @@ class Forwarder:
     """A ``live --workers`` worker's half: decode its share of a link, pack the events."""
 
     frame: int
-    def __init__(self, decoder: Decoder, tick_ns: int, kinds: tuple[bool, ...]) -> None: ...
+    def __init__(self, decoder: Decoder, tick_ns: int, kinds: Sequence[bool]) -> None: ...
     @property
     def now_ns(self) -> int: ...
     @property

@@ -40,6 +40,7 @@ from detectors.es.observations import Observation
 from detectors.events import (
     Dhcpv6Message,
     Event,
+    ExtOptions,
     FragmentAnomaly,
     Ipv6Packet,
     Malformed,
@@ -111,6 +112,14 @@ DECODER_THRESHOLDS: dict[str, Threshold] = {
             2,
             8192,
         ),
+        "max_ext_options": (
+            _LIMITS.max_ext_options,
+            "Most options walked in one Hop-by-Hop or Destination Options header "
+            "(padding included); past it the packet is malformed (too_many_options)",
+            "options",
+            2,
+            1024,
+        ),
         "max_interfaces": (
             DEFAULT_MAX_INTERFACES,
             "Interfaces kept per pcapng capture; past it, interface descriptions are counted "
@@ -170,6 +179,7 @@ def decoder_limits(overrides: Mapping[str, float]) -> DecoderLimits:
             max_bytes=values["frag_max_bytes"],
             max_fragments=values["frag_max_fragments"],
         ),
+        max_ext_options=values["max_ext_options"],
     )
 
 
@@ -257,6 +267,7 @@ class Engine:
                 FragmentAnomaly,
                 MldMessage,
                 Dhcpv6Message,
+                ExtOptions,
             )
         ]
         native = self._pipeline.native_kinds()
@@ -266,6 +277,7 @@ class Engine:
         self.decoder.want_tunnels = self.kinds[1]
         self.decoder.want_mld = self.kinds[5]
         self.decoder.want_dhcpv6 = self.kinds[6]
+        self.decoder.want_ext_options = self.kinds[7]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     # -- alerts ------------------------------------------------------------
@@ -525,6 +537,7 @@ class Forwarding:
         self.decoder.want_packets, self.decoder.want_tunnels = kinds[0], kinds[1]
         self.decoder.want_mld = kinds[5]
         self.decoder.want_dhcpv6 = kinds[6]
+        self.decoder.want_ext_options = kinds[7]
         self._forwarder = Forwarder(self.decoder, TICK_NS, kinds)
         self.send = send
 

@@ -186,6 +186,40 @@ class Malformed(Event):
     icmp_code: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ExtOptions(Event):
+    """A packet whose Hop-by-Hop or Destination Options carry data (RFC 4942 2.1.9.5).
+
+    Built only for such packets (``native/src/decode/ext_options.rs``): PadN content
+    that is not zero, padding past the 7 bytes any alignment needs, headers of only
+    padding, options of types IANA does not list, known options longer than their RFC
+    allows. Byte counts are per packet, over both kinds of header; ``header`` is the
+    first one (0 or 60) something was found in; ``sample`` the first smuggled bytes
+    (at most 16). ``proto`` and the ports or ICMP type name the flow, as far as decoded.
+    """
+
+    ip: IPv6Header
+    proto: int | None = None
+    sport: int | None = None
+    dport: int | None = None
+    icmp_type: int | None = None
+    icmp_code: int | None = None
+    header: int = 0
+    options: int = 0
+    unknown_options: int = 0
+    padding_only: int = 0
+    padn_data: int = 0
+    excess_padding: int = 0
+    unknown_data: int = 0
+    oversize_data: int = 0
+    sample: bytes = b""
+
+    @property
+    def smuggled(self) -> int:
+        """Bytes carried where the RFCs put no data."""
+        return self.padn_data + self.excess_padding + self.unknown_data + self.oversize_data
+
+
 # --- Neighbor Discovery options (RFC 4861 section 4.6 and later RFCs) --------
 
 

@@ -175,6 +175,7 @@ OBSERVABLE = (
     "fragment_anomaly",
     "mld_message",
     "dhcpv6",
+    "ext_options",
 )
 
 

@@ -2230,6 +2230,93 @@ def fake_dhcps6_many(lab: Lab) -> None:
         lab.finish(rogue)
 
 
+# -- covert channels (issue 14) -----------------------------------------------------
+
+# a1's global address for the covert transfer (attackers take no SLAAC address).
+A1_COVERT: Final = "2001:db8:1::bad:1"
+# The file atk6-covert_send6 hides: 600 bytes of text, one packet of Destination Options.
+COVERT_FILE: Final = b"".join(
+    b"line %03d: exfiltrated through IPv6 DstOpts\n" % i for i in range(14)
+)[:600]
+
+
+@scenario(
+    expect=["ipv6.covert_channel"],
+    sids=[1001301],
+    evidence=[
+        Evidence(
+            "echo requests behind Destination Options from a1",
+            frames(A1.mac, ICMP_ECHO, ext_header=60),
+            1,
+        )
+    ],
+    tools=["atk6-covert_send6"],
+)
+def covert_send6(lab: Lab) -> None:
+    """a1 sends h1 a 600-byte file hidden in Destination Options.
+
+    ``atk6-covert_send6 eth0 <h1> secret.txt`` (under ``timeout`` 10 s), from a1's
+    2001:db8:1::bad:1: echo requests whose Destination Options carry an id (option 0x10),
+    a sequence number (0x11), the file in options 0x12 and 0x13 (255 bytes each at most)
+    and an end marker (0x1f); each packet is sent twice (the tool's default).
+    """
+    start_lan(lab)
+    _ip("-n", lab.nodes["a1"], "addr", "add", f"{A1_COVERT}/64", "dev", "eth0", "nodad")
+    lab.wait_address("a1", A1_COVERT)
+    secret = lab.workdir / "secret.txt"
+    secret.write_bytes(COVERT_FILE)
+    lab.run_tool("a1", ["atk6-covert_send6", "eth0", H1_GLOBAL, str(secret)], 10)
+    time.sleep(0.5)
+
+
+# The message nping writes into Flow Labels, 20 bits a packet (20 packets, 50 bytes).
+FLOW_LABEL_MESSAGE: Final = b"nping --flow hides 20 bits per packet in one flow!"
+
+
+def flow_labels(message: bytes) -> list[int]:
+    """``message`` cut into 20-bit Flow Labels, most significant first."""
+    bits = int.from_bytes(message, "big")
+    n = (len(message) * 8 + 19) // 20
+    return [(bits >> (20 * (n - 1 - i))) & 0xFFFFF for i in range(n)]
+
+
+@scenario(
+    expect=["ipv6.covert_channel"],
+    sids=[1001302],
+    evidence=[
+        Evidence(
+            "UDP packets from a1 with distinct Flow Labels",
+            frames(A1.mac, upper=17),
+            16,
+        )
+    ],
+    tools=["nping"],
+)
+def nping_flow_labels(lab: Lab) -> None:
+    """a1 writes a message into the Flow Labels of one UDP flow to h1, with nping.
+
+    One ``nping -6 --udp -g 41000 -p 53 --flow LABEL -c 1 --delay 10ms <h1>`` (with a1's
+    source address and both MACs, which nping needs to set the label) per 20 bits
+    of the 50-byte message (20 runs, one packet each, same addresses and ports), from
+    a1's 2001:db8:1::bad:1. No IPv6 tool writes data into Flow Labels by itself (none in
+    thc-ipv6, ipv6toolkit's flow6 only samples a target's labels), so nping, whose
+    ``--flow`` sets the label of a crafted packet, is driven label by label as a
+    covert-channel sender would drive it.
+    """
+    start_lan(lab)
+    _ip("-n", lab.nodes["a1"], "addr", "add", f"{A1_COVERT}/64", "dev", "eth0", "nodad")
+    lab.wait_address("a1", A1_COVERT)
+    labels = flow_labels(FLOW_LABEL_MESSAGE)
+    # Setting the label makes nping build the Ethernet frame itself: it needs both MACs.
+    nping = (
+        f"nping -6 --udp -g 41000 -p 53 -c 1 --delay 10ms -S {A1_COVERT} -e eth0 -q"
+        f" --source-mac {A1.mac} --dest-mac {H1.mac}"
+    )
+    script = "; ".join(f"{nping} --flow {label} {H1_GLOBAL}" for label in labels)
+    lab.run_tool("a1", ["sh", "-c", script], 60)
+    time.sleep(0.5)
+
+
 # -- recording -----------------------------------------------------------------------
 
 

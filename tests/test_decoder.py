@@ -15,6 +15,7 @@ from detectors.decoder import Decoder, DecoderLimits, ReassemblyLimits, icmpv6_c
 from detectors.events import (
     DNSSLOption,
     Event,
+    ExtOptions,
     FragmentAnomaly,
     Ipv6Packet,
     LinkLayerAddressOption,
@@ -263,6 +264,32 @@ def test_chain_length_is_bounded() -> None:
     (m,) = only(events, Malformed)
     assert isinstance(m, Malformed) and m.reason == "chain_too_long"
     assert not only(events, Ipv6Packet)
+
+
+def test_options_carrying_data_make_one_event_and_the_option_limit_holds() -> None:
+    echo = icmp6(G1, G2, 128, bytes(4))
+    # Router Alert + PadN 0 (MLD's Hop-by-Hop header): nothing to report.
+    plain = eth(ip6(G1, G2, 0, bytes([58, 0, 5, 2, 0, 0, 1, 0]) + echo))
+    d = Decoder(want_ext_options=True)
+    assert not only(decode(plain, decoder=d), ExtOptions)
+    # An unknown option 0x10 with 4 bytes, then PadN with text: one event per packet.
+    dest = bytes([58, 1, 0x10, 4, 1, 2, 3, 4, 1, 4]) + b"abcd" + bytes([1, 0])
+    (x,) = only(decode(eth(ip6(G1, G2, 60, dest + echo)), decoder=d), ExtOptions)
+    assert isinstance(x, ExtOptions)
+    assert (x.header, x.unknown_options, x.unknown_data, x.padn_data) == (60, 1, 4, 4)
+    # The two PadNs are 8 bytes of padding in a row: one more than any alignment needs.
+    assert (x.excess_padding, x.smuggled, x.sample) == (1, 9, b"\x01\x02\x03\x04abcd")
+    assert (x.proto, x.icmp_type) == (58, 128)
+    # Nobody observing: no event.
+    assert not decode(eth(ip6(G1, G2, 60, dest + echo)), decoder=Decoder())
+    # 30 Pad1 options in one header: past max_ext_options.
+    many = bytes([58, 3]) + bytes(30)
+    limited = Decoder(DecoderLimits(max_ext_options=16))
+    (m,) = only(decode(eth(ip6(G1, G2, 60, many + echo)), decoder=limited), Malformed)
+    assert isinstance(m, Malformed) and (m.layer, m.reason) == ("ext", "too_many_options")
+    assert m.proto == 58 and m.icmp_type == 128
+    roomy = Decoder(DecoderLimits(max_ext_options=64))
+    assert not only(decode(eth(ip6(G1, G2, 60, many + echo)), decoder=roomy), Malformed)
 
 
 # -- fragments -------------------------------------------------------------------

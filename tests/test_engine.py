@@ -33,7 +33,7 @@ CATEGORIES = {
     "ipv6.ndp_flood", "ipv6.ndp_spoof", "ipv6.dad_dos", "ipv6.tunnel_6to4", "ipv6.tunnel_6in4",
     "ipv6.tunnel_isatap", "ipv6.tunnel_teredo", "ipv6.tunnel_ayiya", "ipv6.sweep",
     "ipv6.dark_prefix", "ipv6.malformed", "ipv6.mld_abuse", "ipv6.rogue_dhcpv6",
-    "ipv6.dhcpv6_starvation",
+    "ipv6.dhcpv6_starvation", "ipv6.covert_channel",
 }  # fmt: skip
 
 
@@ -132,6 +132,7 @@ def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:
     policy_file = tmp_path / "p.yaml"
     policy_file.write_text(
         "thresholds:\n  ipv6.rogue_ra:\n    window_s: 5\n  decoder:\n    max_ext_headers: 4\n"
+        "    max_ext_options: 24\n"
     )
     policy = load_policy(str(policy_file), known_thresholds(specs))
     engine = Engine(policy, lambda a: None, specs, classes)
@@ -140,6 +141,7 @@ def test_thresholds_resolve_from_spec_then_policy(tmp_path: Path) -> None:
     default = specs["router_advert"].detections["ipv6.rogue_ra"].thresholds["suppress_s"].default
     assert ra.threshold("ipv6.rogue_ra", "suppress_s") == default
     assert engine.decoder.limits.max_ext_headers == 4
+    assert engine.decoder.limits.max_ext_options == 24
     assert "decoder" in known_thresholds(specs)
     assert set(known_thresholds(specs)["decoder"]) == set(DECODER_THRESHOLDS)
 
@@ -162,6 +164,9 @@ def test_decoder_builds_only_wanted_events() -> None:
     assert engine_of({"neighbor_discovery"}).decoder.want_packets is True
     # Without them nobody wants per-packet events: the decoder's cheap path stays on.
     assert engine_of({"router_advert"}).decoder.want_packets is False
+    # Extension-header options become events only for the covert family's reducer.
+    assert engine_of({"covert"}).decoder.want_ext_options is True
+    assert engine_of({"malformed", "router_advert"}).decoder.want_ext_options is False
 
 
 def test_bounded_table_evicts_and_counts() -> None:

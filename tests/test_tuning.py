@@ -105,7 +105,7 @@ def test_entries_load_with_every_form(tmp_path: Path) -> None:
         (
             "  - {detection: ipv6.nope, enabled: false, reason: x}\n",
             20,
-            "tuning[0].detection: 'ipv6.nope' is not a detection (known: ipv6.dad_dos, ",
+            "tuning[0].detection: 'ipv6.nope' is not a detection (known: ipv6.",
         ),
         ("  - {enabled: false, reason: x}\n", 20, "exactly one of 'detection' (a category) or"),
         (

@@ -40,6 +40,10 @@ class DecoderLimits:
     max_vlan_tags: int = 4
     max_tunnel_depth: int = 3
     reassembly: ReassemblyLimits = field(default_factory=ReassemblyLimits)
+    # Options per Hop-by-Hop or Destination Options header, padding included: Linux
+    # takes 8 non-padding ones (net.ipv6.max_dst_opts_number), so 16 leaves room for
+    # a padding option before each (RFC 8504 5.3 asks hosts for such a limit).
+    max_ext_options: int = 16
 
 
 __all__ = [

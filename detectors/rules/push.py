@@ -47,7 +47,10 @@ KIBANA_FROM = "now-6m"
 # Kibana threat block pairs them as ATT&CK does, not by list position. A spec technique
 # missing here fails the export instead of producing a wrong mapping.
 TECHNIQUE_TACTICS: dict[str, tuple[str, ...]] = {
+    "T1001": ("TA0011",),
     "T1046": ("TA0007",),
+    "T1048": ("TA0010",),
+    "T1095": ("TA0011",),
     "T1210": ("TA0008",),
     "T1498": ("TA0040",),
     "T1499": ("TA0040",),

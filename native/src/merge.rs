@@ -100,34 +100,21 @@ impl Forwarder {
 
 #[pymethods]
 impl Forwarder {
-    /// `kinds`: `(packets, tunnels, nd, malformed, fragments, mld, dhcpv6)`, the kinds the
-    /// counting process's engine uses (`Pipeline.native_kinds` or'ed with Python's).
+    /// `kinds`: one flag per `Event` variant in its order (`Observes::flags`), the kinds
+    /// the counting process's engine uses (`Pipeline.native_kinds` or'ed with Python's).
     #[new]
     #[pyo3(signature = (decoder, tick_ns, kinds))]
-    fn new(
-        decoder: Py<PyDecoder>,
-        tick_ns: i64,
-        kinds: (bool, bool, bool, bool, bool, bool, bool),
-    ) -> Self {
-        let (packets, tunnels, nd, malformed, fragments, mld, dhcpv6) = kinds;
-        Forwarder {
+    fn new(decoder: Py<PyDecoder>, tick_ns: i64, kinds: Vec<bool>) -> PyResult<Self> {
+        Ok(Forwarder {
             decoder,
-            kinds: Observes {
-                packets,
-                tunnels,
-                nd,
-                malformed,
-                fragments,
-                mld,
-                dhcpv6,
-            },
+            kinds: Observes::from_flags(&kinds)?,
             clock: Clock::new(tick_ns),
             frame: 0,
             last_ts: i64::MIN,
             out: Vec::new(),
             buf: Vec::new(),
             items: 0,
-        }
+        })
     }
 
     /// Record numbers count from 1 again (a live run starts).

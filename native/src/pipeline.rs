@@ -246,6 +246,7 @@ impl Pipeline {
                 fragments: true,
                 mld: false,
                 dhcpv6: false,
+                ext_options: true,
             },
             clock: Clock::new(tick_ns),
             frame: 0,
@@ -265,7 +266,7 @@ impl Pipeline {
     /// Which decoded kinds Python detections subscribe to (only those become objects).
     /// One flag per `Event` variant, positional as `native_kinds` answers them.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false))]
+    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false, ext_options=false))]
     fn set_python_kinds(
         &mut self,
         packets: bool,
@@ -275,6 +276,7 @@ impl Pipeline {
         fragments: bool,
         mld: bool,
         dhcpv6: bool,
+        ext_options: bool,
     ) {
         self.python = Observes {
             packets,
@@ -284,32 +286,18 @@ impl Pipeline {
             fragments,
             mld,
             dhcpv6,
+            ext_options,
         };
     }
 
-    /// Event kinds some native reducer observes: `(packets, tunnels, nd, malformed,
-    /// fragments, mld, dhcpv6)`, so the engine asks the decoder to build them.
-    fn native_kinds(&self, py: Python<'_>) -> PyResult<(bool, bool, bool, bool, bool, bool, bool)> {
+    /// Event kinds some native reducer observes, one flag per `Event` variant in its
+    /// order (`Observes::flags`), so the engine asks the decoder to build them.
+    fn native_kinds(&self, py: Python<'_>) -> PyResult<Vec<bool>> {
         let mut all = Observes::default();
         for (_, r) in &self.reducers {
-            let o = r.bind(py).try_borrow()?.observes();
-            all.packets |= o.packets;
-            all.tunnels |= o.tunnels;
-            all.nd |= o.nd;
-            all.malformed |= o.malformed;
-            all.fragments |= o.fragments;
-            all.mld |= o.mld;
-            all.dhcpv6 |= o.dhcpv6;
+            all = all.or(r.bind(py).try_borrow()?.observes());
         }
-        Ok((
-            all.packets,
-            all.tunnels,
-            all.nd,
-            all.malformed,
-            all.fragments,
-            all.mld,
-            all.dhcpv6,
-        ))
+        Ok(all.flags())
     }
 
     /// Move packet time to `now_ns`; true when a tick is due (Python then expires

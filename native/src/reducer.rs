@@ -33,9 +33,55 @@ pub struct Observes {
     pub fragments: bool,
     pub mld: bool,
     pub dhcpv6: bool,
+    pub ext_options: bool,
 }
 
 impl Observes {
+    /// The kinds as flags, in `Event`'s variant order (the order Python passes and reads
+    /// them: `Pipeline.native_kinds`, `set_python_kinds`, `Forwarder`).
+    pub fn flags(&self) -> Vec<bool> {
+        vec![
+            self.packets,
+            self.tunnels,
+            self.nd,
+            self.malformed,
+            self.fragments,
+            self.mld,
+            self.dhcpv6,
+            self.ext_options,
+        ]
+    }
+
+    /// The inverse of `flags`; a list of another length is an error naming both.
+    pub fn from_flags(flags: &[bool]) -> PyResult<Observes> {
+        match *flags {
+            [packets, tunnels, nd, malformed, fragments, mld, dhcpv6, ext_options] => {
+                Ok(Observes {
+                    packets,
+                    tunnels,
+                    nd,
+                    malformed,
+                    fragments,
+                    mld,
+                    dhcpv6,
+                    ext_options,
+                })
+            }
+            _ => Err(PyValueError::new_err(format!(
+                "event kinds: {} flags given, {} expected",
+                flags.len(),
+                Observes::default().flags().len()
+            ))),
+        }
+    }
+
+    /// Both sets of kinds.
+    pub fn or(self, o: Observes) -> Observes {
+        let (a, b) = (self.flags(), o.flags());
+        let all: Vec<bool> = a.iter().zip(&b).map(|(x, y)| *x || *y).collect();
+        Observes::from_flags(&all).unwrap_or(self)
+    }
+
     #[inline]
     pub fn wants(&self, ev: &Event) -> bool {
         match ev {
@@ -46,6 +92,7 @@ impl Observes {
             Event::Fragment(_) => self.fragments,
             Event::Mld(_) => self.mld,
             Event::Dhcpv6(_) => self.dhcpv6,
+            Event::ExtOptions(_) => self.ext_options,
         }
     }
 }

@@ -136,6 +136,7 @@ fn small_limits() -> DecoderLimits {
             max_bytes: 70_000,
             max_fragments: 4,
         },
+        max_ext_options: 4,
     }
 }
 
@@ -155,6 +156,7 @@ fn fuzz_decoder_never_panics_and_stays_bounded() {
         d.want_mld = true;
         d.want_dhcpv6 = true;
         let mut dhcpv6 = 0usize;
+        d.want_ext_options = true;
         let mut out: Vec<Event> = Vec::new();
         let mut ts: i64 = 1_700_000_000_000_000_000;
         let mut buf = Vec::new();
@@ -211,6 +213,7 @@ fn regression_captures_decode_without_panics() {
     d.want_tunnels = true;
     d.want_mld = true;
     d.want_dhcpv6 = true;
+    d.want_ext_options = true;
     let mut out = Vec::new();
     for (i, (lt, data, wire)) in corpus().iter().enumerate() {
         let rec = Rec {
@@ -319,9 +322,10 @@ fn wire_form_round_trips_every_event_and_refuses_damage() {
     d.want_tunnels = true;
     d.want_mld = true;
     d.want_dhcpv6 = true;
+    d.want_ext_options = true;
     let mut out: Vec<Event> = Vec::new();
     let mut buf = Vec::new();
-    let mut kinds = [0usize; 7]; // one per `Event` variant
+    let mut kinds = [0usize; 8]; // one per `Event` variant
     let mut refused = 0usize;
     for n in 0..60_000u64 {
         let (lt, data, _) = &frames[rng.below(frames.len())];

@@ -494,6 +494,66 @@ pub struct Dhcpv6Message {
     pub relayed_type: Option<u8>,
 }
 
+/// Bytes of the smuggled-data sample an `ExtOptions` event keeps.
+pub const OPTIONS_SAMPLE: usize = 16;
+
+/// What the options of a packet's Hop-by-Hop and Destination Options headers hold
+/// beyond what RFC 8200 4.2 needs (see `ext_options`). Every field is bounded and
+/// inline: the summary never allocates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OptionsSummary {
+    /// The first header (0 Hop-by-Hop, 60 Destination Options) something was found in.
+    pub header: u8,
+    /// Options walked in both kinds of header, padding included.
+    pub options: u16,
+    /// Options of a type the IANA registry does not list (or deprecated, experimental).
+    pub unknown_options: u16,
+    /// Headers holding nothing but padding (they align nothing).
+    pub padding_only: u8,
+    /// Bytes of PadN content that are not zero.
+    pub padn_data: u16,
+    /// Padding bytes past the 7 in a row that any alignment can need.
+    pub excess_padding: u16,
+    /// Data bytes of unknown options.
+    pub unknown_data: u16,
+    /// Bytes of known options beyond the length their RFC gives them.
+    pub oversize_data: u16,
+    /// The first smuggled bytes (`sample_len` of them).
+    pub sample_len: u8,
+    pub sample: [u8; OPTIONS_SAMPLE],
+}
+
+impl OptionsSummary {
+    /// Bytes that carry data where the RFCs put none.
+    pub fn smuggled(&self) -> u32 {
+        u32::from(self.padn_data)
+            + u32::from(self.excess_padding)
+            + u32::from(self.unknown_data)
+            + u32::from(self.oversize_data)
+    }
+
+    /// Anything worth an event.
+    pub fn suspicious(&self) -> bool {
+        self.smuggled() > 0 || self.unknown_options > 0 || self.padding_only > 0
+    }
+
+    /// The sample's bytes.
+    pub fn sample(&self) -> &[u8] {
+        &self.sample[..self.sample_len as usize]
+    }
+}
+
+/// A packet whose extension-header options carry something (a covert channel, RFC
+/// 4942 2.1.9.5). Built only for such packets and only when someone observes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExtOptions {
+    pub meta: Meta,
+    pub ip: Ipv6Header,
+    /// The flow the options rode in (protocol, ports or ICMP type), as far as decoded.
+    pub upper: Upper,
+    pub summary: OptionsSummary,
+}
+
 /// Everything the decoder emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -504,6 +564,7 @@ pub enum Event {
     Nd(NdMessage),
     Mld(MldMessage),
     Dhcpv6(Dhcpv6Message),
+    ExtOptions(ExtOptions),
 }
 
 impl Event {
@@ -516,6 +577,7 @@ impl Event {
             Event::Nd(e) => &e.meta,
             Event::Mld(e) => &e.meta,
             Event::Dhcpv6(e) => &e.meta,
+            Event::ExtOptions(e) => &e.meta,
         }
     }
 }

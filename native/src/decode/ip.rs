@@ -8,10 +8,13 @@ use std::borrow::Cow;
 
 use super::chain_rules;
 use super::events::*;
+use super::ext_options::{self, Walk};
 use super::reassembly::{VARIANT_FIRST, VARIANT_LAST, VARIANT_NONE};
 use super::{arr16, arr4, be16, be32, has, Decoder};
 use super::{NH_ICMPV6, NH_IPV4, NH_IPV6, NH_TCP, NH_UDP};
 
+const NH_HBH: u8 = 0;
+const NH_DSTOPTS: u8 = 60;
 const NH_FRAGMENT: u8 = 44;
 const NH_AH: u8 = 51;
 
@@ -162,6 +165,10 @@ impl Decoder {
         // The first repeated header (RFC 8200 4.1), reported once the chain is walked (a
         // chain too long or cut short is reported as that instead).
         let mut duplicate = None;
+        // What Hop-by-Hop and Destination Options carry (on the stack; an event only
+        // when it holds something).
+        let mut opts = OptionsSummary::default();
+        let mut too_many_options = false;
         while is_ext(nh) {
             if chain.len() >= max_ext {
                 let detail = format!("more than {max_ext} headers").into();
@@ -230,6 +237,15 @@ impl Decoder {
                 let detail = format!("segments left {}", data[p + 3]).into();
                 self.malformed(out, "ext", "routing_type0", detail, s, d, tunnels);
             }
+            if nh == NH_HBH || nh == NH_DSTOPTS {
+                let max = self.limits.max_ext_options;
+                let walked = ext_options::walk(data, p + 2, p + size, nh, max, &mut opts);
+                if walked == Walk::TooMany && !too_many_options {
+                    too_many_options = true; // once per packet, like the chain limit
+                    let detail = format!("more than {max} options in header {nh}").into();
+                    self.malformed(out, "ext", "too_many_options", detail, s, d, tunnels);
+                }
+            }
             nh = data[p];
             p += size;
         }
@@ -265,6 +281,15 @@ impl Decoder {
             tunnels: *tunnels,
         };
         self.hbh_at = hbh;
+        if self.want_ext_options && opts.suspicious() {
+            let meta = self.meta();
+            out.push(Event::ExtOptions(ExtOptions {
+                meta,
+                ip,
+                upper: peek_upper(data, p, end, nh),
+                summary: opts,
+            }));
+        }
         self.upper(data, p, end, &ip, out)
     }
 

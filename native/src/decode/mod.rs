@@ -26,6 +26,7 @@ use crate::record::Rec;
 mod chain_rules;
 pub mod dhcpv6;
 pub mod events;
+pub mod ext_options;
 mod ip;
 pub mod mld;
 pub mod nd;
@@ -70,6 +71,9 @@ pub struct DecoderLimits {
     pub max_vlan_tags: usize,
     pub max_tunnel_depth: usize,
     pub reassembly: ReassemblyLimits,
+    /// Most options walked in one Hop-by-Hop or Destination Options header (padding
+    /// included); past it a `too_many_options` malformed event (`ext_options`).
+    pub max_ext_options: usize,
 }
 
 impl Default for DecoderLimits {
@@ -79,6 +83,7 @@ impl Default for DecoderLimits {
             max_vlan_tags: 4,
             max_tunnel_depth: 3,
             reassembly: ReassemblyLimits::default(),
+            max_ext_options: 16,
         }
     }
 }
@@ -129,6 +134,8 @@ pub struct Decoder {
     /// Decode DHCPv6 (UDP 546/547) into `Dhcpv6Message` events (off: left on the
     /// cheap path like other UDP).
     pub want_dhcpv6: bool,
+    /// Emit an `ExtOptions` for every packet whose options carry something.
+    pub want_ext_options: bool,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
@@ -187,6 +194,7 @@ impl Decoder {
             want_mld: false,
             hbh_at: None,
             want_dhcpv6: false,
+            want_ext_options: false,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),

@@ -24,6 +24,7 @@ fn limits_from_py(limits: &Bound<'_, PyAny>) -> PyResult<DecoderLimits> {
             max_bytes: r.getattr("max_bytes")?.extract()?,
             max_fragments: r.getattr("max_fragments")?.extract()?,
         },
+        max_ext_options: limits.getattr("max_ext_options")?.extract()?,
     })
 }
 
@@ -40,7 +41,7 @@ pub struct PyDecoder {
 #[pymethods]
 impl PyDecoder {
     #[new]
-    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false, want_dhcpv6=false))]
+    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false, want_dhcpv6=false, want_ext_options=false))]
     fn new(
         py: Python<'_>,
         limits: Option<Bound<'_, PyAny>>,
@@ -48,6 +49,7 @@ impl PyDecoder {
         want_tunnels: bool,
         want_mld: bool,
         want_dhcpv6: bool,
+        want_ext_options: bool,
     ) -> PyResult<Self> {
         let limits = match limits {
             Some(l) if !l.is_none() => l,
@@ -61,6 +63,7 @@ impl PyDecoder {
         inner.want_tunnels = want_tunnels;
         inner.want_mld = want_mld;
         inner.want_dhcpv6 = want_dhcpv6;
+        inner.want_ext_options = want_ext_options;
         Ok(PyDecoder {
             inner,
             limits: limits.unbind(),
@@ -165,6 +168,16 @@ impl PyDecoder {
     #[setter]
     fn set_want_dhcpv6(&mut self, on: bool) {
         self.inner.want_dhcpv6 = on;
+    }
+
+    #[getter]
+    fn get_want_ext_options(&self) -> bool {
+        self.inner.want_ext_options
+    }
+
+    #[setter]
+    fn set_want_ext_options(&mut self, on: bool) {
+        self.inner.want_ext_options = on;
     }
 }
 

@@ -119,6 +119,7 @@ pub fn decoder() -> Decoder {
     let mut d = Decoder::new(DecoderLimits::default());
     d.want_packets = true;
     d.want_tunnels = true;
+    d.want_ext_options = true;
     d
 }
 

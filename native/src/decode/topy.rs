@@ -51,6 +51,7 @@ struct Classes {
     mld: Class,
     dhcpv6: Class,
     decode_stats: Py<PyAny>,
+    ext_options: Class,
 }
 
 /// One event class and its field names in declaration order.
@@ -112,6 +113,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             mld: get("MldMessage")?,
             dhcpv6: get("Dhcpv6Message")?,
             decode_stats: m.getattr("DecodeStats")?.unbind(),
+            ext_options: get("ExtOptions")?,
         })
     })
 }
@@ -356,6 +358,31 @@ impl<'py> Converter<'py> {
             Event::Nd(n) => self.nd(meta, n),
             Event::Mld(m) => self.mld(meta, m),
             Event::Dhcpv6(d) => self.dhcpv6(meta, d),
+            Event::ExtOptions(x) => {
+                let s = &x.summary;
+                call(
+                    py,
+                    &self.c.ext_options,
+                    vec![
+                        meta,
+                        self.ip(&x.ip)?,
+                        any(py, x.upper.proto)?,
+                        any(py, x.upper.sport)?,
+                        any(py, x.upper.dport)?,
+                        any(py, x.upper.icmp_type)?,
+                        any(py, x.upper.icmp_code)?,
+                        any(py, s.header)?,
+                        any(py, s.options)?,
+                        any(py, s.unknown_options)?,
+                        any(py, s.padding_only)?,
+                        any(py, s.padn_data)?,
+                        any(py, s.excess_padding)?,
+                        any(py, s.unknown_data)?,
+                        any(py, s.oversize_data)?,
+                        bytes(py, s.sample()),
+                    ],
+                )
+            }
         }
     }
 

@@ -434,6 +434,24 @@ wire_struct!(Malformed {
     tunnels,
     upper
 });
+wire_struct!(OptionsSummary {
+    header,
+    options,
+    unknown_options,
+    padding_only,
+    padn_data,
+    excess_padding,
+    unknown_data,
+    oversize_data,
+    sample_len,
+    sample
+});
+wire_struct!(ExtOptions {
+    meta,
+    ip,
+    upper,
+    summary
+});
 wire_struct!(Upper {
     proto,
     sport,
@@ -738,6 +756,10 @@ impl Wire for Item {
                 w.push(7);
                 e.put(w);
             }
+            Item::Event(Event::ExtOptions(e)) => {
+                w.push(8);
+                e.put(w);
+            }
         }
     }
     fn get(r: &mut Rd<'_>) -> R<Self> {
@@ -753,6 +775,7 @@ impl Wire for Item {
             5 => Item::Event(Event::Nd(Wire::get(r)?)),
             6 => Item::Event(Event::Mld(Wire::get(r)?)),
             7 => Item::Event(Event::Dhcpv6(Wire::get(r)?)),
+            8 => Item::Event(Event::ExtOptions(Wire::get(r)?)),
             _ => return Err(WireError("item tag")),
         })
     }
@@ -769,6 +792,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Nd(_) => 5,
         Event::Mld(_) => 6,
         Event::Dhcpv6(_) => 7,
+        Event::ExtOptions(_) => 8,
     };
     w.push(tag);
     match ev {
@@ -779,6 +803,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Nd(e) => e.put(w),
         Event::Mld(e) => e.put(w),
         Event::Dhcpv6(e) => e.put(w),
+        Event::ExtOptions(e) => e.put(w),
     }
 }
 
@@ -925,5 +950,32 @@ mod dhcpv6_tests {
             other => panic!("round trip: {other:?}"),
         }
         assert!(r.at_end());
+    }
+}
+
+#[cfg(test)]
+mod ext_options_tests {
+    use super::super::testutil::*;
+    use super::*;
+
+    #[test]
+    fn ext_options_round_trip() {
+        let mut opts = vec![60, 1, 0x10, 4, 1, 2, 3, 4, 1, 4, b'a', b'b', b'c', b'd'];
+        opts.extend([1, 0]);
+        opts.extend(icmp6(&G1, &G2, 128, &[0; 4]));
+        opts[0] = 58;
+        let frame = eth(&ip6(&G1, &G2, 60, &opts), 0x86DD, &[]);
+        let ev = decode(&frame);
+        let e = ev
+            .iter()
+            .find(|e| matches!(e, Event::ExtOptions(_)))
+            .expect("an ExtOptions event");
+        let mut w = Vec::new();
+        put_event(e, &mut w);
+        let mut r = Rd::new(&w);
+        match Item::get(&mut r).expect("decodes") {
+            Item::Event(back) => assert_eq!(&back, e),
+            Item::Mark { .. } => panic!("not an event"),
+        }
     }
 }
