@@ -133,12 +133,14 @@ class Decoder:
 
     want_packets: bool
     want_tunnels: bool
+    want_icmp_errors: bool
     def __init__(
         self,
         limits: DecoderLimits | None = None,
         *,
         want_packets: bool = False,
         want_tunnels: bool = False,
+        want_icmp_errors: bool = False,
     ) -> None: ...
     def decode(
         self, ts_ns: int, frame: int, iface: int, linktype: int, data: bytes, wire_len: int
@@ -176,9 +178,15 @@ class Pipeline:
     def __init__(self, decoder: Decoder, tick_ns: int) -> None: ...
     def add_reducer(self, owner: int, reducer: NativeReducer) -> None: ...
     def set_python_kinds(
-        self, packets: bool, tunnels: bool, nd: bool, malformed: bool, fragments: bool
+        self,
+        packets: bool,
+        tunnels: bool,
+        nd: bool,
+        malformed: bool,
+        fragments: bool,
+        icmp_errors: bool,
     ) -> None: ...
-    def native_kinds(self) -> tuple[bool, bool, bool, bool, bool]: ...
+    def native_kinds(self) -> tuple[bool, bool, bool, bool, bool, bool]: ...
     @property
     def now_ns(self) -> int: ...
     def advance(self, now_ns: int) -> bool: ...
@@ -206,7 +214,7 @@ class Forwarder:
 
     frame: int
     def __init__(
-        self, decoder: Decoder, tick_ns: int, kinds: tuple[bool, bool, bool, bool, bool]
+        self, decoder: Decoder, tick_ns: int, kinds: tuple[bool, bool, bool, bool, bool, bool]
     ) -> None: ...
     @property
     def now_ns(self) -> int: ...

@@ -40,6 +40,7 @@ from detectors.es.observations import Observation
 from detectors.events import (
     Event,
     FragmentAnomaly,
+    IcmpError,
     Ipv6Packet,
     Malformed,
     NDMessage,
@@ -247,19 +248,28 @@ class Engine:
         # which the decoder builds at all (for Python or for a native reducer).
         python = [
             any(issubclass(cls, t) for d in self.detectors for t in d.subscribes)
-            for cls in (Ipv6Packet, TunnelPacket, NDMessage, Malformed, FragmentAnomaly)
+            for cls in (
+                Ipv6Packet,
+                TunnelPacket,
+                NDMessage,
+                Malformed,
+                FragmentAnomaly,
+                IcmpError,
+            )
         ]
         native = self._pipeline.native_kinds()
         self._pipeline.set_python_kinds(*python)
-        self.kinds: tuple[bool, bool, bool, bool, bool] = (
+        self.kinds: tuple[bool, bool, bool, bool, bool, bool] = (
             python[0] or native[0],
             python[1] or native[1],
             python[2] or native[2],
             python[3] or native[3],
             python[4] or native[4],
+            python[5] or native[5],
         )
         self.decoder.want_packets = self.kinds[0]
         self.decoder.want_tunnels = self.kinds[1]
+        self.decoder.want_icmp_errors = self.kinds[5]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     # -- alerts ------------------------------------------------------------
@@ -517,6 +527,7 @@ class Forwarding:
         kinds = Engine(policy, lambda _alert: None, specs, classes).kinds
         self.decoder = Decoder(decoder_limits(policy.thresholds.get("decoder", {})))
         self.decoder.want_packets, self.decoder.want_tunnels = kinds[0], kinds[1]
+        self.decoder.want_icmp_errors = kinds[5]
         self._forwarder = Forwarder(self.decoder, TICK_NS, kinds)
         self.send = send
 

@@ -167,7 +167,14 @@ def _evidence(doc: Mapping[str, Any], where: str) -> dict[str, str]:
 
 
 # Event kinds a native reducer may observe (``native/src/reducer.rs``, ``Observes``).
-OBSERVABLE = ("ipv6_packet", "tunnel_packet", "nd_message", "malformed", "fragment_anomaly")
+OBSERVABLE = (
+    "ipv6_packet",
+    "tunnel_packet",
+    "nd_message",
+    "malformed",
+    "fragment_anomaly",
+    "icmp_error",
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,12 +100,16 @@ impl Forwarder {
 
 #[pymethods]
 impl Forwarder {
-    /// `kinds`: `(packets, tunnels, nd, malformed, fragments)`, the kinds the counting
-    /// process's engine uses (`Pipeline.native_kinds` or'ed with Python's).
+    /// `kinds`: `(packets, tunnels, nd, malformed, fragments, icmp_errors)`, the kinds
+    /// the counting process's engine uses (`Pipeline.native_kinds` or'ed with Python's).
     #[new]
     #[pyo3(signature = (decoder, tick_ns, kinds))]
-    fn new(decoder: Py<PyDecoder>, tick_ns: i64, kinds: (bool, bool, bool, bool, bool)) -> Self {
-        let (packets, tunnels, nd, malformed, fragments) = kinds;
+    fn new(
+        decoder: Py<PyDecoder>,
+        tick_ns: i64,
+        kinds: (bool, bool, bool, bool, bool, bool),
+    ) -> Self {
+        let (packets, tunnels, nd, malformed, fragments, icmp_errors) = kinds;
         Forwarder {
             decoder,
             kinds: Observes {
@@ -114,6 +118,7 @@ impl Forwarder {
                 nd,
                 malformed,
                 fragments,
+                icmp_errors,
             },
             clock: Clock::new(tick_ns),
             frame: 0,

@@ -244,6 +244,7 @@ impl Pipeline {
                 nd: true,
                 malformed: true,
                 fragments: true,
+                icmp_errors: true,
             },
             clock: Clock::new(tick_ns),
             frame: 0,
@@ -261,6 +262,7 @@ impl Pipeline {
     }
 
     /// Which decoded kinds Python detections subscribe to (only those become objects).
+    #[allow(clippy::too_many_arguments)]
     fn set_python_kinds(
         &mut self,
         packets: bool,
@@ -268,6 +270,7 @@ impl Pipeline {
         nd: bool,
         malformed: bool,
         fragments: bool,
+        icmp_errors: bool,
     ) {
         self.python = Observes {
             packets,
@@ -275,12 +278,13 @@ impl Pipeline {
             nd,
             malformed,
             fragments,
+            icmp_errors,
         };
     }
 
     /// Event kinds some native reducer observes: `(packets, tunnels, nd, malformed,
-    /// fragments)`, so the engine asks the decoder to build them.
-    fn native_kinds(&self, py: Python<'_>) -> PyResult<(bool, bool, bool, bool, bool)> {
+    /// fragments, icmp_errors)`, so the engine asks the decoder to build them.
+    fn native_kinds(&self, py: Python<'_>) -> PyResult<(bool, bool, bool, bool, bool, bool)> {
         let mut all = Observes::default();
         for (_, r) in &self.reducers {
             let o = r.bind(py).try_borrow()?.observes();
@@ -289,6 +293,7 @@ impl Pipeline {
             all.nd |= o.nd;
             all.malformed |= o.malformed;
             all.fragments |= o.fragments;
+            all.icmp_errors |= o.icmp_errors;
         }
         Ok((
             all.packets,
@@ -296,6 +301,7 @@ impl Pipeline {
             all.nd,
             all.malformed,
             all.fragments,
+            all.icmp_errors,
         ))
     }
 

@@ -31,6 +31,7 @@ pub struct Observes {
     pub nd: bool,
     pub malformed: bool,
     pub fragments: bool,
+    pub icmp_errors: bool,
 }
 
 impl Observes {
@@ -42,6 +43,7 @@ impl Observes {
             Event::Nd(_) => self.nd,
             Event::Malformed(_) => self.malformed,
             Event::Fragment(_) => self.fragments,
+            Event::IcmpError(_) => self.icmp_errors,
         }
     }
 }

@@ -301,6 +301,8 @@ impl Decoder {
                 icode = Some(data[p + 1]);
                 if (133..=137).contains(&t) {
                     self.nd_message(data, p, end, ip, out);
+                } else if (1..=4).contains(&t) {
+                    self.icmp_error(data, p, end, ip, out);
                 }
             }
             NH_TCP if has(p, end, 14) => {

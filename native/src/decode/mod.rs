@@ -24,6 +24,7 @@ use pyo3::prelude::*;
 use crate::record::Rec;
 
 pub mod events;
+pub mod icmp_error;
 mod ip;
 pub mod nd;
 pub(crate) mod py;
@@ -118,6 +119,8 @@ pub struct Decoder {
     pub want_packets: bool,
     /// Emit a `TunnelPacket` for every decapsulation.
     pub want_tunnels: bool,
+    /// Emit an `IcmpError` for every ICMPv6 error message (types 1-4).
+    pub want_icmp_errors: bool,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
@@ -165,6 +168,7 @@ impl Decoder {
             limits,
             want_packets: false,
             want_tunnels: false,
+            want_icmp_errors: false,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),

@@ -84,8 +84,12 @@ fn prefix_info(body: &[u8]) -> Result<OptionBody, BadValue> {
 }
 
 fn redirected(body: &[u8]) -> Result<OptionBody, BadValue> {
+    // RFC 4861 4.6.3: six reserved bytes, then as much of the redirected packet as fits.
+    let q = super::icmp_error::quoted(body, 8, body.len());
     Ok(OptionBody::RedirectedHeader {
         data_len: (body.len() - 8) as u32,
+        src: q.map(|q| q.src),
+        dst: q.map(|q| q.dst),
     })
 }
 

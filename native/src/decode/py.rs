@@ -40,12 +40,13 @@ pub struct PyDecoder {
 #[pymethods]
 impl PyDecoder {
     #[new]
-    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false))]
+    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_icmp_errors=false))]
     fn new(
         py: Python<'_>,
         limits: Option<Bound<'_, PyAny>>,
         want_packets: bool,
         want_tunnels: bool,
+        want_icmp_errors: bool,
     ) -> PyResult<Self> {
         let limits = match limits {
             Some(l) if !l.is_none() => l,
@@ -57,6 +58,7 @@ impl PyDecoder {
         let mut inner = Decoder::new(limits_from_py(&limits)?);
         inner.want_packets = want_packets;
         inner.want_tunnels = want_tunnels;
+        inner.want_icmp_errors = want_icmp_errors;
         Ok(PyDecoder {
             inner,
             limits: limits.unbind(),
@@ -141,6 +143,16 @@ impl PyDecoder {
     #[setter]
     fn set_want_tunnels(&mut self, on: bool) {
         self.inner.want_tunnels = on;
+    }
+
+    #[getter]
+    fn get_want_icmp_errors(&self) -> bool {
+        self.inner.want_icmp_errors
+    }
+
+    #[setter]
+    fn set_want_icmp_errors(&mut self, on: bool) {
+        self.inner.want_icmp_errors = on;
     }
 }
 

@@ -48,6 +48,7 @@ struct Classes {
     na: Class,
     redirect: Class,
     decode_stats: Py<PyAny>,
+    icmp_error: Class,
 }
 
 /// One event class and its field names in declaration order.
@@ -106,6 +107,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             na: get("NeighborAdvertisement")?,
             redirect: get("Redirect")?,
             decode_stats: m.getattr("DecodeStats")?.unbind(),
+            icmp_error: get("IcmpError")?,
         })
     })
 }
@@ -343,6 +345,28 @@ impl<'py> Converter<'py> {
                 ],
             ),
             Event::Nd(n) => self.nd(meta, n),
+            Event::IcmpError(e) => {
+                let q = e.quoted;
+                let none = || py.None().into_bound(py);
+                call(
+                    py,
+                    &self.c.icmp_error,
+                    vec![
+                        meta,
+                        self.ip(&e.ip)?,
+                        any(py, e.icmp_type)?,
+                        any(py, e.icmp_code)?,
+                        any(py, e.param)?,
+                        q.map_or_else(none, |q| bytes(py, &q.src)),
+                        q.map_or_else(none, |q| bytes(py, &q.dst)),
+                        any(py, q.map(|q| q.next))?,
+                        any(py, q.map(|q| q.flow_label))?,
+                        any(py, q.and_then(|q| q.sport))?,
+                        any(py, q.and_then(|q| q.dport))?,
+                        any(py, q.and_then(|q| q.icmp_type))?,
+                    ],
+                )
+            }
         }
     }
 
@@ -461,8 +485,8 @@ impl<'py> Converter<'py> {
                 ]);
                 &self.c.prefix_info
             }
-            OptionBody::RedirectedHeader { data_len } => {
-                args.push(any(py, data_len)?);
+            OptionBody::RedirectedHeader { data_len, src, dst } => {
+                args.extend([any(py, data_len)?, opt_bytes(py, src), opt_bytes(py, dst)]);
                 &self.c.redirected
             }
             OptionBody::Mtu { mtu } => {

@@ -441,6 +441,23 @@ wire_struct!(OptionError {
     length,
     reason
 });
+wire_struct!(Quoted {
+    src,
+    dst,
+    flow_label,
+    next,
+    sport,
+    dport,
+    icmp_type
+});
+wire_struct!(IcmpError {
+    meta,
+    ip,
+    icmp_type,
+    icmp_code,
+    param,
+    quoted
+});
 wire_struct!(NdMessage {
     meta,
     ip,
@@ -477,9 +494,11 @@ impl Wire for OptionBody {
                 preferred_lifetime.put(w);
                 prefix.put(w);
             }
-            OptionBody::RedirectedHeader { data_len } => {
+            OptionBody::RedirectedHeader { data_len, src, dst } => {
                 w.push(2);
                 data_len.put(w);
+                src.put(w);
+                dst.put(w);
             }
             OptionBody::Mtu { mtu } => {
                 w.push(3);
@@ -533,6 +552,8 @@ impl Wire for OptionBody {
             },
             2 => OptionBody::RedirectedHeader {
                 data_len: Wire::get(r)?,
+                src: Wire::get(r)?,
+                dst: Wire::get(r)?,
             },
             3 => OptionBody::Mtu { mtu: Wire::get(r)? },
             4 => OptionBody::Nonce {
@@ -672,6 +693,10 @@ impl Wire for Item {
                 w.push(5);
                 e.put(w);
             }
+            Item::Event(Event::IcmpError(e)) => {
+                w.push(6);
+                e.put(w);
+            }
         }
     }
     fn get(r: &mut Rd<'_>) -> R<Self> {
@@ -685,6 +710,7 @@ impl Wire for Item {
             3 => Item::Event(Event::Fragment(Wire::get(r)?)),
             4 => Item::Event(Event::Malformed(Wire::get(r)?)),
             5 => Item::Event(Event::Nd(Wire::get(r)?)),
+            6 => Item::Event(Event::IcmpError(Wire::get(r)?)),
             _ => return Err(WireError("item tag")),
         })
     }
@@ -699,6 +725,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Fragment(_) => 3,
         Event::Malformed(_) => 4,
         Event::Nd(_) => 5,
+        Event::IcmpError(_) => 6,
     };
     w.push(tag);
     match ev {
@@ -707,10 +734,104 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Fragment(e) => e.put(w),
         Event::Malformed(e) => e.put(w),
         Event::Nd(e) => e.put(w),
+        Event::IcmpError(e) => e.put(w),
     }
 }
 
 /// Append the time of a frame that produced no event.
 pub fn put_mark(ts_ns: i64, frame: u64, w: &mut Vec<u8>) {
     Item::Mark { ts_ns, frame }.put(w);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn icmp_errors_and_redirected_headers_round_trip() {
+        let meta = Meta {
+            ts_ns: 7,
+            frame: 3,
+            src_mac: Some([2, 0, 0, 0, 0, 1]),
+            ..Meta::default()
+        };
+        let ip = Ipv6Header {
+            src: [0xfe; 16],
+            dst: [0x20; 16],
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 5,
+            payload_len: 100,
+            chain: Chain::default(),
+            upper: 58,
+            fragment: None,
+            tunnels: Tunnels::default(),
+        };
+        let quoted = Quoted {
+            src: [1; 16],
+            dst: [2; 16],
+            flow_label: 0xABCDE,
+            next: 17,
+            sport: Some(5353),
+            dport: None,
+            icmp_type: None,
+        };
+        let events = [
+            Event::IcmpError(IcmpError {
+                meta,
+                ip,
+                icmp_type: 2,
+                icmp_code: 0,
+                param: 1200,
+                quoted: Some(quoted),
+            }),
+            Event::IcmpError(IcmpError {
+                meta,
+                ip,
+                icmp_type: 4,
+                icmp_code: 1,
+                param: 40,
+                quoted: None,
+            }),
+            Event::Nd(NdMessage {
+                meta,
+                ip,
+                icmp_type: 137,
+                code: 0,
+                checksum_ok: true,
+                options: vec![NdOption {
+                    otype: 4,
+                    offset: 40,
+                    body: OptionBody::RedirectedHeader {
+                        data_len: 48,
+                        src: Some([3; 16]),
+                        dst: None,
+                    },
+                }],
+                option_errors: vec![],
+                body: NdBody::Redirect {
+                    target: [4; 16],
+                    destination: [5; 16],
+                },
+            }),
+        ];
+        let mut buf = Vec::new();
+        for ev in &events {
+            put_event(ev, &mut buf);
+        }
+        let mut r = Rd::new(&buf);
+        for ev in &events {
+            assert_eq!(Item::get(&mut r).unwrap(), Item::Event(ev.clone()));
+        }
+        assert!(r.at_end());
+        // A cut batch is an error, never a panic.
+        for n in 0..buf.len() {
+            let mut r = Rd::new(&buf[..n]);
+            while !r.at_end() {
+                if Item::get(&mut r).is_err() {
+                    break;
+                }
+            }
+        }
+    }
 }
