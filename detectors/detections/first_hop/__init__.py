@@ -114,12 +114,12 @@ class FirstHopDetector(Detector):
             )
             return
         _kind, category, sig, link, (addr, mac), ev, findings, spoof, window, learned = output
-        identifier = f"{link_str(link)}|{ip_str(addr)}|{mac_str(mac)}|{sig}"
-        evidence: dict[str, Any] = {
-            "source": {"address": ip_str(addr), "mac": mac_str(mac)},
-            "why": [f[0] for f in findings],
-            "findings": [_finding(f) for f in findings],
-        }
+        identifier = f"{link_str(link)}|{ip_str(addr)}|{mac_str(mac) or '-'}|{sig}"
+        evidence: dict[str, Any] = {"source": {"address": ip_str(addr), "mac": mac_str(mac)}}
+        if findings:
+            # Every reason this packet was judged for, strongest first, once each.
+            evidence["why"] = list(dict.fromkeys(f[0] for f in findings))
+            evidence["findings"] = [_finding(f) for f in findings]
         if spoof is not None:
             address, smac, host = spoof
             evidence["spoofed_source"] = {
