@@ -30,6 +30,7 @@ from detectors.rules.pack import load
 from detectors.rules.render import SIGMA_DIR, SURICATA_DIR, RenderError, environment
 from detectors.rules.suricata import CLASSIFICATION_FILE, RULES_FILE, VARS_FILE, parse_rules
 from detectors.rules.suricata import render as render_suricata
+from tests.golden import manifest
 
 PCAPS = Path(__file__).resolve().parents[1] / "pcaps"
 POLICIES = sorted(p.name for p in PCAPS.glob("policy*.yaml"))
@@ -193,7 +194,8 @@ def _suricata_sids(pack: Path, capture: Path) -> tuple[set[int], str | None]:
 
 
 def test_declared_coverage_agrees_with_suricata_on_every_capture(tmp_path: Path) -> None:
-    captures = yaml.safe_load((PCAPS / "manifest.yaml").read_text(encoding="utf-8"))["captures"]
+    # Every regression capture: pcaps/manifest.yaml's and the families' captures.yaml.
+    captures = manifest()
     packs: dict[str | None, Path] = {}
     for entry in captures:
         policy = entry.get("policy")

@@ -75,9 +75,7 @@ class FirstHopDetector(Detector):
         self.reducer_ = self.reducer(
             "first_hop",
             {
-                "routers": None
-                if routers is None
-                else [(r.address, r.mac) for r in routers],
+                "routers": None if routers is None else [(r.address, r.mac) for r in routers],
                 "prefixes": prefixes,
                 "learn_ns": self.learn_ns,
                 "learn_max": int(rd["learn_max_routers"]),
@@ -224,4 +222,3 @@ class FirstHopDetector(Detector):
         for output in self.reducer_.flush(now_ns):
             self.on_reduced(output)
         super().flush(now_ns)
-
