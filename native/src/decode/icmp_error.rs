@@ -124,7 +124,10 @@ mod tests {
         assert_eq!((e[0].icmp_type, e[0].icmp_code, e[0].param), (2, 0, 1400));
         let q = e[0].quoted.unwrap();
         assert_eq!((q.src, q.dst, q.next), (G1, G2, 17));
-        assert_eq!((q.sport, q.dport, q.icmp_type), (Some(40000), Some(443), None));
+        assert_eq!(
+            (q.sport, q.dport, q.icmp_type),
+            (Some(40000), Some(443), None)
+        );
     }
 
     #[test]
@@ -161,6 +164,11 @@ mod tests {
         for n in 14..full.len() {
             run(&mut d, 1, &full[..n], n, S);
         }
-        assert_eq!(d.stats().malformed_reasons.get(("decoder", "decoder_error")), 0);
+        assert_eq!(
+            d.stats()
+                .malformed_reasons
+                .get(("decoder", "decoder_error")),
+            0
+        );
     }
 }

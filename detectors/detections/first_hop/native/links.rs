@@ -317,7 +317,9 @@ impl Knowledge {
 
     /// The MAC a router's address is sent from, when the router is known with one.
     pub fn router_mac(&self, link: &Link, addr: &[u8; 16]) -> Option<[u8; 6]> {
-        self.routers(link).find(|(a, _)| a == addr).and_then(|r| r.1)
+        self.routers(link)
+            .find(|(a, _)| a == addr)
+            .and_then(|r| r.1)
     }
 
     /// Whether `addr` is on this link: link-local always; a global address when some
@@ -434,7 +436,10 @@ mod tests {
     fn routers_are_judged_on_address_and_mac() {
         let r = addr(1, false);
         let k = knowledge(Some(vec![(r, Some([1; 6]))]), vec![]);
-        assert!(matches!(k.router_match(&link(), &r, Some([1; 6])), RouterMatch::Router));
+        assert!(matches!(
+            k.router_match(&link(), &r, Some([1; 6])),
+            RouterMatch::Router
+        ));
         assert!(matches!(
             k.router_match(&link(), &r, Some([2; 6])),
             RouterMatch::OtherMac([1, 1, 1, 1, 1, 1])
@@ -444,7 +449,10 @@ mod tests {
             RouterMatch::NotRouter
         ));
         let learning = knowledge(None, vec![]);
-        assert!(matches!(learning.router_match(&link(), &r, None), RouterMatch::Unknown));
+        assert!(matches!(
+            learning.router_match(&link(), &r, None),
+            RouterMatch::Unknown
+        ));
     }
 
     #[test]
@@ -454,14 +462,17 @@ mod tests {
         let mut k = knowledge(Some(vec![(r, Some([1; 6]))]), vec![prefix]);
         let mut remote = addr(5, true);
         remote[5] = 0xff; // 2001:db8:ff::5, off-link
-        // An unknown MAC is not known to be a host's: nothing judged.
+                          // An unknown MAC is not known to be a host's: nothing judged.
         assert_eq!(k.spoof_remote(&link(), &remote, Some([3; 6])), None);
         k.bind(&link(), addr(0x33, true), [3; 6]);
         let s = k.spoof_remote(&link(), &remote, Some([3; 6])).unwrap();
         assert_eq!(s.host, addr(0x33, true));
         // From the router's MAC, or an on-link source: fine.
         assert_eq!(k.spoof_remote(&link(), &remote, Some([1; 6])), None);
-        assert_eq!(k.spoof_remote(&link(), &addr(0x44, true), Some([3; 6])), None);
+        assert_eq!(
+            k.spoof_remote(&link(), &addr(0x44, true), Some([3; 6])),
+            None
+        );
         // The first binding of an address wins.
         k.bind(&link(), addr(0x33, true), [4; 6]);
         assert_eq!(k.binding(&link(), &addr(0x33, true)), Some([3; 6]));

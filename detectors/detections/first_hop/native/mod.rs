@@ -23,7 +23,9 @@ use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
 mod links;
 
-use links::{is_link_local, is_multicast, is_unspecified, net, Caps, Knowledge, RouterMatch, Spoof};
+use links::{
+    is_link_local, is_multicast, is_unspecified, net, Caps, Knowledge, RouterMatch, Spoof,
+};
 
 pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[("first_hop", build)];
 
@@ -573,7 +575,17 @@ impl FirstHop {
                 };
                 self.findings.clear();
                 let who = Offender::new(&dst, None);
-                self.raise(py, SMURF, "reply_storm", ev, &link, who, None, Some(win), out)?;
+                self.raise(
+                    py,
+                    SMURF,
+                    "reply_storm",
+                    ev,
+                    &link,
+                    who,
+                    None,
+                    Some(win),
+                    out,
+                )?;
             }
         }
         self.findings.clear();
