@@ -390,7 +390,14 @@ mod tests {
         assert!(
             matches!(opts[1].body, OptionBody::PrefixInformation { prefix_len: 64, on_link: true, autonomous: true, valid_lifetime: 86400, prefix, .. } if prefix == G1)
         );
-        assert_eq!(opts[2].body, OptionBody::RedirectedHeader { data_len: 8 });
+        assert_eq!(
+            opts[2].body,
+            OptionBody::RedirectedHeader {
+                data_len: 8,
+                src: None,
+                dst: None
+            }
+        );
         assert_eq!(opts[3].body, OptionBody::Mtu { mtu: 1500 });
         let OptionBody::RouteInformation {
             prefix_len,
