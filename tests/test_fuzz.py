@@ -63,7 +63,12 @@ def _decode_all(decoder: Decoder, linktype: int, data: bytes, wire_len: int) -> 
 @SETTINGS
 @given(linktype=st.sampled_from(LINKTYPES), data=st.binary(max_size=2048))
 def test_random_bytes_never_raise(linktype: int, data: bytes) -> None:
-    _decode_all(Decoder(want_packets=True, want_tunnels=True), linktype, data, len(data))
+    _decode_all(
+        Decoder(want_packets=True, want_tunnels=True, want_icmp_errors=True),
+        linktype,
+        data,
+        len(data),
+    )
 
 
 @SETTINGS
@@ -72,7 +77,7 @@ def test_truncated_real_frames_never_raise(index: int, cut: int) -> None:
     frames = seed_frames()
     linktype, frame = frames[index % len(frames)]
     data = frame[: cut % (len(frame) + 1)]
-    decoder = Decoder(want_packets=True, want_tunnels=True)
+    decoder = Decoder(want_packets=True, want_tunnels=True, want_icmp_errors=True)
     # Both as a snaplen cut (wire length kept) and as a lying sender.
     _decode_all(decoder, linktype, data, len(frame))
     _decode_all(decoder, linktype, data, len(data))
@@ -95,7 +100,12 @@ def test_mutated_real_frames_never_raise(index: int, flips: list[tuple[int, int]
     buf = bytearray(frame)
     for pos, value in flips:
         buf[pos % len(buf)] = value
-    _decode_all(Decoder(want_packets=True, want_tunnels=True), linktype, bytes(buf), len(buf))
+    _decode_all(
+        Decoder(want_packets=True, want_tunnels=True, want_icmp_errors=True),
+        linktype,
+        bytes(buf),
+        len(buf),
+    )
 
 
 @SETTINGS
