@@ -16,11 +16,161 @@
 //! since a sensor mirroring two links into one port sees the other link's nodes as
 //! neighbours with link-local addresses of their own.
 
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+
 use pyo3::prelude::*;
 
 use crate::decode::events::{NdBody, NdMessage, OptionBody};
 use crate::reduce::budget::Link;
+use crate::reduce::sketch::mix64;
 use crate::reduce::windows::Lru;
+
+/// A random per-table key: where a key lands cannot be aimed by a flood.
+fn table_key() -> u64 {
+    RandomState::new().hash_one(0x5eed_u64)
+}
+
+/// The table key mixed with `bytes`, 8 at a time (the tail zero-padded, its length
+/// mixed in): cheaper than a `Hasher`, which folds byte by byte, on every packet.
+#[inline]
+fn keyed(mut h: u64, bytes: &[u8]) -> u64 {
+    let mut words = bytes.chunks_exact(8);
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        h = mix64(h ^ u64::from_le_bytes(b));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let mut b = [0u8; 8];
+        b[..tail.len()].copy_from_slice(tail);
+        h = mix64(h ^ u64::from_le_bytes(b) ^ ((tail.len() as u64) << 59));
+    }
+    h
+}
+
+/// `keyed` over a link (interface and VLAN tags) first.
+#[inline]
+fn keyed_link(h: u64, link: &Link) -> u64 {
+    let vlans = link.1.as_slice();
+    let mut h = mix64(h ^ u64::from(link.0) ^ ((vlans.len() as u64) << 32));
+    for v in vlans {
+        h = mix64(h ^ u64::from(*v));
+    }
+    h
+}
+
+/// A set of keys kept as 64-bit keyed fingerprints in a direct-mapped table: one hash
+/// and one store per insert, no allocation after the start, a hard cap. A key landing on
+/// another's slot replaces it (an eviction, counted). It runs for every packet of the
+/// link (the flows seen), where an LRU map's bookkeeping cost a quarter of the replay
+/// time of a random-source flood; forgetting an old flow a little early is the price.
+pub struct FingerprintSet {
+    slots: Vec<u64>,
+    key: u64,
+    len: usize,
+    evictions: u64,
+}
+
+/// A map with the same direct-mapped layout (`FingerprintSet`): ND bindings and host
+/// MACs are learned from every ND message, random-source floods included.
+pub struct FingerprintMap<V: Copy + Default> {
+    /// (fingerprint, value); fingerprint 0 marks an empty slot.
+    slots: Vec<(u64, V)>,
+    key: u64,
+    len: usize,
+    evictions: u64,
+}
+
+impl<V: Copy + Default> FingerprintMap<V> {
+    pub fn new(cap: usize) -> Self {
+        FingerprintMap {
+            slots: vec![(0, V::default()); cap.max(1).next_power_of_two()],
+            key: table_key(),
+            len: 0,
+            evictions: 0,
+        }
+    }
+
+    #[inline]
+    fn locate(&self, link: &Link, key: &[u8]) -> (usize, u64) {
+        let f = keyed(keyed_link(self.key, link), key) | 1;
+        ((f >> 17) as usize & (self.slots.len() - 1), f)
+    }
+
+    #[inline]
+    pub fn get(&self, link: &Link, key: &[u8]) -> Option<V> {
+        let (i, f) = self.locate(link, key);
+        let (g, v) = self.slots[i];
+        (g == f).then_some(v)
+    }
+
+    /// Insert; with `keep`, a value already held for this key stays.
+    #[inline]
+    pub fn insert(&mut self, link: &Link, key: &[u8], val: V, keep: bool) {
+        let (i, f) = self.locate(link, key);
+        let slot = &mut self.slots[i];
+        if slot.0 == f {
+            if !keep {
+                slot.1 = val;
+            }
+            return;
+        }
+        if slot.0 == 0 {
+            self.len += 1;
+        } else {
+            self.evictions += 1;
+        }
+        *slot = (f, val);
+    }
+
+    pub fn table_stat(&self, name: &str) -> crate::reducer::TableStat {
+        (name.to_string(), self.len, self.slots.len(), self.evictions)
+    }
+}
+
+impl FingerprintSet {
+    pub fn new(cap: usize) -> Self {
+        FingerprintSet {
+            slots: vec![0; cap.max(1).next_power_of_two()],
+            key: table_key(),
+            len: 0,
+            evictions: 0,
+        }
+    }
+
+    #[inline]
+    fn locate(&self, key: &[u8]) -> (usize, u64) {
+        let f = keyed(self.key, key) | 1; // 0 marks an empty slot
+        ((f >> 17) as usize & (self.slots.len() - 1), f)
+    }
+
+    #[inline]
+    pub fn insert(&mut self, key: &[u8]) {
+        let (i, f) = self.locate(key);
+        let slot = &mut self.slots[i];
+        if *slot == f {
+            return;
+        }
+        if *slot == 0 {
+            self.len += 1;
+        } else {
+            self.evictions += 1;
+        }
+        *slot = f;
+    }
+
+    #[inline]
+    pub fn contains(&self, key: &[u8]) -> bool {
+        let (i, f) = self.locate(key);
+        self.slots[i] == f
+    }
+
+    pub fn table_stat(&self, name: &str) -> crate::reducer::TableStat {
+        (name.to_string(), self.len, self.slots.len(), self.evictions)
+    }
+}
 
 /// Routers and prefixes learned per link, at most.
 const MAX_ROUTERS: usize = 16;
@@ -43,6 +193,13 @@ fn within(addr: &[u8; 16], n: &Net) -> bool {
     net(addr, n.1) == *n
 }
 
+fn flow_key(src: &[u8; 16], dst: &[u8; 16]) -> [u8; 32] {
+    let mut k = [0u8; 32];
+    k[..16].copy_from_slice(src);
+    k[16..].copy_from_slice(dst);
+    k
+}
+
 pub fn is_link_local(a: &[u8; 16]) -> bool {
     a[0] == 0xFE && a[1] & 0xC0 == 0x80
 }
@@ -60,7 +217,8 @@ pub type Router = ([u8; 16], Option<[u8; 6]>);
 
 #[derive(Default)]
 struct LinkInfo {
-    routers: Vec<([u8; 16], [u8; 6])>,
+    /// Learned routers, always with their MAC.
+    routers: Vec<Router>,
     prefixes: Vec<Net>,
 }
 
@@ -107,12 +265,12 @@ pub struct Knowledge {
     learned: usize,
     pub first_ns: Option<i64>,
     links: Lru<Link, LinkInfo>,
-    bindings: Lru<(Link, [u8; 16]), [u8; 6]>,
-    hosts: Lru<(Link, [u8; 6]), [u8; 16]>,
-    flows: Lru<([u8; 16], [u8; 16]), ()>,
-    last_flow: Option<([u8; 16], [u8; 16])>,
+    bindings: FingerprintMap<[u8; 6]>,
+    hosts: FingerprintMap<[u8; 16]>,
+    flows: FingerprintSet,
+    last_flow: Option<[u8; 32]>,
     /// Sources seen sending data (anything but ND): the sensor sees their traffic.
-    talkers: Lru<[u8; 16], ()>,
+    talkers: FingerprintSet,
     last_talker: Option<[u8; 16]>,
 }
 
@@ -138,11 +296,11 @@ impl Knowledge {
             learned: 0,
             first_ns: None,
             links: Lru::new(caps.links),
-            bindings: Lru::new(caps.bindings),
-            hosts: Lru::new(caps.bindings),
-            flows: Lru::new(caps.flows),
+            bindings: FingerprintMap::new(caps.bindings),
+            hosts: FingerprintMap::new(caps.bindings),
+            flows: FingerprintSet::new(caps.flows),
             last_flow: None,
-            talkers: Lru::new(caps.flows),
+            talkers: FingerprintSet::new(caps.flows),
             last_talker: None,
         }
     }
@@ -208,7 +366,7 @@ impl Knowledge {
         let known = self
             .links
             .peek(link)
-            .is_some_and(|l| l.routers.contains(&(src, mac)));
+            .is_some_and(|l| l.routers.contains(&(src, Some(mac))));
         if !known {
             if lifetime == 0 || !self.in_window(ts) || self.learned >= self.learn_max {
                 return;
@@ -222,7 +380,7 @@ impl Knowledge {
             if info.routers.len() >= MAX_ROUTERS {
                 return;
             }
-            info.routers.push((src, mac));
+            info.routers.push((src, Some(mac)));
             self.learned += 1;
         }
         // A learned router's on-link prefixes (PIO with the L flag), whenever it says them.
@@ -251,34 +409,29 @@ impl Knowledge {
         if is_multicast(&addr) || is_unspecified(&addr) {
             return;
         }
-        if self.bindings.peek(&(*link, addr)).is_none() {
-            self.bindings.put((*link, addr), mac);
-        }
+        self.bindings.insert(link, &addr, mac, true);
         if !is_link_local(&addr)
             && self.on_link(link, &addr) == Some(true)
             && !self.is_router_mac(link, &mac)
         {
-            self.hosts.put((*link, mac), addr);
+            self.hosts.insert(link, &mac, addr, false);
         }
     }
 
     pub fn binding(&self, link: &Link, addr: &[u8; 16]) -> Option<[u8; 6]> {
-        self.bindings.peek(&(*link, *addr)).copied()
+        self.bindings.get(link, addr)
     }
 
     /// The routers of a link: the policy's, or the learned ones.
-    fn routers<'a>(&'a self, link: &Link) -> Box<dyn Iterator<Item = Router> + 'a> {
+    fn routers(&self, link: &Link) -> &[Router] {
         match &self.policy_routers {
-            Some(r) => Box::new(r.iter().copied()),
-            None => match self.links.peek(link) {
-                Some(info) => Box::new(info.routers.iter().map(|&(a, m)| (a, Some(m)))),
-                None => Box::new(std::iter::empty()),
-            },
+            Some(r) => r,
+            None => self.links.peek(link).map_or(&[], |info| &info.routers),
         }
     }
 
     /// The learned routers of a link, for the policy evidence (None with a policy).
-    pub fn learned_routers(&self, link: &Link) -> Option<Vec<([u8; 16], [u8; 6])>> {
+    pub fn learned_routers(&self, link: &Link) -> Option<Vec<Router>> {
         if !self.learning() {
             return None;
         }
@@ -294,7 +447,7 @@ impl Knowledge {
     pub fn router_match(&self, link: &Link, addr: &[u8; 16], mac: Option<[u8; 6]>) -> RouterMatch {
         let mut any = false;
         let mut other = None;
-        for (a, m) in self.routers(link) {
+        for &(a, m) in self.routers(link) {
             any = true;
             if a == *addr {
                 match (m, mac) {
@@ -312,12 +465,13 @@ impl Knowledge {
     }
 
     pub fn is_router_mac(&self, link: &Link, mac: &[u8; 6]) -> bool {
-        self.routers(link).any(|(_, m)| m == Some(*mac))
+        self.routers(link).iter().any(|(_, m)| *m == Some(*mac))
     }
 
     /// The MAC a router's address is sent from, when the router is known with one.
     pub fn router_mac(&self, link: &Link, addr: &[u8; 16]) -> Option<[u8; 6]> {
         self.routers(link)
+            .iter()
             .find(|(a, _)| a == addr)
             .and_then(|r| r.1)
     }
@@ -353,11 +507,11 @@ impl Knowledge {
         if self.on_link(link, src) != Some(false) || self.is_router_mac(link, &mac) {
             return None;
         }
-        let host = self.hosts.peek(&(*link, mac))?;
+        let host = self.hosts.get(link, &mac)?;
         Some(Spoof {
             address: *src,
             mac,
-            host: *host,
+            host,
         })
     }
 
@@ -367,29 +521,25 @@ impl Knowledge {
     pub fn record_flow(&mut self, src: &[u8; 16], dst: &[u8; 16], data: bool) {
         if data && self.last_talker != Some(*src) {
             self.last_talker = Some(*src);
-            if self.talkers.get(src).is_none() {
-                self.talkers.put(*src, ());
-            }
+            self.talkers.insert(src);
         }
-        let key = (*src, *dst);
+        let key = flow_key(src, dst);
         if self.last_flow == Some(key) {
             return; // the common case of a busy flow: no table touch per packet
         }
         self.last_flow = Some(key);
-        if self.flows.get(&key).is_none() {
-            self.flows.put(key, ());
-        }
+        self.flows.insert(&key);
     }
 
     pub fn seen_flow(&self, src: &[u8; 16], dst: &[u8; 16]) -> bool {
-        self.flows.peek(&(*src, *dst)).is_some()
+        self.flows.contains(&flow_key(src, dst))
     }
 
     /// A quoted packet (source, destination) that was never seen, from a source whose
     /// data traffic the sensor does see: made up. A source the sensor never saw send
     /// data proves nothing (the sensor may sit where that host's traffic does not pass).
     pub fn unseen_quote(&self, src: &[u8; 16], dst: &[u8; 16]) -> bool {
-        self.talkers.peek(src).is_some() && !self.seen_flow(src, dst)
+        self.talkers.contains(src) && !self.seen_flow(src, dst)
     }
 
     pub fn tables(&self) -> Vec<crate::reducer::TableStat> {
@@ -481,15 +631,18 @@ mod tests {
     #[test]
     fn flows_are_bounded_and_evictions_counted() {
         let mut k = knowledge(None, vec![]);
-        for i in 0..5 {
-            k.record_flow(&addr(i, true), &addr(100, true), true);
-        }
+        k.record_flow(&addr(4, true), &addr(100, true), true);
         assert!(k.seen_flow(&addr(4, true), &addr(100, true)));
         assert!(!k.seen_flow(&addr(0, true), &addr(100, true)));
         assert!(k.unseen_quote(&addr(4, true), &addr(101, true)));
         assert!(!k.unseen_quote(&addr(4, true), &addr(100, true)));
         assert!(!k.unseen_quote(&addr(9, true), &addr(100, true)));
-        let flows = &k.tables()[3];
-        assert_eq!((flows.1, flows.2, flows.3), (2, 2, 3));
+        // Two slots: many flows keep at most two, and every replacement is counted.
+        for i in 0..50 {
+            k.record_flow(&addr(i, true), &addr(100, true), false);
+        }
+        let (_, size, cap, evictions) = k.tables()[3].clone();
+        assert_eq!((size, cap), (2, 2));
+        assert!(evictions >= 40, "{evictions}");
     }
 }

@@ -17,7 +17,7 @@ use pyo3::types::PyList;
 use crate::decode::events::{Event, IcmpError, Ipv6Packet, NdBody, NdMessage, OptionBody};
 use crate::decode::topy::Converter;
 use crate::reduce::budget::{link_of, link_to_py, Burst, Link, LinkBudget, Offender, Suppressor};
-use crate::reduce::py::{any, bytes, tuple};
+use crate::reduce::py::{any, bytes, opt_bytes, tuple};
 use crate::reduce::windows::Lru;
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -296,7 +296,12 @@ impl FirstHop {
         };
         let keys = routers
             .iter()
-            .map(|(a, m)| tuple(py, vec![bytes(py, a), bytes(py, m)]))
+            .map(|(a, m)| {
+                tuple(
+                    py,
+                    vec![bytes(py, a), opt_bytes(py, m.as_ref().map(|m| &m[..]))],
+                )
+            })
             .collect::<PyResult<Vec<_>>>()?;
         tuple(
             py,
@@ -706,7 +711,13 @@ impl Reducer for FirstHop {
     fn observe(&mut self, py: Python<'_>, ev: &Event, out: &mut Outputs<'_>) -> PyResult<()> {
         match ev {
             Event::Packet(p) => {
+                // ND is judged from its own event; its packet only matters with a
+                // multicast source. Not recording its flow spares the tables the
+                // random-source ND floods (no quoted packet is ever ND).
                 let nd = p.ip.upper == 58 && matches!(p.icmp_type, Some(133..=137));
+                if nd && !is_multicast(&p.ip.src) {
+                    return Ok(());
+                }
                 self.k.record_flow(&p.ip.src, &p.ip.dst, !nd);
                 if p.ip.tunnels.is_empty() {
                     self.k.clock(p.meta.ts_ns);
