@@ -33,6 +33,7 @@ CATEGORIES = {
     "ipv6.ndp_flood", "ipv6.ndp_spoof", "ipv6.dad_dos", "ipv6.tunnel_6to4", "ipv6.tunnel_6in4",
     "ipv6.tunnel_isatap", "ipv6.tunnel_teredo", "ipv6.tunnel_ayiya", "ipv6.sweep",
     "ipv6.dark_prefix", "ipv6.malformed",
+    "ipv6.redirect_spoof", "ipv6.smurf", "ipv6.ptb_attack",
 }  # fmt: skip
 
 
