@@ -770,3 +770,51 @@ impl Reducer for FirstHop {
         self.gates.iter().map(|g| g.suppress.suppressed()).sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_alerts_once_when_it_passes_its_threshold_then_starts_afresh() {
+        let mut w = Win::default();
+        let (span, max) = (10, 3);
+        let crossed: Vec<bool> = (0..6)
+            .map(|t| w.count(t, span, &[t as u8; 16], max))
+            .collect();
+        assert_eq!(crossed, [false, false, false, true, false, false]);
+        assert_eq!((w.count, w.senders.len()), (6, 6));
+        // A new window: counts and the alert flag start again.
+        assert!(!w.count(20, span, &[1; 16], max));
+        assert_eq!((w.start_ns, w.count), (20, 1));
+        // Senders are listed up to MAX_SENDERS, then only flagged.
+        for i in 0..(MAX_SENDERS as u16 + 5) {
+            let mut s = [0u8; 16];
+            s[..2].copy_from_slice(&i.to_be_bytes());
+            w.count(21, span, &s, u64::MAX);
+        }
+        assert_eq!(w.senders.len(), MAX_SENDERS);
+        assert!(w.more_senders);
+    }
+
+    #[test]
+    fn every_finding_raises_its_signature_once_strongest_first() {
+        let f = |sig| Finding {
+            sig,
+            check: "x",
+            expected: Val::Int(0),
+            seen: Val::Int(0),
+        };
+        let findings = [
+            f("unseen_redirected"),
+            f("not_router"),
+            f("bad_hop_limit"),
+            f("not_router"),
+        ];
+        assert_eq!(
+            signatures(&findings, &REDIRECT_ORDER),
+            ["bad_hop_limit", "not_router", "unseen_redirected"]
+        );
+        assert!(signatures(&[], &PTB_ORDER).is_empty());
+    }
+}
