@@ -136,6 +136,7 @@ class Decoder:
     want_mld: bool
     want_dhcpv6: bool
     want_ext_options: bool
+    want_icmp_errors: bool
     def __init__(
         self,
         limits: DecoderLimits | None = None,
@@ -145,6 +146,7 @@ class Decoder:
         want_mld: bool = False,
         want_dhcpv6: bool = False,
         want_ext_options: bool = False,
+        want_icmp_errors: bool = False,
     ) -> None: ...
     def decode(
         self, ts_ns: int, frame: int, iface: int, linktype: int, data: bytes, wire_len: int
@@ -191,6 +193,7 @@ class Pipeline:
         mld: bool = False,
         dhcpv6: bool = False,
         ext_options: bool = False,
+        icmp_errors: bool = False,
     ) -> None: ...
     def native_kinds(self) -> list[bool]: ...
     @property

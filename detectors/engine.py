@@ -42,6 +42,7 @@ from detectors.events import (
     Event,
     ExtOptions,
     FragmentAnomaly,
+    IcmpError,
     Ipv6Packet,
     Malformed,
     MldMessage,
@@ -268,6 +269,7 @@ class Engine:
                 MldMessage,
                 Dhcpv6Message,
                 ExtOptions,
+                IcmpError,
             )
         ]
         native = self._pipeline.native_kinds()
@@ -278,6 +280,7 @@ class Engine:
         self.decoder.want_mld = self.kinds[5]
         self.decoder.want_dhcpv6 = self.kinds[6]
         self.decoder.want_ext_options = self.kinds[7]
+        self.decoder.want_icmp_errors = self.kinds[8]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     # -- alerts ------------------------------------------------------------
@@ -538,6 +541,7 @@ class Forwarding:
         self.decoder.want_mld = kinds[5]
         self.decoder.want_dhcpv6 = kinds[6]
         self.decoder.want_ext_options = kinds[7]
+        self.decoder.want_icmp_errors = kinds[8]
         self._forwarder = Forwarder(self.decoder, TICK_NS, kinds)
         self.send = send
 

@@ -149,7 +149,9 @@ class FragmentAnomaly(Event):
 
     ``kind`` is one of ``overlap`` (datagram discarded), ``atomic``,
     ``incomplete_chain``, ``timeout``, ``evicted``, ``too_many_fragments``,
-    ``oversize`` or ``inconsistent_length``.
+    ``oversize`` or ``inconsistent_length``. ``origin_ns`` and ``origin_frame`` name the
+    datagram's first fragment: for ``timeout`` and ``evicted`` (caused by the clock or by
+    another datagram) the packet that started the lost datagram, else the packet itself.
     """
 
     kind: str
@@ -157,6 +159,8 @@ class FragmentAnomaly(Event):
     dst: bytes
     ident: int
     tunnels: tuple[TunnelLayer, ...] = ()
+    origin_ns: int = 0
+    origin_frame: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +224,32 @@ class ExtOptions(Event):
         return self.padn_data + self.excess_padding + self.unknown_data + self.oversize_data
 
 
+@dataclass(frozen=True, slots=True)
+class IcmpError(Event):
+    """An ICMPv6 error message (RFC 4443 section 3): Destination Unreachable (1), Packet
+    Too Big (2), Time Exceeded (3) or Parameter Problem (4).
+
+    ``param`` is the 32-bit field after the checksum: the MTU of a Packet Too Big, the
+    pointer of a Parameter Problem, unused otherwise. The ``quoted_*`` fields are the
+    invoking packet the error carries, as far as the quote holds it (all None when not
+    even its IPv6 header was quoted): ``quoted_next`` is the protocol after walking its
+    extension chain (or the header the quote ran out in), then its ports or ICMPv6 type.
+    Built only when some detection observes errors.
+    """
+
+    ip: IPv6Header
+    icmp_type: int
+    icmp_code: int
+    param: int = 0
+    quoted_src: bytes | None = None
+    quoted_dst: bytes | None = None
+    quoted_next: int | None = None
+    quoted_flow_label: int | None = None
+    quoted_sport: int | None = None
+    quoted_dport: int | None = None
+    quoted_icmp_type: int | None = None
+
+
 # --- Neighbor Discovery options (RFC 4861 section 4.6 and later RFCs) --------
 
 
@@ -253,9 +283,12 @@ class PrefixInformationOption(NDOption):
 
 @dataclass(frozen=True, slots=True)
 class RedirectedHeaderOption(NDOption):
-    """Type 4: the start of the redirected packet (kept only as a length)."""
+    """Type 4: the start of the redirected packet: its length, and its addresses when
+    the option quotes a whole IPv6 header (RFC 4861 section 4.6.3)."""
 
     data_len: int
+    src: bytes | None = None
+    dst: bytes | None = None
 
 
 @dataclass(frozen=True, slots=True)

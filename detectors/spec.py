@@ -176,6 +176,7 @@ OBSERVABLE = (
     "mld_message",
     "dhcpv6",
     "ext_options",
+    "icmp_error",
 )
 
 

@@ -2317,6 +2317,241 @@ def nping_flow_labels(lab: Lab) -> None:
     time.sleep(0.5)
 
 
+# -- first hop (issue 14) ------------------------------------------------------------
+# Redirects, smurf and Packet Too Big (detectors/detections/first_hop). a1 first takes a
+# global address of the LAN and talks from it, so ND binds it to a1's MAC: a1 is then a
+# known host of the link, and an off-link source from its MAC is a forged one.
+
+A1_GLOBAL: Final = "2001:db8:1::a1"
+REMOTE_A: Final = "2001:db8:ff::a"  # off-link addresses the tools claim to be or quote
+ICMP_UNREACH, ICMP_PTB, ICMP_REDIRECT = 1, 2, 137
+PTB_FLOOD: Final = 150  # past max_ptb_per_window (100) within flood_window_s (10 s)
+_ECHO_BIG: Final = """
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+addr = socket.getaddrinfo(sys.argv[1], None, socket.AF_INET6)[0][4]
+size, tries = int(sys.argv[2]), int(sys.argv[3])
+s.settimeout(1.0)
+got = 0
+for seq in range(1, tries + 1):
+    s.sendto(bytes([128, 0, 0, 0, 0x12, 0x34, 0, seq]) + bytes(size - 8), addr)
+    try:
+        while True:
+            data, _ = s.recvfrom(65536)
+            if data[0] == 129 and data[4:6] == bytes([0x12, 0x34]):
+                got += 1
+                break
+    except (TimeoutError, socket.timeout):
+        pass
+print(f"{got}/{tries} answered")
+sys.exit(0 if got else 1)
+"""
+
+
+def start_first_hop(lab: Lab, *, wan: bool = False) -> None:
+    """``start_lan``; the hosts ping around (bindings, flows), a1 talks from A1_GLOBAL."""
+    start_lan(lab, wan=wan)
+    _must_ping(lab, HOST_PINGS)
+    lab.add_address("a1", A1_GLOBAL)  # a1 runs no DAD: usable at once
+    time.sleep(0.2)
+    _must_ping(lab, [("a1", "2001:db8:1::1"), ("a1", H1_GLOBAL)])
+
+
+@scenario(
+    expect=["ipv6.redirect_spoof"],
+    sids=[1001001, 1001002, 1001003, 1001004, 1001005, 1001006, 1001007, 1001009],
+    evidence=[
+        Evidence(
+            "Redirect from fe80::1 sent with r1's MAC by a1 (redir6)",
+            frames(R1.mac, ICMP_REDIRECT, src_ips=[R1.link_local]),
+        ),
+        Evidence("Redirects sent from a1's MAC (rd6)", frames(A1.mac, ICMP_REDIRECT), 5),
+        Evidence(
+            "Redirects from distinct link-local sources (rd6 -F)",
+            frames(FOREIGN, ICMP_REDIRECT, src_net="fe80::/64"),
+            12,
+            distinct=source,
+        ),
+    ],
+    tools=["atk6-redir6", "rd6"],
+)
+def redir6(lab: Lab) -> None:
+    """a1 redirects h1's traffic for a remote address, then forges Redirects of every kind.
+
+    ``atk6-redir6 eth0 <h1> 2001:db8:ff::a fe80::1 fe80::2:2`` (it spoofs fe80::1 with
+    r1's own MAC and names a1's MAC as the link-layer address of h2's fe80::2:2). Then
+    ``rd6 -i eth0 -d <h1> -D <h1 MAC> -r 2001:db8:ff::a`` with: ``-s fe80::2`` (r2's
+    address, from a1's MAC), ``-s fe80::bad -A 64`` (no router, hop limit 64),
+    ``-s fe80::1 -t 2001:db8:1::a1`` (a global target that is not the destination),
+    ``-s fe80::1 -r 2001:db8:ff::99`` (quoting h1 -> 2001:db8:ff::99, never sent) and
+    ``-s 2001:db8:ff::1`` (an off-link source from a1's MAC); finally
+    ``rd6 -s fe80::/64 -F 16`` (16 random link-local sources: a burst).
+    """
+    start_first_hop(lab)
+    h1 = ["-i", "eth0", "-d", H1_GLOBAL, "-D", H1.mac]
+    lab.run_tool(
+        "a1", ["atk6-redir6", "eth0", H1_GLOBAL, REMOTE_A, R1.link_local, H2.link_local], 3
+    )
+    for extra in (
+        ["-s", R2.link_local, "-t", A1.link_local, "-r", REMOTE_A],
+        ["-s", "fe80::bad", "-A", "64", "-t", A1.link_local, "-r", REMOTE_A],
+        ["-s", R1.link_local, "-t", A1_GLOBAL, "-r", REMOTE_A],
+        ["-s", R1.link_local, "-t", A1.link_local, "-r", "2001:db8:ff::99"],
+        ["-s", "2001:db8:ff::1", "-t", A1.link_local, "-r", REMOTE_A],
+        ["-s", "fe80::/64", "-F", "16", "-t", A1.link_local, "-r", REMOTE_A],
+    ):
+        lab.run_tool("a1", ["rd6", *h1, *extra], 3)
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.smurf"],
+    sids=[1001021, 1001022, 1001024, 1001029],
+    evidence=[
+        Evidence(
+            "echo requests to ff02::1 from h1's address, not sent by h1",
+            frames(FOREIGN, ICMP_ECHO, src_ips=[H1_GLOBAL], dst_net="ff02::1/128"),
+            500,
+        ),
+        Evidence(
+            "echo replies to h1",
+            frames(H2.mac, ICMP_ECHO_REPLY, dst_net=f"{H1_GLOBAL}/128"),
+            1000,
+        ),
+    ],
+    tools=["atk6-smurf6"],
+)
+def smurf6(lab: Lab) -> None:
+    """a1 smurfs h1: echo requests to ff02::1 with h1's address as the source.
+
+    ``atk6-smurf6 -i 1000 eth0 <h1>`` for 3 s (one request per millisecond; h2 and r1
+    answer each to h1: the reply storm), then ``atk6-smurf6 -i 20000 eth0 2001:db8:1::1:N``
+    for 0.3 s each, N = 0 to 11 (12 more forged sources: a burst).
+    """
+    start_first_hop(lab)
+    lab.run_tool("a1", ["atk6-smurf6", "-i", "1000", "eth0", H1_GLOBAL], 3)
+    for n in range(12):
+        lab.run_tool("a1", ["atk6-smurf6", "-i", "20000", "eth0", f"2001:db8:1::1:{n:x}"], 0.3)
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.smurf"],
+    sids=[1001023],
+    evidence=[
+        Evidence(
+            "echo requests from ff02::1 to h2",
+            frames(FOREIGN, ICMP_ECHO, src_ips=["ff02::1"]),
+            10,
+        )
+    ],
+    tools=["atk6-rsmurf6"],
+)
+def rsmurf6(lab: Lab) -> None:
+    """a1 makes h2 answer the whole link: echo requests to h2 from the source ff02::1.
+
+    ``atk6-rsmurf6 eth0 <h2>`` for 1 s.
+    """
+    start_first_hop(lab)
+    lab.run_tool("a1", ["atk6-rsmurf6", "eth0", H2_GLOBAL], 1)
+    time.sleep(0.3)
+
+
+@scenario(
+    expect=["ipv6.ptb_attack"],
+    sids=[1001031, 1001032, 1001033, 1001034, 1001039],
+    evidence=[
+        Evidence(
+            "Packet Too Big from 2001:db8:ff::a sent by a1, MTU below 1280",
+            frames(A1.mac, ICMP_PTB, src_ips=[REMOTE_A]),
+        ),
+        Evidence(
+            "Packet Too Big to h2 from distinct sources (flood)",
+            frames(A1.mac, ICMP_PTB, src_net="2001:db8:ff::/64"),
+            PTB_FLOOD,
+            distinct=source,
+        ),
+    ],
+    tools=["atk6-toobig6", "icmp6"],
+)
+def toobig6(lab: Lab) -> None:
+    """a1 shrinks h1's path MTU to 1000 claiming a remote router's address, then floods h2.
+
+    ``atk6-toobig6 eth0 <h1> 2001:db8:ff::a 1000`` (a spoofed ping from 2001:db8:ff::a,
+    then a Packet Too Big from that off-link address, sent from a1's MAC, MTU below
+    1280); ``atk6-toobig6 -u eth0 <h2> 2001:db8:ff::b 1300`` (no ping: the quoted packet
+    h2 -> 2001:db8:ff::b was never sent); then ``icmp6 -i eth0 -E -m 1300 -d <h2> -D
+    <h2 MAC> -s 2001:db8:ff::N`` for N = 1 to 150, in about 2 s: a flood to one target
+    from 150 forged sources (a burst).
+    """
+    start_first_hop(lab)
+    lab.run_tool("a1", ["atk6-toobig6", "eth0", H1_GLOBAL, REMOTE_A, "1000"], 3)
+    lab.run_tool("a1", ["atk6-toobig6", "-u", "eth0", H2_GLOBAL, "2001:db8:ff::b", "1300"], 3)
+    flood = (
+        f"for n in $(seq 1 {PTB_FLOOD}); do icmp6 -i eth0 -E -m 1300 -d {H2_GLOBAL} "
+        f"-D {H2.mac} -s 2001:db8:ff::$(printf %x $n) >/dev/null; done"
+    )
+    lab.run_tool("a1", ["sh", "-c", flood], 8)
+    time.sleep(0.3)
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence("Packet Too Big from r1 to h1", frames(R1.mac, ICMP_PTB)),
+        Evidence(
+            "large echo request from h1 to a2",
+            frames(H1.mac, ICMP_ECHO, dst_net=f"{A2.addresses[0]}/128"),
+        ),
+    ],
+    outside=expected(
+        (),
+        [Evidence("echo replies from a2, in fragments", frames(A2.mac, fragment=True))],
+    ),
+    span=_SILENT,
+)
+def benign_pmtu(lab: Lab) -> None:
+    """Path-MTU discovery: h1 pings a2 with 1452-byte packets over r1's WAN leg of MTU 1400.
+
+    ``ip link set eth1 mtu 1400`` in r1 and ``ip link set eth0 mtu 1400`` in a2, then h1
+    sends three 1452-byte echo requests to a2 from a raw socket: r1 answers the first
+    with a Packet Too Big (MTU 1400) quoting it, h1's kernel fragments the next ones,
+    and a2 answers in fragments.
+    """
+    start_lan(lab, wan=True)
+    _must_ping(lab, [("h1", "2001:db8:1::1")])
+    lab.sh("r1", "ip", "link", "set", "eth1", "mtu", "1400")
+    lab.sh("a2", "ip", "link", "set", "eth0", "mtu", "1400")
+    proc = lab.sh("h1", sys.executable, "-c", _ECHO_BIG, A2.addresses[0], "1452", "3", check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"large pings to a2 failed: {proc.stdout.strip()} {proc.stderr.strip()}")
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "echo requests from h1's link-local to ff02::1",
+            frames(H1.mac, ICMP_ECHO, src_ips=[H1.link_local], dst_net="ff02::1/128"),
+            5,
+        ),
+        Evidence("echo replies to h1's link-local", frames(H2.mac, ICMP_ECHO_REPLY), 5),
+    ],
+)
+def benign_ping_allnodes(lab: Lab) -> None:
+    """h1 pings ff02::1 from its own link-local address five times; every node answers.
+
+    ``python -c _PING ff02::1%eth0 1`` in h1, five times: the kernel picks fe80::2:1,
+    and h2, r1 and a1 reply to it.
+    """
+    start_lan(lab)
+    _must_ping(lab, HOST_PINGS)
+    for _ in range(5):
+        lab.sh("h1", sys.executable, "-c", _PING, "ff02::1%eth0", "1", check=False)
+    time.sleep(0.5)
+
+
 # -- recording -----------------------------------------------------------------------
 
 

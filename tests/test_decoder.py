@@ -17,6 +17,7 @@ from detectors.events import (
     Event,
     ExtOptions,
     FragmentAnomaly,
+    IcmpError,
     Ipv6Packet,
     LinkLayerAddressOption,
     Malformed,
@@ -183,6 +184,32 @@ def test_every_nd_message_and_option() -> None:
     assert na_e.override and na_e.target == G1
     assert isinstance(rd_e, Redirect) and rd_e.target == LL1 and rd_e.destination == G2
     assert isinstance(rd_e.options[1], RedirectedHeaderOption)
+    assert (rd_e.options[1].src, rd_e.options[1].dst) == (None, None)  # no IPv6 header quoted
+
+
+def test_redirected_header_and_icmp_errors_name_the_quoted_packet() -> None:
+    # A Redirect quoting host G1's UDP packet to G2 (RFC 4861 4.6.3: 6 reserved bytes first).
+    quoted = ip6(G1, G2, 17, struct.pack("!HHHH", 40000, 53, 12, 0) + bytes(4), 64)
+    rd_msg = icmp6(LL1, G1, 137, bytes(4) + LL2 + G2 + opt(4, bytes(6) + quoted))
+    (rd,) = only(decode(eth(ip6(LL1, G1, 58, rd_msg))), Redirect)
+    assert isinstance(rd, Redirect)
+    option = rd.options[0]
+    assert isinstance(option, RedirectedHeaderOption)
+    assert (option.src, option.dst, option.data_len) == (G1, G2, 56)  # padded to 8
+    # A Packet Too Big quoting the same packet: built only when asked for.
+    ptb = ip6(G2, G1, 58, icmp6(G2, G1, 2, struct.pack("!I", 1280) + quoted))
+    assert not only(decode(eth(ptb)), IcmpError)
+    (err,) = only(decode(eth(ptb), decoder=Decoder(want_icmp_errors=True)), IcmpError)
+    assert isinstance(err, IcmpError)
+    assert (err.icmp_type, err.icmp_code, err.param) == (2, 0, 1280)
+    assert (err.quoted_src, err.quoted_dst, err.quoted_next) == (G1, G2, 17)
+    assert (err.quoted_sport, err.quoted_dport, err.quoted_icmp_type) == (40000, 53, None)
+    assert err.quoted_flow_label == 0
+    # A Parameter Problem cut inside its quote: the pointer, and no quoted packet.
+    pp = ip6(G2, G1, 58, icmp6(G2, G1, 4, struct.pack("!I", 6) + quoted[:30], code=1))
+    (err,) = only(decode(eth(pp), decoder=Decoder(want_icmp_errors=True)), IcmpError)
+    assert isinstance(err, IcmpError)
+    assert (err.icmp_type, err.icmp_code, err.param, err.quoted_src) == (4, 1, 6, None)
 
 
 def _nd_errors(options: bytes) -> list[tuple[str, int]]:

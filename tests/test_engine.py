@@ -33,7 +33,8 @@ CATEGORIES = {
     "ipv6.ndp_flood", "ipv6.ndp_spoof", "ipv6.dad_dos", "ipv6.tunnel_6to4", "ipv6.tunnel_6in4",
     "ipv6.tunnel_isatap", "ipv6.tunnel_teredo", "ipv6.tunnel_ayiya", "ipv6.sweep",
     "ipv6.dark_prefix", "ipv6.malformed", "ipv6.mld_abuse", "ipv6.rogue_dhcpv6",
-    "ipv6.dhcpv6_starvation", "ipv6.covert_channel",
+    "ipv6.dhcpv6_starvation", "ipv6.covert_channel", "ipv6.redirect_spoof", "ipv6.smurf",
+    "ipv6.ptb_attack",
 }  # fmt: skip
 
 

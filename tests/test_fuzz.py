@@ -61,8 +61,15 @@ def _decode_all(decoder: Decoder, linktype: int, data: bytes, wire_len: int) -> 
 
 
 def _every_kind() -> Decoder:
-    """A decoder that builds every event kind (DHCPv6 included)."""
-    return Decoder(want_packets=True, want_tunnels=True, want_dhcpv6=True)
+    """A decoder that builds every event kind."""
+    return Decoder(
+        want_packets=True,
+        want_tunnels=True,
+        want_mld=True,
+        want_dhcpv6=True,
+        want_ext_options=True,
+        want_icmp_errors=True,
+    )
 
 
 @SETTINGS

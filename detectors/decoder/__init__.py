@@ -3,8 +3,9 @@
 This package is the Python face of the native decoder (``native/src/decode/``,
 Rust, imported as ``detectors._native``). ``Decoder`` turns capture records
 into the typed events of ``detectors.events``; ``decode``, ``expire``,
-``stats``, ``reassembler``, ``want_packets``, ``want_tunnels`` and
-``want_dhcpv6`` are what the engine uses. The limits stay small Python
+``stats``, ``reassembler`` and the ``want_*`` flags (one per event kind a
+detection may observe: packets, tunnels, MLD, DHCPv6, extension-header options,
+ICMPv6 errors) are what the engine uses. The limits stay small Python
 dataclasses here (the policy builds them) and are read once by the native
 constructor. No Python code reads packet bytes; capture files are read by
 ``detectors.capture``; nothing here judges traffic.

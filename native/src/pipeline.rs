@@ -247,6 +247,7 @@ impl Pipeline {
                 mld: false,
                 dhcpv6: false,
                 ext_options: true,
+                icmp_errors: true,
             },
             clock: Clock::new(tick_ns),
             frame: 0,
@@ -266,7 +267,7 @@ impl Pipeline {
     /// Which decoded kinds Python detections subscribe to (only those become objects).
     /// One flag per `Event` variant, positional as `native_kinds` answers them.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false, ext_options=false))]
+    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false, ext_options=false, icmp_errors=false))]
     fn set_python_kinds(
         &mut self,
         packets: bool,
@@ -277,6 +278,7 @@ impl Pipeline {
         mld: bool,
         dhcpv6: bool,
         ext_options: bool,
+        icmp_errors: bool,
     ) {
         self.python = Observes {
             packets,
@@ -287,6 +289,7 @@ impl Pipeline {
             mld,
             dhcpv6,
             ext_options,
+            icmp_errors,
         };
     }
 

@@ -34,6 +34,7 @@ pub struct Observes {
     pub mld: bool,
     pub dhcpv6: bool,
     pub ext_options: bool,
+    pub icmp_errors: bool,
 }
 
 impl Observes {
@@ -49,13 +50,14 @@ impl Observes {
             self.mld,
             self.dhcpv6,
             self.ext_options,
+            self.icmp_errors,
         ]
     }
 
     /// The inverse of `flags`; a list of another length is an error naming both.
     pub fn from_flags(flags: &[bool]) -> PyResult<Observes> {
         match *flags {
-            [packets, tunnels, nd, malformed, fragments, mld, dhcpv6, ext_options] => {
+            [packets, tunnels, nd, malformed, fragments, mld, dhcpv6, ext_options, icmp_errors] => {
                 Ok(Observes {
                     packets,
                     tunnels,
@@ -65,6 +67,7 @@ impl Observes {
                     mld,
                     dhcpv6,
                     ext_options,
+                    icmp_errors,
                 })
             }
             _ => Err(PyValueError::new_err(format!(
@@ -93,6 +96,7 @@ impl Observes {
             Event::Mld(_) => self.mld,
             Event::Dhcpv6(_) => self.dhcpv6,
             Event::ExtOptions(_) => self.ext_options,
+            Event::IcmpError(_) => self.icmp_errors,
         }
     }
 }

@@ -157,6 +157,7 @@ fn fuzz_decoder_never_panics_and_stays_bounded() {
         d.want_dhcpv6 = true;
         let mut dhcpv6 = 0usize;
         d.want_ext_options = true;
+        d.want_icmp_errors = true;
         let mut out: Vec<Event> = Vec::new();
         let mut ts: i64 = 1_700_000_000_000_000_000;
         let mut buf = Vec::new();
@@ -214,6 +215,7 @@ fn regression_captures_decode_without_panics() {
     d.want_mld = true;
     d.want_dhcpv6 = true;
     d.want_ext_options = true;
+    d.want_icmp_errors = true;
     let mut out = Vec::new();
     for (i, (lt, data, wire)) in corpus().iter().enumerate() {
         let rec = Rec {
@@ -323,9 +325,10 @@ fn wire_form_round_trips_every_event_and_refuses_damage() {
     d.want_mld = true;
     d.want_dhcpv6 = true;
     d.want_ext_options = true;
+    d.want_icmp_errors = true;
     let mut out: Vec<Event> = Vec::new();
     let mut buf = Vec::new();
-    let mut kinds = [0usize; 8]; // one per `Event` variant
+    let mut kinds = [0usize; 9]; // one per `Event` variant
     let mut refused = 0usize;
     for n in 0..60_000u64 {
         let (lt, data, _) = &frames[rng.below(frames.len())];

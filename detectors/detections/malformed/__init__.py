@@ -101,16 +101,21 @@ class MalformedDetector(Detector):
         }
         # One source: the alert names it; many (randomised): the link is the subject.
         one = sources == 1
+        # The sample packet is the first fragment of the window's first lost datagram
+        # (the anomaly's origin): a timeout is the clock's doing and has no packet.
         self.alert(
             CATEGORY,
             "fragment_flood",
             identifier=identifier,
             first_ns=start_ns,
-            event=event,
+            ts_ns=event.origin_ns,
+            frame=event.origin_frame,
+            iface=event.meta.iface,
             evidence=evidence,
             src_ip=ip_str(event.src) if one else None,
             dest_ip=ip_str(event.dst) if one else None,
             proto=FRAGMENT_PROTO,
+            vlans=event.meta.vlans,
         )
 
     def on_reduced(self, output: Any) -> None:

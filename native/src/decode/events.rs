@@ -260,6 +260,11 @@ pub struct FragmentAnomaly {
     pub dst: [u8; 16],
     pub ident: u32,
     pub tunnels: Tunnels,
+    /// The datagram's first fragment (time, record number): the packet itself for the
+    /// kinds judged on arrival; for `timeout` and `evicted`, which the clock or another
+    /// datagram causes, the packet that started the lost datagram.
+    pub origin_ns: i64,
+    pub origin_frame: u64,
 }
 
 /// Input that could not be decoded as its headers claim.
@@ -304,8 +309,13 @@ pub enum OptionBody {
         preferred_lifetime: u32,
         prefix: [u8; 16],
     },
-    /// Type 4.
-    RedirectedHeader { data_len: u32 },
+    /// Type 4: the length of the quoted packet, and its addresses when the quote
+    /// holds a whole IPv6 header (`icmp_error::quoted`).
+    RedirectedHeader {
+        data_len: u32,
+        src: Option<[u8; 16]>,
+        dst: Option<[u8; 16]>,
+    },
     /// Type 5.
     Mtu { mtu: u32 },
     /// Type 14.
@@ -554,6 +564,35 @@ pub struct ExtOptions {
     pub summary: OptionsSummary,
 }
 
+/// The packet an ICMPv6 error (or a Redirect's Redirected Header) quotes, as far as
+/// the quote holds it (RFC 4443 2.4 (c): as much of the invoking packet as fits).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quoted {
+    pub src: [u8; 16],
+    pub dst: [u8; 16],
+    pub flow_label: u32,
+    /// The header after walking the quoted extension chain: the upper-layer protocol,
+    /// or the extension header the quote ran out in.
+    pub next: u8,
+    pub sport: Option<u16>,
+    pub dport: Option<u16>,
+    pub icmp_type: Option<u8>,
+}
+
+/// An ICMPv6 error message (types 1-4, RFC 4443 section 3), when someone observes them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    pub meta: Meta,
+    pub ip: Ipv6Header,
+    pub icmp_type: u8,
+    pub icmp_code: u8,
+    /// The 32-bit field after the checksum: the MTU of a Packet Too Big, the pointer of
+    /// a Parameter Problem, unused (zero) otherwise.
+    pub param: u32,
+    /// The invoking packet, when at least its IPv6 header was quoted.
+    pub quoted: Option<Quoted>,
+}
+
 /// Everything the decoder emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -565,6 +604,7 @@ pub enum Event {
     Mld(MldMessage),
     Dhcpv6(Dhcpv6Message),
     ExtOptions(ExtOptions),
+    IcmpError(IcmpError),
 }
 
 impl Event {
@@ -578,6 +618,7 @@ impl Event {
             Event::Mld(e) => &e.meta,
             Event::Dhcpv6(e) => &e.meta,
             Event::ExtOptions(e) => &e.meta,
+            Event::IcmpError(e) => &e.meta,
         }
     }
 }

@@ -313,6 +313,7 @@ impl Decoder {
         let key = reassembly_key(at, tunnels, self.f.iface, self.f.vlans);
         let mut anomalies = std::mem::take(&mut self.anomalies);
         anomalies.clear();
+        self.reasm.frame = self.f.frame;
         let done = self.reasm.add(
             &key,
             self.f.ts_ns,
@@ -323,10 +324,10 @@ impl Decoder {
             first_complete,
             &mut anomalies,
         );
-        for (akey, kind) in anomalies.drain(..) {
+        for (akey, kind, origin) in anomalies.drain(..) {
             self.count_anomaly(kind);
             let meta = self.meta();
-            out.push(Event::Fragment(akey.anomaly(meta, kind)));
+            out.push(Event::Fragment(akey.anomaly(meta, kind, origin)));
         }
         self.anomalies = anomalies;
         let Some(mut done) = done else { return };
@@ -417,6 +418,8 @@ impl Decoder {
                 icode = Some(data[p + 1]);
                 if (133..=137).contains(&t) {
                     self.nd_message(data, p, end, ip, out);
+                } else if (1..=4).contains(&t) {
+                    self.icmp_error(data, p, end, ip, out);
                 }
                 if self.want_mld && super::mld::is_mld(t) {
                     self.mld_message(data, p, end, ip, out);

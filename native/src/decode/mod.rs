@@ -27,6 +27,7 @@ mod chain_rules;
 pub mod dhcpv6;
 pub mod events;
 pub mod ext_options;
+pub mod icmp_error;
 mod ip;
 pub mod mld;
 pub mod nd;
@@ -136,11 +137,13 @@ pub struct Decoder {
     pub want_dhcpv6: bool,
     /// Emit an `ExtOptions` for every packet whose options carry something.
     pub want_ext_options: bool,
+    /// Emit an `IcmpError` for every ICMPv6 error message (types 1-4).
+    pub want_icmp_errors: bool,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
     /// Scratch list of fragment anomalies the reassembler reports; kept to reuse its buffer.
-    anomalies: Vec<(FragKey, FragKind)>,
+    anomalies: Vec<reassembly::Anomaly>,
 }
 
 #[inline]
@@ -195,6 +198,7 @@ impl Decoder {
             hbh_at: None,
             want_dhcpv6: false,
             want_ext_options: false,
+            want_icmp_errors: false,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),
@@ -285,9 +289,9 @@ impl Decoder {
             ts_ns: now_ns,
             ..Meta::default()
         };
-        for (key, kind) in anomalies.drain(..) {
+        for (key, kind, origin) in anomalies.drain(..) {
             self.count_anomaly(kind);
-            out.push(Event::Fragment(key.anomaly(meta, kind)));
+            out.push(Event::Fragment(key.anomaly(meta, kind, origin)));
         }
         self.anomalies = anomalies;
     }
@@ -406,6 +410,8 @@ impl Decoder {
             dst,
             ident,
             tunnels: *tunnels,
+            origin_ns: meta.ts_ns,
+            origin_frame: meta.frame,
         }));
     }
 

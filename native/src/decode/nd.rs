@@ -84,8 +84,12 @@ fn prefix_info(body: &[u8]) -> Result<OptionBody, BadValue> {
 }
 
 fn redirected(body: &[u8]) -> Result<OptionBody, BadValue> {
+    // RFC 4861 4.6.3: six reserved bytes, then as much of the redirected packet as fits.
+    let q = super::icmp_error::quoted(body, 8, body.len());
     Ok(OptionBody::RedirectedHeader {
         data_len: (body.len() - 8) as u32,
+        src: q.map(|q| q.src),
+        dst: q.map(|q| q.dst),
     })
 }
 
@@ -386,7 +390,14 @@ mod tests {
         assert!(
             matches!(opts[1].body, OptionBody::PrefixInformation { prefix_len: 64, on_link: true, autonomous: true, valid_lifetime: 86400, prefix, .. } if prefix == G1)
         );
-        assert_eq!(opts[2].body, OptionBody::RedirectedHeader { data_len: 8 });
+        assert_eq!(
+            opts[2].body,
+            OptionBody::RedirectedHeader {
+                data_len: 8,
+                src: None,
+                dst: None
+            }
+        );
         assert_eq!(opts[3].body, OptionBody::Mtu { mtu: 1500 });
         let OptionBody::RouteInformation {
             prefix_len,

@@ -41,7 +41,9 @@ pub struct PyDecoder {
 #[pymethods]
 impl PyDecoder {
     #[new]
-    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false, want_dhcpv6=false, want_ext_options=false))]
+    // One keyword flag per event kind the decoder can skip building.
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false, want_dhcpv6=false, want_ext_options=false, want_icmp_errors=false))]
     fn new(
         py: Python<'_>,
         limits: Option<Bound<'_, PyAny>>,
@@ -50,6 +52,7 @@ impl PyDecoder {
         want_mld: bool,
         want_dhcpv6: bool,
         want_ext_options: bool,
+        want_icmp_errors: bool,
     ) -> PyResult<Self> {
         let limits = match limits {
             Some(l) if !l.is_none() => l,
@@ -64,6 +67,7 @@ impl PyDecoder {
         inner.want_mld = want_mld;
         inner.want_dhcpv6 = want_dhcpv6;
         inner.want_ext_options = want_ext_options;
+        inner.want_icmp_errors = want_icmp_errors;
         Ok(PyDecoder {
             inner,
             limits: limits.unbind(),
@@ -178,6 +182,16 @@ impl PyDecoder {
     #[setter]
     fn set_want_ext_options(&mut self, on: bool) {
         self.inner.want_ext_options = on;
+    }
+
+    #[getter]
+    fn get_want_icmp_errors(&self) -> bool {
+        self.inner.want_icmp_errors
+    }
+
+    #[setter]
+    fn set_want_icmp_errors(&mut self, on: bool) {
+        self.inner.want_icmp_errors = on;
     }
 }
 

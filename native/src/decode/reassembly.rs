@@ -61,7 +61,7 @@ pub struct FragKey {
 }
 
 impl FragKey {
-    pub fn anomaly(&self, mut meta: Meta, kind: FragKind) -> FragmentAnomaly {
+    pub fn anomaly(&self, mut meta: Meta, kind: FragKind, origin: Origin) -> FragmentAnomaly {
         if matches!(kind, FragKind::Timeout | FragKind::Evicted) {
             // The datagram's own link, not the frame that pushed it out (or none, for
             // a timeout on the clock): fragment floods are counted per link.
@@ -75,13 +75,29 @@ impl FragKey {
             dst: self.dst,
             ident: self.ident,
             tunnels: self.tunnels,
+            origin_ns: origin.ts_ns,
+            origin_frame: origin.frame,
         }
     }
 }
 
+/// The packet that started a datagram (its first fragment to arrive): a timed-out or
+/// evicted datagram's anomaly names it, so an alert on incomplete datagrams can point at
+/// a packet of the flood (`pcap_cnt`) although the clock, not a packet, timed it out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub ts_ns: i64,
+    pub frame: u64,
+}
+
+/// An anomaly the table reports: the datagram, what happened, and its first packet.
+pub type Anomaly = (FragKey, FragKind, Origin);
+
 struct Datagram {
     seq: u64,
     first_ts: i64,
+    /// Record number of the first fragment (`Reassembler.frame` when it arrived).
+    first_frame: u64,
     /// IPv6 header + unfragmentable headers + Fragment header, from fragment 0.
     prefix: Option<Vec<u8>>,
     /// (offset, payload) in arrival order.
@@ -123,6 +139,9 @@ pub struct Reassembler {
     order: BTreeMap<u64, FragKey>,
     next_seq: u64,
     bytes: usize,
+    /// Record number of the fragment being added (set by the decoder before `add`), kept
+    /// as a new datagram's `first_frame`.
+    pub frame: u64,
 }
 
 impl Reassembler {
@@ -133,6 +152,7 @@ impl Reassembler {
             order: BTreeMap::new(),
             next_seq: 0,
             bytes: 0,
+            frame: 0,
         }
     }
 
@@ -171,7 +191,7 @@ impl Reassembler {
     }
 
     /// Drop datagrams older than the timeout, reporting `timeout` for live ones.
-    pub fn expire(&mut self, now_ns: i64, out: &mut Vec<(FragKey, FragKind)>) {
+    pub fn expire(&mut self, now_ns: i64, out: &mut Vec<Anomaly>) {
         let deadline = now_ns.saturating_sub(self.limits.timeout_ns);
         while let Some(key) = self.oldest() {
             if self.table[key].first_ts > deadline {
@@ -179,9 +199,10 @@ impl Reassembler {
             }
             let key = key.clone();
             let dgram = self.drop_key(&key);
+            let origin = dgram.as_ref().map(Datagram::origin).unwrap_or_default();
             // A dead or overlapped datagram was already reported.
             if dgram.is_some_and(|d| d.live()) {
-                out.push((key, FragKind::Timeout));
+                out.push((key, FragKind::Timeout, origin));
             }
         }
     }
@@ -198,7 +219,7 @@ impl Reassembler {
         payload: &[u8],
         prefix: &[u8],
         first_chain_complete: bool,
-        anomalies: &mut Vec<(FragKey, FragKind)>,
+        anomalies: &mut Vec<Anomaly>,
     ) -> Option<Completed> {
         self.expire(now_ns, anomalies);
         if !self.table.contains_key(key) {
@@ -206,7 +227,7 @@ impl Reassembler {
                 if let Some(old) = self.oldest().cloned() {
                     if let Some(d) = self.drop_key(&old) {
                         if d.live() {
-                            anomalies.push((old, FragKind::Evicted));
+                            anomalies.push((old, FragKind::Evicted, d.origin()));
                         }
                     }
                 }
@@ -219,6 +240,7 @@ impl Reassembler {
                 Datagram {
                     seq,
                     first_ts: now_ns,
+                    first_frame: self.frame,
                     prefix: None,
                     pieces: Vec::new(),
                     total: None,
@@ -253,7 +275,8 @@ impl Reassembler {
                 Overlap::Yes if !dgram.overlapped => {
                     // Reported once; the pieces stay to build both readings.
                     dgram.overlapped = true;
-                    anomalies.push((key.clone(), FragKind::Overlap));
+                    let origin = dgram.origin();
+                    anomalies.push((key.clone(), FragKind::Overlap, origin));
                 }
                 Overlap::Yes | Overlap::No => {}
             }
@@ -267,7 +290,7 @@ impl Reassembler {
             dgram.kill();
             // An overlapped datagram was reported already; its end is not news.
             if !reported {
-                anomalies.push((key.clone(), kind));
+                anomalies.push((key.clone(), kind, dgram.origin()));
             }
             return None;
         }
@@ -309,7 +332,7 @@ impl Reassembler {
             }
             if let Some(d) = self.drop_key(&old) {
                 if !d.dead {
-                    anomalies.push((old, FragKind::Evicted));
+                    anomalies.push((old, FragKind::Evicted, d.origin()));
                 }
             }
         }
@@ -403,6 +426,13 @@ impl Reassembler {
 }
 
 impl Datagram {
+    fn origin(&self) -> Origin {
+        Origin {
+            ts_ns: self.first_ts,
+            frame: self.first_frame,
+        }
+    }
+
     /// Neither dead nor overlapped: its loss (timeout, eviction) is still news.
     fn live(&self) -> bool {
         !self.dead && !self.overlapped
@@ -461,7 +491,7 @@ mod tests {
         ReassemblyLimits::default()
     }
 
-    type Anoms = Vec<(FragKey, FragKind)>;
+    type Anoms = Vec<Anomaly>;
 
     fn add(
         r: &mut Reassembler,
@@ -504,6 +534,21 @@ mod tests {
         a.clear();
         r.expire(61 * 1_000_000_000, &mut a);
         assert!(a.is_empty() && r.is_empty()); // reported once, not again as a timeout
+    }
+
+    #[test]
+    fn a_lost_datagram_names_its_first_fragment() {
+        let mut r = Reassembler::new(limits());
+        let mut a = Vec::new();
+        r.frame = 7;
+        add(&mut r, 1, 3, 8, true, &[1; 8], &mut a); // not the first by offset: by arrival
+        r.frame = 9;
+        add(&mut r, 1, 4, 0, true, &[1; 8], &mut a);
+        assert!(a.is_empty());
+        r.expire(61 * 1_000_000_000, &mut a);
+        let origins: Vec<Origin> = a.iter().map(|x| x.2).collect();
+        assert_eq!(kinds(&a), [FragKind::Timeout]);
+        assert_eq!(origins, [Origin { ts_ns: 3, frame: 7 }]);
     }
 
     #[test]
@@ -580,7 +625,17 @@ mod tests {
             iface: 9,
             ..Meta::default()
         };
-        assert_eq!(k.anomaly(meta, FragKind::Evicted).meta.iface, 3);
-        assert_eq!(k.anomaly(meta, FragKind::Overlap).meta.iface, 9);
+        assert_eq!(
+            k.anomaly(meta, FragKind::Evicted, Origin::default())
+                .meta
+                .iface,
+            3
+        );
+        assert_eq!(
+            k.anomaly(meta, FragKind::Overlap, Origin::default())
+                .meta
+                .iface,
+            9
+        );
     }
 }

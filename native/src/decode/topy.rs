@@ -52,6 +52,7 @@ struct Classes {
     dhcpv6: Class,
     decode_stats: Py<PyAny>,
     ext_options: Class,
+    icmp_error: Class,
 }
 
 /// One event class and its field names in declaration order.
@@ -114,6 +115,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             dhcpv6: get("Dhcpv6Message")?,
             decode_stats: m.getattr("DecodeStats")?.unbind(),
             ext_options: get("ExtOptions")?,
+            icmp_error: get("IcmpError")?,
         })
     })
 }
@@ -335,6 +337,8 @@ impl<'py> Converter<'py> {
                     bytes(py, &f.dst),
                     any(py, f.ident)?,
                     self.tunnels(&f.tunnels)?,
+                    any(py, f.origin_ns)?,
+                    any(py, f.origin_frame)?,
                 ],
             ),
             Event::Malformed(m) => call(
@@ -380,6 +384,28 @@ impl<'py> Converter<'py> {
                         any(py, s.unknown_data)?,
                         any(py, s.oversize_data)?,
                         bytes(py, s.sample()),
+                    ],
+                )
+            }
+            Event::IcmpError(e) => {
+                let q = e.quoted;
+                let none = || py.None().into_bound(py);
+                call(
+                    py,
+                    &self.c.icmp_error,
+                    vec![
+                        meta,
+                        self.ip(&e.ip)?,
+                        any(py, e.icmp_type)?,
+                        any(py, e.icmp_code)?,
+                        any(py, e.param)?,
+                        q.map_or_else(none, |q| bytes(py, &q.src)),
+                        q.map_or_else(none, |q| bytes(py, &q.dst)),
+                        any(py, q.map(|q| q.next))?,
+                        any(py, q.map(|q| q.flow_label))?,
+                        any(py, q.and_then(|q| q.sport))?,
+                        any(py, q.and_then(|q| q.dport))?,
+                        any(py, q.and_then(|q| q.icmp_type))?,
                     ],
                 )
             }
@@ -580,8 +606,8 @@ impl<'py> Converter<'py> {
                 ]);
                 &self.c.prefix_info
             }
-            OptionBody::RedirectedHeader { data_len } => {
-                args.push(any(py, data_len)?);
+            OptionBody::RedirectedHeader { data_len, src, dst } => {
+                args.extend([any(py, data_len)?, opt_bytes(py, src), opt_bytes(py, dst)]);
                 &self.c.redirected
             }
             OptionBody::Mtu { mtu } => {

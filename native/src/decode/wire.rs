@@ -422,7 +422,9 @@ wire_struct!(FragmentAnomaly {
     src,
     dst,
     ident,
-    tunnels
+    tunnels,
+    origin_ns,
+    origin_frame
 });
 wire_struct!(Malformed {
     meta,
@@ -517,6 +519,24 @@ wire_struct!(Dhcpv6Message {
     peer_address,
     relayed_type,
 });
+
+wire_struct!(Quoted {
+    src,
+    dst,
+    flow_label,
+    next,
+    sport,
+    dport,
+    icmp_type
+});
+wire_struct!(IcmpError {
+    meta,
+    ip,
+    icmp_type,
+    icmp_code,
+    param,
+    quoted
+});
 wire_struct!(NdMessage {
     meta,
     ip,
@@ -553,9 +573,11 @@ impl Wire for OptionBody {
                 preferred_lifetime.put(w);
                 prefix.put(w);
             }
-            OptionBody::RedirectedHeader { data_len } => {
+            OptionBody::RedirectedHeader { data_len, src, dst } => {
                 w.push(2);
                 data_len.put(w);
+                src.put(w);
+                dst.put(w);
             }
             OptionBody::Mtu { mtu } => {
                 w.push(3);
@@ -609,6 +631,8 @@ impl Wire for OptionBody {
             },
             2 => OptionBody::RedirectedHeader {
                 data_len: Wire::get(r)?,
+                src: Wire::get(r)?,
+                dst: Wire::get(r)?,
             },
             3 => OptionBody::Mtu { mtu: Wire::get(r)? },
             4 => OptionBody::Nonce {
@@ -760,6 +784,10 @@ impl Wire for Item {
                 w.push(8);
                 e.put(w);
             }
+            Item::Event(Event::IcmpError(e)) => {
+                w.push(9);
+                e.put(w);
+            }
         }
     }
     fn get(r: &mut Rd<'_>) -> R<Self> {
@@ -776,6 +804,7 @@ impl Wire for Item {
             6 => Item::Event(Event::Mld(Wire::get(r)?)),
             7 => Item::Event(Event::Dhcpv6(Wire::get(r)?)),
             8 => Item::Event(Event::ExtOptions(Wire::get(r)?)),
+            9 => Item::Event(Event::IcmpError(Wire::get(r)?)),
             _ => return Err(WireError("item tag")),
         })
     }
@@ -793,6 +822,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Mld(_) => 6,
         Event::Dhcpv6(_) => 7,
         Event::ExtOptions(_) => 8,
+        Event::IcmpError(_) => 9,
     };
     w.push(tag);
     match ev {
@@ -804,6 +834,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Mld(e) => e.put(w),
         Event::Dhcpv6(e) => e.put(w),
         Event::ExtOptions(e) => e.put(w),
+        Event::IcmpError(e) => e.put(w),
     }
 }
 
@@ -976,6 +1007,99 @@ mod ext_options_tests {
         match Item::get(&mut r).expect("decodes") {
             Item::Event(back) => assert_eq!(&back, e),
             Item::Mark { .. } => panic!("not an event"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod icmp_error_tests {
+    use super::*;
+
+    #[test]
+    fn icmp_errors_and_redirected_headers_round_trip() {
+        let meta = Meta {
+            ts_ns: 7,
+            frame: 3,
+            src_mac: Some([2, 0, 0, 0, 0, 1]),
+            ..Meta::default()
+        };
+        let ip = Ipv6Header {
+            src: [0xfe; 16],
+            dst: [0x20; 16],
+            hop_limit: 64,
+            traffic_class: 0,
+            flow_label: 5,
+            payload_len: 100,
+            chain: Chain::default(),
+            upper: 58,
+            fragment: None,
+            tunnels: Tunnels::default(),
+        };
+        let quoted = Quoted {
+            src: [1; 16],
+            dst: [2; 16],
+            flow_label: 0xABCDE,
+            next: 17,
+            sport: Some(5353),
+            dport: None,
+            icmp_type: None,
+        };
+        let events = [
+            Event::IcmpError(IcmpError {
+                meta,
+                ip,
+                icmp_type: 2,
+                icmp_code: 0,
+                param: 1200,
+                quoted: Some(quoted),
+            }),
+            Event::IcmpError(IcmpError {
+                meta,
+                ip,
+                icmp_type: 4,
+                icmp_code: 1,
+                param: 40,
+                quoted: None,
+            }),
+            Event::Nd(NdMessage {
+                meta,
+                ip,
+                icmp_type: 137,
+                code: 0,
+                checksum_ok: true,
+                options: vec![NdOption {
+                    otype: 4,
+                    offset: 40,
+                    body: OptionBody::RedirectedHeader {
+                        data_len: 48,
+                        src: Some([3; 16]),
+                        dst: None,
+                    },
+                }],
+                option_errors: vec![],
+                body: NdBody::Redirect {
+                    target: [4; 16],
+                    destination: [5; 16],
+                },
+            }),
+        ];
+        let mut buf = Vec::new();
+        for ev in &events {
+            put_event(ev, &mut buf);
+        }
+        let mut r = Rd::new(&buf);
+        for ev in &events {
+            assert_eq!(Item::get(&mut r).unwrap(), Item::Event(ev.clone()));
+        }
+        assert!(r.at_end());
+        // A cut batch is an error, never a panic.
+        for n in 0..buf.len() {
+            let mut r = Rd::new(&buf[..n]);
+            while !r.at_end() {
+                if Item::get(&mut r).is_err() {
+                    break;
+                }
+            }
         }
     }
 }
