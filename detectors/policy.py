@@ -286,10 +286,13 @@ class Policy:
             if learn_window_s is not None
             else "the learning window"
         )
+        # MLD queriers are judged against the same routers; DHCPv6 servers are learned
+        # in the same window unless the policy lists them.
+        also = "MLD queriers" + ("" if self.dhcpv6_servers is not None else " and DHCPv6 servers")
         return (
             f"routers are learned, not checked against a policy ({why}): any router that "
-            f"advertises in {window} is trusted, a rogue one included; list the legitimate "
-            "routers under 'routers:' in a --policy FILE"
+            f"advertises in {window} is trusted, a rogue one included ({also} are learned "
+            "the same way); list the legitimate routers under 'routers:' in a --policy FILE"
         )
 
     def summary(self, learn_window_s: float | None) -> dict[str, Any]:

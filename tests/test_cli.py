@@ -175,8 +175,8 @@ def test_learning_run_warns_and_says_so_in_the_summary(tmp_path: Path) -> None:
     warnings = [line for line in err if line.startswith(LEARNING)]
     assert warnings == [
         LEARNING + "no --policy given): any router that advertises in the first 600 s of "
-        "traffic is trusted, a rogue one included; list the legitimate routers under "
-        "'routers:' in a --policy FILE"
+        "traffic is trusted, a rogue one included (MLD queriers and DHCPv6 servers are "
+        "learned the same way); list the legitimate routers under 'routers:' in a --policy FILE"
     ]  # once per run, however many captures
     for capture in (BENIGN, ROGUE):  # and in each capture's summary
         line = f"v6sentry: {capture}: policy none: routers learned from the first 600 s"
@@ -202,8 +202,9 @@ def test_quiet_learning_run_keeps_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.decode().splitlines() == [
         LEARNING + f"{empty} has no 'routers' key): any router that advertises in the first "
-        "60 s of traffic is trusted, a rogue one included; list the legitimate routers under "
-        "'routers:' in a --policy FILE"
+        "60 s of traffic is trusted, a rogue one included (MLD queriers and DHCPv6 servers "
+        "are learned the same way); list the legitimate routers under 'routers:' in a "
+        "--policy FILE"
     ]
 
 

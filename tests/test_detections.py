@@ -372,11 +372,14 @@ def test_one_real_duplicate_is_not_a_dad_dos() -> None:
     assert alerts == []
 
 
-def test_every_ra_and_nd_signature_is_pinned_to_real_tool_traffic() -> None:
-    """Each sid of the two families is expected from some attack-tool lab scenario."""
+def test_every_first_hop_signature_is_pinned_to_real_tool_traffic() -> None:
+    """Each sid of the first-hop families (RA, ND, Redirect/smurf/PTB, DHCPv6, MLD) and of
+    the covert channels is expected from some attack-tool lab scenario."""
     from tests import netlab
 
-    sids = family_sids("router_advert", "neighbor_discovery")
+    sids = family_sids(
+        "router_advert", "neighbor_discovery", "first_hop", "dhcpv6", "mld", "covert"
+    )
     pinned = set().union(*(sc.sids for sc in netlab.SCENARIOS.values()))
     assert sids - pinned == set(), f"no lab scenario expects {sorted(sids - pinned)}"
 

@@ -247,6 +247,13 @@ def test_learning_is_said_in_the_notice_and_summary(tmp_path: Path) -> None:
     notice = empty.learning_notice(600.0)
     assert notice is not None and "(no --policy given)" in notice and "first 600 s" in notice
     assert "--policy FILE" in notice
+    assert "(MLD queriers and DHCPv6 servers are learned the same way)" in notice
+    # Listed DHCPv6 servers are no longer learned: the notice stops naming them.
+    servers = write(
+        tmp_path, 'dhcpv6_servers:\n  - {address: "fe80::1", mac: "02:00:00:00:01:01"}\n'
+    )
+    listed = load_policy(servers).learning_notice(600.0)
+    assert listed is not None and "(MLD queriers are learned the same way)" in listed
     assert empty.summary(600.0) == {
         "file": None,
         "sha256": None,
