@@ -252,8 +252,8 @@ def test_learning_is_said_in_the_notice_and_summary(tmp_path: Path) -> None:
     servers = write(
         tmp_path, 'dhcpv6_servers:\n  - {address: "fe80::1", mac: "02:00:00:00:01:01"}\n'
     )
-    listed = load_policy(servers).learning_notice(600.0)
-    assert listed is not None and "(MLD queriers are learned the same way)" in listed
+    dhcp_listed = load_policy(servers).learning_notice(600.0)
+    assert dhcp_listed is not None and "(MLD queriers are learned the same way)" in dhcp_listed
     assert empty.summary(600.0) == {
         "file": None,
         "sha256": None,
