@@ -632,6 +632,9 @@ def test_live_ships_alerts_to_elasticsearch(
         while time.monotonic() < deadline and not found:
             client.indices.refresh(index=index, ignore_unavailable=True)
             if client.indices.exists(index=index):
+                # The index exists as soon as the first bulk creates it; its shard may
+                # still be starting (503 on a search) on a busy machine: wait for it.
+                client.cluster.health(index=index, wait_for_status="yellow", timeout="5s")
                 found = client.count(index=index, query={"ids": {"values": [alert_id]}})["count"]
             time.sleep(0.2)
         assert found == 1, "\n".join(live.err)
