@@ -141,6 +141,40 @@ impl Win {
     }
 }
 
+/// Count one event from `sender` at `ts` in `key`'s window of `table` (a new key starts
+/// a window there): the window's figures the moment it first passes `max`, else None.
+/// The reply storm per victim and the PTB flood per target are both this.
+fn count_window(
+    table: &mut Lru<(Link, [u8; 16]), Win>,
+    key: (Link, [u8; 16]),
+    ts: i64,
+    span: i64,
+    sender: &[u8; 16],
+    max: u64,
+) -> Option<WinOut> {
+    if table.get(&key).is_none() {
+        table.put(
+            key,
+            Win {
+                start_ns: ts,
+                ..Win::default()
+            },
+        );
+    }
+    let w = table.get(&key).expect("just put");
+    if !w.count(ts, span, sender, max) {
+        return None;
+    }
+    Some(WinOut {
+        count: w.count,
+        start_ns: w.start_ns,
+        window_ns: span,
+        threshold: max,
+        senders: w.senders.clone(),
+        more: w.more_senders,
+    })
+}
+
 struct Gate {
     suppress: Suppressor,
     budget: LinkBudget,
@@ -556,28 +590,7 @@ impl FirstHop {
         if reply {
             let ts = p.meta.ts_ns;
             let (span, max) = (self.cfg.storm_ns, self.cfg.max_replies);
-            let w = match self.victims.get(&(link, dst)) {
-                Some(w) => w,
-                None => {
-                    self.victims.put(
-                        (link, dst),
-                        Win {
-                            start_ns: ts,
-                            ..Win::default()
-                        },
-                    );
-                    self.victims.get(&(link, dst)).expect("just put")
-                }
-            };
-            if w.count(ts, span, &src, max) {
-                let win = WinOut {
-                    count: w.count,
-                    start_ns: w.start_ns,
-                    window_ns: span,
-                    threshold: max,
-                    senders: w.senders.clone(),
-                    more: w.more_senders,
-                };
+            if let Some(win) = count_window(&mut self.victims, (link, dst), ts, span, &src, max) {
                 self.findings.clear();
                 let who = Offender::new(&dst, None);
                 self.raise(
@@ -644,28 +657,7 @@ impl FirstHop {
         let mac = e.meta.src_mac;
         let ts = e.meta.ts_ns;
         let (span, max) = (self.cfg.flood_ns, self.cfg.max_ptb);
-        let w = match self.targets.get(&(link, target)) {
-            Some(w) => w,
-            None => {
-                self.targets.put(
-                    (link, target),
-                    Win {
-                        start_ns: ts,
-                        ..Win::default()
-                    },
-                );
-                self.targets.get(&(link, target)).expect("just put")
-            }
-        };
-        if w.count(ts, span, &src, max) {
-            let win = WinOut {
-                count: w.count,
-                start_ns: w.start_ns,
-                window_ns: span,
-                threshold: max,
-                senders: w.senders.clone(),
-                more: w.more_senders,
-            };
+        if let Some(win) = count_window(&mut self.targets, (link, target), ts, span, &src, max) {
             self.findings.clear();
             let who = Offender::new(&target, None);
             self.raise(py, PTB, "flood", ev, &link, who, None, Some(win), out)?;
