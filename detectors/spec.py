@@ -18,6 +18,7 @@ changes. One source, so the alert and the rule standing for it cannot disagree.
 from __future__ import annotations
 
 import datetime
+import hashlib
 import re
 import uuid
 from collections.abc import Mapping
@@ -239,11 +240,44 @@ def _reducer(name: str, node: Any, where: str, thresholds: set[str]) -> ReducerS
     )
 
 
+def _stamp(path: Path) -> tuple[str, str] | None:
+    """What a cached parse of ``path`` is valid for: its name and a digest of its bytes
+    (None when it does not exist). Reading a spec is cheap, parsing it is not; keying on
+    the content rather than the mtime means a file rewritten within the clock's
+    granularity (a test editing a spec twice) is never served stale."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise SpecError(f"{path}: {exc}") from exc
+    return (str(path.resolve()), hashlib.blake2b(data, digest_size=16).hexdigest())
+
+
+# Parsed files by stamp. A run reads the lock and every spec once: the engine, the
+# families that read another family's thresholds (the DHCPv6 and MLD learning windows
+# are the RA family's) and the rule renderers all ask again, and parsing YAML was most
+# of the start-up of a short replay.
+_REVISIONS: dict[tuple[str, str], dict[int, int]] = {}
+_SPECS: dict[tuple[tuple[str, str], tuple[tuple[int, int], ...]], FamilySpec] = {}
+
+
 def revisions(path: Path = REVISION_LOCK) -> dict[int, int]:
     """sid -> rev from the rule lock (empty when there is no lock)."""
-    if not path.exists():
+    stamp = _stamp(path)
+    if stamp is None:
         return {}
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    cached = _REVISIONS.get(stamp)
+    if cached is None:
+        cached = _REVISIONS[stamp] = _read_revisions(path)
+    return dict(cached)
+
+
+def _read_revisions(path: Path) -> dict[int, int]:
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise SpecError(f"{path}: {exc}") from exc
     if not isinstance(data, dict):
         raise SpecError(f"{path}: expected a mapping of sid to {{rev, sha}}")
     out: dict[int, int] = {}
@@ -436,8 +470,20 @@ def _detection(node: Any, where: str, revs: Mapping[int, int]) -> DetectionSpec:
 
 
 def load_spec(path: Path, revs: Mapping[int, int] | None = None) -> FamilySpec:
-    """Load and validate one family spec; ``revs`` (sid -> rev) defaults to the lock's."""
+    """Load and validate one family spec; ``revs`` (sid -> rev) defaults to the lock's.
+    The result is shared by every caller with the same file and revisions (it is frozen)."""
     revs = revisions() if revs is None else revs
+    stamp = _stamp(path)
+    key = None if stamp is None else (stamp, tuple(sorted(revs.items())))
+    if key is not None and (cached := _SPECS.get(key)) is not None:
+        return cached
+    spec = _parse_spec(path, revs)
+    if key is not None:
+        _SPECS[key] = spec
+    return spec
+
+
+def _parse_spec(path: Path, revs: Mapping[int, int]) -> FamilySpec:
     try:
         # libyaml's safe loader when PyYAML has it (5-10x faster; the same documents):
         # every run loads every spec, so this is most of the start-up after imports.

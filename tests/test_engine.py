@@ -21,7 +21,7 @@ import yaml
 from detectors.detections import NS, Detector, discover
 from detectors.engine import DECODER_THRESHOLDS, Engine, known_thresholds
 from detectors.policy import empty_policy, load_policy
-from detectors.spec import SpecError, load_spec
+from detectors.spec import SpecError, load_spec, revisions
 from detectors.state import BoundedTable, Suppressor
 from pcaps.generate import a6, fragment_packets, icmp6, ip6, lan, mac
 from tests import toy_family
@@ -103,6 +103,32 @@ def test_sid_range_and_sigma_date_are_checked(
     spec.write_text(yaml.safe_dump(doc))
     with pytest.raises(SpecError, match=message):
         load_spec(spec)
+
+
+def test_a_spec_is_parsed_once_per_content(tmp_path: Path) -> None:
+    """The parse is shared while the file is unchanged, and a rewrite of the same size
+    in the same instant (the mtime would not tell) is parsed afresh."""
+    spec = tmp_path / "spec.yaml"
+    text = (DETECTIONS / "sweep" / "spec.yaml").read_text()
+    spec.write_text(text)
+    first = load_spec(spec)
+    assert load_spec(spec) is first
+    assert "\ntitle: I" in text
+    spec.write_text(text.replace("\ntitle: I", "\ntitle: J", 1))  # the same size
+    edited = load_spec(spec)
+    assert edited is not first and edited.title.startswith("J")
+
+
+def test_a_broken_rule_lock_names_the_file(tmp_path: Path) -> None:
+    lock = tmp_path / "rules.lock.yaml"
+    lock.write_text("1000401: {rev: 0, sha: ab}\n")
+    with pytest.raises(SpecError, match=r"rules.lock.yaml: 1000401.rev: expected an integer"):
+        revisions(lock)
+    lock.write_text("1000401: {rev: [\n")
+    with pytest.raises(SpecError, match=r"rules.lock.yaml: "):
+        revisions(lock)
+    lock.write_text("1000401: {rev: 3, sha: ab}\n")
+    assert revisions(lock) == {1000401: 3}
 
 
 def test_overlapping_sid_ranges_are_refused(tmp_path: Path) -> None:

@@ -41,7 +41,13 @@ impl Observes {
     /// The kinds as flags, in `Event`'s variant order (the order Python passes and reads
     /// them: `Pipeline.native_kinds`, `set_python_kinds`, `Forwarder`).
     pub fn flags(&self) -> Vec<bool> {
-        vec![
+        self.as_array().to_vec()
+    }
+
+    /// `flags` without the allocation.
+    #[inline]
+    pub fn as_array(&self) -> [bool; Observes::KINDS] {
+        [
             self.packets,
             self.tunnels,
             self.nd,
@@ -85,19 +91,29 @@ impl Observes {
         Observes::from_flags(&all).unwrap_or(self)
     }
 
+    /// The number of event kinds (the length of `flags`).
+    pub const KINDS: usize = 9;
+
+    /// An event's kind as its position in `flags` (the one mapping from events to
+    /// kinds: `wants` and the pipeline's per-kind dispatch both go through it).
+    #[inline]
+    pub fn kind(ev: &Event) -> usize {
+        match ev {
+            Event::Packet(_) => 0,
+            Event::Tunnel(_) => 1,
+            Event::Nd(_) => 2,
+            Event::Malformed(_) => 3,
+            Event::Fragment(_) => 4,
+            Event::Mld(_) => 5,
+            Event::Dhcpv6(_) => 6,
+            Event::ExtOptions(_) => 7,
+            Event::IcmpError(_) => 8,
+        }
+    }
+
     #[inline]
     pub fn wants(&self, ev: &Event) -> bool {
-        match ev {
-            Event::Packet(_) => self.packets,
-            Event::Tunnel(_) => self.tunnels,
-            Event::Nd(_) => self.nd,
-            Event::Malformed(_) => self.malformed,
-            Event::Fragment(_) => self.fragments,
-            Event::Mld(_) => self.mld,
-            Event::Dhcpv6(_) => self.dhcpv6,
-            Event::ExtOptions(_) => self.ext_options,
-            Event::IcmpError(_) => self.icmp_errors,
-        }
+        self.as_array()[Observes::kind(ev)]
     }
 }
 
