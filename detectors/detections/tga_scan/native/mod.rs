@@ -118,8 +118,10 @@ impl Reducer for TgaScan {
     ) -> PyResult<()> {
         if let Event::Packet(p) = ev {
             self.core.on_packet(p, &mut self.out);
-            for o in self.out.drain(..) {
-                out.push(outcome(py, &o)?)?;
+            if !self.out.is_empty() {
+                for o in self.out.drain(..) {
+                    out.push(outcome(py, &o)?)?;
+                }
             }
         }
         Ok(())
