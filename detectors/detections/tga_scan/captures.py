@@ -25,8 +25,8 @@ from pcaps.generate import (
     at,
     echo6,
     eth,
-    tcp6,
     ip6,
+    tcp6,
     write_pcap,
 )
 
@@ -79,7 +79,9 @@ def cap_tga_lowbyte(out: Path) -> None:
             target = subnet(n) + struct.pack("!Q", host)
             frames.append((at(t), inbound(syn(scanner, target, 40000 + host, 22))))
             if host == 1 and n in (0, 7):
-                frames.append((at(t + 0.002), outbound(syn(target, scanner, 22, 40000 + host, 0x12))))
+                frames.append(
+                    (at(t + 0.002), outbound(syn(target, scanner, 22, 40000 + host, 0x12)))
+                )
             t += 0.01
     write_pcap(out / "tga_lowbyte.pcap", frames)
 

@@ -285,7 +285,13 @@ mod tests {
         a
     }
 
-    fn pkt(ts_ns: i64, src: [u8; 16], dst: [u8; 16], icmp: Option<u8>, tcp: Option<u8>) -> Ipv6Packet {
+    fn pkt(
+        ts_ns: i64,
+        src: [u8; 16],
+        dst: [u8; 16],
+        icmp: Option<u8>,
+        tcp: Option<u8>,
+    ) -> Ipv6Packet {
         Ipv6Packet {
             meta: Meta {
                 ts_ns,
@@ -333,7 +339,10 @@ mod tests {
         }
         assert_eq!(out.len(), 1);
         let o = &out[0];
-        assert_eq!((o.targets, o.prefixes, o.exact, o.ratio), (128.0, 16.0, true, 1.0));
+        assert_eq!(
+            (o.targets, o.prefixes, o.exact, o.ratio),
+            (128.0, 16.0, true, 1.0)
+        );
         assert_eq!(o.echo, 128);
         assert!(o.sample.len() <= SAMPLE && !o.sample.is_empty());
         assert_eq!(core.table.len(), 1);
@@ -352,12 +361,18 @@ mod tests {
         // A hitlist scan: one target per /64 (not dense).
         for i in 0..400u64 {
             let d = addr(SITE | i, 1);
-            core.on_packet(&pkt(i as i64, addr(SCANNER + 1, 1), d, Some(128), None), &mut out);
+            core.on_packet(
+                &pkt(i as i64, addr(SCANNER + 1, 1), d, Some(128), None),
+                &mut out,
+            );
         }
         // Many targets in few /64s: the sweep family's case.
         for i in 0..400u64 {
             let d = addr(SITE | (i % 4), i + 1);
-            core.on_packet(&pkt(i as i64, addr(SCANNER + 2, 1), d, Some(128), None), &mut out);
+            core.on_packet(
+                &pkt(i as i64, addr(SCANNER + 2, 1), d, Some(128), None),
+                &mut out,
+            );
         }
         assert!(out.is_empty(), "{out:?}");
     }
@@ -371,7 +386,13 @@ mod tests {
         ack.tcp_flags = None;
         ack.ip.upper = 17;
         core.on_packet(&ack, &mut out);
-        let mc = pkt(0, addr(SCANNER, 1), addr(0xff02_0000_0000_0000, 1), Some(128), None);
+        let mc = pkt(
+            0,
+            addr(SCANNER, 1),
+            addr(0xff02_0000_0000_0000, 1),
+            Some(128),
+            None,
+        );
         core.on_packet(&mc, &mut out);
         assert_eq!(core.table.len(), 0);
         for i in 0..100u64 {

@@ -45,8 +45,7 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     let exact_up_to: usize = get(s, "exact_up_to")?;
     let max_tracked: usize = get(s, "max_tracked")?;
     let window_ns: i64 = get(s, "window_ns")?;
-    if exact_up_to < 1 || max_tracked < 1 || window_ns < 1 || max_tracked >= u32::MAX as usize
-    {
+    if exact_up_to < 1 || max_tracked < 1 || window_ns < 1 || max_tracked >= u32::MAX as usize {
         return Err(PyValueError::new_err(
             "exact_up_to, the table cap and the window must be at least 1 (cap below 2**32)",
         ));
@@ -127,12 +126,22 @@ impl Reducer for TgaScan {
         Ok(())
     }
 
-    fn tick<'py>(&mut self, _py: Python<'py>, now_ns: i64, _out: &mut Outputs<'py>) -> PyResult<()> {
+    fn tick<'py>(
+        &mut self,
+        _py: Python<'py>,
+        now_ns: i64,
+        _out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         self.core.tick(now_ns);
         Ok(())
     }
 
-    fn flush<'py>(&mut self, _py: Python<'py>, _now_ns: i64, _out: &mut Outputs<'py>) -> PyResult<()> {
+    fn flush<'py>(
+        &mut self,
+        _py: Python<'py>,
+        _now_ns: i64,
+        _out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         self.core.flush();
         Ok(())
     }
