@@ -404,6 +404,48 @@ mod tests {
         assert_eq!(core.table.len(), 0);
     }
 
+    fn rss_kib() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    /// `cargo test --profile quick -- --ignored rss_tga --nocapture`: memory of a full
+    /// table (8192 windows, each past its exact sets: sketches and a full sample).
+    #[test]
+    #[ignore]
+    fn rss_tga() {
+        let before = rss_kib();
+        let mut core = TgaCore::new(Config {
+            max_tracked: 8192,
+            ..cfg()
+        });
+        let mut out = Vec::new();
+        let (mut ts, mut alerts) = (0i64, 0usize);
+        for k in 0..8192u64 {
+            let s = addr(SCANNER + (k << 20), 1);
+            for t in 0..300u64 {
+                let d = addr(SITE | (t % 64), mix64(t + 1));
+                core.on_packet(&pkt(ts, s, d, Some(128), None), &mut out);
+                ts += 1;
+            }
+            alerts += out.len();
+            out.clear();
+        }
+        let used = rss_kib().saturating_sub(before);
+        println!(
+            "rss: {} windows of 300 targets: {used} KiB, {:.1} KiB per window, {} alerts",
+            core.table.len(),
+            used as f64 / core.table.len() as f64,
+            alerts
+        );
+    }
+
     /// `cargo test --profile quick -- --ignored bench_tga --nocapture`: per-packet cost of
     /// the reducer alone over 10M packets: TCP data (filtered out), then echo requests from
     /// random source /64s into random /48s (every one opens a window and evicts one).
