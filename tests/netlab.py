@@ -38,6 +38,7 @@ import ipaddress
 import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -2550,6 +2551,154 @@ def benign_ping_allnodes(lab: Lab) -> None:
     for _ in range(5):
         lab.sh("h1", sys.executable, "-c", _PING, "ff02::1%eth0", "1", check=False)
     time.sleep(0.5)
+
+
+# -- target-generation scans (issue 15) -------------------------------------------------
+# a2 probes target sets drawn from nibble clusters, as 6Gen, 6Tree and Entropy/IP generate
+# them from seeds, over 40 /64s of the lab's site 2001:db8:1::/48 (8 per /64: no /64 near
+# the sweep's medium tier, and fewer /64s than its wide scan needs). r1 routes the /48
+# nowhere but its LAN /64 (no route: rate-limited errors from r1's WAN address, which is
+# not in the /48), so the scans go unanswered; the benign case gives h2 every target.
+
+TGA_SITE: Final = "2001:db8:1::/48"
+TGA_SUBNETS: Final = 40
+TGA_SCAN_FIRST: Final = 0x100  # 2001:db8:1:100::/64 .. :127::/64: no route in r1
+TGA_ANSWERED_FIRST: Final = 0x40  # 2001:db8:1:40::/64 .. :67::/64: routed to h2
+TGA_ANSWERED_ROUTE: Final = "2001:db8:1:40::/58"
+
+
+def tga_targets(
+    first_subnet: int, seed: int, cluster: str = "1a2b:3c4d:{x:x}00:{y:x}0"
+) -> list[str]:
+    """Eight targets in each of ``TGA_SUBNETS`` /64s from ``first_subnet`` on, drawn (seeded)
+    from one nibble cluster: the identifier ``cluster`` with nibbles x (0-7) and y (0-15)
+    varying."""
+    rng = random.Random(seed)
+    site = ipaddress.IPv6Network(TGA_SITE)[0]
+    out = []
+    for n in range(first_subnet, first_subnet + TGA_SUBNETS):
+        for x, y in sorted(rng.sample([(x, y) for x in range(8) for y in range(16)], 8)):
+            iid = int(ipaddress.IPv6Address("::" + cluster.format(x=x, y=y)))
+            out.append(str(site + (n << 64) + iid))
+    return out
+
+
+def tga_evidence(first_subnet: int) -> Evidence:
+    low = ipaddress.IPv6Network(TGA_SITE)[first_subnet << 64]
+    return Evidence(
+        "distinct /64s of the site's /48 probed from a2",
+        lambda f: (
+            frames(A2.mac, dst_net=TGA_SITE)(f)
+            and f.dst_ip != ""
+            and ipaddress.IPv6Address(f.dst_ip) >= low
+        ),
+        32,
+        distinct=destination_64,
+    )
+
+
+def unreachable_site(lab: Lab) -> None:
+    """r1 answers for the whole /48 beyond its LAN /64 with no-route errors, never a loop."""
+    _ip("-n", lab.nodes["r1"], "-6", "route", "add", "unreachable", TGA_SITE)
+
+
+# Sends a TCP SYN to port 443 of every address listed in a file, one every 20 ms, from
+# a2 to r1's WAN MAC, with scapy (random source ports, as zmap6 and 6Scan do).
+_SCAPY_TGA: Final = """
+import sys
+from scapy.all import Ether, IPv6, TCP, sendp
+src, router_mac, listing = sys.argv[1], sys.argv[2], sys.argv[3]
+targets = open(listing, encoding="ascii").read().split()
+frames = [
+    Ether(dst=router_mac) / IPv6(src=src, dst=t, hlim=64)
+    / TCP(sport=40000 + i % 20000, dport=443, flags="S")
+    for i, t in enumerate(targets)
+]
+sendp(frames, iface="eth0", inter=0.02, verbose=False)
+print(f"sent {len(frames)} SYNs")
+"""
+
+
+@scenario(
+    expect=(),
+    evidence=[],
+    tools=["nmap"],
+    outside=expected(["ipv6.tga_scan"], [tga_evidence(TGA_SCAN_FIRST)], [1001501]),
+)
+def nmap_tga_clusters(lab: Lab) -> None:
+    """nmap pings 320 targets of one nibble cluster over 40 /64s of the site's /48.
+
+    ``nmap -6 -n -sn --max-retries 0 --min-rate 50 --max-rate 50 -PE -iL targets.txt``
+    (~7 s, under ``timeout`` 12 s), targets.txt listing 2001:db8:1:S:1a2b:3c4d:X00:Y0,
+    eight per /64 for S from 0x100 to 0x127: a target-generation scan (clustered
+    nibbles) that no /64 sweep and no wide scan counts. Nothing reaches the LAN.
+    """
+    start_routed(lab)
+    unreachable_site(lab)
+    targets = lab.workdir / "tga-targets.txt"
+    targets.write_text("\n".join(tga_targets(TGA_SCAN_FIRST, 1515)) + "\n", encoding="ascii")
+    remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 12, lab)
+
+
+@scenario(
+    expect=(),
+    evidence=[],
+    outside=expected(["ipv6.tga_scan"], [tga_evidence(TGA_SCAN_FIRST)], [1001501]),
+)
+def scapy_tga_clusters(lab: Lab) -> None:
+    """A scapy scanner sends TCP SYNs to port 443 of 320 targets drawn from a second
+    nibble cluster (2001:db8:1:S:0:5e00:X:Y0) over the same 40 /64s, 50 per second.
+
+    ``python -c _SCAPY_TGA 2001:db8:ff::a <r1's WAN MAC> targets.txt`` in a2 (~7 s, under
+    ``timeout`` 15 s): a target-generation scan over TCP, no reply but r1's errors.
+    """
+    start_routed(lab)
+    unreachable_site(lab)
+    targets = lab.workdir / "tga-targets.txt"
+    listing = tga_targets(TGA_SCAN_FIRST, 1516, "0:5e00:{x:x}:{y:x}0")
+    targets.write_text("\n".join(listing) + "\n", encoding="ascii")
+    argv = [sys.executable, "-c", _SCAPY_TGA, A2.addresses[0], R1_WAN.mac, str(targets)]
+    remote_scan(argv, 15, lab)
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "echo replies from the /48's answered /64s to a2, on the LAN",
+            frames(H2.mac, 129, src_net=TGA_ANSWERED_ROUTE),
+            250,
+        )
+    ],
+    tools=["nmap"],
+    outside=expected(
+        [],
+        [
+            Evidence(
+                "echo replies from the /48's answered /64s to a2",
+                frames(R1_WAN.mac, 129, src_net=TGA_ANSWERED_ROUTE),
+                250,
+            )
+        ],
+    ),
+)
+def nmap_tga_answered(lab: Lab) -> None:
+    """Benign: nmap pings 320 addresses over 40 /64s of the /48 that all exist, as a CDN
+    client talks to many servers of one provider: h2 holds every one (on lo, r1 routing
+    2001:db8:1:40::/58 to it) and answers, so no no-reply ratio lets it alert.
+
+    ``nmap -6 -n -sn --max-retries 0 --min-rate 50 --max-rate 50 -PE -iL targets.txt``
+    (~7 s, under ``timeout`` 12 s).
+    """
+    start_routed(lab)
+    listing = tga_targets(TGA_ANSWERED_FIRST, 1517)
+    batch = lab.workdir / "tga-addresses.batch"
+    batch.write_text("".join(f"address add {a}/128 dev lo\n" for a in listing), encoding="ascii")
+    _ip("-n", lab.nodes["h2"], "-6", "-batch", str(batch))
+    _ip("-n", lab.nodes["r1"], "-6", "route", "add", TGA_ANSWERED_ROUTE, "via", H2_GLOBAL)
+    targets = lab.workdir / "tga-targets.txt"
+    targets.write_text("\n".join(listing) + "\n", encoding="ascii")
+    remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 12, lab)
 
 
 # -- recording -----------------------------------------------------------------------

@@ -1,0 +1,67 @@
+//! Which decoded packets can be address probes: the filters the scan reducers share
+//! (`ipv6.sweep`'s `sweep` and `ipv6.tga_scan`'s `tga_scan`).
+//!
+//! Owns the probe kinds (issue 4's list) and the cheap per-packet tests both reducers run
+//! before any hashing: multicast, link-local and Neighbor Discovery traffic is not
+//! addressed probing, and a packet from the unspecified address or an ICMPv6 error quoting
+//! the destination's own packet is a reply. Byte comparisons only: every packet passes
+//! here. Knows nothing of windows or counters.
+
+use crate::decode::events::Ipv6Packet;
+
+/// Index of the last probe kind (`other`) in `PROBE_NAMES`.
+pub const OTHER: usize = 6;
+/// Probe kinds, indexing `probes` arrays; `other` last.
+pub const PROBE_NAMES: [&str; 7] = [
+    "icmpv6_echo",
+    "icmpv6_error",
+    "icmpv6_other",
+    "tcp_syn",
+    "tcp_other",
+    "udp",
+    "other",
+];
+pub const ECHO: usize = 0;
+pub const TCP_SYN: usize = 3;
+
+/// The probe kind of a packet (an index into `PROBE_NAMES`).
+#[inline]
+pub fn probe_kind(p: &Ipv6Packet) -> usize {
+    if let Some(t) = p.icmp_type {
+        return match t {
+            128 => ECHO,
+            0..=127 => 1,
+            _ => 2,
+        };
+    }
+    if let Some(flags) = p.tcp_flags {
+        return if flags & 0x12 == 0x02 { TCP_SYN } else { 4 };
+    }
+    if p.ip.upper == 17 {
+        return 5;
+    }
+    OTHER
+}
+
+#[inline]
+pub fn is_link_local(a: &[u8; 16]) -> bool {
+    a[0] == 0xFE && a[1] & 0xC0 == 0x80
+}
+
+/// False for multicast and link-local traffic and for Neighbor Discovery: not addressed
+/// probing, and not a reply to it either.
+#[inline]
+pub fn addressed(p: &Ipv6Packet) -> bool {
+    let (src, dst) = (&p.ip.src, &p.ip.dst);
+    if dst[0] == 0xFF || is_link_local(dst) || is_link_local(src) || src[0] == 0xFF {
+        return false;
+    }
+    !matches!(p.icmp_type, Some(133..=137))
+}
+
+/// True for a packet that cannot be a probe of its destination: from the unspecified
+/// address, or an ICMPv6 error about the destination's own packet (a reply).
+#[inline]
+pub fn answers_destination(p: &Ipv6Packet) -> bool {
+    p.ip.src == [0u8; 16] || p.quoted_src.as_ref() == Some(&p.ip.dst)
+}
