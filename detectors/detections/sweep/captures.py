@@ -119,14 +119,15 @@ def cap_sweep_fanin_benign(out: Path) -> None:
     for i in range(600):  # 600 clients from random /64s connect to one server, answered
         t = 1 + i * 0.05
         c = DOC32 + rng.randbytes(12)
-        frames.append((at(t), wan6(ip6(c, server, 6, tcp6(c, server, 40000 + i, 443, 0x02), 57))))
+        syn = tcp6(c, server, 40000 + i, 443, 0x02)
+        frames.append((at(t), wan6(ip6(c, server, 6, syn, 57))))
         synack = tcp6(server, c, 443, 40000 + i, 0x12, 5000 + i, 2)
         frames.append((at(t + 0.001), wan6(ip6(server, c, 6, synack, 64))))
     for i in range(300):  # one client fetching from 300 CDN addresses, every one answering
         t = 2 + i * 0.1
         edge = CDN + rng.randbytes(8)
-        frames.append((at(t), wan6(ip6(client, edge, 6, tcp6(client, edge, 50000 + i, 443, 0x02), 64))))
+        syn = tcp6(client, edge, 50000 + i, 443, 0x02)
+        frames.append((at(t), wan6(ip6(client, edge, 6, syn, 64))))
         synack = tcp6(edge, client, 443, 50000 + i, 0x12, 9000 + i, 2)
         frames.append((at(t + 0.02), wan6(ip6(edge, client, 6, synack, 57))))
     write_pcap(out / "sweep_fanin_benign.pcap", sorted(frames))
-

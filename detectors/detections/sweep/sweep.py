@@ -208,7 +208,7 @@ class Sweep:
     def _fan_closed(self, o: Outcome) -> None:
         """One observation of a closed fan-in window (two or more source /64s)."""
         _, dst64, targets, exact, sources, ratio, packets, probes, tier, start, last = o[:11]
-        src_sample, src_level = o[11:]
+        src_sample = o[11]  # (o[12], its sample level, is for the alert's shares)
         end = last or start
         if self.observe is None or not self._take_budget(end):
             return

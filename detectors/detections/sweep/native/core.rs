@@ -960,10 +960,118 @@ mod tests {
         assert_eq!(core.table_stats()[0], (16, 16, 17));
         out.clear();
         core.flush(&mut out);
+        // (The destination /64's fan-in window, 33 source /64s, closes after it.)
         assert!(matches!(
             &out[..],
-            [Outcome::Closed { estimate, ratio, .. }] if *estimate == 20.0 && *ratio == 1.0
+            [Outcome::Closed { estimate, ratio, .. }, Outcome::FanClosed { .. }]
+                if *estimate == 20.0 && *ratio == 1.0
         ));
+    }
+
+    fn fanins(out: &[Outcome]) -> Vec<(usize, f64, f64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outcome::FanIn {
+                    tier,
+                    targets,
+                    sources,
+                    ..
+                } => Some((*tier, *targets, *sources)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_random_source_per_probe_is_one_fan_in_sweep_and_the_tables_thrash() {
+        let mut c = cfg();
+        c.max_sources = 256;
+        c.max_pairs = 256;
+        let mut core = SweepCore::new(c);
+        let mut out = Vec::new();
+        for i in 0..2000u64 {
+            let s = addr(0x2001_0db8_0000_0000 | (mix64(i) >> 32), mix64(i ^ 7));
+            core.on_packet(&udp(i as i64 * 1000, s, addr(TARGETS, mix64(!i))), &mut out);
+        }
+        // Tiers 100 and 1000 (the test config's); no per-source tier, no wide scan.
+        let f = fanins(&out);
+        assert_eq!((f.len(), f[0]), (2, (1, 100.0, 100.0)));
+        assert!(f[1].0 == 2 && (f[1].1 - 1000.0).abs() < 50.0, "{f:?}"); // sketches now
+        assert_eq!(tiers_of(&out), Vec::<usize>::new());
+        let thrash: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Thrash {
+                    table,
+                    evictions,
+                    cap,
+                    ..
+                } => Some((*table, *evictions, *cap)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(thrash, [(0, 256, 256), (1, 256, 256)]); // once per table and window
+        match out.iter().find(|o| matches!(o, Outcome::FanIn { .. })) {
+            Some(Outcome::FanIn { ratio, win, .. }) => {
+                assert_eq!(*ratio, 1.0);
+                assert!(win.src_sample.len() > 16 && win.src_sample.len() <= SOURCE_SAMPLE);
+            }
+            o => panic!("{o:?}"),
+        }
+        // The fan-in window closes into one observation at the end.
+        out.clear();
+        core.flush(&mut out);
+        let closed: Vec<_> = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::FanClosed { .. }))
+            .collect();
+        assert_eq!(closed.len(), 1);
+    }
+
+    #[test]
+    fn a_new_source_64_every_99_probes_is_a_fan_in_sweep() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..2000u64 {
+            let s = addr(0x2001_0db8_4000_0000 + i / 99, 1);
+            core.on_packet(&udp(i as i64 * 1000, s, addr(TARGETS, i + 1)), &mut out);
+        }
+        assert_eq!(tiers_of(&out), Vec::<usize>::new()); // 99 each: below medium
+        let f = fanins(&out);
+        assert_eq!(f[0].0, 1);
+        assert!(f[0].1 >= 100.0 && f[0].2 >= 8.0, "{f:?}"); // once 8 source /64s did it
+    }
+
+    #[test]
+    fn answered_fan_in_and_a_busy_server_stay_silent() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..3000u64 {
+            // Clients from random /64s to 300 servers of one /64, each answered...
+            let c = addr(0x2001_0db8_0000_0000 | (mix64(i) >> 32), 9);
+            let srv = addr(TARGETS, 1 + i % 300);
+            core.on_packet(&udp(i as i64 * 1000, c, srv), &mut out);
+            core.on_packet(&udp(i as i64 * 1000 + 1, srv, c), &mut out);
+            // ...and thousands of clients of one server.
+            let one = addr(0x2001_0db8_0002_0000, 0x80);
+            core.on_packet(&udp(i as i64 * 1000 + 2, c, one), &mut out);
+        }
+        assert_eq!(fanins(&out), Vec::<(usize, f64, f64)>::new());
+    }
+
+    #[test]
+    fn a_million_random_sources_stay_in_bounded_tables() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..1_000_000u64 {
+            let s = addr(0x2001_0000_0000_0000 | (mix64(i) >> 16), mix64(i ^ 0xabc));
+            core.on_packet(&udp(i as i64 * 1000, s, addr(TARGETS, mix64(!i))), &mut out);
+        }
+        let [s, p, f] = core.table_stats();
+        assert_eq!((s.0, p.0, f.0), (8192, 8192, 1));
+        assert!(s.2 > 990_000 && p.2 > 990_000 && f.2 == 0);
+        let tiers: Vec<usize> = fanins(&out).iter().map(|t| t.0).collect();
+        assert_eq!(tiers, [1, 2, 3]);
     }
 
     fn peak_rss_kib() -> u64 {
