@@ -190,8 +190,8 @@ pub struct Fan {
     pub packets: u64,
     pub probes: [u64; 7],
     pub first: Ipv6Packet,
-    pub targets: DistinctCounter,    // interface identifiers, as the pairs count them
-    pub sources: DistinctCounter,    // source /64s
+    pub targets: DistinctCounter, // interface identifiers, as the pairs count them
+    pub sources: DistinctCounter, // source /64s
     pub responders: DistinctCounter, // hosts of this /64 that sent anything
     pub sample: DistinctSample<[u8; 16]>,
     pub src_sample: DistinctSample<[u8; 16]>,
@@ -252,8 +252,8 @@ impl From<&Fan> for FanSnapshot {
 #[derive(Clone, Copy, Debug)]
 struct Thrash {
     start_ns: i64,
-    base: u64,     // the table's evictions when this window started
-    min: u64,      // evictions in one window that are thrashing
+    base: u64,      // the table's evictions when this window started
+    min: u64,       // evictions in one window that are thrashing
     reported: bool, // once per window
 }
 
@@ -359,8 +359,9 @@ pub enum Outcome {
         responders: f64,
         win: FanSnapshot,
     },
-    /// A fan-in window of at least two source /64s ended with at least
-    /// `observe_min_targets`: Python writes the observation (within the budget).
+    /// A fan-in window of at least half `fanin_min_sources` source /64s (and two) ended
+    /// with at least `observe_min_targets`: Python writes the observation (within the
+    /// budget).
     FanClosed {
         dst64: [u8; 8],
         targets: f64,
@@ -402,8 +403,10 @@ fn fan_closed(cfg: &Config, dst64: [u8; 8], f: &FanRef, out: &mut Vec<Outcome>) 
     let f = f.borrow();
     let targets = f.targets.estimate();
     let sources = f.sources.estimate();
-    if targets < min || sources < 2.0 {
-        return; // one source /64's window is the pair's observation already
+    if targets < min || sources < (cfg.fanin_sources / 2.0).max(2.0) {
+        // One or two source /64s are the pairs' observations already: a fan-in
+        // observation needs half of fanin_min_sources.
+        return;
     }
     out.push(Outcome::FanClosed {
         dst64,
