@@ -37,8 +37,9 @@ Fan-in (issue 15): the reducer also counts per destination /64 across every
 source (distinct targets, distinct source /64s, hosts of the /64 that
 answered, a distinct sample of source addresses). ``fanin_sweep`` alerts when
 a tier is crossed from at least ``fanin_min_sources`` source /64s, with the
-sampled sources' /48 and /32 concentration; a closed fan-in window of two or
-more source /64s is an observation (kind ``fanin``) for the cross-sensor hunt.
+sampled sources' /48 and /32 concentration; a closed fan-in window with
+``observe_min_targets`` targets from at least half ``fanin_min_sources`` source
+/64s is an observation (kind ``fanin``) for the cross-sensor hunt.
 ``state_thrashing`` reports a table that evicted ``thrash_ratio`` times its
 cap in one window, once per table and window.
 """
@@ -206,7 +207,7 @@ class Sweep:
         return True
 
     def _fan_closed(self, o: Outcome) -> None:
-        """One observation of a closed fan-in window (two or more source /64s)."""
+        """One observation of a closed fan-in window (enough targets and source /64s)."""
         _, dst64, targets, exact, sources, ratio, packets, probes, tier, start, last = o[:11]
         src_sample = o[11]  # (o[12], its sample level, is for the alert's shares)
         end = last or start
