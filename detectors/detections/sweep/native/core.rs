@@ -1032,6 +1032,32 @@ mod tests {
     }
 
     #[test]
+    fn thrashing_is_reported_once_per_table_and_window() {
+        let mut c = cfg();
+        c.max_sources = 64;
+        c.max_pairs = 64;
+        let mut core = SweepCore::new(c);
+        let mut out = Vec::new();
+        // 1000 random sources in each of two windows (300 s apart): 64 evictions is
+        // thrashing, reported once per table in each window, not per eviction.
+        for i in 0..2000u64 {
+            let ts = (i / 1000) as i64 * 300_000_000_000 + (i % 1000) as i64 * 1000;
+            let s = addr(0x2001_0db8_0000_0000 | (mix64(i) >> 32), 1);
+            core.on_packet(&udp(ts, s, addr(TARGETS, mix64(!i))), &mut out);
+        }
+        let thrash: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Thrash {
+                    table, evictions, ..
+                } => Some((*table, *evictions)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(thrash, [(0, 64), (1, 64), (0, 64), (1, 64)]);
+    }
+
+    #[test]
     fn a_new_source_64_every_99_probes_is_a_fan_in_sweep() {
         let mut core = SweepCore::new(cfg());
         let mut out = Vec::new();
