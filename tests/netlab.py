@@ -2701,6 +2701,188 @@ def nmap_tga_answered(lab: Lab) -> None:
     remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 12, lab)
 
 
+# -- fan-in sweeps (issue 15) ------------------------------------------------------------
+# Scans of the LAN's /64 whose every probe comes from a different source /64, so no
+# per-source window counts them: only the per-destination fan-in window does. a2 sends
+# from random addresses of FANIN_NET (2001:db8:8000::/33, documentation space and no
+# lab prefix in it), which r1 routes back to a2, so answers and errors return there.
+
+FANIN_NET: Final = "2001:db8:8000::/33"
+# Run in a2 as `python -c _SCAPY_FANIN COUNT TARGETS FIRST ROUTER_MAC SEED STRIDE`: COUNT
+# ICMPv6 echo requests, each from a new random address (and /64) of FANIN_NET, to
+# TARGETS addresses FIRST, FIRST + STRIDE, ... in turn; one socket, sent as fast as
+# scapy goes.
+_SCAPY_FANIN: Final = """
+import ipaddress, random, sys
+from scapy.all import Ether, ICMPv6EchoRequest, IPv6, conf, sendp
+count, targets, first, router, seed, stride = sys.argv[1:7]
+rng = random.Random(int(seed))
+net = int(ipaddress.IPv6Address("2001:db8:8000::"))
+first = ipaddress.IPv6Address(first)
+conf.verb = 0
+packets = [
+    Ether(dst=router)
+    / IPv6(src=str(ipaddress.IPv6Address(net | rng.getrandbits(95))),
+           dst=str(first + (n % int(targets)) * int(stride)), hlim=57)
+    / ICMPv6EchoRequest(id=0x15, seq=n & 0xFFFF)
+    for n in range(int(count))
+]
+sendp(packets, iface="eth0")
+print(f"sent {len(packets)}", flush=True)
+"""
+FANIN_THRASH_PROBES: Final = 17000  # 8192 evictions past the tables' 8192: thrashing
+FANIN_TARGETS: Final = 150  # distinct LAN addresses, cycled: past medium_targets (100)
+
+
+def start_fanin(lab: Lab) -> None:
+    """``start_lan`` with the WAN, r1 routing ``FANIN_NET`` to a2 and its FAILED and
+    NOARP neighbours swept. No egress limit on a2: scapy sends a bounded list."""
+    start_lan(lab, wan=True)
+    _ip("-n", lab.nodes["r1"], "-6", "route", "add", FANIN_NET, "via", A2.addresses[0])
+    lab.sweep_neighbours("r1")
+
+
+def scapy_fanin(
+    lab: Lab, count: int, targets: int, first: str, seed: int, stride: int = 1
+) -> ToolRun:
+    argv = [sys.executable, "-c", _SCAPY_FANIN, str(count), str(targets), first, R1_WAN.mac]
+    run = lab.run_tool("a2", [*argv, str(seed), str(stride)], 60, NEIGHBOUR_BUDGET)
+    time.sleep(SOLICIT_TAIL)
+    return run
+
+
+def _fanin_sources(minimum: int) -> Evidence:
+    return Evidence(
+        "distinct random sources of FANIN_NET probing the LAN",
+        frames(A2.mac, ICMP_ECHO, src_net=FANIN_NET, dst_net=LAN_PREFIX),
+        minimum,
+        distinct=source,
+    )
+
+
+@scenario(
+    expect=["ipv6.ndp_exhaustion"],
+    sids=[1000201],
+    evidence=[Evidence("distinct targets r1 solicited", frames(R1.mac, ICMP_NS), 100, nd_target)],
+    outside=expected(
+        ["ipv6.sweep"],
+        [
+            Evidence(
+                "distinct LAN addresses probed from a2",
+                frames(A2.mac, dst_net=LAN_PREFIX),
+                FANIN_TARGETS,
+                distinct=destination,
+            ),
+            _fanin_sources(16800),
+        ],
+        [1000404, 1000405],
+    ),
+    span=expected(
+        ["ipv6.sweep", "ipv6.ndp_exhaustion"],
+        [_fanin_sources(16800)],
+        [1000404, 1000405, 1000201],
+    ),
+)
+def scapy_fanin_random_sources(lab: Lab) -> None:
+    """A scapy scanner sending each probe from a new random address of 2001:db8:8000::/33.
+
+    ``python -c _SCAPY_FANIN 17000 150 2001:db8:1::f000 ...`` in a2: 17000 echo requests,
+    each from its own source /64, to 2001:db8:1::f000 .. ::f095 in turn (a few seconds).
+    Outside: one fan-in sweep of 2001:db8:1::/64, and the source and pair tables (8192)
+    evicting 8192 within one window (state_thrashing, once each); no per-source sweep.
+    Inside: r1's NS storm.
+    """
+    start_fanin(lab)
+    scapy_fanin(lab, FANIN_THRASH_PROBES, FANIN_TARGETS, "2001:db8:1::f000", 15)
+
+
+@lan_scan(
+    ["atk6-alive6"],
+    probed=140,
+    solicited=100,
+    sid=1000404,
+    outside_evidence=[_fanin_sources(100)],
+)
+def alive6_fanin_many_sources(lab: Lab) -> None:
+    """alive6 from eight source /64s in turn, each a random source per probe, 20 targets
+    each: 160 targets of 2001:db8:1::/64, no source /64 near medium_targets.
+
+    ``atk6-alive6 -n 1 -W 1 -I 2001:db8:800k::/64 eth0 2001:db8:1::k00-k13`` for k = 0
+    to 7 (about 1 s each). alive6's -I randomises only the bits past the prefix it is
+    given and keeps one /64 per run whatever the prefix length, hence eight runs: a
+    scan distributed over source /64s, which only the fan-in window of the LAN's /64
+    adds up.
+    """
+    start_fanin(lab)
+    lab.limit_egress("a2", SCAN_TBF)
+    for k in range(8):
+        argv = [*ALIVE6, "-I", f"2001:db8:800{k}::/64", "eth0", f"2001:db8:1::{k}00-{k}13"]
+        lab.run_tool("a2", argv, 4, NEIGHBOUR_BUDGET)
+    time.sleep(SOLICIT_TAIL)
+
+
+# Benign fan-in: many source /64s, every probe answered.
+
+BENIGN_FANIN_SOURCES: Final = 300
+BUSY_ADDRESSES: Final = 120  # h2's extra addresses: a hosting /64 answering everyone
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "distinct remote clients h2 answered",
+            frames(H2.mac, 129, dst_net=FANIN_NET),
+            BENIGN_FANIN_SOURCES - 20,
+            distinct=destination,
+        )
+    ],
+    outside=expected((), [_fanin_sources(BENIGN_FANIN_SOURCES - 20)]),
+    span=_SILENT,
+)
+def benign_fanin_busy_server(lab: Lab) -> None:
+    """A busy server answering many clients: 300 pings to h2's address, each from a new
+    random /64 of 2001:db8:8000::/33, every one answered. One target: no fan-in."""
+    start_fanin(lab)
+    scapy_fanin(lab, BENIGN_FANIN_SOURCES, 1, H2_GLOBAL, 16)
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "distinct addresses of h2 that answered",
+            frames(H2.mac, 129, dst_net=FANIN_NET),
+            BUSY_ADDRESSES - 5,
+            distinct=source,
+        )
+    ],
+    outside=expected((), [_fanin_sources(BENIGN_FANIN_SOURCES - 20)]),
+    span=_SILENT,
+)
+def benign_fanin_cdn(lab: Lab) -> None:
+    """CDN-like traffic: h2 holds 2001:db8:1::c000 to ::c077 (a hosting /64) and clients
+    from 300 random /64s of 2001:db8:8000::/33 ping them in turn; every address
+    answers. Many sources, 120 targets, no reply missing: the no-reply gate holds."""
+    start_fanin(lab)
+    # Only the bits above the low 24 differ: one solicited-node group, one MLD join.
+    batch = "".join(f"address add {_busy(n)}/64 dev eth0 nodad\n" for n in range(BUSY_ADDRESSES))
+    subprocess.run(
+        ["ip", "-n", lab.nodes["h2"], "-6", "-batch", "-"],
+        input=batch,
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    scapy_fanin(lab, BENIGN_FANIN_SOURCES, BUSY_ADDRESSES, _busy(0), 17, 1 << 24)
+
+
+def _busy(n: int) -> str:
+    """h2's ``n``-th hosting address: 2001:db8:1::c000 with ``n`` above the low 24 bits."""
+    return str(ipaddress.IPv6Address("2001:db8:1::c000") + (n << 24))
+
+
 # -- recording -----------------------------------------------------------------------
 
 

@@ -8,7 +8,9 @@ ES|QL detected as absent on the minimal node and its rule skipped; the round tri
 (every regression capture's ECS alerts indexed, every Sigma rule over v6sentry alerts
 finds exactly the alerts of its signature); three sensors each below the sweep
 threshold found together; answered multi-sensor traffic and an already alerted source
-not flagged; the exit codes. Each test uses its own index names and deletes them.
+not flagged; the exit codes; a fan-in scan below threshold at three sensors found by
+destination /64, and no longer once a sensor alerted on it. Each test uses its own
+index names and deletes them.
 """
 
 from __future__ import annotations
@@ -99,8 +101,10 @@ def test_observations_are_capped_per_window_and_the_overflow_counted(tmp_path: P
         frames, tmp_path, {"observe_min_targets": 5, "max_observations_per_window": 2}
     )
     assert [o.kind for o in seen] == ["sweep", "sweep", "overflow"]
-    assert seen[-1].details["dropped"] == 8 and seen[-1].details["cap"] == 2
-    assert engine.summary()["observations"] == {"dropped": 8, "overflow": 1, "sweep": 2}
+    # Eight more pair windows and the fan-in window of 2001:db8:1::/64 (ten source /64s
+    # probed its five addresses) are past the cap.
+    assert seen[-1].details["dropped"] == 9 and seen[-1].details["cap"] == 2
+    assert engine.summary()["observations"] == {"dropped": 9, "overflow": 1, "sweep": 2}
 
 
 def test_no_observation_below_the_minimum_or_without_a_listener(tmp_path: Path) -> None:
@@ -384,3 +388,44 @@ def test_hunt_and_push_take_credentials_like_shipping(es_node: EsNode, tmp_path:
         assert proc.returncode == 2 and b"credentials in the URL are refused" in proc.stderr
     proc = v6sentry("hunt", "--es", es_node.url, "--es-ca", str(tmp_path / "missing.pem"))
     assert proc.returncode == 2 and b"missing.pem: CA file not found" in proc.stderr
+
+
+# -- fan-in sweeps across sensors (issue 15) -----------------------------------------------
+
+
+def test_a_fan_in_scan_below_threshold_at_three_sensors_is_found(
+    es: tuple[Elasticsearch, str, str], es_node: EsNode, tmp_path: Path
+) -> None:
+    """Three sensors each see 60 probes into 2001:db8:1::/64, every one from its own
+    random source /64: below medium_targets at each (no alert), one fan-in observation
+    each. The hunt adds them up by destination /64 and flags the /64; once a sensor
+    alerted on it, it is no longer flagged."""
+    from detectors.detections.sweep.captures import fanin_probes, write_stream
+
+    client, namespace, rules_index = es
+    push(client, rule_documents(read_pack(REPO)), rules_index)
+    for n, name in enumerate(("fa", "fb", "fc")):
+        pcap = tmp_path / f"{name}.pcap"
+        write_stream(pcap, fanin_probes(60, seed=100 + n, step=0.01, start=1 + 20 * n))
+        alerts, events = replay({"file": str(pcap), "policy": "policy.yaml"}, name, tmp_path)
+        assert alerts == []
+        assert [e["v6sentry"]["observation"]["kind"] for e in events] == ["fanin"]
+        index_events(client, events, f"logs-v6sentry.event-{namespace}")
+    code, report = hunt(es_node.url, namespace, rules_index, "--fail-on-hits")
+    (found,) = report["fanin"]["targets"]
+    assert found["destination_prefix"] == "2001:db8:1::/64" and found["flagged"] and code == 1
+    assert found["sensors"] == ["fa", "fb", "fc"] and found["alerted_by"] == []
+    assert found["summed_targets"] == 180 == found["summed_source_prefixes"]
+    assert found["max_targets"] == 60 and found["min_no_reply_ratio"] == 1.0
+    assert len(found["sampled_sources"]) == 10
+    assert report["totals"]["fanin_flagged"] == 1
+    assert report["cross_sensor"]["sources"] == []  # no source /64 observed twice
+
+    # A fourth sensor alerted on the /64 (the regression capture's fan-in sweep).
+    alerts, events = replay(entry("sweep_fanin.pcap"), "fd", tmp_path)
+    assert "1000404" in {a["rule"]["id"] for a in alerts}
+    index_alerts(client, alerts, namespace)
+    code, report = hunt(es_node.url, namespace, rules_index)
+    (found,) = report["fanin"]["targets"]
+    assert found["alerted_by"] == ["fd"] and not found["flagged"]
+    assert report["totals"]["fanin_flagged"] == 0

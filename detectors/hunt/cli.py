@@ -42,7 +42,9 @@ examples:
 Run it every few minutes with the default range (the sweep spec's window_s): a
 scanner whose probes at every sensor stay below medium_targets is reported once its
 combined targets reach medium_targets within one range. A longer --since adds up
-everything in the range.
+everything in the range. Fan-in: a destination /64 probed from many source /64s
+(random-source scans) that several sensors observed below fanin_sweep is reported
+once their targets add up to medium_targets from fanin_min_sources source /64s.
 
 exit codes: 0 ran (hits or not), 1 hits and --fail-on-hits, 2 usage, connection or
 input error. Skipped rules (ES|QL on a server without it) never change the exit code.
@@ -124,7 +126,7 @@ def hunt(client: Elasticsearch, args: argparse.Namespace) -> dict[str, Any]:
         min_no_reply=th["min_no_reply_ratio"],
         namespace=args.namespace,
     )
-    return {
+    report: dict[str, Any] = {
         "range": {"since": when.since, "until": when.until},
         "esql": {"supported": esql[0], "reason": esql[1]},
         "rules": [asdict(r) for r in rules],
@@ -145,6 +147,8 @@ def hunt(client: Elasticsearch, args: argparse.Namespace) -> dict[str, Any]:
             "cross_sensor_flagged": sum(1 for s in sources if s.flagged),
         },
     }
+    add_fanin(report, client, args, th, when)
+    return report
 
 
 def table(report: dict[str, Any]) -> str:
@@ -175,6 +179,7 @@ def table(report: dict[str, Any]) -> str:
             f"{len(s['sensors'])} sensors ({', '.join(s['sensors'])}), "
             f"{s['combined_targets']} targets in {s['destination_prefixes']} /64s: {verdict}"
         )
+    lines += fanin_table(report)
     tot = report["totals"]
     lines.append("")
     lines.append(
@@ -217,4 +222,62 @@ def run(args: argparse.Namespace) -> int:
     if errors:
         print(f"v6sentry: warning: {errors} rules failed to run (see the report)", file=sys.stderr)
     hit = report["totals"]["hits"] or report["totals"]["cross_sensor_flagged"]
+    hit = hit or report["totals"]["fanin_flagged"]
     return EXIT_HITS if hit and args.fail_on_hits else EXIT_OK
+
+
+# -- fan-in sweeps across sensors (issue 15) ---------------------------------------------
+
+
+def add_fanin(
+    report: dict[str, Any],
+    client: Elasticsearch,
+    args: argparse.Namespace,
+    th: dict[str, float],
+    when: Any,
+) -> None:
+    """The cross-sensor fan-in hunt (``search.cross_sensor_fanin``) into ``report``."""
+    from detectors.hunt.search import cross_sensor_fanin
+
+    targets = cross_sensor_fanin(
+        client,
+        when,
+        min_sensors=args.min_sensors,
+        min_targets=th["medium_targets"],
+        min_sources=th["fanin_min_sources"],
+        min_no_reply=th["min_no_reply_ratio"],
+        namespace=args.namespace,
+    )
+    report["fanin"] = {
+        "thresholds": {
+            "min_sensors": args.min_sensors,
+            "medium_targets": th["medium_targets"],
+            "fanin_min_sources": th["fanin_min_sources"],
+            "min_no_reply_ratio": th["min_no_reply_ratio"],
+        },
+        "targets": [asdict(t) for t in targets],
+    }
+    report["totals"]["fanin_flagged"] = sum(1 for t in targets if t.flagged)
+
+
+def fanin_table(report: dict[str, Any]) -> list[str]:
+    fan = report["fanin"]
+    t = fan["thresholds"]
+    lines = [
+        "",
+        f"cross-sensor fan-in sweeps (>= {t['min_sensors']} sensors, summed targets >= "
+        f"{t['medium_targets']:g} from >= {t['fanin_min_sources']:g} source /64s, no-reply "
+        f">= {t['min_no_reply_ratio']:g}, no ipv6.sweep alert):",
+    ]
+    if not fan["targets"]:
+        lines.append("  none")
+    for f in fan["targets"]:
+        verdict = "FLAGGED" if f["flagged"] else "below threshold"
+        if f["alerted_by"]:
+            verdict = f"alerted by {', '.join(f['alerted_by'])}"
+        lines.append(
+            f"  {f['destination_prefix']}: {len(f['sensors'])} sensors "
+            f"({', '.join(f['sensors'])}), {f['summed_targets']} targets from "
+            f"{f['summed_source_prefixes']} source /64s: {verdict}"
+        )
+    return lines

@@ -286,3 +286,137 @@ def _sweep_alerts(
     )
     buckets = resp.get("aggregations", {}).get("sources", {}).get("buckets", [])
     return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}
+
+
+# -- fan-in sweeps across sensors (issue 15) ---------------------------------------------
+
+
+@dataclass(slots=True)
+class CrossSensorFanIn:
+    """One destination /64 that several sensors saw probed from many source /64s."""
+
+    destination_prefix: str
+    sensors: list[str]
+    summed_targets: int  # every sensor's estimates added (sensors on one path double count)
+    max_targets: int  # the largest estimate one observation made
+    summed_source_prefixes: int
+    sampled_sources: list[str]
+    observations: int
+    min_no_reply_ratio: float
+    first_seen: float
+    last_seen: float
+    alerted_by: list[str]
+    flagged: bool
+
+
+def cross_sensor_fanin(
+    client: Elasticsearch,
+    when: Range,
+    *,
+    min_sensors: int,
+    min_targets: float,
+    min_sources: float,
+    min_no_reply: float,
+    namespace: str | None = None,
+) -> list[CrossSensorFanIn]:
+    """Fan-in observations (``kind: fanin``: one closed destination /64 window of two or
+    more source /64s at one sensor) grouped by destination /64. A /64 is flagged when at
+    least ``min_sensors`` sensors observed it, their targets add up to ``min_targets``
+    and their source /64s to ``min_sources``, and no sensor raised ``ipv6.sweep`` for
+    that /64 (``v6sentry.target_prefix``) in the range. Sensors on disjoint paths (a
+    multihomed site) see disjoint parts of a distributed scan, so the estimates are
+    added; ``max_targets`` is the single largest, for sensors on one path."""
+    obs = "v6sentry.observation"
+    resp = client.search(
+        index=namespaced(EVENT_PATTERN, namespace),
+        size=0,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query={
+            "bool": {
+                "filter": [
+                    when.filter(),
+                    {"term": {"event.dataset": "v6sentry.observation"}},
+                    {"term": {f"{obs}.kind": "fanin"}},
+                    {"range": {f"{obs}.no_reply_ratio": {"gte": min_no_reply}}},
+                ]
+            }
+        },
+        aggs={
+            "targets": {
+                "terms": {
+                    "field": f"{obs}.destination_prefix",
+                    "size": MAX_SOURCES,
+                    "min_doc_count": min_sensors,
+                    "order": {"_key": "asc"},
+                },
+                "aggs": {
+                    "sensor_count": {"cardinality": {"field": "observer.name"}},
+                    "sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}},
+                    "summed": {"sum": {"field": f"{obs}.estimated_targets"}},
+                    "largest": {"max": {"field": f"{obs}.estimated_targets"}},
+                    "sources": {"sum": {"field": f"{obs}.source_prefixes"}},
+                    "sampled": {"terms": {"field": f"{obs}.sampled_sources", "size": 10}},
+                    "ratio": {"min": {"field": f"{obs}.no_reply_ratio"}},
+                    "first": {"min": {"field": f"{obs}.window.start"}},
+                    "last": {"max": {"field": f"{obs}.window.end"}},
+                },
+            }
+        },
+    )
+    buckets = resp.get("aggregations", {}).get("targets", {}).get("buckets", [])
+    candidates = [b for b in buckets if b["sensor_count"]["value"] >= min_sensors]
+    alerted = _fanin_alerts(client, when, [b["key"] for b in candidates], namespace)
+    out = []
+    for b in candidates:
+        summed = int(b["summed"]["value"] or 0)
+        sources = int(b["sources"]["value"] or 0)
+        by = alerted.get(b["key"], [])
+        out.append(
+            CrossSensorFanIn(
+                destination_prefix=b["key"],
+                sensors=sorted(s["key"] for s in b["sensors"]["buckets"]),
+                summed_targets=summed,
+                max_targets=int(b["largest"]["value"] or 0),
+                summed_source_prefixes=sources,
+                sampled_sources=sorted(s["key"] for s in b["sampled"]["buckets"]),
+                observations=int(b["doc_count"]),
+                min_no_reply_ratio=float(b["ratio"]["value"] or 0.0),
+                first_seen=float(b["first"]["value"] or 0.0),
+                last_seen=float(b["last"]["value"] or 0.0),
+                alerted_by=by,
+                flagged=summed >= min_targets and sources >= min_sources and not by,
+            )
+        )
+    return out
+
+
+def _fanin_alerts(
+    client: Elasticsearch, when: Range, prefixes: list[str], namespace: str | None
+) -> dict[str, list[str]]:
+    """Destination /64 -> the sensors that raised ``ipv6.sweep`` about it in the range."""
+    if not prefixes:
+        return {}
+    resp = client.search(
+        index=namespaced(ALERT_PATTERN, namespace),
+        size=0,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query={
+            "bool": {
+                "filter": [
+                    when.filter(),
+                    {"term": {"rule.category": "ipv6.sweep"}},
+                    {"terms": {"v6sentry.target_prefix": prefixes}},
+                ]
+            }
+        },
+        aggs={
+            "targets": {
+                "terms": {"field": "v6sentry.target_prefix", "size": len(prefixes)},
+                "aggs": {"sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}}},
+            }
+        },
+    )
+    buckets = resp.get("aggregations", {}).get("targets", {}).get("buckets", [])
+    return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}

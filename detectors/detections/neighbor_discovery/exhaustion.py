@@ -85,7 +85,12 @@ class Exhaustion:
             # identifiers, so a SIEM can join the cause and the effect.
             "correlation": {
                 "prefix": str(net),
-                "sweeps": sorted({sweep_identifier(a[:8], prefix) for a, _n in drivers}),
+                "sweeps": sorted(
+                    {sweep_identifier(a[:8], prefix) for a, _n in drivers}
+                    # Drivers from several source /64s: the fan-in sweep of the prefix
+                    # (ipv6.sweep fanin_sweep, issue 15) is the cause to join.
+                    | ({f"{net}|fanin"} if len({a[:8] for a, _n in drivers}) > 1 else set())
+                ),
             },
         }
         self.det.alert(

@@ -32,10 +32,22 @@ observation of it, whether or not it alerted; at most
 into one overflow observation. They let Elasticsearch add up a scanner that
 stays below every tier at each of several sensors. Does not parse packets
 and does not decide what the decoder counts as a packet.
+
+Fan-in (issue 15): the reducer also counts per destination /64 across every
+source (distinct targets, distinct source /64s, hosts of the /64 that
+answered, a distinct sample of source addresses). ``fanin_sweep`` alerts when
+a tier is crossed from at least ``fanin_min_sources`` source /64s, with the
+sampled sources' /48 and /32 concentration; a closed fan-in window with
+``observe_min_targets`` targets from at least half ``fanin_min_sources`` source
+/64s is an observation (kind ``fanin``) for the cross-sensor hunt.
+``state_thrashing`` reports a table that evicted ``thrash_ratio`` times its
+cap in one window, once per table and window.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +56,7 @@ from detectors.detections.budget import prefix64_str, sweep_identifier
 from detectors.detections.sweep.patterns import CLASSES, classify, eui64_oui
 from detectors.es.observations import Observation
 from detectors.events import Ipv6Packet, ip_str
+from detectors.state import Suppressor
 
 if TYPE_CHECKING:
     from detectors.detections import Detector
@@ -73,6 +86,8 @@ class Sweep:
         self.observe = det.ctx.observe
         self.observe_min = th["observe_min_targets"]
         self.observe_cap = int(th["max_observations_per_window"])
+        self.fanin_sources = th["fanin_min_sources"]
+        self.thrash_ratio = th["thrash_ratio"]
         precision = int(th["sketch_precision"])
         # Made before the suppressor, so its tables come first in the stats, as before.
         self.native = det.reducer(
@@ -90,12 +105,21 @@ class Sweep:
                 "max_pairs": int(th["max_pairs_tracked"]),
                 # Without a listener no closed window crosses over at all.
                 "observe_min": self.observe_min if self.observe is not None else None,
+                "fanin_sources": self.fanin_sources,
+                "max_fanin": int(th["max_fanin_tracked"]),
+                "thrash_ratio": self.thrash_ratio,
             },
         )
         self._budget_start: int | None = None  # packet time the observation budget opened
         self._budget_used = 0
         self._budget_dropped = 0
         self.suppress = det.suppressor(CATEGORY, th["max_pairs_tracked"])
+        # Its own interval (thrash_suppress_s) and a few keys: one per table.
+        self.thrash_suppress = Suppressor(
+            f"{CATEGORY}.thrash_suppression", int(th["thrash_suppress_s"] * NS), 16
+        )
+        det._tables.append(self.thrash_suppress.table)
+        det._suppressors.append(self.thrash_suppress)
 
     # -- what the native reducer hands back --------------------------------------
 
@@ -119,8 +143,14 @@ class Sweep:
             self._pair_closed(o)
         elif kind == "tier":
             self._tier_crossed(o)
-        else:
+        elif kind == "wide":
             self._wide(o)
+        elif kind == "fanin":
+            self._fanin(o)
+        elif kind == "fanclosed":
+            self._fan_closed(o)
+        else:
+            self._thrash(o)
 
     # -- observations --------------------------------------------------------
 
@@ -128,16 +158,9 @@ class Sweep:
         """One observation of a closed pair window with enough targets (bounded)."""
         _, src64, dst64, estimate, exact, sources, more, packets, probes, tier, start, last = o[:12]
         ratio = o[12]
-        if self.observe is None:
-            return
         end = last or start
-        self.close_budget(end)
-        if self._budget_start is None:
-            self._budget_start = end
-        if self._budget_used >= self.observe_cap:
-            self._budget_dropped += 1
+        if self.observe is None or not self._take_budget(end):
             return
-        self._budget_used += 1
         found = _counter(sources)
         top, top_found = found.most_common(1)[0] if found else (src64, 0)
         one_source = top_found >= HOST_SHARE * sum(found.values()) and not more
@@ -163,6 +186,51 @@ class Sweep:
                     "packets": packets,
                     "probes": dict(sorted(probes)),
                     "tier": TIERS[tier - 1] if tier else None,
+                    "window": {
+                        "start": start / NS,
+                        "end": end / NS,
+                        "seconds": self.window_ns / NS,
+                    },
+                },
+            )
+        )
+
+    def _take_budget(self, end: int) -> bool:
+        """One observation of the budget at packet time ``end``; False past the cap."""
+        self.close_budget(end)
+        if self._budget_start is None:
+            self._budget_start = end
+        if self._budget_used >= self.observe_cap:
+            self._budget_dropped += 1
+            return False
+        self._budget_used += 1
+        return True
+
+    def _fan_closed(self, o: Outcome) -> None:
+        """One observation of a closed fan-in window (enough targets and source /64s)."""
+        _, dst64, targets, exact, sources, ratio, packets, probes, tier, start, last = o[:11]
+        src_sample = o[11]  # (o[12], its sample level, is for the alert's shares)
+        end = last or start
+        if self.observe is None or not self._take_budget(end):
+            return
+        self.observe(
+            Observation(
+                kind="fanin",
+                ts_ns=end,
+                start_ns=start,
+                end_ns=end,
+                key=f"{prefix64_str(dst64)}|fanin",
+                capture=self.det.ctx.capture(),
+                details={
+                    "destination_prefix": prefix64_str(dst64),
+                    "estimated_targets": round(targets),
+                    "source_prefixes": round(sources),
+                    "exact": exact,
+                    "no_reply_ratio": round(ratio, 4),
+                    "packets": packets,
+                    "probes": dict(sorted(probes)),
+                    "tier": TIERS[tier - 1] if tier else None,
+                    "sampled_sources": _sample(src_sample),
                     "window": {
                         "start": start / NS,
                         "end": end / NS,
@@ -278,6 +346,83 @@ class Sweep:
             dest_mac=None,
         )
 
+    def _fanin(self, o: Outcome) -> None:
+        """A destination /64 reached a tier from many source /64s with the no-reply gate
+        passed: alert unless suppressed."""
+        _, dst64, reached, targets, exact, sources, ratio, responders, win = o
+        start, last, packets, probes, sample, level, src_sample, src_level, first, crossing = win
+        tier = TIERS[reached - 1]
+        identifier = f"{prefix64_str(dst64)}|fanin"
+        if not self.suppress.allow((identifier, tier), last):
+            return
+        event = crossing or first  # the packet that crossed the tier
+        self.det.alert(
+            CATEGORY,
+            "fanin_sweep",
+            identifier=identifier,
+            first_ns=start,
+            event=event,
+            evidence={
+                "target_prefix": prefix64_str(dst64),
+                "tier": tier,
+                "tiers": {t: self.tiers[i] for i, t in enumerate(TIERS)},
+                "estimated_targets": round(targets),
+                "exact": exact,
+                "coverage_of_64": targets / 2**64,
+                "source_prefixes": round(sources),
+                "thresholds": {"sources": self.fanin_sources, "targets": self.tiers[0]},
+                "source_concentration": concentration(src_sample, src_level),
+                "sampled_sources": _sample(src_sample),
+                "patterns": _patterns(sample, level),
+                "no_reply_ratio": round(ratio, 4),
+                "responders": round(responders),
+                "sample_targets": _sample(sample),
+                "probes": dict(sorted(probes)),
+                "packets": packets,
+                "first_seen": first.meta.ts_ns / NS,
+                "last_seen": last / NS,
+                "window": {"start": start / NS, "seconds": self.window_ns / NS},
+                "correlation": {"prefix": prefix64_str(dst64), "sweeps": [identifier]},
+            },
+            severity=tier,
+            src_ip=ip_str(event.ip.src),
+            src_mac=None,
+            dest_mac=None,
+        )
+
+    def _thrash(self, o: Outcome) -> None:
+        """A table evicted ``thrash_ratio`` times its cap within one window: one alert per
+        table (suppressed for ``thrash_suppress_s``)."""
+        _, table, evictions, cap, start, ts, total = o
+        identifier = f"{table}|thrash"
+        if not self.thrash_suppress.allow(identifier, ts):
+            return
+        seconds = max((ts - start) / NS, 1.0)  # a rate over at least one second
+        self.det.alert(
+            CATEGORY,
+            "state_thrashing",
+            identifier=identifier,
+            first_ns=start,
+            ts_ns=ts,  # the packet that made it thrash, named by time only
+            evidence={
+                "table": table,
+                "evictions": evictions,
+                "evictions_total": total,
+                "cap": cap,
+                "eviction_rate": round(evictions / seconds, 3),
+                "thresholds": {
+                    "thrash_ratio": self.thrash_ratio,
+                    "evictions": max(1, math.ceil(self.thrash_ratio * cap)),
+                },
+                "first_seen": start / NS,
+                "last_seen": ts / NS,
+                "window": {"start": start / NS, "seconds": self.window_ns / NS},
+            },
+            src_ip=None,
+            src_mac=None,
+            dest_mac=None,
+        )
+
     def _evidence(
         self, sources: Counter[bytes], more: bool, first: Ipv6Packet, start: int, last: int
     ) -> dict[str, Any]:
@@ -320,6 +465,23 @@ def _patterns(sample: list[bytes], level: int) -> dict[str, Any]:
         "dominant": counts.most_common(1)[0][0] if counts else None,
         "eui64_ouis": dict(sorted(ouis.items(), key=lambda kv: (-kv[1], kv[0]))[:SAMPLE]),
     }
+
+
+def concentration(sample: list[bytes], level: int) -> dict[str, Any]:
+    """The sampled sources' top /48s and /32s with their shares of the sample (a distinct
+    sample by address hash, so the shares estimate the shares of all distinct sources)."""
+    n = len(sample) or 1
+    out: dict[str, Any] = {"sampled": len(sample), "sample_rate": 1.0 / (1 << level)}
+    for bits in (48, 32):
+        counts = Counter(_prefix_str(a, bits) for a in sample)
+        top = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        out[f"top_{bits}"] = {p: round(c / n, 4) for p, c in top}
+        out[f"max_share_{bits}"] = round(top[0][1] / n, 4) if top else 0.0
+    return out
+
+
+def _prefix_str(addr: bytes, bits: int) -> str:
+    return str(ipaddress.IPv6Network((addr[: bits // 8] + bytes(16 - bits // 8), bits)))
 
 
 def _sample(sample: list[bytes]) -> list[str]:

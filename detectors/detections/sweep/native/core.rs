@@ -14,6 +14,14 @@
 //! keeps the source window it started with after that one left the table (its no-reply
 //! ratio at close reads it), and the recent-pairs cache keeps both alive and absorbs
 //! repeats into them even once evicted. Same graph, same answers.
+//!
+//! Fan-in (issue 15): a third table of windows keyed by the destination /64 alone counts,
+//! across every source, the distinct targets (the interface-identifier hash the pair
+//! already made), the distinct source /64s and the hosts of that /64 that sent anything
+//! back, with a distinct sample of the source addresses. A scan whose every probe comes
+//! from a new random source, which thrashes the per-source tables, is one growing window
+//! here. And a table that evicts at least `thrash_ratio` times its cap within one window
+//! is reported (`Outcome::Thrash`, once per table and window) instead of going silent.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,6 +36,9 @@ use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};
 pub const PATTERN_SAMPLE: usize = 64; // distinct targets kept per window for the patterns
 pub const MAX_SOURCES_NAMED: usize = 64; // source addresses remembered per window
 pub const RECENT_PAIRS: usize = 16384; // flows remembered to skip repeats; cleared when full
+pub const SOURCE_SAMPLE: usize = 64; // distinct source addresses kept per fan-in window
+/// Table names, in `table_stats` order (the thrashing outcome names its table by index).
+pub const TABLE_NAMES: [&str; 3] = ["sweep.sources", "sweep.pairs", "sweep.fanin"];
 
 /// The thresholds, resolved by Python from `spec.yaml` and the policy.
 #[derive(Clone, Debug)]
@@ -44,6 +55,11 @@ pub struct Config {
     pub max_pairs: usize,
     /// `observe_min_targets`; None when nobody listens for observations.
     pub observe_min: Option<f64>,
+    /// `fanin_min_sources`: distinct source /64s a fan-in window needs to alert.
+    pub fanin_sources: f64,
+    pub max_fanin: usize,
+    /// `thrash_ratio`: evictions per window, as a multiple of the cap, that is thrashing.
+    pub thrash_ratio: f64,
 }
 
 /// What both windows keep: when, which source addresses, how many packets.
@@ -133,6 +149,82 @@ pub struct Pair {
 
 pub type SrcRef = Rc<RefCell<Source>>;
 pub type PairRef = Rc<RefCell<Pair>>;
+pub type FanRef = Rc<RefCell<Fan>>;
+
+/// One destination /64's window over every source that probed it (fan-in).
+#[derive(Debug)]
+pub struct Fan {
+    pub start_ns: i64,
+    pub last_ns: i64,
+    pub packets: u64,
+    pub probes: [u64; 7],
+    pub first: Ipv6Packet,
+    pub targets: DistinctCounter, // interface identifiers, as the pairs count them
+    pub sources: DistinctCounter, // source /64s
+    pub responders: DistinctCounter, // hosts of this /64 that sent anything
+    pub sample: DistinctSample<[u8; 16]>,
+    pub src_sample: DistinctSample<[u8; 16]>,
+    pub tier: usize, // tiers alerted in this window
+}
+
+impl Fan {
+    /// 1 minus responders over targets, as `Source::no_reply_ratio`.
+    pub fn no_reply_ratio(&self) -> f64 {
+        let targets = self.targets.estimate();
+        if targets <= 0.0 {
+            return 0.0;
+        }
+        let r = self.responders.estimate().min(targets);
+        (1.0 - r / targets).max(0.0)
+    }
+}
+
+impl Window for Fan {
+    fn start_ns(&self) -> i64 {
+        self.start_ns
+    }
+}
+
+/// A fan-in window when it alerted.
+#[derive(Clone, Debug)]
+pub struct FanSnapshot {
+    pub start_ns: i64,
+    pub last_ns: i64,
+    pub packets: u64,
+    pub probes: [u64; 7],
+    pub sample: Vec<[u8; 16]>,
+    pub sample_level: u32,
+    pub src_sample: Vec<[u8; 16]>,
+    pub src_level: u32,
+    pub first: Ipv6Packet,
+    pub crossing: Option<Ipv6Packet>,
+}
+
+impl From<&Fan> for FanSnapshot {
+    fn from(f: &Fan) -> Self {
+        FanSnapshot {
+            start_ns: f.start_ns,
+            last_ns: f.last_ns,
+            packets: f.packets,
+            probes: f.probes,
+            sample: f.sample.items().collect(),
+            sample_level: f.sample.level(),
+            src_sample: f.src_sample.items().collect(),
+            src_level: f.src_sample.level(),
+            first: f.first.clone(),
+            crossing: None,
+        }
+    }
+}
+
+/// Evictions of one table in the current thrashing window.
+#[derive(Clone, Copy, Debug)]
+struct Thrash {
+    start_ns: i64,
+    base: u64,      // the table's evictions when this window started
+    min: u64,       // evictions in one window that are thrashing
+    reported: bool, // once per window
+}
 
 impl Window for Source {
     fn start_ns(&self) -> i64 {
@@ -224,6 +316,45 @@ pub enum Outcome {
         last_ns: i64,
         ratio: f64,
     },
+    /// A fan-in window reached tier `tier` with at least `fanin_min_sources` source /64s
+    /// and the no-reply gate passed. Python checks suppression, then alerts.
+    FanIn {
+        dst64: [u8; 8],
+        tier: usize,
+        targets: f64,
+        exact: bool,
+        sources: f64,
+        ratio: f64,
+        responders: f64,
+        win: FanSnapshot,
+    },
+    /// A fan-in window of at least half `fanin_min_sources` source /64s (and two) ended
+    /// with at least `observe_min_targets`: Python writes the observation (within the
+    /// budget).
+    FanClosed {
+        dst64: [u8; 8],
+        targets: f64,
+        exact: bool,
+        sources: f64,
+        ratio: f64,
+        packets: u64,
+        probes: [u64; 7],
+        tier: usize,
+        start_ns: i64,
+        last_ns: i64,
+        src_sample: Vec<[u8; 16]>,
+        src_level: u32,
+    },
+    /// Table `table` (index in `TABLE_NAMES`) evicted `evictions` windows since
+    /// `start_ns`, at least `thrash_ratio` times its cap: once per table and window.
+    Thrash {
+        table: usize,
+        evictions: u64,
+        cap: usize,
+        start_ns: i64,
+        ts_ns: i64,
+        total: u64,
+    },
 }
 
 /// The sweep's per-packet state and logic.
@@ -231,7 +362,40 @@ pub struct SweepCore {
     pub cfg: Config,
     pub sources: Windows<[u8; 8], SrcRef>,
     pub pairs: Windows<[u8; 16], PairRef>,
+    pub fanin: Windows<[u8; 8], FanRef>,
     recent: KeyedMap<[u8; 32], (PairRef, SrcRef)>,
+    thrash: [Thrash; 3],
+}
+
+fn fan_closed(cfg: &Config, dst64: [u8; 8], f: &FanRef, out: &mut Vec<Outcome>) {
+    let Some(min) = cfg.observe_min else { return };
+    let f = f.borrow();
+    let targets = f.targets.estimate();
+    let sources = f.sources.estimate();
+    if targets < min || sources < (cfg.fanin_sources / 2.0).max(2.0) {
+        // One or two source /64s are the pairs' observations already: a fan-in
+        // observation needs half of fanin_min_sources.
+        return;
+    }
+    out.push(Outcome::FanClosed {
+        dst64,
+        targets,
+        exact: f.targets.is_exact() && f.sources.is_exact(),
+        sources,
+        ratio: f.no_reply_ratio(),
+        packets: f.packets,
+        probes: f.probes,
+        tier: f.tier,
+        start_ns: f.start_ns,
+        last_ns: f.last_ns,
+        src_sample: f.src_sample.items().collect(),
+        src_level: f.src_sample.level(),
+    });
+}
+
+fn thrash_min(ratio: f64, cap: usize) -> u64 {
+    // At least one eviction: a ratio of 0 would report every window.
+    ((ratio * cap as f64).ceil() as u64).max(1)
 }
 
 fn closed(cfg: &Config, key: [u8; 16], p: &PairRef, out: &mut Vec<Outcome>) {
@@ -264,11 +428,52 @@ fn closed(cfg: &Config, key: [u8; 16], p: &PairRef, out: &mut Vec<Outcome>) {
 
 impl SweepCore {
     pub fn new(cfg: Config) -> Self {
+        let t = |cap| Thrash {
+            start_ns: i64::MIN,
+            base: 0,
+            min: thrash_min(cfg.thrash_ratio, cap),
+            reported: false,
+        };
         SweepCore {
             sources: Windows::new(cfg.max_sources, cfg.window_ns),
             pairs: Windows::new(cfg.max_pairs, cfg.window_ns),
+            fanin: Windows::new(cfg.max_fanin, cfg.window_ns),
             recent: KeyedMap::default(),
+            thrash: [t(cfg.max_sources), t(cfg.max_pairs), t(cfg.max_fanin)],
             cfg,
+        }
+    }
+
+    /// Once per table and window: a table that evicted `thrash_ratio` times its cap.
+    /// Three compares per counted packet; an outcome only when it thrashes.
+    #[inline]
+    fn check_thrash(&mut self, ts: i64, out: &mut Vec<Outcome>) {
+        let ev = [
+            self.sources.table.evictions(),
+            self.pairs.table.evictions(),
+            self.fanin.table.evictions(),
+        ];
+        let caps = [self.cfg.max_sources, self.cfg.max_pairs, self.cfg.max_fanin];
+        for (i, t) in self.thrash.iter_mut().enumerate() {
+            if ts.saturating_sub(t.start_ns) >= self.cfg.window_ns {
+                *t = Thrash {
+                    start_ns: ts,
+                    base: ev[i],
+                    min: t.min,
+                    reported: false,
+                };
+            }
+            if !t.reported && ev[i] - t.base >= t.min {
+                t.reported = true;
+                out.push(Outcome::Thrash {
+                    table: i,
+                    evictions: ev[i] - t.base,
+                    cap: caps[i],
+                    start_ns: t.start_ns,
+                    ts_ns: ts,
+                    total: ev[i],
+                });
+            }
         }
     }
 
@@ -302,6 +507,10 @@ impl SweepCore {
         // A packet to a tracked source /64 is a reply to it, whatever it is.
         if let Some(back) = self.sources.table.peek(&dst64) {
             back.borrow_mut().responders.add(h_src);
+        }
+        // And a packet from a /64 under fan-in watch is an answer from one of its hosts.
+        if let Some(fan) = self.fanin.table.peek(&src64) {
+            fan.borrow_mut().responders.add(h_src);
         }
         if answers_destination(pk) {
             return; // an ICMPv6 error about the destination's own packet is a reply
@@ -376,6 +585,48 @@ impl SweepCore {
             self.recent.clear();
         }
         self.recent.insert(flow, (p_ref, s_ref));
+
+        // Fan-in: the destination /64 across every source, with the hashes made above.
+        let f_ref = self.fanin.current(
+            dst64,
+            ts,
+            |t| {
+                Rc::new(RefCell::new(Fan {
+                    start_ns: t,
+                    last_ns: t,
+                    packets: 0,
+                    probes: [0; 7],
+                    first: pk.clone(),
+                    targets: DistinctCounter::new(cfg.exact_up_to, cfg.precision),
+                    sources: DistinctCounter::new(cfg.exact_up_to, cfg.src_precision),
+                    responders: DistinctCounter::new(cfg.exact_up_to, cfg.src_precision),
+                    sample: DistinctSample::new(PATTERN_SAMPLE),
+                    src_sample: DistinctSample::new(SOURCE_SAMPLE),
+                    tier: 0,
+                }))
+            },
+            |k, f| fan_closed(cfg, k, &f, out),
+        );
+        {
+            let mut f = f_ref.borrow_mut();
+            f.last_ns = ts;
+            f.packets += 1;
+            f.probes[kind] += 1;
+            let new_target = f.targets.add(h_iid);
+            if new_target {
+                f.sample.add(h_iid, *dst);
+            }
+            let new_source = f.sources.add(mix64(u64::from_be_bytes(src64)));
+            f.src_sample.add(h_src, *src);
+            if (new_target || new_source)
+                && f.tier < cfg.tiers.len()
+                && f.targets.estimate() >= cfg.tiers[f.tier]
+                && f.sources.estimate() >= cfg.fanin_sources
+            {
+                fan_crossed(cfg, dst64, &mut f, out);
+            }
+        }
+        self.check_thrash(ts, out);
     }
 
     /// Packet time reached `now_ns`: close the windows a span old (sources, then pairs,
@@ -385,6 +636,9 @@ impl SweepCore {
         for (k, p) in self.pairs.close_due(now_ns) {
             closed(&self.cfg, k, &p, out);
         }
+        for (k, f) in self.fanin.close_due(now_ns) {
+            fan_closed(&self.cfg, k, &f, out);
+        }
     }
 
     /// End of input: close every window. The recent-pairs cache is kept, as in Python.
@@ -393,11 +647,18 @@ impl SweepCore {
         for (k, p) in self.pairs.close_all() {
             closed(&self.cfg, k, &p, out);
         }
+        for (k, f) in self.fanin.close_all() {
+            fan_closed(&self.cfg, k, &f, out);
+        }
     }
 
-    /// (size, cap, evictions) of the source and pair tables.
-    pub fn table_stats(&self) -> [(usize, usize, u64); 2] {
-        [stats(&self.sources.table), stats(&self.pairs.table)]
+    /// (size, cap, evictions) of the source, pair and fan-in tables.
+    pub fn table_stats(&self) -> [(usize, usize, u64); 3] {
+        [
+            stats(&self.sources.table),
+            stats(&self.pairs.table),
+            stats(&self.fanin.table),
+        ]
     }
 }
 
@@ -433,6 +694,28 @@ fn tier_crossed(
         responders: s.responders.estimate(),
         source_targets: s.targets.estimate(),
         win: WinSnapshot::from(&p.w),
+    });
+}
+
+/// Every tier a fan-in window reached since the last one, if the no-reply gate allows.
+fn fan_crossed(cfg: &Config, dst64: [u8; 8], f: &mut Fan, out: &mut Vec<Outcome>) {
+    let ratio = f.no_reply_ratio();
+    if ratio < cfg.min_no_reply {
+        return; // checked again on the next new target or source
+    }
+    let targets = f.targets.estimate();
+    while f.tier < cfg.tiers.len() && targets >= cfg.tiers[f.tier] {
+        f.tier += 1;
+    }
+    out.push(Outcome::FanIn {
+        dst64,
+        tier: f.tier,
+        targets,
+        exact: f.targets.is_exact() && f.sources.is_exact(),
+        sources: f.sources.estimate(),
+        ratio,
+        responders: f.responders.estimate(),
+        win: FanSnapshot::from(&*f),
     });
 }
 
@@ -475,6 +758,9 @@ mod tests {
             max_sources: 8192,
             max_pairs: 8192,
             observe_min: Some(16.0),
+            fanin_sources: 8.0,
+            max_fanin: 4096,
+            thrash_ratio: 1.0,
         }
     }
 
@@ -567,7 +853,10 @@ mod tests {
                 ..
             }]
         ));
-        assert_eq!(core.table_stats(), [(0, 8192, 0), (0, 8192, 0)]);
+        assert_eq!(
+            core.table_stats(),
+            [(0, 8192, 0), (0, 8192, 0), (0, 4096, 0)]
+        );
     }
 
     #[test]
@@ -640,10 +929,144 @@ mod tests {
         assert_eq!(core.table_stats()[0], (16, 16, 17));
         out.clear();
         core.flush(&mut out);
+        // (The destination /64's fan-in window, 33 source /64s, closes after it.)
         assert!(matches!(
             &out[..],
-            [Outcome::Closed { estimate, ratio, .. }] if *estimate == 20.0 && *ratio == 1.0
+            [Outcome::Closed { estimate, ratio, .. }, Outcome::FanClosed { .. }]
+                if *estimate == 20.0 && *ratio == 1.0
         ));
+    }
+
+    fn fanins(out: &[Outcome]) -> Vec<(usize, f64, f64)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outcome::FanIn {
+                    tier,
+                    targets,
+                    sources,
+                    ..
+                } => Some((*tier, *targets, *sources)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_random_source_per_probe_is_one_fan_in_sweep_and_the_tables_thrash() {
+        let mut c = cfg();
+        c.max_sources = 256;
+        c.max_pairs = 256;
+        let mut core = SweepCore::new(c);
+        let mut out = Vec::new();
+        for i in 0..2000u64 {
+            let s = addr(0x2001_0db8_0000_0000 | (mix64(i) >> 32), mix64(i ^ 7));
+            core.on_packet(&udp(i as i64 * 1000, s, addr(TARGETS, mix64(!i))), &mut out);
+        }
+        // Tiers 100 and 1000 (the test config's); no per-source tier, no wide scan.
+        let f = fanins(&out);
+        assert_eq!((f.len(), f[0]), (2, (1, 100.0, 100.0)));
+        assert!(f[1].0 == 2 && (f[1].1 - 1000.0).abs() < 50.0, "{f:?}"); // sketches now
+        assert_eq!(tiers_of(&out), Vec::<usize>::new());
+        let thrash: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Thrash {
+                    table,
+                    evictions,
+                    cap,
+                    ..
+                } => Some((*table, *evictions, *cap)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(thrash, [(0, 256, 256), (1, 256, 256)]); // once per table and window
+        match out.iter().find(|o| matches!(o, Outcome::FanIn { .. })) {
+            Some(Outcome::FanIn { ratio, win, .. }) => {
+                assert_eq!(*ratio, 1.0);
+                assert!(win.src_sample.len() > 16 && win.src_sample.len() <= SOURCE_SAMPLE);
+            }
+            o => panic!("{o:?}"),
+        }
+        // The fan-in window closes into one observation at the end.
+        out.clear();
+        core.flush(&mut out);
+        let closed: Vec<_> = out
+            .iter()
+            .filter(|o| matches!(o, Outcome::FanClosed { .. }))
+            .collect();
+        assert_eq!(closed.len(), 1);
+    }
+
+    #[test]
+    fn thrashing_is_reported_once_per_table_and_window() {
+        let mut c = cfg();
+        c.max_sources = 64;
+        c.max_pairs = 64;
+        let mut core = SweepCore::new(c);
+        let mut out = Vec::new();
+        // 1000 random sources in each of two windows (300 s apart): 64 evictions is
+        // thrashing, reported once per table in each window, not per eviction.
+        for i in 0..2000u64 {
+            let ts = (i / 1000) as i64 * 300_000_000_000 + (i % 1000) as i64 * 1000;
+            let s = addr(0x2001_0db8_0000_0000 | (mix64(i) >> 32), 1);
+            core.on_packet(&udp(ts, s, addr(TARGETS, mix64(!i))), &mut out);
+        }
+        let thrash: Vec<_> = out
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Thrash {
+                    table, evictions, ..
+                } => Some((*table, *evictions)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(thrash, [(0, 64), (1, 64), (0, 64), (1, 64)]);
+    }
+
+    #[test]
+    fn a_new_source_64_every_99_probes_is_a_fan_in_sweep() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..2000u64 {
+            let s = addr(0x2001_0db8_4000_0000 + i / 99, 1);
+            core.on_packet(&udp(i as i64 * 1000, s, addr(TARGETS, i + 1)), &mut out);
+        }
+        assert_eq!(tiers_of(&out), Vec::<usize>::new()); // 99 each: below medium
+        let f = fanins(&out);
+        assert_eq!(f[0].0, 1);
+        assert!(f[0].1 >= 100.0 && f[0].2 >= 8.0, "{f:?}"); // once 8 source /64s did it
+    }
+
+    #[test]
+    fn answered_fan_in_and_a_busy_server_stay_silent() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..3000u64 {
+            // Clients from random /64s to 300 servers of one /64, each answered...
+            let c = addr(0x2001_0db8_0000_0000 | (mix64(i) >> 32), 9);
+            let srv = addr(TARGETS, 1 + i % 300);
+            core.on_packet(&udp(i as i64 * 1000, c, srv), &mut out);
+            core.on_packet(&udp(i as i64 * 1000 + 1, srv, c), &mut out);
+            // ...and thousands of clients of one server.
+            let one = addr(0x2001_0db8_0002_0000, 0x80);
+            core.on_packet(&udp(i as i64 * 1000 + 2, c, one), &mut out);
+        }
+        assert_eq!(fanins(&out), Vec::<(usize, f64, f64)>::new());
+    }
+
+    #[test]
+    fn a_million_random_sources_stay_in_bounded_tables() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        for i in 0..1_000_000u64 {
+            let s = addr(0x2001_0000_0000_0000 | (mix64(i) >> 16), mix64(i ^ 0xabc));
+            core.on_packet(&udp(i as i64 * 1000, s, addr(TARGETS, mix64(!i))), &mut out);
+        }
+        let [s, p, f] = core.table_stats();
+        assert_eq!((s.0, p.0, f.0), (8192, 8192, 1));
+        assert!(s.2 > 990_000 && p.2 > 990_000 && f.2 == 0);
+        let tiers: Vec<usize> = fanins(&out).iter().map(|t| t.0).collect();
+        assert_eq!(tiers, [1, 2, 3]);
     }
 
     fn peak_rss_kib() -> u64 {

@@ -17,7 +17,7 @@ use pyo3::types::PyDict;
 use crate::decode::events::Event;
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
-use self::core::{Config, Outcome, SweepCore};
+use self::core::{Config, Outcome, SweepCore, TABLE_NAMES};
 
 /// The reducer kinds this family provides (found by `native/build.rs`).
 pub const REDUCERS: &[(&str, Builder)] = &[("sweep", build)];
@@ -26,7 +26,7 @@ pub const REDUCERS: &[(&str, Builder)] = &[("sweep", build)];
 struct Sweep {
     core: SweepCore,
     out: Vec<Outcome>,
-    names: [String; 2],
+    names: [String; 3],
 }
 
 fn get<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
@@ -50,14 +50,18 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     let exact_up_to: usize = get(s, "exact_up_to")?;
     let max_sources: usize = get(s, "max_sources")?;
     let max_pairs: usize = get(s, "max_pairs")?;
+    let max_fanin: usize = get(s, "max_fanin")?;
     let window_ns: i64 = get(s, "window_ns")?;
-    if exact_up_to < 1 || max_sources < 1 || max_pairs < 1 || window_ns < 1 {
+    if exact_up_to < 1 || max_sources < 1 || max_pairs < 1 || max_fanin < 1 || window_ns < 1 {
         return Err(PyValueError::new_err(
             "exact_up_to, table caps and the window must be at least 1",
         ));
     }
     // Table slots are u32 indices.
-    if max_sources >= u32::MAX as usize || max_pairs >= u32::MAX as usize {
+    if [max_sources, max_pairs, max_fanin]
+        .iter()
+        .any(|&c| c >= u32::MAX as usize)
+    {
         return Err(PyValueError::new_err("table cap too large"));
     }
     let tiers: (f64, f64, f64) = get(s, "tiers")?;
@@ -74,9 +78,12 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             max_sources,
             max_pairs,
             observe_min: get(s, "observe_min")?,
+            fanin_sources: get(s, "fanin_sources")?,
+            max_fanin,
+            thrash_ratio: get(s, "thrash_ratio")?,
         }),
         out: Vec::new(),
-        names: ["sweep.sources".to_string(), "sweep.pairs".to_string()],
+        names: TABLE_NAMES.map(str::to_string),
     }))
 }
 
@@ -109,8 +116,12 @@ impl Reducer for Sweep {
             if !self.out.is_empty() {
                 // A tier or a wide scan is crossed by this packet: the alert names it.
                 for o in &mut self.out {
-                    if let Outcome::Tier { win, .. } | Outcome::Wide { win, .. } = o {
-                        win.crossing = Some(p.clone());
+                    match o {
+                        Outcome::Tier { win, .. } | Outcome::Wide { win, .. } => {
+                            win.crossing = Some(p.clone());
+                        }
+                        Outcome::FanIn { win, .. } => win.crossing = Some(p.clone()),
+                        _ => {}
                     }
                 }
                 self.hand_over(py, out)?;
@@ -135,10 +146,11 @@ impl Reducer for Sweep {
     }
 
     fn tables(&self) -> Vec<TableStat> {
-        let [s, p] = self.core.table_stats();
-        vec![
-            (self.names[0].clone(), s.0, s.1, s.2),
-            (self.names[1].clone(), p.0, p.1, p.2),
-        ]
+        self.core
+            .table_stats()
+            .iter()
+            .zip(&self.names)
+            .map(|(t, n)| (n.clone(), t.0, t.1, t.2))
+            .collect()
     }
 }

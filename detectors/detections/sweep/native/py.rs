@@ -7,7 +7,7 @@
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::core::{Outcome, WinSnapshot, PROBE_NAMES};
+use super::core::{FanSnapshot, Outcome, WinSnapshot, PROBE_NAMES, TABLE_NAMES};
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
 use crate::reduce::py::{any, bytes, tuple};
@@ -48,6 +48,33 @@ fn win_tuple<'py>(py: Python<'py>, w: &WinSnapshot) -> PyResult<Bound<'py, PyAny
             probes_list(py, &w.probes)?,
             PyList::new(py, sample)?.into_any(),
             any(py, w.sample_level)?,
+            Converter::new(py)?.event(&Event::Packet(w.first.clone()))?,
+            match &w.crossing {
+                Some(p) => Converter::new(py)?.event(&Event::Packet(p.clone()))?,
+                None => py.None().into_bound(py),
+            },
+        ],
+    )
+}
+
+fn addresses<'py>(py: Python<'py>, a: &[[u8; 16]]) -> PyResult<Bound<'py, PyAny>> {
+    Ok(PyList::new(py, a.iter().map(|x| bytes(py, x)))?.into_any())
+}
+
+/// `(start_ns, last_ns, packets, probes, sample, level, sources, source level, first,
+/// crossing)` of a fan-in window.
+fn fan_tuple<'py>(py: Python<'py>, w: &FanSnapshot) -> PyResult<Bound<'py, PyAny>> {
+    tuple(
+        py,
+        vec![
+            any(py, w.start_ns)?,
+            any(py, w.last_ns)?,
+            any(py, w.packets)?,
+            probes_list(py, &w.probes)?,
+            addresses(py, &w.sample)?,
+            any(py, w.sample_level)?,
+            addresses(py, &w.src_sample)?,
+            any(py, w.src_level)?,
             Converter::new(py)?.event(&Event::Packet(w.first.clone()))?,
             match &w.crossing {
                 Some(p) => Converter::new(py)?.event(&Event::Packet(p.clone()))?,
@@ -134,6 +161,79 @@ pub(super) fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, 
                 any(py, *start_ns)?,
                 any(py, *last_ns)?,
                 any(py, *ratio)?,
+            ],
+        ),
+        Outcome::FanIn {
+            dst64,
+            tier,
+            targets,
+            exact,
+            sources,
+            ratio,
+            responders,
+            win,
+        } => tuple(
+            py,
+            vec![
+                any(py, "fanin")?,
+                bytes(py, dst64),
+                any(py, *tier)?,
+                any(py, *targets)?,
+                any(py, *exact)?,
+                any(py, *sources)?,
+                any(py, *ratio)?,
+                any(py, *responders)?,
+                fan_tuple(py, win)?,
+            ],
+        ),
+        Outcome::FanClosed {
+            dst64,
+            targets,
+            exact,
+            sources,
+            ratio,
+            packets,
+            probes,
+            tier,
+            start_ns,
+            last_ns,
+            src_sample,
+            src_level,
+        } => tuple(
+            py,
+            vec![
+                any(py, "fanclosed")?,
+                bytes(py, dst64),
+                any(py, *targets)?,
+                any(py, *exact)?,
+                any(py, *sources)?,
+                any(py, *ratio)?,
+                any(py, *packets)?,
+                probes_list(py, probes)?,
+                any(py, *tier)?,
+                any(py, *start_ns)?,
+                any(py, *last_ns)?,
+                addresses(py, src_sample)?,
+                any(py, *src_level)?,
+            ],
+        ),
+        Outcome::Thrash {
+            table,
+            evictions,
+            cap,
+            start_ns,
+            ts_ns,
+            total,
+        } => tuple(
+            py,
+            vec![
+                any(py, "thrash")?,
+                any(py, TABLE_NAMES[*table])?,
+                any(py, *evictions)?,
+                any(py, *cap)?,
+                any(py, *start_ns)?,
+                any(py, *ts_ns)?,
+                any(py, *total)?,
             ],
         ),
     }

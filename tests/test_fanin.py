@@ -1,0 +1,150 @@
+"""Fan-in sweeps and state thrashing (issue 15), reproduced as the issue reported them.
+
+Covers: about 20,000 probes into one /64, each from a random source (an alert where
+the per-source tables only thrashed); a million of them (an alert with bounded peak RSS
+and counted evictions, and the thrashing reported once per table); a scanner moving to
+a new source /64 every 99 probes, just under the per-source tier (an alert, RSS
+bounded); the fan-in evidence (sampled sources with their /48 and /32 shares); the
+fan-in observations; and answered fan-in staying silent. The large captures are written
+by the sweep family's ``captures.py`` into a temporary folder and replayed by the real
+command in a fresh process, whose own peak RSS is read with ``wait4``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from detectors.detections.sweep.captures import fanin_probes, write_stream
+from detectors.engine import Engine
+from detectors.es.observations import Observation
+from detectors.policy import empty_policy, load_policy
+from tests.golden import PCAPS
+
+ROOT = PCAPS.parent
+FANIN, THRASH = 1000404, 1000405
+RSS_LIMIT_KIB = 200 * 1024  # the issue saw 376 MB; the caps bound it well below
+
+
+def replay_rss(pcap: Path, out: Path) -> tuple[list[dict[str, Any]], str, int]:
+    """EVE alerts, stderr and the peak RSS (KiB) of ``v6sentry replay`` in its own process."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "detectors.cli", "replay", str(pcap)]
+    argv += ["--policy", str(PCAPS / "policy.yaml"), "-o", str(out)]
+    err = out.with_suffix(".err")
+    with err.open("wb") as stderr:
+        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, err.read_text()
+    alerts = [json.loads(line) for line in out.read_text().splitlines()]
+    return alerts, err.read_text(), usage.ru_maxrss
+
+
+def sids(alerts: list[dict[str, Any]]) -> list[int]:
+    return [a["alert"]["signature_id"] for a in alerts]
+
+
+def evictions(stderr: str, table: str) -> int:
+    for part in stderr.split():
+        if part.startswith(f"{table}="):
+            return int(part.split("=")[1])
+    return 0
+
+
+def test_twenty_thousand_random_sources_into_one_64_alert(tmp_path: Path) -> None:
+    """The issue's first report: no alert, sweep.pairs=31796 evictions. Now a fan-in
+    sweep, reaching high, and the per-source tables reported as thrashing."""
+    pcap = tmp_path / "fanin20k.pcap"
+    write_stream(pcap, fanin_probes(20_000, step=0.001))
+    alerts, err, _ = replay_rss(pcap, tmp_path / "a.jsonl")
+    fan = [a for a in alerts if a["alert"]["signature_id"] == FANIN]
+    assert [a["v6sentry"]["tier"] for a in fan] == ["medium", "high"]
+    ev = fan[0]["v6sentry"]
+    assert ev["target_prefix"] == "2001:db8:1::/64" and ev["no_reply_ratio"] == 1.0
+    assert ev["source_prefixes"] == 100 and ev["exact"]
+    conc = ev["source_concentration"]
+    # Random /64s of the documentation /32: all in one /32, spread over the /48s.
+    assert conc["top_32"] == {"2001:db8::/32": 1.0} and conc["max_share_32"] == 1.0
+    assert conc["max_share_48"] < 0.1 and conc["sampled"] > 16
+    assert len(ev["sampled_sources"]) == 10
+    thrash = {
+        a["v6sentry"]["table"]: a["v6sentry"]
+        for a in alerts
+        if a["alert"]["signature_id"] == THRASH
+    }
+    assert set(thrash) == {"sweep.sources", "sweep.pairs"}
+    assert thrash["sweep.sources"]["evictions"] == 8192 == thrash["sweep.sources"]["cap"]
+    assert evictions(err, "sweep.pairs") == 20_000 - 8192
+    assert sorted(set(sids(alerts))) == [FANIN, THRASH]  # no per-source sweep
+
+
+def test_a_million_random_sources_alert_in_bounded_memory(tmp_path: Path) -> None:
+    """The issue's second report: a million such probes, 991,806 evictions and no alert.
+    Now fan-in alerts up to critical, each table thrashing is reported once, and the
+    replay's peak RSS stays flat (the fan-in window is three fixed-size sketches)."""
+    pcap = tmp_path / "fanin1m.pcap"
+    write_stream(pcap, fanin_probes(1_000_000))
+    alerts, err, rss = replay_rss(pcap, tmp_path / "a.jsonl")
+    tiers = [a["v6sentry"]["tier"] for a in alerts if a["alert"]["signature_id"] == FANIN]
+    assert tiers == ["medium", "high", "critical"]
+    assert sorted(
+        a["v6sentry"]["table"] for a in alerts if a["alert"]["signature_id"] == THRASH
+    ) == [
+        "sweep.pairs",
+        "sweep.sources",
+    ]
+    assert evictions(err, "sweep.pairs") == 991_806 and evictions(err, "sweep.fanin") == 0
+    print(f"1M random sources: peak RSS {rss} KiB; {err.strip().splitlines()[-1]}")
+    assert rss < RSS_LIMIT_KIB, rss
+
+
+def test_a_new_source_64_every_99_probes_alerts_with_bounded_memory(tmp_path: Path) -> None:
+    """The issue's third report: each source /64 stays at 99 targets, below
+    medium_targets, and the exact sets grew RSS to 376 MB. Now one fan-in sweep (medium
+    once eight source /64s did it, then high), and RSS within the caps."""
+    pcap = tmp_path / "fanin99.pcap"
+    write_stream(pcap, fanin_probes(1_000_000, per_source=99))
+    alerts, err, rss = replay_rss(pcap, tmp_path / "a.jsonl")
+    fan = [a["v6sentry"] for a in alerts if a["alert"]["signature_id"] == FANIN]
+    assert [f["tier"] for f in fan] == ["medium", "high"]
+    assert fan[0]["source_prefixes"] == 8 and fan[0]["estimated_targets"] == 99 * 7 + 6
+    assert set(sids(alerts)) == {FANIN}  # no per-source tier; the tables did not thrash
+    print(f"99 probes per source /64: peak RSS {rss} KiB; {err.strip().splitlines()[-1]}")
+    assert rss < RSS_LIMIT_KIB, rss
+
+
+def run(frames: Any, observe: Any = None) -> list[Any]:
+    alerts: list[Any] = []
+    engine = Engine(load_policy(str(PCAPS / "policy.yaml")), alerts.append, observe=observe)
+    engine.run((ts, 0, 1, f, len(f)) for ts, f in frames)
+    engine.finish()
+    return alerts
+
+
+def test_a_distributed_scan_below_the_tier_is_one_fanin_observation() -> None:
+    seen: list[Observation] = []
+    alerts = run(fanin_probes(60, step=0.01), seen.append)
+    assert alerts == []
+    (obs,) = [o for o in seen if o.kind == "fanin"]
+    assert obs.key == "2001:db8:1::/64|fanin"
+    d = obs.details
+    assert (d["estimated_targets"], d["source_prefixes"], d["no_reply_ratio"]) == (60, 60, 1.0)
+    assert len(d["sampled_sources"]) == 10
+    # One source /64 per probe: no per-source window reached observe_min_targets.
+    assert [o.kind for o in seen] == ["fanin"]
+
+
+def test_the_benign_fan_in_capture_stays_silent_without_a_policy() -> None:
+    from detectors.capture import open_capture
+
+    alerts: list[Any] = []
+    engine = Engine(empty_policy(), alerts.append)
+    with open_capture(str(PCAPS / "sweep_fanin_benign.pcap")) as reader:
+        engine.run(reader.records())
+    engine.finish()
+    assert alerts == []
