@@ -20,45 +20,13 @@ use std::rc::Rc;
 
 use crate::decode::events::Ipv6Packet;
 use crate::reduce::few::Few;
+use crate::reduce::probe::{addressed, only_a_reply, probe_kind};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};
 
 pub const PATTERN_SAMPLE: usize = 64; // distinct targets kept per window for the patterns
 pub const MAX_SOURCES_NAMED: usize = 64; // source addresses remembered per window
 pub const RECENT_PAIRS: usize = 16384; // flows remembered to skip repeats; cleared when full
-
-/// Probe kinds (issue 4's list), indexing `probes` arrays; `other` last.
-const OTHER: usize = 6;
-pub const PROBE_NAMES: [&str; 7] = [
-    "icmpv6_echo",
-    "icmpv6_error",
-    "icmpv6_other",
-    "tcp_syn",
-    "tcp_other",
-    "udp",
-    "other",
-];
-
-fn probe_kind(p: &Ipv6Packet) -> usize {
-    if let Some(t) = p.icmp_type {
-        return match t {
-            128 => 0,
-            0..=127 => 1,
-            _ => 2,
-        };
-    }
-    if let Some(flags) = p.tcp_flags {
-        return if flags & 0x12 == 0x02 { 3 } else { 4 };
-    }
-    if p.ip.upper == 17 {
-        return 5;
-    }
-    OTHER
-}
-
-fn is_link_local(a: &[u8; 16]) -> bool {
-    a[0] == 0xFE && a[1] & 0xC0 == 0x80
-}
 
 /// The thresholds, resolved by Python from `spec.yaml` and the policy.
 #[derive(Clone, Debug)]
@@ -306,11 +274,8 @@ impl SweepCore {
     /// Count one packet; push whatever Python must act on to `out`, in Python's order.
     pub fn on_packet(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) {
         let (src, dst) = (&pk.ip.src, &pk.ip.dst);
-        if dst[0] == 0xFF || is_link_local(dst) || is_link_local(src) || src[0] == 0xFF {
-            return; // multicast and link-local traffic is not addressed probing
-        }
-        if matches!(pk.icmp_type, Some(133..=137)) {
-            return;
+        if !addressed(pk) {
+            return; // multicast, link-local and ND traffic is not addressed probing
         }
         let ts = pk.meta.ts_ns;
         let mut flow = [0u8; 32];
@@ -337,7 +302,7 @@ impl SweepCore {
         if let Some(back) = self.sources.table.peek(&dst64) {
             back.borrow_mut().responders.add(h_src);
         }
-        if *src == [0u8; 16] || pk.quoted_src.as_ref() == Some(dst) {
+        if only_a_reply(pk) {
             return; // an ICMPv6 error about the destination's own packet is a reply
         }
         let h_iid = mix64(u64::from_be_bytes(dst[8..].try_into().expect("8 bytes")));

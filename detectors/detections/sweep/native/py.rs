@@ -7,7 +7,8 @@
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::core::{Outcome, WinSnapshot, PROBE_NAMES};
+use super::core::{Outcome, WinSnapshot};
+use crate::reduce::probe::PROBE_NAMES;
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
 use crate::reduce::py::{any, bytes, tuple};
