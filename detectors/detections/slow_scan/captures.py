@@ -54,7 +54,9 @@ def slow_probes(
         t = start + n * every
         frames.append((at(t), lan(echo6(src, dst, 0x5105, n), SCANNER_MAC)))
         if n < live:
-            frames.append((at(t + 0.01), eth(echo6(dst, src, 0x5105, n, reply=True), R1_MAC, SCANNER_MAC)))
+            frames.append(
+                (at(t + 0.01), eth(echo6(dst, src, 0x5105, n, reply=True), R1_MAC, SCANNER_MAC))
+            )
     return frames
 
 

@@ -67,6 +67,14 @@ pub struct Config {
     pub wide_prefixes: f64,
 }
 
+/// The sweep thresholds as set bits of the window's linear counters.
+#[derive(Clone, Copy, Debug)]
+struct Bits {
+    medium: u32,
+    wide_targets: u32,
+    wide_prefixes: u32,
+}
+
 impl Config {
     pub fn horizon_ns(&self) -> i64 {
         self.bucket_ns.saturating_mul(self.buckets as i64)
@@ -93,7 +101,8 @@ pub struct Meta {
     pub win_peer: u64,
     pub win_multi: bool,
     pub win_bits: u128,
-    pub peak_window: f64,
+    /// Most window targets seen, as set bits of the linear counter.
+    pub peak_window: u32,
     pub swept_ns: i64,
     pub alerted_ns: i64,
     pub recent: [[u8; 16]; RECENT],
@@ -116,7 +125,7 @@ impl Meta {
             win_peer: 0,
             win_multi: false,
             win_bits: 0,
-            peak_window: 0.0,
+            peak_window: 0,
             swept_ns: i64::MIN,
             alerted_ns: i64::MIN,
             recent: [[0; 16]; RECENT],
@@ -124,30 +133,53 @@ impl Meta {
         }
     }
 
+    /// A fresh key in a reused slot: the scalars only; the arrays are read only where
+    /// `live` and `recent_n` say they were written since.
+    fn reset(&mut self, key: u64, ts: i64, m: u32) {
+        let (probes, recent) = (self.bucket_probes, self.recent);
+        *self = Meta {
+            bucket_probes: probes,
+            recent,
+            ..Meta::new(m)
+        };
+        self.key = key;
+        self.first_ns = ts;
+        self.last_ns = ts;
+    }
+
+    #[inline]
     fn remember(&mut self, peer: &[u8; 16]) {
-        if self.recent[..self.recent_n.min(RECENT)].contains(peer) {
-            return;
-        }
         self.recent[self.recent_n % RECENT] = *peer;
         self.recent_n += 1;
     }
 
-    /// The remembered peers, oldest first.
+    /// The remembered peers, oldest first, each once.
     pub fn recent_peers(&self) -> Vec<[u8; 16]> {
         let n = self.recent_n.min(RECENT);
-        (0..n)
-            .map(|i| self.recent[(self.recent_n - n + i) % RECENT])
-            .collect()
+        let mut out: Vec<[u8; 16]> = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = self.recent[(self.recent_n - n + i) % RECENT];
+            out.retain(|b| *b != a);
+            out.push(a);
+        }
+        out
     }
 }
 
-/// Distinct values of a 128-bit linear counter (Whang et al. 1990); saturated: infinite.
-fn linear_count(bits: u128) -> f64 {
-    let zeros = bits.count_zeros();
+/// Distinct values of a 128-bit linear counter with `set` bits (Whang et al. 1990);
+/// saturated: infinite.
+fn linear_count_of(set: u32) -> f64 {
+    let zeros = 128 - set.min(128);
     if zeros == 0 {
         return f64::INFINITY;
     }
     128.0 * (128.0 / f64::from(zeros)).ln()
+}
+
+/// The fewest set bits of a 128-bit linear counter whose estimate reaches `n`: the
+/// per-probe checks compare popcounts, never take a logarithm.
+pub fn bits_for(n: f64) -> u32 {
+    (1..=128).find(|&b| linear_count_of(b) >= n).unwrap_or(128)
 }
 
 /// One table of long-horizon keys: `sets` x `WAYS` slots, the set chosen by a keyed hash
@@ -235,11 +267,10 @@ impl Table {
             self.evictions += 1;
         }
         self.tags[at] = key;
-        self.meta[at] = Meta::new(self.m as u32);
-        self.meta[at].key = key;
-        self.meta[at].first_ns = ts;
-        self.meta[at].last_ns = ts;
-        self.regs[at * self.per_slot..(at + 1) * self.per_slot].fill(0);
+        self.meta[at].reset(key, ts, self.m as u32);
+        // Only the merged sketches: a ring slot is zeroed when it first becomes live.
+        let merged = at * self.per_slot + self.counters * self.buckets * self.m;
+        self.regs[merged..(at + 1) * self.per_slot].fill(0);
         at
     }
 
@@ -272,7 +303,16 @@ impl Table {
     /// Move slot `i` to bucket `epoch`: clear the ring slots it skips (past the horizon)
     /// and rebuild the merged sketches if any held something. False when `epoch` is
     /// already past the horizon of the slot (a late packet: not counted).
+    #[inline]
     fn advance(&mut self, i: usize, epoch: i64) -> bool {
+        if self.meta[i].epoch == epoch {
+            return true; // the common case: the same bucket as the last packet
+        }
+        self.rotate(i, epoch)
+    }
+
+    #[cold]
+    fn rotate(&mut self, i: usize, epoch: i64) -> bool {
         let b = self.buckets as i64;
         let meta = &mut self.meta[i];
         if meta.epoch == i64::MIN {
@@ -288,13 +328,8 @@ impl Table {
         for e in epoch - steps + 1..=epoch {
             let slot = e.rem_euclid(b) as usize;
             if meta.live & (1 << slot) != 0 {
-                cleared = true;
+                cleared = true; // zeroed when it next becomes live
                 meta.live &= !(1 << slot);
-                meta.bucket_probes[slot] = 0;
-                for c in 0..self.counters {
-                    let at = (c * self.buckets + slot) * self.m;
-                    regs[at..at + self.m].fill(0);
-                }
             }
         }
         meta.epoch = epoch;
@@ -330,7 +365,15 @@ impl Table {
         let base = i * self.per_slot;
         let ring = base + (c * self.buckets + slot) * self.m + idx;
         let merged = base + (self.counters * self.buckets + c) * self.m + idx;
-        self.meta[i].live |= 1 << slot;
+        if self.meta[i].live & (1 << slot) == 0 {
+            // A bucket starts (or a reused slot's old data is dropped): zero it.
+            self.meta[i].live |= 1 << slot;
+            self.meta[i].bucket_probes[slot] = 0;
+            for k in 0..self.counters {
+                let at = base + (k * self.buckets + slot) * self.m;
+                self.regs[at..at + self.m].fill(0);
+            }
+        }
         if rank > self.regs[ring] {
             self.regs[ring] = rank;
         }
@@ -344,6 +387,7 @@ impl Table {
     }
 
     /// One probe at bucket `epoch` in the histogram of slot `i` (if still in it).
+    #[inline]
     fn count_probe(&mut self, i: usize, epoch: i64) {
         let b = self.buckets as i64;
         let m = &mut self.meta[i];
@@ -370,7 +414,14 @@ impl Table {
         let meta = &self.meta[i];
         let b = self.buckets as i64;
         (0..b)
-            .map(|k| meta.bucket_probes[(meta.epoch - b + 1 + k).rem_euclid(b) as usize])
+            .map(|k| {
+                let slot = (meta.epoch - b + 1 + k).rem_euclid(b) as usize;
+                if meta.live & (1 << slot) != 0 {
+                    meta.bucket_probes[slot]
+                } else {
+                    0
+                }
+            })
             .collect()
     }
 }
@@ -428,6 +479,7 @@ fn word(a: &[u8]) -> u64 {
 /// The slow-scan state and logic.
 pub struct SlowCore {
     pub cfg: Config,
+    bits: Bits,
     pub sources: Table,
     pub dests: Table,
     /// The tables' hash key: where a /64 lands cannot be aimed.
@@ -437,6 +489,11 @@ pub struct SlowCore {
 impl SlowCore {
     pub fn new(cfg: Config, salt: u64) -> Self {
         SlowCore {
+            bits: Bits {
+                medium: bits_for(cfg.sweep_medium),
+                wide_targets: bits_for(cfg.wide_targets),
+                wide_prefixes: bits_for(cfg.wide_prefixes),
+            },
             sources: Table::new(cfg.max_sources, 2, cfg.precision, cfg.buckets),
             dests: Table::new(cfg.max_destinations, 3, cfg.precision, cfg.buckets),
             cfg,
@@ -477,15 +534,16 @@ impl SlowCore {
         let h_dst = mix64(h_iid ^ d64);
         if let Some((i, first)) = self.sources.lookup_or_admit(s64, hs, h_dst, ts) {
             if let Some((h, t)) = first {
-                self.sources.count_first(i, h, t.div_euclid(self.cfg.bucket_ns));
+                self.sources
+                    .count_first(i, h, t.div_euclid(self.cfg.bucket_ns));
             }
             self.on_probe(true, i, pk, d64, h_dst, epoch, out);
         }
         if let Some((i, first)) = self.dests.lookup_or_admit(d64, hd, h_iid, ts) {
             if let Some((h, t)) = first {
-                self.dests.count_first(i, h, t.div_euclid(self.cfg.bucket_ns));
+                self.dests
+                    .count_first(i, h, t.div_euclid(self.cfg.bucket_ns));
             }
-            self.dests.add(i, SOURCES, epoch, mix64(s64)); // the source /64, not the address
             self.on_probe(false, i, pk, s64, h_iid, epoch, out);
         }
     }
@@ -510,12 +568,9 @@ impl SlowCore {
             &mut self.dests
         };
         let ts = pk.meta.ts_ns;
-        let grew = t.add(i, TARGETS, epoch, h);
-        t.count_probe(i, epoch);
-        let targets = t.estimate(i, TARGETS);
+        let bits = self.bits;
         let m = &mut t.meta[i];
         m.last_ns = m.last_ns.max(ts);
-        m.remember(if source { &pk.ip.dst } else { &pk.ip.src });
         // The sweep's window: a new one starts with the first probe past the last.
         if m.win_start == i64::MIN || ts.saturating_sub(m.win_start) >= cfg.sweep_window_ns {
             m.win_start = ts;
@@ -530,26 +585,39 @@ impl SlowCore {
         if m.win_targets & bit == 0 {
             // The sweep's count of this window, as far as 128 bits tell it.
             m.win_targets |= bit;
-            let in_window = linear_count(m.win_targets);
+            m.remember(if source { &pk.ip.dst } else { &pk.ip.src });
+            let in_window = m.win_targets.count_ones();
             m.peak_window = m.peak_window.max(in_window);
             let swept = if source {
-                (in_window >= cfg.sweep_medium && !m.win_multi)
-                    || (in_window >= cfg.wide_targets
-                        && linear_count(m.win_bits) >= cfg.wide_prefixes)
+                (in_window >= bits.medium && !m.win_multi)
+                    || (in_window >= bits.wide_targets
+                        && m.win_bits.count_ones() >= bits.wide_prefixes)
             } else {
-                in_window >= cfg.sweep_medium
+                in_window >= bits.medium
             };
             if swept {
                 m.swept_ns = ts;
             }
         }
+        if m.swept_ns != i64::MIN && ts.saturating_sub(m.swept_ns) < cfg.horizon_ns() {
+            // The sweep's: nothing is counted for the horizon, so its targets never make
+            // a slow scan later, and a flood costs the window's bits only.
+            return;
+        }
+        let grew = t.add(i, TARGETS, epoch, h);
+        t.count_probe(i, epoch);
+        if !source {
+            t.add(i, SOURCES, epoch, mix64(peer)); // the source /64, not the address
+        }
         if !grew {
             return;
         }
-        if targets < cfg.min_targets
-            || (m.alerted_ns != i64::MIN && ts.saturating_sub(m.alerted_ns) < cfg.suppress_ns)
-            || (m.swept_ns != i64::MIN && ts.saturating_sub(m.swept_ns) < cfg.horizon_ns())
-        {
+        let m = &mut t.meta[i];
+        if m.alerted_ns != i64::MIN && ts.saturating_sub(m.alerted_ns) < cfg.suppress_ns {
+            return;
+        }
+        let targets = t.estimate(i, TARGETS);
+        if targets < cfg.min_targets {
             return;
         }
         let source_prefixes = if source { 0.0 } else { t.estimate(i, SOURCES) };
@@ -577,7 +645,7 @@ impl SlowCore {
             last_ns: m.last_ns,
             probes: histogram.iter().map(|&n| u64::from(n)).sum(),
             histogram,
-            peak_window: m.peak_window,
+            peak_window: linear_count_of(m.peak_window),
             recent: m.recent_peers(),
             bytes_per_key,
             packet: pk.clone(),
@@ -587,7 +655,11 @@ impl SlowCore {
     /// (size, cap, evictions) of the source and destination tables.
     pub fn table_stats(&self) -> [(usize, usize, u64); 2] {
         [
-            (self.sources.len(), self.sources.cap(), self.sources.evictions()),
+            (
+                self.sources.len(),
+                self.sources.cap(),
+                self.sources.evictions(),
+            ),
             (self.dests.len(), self.dests.cap(), self.dests.evictions()),
         ]
     }
@@ -681,7 +753,10 @@ mod tests {
         assert_eq!(out.len(), 1, "{out:?}");
         let o = &out[0];
         assert!(o.source && o.targets >= 200.0 && o.ratio == 1.0);
-        assert_eq!(o.probes, o.histogram.iter().map(|&n| u64::from(n)).sum::<u64>());
+        assert_eq!(
+            o.probes,
+            o.histogram.iter().map(|&n| u64::from(n)).sum::<u64>()
+        );
         assert!(o.histogram.iter().filter(|&&n| n > 0).count() >= 3);
         assert_eq!(o.first_ns, 0);
         // One source /64: the destination /64 is not a fan-in.
@@ -758,7 +833,14 @@ mod tests {
         c.max_sources = 16;
         let mut core = SlowCore::new(c, 7);
         for k in 0..64u64 {
-            scan(&mut core, addr(0x2001_0db8_7000_0000 + k, 1), 3, k as i64, 1, 1);
+            scan(
+                &mut core,
+                addr(0x2001_0db8_7000_0000 + k, 1),
+                3,
+                k as i64,
+                1,
+                1,
+            );
         }
         let (len, cap, evicted) = core.table_stats()[0];
         assert_eq!((len, cap), (16, 16));

@@ -32,7 +32,9 @@ struct Slow {
 
 fn get<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
     s.get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("slow_scan reducer: setting {key:?} missing")))?
+        .ok_or_else(|| {
+            PyValueError::new_err(format!("slow_scan reducer: setting {key:?} missing"))
+        })?
         .extract()
 }
 
@@ -62,7 +64,9 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     let max_sources: usize = get(s, "max_sources")?;
     let max_destinations: usize = get(s, "max_destinations")?;
     if max_sources < 1 || max_destinations < 1 {
-        return Err(PyValueError::new_err("slow_scan: table caps must be at least 1"));
+        return Err(PyValueError::new_err(
+            "slow_scan: table caps must be at least 1",
+        ));
     }
     let cfg = Config {
         bucket_ns,
@@ -130,8 +134,10 @@ impl Reducer for Slow {
     ) -> PyResult<()> {
         if let Event::Packet(p) = ev {
             self.core.on_packet(p, &mut self.out);
-            for o in self.out.drain(..) {
-                out.push(outcome(py, &o)?)?;
+            if !self.out.is_empty() {
+                for o in self.out.drain(..) {
+                    out.push(outcome(py, &o)?)?;
+                }
             }
         }
         Ok(())
