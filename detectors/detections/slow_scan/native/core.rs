@@ -504,13 +504,16 @@ impl SlowCore {
     /// Count one packet; push a key that passed every gate to `out`.
     #[inline]
     pub fn on_packet(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) {
-        if !addressed(pk) {
-            return;
-        }
+        // Most packets (established TCP, ND) leave here, before any call or hash.
         let (probe, reply) = role(pk);
-        if !(probe || reply) {
-            return;
+        if (probe || reply) && addressed(pk) {
+            self.counted(pk, probe, reply, out);
         }
+    }
+
+    /// A probe or a reply of addressed traffic: the tables.
+    #[inline(never)]
+    fn counted(&mut self, pk: &Ipv6Packet, probe: bool, reply: bool, out: &mut Vec<Outcome>) {
         let (src, dst) = (&pk.ip.src, &pk.ip.dst);
         let (s64, d64) = (word(&src[..8]), word(&dst[..8]));
         let (hs, hd) = (mix64(s64 ^ self.salt), mix64(d64 ^ self.salt));
