@@ -48,8 +48,11 @@ pub fn is_link_local(a: &[u8; 16]) -> bool {
 #[inline]
 pub fn addressed(pk: &Ipv6Packet) -> bool {
     let (src, dst) = (&pk.ip.src, &pk.ip.dst);
-    !(dst[0] == 0xFF || is_link_local(dst) || is_link_local(src) || src[0] == 0xFF)
-        && !matches!(pk.icmp_type, Some(133..=137))
+    !(dst[0] == 0xFF
+        || is_link_local(dst)
+        || is_link_local(src)
+        || src[0] == 0xFF
+        || matches!(pk.icmp_type, Some(133..=137)))
 }
 
 /// True for a packet that can only be a reply to its destination: from the unspecified

@@ -23,10 +23,14 @@
 //! whether they all went to one peer /64, and 128-bit linear counters (Whang et al.) of
 //! the window's targets and peer /64s.
 //! A window with at least the sweep's medium tier in one /64, or a wide scan's targets
-//! and /64s, is what `ipv6.sweep` reports, so the key stays quiet for the horizon.
+//! and /64s, is what `ipv6.sweep` reports: the key counts nothing more and stays quiet
+//! until a horizon has passed since its last such window. The thresholds are turned into
+//! popcounts once (`bits_for`), so the per-probe check takes no logarithm.
 //!
-//! Speed: every packet pays the shared filters (`reduce::probe`) and its role; a probe or
-//! a reply pays two keyed hashes and a four-way set lookup per table. A key enters a table
+//! Speed: every packet pays its role (a few branches: established TCP and ND leave there)
+//! and the shared filters (`reduce::probe`); a probe or a reply pays two keyed hashes and
+//! a four-way set lookup per table. A key's ring slot is zeroed when it goes live, not
+//! when the key is admitted. A key enters a table
 //! only on its second distinct target (the doorkeeper, a direct-mapped array of the last
 //! key and target seen per slot), so a flood from random sources never churns the tables.
 //! Nothing allocates after the tables are made.
