@@ -855,6 +855,19 @@ mod tests {
     }
 
     #[test]
+    fn thresholds_become_the_fewest_bits_that_reach_them() {
+        for n in [1.0, 64.0, 100.0, 128.0, 300.0] {
+            let b = bits_for(n);
+            assert!(
+                linear_count_of(b) >= n && linear_count_of(b - 1) < n,
+                "{n}: {b}"
+            );
+        }
+        assert_eq!(bits_for(1e9), 128); // past what 128 bits tell: only when saturated
+        assert_eq!(linear_count_of(128), f64::INFINITY);
+    }
+
+    #[test]
     fn memory_per_key_is_fixed() {
         let core = SlowCore::new(cfg(), 7);
         // 2 (sources) or 3 (destinations) counters x (24 buckets + merged) x 64 registers,
