@@ -820,6 +820,28 @@ mod tests {
     }
 
     #[test]
+    fn a_dns_server_answering_many_clients_over_a_day_is_silent() {
+        // UDP is both a probe and a reply: the server's answers to 400 clients count
+        // as 400 targets of its /64, and the clients' queries as 400 responders.
+        let mut core = SlowCore::new(cfg(), 7);
+        let mut out = Vec::new();
+        let server = addr(DST, 0x53);
+        for i in 0..400u64 {
+            let client = addr(0x2001_0db8_4000_0000 + (i << 16), 0x10 + i);
+            let ts = i as i64 * 200 * S;
+            for (src, dst) in [(client, server), (server, client)] {
+                let mut p = pkt(ts, src, dst, 0);
+                p.icmp_type = None;
+                p.ip.upper = 17;
+                core.on_packet(&p, &mut out);
+            }
+        }
+        assert!(out.is_empty(), "{out:?}");
+        let i = core.sources.find(DST, mix64(DST ^ 7)).unwrap();
+        assert!(core.sources.estimate(i, TARGETS) >= 300.0);
+    }
+
+    #[test]
     fn random_sources_stay_at_the_door_and_a_fan_in_is_seen() {
         let mut core = SlowCore::new(cfg(), 7);
         let mut out = Vec::new();
