@@ -2883,6 +2883,94 @@ def _busy(n: int) -> str:
     return str(ipaddress.IPv6Address("2001:db8:1::c000") + (n << 24))
 
 
+# -- low-and-slow (issue 15) ------------------------------------------------------------
+#
+# A real scanner at its normal rate, its capture then rewritten to a slow pace rather
+# than waited for: the fast original is ipv6.sweep's, the slow one ipv6.slow_scan's.
+
+SLOW_EVERY: Final = 5.0  # seconds between probes after the rewrite: 60 per sweep window
+
+
+def slow_down(src: Path, dst: Path, prober_mac: str, every: float) -> int:
+    """Rewrite the timestamps of the classic pcap ``src`` into ``dst``: the frames
+    ``prober_mac`` sends (Neighbor Discovery aside) become one probe every ``every``
+    seconds from the first one; every other frame keeps its delay after the last probe
+    before it, capped at half the pace (a reply stays just after its probe). Frames
+    before the first probe keep their times. Returns the number of probes paced.
+
+    A scan recorded at its tool's normal rate thus becomes the same packets at one probe
+    per ``every`` seconds (``every`` >= 1: one probe per second or slower), in order.
+    """
+    data = src.read_bytes()
+    if data[:4] != b"\xd4\xc3\xb2\xa1":  # tcpdump -w on a little-endian host
+        raise ValueError(f"{src}: not a little-endian microsecond pcap")
+    mac = bytes.fromhex(prober_mac.replace(":", ""))
+    out = [data[:24]]
+    off, probes = 24, 0
+    last_old = last_new = 0
+    while off + 16 <= len(data):
+        sec, usec, incl, orig = struct.unpack_from("<IIII", data, off)
+        frame = data[off + 16 : off + 16 + incl]
+        t = sec * 1_000_000 + usec
+        nd = len(frame) > 54 and frame[20] == NH_ICMPV6 and 133 <= frame[54] <= 137
+        if frame[6:12] == mac and frame[12:14] == b"\x86\xdd" and not nd:
+            new = t if probes == 0 else last_new + round(every * 1_000_000)
+            last_old, last_new = t, new
+            probes += 1
+        elif probes:
+            new = last_new + min(t - last_old, round(every * 500_000))
+        else:
+            new = t
+        out.append(struct.pack("<IIII", new // 1_000_000, new % 1_000_000, incl, orig) + frame)
+        off += 16 + incl
+    dst.write_bytes(b"".join(out))
+    return probes
+
+
+@scenario(
+    expect=["ipv6.slow_scan"],
+    sids=[1001401],
+    tools=["scan6"],
+    evidence=[
+        Evidence(
+            "distinct LAN addresses probed from a2, one every 5 s",
+            frames(A2.mac, dst_net=LAN_PREFIX),
+            300,
+            distinct=destination,
+        )
+    ],
+    outside=expected(
+        ["ipv6.sweep"],
+        [
+            Evidence(
+                "distinct LAN addresses probed from a2",
+                frames(A2.mac, dst_net=LAN_PREFIX),
+                300,
+                distinct=destination,
+            )
+        ],
+        [1000401],
+    ),
+)
+def scan6_slow(lab: Lab) -> None:
+    """scan6's low-byte scan at its normal rate, and the same packets one every 5 s.
+
+    ``scan6 -i eth0 -d 2001:db8:1::/64 --tgt-low-byte --rate-limit 100pps`` in a2 for 9 s
+    (~430 probes at ~50/s). Outside (the WAN capture, as recorded): ipv6.sweep's
+    host_sweep and, by the not-a-sweep rule, no ipv6.slow_scan
+    (``tests/test_attack_tools.py`` checks both). The "inside" file of this scenario is
+    not the LAN: it is the WAN capture rewritten by ``slow_down`` to one probe every
+    ``SLOW_EVERY`` seconds (about 36 minutes of packet time, 60 probes per sweep window,
+    below its 100), which raises ipv6.slow_scan's slow_scan and no ipv6.sweep.
+    """
+    start_routed(lab)
+    remote_scan([*SCAN6, "--tgt-low-byte", *SCAN6_RATE], 9, lab)
+    lab.stop_capture()
+    probes = slow_down(lab.pcaps[OUTSIDE], lab.pcaps[INSIDE], A2.mac, SLOW_EVERY)
+    if probes < 300:
+        raise RuntimeError(f"scan6 sent {probes} probes, want at least 300")
+
+
 # -- recording -----------------------------------------------------------------------
 
 

@@ -159,6 +159,20 @@ def test_scenario_raises_its_expected_alerts(name: str, recorder: Recorder, tmp_
     assert not problems, f"{name}: {len(problems)} problems:\n" + "\n".join(problems)
 
 
+def test_scan6_slow_is_one_family_at_each_pace(recorder: Recorder, tmp_path: Path) -> None:
+    """Low-and-slow (issue 15): scan6 at its own rate is ipv6.sweep's and not also
+    ipv6.slow_scan's; the same packets rewritten to one every 5 s are the other way
+    round."""
+    rec = recorder("scan6_slow")
+    assert not rec.error, rec.error
+    fast, error = _replay(rec.captures[netlab.OUTSIDE].pcap, tmp_path / "fast.eve.jsonl")
+    assert not error, error
+    slow, error = _replay(rec.captures[netlab.INSIDE].pcap, tmp_path / "slow.eve.jsonl")
+    assert not error, error
+    assert "ipv6.sweep" in _categories(fast) and "ipv6.slow_scan" not in _categories(fast)
+    assert _categories(slow)["ipv6.slow_scan"] == 1 and "ipv6.sweep" not in _categories(slow)
+
+
 def test_lab_leaves_no_namespace_behind(recorder: Recorder) -> None:
     ours = f"{netlab.NS_PREFIX}{os.getpid()}-"
     left = [ns for ns in netlab.list_namespaces() if ns.startswith(ours)]

@@ -2,8 +2,8 @@
 //!
 //! Owns the building blocks the families' reducers share: `sketch` and `windows` are the
 //! exact ports of `detectors/sketch.py` and `detectors/state.py`, `budget` of
-//! `Suppressor`, `LinkBudget` and `Seen`, `few` a one-item-inline list, `probe` the probe filters
-//! the scan reducers share, `py` the
+//! `Suppressor`, `LinkBudget` and `Seen`, `few` a one-item-inline list, `probe` the
+//! per-packet probe filters the scan reducers share, `py` the
 //! conversions of their outputs to Python values.
 //!
 //! The families' own reducers live beside their specs

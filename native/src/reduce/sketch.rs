@@ -41,6 +41,81 @@ fn pow2_neg(k: u32) -> f64 {
     f64::from_bits(u64::from(1023 - k) << 52)
 }
 
+/// Where a 64-bit hash lands in a sketch of 2**`p` registers: (register, rank), the rank
+/// being one more than the leading zeros of the bits below the index.
+#[inline]
+pub fn hll_slot(p: u32, h: u64) -> (usize, u8) {
+    let bits = 64 - p;
+    let idx = (h >> bits) as usize;
+    let rest = h & ((1u64 << bits) - 1);
+    (idx, (bits - (64 - rest.leading_zeros()) + 1) as u8)
+}
+
+/// The running figures of a HyperLogLog's O(1) estimate over a register array kept
+/// elsewhere (a `HyperLogLog`'s own, or a reducer's fixed-size arena): the zero-register
+/// count and the harmonic sum, updated in Python's order of floating-point operations.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HllSums {
+    zeros: u32,
+    inv_sum: f64,
+}
+
+impl HllSums {
+    /// Figures of `m` zero registers.
+    pub fn empty(m: u32) -> Self {
+        HllSums {
+            zeros: m,
+            inv_sum: f64::from(m),
+        }
+    }
+
+    /// Figures of `registers`, recomputed (after a merge or a reset).
+    pub fn of(registers: &[u8]) -> Self {
+        let mut s = HllSums::empty(0);
+        for &r in registers {
+            s.zeros += u32::from(r == 0);
+            s.inv_sum += pow2_neg(u32::from(r));
+        }
+        s
+    }
+
+    /// A register rose from `old` to `new`.
+    #[inline]
+    pub fn raise(&mut self, old: u8, new: u8) {
+        if old == 0 {
+            self.zeros -= 1;
+        }
+        self.inv_sum += pow2_neg(u32::from(new)) - pow2_neg(u32::from(old));
+    }
+
+    /// Raise `registers` for hash `h` (precision `p`); true when a register grew.
+    #[inline]
+    pub fn add(&mut self, registers: &mut [u8], p: u32, h: u64) -> bool {
+        let (idx, rank) = hll_slot(p, h);
+        let old = registers[idx];
+        if rank <= old {
+            return false;
+        }
+        registers[idx] = rank;
+        self.raise(old, rank);
+        true
+    }
+
+    /// The cardinality estimate of 2**`p` registers: linear counting while it is at most
+    /// 2.5 m, else the harmonic mean (Flajolet et al. 2007).
+    pub fn estimate(&self, p: u32) -> f64 {
+        let m = f64::from(1u32 << p);
+        if self.zeros != 0 {
+            let linear = m * (m / f64::from(self.zeros)).ln();
+            if linear <= 2.5 * m {
+                return linear;
+            }
+        }
+        let alpha = 0.7213 / (1.0 + 1.079 / m);
+        alpha * m * m / self.inv_sum
+    }
+}
+
 /// HyperLogLog with an O(1) estimate (Flajolet et al. 2007): the zero-register count and
 /// the harmonic sum are kept up to date on every register change, in the same order of
 /// floating-point operations as Python so the sums round identically.
@@ -48,8 +123,7 @@ fn pow2_neg(k: u32) -> f64 {
 pub struct HyperLogLog {
     p: u32,
     registers: Box<[u8]>,
-    zeros: u32,
-    inv_sum: f64,
+    sums: HllSums,
 }
 
 impl HyperLogLog {
@@ -59,40 +133,18 @@ impl HyperLogLog {
         HyperLogLog {
             p: precision,
             registers: vec![0u8; m as usize].into_boxed_slice(),
-            zeros: m,
-            inv_sum: f64::from(m),
+            sums: HllSums::empty(m),
         }
     }
 
     /// Add a 64-bit hash; true when a register grew (the value may be new).
     #[inline]
     pub fn add(&mut self, h: u64) -> bool {
-        let bits = 64 - self.p;
-        let idx = (h >> bits) as usize;
-        let rest = h & ((1u64 << bits) - 1);
-        let rank = bits - (64 - rest.leading_zeros()) + 1;
-        let old = u32::from(self.registers[idx]);
-        if rank <= old {
-            return false;
-        }
-        self.registers[idx] = rank as u8;
-        if old == 0 {
-            self.zeros -= 1;
-        }
-        self.inv_sum += pow2_neg(rank) - pow2_neg(old);
-        true
+        self.sums.add(&mut self.registers, self.p, h)
     }
 
     pub fn estimate(&self) -> f64 {
-        let m = f64::from(1u32 << self.p);
-        if self.zeros != 0 {
-            let linear = m * (m / f64::from(self.zeros)).ln();
-            if linear <= 2.5 * m {
-                return linear;
-            }
-        }
-        let alpha = 0.7213 / (1.0 + 1.079 / m);
-        alpha * m * m / self.inv_sum
+        self.sums.estimate(self.p)
     }
 }
 

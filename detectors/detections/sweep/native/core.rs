@@ -28,7 +28,6 @@ use std::rc::Rc;
 
 use crate::decode::events::Ipv6Packet;
 use crate::reduce::few::Few;
-pub use crate::reduce::probe::PROBE_NAMES;
 use crate::reduce::probe::{addressed, answers_destination, probe_kind};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};

@@ -7,9 +7,10 @@
 use pyo3::prelude::*;
 use pyo3::types::PyList;
 
-use super::core::{FanSnapshot, Outcome, WinSnapshot, PROBE_NAMES, TABLE_NAMES};
+use super::core::{FanSnapshot, Outcome, WinSnapshot, TABLE_NAMES};
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
+use crate::reduce::probe::PROBE_NAMES;
 use crate::reduce::py::{any, bytes, tuple};
 
 /// `[(address, new targets), ...]` in first-seen order.

@@ -1,0 +1,901 @@
+//! The per-packet half of `ipv6.slow_scan`: long-horizon distinct counting per source /64
+//! and per destination /64, in fixed memory per key.
+//!
+//! Owns two set-associative tables of keys (`slow_scan.sources`, `slow_scan.destinations`),
+//! their doorkeepers, and per key a ring of `buckets` small HyperLogLog register arrays
+//! (one per `bucket_ns` of packet time, aligned on the epoch) for each counter, with the
+//! register-wise maximum of the live buckets kept beside them as the horizon's merged
+//! sketch. A new target raises its bucket's register and the merged one (O(1), with the
+//! O(1) estimate of `HllSums`); when packet time moves a key into a new bucket, the buckets
+//! past the horizon are cleared and the merged sketch is rebuilt from the rest, once per
+//! key and bucket. So a target counts for the horizon (`buckets` x `bucket_ns`, less at
+//! most one bucket) and then falls out, and a key's memory never depends on its traffic.
+//!
+//! Counters: a source /64 counts the distinct destination addresses it probed and the
+//! distinct hosts that sent it a reply; a destination /64 counts the distinct addresses
+//! of it probed, the distinct source /64s that probed them, and the distinct addresses
+//! of it that sent a reply. A probe is a packet that opens something (TCP without ACK,
+//! ICMPv6 Echo Request, UDP); a reply one that answers (TCP SYN-ACK or RST, Echo Reply,
+//! ICMPv6 errors, UDP). Established TCP traffic is neither and leaves after one branch.
+//!
+//! Not a sweep: each key also mirrors `ipv6.sweep`'s windows (its `window_s`, started by
+//! the first probe past the previous one): the distinct targets in the window,
+//! whether they all went to one peer /64, and 128-bit linear counters (Whang et al.) of
+//! the window's targets and peer /64s.
+//! A window with at least the sweep's medium tier in one /64, or a wide scan's targets
+//! and /64s, is what `ipv6.sweep` reports: the key counts nothing more and stays quiet
+//! until a horizon has passed since its last such window. The thresholds are turned into
+//! popcounts once (`bits_for`), so the per-probe check takes no logarithm.
+//!
+//! Speed: every packet pays its role (a few branches: established TCP and ND leave there)
+//! and the shared filters (`reduce::probe`); a probe or a reply pays two keyed hashes and
+//! a four-way set lookup per table. A key's ring slot is zeroed when it goes live, not
+//! when the key is admitted. A key enters a table
+//! only on its second distinct target (the doorkeeper, a direct-mapped array of the last
+//! key and target seen per slot), so a flood from random sources never churns the tables.
+//! Nothing allocates after the tables are made.
+
+use crate::decode::events::Ipv6Packet;
+use crate::reduce::probe::{addressed, answers_destination};
+use crate::reduce::sketch::{hll_slot, mix64, HllSums};
+
+/// Ways per set of a key table.
+pub const WAYS: usize = 4;
+/// Most buckets a horizon may hold (the live-bucket mask is a u64).
+pub const MAX_BUCKETS: usize = 64;
+/// Peers (targets of a source, sources of a destination) remembered per key for the
+/// evidence, most recent last.
+pub const RECENT: usize = 8;
+
+/// Counters of a key, indexing its register rings.
+pub const TARGETS: usize = 0;
+pub const RESPONDERS: usize = 1;
+pub const SOURCES: usize = 2; // destination keys only: distinct source /64s
+
+/// The thresholds, resolved by Python from `spec.yaml`, the policy and `ipv6.sweep`'s.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub bucket_ns: i64,
+    pub buckets: usize,
+    pub precision: u32,
+    pub min_targets: f64,
+    pub min_no_reply: f64,
+    pub min_source_prefixes: f64,
+    pub suppress_ns: i64,
+    pub max_sources: usize,
+    pub max_destinations: usize,
+    /// `ipv6.sweep`'s window, medium tier and wide-scan thresholds.
+    pub sweep_window_ns: i64,
+    pub sweep_medium: f64,
+    pub wide_targets: f64,
+    pub wide_prefixes: f64,
+}
+
+/// The sweep thresholds as set bits of the window's linear counters.
+#[derive(Clone, Copy, Debug)]
+struct Bits {
+    medium: u32,
+    wide_targets: u32,
+    wide_prefixes: u32,
+}
+
+impl Config {
+    pub fn horizon_ns(&self) -> i64 {
+        self.bucket_ns.saturating_mul(self.buckets as i64)
+    }
+}
+
+/// A key's fixed-size figures (its registers live in the table's arena).
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub key: u64,
+    pub last_ns: i64,
+    pub first_ns: i64,
+    /// The newest bucket written; ring slot `epoch mod buckets` holds it.
+    pub epoch: i64,
+    /// Ring slots holding anything.
+    pub live: u64,
+    pub sums: [HllSums; 3],
+    pub bucket_probes: [u32; MAX_BUCKETS],
+    pub probes: u64,
+    // The mirror of the sweep's window.
+    pub win_start: i64,
+    /// Targets (128-bit linear counter) and peer /64s of the window.
+    pub win_targets: u128,
+    pub win_peer: u64,
+    pub win_multi: bool,
+    pub win_bits: u128,
+    /// Most window targets seen, as set bits of the linear counter.
+    pub peak_window: u32,
+    pub swept_ns: i64,
+    pub alerted_ns: i64,
+    pub recent: [[u8; 16]; RECENT],
+    pub recent_n: usize,
+}
+
+impl Meta {
+    fn new(m: u32) -> Self {
+        Meta {
+            key: 0,
+            last_ns: 0,
+            first_ns: 0,
+            epoch: i64::MIN,
+            live: 0,
+            sums: [HllSums::empty(m); 3],
+            bucket_probes: [0; MAX_BUCKETS],
+            probes: 0,
+            win_start: i64::MIN,
+            win_targets: 0,
+            win_peer: 0,
+            win_multi: false,
+            win_bits: 0,
+            peak_window: 0,
+            swept_ns: i64::MIN,
+            alerted_ns: i64::MIN,
+            recent: [[0; 16]; RECENT],
+            recent_n: 0,
+        }
+    }
+
+    /// A fresh key in a reused slot: the scalars only; the arrays are read only where
+    /// `live` and `recent_n` say they were written since.
+    fn reset(&mut self, key: u64, ts: i64, m: u32) {
+        let (probes, recent) = (self.bucket_probes, self.recent);
+        *self = Meta {
+            bucket_probes: probes,
+            recent,
+            ..Meta::new(m)
+        };
+        self.key = key;
+        self.first_ns = ts;
+        self.last_ns = ts;
+    }
+
+    #[inline]
+    fn remember(&mut self, peer: &[u8; 16]) {
+        self.recent[self.recent_n % RECENT] = *peer;
+        self.recent_n += 1;
+    }
+
+    /// The remembered peers, oldest first, each once.
+    pub fn recent_peers(&self) -> Vec<[u8; 16]> {
+        let n = self.recent_n.min(RECENT);
+        let mut out: Vec<[u8; 16]> = Vec::with_capacity(n);
+        for i in 0..n {
+            let a = self.recent[(self.recent_n - n + i) % RECENT];
+            out.retain(|b| *b != a);
+            out.push(a);
+        }
+        out
+    }
+}
+
+/// Distinct values of a 128-bit linear counter with `set` bits (Whang et al. 1990);
+/// saturated: infinite.
+fn linear_count_of(set: u32) -> f64 {
+    let zeros = 128 - set.min(128);
+    if zeros == 0 {
+        return f64::INFINITY;
+    }
+    128.0 * (128.0 / f64::from(zeros)).ln()
+}
+
+/// The fewest set bits of a 128-bit linear counter whose estimate reaches `n`: the
+/// per-probe checks compare popcounts, never take a logarithm.
+pub fn bits_for(n: f64) -> u32 {
+    (1..=128).find(|&b| linear_count_of(b) >= n).unwrap_or(128)
+}
+
+/// One table of long-horizon keys: `sets` x `WAYS` slots, the set chosen by a keyed hash
+/// of the /64 (its place cannot be aimed), least recently used way evicted (counted).
+pub struct Table {
+    counters: usize,
+    p: u32,
+    m: usize,
+    buckets: usize,
+    set_mask: usize,
+    tags: Vec<u64>, // the key of each slot; 0 is empty (::/64 is never tracked)
+    pub meta: Vec<Meta>,
+    regs: Vec<u8>,
+    per_slot: usize,
+    door: Vec<(u64, u64, i64)>, // (keyed hash | 1, first target, its time)
+    len: usize,
+    evictions: u64,
+}
+
+impl Table {
+    pub fn new(cap: usize, counters: usize, p: u32, buckets: usize) -> Self {
+        let sets = cap.div_ceil(WAYS).max(1).next_power_of_two();
+        let m = 1usize << p;
+        let per_slot = counters * (buckets + 1) * m;
+        let slots = sets * WAYS;
+        Table {
+            counters,
+            p,
+            m,
+            buckets,
+            set_mask: sets - 1,
+            tags: vec![0; slots],
+            meta: vec![Meta::new(m as u32); slots],
+            // Zeroed pages are only touched (made resident) as keys arrive.
+            regs: vec![0; slots * per_slot],
+            per_slot,
+            door: vec![(0, 0, 0); (slots * 4).next_power_of_two()],
+            len: 0,
+            evictions: 0,
+        }
+    }
+
+    pub fn cap(&self) -> usize {
+        self.tags.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Bytes a key costs: its registers, its figures, its tag and its doorkeeper share.
+    pub fn bytes_per_key(&self) -> usize {
+        self.per_slot
+            + std::mem::size_of::<Meta>()
+            + std::mem::size_of::<u64>()
+            + 4 * std::mem::size_of::<(u64, u64, i64)>()
+    }
+
+    #[inline]
+    pub fn find(&self, key: u64, h: u64) -> Option<usize> {
+        let base = (h as usize & self.set_mask) * WAYS;
+        (base..base + WAYS).find(|&i| self.tags[i] == key)
+    }
+
+    /// Take a slot for `key`: an empty way, else the least recently used one (evicted).
+    fn admit(&mut self, key: u64, h: u64, ts: i64) -> usize {
+        let base = (h as usize & self.set_mask) * WAYS;
+        let mut at = base;
+        for i in base..base + WAYS {
+            if self.tags[i] == 0 {
+                at = i;
+                break;
+            }
+            if self.meta[i].last_ns < self.meta[at].last_ns {
+                at = i;
+            }
+        }
+        if self.tags[at] == 0 {
+            self.len += 1;
+        } else {
+            self.evictions += 1;
+        }
+        self.tags[at] = key;
+        self.meta[at].reset(key, ts, self.m as u32);
+        // Only the merged sketches: a ring slot is zeroed when it first becomes live.
+        let merged = at * self.per_slot + self.counters * self.buckets * self.m;
+        self.regs[merged..(at + 1) * self.per_slot].fill(0);
+        at
+    }
+
+    /// The doorkeeper: the slot of `key`, admitting it on its second distinct `item`.
+    /// Returns the slot and the first item (with its time) when it was just admitted.
+    #[inline]
+    fn lookup_or_admit(
+        &mut self,
+        key: u64,
+        h: u64,
+        item: u64,
+        ts: i64,
+    ) -> Option<(usize, Option<(u64, i64)>)> {
+        if let Some(i) = self.find(key, h) {
+            return Some((i, None));
+        }
+        let d = (h.rotate_left(29) as usize) & (self.door.len() - 1);
+        let tag = h | 1;
+        let (t, first, first_ts) = self.door[d];
+        if t == tag && first != item {
+            self.door[d] = (0, 0, 0);
+            let i = self.admit(key, h, ts);
+            self.meta[i].first_ns = first_ts.min(ts);
+            return Some((i, Some((first, first_ts))));
+        }
+        self.door[d] = (tag, item, ts);
+        None
+    }
+
+    /// Move slot `i` to bucket `epoch`: clear the ring slots it skips (past the horizon)
+    /// and rebuild the merged sketches if any held something. False when `epoch` is
+    /// already past the horizon of the slot (a late packet: not counted).
+    #[inline]
+    fn advance(&mut self, i: usize, epoch: i64) -> bool {
+        if self.meta[i].epoch == epoch {
+            return true; // the common case: the same bucket as the last packet
+        }
+        self.rotate(i, epoch)
+    }
+
+    #[cold]
+    fn rotate(&mut self, i: usize, epoch: i64) -> bool {
+        let b = self.buckets as i64;
+        let meta = &mut self.meta[i];
+        if meta.epoch == i64::MIN {
+            meta.epoch = epoch;
+            return true;
+        }
+        if epoch <= meta.epoch {
+            return meta.epoch - epoch < b;
+        }
+        let steps = (epoch - meta.epoch).min(b);
+        let mut cleared = false;
+        let regs = &mut self.regs[i * self.per_slot..(i + 1) * self.per_slot];
+        for e in epoch - steps + 1..=epoch {
+            let slot = e.rem_euclid(b) as usize;
+            if meta.live & (1 << slot) != 0 {
+                cleared = true; // zeroed when it next becomes live
+                meta.live &= !(1 << slot);
+            }
+        }
+        meta.epoch = epoch;
+        if cleared {
+            for c in 0..self.counters {
+                let merged = (self.counters * self.buckets + c) * self.m;
+                let (ring, rest) = regs.split_at_mut(merged);
+                let out = &mut rest[..self.m];
+                out.fill(0);
+                for slot in 0..self.buckets {
+                    if meta.live & (1 << slot) != 0 {
+                        let at = (c * self.buckets + slot) * self.m;
+                        for (o, &r) in out.iter_mut().zip(&ring[at..at + self.m]) {
+                            *o = (*o).max(r);
+                        }
+                    }
+                }
+                meta.sums[c] = HllSums::of(out);
+            }
+        }
+        true
+    }
+
+    /// Count hash `h` in counter `c` of slot `i` at bucket `epoch`; true when the merged
+    /// sketch grew (the value is new to the horizon, or looks it).
+    #[inline]
+    fn add(&mut self, i: usize, c: usize, epoch: i64, h: u64) -> bool {
+        if !self.advance(i, epoch) {
+            return false;
+        }
+        let slot = epoch.rem_euclid(self.buckets as i64) as usize;
+        let (idx, rank) = hll_slot(self.p, h);
+        let base = i * self.per_slot;
+        let ring = base + (c * self.buckets + slot) * self.m + idx;
+        let merged = base + (self.counters * self.buckets + c) * self.m + idx;
+        if self.meta[i].live & (1 << slot) == 0 {
+            // A bucket starts (or a reused slot's old data is dropped): zero it.
+            self.meta[i].live |= 1 << slot;
+            self.meta[i].bucket_probes[slot] = 0;
+            for k in 0..self.counters {
+                let at = base + (k * self.buckets + slot) * self.m;
+                self.regs[at..at + self.m].fill(0);
+            }
+        }
+        if rank > self.regs[ring] {
+            self.regs[ring] = rank;
+        }
+        let old = self.regs[merged];
+        if rank <= old {
+            return false;
+        }
+        self.regs[merged] = rank;
+        self.meta[i].sums[c].raise(old, rank);
+        true
+    }
+
+    /// One probe at bucket `epoch` in the histogram of slot `i` (if still in it).
+    #[inline]
+    fn count_probe(&mut self, i: usize, epoch: i64) {
+        let b = self.buckets as i64;
+        let m = &mut self.meta[i];
+        if m.epoch - epoch < b {
+            let slot = epoch.rem_euclid(b) as usize;
+            m.bucket_probes[slot] = m.bucket_probes[slot].saturating_add(1);
+            m.probes += 1;
+        }
+    }
+
+    /// The doorkeeper's first target of a key just admitted, counted as a probe.
+    fn count_first(&mut self, i: usize, h: u64, epoch: i64) {
+        if self.add(i, TARGETS, epoch, h) {
+            self.count_probe(i, epoch);
+        }
+    }
+
+    pub fn estimate(&self, i: usize, c: usize) -> f64 {
+        self.meta[i].sums[c].estimate(self.p)
+    }
+
+    /// Probes per bucket of slot `i`, oldest bucket first (the horizon's histogram).
+    pub fn histogram(&self, i: usize) -> Vec<u32> {
+        let meta = &self.meta[i];
+        let b = self.buckets as i64;
+        (0..b)
+            .map(|k| {
+                let slot = (meta.epoch - b + 1 + k).rem_euclid(b) as usize;
+                if meta.live & (1 << slot) != 0 {
+                    meta.bucket_probes[slot]
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+}
+
+/// What reaches Python: a key that passed every gate. Rare: once per key and suppress_ns.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// True for a source /64, false for a destination /64.
+    pub source: bool,
+    pub prefix: [u8; 8],
+    pub targets: f64,
+    pub responders: f64,
+    pub ratio: f64,
+    /// Distinct source /64s (destination keys; 0 for sources).
+    pub source_prefixes: f64,
+    pub first_ns: i64,
+    pub last_ns: i64,
+    pub probes: u64,
+    pub histogram: Vec<u32>,
+    pub peak_window: f64,
+    pub recent: Vec<[u8; 16]>,
+    pub bytes_per_key: usize,
+    pub packet: Ipv6Packet,
+}
+
+/// Whether a packet opens something (a probe) or answers (a reply); UDP is both.
+#[inline]
+fn role(pk: &Ipv6Packet) -> (bool, bool) {
+    if let Some(t) = pk.icmp_type {
+        return match t {
+            128 => (true, false),
+            1..=4 | 129 => (false, true),
+            _ => (false, false),
+        };
+    }
+    if let Some(f) = pk.tcp_flags {
+        return if f & 0x04 != 0 {
+            (false, true) // RST
+        } else if f & 0x10 == 0 {
+            (true, false) // SYN, FIN, NULL, Xmas: no ACK
+        } else {
+            (false, f & 0x02 != 0) // SYN-ACK answers; the rest is an established flow
+        };
+    }
+    if pk.ip.upper == 17 {
+        return (true, true);
+    }
+    (false, false)
+}
+
+fn word(a: &[u8]) -> u64 {
+    u64::from_be_bytes(a[..8].try_into().expect("8 bytes"))
+}
+
+/// The slow-scan state and logic.
+pub struct SlowCore {
+    pub cfg: Config,
+    bits: Bits,
+    pub sources: Table,
+    pub dests: Table,
+    /// The tables' hash key: where a /64 lands cannot be aimed.
+    salt: u64,
+}
+
+impl SlowCore {
+    pub fn new(cfg: Config, salt: u64) -> Self {
+        SlowCore {
+            bits: Bits {
+                medium: bits_for(cfg.sweep_medium),
+                wide_targets: bits_for(cfg.wide_targets),
+                wide_prefixes: bits_for(cfg.wide_prefixes),
+            },
+            sources: Table::new(cfg.max_sources, 2, cfg.precision, cfg.buckets),
+            dests: Table::new(cfg.max_destinations, 3, cfg.precision, cfg.buckets),
+            cfg,
+            salt,
+        }
+    }
+
+    /// Count one packet; push a key that passed every gate to `out`.
+    #[inline]
+    pub fn on_packet(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) {
+        // Most packets (established TCP, ND) leave here, before any call or hash.
+        let (probe, reply) = role(pk);
+        if (probe || reply) && addressed(pk) {
+            self.counted(pk, probe, reply, out);
+        }
+    }
+
+    /// A probe or a reply of addressed traffic: the tables.
+    #[inline(never)]
+    fn counted(&mut self, pk: &Ipv6Packet, probe: bool, reply: bool, out: &mut Vec<Outcome>) {
+        let (src, dst) = (&pk.ip.src, &pk.ip.dst);
+        let (s64, d64) = (word(&src[..8]), word(&dst[..8]));
+        let (hs, hd) = (mix64(s64 ^ self.salt), mix64(d64 ^ self.salt));
+        let ts = pk.meta.ts_ns;
+        let epoch = ts.div_euclid(self.cfg.bucket_ns);
+        if reply {
+            // Anything answering a tracked source /64, or sent by a tracked destination
+            // /64's hosts, is a reply.
+            let h_src = mix64(mix64(word(&src[8..])) ^ s64);
+            if let Some(i) = self.sources.find(d64, hd) {
+                self.sources.add(i, RESPONDERS, epoch, h_src);
+            }
+            if let Some(i) = self.dests.find(s64, hs) {
+                self.dests.add(i, RESPONDERS, epoch, h_src);
+            }
+        }
+        if !probe || answers_destination(pk) || s64 == 0 || d64 == 0 {
+            return;
+        }
+        let h_iid = mix64(word(&dst[8..]));
+        let h_dst = mix64(h_iid ^ d64);
+        if let Some((i, first)) = self.sources.lookup_or_admit(s64, hs, h_dst, ts) {
+            if let Some((h, t)) = first {
+                self.sources
+                    .count_first(i, h, t.div_euclid(self.cfg.bucket_ns));
+            }
+            self.on_probe(true, i, pk, d64, h_dst, epoch, out);
+        }
+        if let Some((i, first)) = self.dests.lookup_or_admit(d64, hd, h_iid, ts) {
+            if let Some((h, t)) = first {
+                self.dests
+                    .count_first(i, h, t.div_euclid(self.cfg.bucket_ns));
+            }
+            self.on_probe(false, i, pk, s64, h_iid, epoch, out);
+        }
+    }
+
+    /// A probe counted in slot `i` of the source (`source`) or destination table; `peer`
+    /// is the other side's /64.
+    #[allow(clippy::too_many_arguments)]
+    fn on_probe(
+        &mut self,
+        source: bool,
+        i: usize,
+        pk: &Ipv6Packet,
+        peer: u64,
+        h: u64,
+        epoch: i64,
+        out: &mut Vec<Outcome>,
+    ) {
+        let cfg = &self.cfg;
+        let t = if source {
+            &mut self.sources
+        } else {
+            &mut self.dests
+        };
+        let ts = pk.meta.ts_ns;
+        let bits = self.bits;
+        let m = &mut t.meta[i];
+        m.last_ns = m.last_ns.max(ts);
+        // The sweep's window: a new one starts with the first probe past the last.
+        if m.win_start == i64::MIN || ts.saturating_sub(m.win_start) >= cfg.sweep_window_ns {
+            m.win_start = ts;
+            m.win_targets = 0;
+            m.win_peer = peer;
+            m.win_multi = false;
+            m.win_bits = 0;
+        }
+        m.win_multi |= peer != m.win_peer; // more than one /64: not one sweep tier
+        m.win_bits |= 1u128 << (mix64(peer) & 127);
+        let bit = 1u128 << (h & 127);
+        if m.win_targets & bit == 0 {
+            // The sweep's count of this window, as far as 128 bits tell it.
+            m.win_targets |= bit;
+            m.remember(if source { &pk.ip.dst } else { &pk.ip.src });
+            let in_window = m.win_targets.count_ones();
+            m.peak_window = m.peak_window.max(in_window);
+            let swept = if source {
+                (in_window >= bits.medium && !m.win_multi)
+                    || (in_window >= bits.wide_targets
+                        && m.win_bits.count_ones() >= bits.wide_prefixes)
+            } else {
+                in_window >= bits.medium
+            };
+            if swept {
+                m.swept_ns = ts;
+            }
+        }
+        if m.swept_ns != i64::MIN && ts.saturating_sub(m.swept_ns) < cfg.horizon_ns() {
+            // The sweep's: nothing is counted for the horizon, so its targets never make
+            // a slow scan later, and a flood costs the window's bits only.
+            return;
+        }
+        let grew = t.add(i, TARGETS, epoch, h);
+        t.count_probe(i, epoch);
+        if !source {
+            t.add(i, SOURCES, epoch, mix64(peer)); // the source /64, not the address
+        }
+        if !grew {
+            return;
+        }
+        let m = &mut t.meta[i];
+        if m.alerted_ns != i64::MIN && ts.saturating_sub(m.alerted_ns) < cfg.suppress_ns {
+            return;
+        }
+        let targets = t.estimate(i, TARGETS);
+        if targets < cfg.min_targets {
+            return;
+        }
+        let source_prefixes = if source { 0.0 } else { t.estimate(i, SOURCES) };
+        if !source && source_prefixes < cfg.min_source_prefixes {
+            return;
+        }
+        let responders = t.estimate(i, RESPONDERS);
+        let ratio = (1.0 - responders.min(targets) / targets).max(0.0);
+        if ratio < cfg.min_no_reply {
+            return; // checked again on the next new target: replies may stop
+        }
+        let histogram = t.histogram(i);
+        let bytes_per_key = t.bytes_per_key();
+        let m = &mut t.meta[i];
+        m.alerted_ns = ts;
+        let horizon_start = (m.epoch - cfg.buckets as i64 + 1).saturating_mul(cfg.bucket_ns);
+        out.push(Outcome {
+            source,
+            prefix: m.key.to_be_bytes(),
+            targets,
+            responders,
+            ratio,
+            source_prefixes,
+            first_ns: m.first_ns.max(horizon_start),
+            last_ns: m.last_ns,
+            probes: histogram.iter().map(|&n| u64::from(n)).sum(),
+            histogram,
+            peak_window: linear_count_of(m.peak_window),
+            recent: m.recent_peers(),
+            bytes_per_key,
+            packet: pk.clone(),
+        });
+    }
+
+    /// (size, cap, evictions) of the source and destination tables.
+    pub fn table_stats(&self) -> [(usize, usize, u64); 2] {
+        [
+            (
+                self.sources.len(),
+                self.sources.cap(),
+                self.sources.evictions(),
+            ),
+            (self.dests.len(), self.dests.cap(), self.dests.evictions()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::events::{Ipv6Header, Meta as PacketMeta};
+
+    const S: i64 = 1_000_000_000;
+    const SCANNER: u64 = 0x2001_0db8_0bad_0000;
+    const DST: u64 = 0x2001_0db8_0001_0000;
+
+    fn cfg() -> Config {
+        Config {
+            bucket_ns: 3600 * S,
+            buckets: 24,
+            precision: 6,
+            min_targets: 200.0,
+            min_no_reply: 0.5,
+            min_source_prefixes: 8.0,
+            suppress_ns: 86400 * S,
+            max_sources: 4096,
+            max_destinations: 4096,
+            sweep_window_ns: 300 * S,
+            sweep_medium: 100.0,
+            wide_targets: 128.0,
+            wide_prefixes: 64.0,
+        }
+    }
+
+    fn addr(prefix: u64, iid: u64) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..8].copy_from_slice(&prefix.to_be_bytes());
+        a[8..].copy_from_slice(&iid.to_be_bytes());
+        a
+    }
+
+    fn pkt(ts_ns: i64, src: [u8; 16], dst: [u8; 16], icmp: u8) -> Ipv6Packet {
+        Ipv6Packet {
+            meta: PacketMeta {
+                ts_ns,
+                linktype: 1,
+                wire_len: 62,
+                ..PacketMeta::default()
+            },
+            ip: Ipv6Header {
+                src,
+                dst,
+                hop_limit: 64,
+                traffic_class: 0,
+                flow_label: 0,
+                payload_len: 8,
+                chain: Default::default(),
+                upper: 58,
+                fragment: None,
+                tunnels: Default::default(),
+            },
+            sport: None,
+            dport: None,
+            icmp_type: Some(icmp),
+            icmp_code: Some(0),
+            tcp_flags: None,
+            quoted_src: None,
+        }
+    }
+
+    /// `n` echo requests from `src`, `every_ns` apart from `start`, to addresses of the
+    /// `prefixes` /64s in turn; the alerts.
+    fn scan(
+        core: &mut SlowCore,
+        src: [u8; 16],
+        n: u64,
+        start: i64,
+        every_ns: i64,
+        prefixes: u64,
+    ) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        for i in 0..n {
+            let dst = addr(DST + i % prefixes, mix64(i + start as u64));
+            core.on_packet(&pkt(start + i as i64 * every_ns, src, dst, 128), &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn a_slow_scan_fires_once_and_reports_its_buckets() {
+        let mut core = SlowCore::new(cfg(), 7);
+        let out = scan(&mut core, addr(SCANNER, 1), 400, 0, 60 * S, 1);
+        assert_eq!(out.len(), 1, "{out:?}");
+        let o = &out[0];
+        assert!(o.source && o.targets >= 200.0 && o.ratio == 1.0);
+        assert_eq!(
+            o.probes,
+            o.histogram.iter().map(|&n| u64::from(n)).sum::<u64>()
+        );
+        assert!(o.histogram.iter().filter(|&&n| n > 0).count() >= 3);
+        assert_eq!(o.first_ns, 0);
+        // One source /64: the destination /64 is not a fan-in.
+        assert_eq!(core.table_stats()[0].0, 1);
+    }
+
+    #[test]
+    fn a_fast_sweep_is_the_sweeps_and_a_spread_fast_scan_is_not() {
+        // 300 targets in one /64 at 10 a second: ipv6.sweep's medium tier.
+        let mut core = SlowCore::new(cfg(), 7);
+        assert!(scan(&mut core, addr(SCANNER, 1), 300, 0, S / 10, 1).is_empty());
+        // More probes later in the horizon do not make it a slow scan either.
+        assert!(scan(&mut core, addr(SCANNER, 1), 300, 3600 * S, 60 * S, 1).is_empty());
+        // 100 a second over 200 /64s: a wide scan.
+        let mut core = SlowCore::new(cfg(), 7);
+        assert!(scan(&mut core, addr(SCANNER, 1), 400, 0, S / 100, 200).is_empty());
+        // 400 targets over four /64s at 1 a second: 75 per /64 and window, no sweep tier
+        // and not wide, so it is the slow scan's.
+        let mut core = SlowCore::new(cfg(), 7);
+        let out = scan(&mut core, addr(SCANNER, 1), 400, 0, S, 4);
+        assert_eq!(out.len(), 1);
+        let delay = out[0].packet.meta.ts_ns / S;
+        assert!((150..=260).contains(&delay), "delay {delay} s");
+    }
+
+    #[test]
+    fn targets_older_than_the_horizon_fall_out() {
+        let mut core = SlowCore::new(cfg(), 7);
+        let src = addr(SCANNER, 1);
+        assert!(scan(&mut core, src, 150, 0, 30 * S, 1).is_empty());
+        // 30 hours later: the first 150 have left the 24 h horizon.
+        assert!(scan(&mut core, src, 150, 30 * 3600 * S, 30 * S, 1).is_empty());
+        let i = core.sources.find(SCANNER, mix64(SCANNER ^ 7)).unwrap();
+        let est = core.sources.estimate(i, TARGETS);
+        assert!((120.0..180.0).contains(&est), "{est}");
+        // Within the horizon they add up.
+        let mut core = SlowCore::new(cfg(), 7);
+        scan(&mut core, src, 150, 0, 30 * S, 1);
+        assert_eq!(scan(&mut core, src, 150, 10 * 3600 * S, 30 * S, 1).len(), 1);
+    }
+
+    #[test]
+    fn answered_targets_hold_the_gate() {
+        let mut core = SlowCore::new(cfg(), 7);
+        let mut out = Vec::new();
+        let src = addr(SCANNER, 1);
+        for i in 0..400u64 {
+            let dst = addr(DST + i % 40, i + 1);
+            let ts = i as i64 * 120 * S;
+            core.on_packet(&pkt(ts, src, dst, 128), &mut out);
+            core.on_packet(&pkt(ts + 1000, dst, src, 129), &mut out);
+        }
+        assert!(out.is_empty(), "{out:?}");
+    }
+
+    #[test]
+    fn a_dns_server_answering_many_clients_over_a_day_is_silent() {
+        // UDP is both a probe and a reply: the server's answers to 400 clients count
+        // as 400 targets of its /64, and the clients' queries as 400 responders.
+        let mut core = SlowCore::new(cfg(), 7);
+        let mut out = Vec::new();
+        let server = addr(DST, 0x53);
+        for i in 0..400u64 {
+            let client = addr(0x2001_0db8_4000_0000 + (i << 16), 0x10 + i);
+            let ts = i as i64 * 200 * S;
+            for (src, dst) in [(client, server), (server, client)] {
+                let mut p = pkt(ts, src, dst, 0);
+                p.icmp_type = None;
+                p.ip.upper = 17;
+                core.on_packet(&p, &mut out);
+            }
+        }
+        assert!(out.is_empty(), "{out:?}");
+        let i = core.sources.find(DST, mix64(DST ^ 7)).unwrap();
+        assert!(core.sources.estimate(i, TARGETS) >= 300.0);
+    }
+
+    #[test]
+    fn random_sources_stay_at_the_door_and_a_fan_in_is_seen() {
+        let mut core = SlowCore::new(cfg(), 7);
+        let mut out = Vec::new();
+        for i in 0..300u64 {
+            let src = addr(0x2001_0db8_4000_0000 + (i << 16), 0x10);
+            let dst = addr(DST, mix64(i));
+            core.on_packet(&pkt(i as i64 * 120 * S, src, dst, 128), &mut out);
+        }
+        assert_eq!(core.table_stats()[0], (0, 4096, 0));
+        assert_eq!(core.table_stats()[1].0, 1);
+        assert_eq!(out.len(), 1);
+        assert!(!out[0].source && out[0].source_prefixes >= 200.0);
+    }
+
+    #[test]
+    fn tables_are_capped_and_count_evictions() {
+        let mut c = cfg();
+        c.max_sources = 16;
+        let mut core = SlowCore::new(c, 7);
+        for k in 0..64u64 {
+            scan(
+                &mut core,
+                addr(0x2001_0db8_7000_0000 + k, 1),
+                3,
+                k as i64,
+                1,
+                1,
+            );
+        }
+        let (len, cap, evicted) = core.table_stats()[0];
+        assert_eq!((len, cap), (16, 16));
+        assert_eq!(evicted, 48);
+    }
+
+    #[test]
+    fn thresholds_become_the_fewest_bits_that_reach_them() {
+        for n in [1.0, 64.0, 100.0, 128.0, 300.0] {
+            let b = bits_for(n);
+            assert!(
+                linear_count_of(b) >= n && linear_count_of(b - 1) < n,
+                "{n}: {b}"
+            );
+        }
+        assert_eq!(bits_for(1e9), 128); // past what 128 bits tell: only when saturated
+        assert_eq!(linear_count_of(128), f64::INFINITY);
+    }
+
+    #[test]
+    fn memory_per_key_is_fixed() {
+        let core = SlowCore::new(cfg(), 7);
+        // 2 (sources) or 3 (destinations) counters x (24 buckets + merged) x 64 registers,
+        // plus the key's figures, its tag and its doorkeeper share.
+        let (s, d) = (core.sources.bytes_per_key(), core.dests.bytes_per_key());
+        println!("bytes per key: source {s}, destination {d}");
+        assert_eq!(d - s, 25 * 64);
+    }
+}

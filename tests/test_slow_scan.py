@@ -1,0 +1,79 @@
+"""``ipv6.slow_scan``'s figures on generated captures: the detection delay at one probe per
+second, which pace belongs to which family, and the memory a key costs.
+
+Owns the measurement the issue asks for (from the first probe to the alert, in packet
+time, with the default thresholds): it prints the figures (``pytest -s``) and bounds
+them. The regression capture and its golden file are ``slow_scan.pcap`` (the family's
+``captures.py``); the rewritten real-tool capture is ``tests/netlab.py``'s
+``scan6_slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from detectors.detections.slow_scan.captures import addr, slow_probes
+from pcaps.generate import T0, a6, write_pcap
+
+ROOT = Path(__file__).resolve().parents[1]
+SCANNER = a6("2001:db8:bad:7::1")
+
+
+def replay(frames: list[tuple[int, bytes]], tmp_path: Path) -> list[dict[str, Any]]:
+    pcap = tmp_path / "scan.pcap"
+    write_pcap(pcap, sorted(frames))
+    proc = subprocess.run(
+        [sys.executable, "-m", "detectors.cli", "replay", "-q", str(pcap)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def delay_s(alert: dict[str, Any]) -> float:
+    """Seconds from the first probe (at T0) to the alert's probe, in packet time."""
+    return float(alert["v6sentry"]["last_seen"]) - T0
+
+
+def targets(n: int, prefixes: int) -> list[bytes]:
+    """``n`` addresses taken in turn from ``prefixes`` /64s of 2001:db8:1X::/64."""
+    return [addr(f"2001:db8:{0x10 + k % prefixes:x}:0", 0x1000 + k) for k in range(n)]
+
+
+def test_one_probe_per_second_is_raised_after_about_min_targets_seconds(tmp_path: Path) -> None:
+    # 400 targets over four /64s at 1 a second: 75 per /64 and sweep window, below the
+    # sweep's medium tier and far from a wide scan: only the long horizon sees it.
+    alerts = replay(slow_probes(SCANNER, targets(400, 4), 0, 1.0), tmp_path)
+    assert [a["alert"]["signature_id"] for a in alerts] == [1001401]
+    delay = delay_s(alerts[0])
+    print(f"slow_scan delay at 1 probe/s over 4 /64s: {delay:.0f} s")
+    assert 150 <= delay <= 260, delay
+    assert alerts[0]["v6sentry"]["memory"]["bytes_per_key"] == 3864
+
+
+def test_one_probe_per_second_into_one_64_is_the_sweeps(tmp_path: Path) -> None:
+    # 300 per sweep window: ipv6.sweep's medium tier at the 100th target, so the not-a-
+    # sweep rule keeps ipv6.slow_scan quiet for the same scan.
+    alerts = replay(slow_probes(SCANNER, targets(400, 1), 0, 1.0), tmp_path)
+    assert [a["alert"]["signature_id"] for a in alerts] == [1000401]
+    print(f"ipv6.sweep delay at 1 probe/s into one /64: {delay_s(alerts[0]):.0f} s")
+
+
+def test_one_probe_every_five_seconds_into_one_64_is_a_slow_scan(tmp_path: Path) -> None:
+    alerts = replay(slow_probes(SCANNER, targets(400, 1), 0, 5.0), tmp_path)
+    assert [a["alert"]["signature_id"] for a in alerts] == [1001401]
+    delay = delay_s(alerts[0])
+    print(f"slow_scan delay at 1 probe/5 s into one /64: {delay:.0f} s")
+    assert 750 <= delay <= 1300, delay
+    evidence = alerts[0]["v6sentry"]
+    assert evidence["peak_window_targets"] < 100  # 60 a window: below the sweep's tier
+    assert alerts[0]["timestamp"].startswith("2023-11-14")
+    assert evidence["first_seen"] == T0  # the first probe, kept by the doorkeeper
