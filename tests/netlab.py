@@ -2821,6 +2821,34 @@ def alive6_fanin_many_sources(lab: Lab) -> None:
     time.sleep(SOLICIT_TAIL)
 
 
+@lan_scan(
+    ["scan6"],
+    probed=140,
+    solicited=100,
+    sid=1000404,
+    outside_evidence=[_fanin_sources(8)],
+)
+def scan6_fanin_many_sources(lab: Lab) -> None:
+    """ipv6toolkit's scan6 from eight source /64s in turn, 20 targets each: 160 targets
+    of 2001:db8:1::/64, no source /64 near medium_targets.
+
+    ``scan6 -i eth0 -s 2001:db8:800k::5ca:k -d 2001:db8:1::k00-k13 --rate-limit
+    100pps`` for k = 0 to 7. scan6 takes one source address per run: given a prefix
+    (``-s 2001:db8:800k::/64``, with or without ``-f``) it stops with "Cannot obtain a
+    global address to scan remote network", so each run names its address. Its
+    Neighbor Discovery of r1 needs the answer back, which r1's route for FANIN_NET
+    through a2 gives.
+    """
+    start_fanin(lab)
+    lab.limit_egress("a2", SCAN_TBF)
+    for k in range(8):
+        argv = ["scan6", "-i", "eth0", "-s", f"2001:db8:800{k}::5ca:{k}"]
+        lab.run_tool(
+            "a2", [*argv, "-d", f"2001:db8:1::{k}00-{k}13", *SCAN6_RATE], 4, NEIGHBOUR_BUDGET
+        )
+    time.sleep(SOLICIT_TAIL)
+
+
 # Benign fan-in: many source /64s, every probe answered.
 
 BENIGN_FANIN_SOURCES: Final = 300
