@@ -537,6 +537,29 @@ wire_struct!(IcmpError {
     param,
     quoted
 });
+wire_struct!(DnsQuestion {
+    qname,
+    qtype,
+    qclass
+});
+wire_struct!(DnsMessage {
+    meta,
+    src,
+    dst,
+    sport,
+    dport,
+    transport,
+    tunnels,
+    id,
+    qr,
+    opcode,
+    aa,
+    rcode,
+    qdcount,
+    question,
+    ancount,
+    ptr_answers
+});
 wire_struct!(NdMessage {
     meta,
     ip,
@@ -788,6 +811,10 @@ impl Wire for Item {
                 w.push(9);
                 e.put(w);
             }
+            Item::Event(Event::Dns(e)) => {
+                w.push(10);
+                e.put(w);
+            }
         }
     }
     fn get(r: &mut Rd<'_>) -> R<Self> {
@@ -805,6 +832,7 @@ impl Wire for Item {
             7 => Item::Event(Event::Dhcpv6(Wire::get(r)?)),
             8 => Item::Event(Event::ExtOptions(Wire::get(r)?)),
             9 => Item::Event(Event::IcmpError(Wire::get(r)?)),
+            10 => Item::Event(Event::Dns(Wire::get(r)?)),
             _ => return Err(WireError("item tag")),
         })
     }
@@ -823,6 +851,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Dhcpv6(_) => 7,
         Event::ExtOptions(_) => 8,
         Event::IcmpError(_) => 9,
+        Event::Dns(_) => 10,
     };
     w.push(tag);
     match ev {
@@ -835,6 +864,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Dhcpv6(e) => e.put(w),
         Event::ExtOptions(e) => e.put(w),
         Event::IcmpError(e) => e.put(w),
+        Event::Dns(e) => e.put(w),
     }
 }
 
