@@ -550,4 +550,74 @@ pub mod tests {
             let _ = parse(Meta::default(), &flow(), &m);
         }
     }
+
+    fn dns_events(events: &[Event]) -> Vec<&DnsMessage> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Dns(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn tcp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(&sport.to_be_bytes());
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        t.extend_from_slice(data);
+        t
+    }
+
+    #[test]
+    fn decoded_over_ipv6_ipv4_udp_and_tcp_only_when_wanted() {
+        use crate::decode::testutil::*;
+        let (a, b) = ([0x20; 16], [0x21; 16]);
+        let q = msg(5, 0x0100, Q, 12, &[]);
+        let frame6 = eth(&ip6(&a, &b, 17, &udp(40000, 53, &q)), 0x86DD, &[]);
+        // Not observed: the cheap path, no event.
+        assert!(dns_events(&decode(&frame6)).is_empty());
+        let mut d = decoder();
+        d.want_dns = true;
+        let ev = run(&mut d, 1, &frame6, frame6.len(), 1);
+        let m = dns_events(&ev);
+        assert_eq!(m.len(), 1);
+        assert_eq!((m[0].src, m[0].dport, m[0].transport), (IpAddr::V6(a), 53, 17));
+        // IPv4, answer from port 53.
+        let r = msg(5, 0x8400, Q, 12, &["h.example"]);
+        let frame4 = eth(&ipv4(&[192, 0, 2, 53], &[198, 51, 100, 1], 17, &udp(53, 40000, &r)), 0x0800, &[]);
+        let ev = run(&mut d, 1, &frame4, frame4.len(), 2);
+        let m = dns_events(&ev);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].src, IpAddr::V4([192, 0, 2, 53]));
+        assert_eq!(m[0].ptr_answers, ["h.example"]);
+        // TCP over IPv6: two whole messages, then one that continues (counted).
+        let mut seg = Vec::new();
+        for m in [&q, &r] {
+            seg.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            seg.extend_from_slice(m);
+        }
+        seg.extend_from_slice(&100u16.to_be_bytes());
+        seg.extend_from_slice(&q[..10]);
+        let frame = eth(&ip6(&a, &b, 6, &tcp(40001, 53, &seg)), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), 3);
+        let m = dns_events(&ev);
+        assert_eq!(m.len(), 2);
+        assert!(m.iter().all(|m| m.transport == 6));
+        assert_eq!(d.stats().dns_tcp_partial, 1);
+        // TCP over IPv4.
+        let mut one = (q.len() as u16).to_be_bytes().to_vec();
+        one.extend_from_slice(&q);
+        let frame = eth(&ipv4(&[198, 51, 100, 1], &[192, 0, 2, 53], 6, &tcp(40002, 53, &one)), 0x0800, &[]);
+        assert_eq!(dns_events(&run(&mut d, 1, &frame, frame.len(), 4)).len(), 1);
+        // Malformed: a counted event, never a panic.
+        let frame = eth(&ip6(&a, &b, 17, &udp(40000, 53, &[0, 1, 0])), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), 5);
+        assert_eq!(malformed(&ev), [("dns", "short_header")]);
+        // Other ports stay on the cheap path.
+        let frame = eth(&ip6(&a, &b, 17, &udp(40000, 443, &q)), 0x86DD, &[]);
+        assert!(dns_events(&run(&mut d, 1, &frame, frame.len(), 6)).is_empty());
+    }
 }
+

@@ -1133,3 +1133,76 @@ mod icmp_error_tests {
         }
     }
 }
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+
+    #[test]
+    fn dns_messages_round_trip() {
+        let meta = Meta {
+            ts_ns: 9,
+            frame: 4,
+            ..Meta::default()
+        };
+        let events = [
+            Event::Dns(DnsMessage {
+                meta,
+                src: IpAddr::V6([1; 16]),
+                dst: IpAddr::V4([192, 0, 2, 53]),
+                sport: 40000,
+                dport: 53,
+                transport: 6,
+                tunnels: Tunnels::default(),
+                id: 7,
+                qr: true,
+                opcode: 0,
+                aa: true,
+                rcode: 3,
+                qdcount: 1,
+                question: Some(DnsQuestion {
+                    qname: "1.0.ip6.arpa".into(),
+                    qtype: 12,
+                    qclass: 1,
+                }),
+                ancount: 2,
+                ptr_answers: vec!["mail.example.com".into(), "x\\000y".into()],
+            }),
+            Event::Dns(DnsMessage {
+                meta,
+                src: IpAddr::V4([198, 51, 100, 1]),
+                dst: IpAddr::V6([2; 16]),
+                sport: 53,
+                dport: 5353,
+                transport: 17,
+                tunnels: Tunnels::default(),
+                id: 0,
+                qr: false,
+                opcode: 4,
+                aa: false,
+                rcode: 0,
+                qdcount: 0,
+                question: None,
+                ancount: 0,
+                ptr_answers: vec![],
+            }),
+        ];
+        let mut buf = Vec::new();
+        for ev in &events {
+            put_event(ev, &mut buf);
+        }
+        let mut r = Rd::new(&buf);
+        for ev in &events {
+            assert_eq!(Item::get(&mut r).unwrap(), Item::Event(ev.clone()));
+        }
+        assert!(r.at_end());
+        for n in 0..buf.len() {
+            let mut r = Rd::new(&buf[..n]);
+            while !r.at_end() {
+                if Item::get(&mut r).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
