@@ -1117,4 +1117,3 @@ def _dns(ck: _Checker, node: yaml.Node) -> tuple[tuple[bytes, ...], tuple[str, .
                 raise ck.fail(n, where, f"duplicate zone '{name}'; list each zone once")
             zones.append(name)
     return tuple(servers), tuple(zones)
-

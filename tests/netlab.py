@@ -2566,8 +2566,11 @@ DNS_AUTH: Final = RDNSS
 DNS_ZONE: Final = "8.b.d.0.1.0.0.2.ip6.arpa"  # 2001:db8::/32
 DNS_SCANNER: Final = "2001:db8:ff::a"  # a2's WAN address: outside the monitored /64, no PTR
 DNS_MAIL: Final = "2001:db8:1::25"
-DNS_HOSTS: Final = {DNS_MAIL: "mail.example.com.", "2001:db8:1::53": "ns1.example.com.",
-                    "2001:db8:1::1:10": "web.example.com."}
+DNS_HOSTS: Final = {
+    DNS_MAIL: "mail.example.com.",
+    "2001:db8:1::53": "ns1.example.com.",
+    "2001:db8:1::1:10": "web.example.com.",
+}
 DNS_RESOLVERS: Final = 12  # past ipv6.dns_backscatter's min_queriers (10)
 DNS_WALKER: Final = "2001:db8:1::a1"  # a1's static address for dnsrevenum6 and dig
 
@@ -2603,8 +2606,18 @@ def _wait_dns(lab: Lab, node: str, server: str, port: int, name: str) -> None:
     """Wait (up to 10 s) until ``server`` answers a query from ``node``."""
     deadline = time.monotonic() + 10
     while True:
-        got = lab.sh(node, "dig", f"@{server}", "-p", str(port), name, "SOA", "+time=1",
-                     "+tries=1", check=False)
+        got = lab.sh(
+            node,
+            "dig",
+            f"@{server}",
+            "-p",
+            str(port),
+            name,
+            "SOA",
+            "+time=1",
+            "+tries=1",
+            check=False,
+        )
         if "status:" in got.stdout:
             return
         if time.monotonic() > deadline:
@@ -2622,11 +2635,10 @@ def start_resolvers(lab: Lab, count: int = DNS_RESOLVERS) -> list[tuple[str, int
         _ip("-n", lab.nodes[node], "addr", "add", f"{addr}/64", "dev", "eth0", "nodad")
         conf = lab.workdir / f"unbound-{n}.conf"
         stubs = "".join(
-            f'stub-zone:\n  name: "{zone}"\n  stub-addr: {DNS_AUTH}\n'
-            for zone in (DNS_ZONE, ".")
+            f'stub-zone:\n  name: "{zone}"\n  stub-addr: {DNS_AUTH}\n' for zone in (DNS_ZONE, ".")
         )
         conf.write_text(
-            f'server:\n  interface: ::1@{port}\n  outgoing-interface: {addr}\n'
+            f"server:\n  interface: ::1@{port}\n  outgoing-interface: {addr}\n"
             f'  do-ip4: no\n  do-ip6: yes\n  username: ""\n  chroot: ""\n'
             f'  directory: "{lab.workdir}"\n  pidfile: "{lab.workdir}/unbound-{n}.pid"\n'
             '  use-syslog: no\n  logfile: ""\n  verbosity: 1\n  num-threads: 1\n'
@@ -2640,7 +2652,7 @@ def start_resolvers(lab: Lab, count: int = DNS_RESOLVERS) -> list[tuple[str, int
         )
         lab.spawn(node, ["unbound", "-d", "-c", str(conf)], f"unbound-{n}.log")
         out.append((node, port))
-    for n, (node, port) in enumerate(out):
+    for n in range(len(out)):
         log = lab.workdir / f"unbound-{n}.log"
         deadline = time.monotonic() + 10
         while "start of service" not in log.read_text(errors="replace"):
@@ -2653,8 +2665,9 @@ def start_resolvers(lab: Lab, count: int = DNS_RESOLVERS) -> list[tuple[str, int
 def lookup(lab: Lab, resolver: tuple[str, int], address: str) -> str:
     """The PTR of ``address`` through one resolver (dig -x); its status line."""
     node, port = resolver
-    got = lab.sh(node, "dig", "@::1", "-p", str(port), "-x", address, "+time=3", "+tries=1",
-                 check=False)
+    got = lab.sh(
+        node, "dig", "@::1", "-p", str(port), "-x", address, "+time=3", "+tries=1", check=False
+    )
     return next((line for line in got.stdout.splitlines() if "status:" in line), got.stdout)
 
 
@@ -2780,8 +2793,9 @@ def dig_axfr(lab: Lab) -> None:
     start_lan(lab)
     start_nsd(lab)
     _ip("-n", lab.nodes["a1"], "addr", "add", f"{DNS_WALKER}/64", "dev", "eth0", "nodad")
-    lab.run_tool("a1", ["dig", f"@{DNS_AUTH}", "-b", DNS_WALKER, DNS_ZONE, "AXFR", "+time=3",
-                        "+tries=1"], 10)
+    lab.run_tool(
+        "a1", ["dig", f"@{DNS_AUTH}", "-b", DNS_WALKER, DNS_ZONE, "AXFR", "+time=3", "+tries=1"], 10
+    )
     time.sleep(0.5)
 
 

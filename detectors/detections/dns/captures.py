@@ -89,7 +89,10 @@ def udp_exchange(
             ),
         ]
     return [
-        (at(t), eth(_ip6(client, AUTH6, 17, udp6(client, AUTH6, sport, 53, q)), PEER_MAC, AUTH_MAC)),
+        (
+            at(t),
+            eth(_ip6(client, AUTH6, 17, udp6(client, AUTH6, sport, 53, q)), PEER_MAC, AUTH_MAC),
+        ),
         (
             at(t + 0.001),
             eth(_ip6(AUTH6, client, 17, udp6(AUTH6, client, 53, sport, r)), AUTH_MAC, PEER_MAC),
@@ -101,14 +104,18 @@ def _ip6(src: bytes, dst: bytes, nh: int, payload: bytes) -> bytes:
     return struct.pack("!IHBB", 0x60000000, len(payload), nh, 60) + src + dst + payload
 
 
-def tcp_exchange(t: float, client: bytes, qid: int, qname: str, qtype: int, rcode: int) -> list[Frame]:
+def tcp_exchange(
+    t: float, client: bytes, qid: int, qname: str, qtype: int, rcode: int
+) -> list[Frame]:
     """A TCP connection (handshake, length-prefixed query and answer, RFC 7766)."""
     q = message(qid, qname, qtype)
     r = message(qid, qname, qtype, response=True, rcode=rcode)
     port = 40000 + qid
     cs, ss = 1000, 5000  # initial sequence numbers
 
-    def seg(src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, ack: int, data: bytes) -> bytes:
+    def seg(
+        src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, ack: int, data: bytes
+    ) -> bytes:
         return upper(src, dst, 6, tcp_header(sp, dp, flags, seq, ack) + data, 16)
 
     qd, rd = struct.pack("!H", len(q)) + q, struct.pack("!H", len(r)) + r
@@ -151,10 +158,18 @@ def benign() -> list[Frame]:
         for j in range(1 + i % 3):
             client = resolver6(200 + (i + 7 * j) % 300)
             frames += udp_exchange(
-                1 + i * 0.5 + j * 0.1, client, 0x2000 + i * 4 + j, arpa(addr), PTR, NOERROR, f"h{i}.example.com"
+                1 + i * 0.5 + j * 0.1,
+                client,
+                0x2000 + i * 4 + j,
+                arpa(addr),
+                PTR,
+                NOERROR,
+                f"h{i}.example.com",
             )
     for k in range(5):
-        frames += udp_exchange(200 + k, resolver6(900), 0x9000 + k, arpa(f"2001:db8:1::{k + 1}"), PTR, NXDOMAIN)
+        frames += udp_exchange(
+            200 + k, resolver6(900), 0x9000 + k, arpa(f"2001:db8:1::{k + 1}"), PTR, NXDOMAIN
+        )
     return frames
 
 
@@ -207,7 +222,11 @@ def cap_dns_walk(out: Path) -> None:
     frames += tcp_exchange(30, XFR, 0x77, ZONE, AXFR, REFUSED)
     # Malformed: a compression loop in a question and a message cut short.
     loop = struct.pack("!HHHHHH", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", PTR, 1)
-    frames.append((at(40), eth(_ip6(XFR, AUTH6, 17, udp6(XFR, AUTH6, 5353, 53, loop)), PEER_MAC, AUTH_MAC)))
+    frames.append(
+        (at(40), eth(_ip6(XFR, AUTH6, 17, udp6(XFR, AUTH6, 5353, 53, loop)), PEER_MAC, AUTH_MAC))
+    )
     short = b"\x00\x01\x00"
-    frames.append((at(41), eth(_ip6(XFR, AUTH6, 17, udp6(XFR, AUTH6, 5354, 53, short)), PEER_MAC, AUTH_MAC)))
+    frames.append(
+        (at(41), eth(_ip6(XFR, AUTH6, 17, udp6(XFR, AUTH6, 5354, 53, short)), PEER_MAC, AUTH_MAC))
+    )
     write_pcap(out / "dns_walk.pcap", sorted(frames))

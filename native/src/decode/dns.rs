@@ -260,6 +260,7 @@ pub fn ip6_arpa_nibbles(qname: &str) -> Option<([u8; 16], usize)> {
 
 impl Decoder {
     /// A UDP datagram to or from port 53 at `data[p..end]` (UDP header included).
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn dns_udp(
         &mut self,
         data: &[u8],
@@ -583,10 +584,22 @@ pub mod tests {
         let ev = run(&mut d, 1, &frame6, frame6.len(), 1);
         let m = dns_events(&ev);
         assert_eq!(m.len(), 1);
-        assert_eq!((m[0].src, m[0].dport, m[0].transport), (IpAddr::V6(a), 53, 17));
+        assert_eq!(
+            (m[0].src, m[0].dport, m[0].transport),
+            (IpAddr::V6(a), 53, 17)
+        );
         // IPv4, answer from port 53.
         let r = msg(5, 0x8400, Q, 12, &["h.example"]);
-        let frame4 = eth(&ipv4(&[192, 0, 2, 53], &[198, 51, 100, 1], 17, &udp(53, 40000, &r)), 0x0800, &[]);
+        let frame4 = eth(
+            &ipv4(
+                &[192, 0, 2, 53],
+                &[198, 51, 100, 1],
+                17,
+                &udp(53, 40000, &r),
+            ),
+            0x0800,
+            &[],
+        );
         let ev = run(&mut d, 1, &frame4, frame4.len(), 2);
         let m = dns_events(&ev);
         assert_eq!(m.len(), 1);
@@ -609,7 +622,16 @@ pub mod tests {
         // TCP over IPv4.
         let mut one = (q.len() as u16).to_be_bytes().to_vec();
         one.extend_from_slice(&q);
-        let frame = eth(&ipv4(&[198, 51, 100, 1], &[192, 0, 2, 53], 6, &tcp(40002, 53, &one)), 0x0800, &[]);
+        let frame = eth(
+            &ipv4(
+                &[198, 51, 100, 1],
+                &[192, 0, 2, 53],
+                6,
+                &tcp(40002, 53, &one),
+            ),
+            0x0800,
+            &[],
+        );
         assert_eq!(dns_events(&run(&mut d, 1, &frame, frame.len(), 4)).len(), 1);
         // Malformed: a counted event, never a panic.
         let frame = eth(&ip6(&a, &b, 17, &udp(40000, 53, &[0, 1, 0])), 0x86DD, &[]);
@@ -620,4 +642,3 @@ pub mod tests {
         assert!(dns_events(&run(&mut d, 1, &frame, frame.len(), 6)).is_empty());
     }
 }
-

@@ -48,6 +48,7 @@ macro_rules! inline_list {
         }
 
         impl Default for $name {
+            #[inline]
             fn default() -> Self {
                 $name {
                     len: 0,

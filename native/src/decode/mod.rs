@@ -243,7 +243,11 @@ impl Decoder {
             if etype == ETH_IPV4
                 && data[23] != NH_UDP
                 && data[23] != NH_IPV6
-                && !(self.want_dns && data[23] == NH_TCP)
+                // DNS over TCP is decoded only on port 53: every other TCP segment
+                // stays here (the ports follow the IPv4 header, IHL words long).
+                && !(self.want_dns
+                    && data[23] == NH_TCP
+                    && dns_at(data, 14 + usize::from(data[14] & 0x0F) * 4))
             {
                 stats.link_types.add(LINKTYPE_ETHERNET);
                 stats.ipv4 += 1;

@@ -88,16 +88,18 @@ fn build_backscatter(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         window_ns: setting::<i64>(s, "window_ns")?.max(1),
         min_queriers: min_queriers.max(1),
         max_queriers: max_queriers.max(min_queriers).max(1),
-        authoritative: auth
-            .iter()
-            .map(|a| addr_of(a))
-            .collect::<PyResult<_>>()?,
+        authoritative: auth.iter().map(|a| addr_of(a)).collect::<PyResult<_>>()?,
         table: Lru::new(setting(s, "max_originators")?),
     }))
 }
 
 impl Backscatter {
-    fn output<'py>(&self, py: Python<'py>, origin: &[u8; 16], o: &Orig) -> PyResult<Bound<'py, PyAny>> {
+    fn output<'py>(
+        &self,
+        py: Python<'py>,
+        origin: &[u8; 16],
+        o: &Orig,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let sample: Vec<_> = o
             .queriers
             .iter()
@@ -206,14 +208,24 @@ impl Reducer for Backscatter {
         Ok(())
     }
 
-    fn tick<'py>(&mut self, _py: Python<'py>, now_ns: i64, _out: &mut Outputs<'py>) -> PyResult<()> {
+    fn tick<'py>(
+        &mut self,
+        _py: Python<'py>,
+        now_ns: i64,
+        _out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         let w = self.window_ns;
         self.table
             .take_where(|_, o| now_ns.saturating_sub(o.start_ns) >= w);
         Ok(())
     }
 
-    fn flush<'py>(&mut self, _py: Python<'py>, _now_ns: i64, _out: &mut Outputs<'py>) -> PyResult<()> {
+    fn flush<'py>(
+        &mut self,
+        _py: Python<'py>,
+        _now_ns: i64,
+        _out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         self.table.drain();
         Ok(())
     }
@@ -263,10 +275,7 @@ fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
                 (a, n.min(32))
             })
             .collect(),
-        authoritative: auth
-            .iter()
-            .map(|a| addr_of(a))
-            .collect::<PyResult<_>>()?,
+        authoritative: auth.iter().map(|a| addr_of(a)).collect::<PyResult<_>>()?,
         table: Lru::new(setting(s, "max_queriers")?),
     }))
 }
@@ -286,12 +295,17 @@ impl Walk {
         if self.zones.is_empty() {
             return Some(usize::MAX);
         }
-        self.zones.iter().position(|(z, n)| {
-            depth >= *n && (0..*n).all(|i| nibble(z, i) == nibble(nibbles, i))
-        })
+        self.zones
+            .iter()
+            .position(|(z, n)| depth >= *n && (0..*n).all(|i| nibble(z, i) == nibble(nibbles, i)))
     }
 
-    fn output<'py>(&self, py: Python<'py>, querier: &IpAddr, w: &Walker) -> PyResult<Bound<'py, PyAny>> {
+    fn output<'py>(
+        &self,
+        py: Python<'py>,
+        querier: &IpAddr,
+        w: &Walker,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let found: Vec<_> = w.discovered.iter().map(|a| bytes(py, a)).collect();
         tuple(
             py,
@@ -312,7 +326,13 @@ impl Walk {
         )
     }
 
-    fn close<'py>(&self, py: Python<'py>, q: &IpAddr, w: &Walker, out: &mut Outputs<'py>) -> PyResult<()> {
+    fn close<'py>(
+        &self,
+        py: Python<'py>,
+        q: &IpAddr,
+        w: &Walker,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         if w.names >= self.min_names {
             let item = self.output(py, q, w)?;
             out.push(item)?;
@@ -435,7 +455,12 @@ impl Reducer for Walk {
         Ok(())
     }
 
-    fn flush<'py>(&mut self, py: Python<'py>, _now_ns: i64, out: &mut Outputs<'py>) -> PyResult<()> {
+    fn flush<'py>(
+        &mut self,
+        py: Python<'py>,
+        _now_ns: i64,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
         for (q, v) in self.table.drain() {
             self.close(py, &q, &v, out)?;
         }
