@@ -124,7 +124,7 @@ def hunt(client: Elasticsearch, args: argparse.Namespace) -> dict[str, Any]:
         min_no_reply=th["min_no_reply_ratio"],
         namespace=args.namespace,
     )
-    return {
+    report: dict[str, Any] = {
         "range": {"since": when.since, "until": when.until},
         "esql": {"supported": esql[0], "reason": esql[1]},
         "rules": [asdict(r) for r in rules],
@@ -145,6 +145,18 @@ def hunt(client: Elasticsearch, args: argparse.Namespace) -> dict[str, Any]:
             "cross_sensor_flagged": sum(1 for s in sources if s.flagged),
         },
     }
+    # DNS backscatter originators across sensors (issue 15).
+    from detectors.hunt.search import backscatter_originators
+
+    originators = backscatter_originators(
+        client, when, min_sensors=args.min_sensors, namespace=args.namespace
+    )
+    report["backscatter"] = {
+        "thresholds": {"min_sensors": args.min_sensors},
+        "originators": [asdict(o) for o in originators],
+    }
+    report["totals"]["backscatter_flagged"] = sum(1 for o in originators if o.flagged)
+    return report
 
 
 def table(report: dict[str, Any]) -> str:
@@ -183,6 +195,21 @@ def table(report: dict[str, Any]) -> str:
         f"{tot['cross_sensor_flagged']} cross-sensor sources flagged; "
         f"range {report['range']['since']} .. {report['range']['until']}"
     )
+    bs = report.get("backscatter", {"originators": [], "thresholds": {"min_sensors": 0}})
+    lines.append("")
+    lines.append(
+        f"DNS backscatter originators (>= {bs['thresholds']['min_sensors']} sensors, "
+        "no ipv6.dns_backscatter alert):"
+    )
+    if not bs["originators"]:
+        lines.append("  none")
+    for o in bs["originators"]:
+        verdict = f"alerted by {', '.join(o['alerted_by'])}" if o["alerted_by"] else "FLAGGED"
+        lines.append(
+            f"  {o['originator']} ({', '.join(o['names']) or 'no name'}; "
+            f"{', '.join(o['classes'])}): {len(o['sensors'])} sensors "
+            f"({', '.join(o['sensors'])}), up to {o['max_queriers']} queriers: {verdict}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -216,5 +243,9 @@ def run(args: argparse.Namespace) -> int:
     errors = report["totals"]["errors"]
     if errors:
         print(f"v6sentry: warning: {errors} rules failed to run (see the report)", file=sys.stderr)
-    hit = report["totals"]["hits"] or report["totals"]["cross_sensor_flagged"]
+    hit = (
+        report["totals"]["hits"]
+        or report["totals"]["cross_sensor_flagged"]
+        or report["totals"].get("backscatter_flagged", 0)
+    )
     return EXIT_HITS if hit and args.fail_on_hits else EXIT_OK
