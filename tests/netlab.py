@@ -2705,6 +2705,22 @@ def dns_backscatter_scanner(lab: Lab) -> None:
 
 
 @scenario(
+    expect=["ipv6.dns_backscatter"],
+    sids=[1001602],
+    evidence=[RESOLVER_QUERIES, AUTH_ANSWERS],
+    tools=["nsd", "unbound", "dig"],
+)
+def dns_backscatter_own_host(lab: Lab) -> None:
+    """12 resolvers reverse-resolve h1's SLAAC address (in the monitored /64, no PTR): one
+    of our hosts is acting network-wide, high severity."""
+    start_lan(lab)
+    start_nsd(lab)
+    for r in start_resolvers(lab):
+        lookup(lab, r, slaac_address(H1.mac))
+    time.sleep(0.5)
+
+
+@scenario(
     expect=(),
     evidence=[RESOLVER_QUERIES, AUTH_ANSWERS],
     tools=["nsd", "unbound", "dig"],
