@@ -183,7 +183,8 @@ pub fn parse(meta: Meta, flow: &Flow, msg: &[u8]) -> Result<(DnsMessage, Option<
     };
     let mut pos = 12;
     for i in 0..qdcount {
-        let mut qname = String::new();
+        // One allocation: a full ip6.arpa name is 72 characters.
+        let mut qname = String::with_capacity(if i == 0 { 80 } else { 0 });
         pos = name(msg, pos, (i == 0).then_some(&mut qname)).map_err(|b| match b {
             Bad::BadName => Bad::TruncatedQuestion,
             other => other,
@@ -211,7 +212,7 @@ pub fn parse(meta: Meta, flow: &Flow, msg: &[u8]) -> Result<(DnsMessage, Option<
             Err(b) => return Ok((m, Some(b))),
         };
         if rtype == TYPE_PTR && m.ptr_answers.len() < MAX_PTR {
-            let mut target = String::new();
+            let mut target = String::with_capacity(rdlen.min(MAX_NAME));
             // The target may use compression into the whole message, but must not run
             // past its own RDATA.
             match name(&msg[..rdata + rdlen], rdata, Some(&mut target)) {
