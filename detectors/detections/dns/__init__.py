@@ -85,6 +85,21 @@ def classify(name: str | None) -> str:
     return POTENTIAL_ABUSE
 
 
+def _packet(pkt: Any) -> dict[str, Any]:
+    """An alert's sample-packet fields from a reducer's (ts, frame, src, dst, sport,
+    dport, transport)."""
+    ts, frame, src, dst, sport, dport, transport = pkt
+    return {
+        "ts_ns": ts,
+        "frame": frame,
+        "src_ip": ip_str(src),
+        "dest_ip": ip_str(dst),
+        "src_port": sport,
+        "dest_port": dport,
+        "proto": transport,
+    }
+
+
 class DnsDetector(Detector):
     """Writes the alerts and observations of the family's native reducers."""
 
@@ -163,7 +178,7 @@ class DnsDetector(Detector):
         return None
 
     def _backscatter(self, o: Any) -> None:
-        _, origin, count, saturated, queries, sample, name, nx, start, last, frame = o
+        _, origin, count, saturated, queries, sample, name, nx, start, last, _frame, pkt = o
         cls = classify(name)
         ours = self._monitored(origin)
         addr = ip_str(origin)
@@ -190,17 +205,16 @@ class DnsDetector(Detector):
         identifier = f"{addr}|{sig}"
         if not self.bs_suppress.allow(identifier, last):
             return
+        # The sample packet: the query that reached the threshold (a resolver asking
+        # our authoritative); the originator is the evidence's.
         self.alert(
             BACKSCATTER,
             sig,
             identifier=identifier,
             first_ns=start,
-            ts_ns=last,
-            frame=frame,
             evidence=evidence,
-            src_ip=addr,
-            proto=17,
             severity="high" if ours is not None else None,
+            **_packet(pkt),
         )
 
     def _observe_backscatter(
@@ -245,7 +259,7 @@ class DnsDetector(Detector):
         return None if index is None else self.zones[index]
 
     def _walk(self, o: Any) -> None:
-        _, querier, server, zone, names, depth, nx, ok, found, start, last, frame = o
+        _, querier, server, zone, names, depth, nx, ok, found, start, last, _frame, pkt = o
         q = ip_str(querier)
         identifier = f"{q}|walk"
         if not self.walk_suppress.allow(identifier, last):
@@ -256,12 +270,6 @@ class DnsDetector(Detector):
             "walk",
             identifier=identifier,
             first_ns=start,
-            ts_ns=last,
-            frame=frame,
-            src_ip=q,
-            dest_ip=ip_str(server),
-            dest_port=53,
-            proto=17,
             evidence={
                 "querier": {"address": q},
                 "server": {"address": ip_str(server)},
@@ -282,6 +290,7 @@ class DnsDetector(Detector):
                 "first_seen": start / NS,
                 "last_seen": last / NS,
             },
+            **_packet(pkt),
         )
 
     def _xfr(self, o: Any) -> None:

@@ -55,11 +55,54 @@ fn observes_dns() -> Observes {
     }
 }
 
+/// One DNS packet an alert names: time, record, flow.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    ts_ns: i64,
+    frame: u64,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    transport: u8,
+}
+
+impl Sample {
+    fn of(m: &DnsMessage) -> Sample {
+        Sample {
+            ts_ns: m.meta.ts_ns,
+            frame: m.meta.frame,
+            src: m.src,
+            dst: m.dst,
+            sport: m.sport,
+            dport: m.dport,
+            transport: m.transport,
+        }
+    }
+
+    fn to_py<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        tuple(
+            py,
+            vec![
+                any(py, self.ts_ns)?,
+                any(py, self.frame)?,
+                bytes(py, self.src.as_bytes()),
+                bytes(py, self.dst.as_bytes()),
+                any(py, self.sport)?,
+                any(py, self.dport)?,
+                any(py, self.transport)?,
+            ],
+        )
+    }
+}
+
 // -- ipv6.dns_backscatter ---------------------------------------------------------------
 
 /// One originator's window.
 struct Orig {
     start_ns: i64,
+    /// The query that reached the threshold (the alert's sample packet).
+    sample: Option<Sample>,
     last_ns: i64,
     first_frame: u64,
     /// Distinct queriers, exact up to `max_queriers` (then the count saturates there).
@@ -100,6 +143,7 @@ impl Backscatter {
         origin: &[u8; 16],
         o: &Orig,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let s = o.sample.unwrap_or_default();
         let sample: Vec<_> = o
             .queriers
             .iter()
@@ -120,6 +164,7 @@ impl Backscatter {
                 any(py, o.start_ns)?,
                 any(py, o.last_ns)?,
                 any(py, o.first_frame)?,
+                s.to_py(py)?,
             ],
         )
     }
@@ -174,6 +219,7 @@ impl Reducer for Backscatter {
             answer: None,
             nxdomain: 0,
             raised: false,
+            sample: None,
         };
         let o = match self.table.get(&origin) {
             Some(o) => {
@@ -201,6 +247,7 @@ impl Reducer for Backscatter {
         }
         if !o.raised && o.queriers.len() >= self.min_queriers {
             o.raised = true;
+            o.sample = Some(Sample::of(m));
             let o = self.table.peek(&origin).expect("just updated");
             let item = self.output(py, &origin, o)?;
             out.push(item)?;
@@ -240,6 +287,8 @@ impl Reducer for Backscatter {
 /// One querier's window of names under our zones.
 struct Walker {
     start_ns: i64,
+    /// The window's first query (the alert's sample packet).
+    sample: Sample,
     last_ns: i64,
     first_frame: u64,
     server: IpAddr,
@@ -322,6 +371,7 @@ impl Walk {
                 any(py, w.start_ns)?,
                 any(py, w.last_ns)?,
                 any(py, w.first_frame)?,
+                w.sample.to_py(py)?,
             ],
         )
     }
@@ -421,6 +471,7 @@ impl Reducer for Walk {
         }
         if self.table.peek(&m.src).is_none() {
             let fresh = Walker {
+                sample: Sample::of(m),
                 start_ns: ts,
                 last_ns: ts,
                 first_frame: m.meta.frame,
