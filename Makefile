@@ -6,9 +6,9 @@ PY     := $(VENV)/bin/python
 # for the namespace labs (tests/netlab.py, tests/netlab_tunnels.py): attack tools, scanners,
 # and miredo for real Teredo.
 APT_PACKAGES := tshark tcpdump radvd thc-ipv6 ipv6toolkit iproute2 procps nmap masscan \
-                miredo miredo-server dnsmasq-base isc-dhcp-client
+                miredo miredo-server dnsmasq-base isc-dhcp-client nsd unbound dnsutils
 APT_COMMANDS := tshark tcpdump radvd atk6-fake_router6 ra6 ip tc sysctl nmap nping masscan \
-                miredo miredo-server suricata suricata-update dnsmasq dhclient
+                miredo miredo-server suricata suricata-update dnsmasq dhclient nsd unbound dig
 # Suricata 7 (rule-pack tests) comes from bookworm-backports; bookworm itself has 6.
 BACKPORTS := /etc/apt/sources.list.d/bookworm-backports.sources
 

@@ -137,6 +137,7 @@ class Decoder:
     want_dhcpv6: bool
     want_ext_options: bool
     want_icmp_errors: bool
+    want_dns: bool
     def __init__(
         self,
         limits: DecoderLimits | None = None,
@@ -147,6 +148,7 @@ class Decoder:
         want_dhcpv6: bool = False,
         want_ext_options: bool = False,
         want_icmp_errors: bool = False,
+        want_dns: bool = False,
     ) -> None: ...
     def decode(
         self, ts_ns: int, frame: int, iface: int, linktype: int, data: bytes, wire_len: int
@@ -194,6 +196,7 @@ class Pipeline:
         dhcpv6: bool = False,
         ext_options: bool = False,
         icmp_errors: bool = False,
+        dns: bool = False,
     ) -> None: ...
     def native_kinds(self) -> list[bool]: ...
     @property

@@ -39,6 +39,7 @@ from detectors.detections import NS, Context, Detector, discover
 from detectors.es.observations import Observation
 from detectors.events import (
     Dhcpv6Message,
+    DnsMessage,
     Event,
     ExtOptions,
     FragmentAnomaly,
@@ -270,6 +271,7 @@ class Engine:
                 Dhcpv6Message,
                 ExtOptions,
                 IcmpError,
+                DnsMessage,
             )
         ]
         native = self._pipeline.native_kinds()
@@ -281,6 +283,7 @@ class Engine:
         self.decoder.want_dhcpv6 = self.kinds[6]
         self.decoder.want_ext_options = self.kinds[7]
         self.decoder.want_icmp_errors = self.kinds[8]
+        self.decoder.want_dns = self.kinds[9]
         self._dispatch: dict[type[Event], list[Callable[[Event], None]]] = {}
 
     # -- alerts ------------------------------------------------------------
@@ -542,6 +545,7 @@ class Forwarding:
         self.decoder.want_dhcpv6 = kinds[6]
         self.decoder.want_ext_options = kinds[7]
         self.decoder.want_icmp_errors = kinds[8]
+        self.decoder.want_dns = kinds[9]
         self._forwarder = Forwarder(self.decoder, TICK_NS, kinds)
         self.send = send
 

@@ -520,6 +520,36 @@ class Dhcpv6Message(Event):
         return DHCPV6_TYPES.get(self.msg_type, str(self.msg_type))
 
 
+@dataclass(frozen=True, slots=True)
+class DnsMessage(Event):
+    """A DNS message (RFC 1035 section 4.1) on UDP or TCP port 53 (either port), over
+    IPv6 or IPv4 (decoded in ``native/src/decode/dns.rs``).
+
+    ``src``/``dst`` are 16 or 4 bytes; ``transport`` is 17 (UDP) or 6 (TCP). Only the
+    first question is kept (``qname`` lower-case, no final dot; None without one);
+    ``ptr_answers`` are the PTR records' target names among the answers (at most 8).
+    Built only when some detection observes DNS.
+    """
+
+    src: bytes
+    dst: bytes
+    sport: int
+    dport: int
+    transport: int
+    tunnels: tuple[TunnelLayer, ...] = ()
+    id: int = 0
+    qr: bool = False
+    opcode: int = 0
+    aa: bool = False
+    rcode: int = 0
+    qdcount: int = 0
+    qname: str | None = None
+    qtype: int | None = None
+    qclass: int | None = None
+    ancount: int = 0
+    ptr_answers: tuple[str, ...] = ()
+
+
 @dataclass(slots=True)
 class DecodeStats:
     """Counters the decoder keeps; the replay summary prints them."""
@@ -540,3 +570,4 @@ class DecodeStats:
     fragment_anomalies: dict[str, int] = field(default_factory=dict)
     tunnels: dict[str, int] = field(default_factory=dict)
     link_types: dict[int, int] = field(default_factory=dict)
+    dns_tcp_partial: int = 0  # DNS-over-TCP messages continuing past their segment

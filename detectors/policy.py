@@ -40,7 +40,7 @@ import yaml
 
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds", "tuning", "dhcpv6_servers")
+TOP_KEYS = ("routers", "prefixes", "tunnels", "thresholds", "tuning", "dhcpv6_servers", "dns")
 TUNING_KEYS = ("detection", "sid", "enabled", "suppress", "expires", "reason")
 SUPPRESS_KEYS = ("src", "dst")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -66,6 +66,9 @@ PREFERENCES = {"low": -1, "medium": 0, "high": 1}  # RFC 4191 section 2.1
 DHCPV6_SERVER_KEYS = ("address", "mac", "duid", "name", "dns", "domains")
 PREFIX_KEYS = ("monitored", "dark")
 TUNNEL_KEYS = ("allowed",)
+# Our DNS (``dns``): the authoritative servers the sensor watches and the ip6.arpa
+# zones they serve (the DNS family: backscatter and reverse-zone walking).
+DNS_KEYS = ("authoritative", "zones")
 
 # --policy in replay's and live's --help: what running without one means.
 POLICY_HELP = (
@@ -248,6 +251,10 @@ class Policy:
     tuning: tuple[Tuning, ...] = ()  # every entry, expired ones included (see ``active_tuning``)
     # None = learn the DHCPv6 servers as routers are learned; () = no server is legitimate.
     dhcpv6_servers: tuple[Dhcpv6Server, ...] | None = None
+    # ``dns``: our authoritative servers (packed, 4 or 16 bytes; empty = every DNS
+    # server the sensor sees) and the ip6.arpa zones they serve (lower-case, no dot).
+    dns_authoritative: tuple[bytes, ...] = ()
+    dns_zones: tuple[str, ...] = ()
 
     @property
     def active_tuning(self) -> tuple[Tuning, ...]:
@@ -369,6 +376,7 @@ def load_policy(
     if "dhcpv6_servers" in top:
         dhcpv6_servers = _dhcpv6_servers(ck, top["dhcpv6_servers"])
     prefixes = ck.mapping(top["prefixes"], "prefixes", PREFIX_KEYS) if "prefixes" in top else {}
+    dns_authoritative, dns_zones = _dns(ck, top["dns"]) if "dns" in top else ((), ())
     tunnels = ck.mapping(top["tunnels"], "tunnels", TUNNEL_KEYS) if "tunnels" in top else {}
     monitored = ck.located_prefixes(prefixes.get("monitored"), "prefixes.monitored")
     dark = ck.located_prefixes(prefixes.get("dark"), "prefixes.dark")
@@ -394,6 +402,8 @@ def load_policy(
         if "tuning" in top
         else (),
         dhcpv6_servers=dhcpv6_servers,
+        dns_authoritative=dns_authoritative,
+        dns_zones=dns_zones,
     )
 
 
@@ -1056,3 +1066,54 @@ def _endpoint(ck: _Checker, node: yaml.Node, where: str) -> Endpoint:
         return Endpoint(text.lower().replace("-", ":"), None, text.lower().replace("-", ":"))
     net = ck.network(node, where, text, what)
     return Endpoint(str(net), net, None)
+
+
+def ip6_arpa_zone(name: str) -> tuple[bytes, int] | None:
+    """The nibble prefix an ip6.arpa zone name stands for: (16 packed bytes, nibble
+    count), or None when the name is not ``<hex nibbles>.ip6.arpa`` (RFC 3596 2.5)."""
+    name = name.lower().rstrip(".")
+    if name == "ip6.arpa":
+        return bytes(16), 0
+    if not name.endswith(".ip6.arpa"):
+        return None
+    labels = name[: -len(".ip6.arpa")].split(".")
+    if len(labels) > 32 or any(len(x) != 1 or x not in "0123456789abcdef" for x in labels):
+        return None
+    digits = "".join(reversed(labels))
+    return bytes.fromhex(digits.ljust(32, "0")), len(digits)
+
+
+def _dns(ck: _Checker, node: yaml.Node) -> tuple[tuple[bytes, ...], tuple[str, ...]]:
+    keys = ck.mapping(node, "dns", DNS_KEYS)
+    servers: list[bytes] = []
+    if "authoritative" in keys:
+        for i, n in enumerate(ck.sequence(keys["authoritative"], "dns.authoritative")):
+            where = f"dns.authoritative[{i}]"
+            text = ck.text(n, where, "an IPv6 or IPv4 address")
+            ck._no_zone(n, where, text)
+            try:
+                addr = ipaddress.ip_address(text)
+            except ValueError:
+                raise ck.fail(n, where, f"{text!r} is not an IP address") from None
+            if addr.is_multicast or addr.is_unspecified:
+                raise ck.fail(n, where, f"'{addr}' cannot be a DNS server address")
+            if addr.packed in servers:
+                raise ck.fail(n, where, f"duplicate address '{addr}'; list each server once")
+            servers.append(addr.packed)
+    zones: list[str] = []
+    if "zones" in keys:
+        for i, n in enumerate(ck.sequence(keys["zones"], "dns.zones")):
+            where = f"dns.zones[{i}]"
+            name = ck.string(n, where).lower().rstrip(".")
+            parsed = ip6_arpa_zone(name)
+            if parsed is None or parsed[1] >= 32:
+                raise ck.fail(
+                    n,
+                    where,
+                    f"{name!r} is not an ip6.arpa zone (reversed hex nibbles, fewer than 32, "
+                    "like 8.b.d.0.1.0.0.2.ip6.arpa for 2001:db8::/32; RFC 3596 2.5)",
+                )
+            if name in zones:
+                raise ck.fail(n, where, f"duplicate zone '{name}'; list each zone once")
+            zones.append(name)
+    return tuple(servers), tuple(zones)

@@ -178,6 +178,7 @@ OBSERVABLE = (
     "dhcpv6",
     "ext_options",
     "icmp_error",
+    "dns_message",
 )
 
 

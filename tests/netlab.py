@@ -2999,6 +2999,269 @@ def scan6_slow(lab: Lab) -> None:
         raise RuntimeError(f"scan6 sent {probes} probes, want at least 300")
 
 
+# -- DNS (issue 15) ------------------------------------------------------------------
+# A real authoritative server (nsd in h2, on the RDNSS address 2001:db8:1::53) for the
+# ip6.arpa zone of 2001:db8::/32 (tests/netlab_policy.yaml's dns: key), and real caching
+# resolvers: unbound processes in h1 and a1, each with its own documentation source
+# address, that ask only h2 (a stub for the zone and for the root, so nothing ever leaves
+# the lab). Each resolver is asked once per name, so each name reaches the authoritative
+# once per resolver: what the authoritative of a scanner's zone sees when the scanner's
+# targets reverse-resolve it (DNS backscatter). Every daemon is a lab process: killed,
+# and its namespace deleted, when the lab closes, also on failure.
+
+DNS_AUTH: Final = RDNSS
+DNS_ZONE: Final = "8.b.d.0.1.0.0.2.ip6.arpa"  # 2001:db8::/32
+DNS_SCANNER: Final = "2001:db8:ff::a"  # a2's WAN address: outside the monitored /64, no PTR
+DNS_MAIL: Final = "2001:db8:1::25"
+DNS_HOSTS: Final = {
+    DNS_MAIL: "mail.example.com.",
+    "2001:db8:1::53": "ns1.example.com.",
+    "2001:db8:1::1:10": "web.example.com.",
+}
+DNS_RESOLVERS: Final = 12  # past ipv6.dns_backscatter's min_queriers (10)
+DNS_WALKER: Final = "2001:db8:1::a1"  # a1's static address for dnsrevenum6 and dig
+
+
+def start_nsd(lab: Lab) -> None:
+    """nsd in h2 on 2001:db8:1::53, in the foreground, serving ``DNS_ZONE`` (no transfers)."""
+    lab.add_address("h2", DNS_AUTH)
+    lab.wait_address("h2", DNS_AUTH)
+    wd = lab.workdir
+    suffix = "." + DNS_ZONE
+    records = "".join(
+        f"{ipaddress.IPv6Address(a).reverse_pointer[: -len(suffix)]} PTR {name}\n"
+        for a, name in DNS_HOSTS.items()
+    )
+    (wd / "rev.zone").write_text(
+        f"$ORIGIN {DNS_ZONE}.\n$TTL 3600\n"
+        "@ SOA ns1.example.com. hostmaster.example.com. 1 7200 3600 1209600 3600\n"
+        "@ NS ns1.example.com.\n" + records
+    )
+    (wd / "nsd.conf").write_text(
+        f'server:\n  ip-address: {DNS_AUTH}\n  port: 53\n  do-ip4: no\n  username: ""\n'
+        f'  chroot: ""\n  database: ""\n  server-count: 1\n  verbosity: 1\n'
+        f'  zonesdir: "{wd}"\n  pidfile: "{wd}/nsd.pid"\n  xfrdfile: "{wd}/xfrd.state"\n'
+        f'  xfrdir: "{wd}"\n  zonelistfile: "{wd}/zone.list"\n  logfile: "{wd}/nsd-h2.out"\n'
+        "remote-control:\n  control-enable: no\n"
+        f'zone:\n  name: "{DNS_ZONE}"\n  zonefile: "{wd}/rev.zone"\n'
+    )
+    lab.spawn("h2", ["nsd", "-d", "-c", str(wd / "nsd.conf")], "nsd-h2.log")
+    _wait_dns(lab, "h2", DNS_AUTH, 53, f"1.{DNS_ZONE}")
+
+
+def _wait_dns(lab: Lab, node: str, server: str, port: int, name: str) -> None:
+    """Wait (up to 10 s) until ``server`` answers a query from ``node``."""
+    deadline = time.monotonic() + 10
+    while True:
+        got = lab.sh(
+            node,
+            "dig",
+            f"@{server}",
+            "-p",
+            str(port),
+            name,
+            "SOA",
+            "+time=1",
+            "+tries=1",
+            check=False,
+        )
+        if "status:" in got.stdout:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{node}: no DNS answer from {server}@{port}: {got.stdout[-300:]}")
+        time.sleep(0.2)
+
+
+def start_resolvers(lab: Lab, count: int = DNS_RESOLVERS) -> list[tuple[str, int]]:
+    """``count`` unbound processes, alternately in h1 and a1, each listening on ::1 at its
+    own port and querying from its own address 2001:db8:1::5300+n; (node, port) each."""
+    out = []
+    for n in range(count):
+        node = ("h1", "a1")[n % 2]
+        addr, port = f"2001:db8:1::{0x5300 + n:x}", 5300 + n
+        _ip("-n", lab.nodes[node], "addr", "add", f"{addr}/64", "dev", "eth0", "nodad")
+        conf = lab.workdir / f"unbound-{n}.conf"
+        stubs = "".join(
+            f'stub-zone:\n  name: "{zone}"\n  stub-addr: {DNS_AUTH}\n' for zone in (DNS_ZONE, ".")
+        )
+        conf.write_text(
+            f"server:\n  interface: ::1@{port}\n  outgoing-interface: {addr}\n"
+            f'  do-ip4: no\n  do-ip6: yes\n  username: ""\n  chroot: ""\n'
+            f'  directory: "{lab.workdir}"\n  pidfile: "{lab.workdir}/unbound-{n}.pid"\n'
+            '  use-syslog: no\n  logfile: ""\n  verbosity: 1\n  num-threads: 1\n'
+            '  module-config: "iterator"\n  qname-minimisation: no\n  prefetch: no\n'
+            "  aggressive-nsec: no\n  so-reuseport: no\n  access-control: ::1/128 allow\n"
+            # unbound answers 2001:db8::/32's reverse zone itself (RFC 6303 locally
+            # served zones); this lab's resolvers must ask its authoritative.
+            f'  local-zone: "{DNS_ZONE}." nodefault\n'
+            "  do-not-query-localhost: yes\n"
+            "remote-control:\n  control-enable: no\n" + stubs
+        )
+        lab.spawn(node, ["unbound", "-d", "-c", str(conf)], f"unbound-{n}.log")
+        out.append((node, port))
+    for n in range(len(out)):
+        log = lab.workdir / f"unbound-{n}.log"
+        deadline = time.monotonic() + 10
+        while "start of service" not in log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"unbound {n} did not start: {log.read_text(errors='replace')}")
+            time.sleep(0.05)
+    return out
+
+
+def lookup(lab: Lab, resolver: tuple[str, int], address: str) -> str:
+    """The PTR of ``address`` through one resolver (dig -x); its status line."""
+    node, port = resolver
+    got = lab.sh(
+        node, "dig", "@::1", "-p", str(port), "-x", address, "+time=3", "+tries=1", check=False
+    )
+    return next((line for line in got.stdout.splitlines() if "status:" in line), got.stdout)
+
+
+def _to_auth(f: Frame) -> bool:
+    return f.dst_ip == DNS_AUTH and f.upper == NH_UDP
+
+
+def _from_auth(f: Frame) -> bool:
+    return f.src_ip == DNS_AUTH and f.upper == NH_UDP
+
+
+RESOLVER_QUERIES: Final = Evidence(
+    "distinct resolver addresses querying the authoritative",
+    _to_auth,
+    DNS_RESOLVERS,
+    distinct=source,
+)
+AUTH_ANSWERS: Final = Evidence("answers from the authoritative", _from_auth, DNS_RESOLVERS)
+
+
+@scenario(
+    expect=["ipv6.dns_backscatter"],
+    sids=[1001601],
+    evidence=[RESOLVER_QUERIES, AUTH_ANSWERS],
+    tools=["nsd", "unbound", "dig"],
+)
+def dns_backscatter_scanner(lab: Lab) -> None:
+    """12 unbound resolvers reverse-resolve one scanner's address (no PTR: NXDOMAIN) at
+    nsd, as the scanner's targets would: potential abuse."""
+    start_lan(lab)
+    start_nsd(lab)
+    for r in start_resolvers(lab):
+        lookup(lab, r, DNS_SCANNER)
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.dns_backscatter"],
+    sids=[1001602],
+    evidence=[RESOLVER_QUERIES, AUTH_ANSWERS],
+    tools=["nsd", "unbound", "dig"],
+)
+def dns_backscatter_own_host(lab: Lab) -> None:
+    """12 resolvers reverse-resolve h1's SLAAC address (in the monitored /64, no PTR): one
+    of our hosts is acting network-wide, high severity."""
+    start_lan(lab)
+    start_nsd(lab)
+    for r in start_resolvers(lab):
+        lookup(lab, r, slaac_address(H1.mac))
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=(),
+    evidence=[RESOLVER_QUERIES, AUTH_ANSWERS],
+    tools=["nsd", "unbound", "dig"],
+)
+def dns_backscatter_mail(lab: Lab) -> None:
+    """12 resolvers look up the mail server's PTR (mail.example.com): a well-known service,
+    an observation, no alert."""
+    start_lan(lab)
+    start_nsd(lab)
+    for r in start_resolvers(lab):
+        lookup(lab, r, DNS_MAIL)
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=(),
+    evidence=[Evidence("queries to the authoritative", _to_auth, 5)],
+    tools=["nsd", "unbound", "dig"],
+)
+def dns_one_resolver(lab: Lab) -> None:
+    """One resolver reverse-resolves a few names (the zone's hosts and two without a PTR)."""
+    start_lan(lab)
+    start_nsd(lab)
+    (r,) = start_resolvers(lab, 1)
+    for a in (*DNS_HOSTS, "2001:db8:1::99", "2001:db8:1::9a"):
+        lookup(lab, r, a)
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        RESOLVER_QUERIES,
+        Evidence("distinct names asked", _to_auth, 3 * DNS_RESOLVERS),
+    ],
+    tools=["nsd", "unbound", "dig"],
+)
+def dns_busy_authoritative(lab: Lab) -> None:
+    """A busy authoritative: 12 resolvers each ask three different names (36 names, each
+    asked by one resolver): many resolvers, many names, no originator worth raising."""
+    start_lan(lab)
+    start_nsd(lab)
+    for i, r in enumerate(start_resolvers(lab)):
+        for j in range(3):
+            lookup(lab, r, f"2001:db8:1::{0x100 + 3 * i + j:x}")
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.rdns_walk"],
+    sids=[1001611],
+    evidence=[
+        Evidence(
+            "distinct names dnsrevenum6 asked",
+            lambda f: f.src_ip == DNS_WALKER and _to_auth(f),
+            64,
+        )
+    ],
+    tools=["nsd", "atk6-dnsrevenum6"],
+)
+def dnsrevenum6_walk(lab: Lab) -> None:
+    """thc-ipv6's dnsrevenum6 in a1 walks 2001:db8:1::/48 at nsd (RFC 8020's NXDOMAIN
+    tree) and finds the zone's three hosts."""
+    start_lan(lab)
+    start_nsd(lab)
+    _ip("-n", lab.nodes["a1"], "addr", "add", f"{DNS_WALKER}/64", "dev", "eth0", "nodad")
+    lab.run_tool("a1", ["atk6-dnsrevenum6", DNS_AUTH, "2001:db8:1::/48"], 60)
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=["ipv6.rdns_walk"],
+    sids=[1001612],
+    evidence=[
+        Evidence(
+            "TCP segments from a1 to the authoritative",
+            lambda f: f.src_ip == DNS_WALKER and f.dst_ip == DNS_AUTH and f.upper == 6,
+            2,
+        )
+    ],
+    tools=["nsd", "dig"],
+)
+def dig_axfr(lab: Lab) -> None:
+    """dig in a1 asks nsd for a zone transfer (AXFR over TCP) of our reverse zone; nsd
+    refuses it."""
+    start_lan(lab)
+    start_nsd(lab)
+    _ip("-n", lab.nodes["a1"], "addr", "add", f"{DNS_WALKER}/64", "dev", "eth0", "nodad")
+    lab.run_tool(
+        "a1", ["dig", f"@{DNS_AUTH}", "-b", DNS_WALKER, DNS_ZONE, "AXFR", "+time=3", "+tries=1"], 10
+    )
+    time.sleep(0.5)
+
+
 # -- recording -----------------------------------------------------------------------
 
 

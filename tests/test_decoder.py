@@ -540,3 +540,32 @@ def test_short_mld_message_is_malformed() -> None:
     (bad,) = only(events, Malformed)
     assert isinstance(bad, Malformed)
     assert (bad.layer, bad.reason) == ("mld", "short_message")
+
+
+def test_dns_messages_become_dns_events_only_when_asked_for() -> None:
+    from detectors.detections.dns.captures import message
+    from detectors.events import DnsMessage, Malformed
+
+    name = "a.b.ip6.arpa"
+    answer = message(7, name, 12, response=True, rcode=0, ptr="Mail.Example.COM")
+    pkt = ip6(G2, G1, 17, gen.udp6(G2, G1, 53, 40000, answer))
+    assert not only(decode(eth(pkt)), DnsMessage)
+    (m,) = only(decode(eth(pkt), decoder=Decoder(want_dns=True)), DnsMessage)
+    assert isinstance(m, DnsMessage)
+    assert (m.src, m.dst, m.sport, m.dport, m.transport) == (G2, G1, 53, 40000, 17)
+    assert (m.id, m.qr, m.aa, m.opcode, m.rcode, m.qdcount, m.ancount) == (
+        7,
+        True,
+        True,
+        0,
+        0,
+        1,
+        1,
+    )
+    assert (m.qname, m.qtype, m.qclass, m.ptr_answers) == (name, 12, 1, ("mail.example.com",))
+    # A compression loop: a counted Malformed naming the flow, never an exception.
+    loop = struct.pack("!6H", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", 12, 1)
+    bad = ip6(G1, G2, 17, gen.udp6(G1, G2, 40000, 53, loop))
+    (mal,) = only(decode(eth(bad), decoder=Decoder(want_dns=True)), Malformed)
+    assert isinstance(mal, Malformed)
+    assert (mal.layer, mal.reason, mal.proto, mal.dport) == ("dns", "compression_loop", 17, 53)

@@ -34,7 +34,7 @@ CATEGORIES = {
     "ipv6.tunnel_isatap", "ipv6.tunnel_teredo", "ipv6.tunnel_ayiya", "ipv6.sweep",
     "ipv6.dark_prefix", "ipv6.malformed", "ipv6.mld_abuse", "ipv6.rogue_dhcpv6",
     "ipv6.dhcpv6_starvation", "ipv6.covert_channel", "ipv6.redirect_spoof", "ipv6.smurf",
-    "ipv6.ptb_attack",
+    "ipv6.ptb_attack", "ipv6.dns_backscatter", "ipv6.rdns_walk",
     "ipv6.tga_scan", "ipv6.slow_scan",
 }  # fmt: skip
 

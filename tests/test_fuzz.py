@@ -69,6 +69,7 @@ def _every_kind() -> Decoder:
         want_dhcpv6=True,
         want_ext_options=True,
         want_icmp_errors=True,
+        want_dns=True,
     )
 
 

@@ -429,3 +429,36 @@ def test_a_fan_in_scan_below_threshold_at_three_sensors_is_found(
     (found,) = report["fanin"]["targets"]
     assert found["alerted_by"] == ["fd"] and not found["flagged"]
     assert report["totals"]["fanin_flagged"] == 0
+
+
+# -- DNS backscatter originators across sensors (issue 15) ---------------------------------
+
+
+def test_backscatter_originators_are_grouped_across_sensors(
+    es: tuple[Elasticsearch, str, str], es_node: EsNode, tmp_path: Path
+) -> None:
+    client, namespace, rules_index = es
+    push(client, rule_documents(read_pack(REPO)), rules_index)
+    # Three sensors each see the mail server and a router interface looked up by many
+    # resolvers (observations: benign classes), and the scanner and our own host (alerts).
+    for sensor in ("dns-a", "dns-b", "dns-c"):
+        alerts, events = replay(entry("dns_backscatter.pcap"), sensor, tmp_path)
+        assert sorted(a["rule"]["category"] for a in alerts) == ["ipv6.dns_backscatter"] * 2
+        assert sorted(e["v6sentry"]["observation"]["class"] for e in events) == [
+            "router_interface",
+            "well_known_service",
+        ]
+        index_events(client, events, f"logs-v6sentry.event-{namespace}")
+        if sensor == "dns-a":
+            index_alerts(client, alerts, namespace)
+    code, report = hunt(es_node.url, namespace, rules_index, "--fail-on-hits")
+    found = {o["originator"]: o for o in report["backscatter"]["originators"]}
+    assert sorted(found) == ["2001:db8:1::25", "2001:db8:1:ff::1"]
+    mail = found["2001:db8:1::25"]
+    assert mail["names"] == ["mail.example.com"] and mail["classes"] == ["well_known_service"]
+    assert mail["sensors"] == ["dns-a", "dns-b", "dns-c"] and mail["max_queriers"] >= 10
+    assert mail["flagged"] and mail["alerted_by"] == []
+    assert report["totals"]["backscatter_flagged"] == 2 and code == 1
+    # One sensor is not enough.
+    _, report = hunt(es_node.url, namespace, rules_index, "--min-sensors", "4")
+    assert report["backscatter"]["originators"] == []

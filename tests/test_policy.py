@@ -768,3 +768,41 @@ def test_dhcpv6_server_errors_name_file_key_and_line(
     message = error(path)
     assert message.startswith(f"{path}:{line}: "), message
     assert needle in message, message
+
+
+# -- dns (issue 15) ----------------------------------------------------------------------
+
+DNS_EXAMPLE = """\
+dns:
+  authoritative: ["2001:db8:1::53", "192.0.2.53"]
+  zones: [1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa]   # 2001:db8:1::/48
+"""
+
+
+def test_readme_shows_the_dns_example(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    assert DNS_EXAMPLE in readme
+    policy = load_policy(write(tmp_path, DNS_EXAMPLE))
+    assert policy.dns_authoritative == (ip6("2001:db8:1::53"), bytes([192, 0, 2, 53]))
+    assert policy.dns_zones == ("1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa",)
+    assert load_policy(write(tmp_path, "routers: []\n")).dns_zones == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "needle"),
+    [
+        ("dns: []\n", 1, "dns: expected a mapping"),
+        ("dns:\n  servers: []\n", 2, "dns.servers: unknown key (allowed: authoritative, zones)"),
+        ("dns:\n  authoritative: [nope]\n", 2, "dns.authoritative[0]: 'nope' is not an IP"),
+        ("dns:\n  authoritative: ['ff02::1']\n", 2, "cannot be a DNS server address"),
+        ("dns:\n  zones: [example.com]\n", 2, "dns.zones[0]: 'example.com' is not an ip6.arpa"),
+        ("dns:\n  zones:\n    - 8.ip6.arpa\n    - 8.ip6.arpa\n", 4, "duplicate zone"),
+    ],
+)
+def test_dns_errors_name_file_key_and_line(
+    tmp_path: Path, text: str, line: int, needle: str
+) -> None:
+    path = write(tmp_path, text)
+    message = error(path)
+    assert message.startswith(f"{path}:{line}: "), message
+    assert needle in message, message

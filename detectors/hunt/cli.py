@@ -148,6 +148,17 @@ def hunt(client: Elasticsearch, args: argparse.Namespace) -> dict[str, Any]:
         },
     }
     add_fanin(report, client, args, th, when)
+    # DNS backscatter originators across sensors (issue 15).
+    from detectors.hunt.search import backscatter_originators
+
+    originators = backscatter_originators(
+        client, when, min_sensors=args.min_sensors, namespace=args.namespace
+    )
+    report["backscatter"] = {
+        "thresholds": {"min_sensors": args.min_sensors},
+        "originators": [asdict(o) for o in originators],
+    }
+    report["totals"]["backscatter_flagged"] = sum(1 for o in originators if o.flagged)
     return report
 
 
@@ -188,6 +199,21 @@ def table(report: dict[str, Any]) -> str:
         f"{tot['cross_sensor_flagged']} cross-sensor sources flagged; "
         f"range {report['range']['since']} .. {report['range']['until']}"
     )
+    bs = report.get("backscatter", {"originators": [], "thresholds": {"min_sensors": 0}})
+    lines.append("")
+    lines.append(
+        f"DNS backscatter originators (>= {bs['thresholds']['min_sensors']} sensors, "
+        "no ipv6.dns_backscatter alert):"
+    )
+    if not bs["originators"]:
+        lines.append("  none")
+    for o in bs["originators"]:
+        verdict = f"alerted by {', '.join(o['alerted_by'])}" if o["alerted_by"] else "FLAGGED"
+        lines.append(
+            f"  {o['originator']} ({', '.join(o['names']) or 'no name'}; "
+            f"{', '.join(o['classes'])}): {len(o['sensors'])} sensors "
+            f"({', '.join(o['sensors'])}), up to {o['max_queriers']} queriers: {verdict}"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -221,8 +247,12 @@ def run(args: argparse.Namespace) -> int:
     errors = report["totals"]["errors"]
     if errors:
         print(f"v6sentry: warning: {errors} rules failed to run (see the report)", file=sys.stderr)
-    hit = report["totals"]["hits"] or report["totals"]["cross_sensor_flagged"]
-    hit = hit or report["totals"]["fanin_flagged"]
+    hit = (
+        report["totals"]["hits"]
+        or report["totals"]["cross_sensor_flagged"]
+        or report["totals"]["fanin_flagged"]
+        or report["totals"]["backscatter_flagged"]
+    )
     return EXIT_HITS if hit and args.fail_on_hits else EXIT_OK
 
 

@@ -420,3 +420,127 @@ def _fanin_alerts(
     )
     buckets = resp.get("aggregations", {}).get("targets", {}).get("buckets", [])
     return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}
+
+
+# -- DNS backscatter originators across sensors (issue 15) ------------------------------
+
+
+@dataclass(slots=True)
+class BackscatterOriginator:
+    """One originator in ``ipv6.dns_backscatter`` observations (the benign-looking classes:
+    content provider, well-known service, router interface) of several sensors."""
+
+    originator: str
+    names: list[str]
+    classes: list[str]
+    sensors: list[str]
+    max_queriers: int
+    observations: int
+    first_seen: float
+    last_seen: float
+    alerted_by: list[str]
+    flagged: bool
+
+
+def backscatter_originators(
+    client: Elasticsearch,
+    when: Range,
+    *,
+    min_sensors: int,
+    namespace: str | None = None,
+) -> list[BackscatterOriginator]:
+    """Originators whose backscatter observations come from at least ``min_sensors``
+    sensors; flagged when no sensor raised ``ipv6.dns_backscatter`` for them in the range.
+
+    Each sensor saw many resolvers look the address up and named it benign from its PTR
+    name; the same address reverse-resolved at the authoritative servers of several sites
+    is one originator touching them all, whatever its name says."""
+    obs = "v6sentry.observation"
+    resp = client.search(
+        index=namespaced(EVENT_PATTERN, namespace),
+        size=0,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query={
+            "bool": {
+                "filter": [
+                    when.filter(),
+                    {"term": {"event.dataset": "v6sentry.observation"}},
+                    {"term": {f"{obs}.kind": "dns_backscatter"}},
+                ]
+            }
+        },
+        aggs={
+            "originators": {
+                "terms": {
+                    "field": f"{obs}.originator",
+                    "size": MAX_SOURCES,
+                    "min_doc_count": min_sensors,
+                    "order": {"_key": "asc"},
+                },
+                "aggs": {
+                    "sensor_count": {"cardinality": {"field": "observer.name"}},
+                    "sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}},
+                    "names": {"terms": {"field": f"{obs}.name", "size": MAX_NAMED}},
+                    "classes": {"terms": {"field": f"{obs}.class", "size": 10}},
+                    "queriers": {"max": {"field": f"{obs}.queriers"}},
+                    "first": {"min": {"field": f"{obs}.window.start"}},
+                    "last": {"max": {"field": "@timestamp"}},
+                },
+            }
+        },
+    )
+    buckets = resp.get("aggregations", {}).get("originators", {}).get("buckets", [])
+    candidates = [b for b in buckets if b["sensor_count"]["value"] >= min_sensors]
+    alerted = _backscatter_alerts(client, when, [b["key"] for b in candidates], namespace)
+    out = []
+    for b in candidates:
+        by = alerted.get(b["key"], [])
+        last = b["last"].get("value_as_string") or b["last"]["value"]
+        out.append(
+            BackscatterOriginator(
+                originator=b["key"],
+                names=sorted(n["key"] for n in b["names"]["buckets"]),
+                classes=sorted(c["key"] for c in b["classes"]["buckets"]),
+                sensors=sorted(s["key"] for s in b["sensors"]["buckets"]),
+                max_queriers=int(b["queriers"]["value"] or 0),
+                observations=int(b["doc_count"]),
+                first_seen=float(b["first"]["value"] or 0.0),
+                last_seen=float(b["last"]["value"] or 0.0) / 1000.0 if last else 0.0,
+                alerted_by=by,
+                flagged=not by,
+            )
+        )
+    return out
+
+
+def _backscatter_alerts(
+    client: Elasticsearch, when: Range, originators: list[str], namespace: str | None
+) -> dict[str, list[str]]:
+    """Originator -> the sensors that raised ``ipv6.dns_backscatter`` for it in the range."""
+    if not originators:
+        return {}
+    field_name = "v6sentry.originator.address"
+    resp = client.search(
+        index=namespaced(ALERT_PATTERN, namespace),
+        size=0,
+        ignore_unavailable=True,
+        allow_no_indices=True,
+        query={
+            "bool": {
+                "filter": [
+                    when.filter(),
+                    {"term": {"rule.category": "ipv6.dns_backscatter"}},
+                    {"terms": {field_name: originators}},
+                ]
+            }
+        },
+        aggs={
+            "originators": {
+                "terms": {"field": field_name, "size": len(originators)},
+                "aggs": {"sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}}},
+            }
+        },
+    )
+    buckets = resp.get("aggregations", {}).get("originators", {}).get("buckets", [])
+    return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}

@@ -58,6 +58,7 @@ TECHNIQUE_TACTICS: dict[str, tuple[str, ...]] = {
     "T1562": ("TA0005",),
     "T1565": ("TA0040",),
     "T1572": ("TA0011",),
+    "T1590": ("TA0043",),
     "T1595": ("TA0043",),
 }
 RULES_MAPPING: dict[str, Any] = {

@@ -266,6 +266,7 @@ impl Pipeline {
                 dhcpv6: false,
                 ext_options: true,
                 icmp_errors: true,
+                dns: false,
             },
             clock: Clock::new(tick_ns),
             frame: 0,
@@ -285,7 +286,7 @@ impl Pipeline {
     /// Which decoded kinds Python detections subscribe to (only those become objects).
     /// One flag per `Event` variant, positional as `native_kinds` answers them.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false, ext_options=false, icmp_errors=false))]
+    #[pyo3(signature = (packets, tunnels, nd, malformed, fragments, mld=false, dhcpv6=false, ext_options=false, icmp_errors=false, dns=false))]
     fn set_python_kinds(
         &mut self,
         packets: bool,
@@ -297,6 +298,7 @@ impl Pipeline {
         dhcpv6: bool,
         ext_options: bool,
         icmp_errors: bool,
+        dns: bool,
     ) {
         self.python = Observes {
             packets,
@@ -308,6 +310,7 @@ impl Pipeline {
             dhcpv6,
             ext_options,
             icmp_errors,
+            dns,
         };
     }
 

@@ -35,6 +35,7 @@ pub struct Observes {
     pub dhcpv6: bool,
     pub ext_options: bool,
     pub icmp_errors: bool,
+    pub dns: bool,
 }
 
 impl Observes {
@@ -57,13 +58,14 @@ impl Observes {
             self.dhcpv6,
             self.ext_options,
             self.icmp_errors,
+            self.dns,
         ]
     }
 
     /// The inverse of `flags`; a list of another length is an error naming both.
     pub fn from_flags(flags: &[bool]) -> PyResult<Observes> {
         match *flags {
-            [packets, tunnels, nd, malformed, fragments, mld, dhcpv6, ext_options, icmp_errors] => {
+            [packets, tunnels, nd, malformed, fragments, mld, dhcpv6, ext_options, icmp_errors, dns] => {
                 Ok(Observes {
                     packets,
                     tunnels,
@@ -74,6 +76,7 @@ impl Observes {
                     dhcpv6,
                     ext_options,
                     icmp_errors,
+                    dns,
                 })
             }
             _ => Err(PyValueError::new_err(format!(
@@ -92,7 +95,7 @@ impl Observes {
     }
 
     /// The number of event kinds (the length of `flags`).
-    pub const KINDS: usize = 9;
+    pub const KINDS: usize = 10;
 
     /// An event's kind as its position in `flags` (the one mapping from events to
     /// kinds: `wants` and the pipeline's per-kind dispatch both go through it).
@@ -108,6 +111,7 @@ impl Observes {
             Event::Dhcpv6(_) => 6,
             Event::ExtOptions(_) => 7,
             Event::IcmpError(_) => 8,
+            Event::Dns(_) => 9,
         }
     }
 

@@ -48,6 +48,7 @@ macro_rules! inline_list {
         }
 
         impl Default for $name {
+            #[inline]
             fn default() -> Self {
                 $name {
                     len: 0,
@@ -593,6 +594,39 @@ pub struct IcmpError {
     pub quoted: Option<Quoted>,
 }
 
+/// The first question of a DNS message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DnsQuestion {
+    /// Lower-case, labels joined by dots, no final dot (`\DDD` for odd bytes).
+    pub qname: String,
+    pub qtype: u16,
+    pub qclass: u16,
+}
+
+/// A DNS message (RFC 1035 4.1) on UDP or TCP port 53, over IPv6 or IPv4 (`decode::dns`):
+/// its header, first question and PTR answer names (bounded by `dns::MAX_PTR`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DnsMessage {
+    pub meta: Meta,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    /// 17 (UDP) or 6 (TCP).
+    pub transport: u8,
+    pub tunnels: Tunnels,
+    pub id: u16,
+    pub qr: bool,
+    pub opcode: u8,
+    pub aa: bool,
+    pub rcode: u8,
+    pub qdcount: u16,
+    pub question: Option<DnsQuestion>,
+    pub ancount: u16,
+    /// The PTR records' target names among the answers, lower-case.
+    pub ptr_answers: Vec<String>,
+}
+
 /// Everything the decoder emits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -605,6 +639,7 @@ pub enum Event {
     Dhcpv6(Dhcpv6Message),
     ExtOptions(ExtOptions),
     IcmpError(IcmpError),
+    Dns(DnsMessage),
 }
 
 impl Event {
@@ -619,6 +654,7 @@ impl Event {
             Event::Dhcpv6(e) => &e.meta,
             Event::ExtOptions(e) => &e.meta,
             Event::IcmpError(e) => &e.meta,
+            Event::Dns(e) => &e.meta,
         }
     }
 }
@@ -674,4 +710,6 @@ pub struct DecodeStats {
     pub fragment_anomalies: Counts<FragKind>,
     pub tunnels: Counts<TunnelKind>,
     pub link_types: Counts<u32>,
+    /// DNS-over-TCP messages that continue past their segment (not reassembled).
+    pub dns_tcp_partial: u64,
 }

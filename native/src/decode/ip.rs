@@ -50,7 +50,7 @@ impl Decoder {
         }
         let vihl = data[off];
         let proto = data[off + 9];
-        if proto != NH_IPV6 && proto != NH_UDP {
+        if proto != NH_IPV6 && proto != NH_UDP && !(self.want_dns && proto == NH_TCP) {
             return; // the cheap path: nothing in IPv4 matters but tunnels
         }
         let ihl = (vihl as usize & 0x0F) * 4;
@@ -93,6 +93,11 @@ impl Decoder {
                 ..TunnelLayer::default()
             };
             self.tunnel(data, p, end, tunnels, layer, 6, out)
+        } else if proto == NH_TCP {
+            // Only reached when DNS is observed.
+            if super::dns_at(&data[..end], p) {
+                self.dns_tcp(data, p, end, src, dst, tunnels, out);
+            }
         } else {
             self.udp4(data, p, end, src, dst, tunnels, out)
         }
@@ -134,6 +139,7 @@ impl Decoder {
             && frag.is_none()
             && !unspecified
             && !(self.want_dhcpv6 && nh == NH_UDP && super::dhcpv6_at(&data[..end], off + 40))
+            && !(self.want_dns && super::dns_at(&data[..end], off + 40))
         {
             return; // the cheap path: nothing looks inside native IPv6 TCP/UDP
         }
@@ -429,12 +435,20 @@ impl Decoder {
                 sport = Some(be16(data, p));
                 dport = Some(be16(data, p + 2));
                 flags = Some(data[p + 13]);
+                if self.want_dns && super::dns_at(&data[..end], p) {
+                    let (s, d) = (IpAddr::V6(ip.src), IpAddr::V6(ip.dst));
+                    self.dns_tcp(data, p, end, s, d, &ip.tunnels, out);
+                }
             }
             NH_UDP if has(p, end, 8) => {
                 sport = Some(be16(data, p));
                 dport = Some(be16(data, p + 2));
                 if self.want_dhcpv6 && super::dhcpv6_at(&data[..end], p) {
                     self.dhcpv6(data, p, end, ip, out);
+                }
+                if self.want_dns && super::dns_at(&data[..end], p) {
+                    let (s, d) = (IpAddr::V6(ip.src), IpAddr::V6(ip.dst));
+                    self.dns_udp(data, p, end, s, d, &ip.tunnels, out);
                 }
             }
             NH_IPV6 | NH_IPV4 => {

@@ -25,6 +25,7 @@ use crate::record::Rec;
 
 mod chain_rules;
 pub mod dhcpv6;
+pub mod dns;
 pub mod events;
 pub mod ext_options;
 pub mod icmp_error;
@@ -139,6 +140,8 @@ pub struct Decoder {
     pub want_ext_options: bool,
     /// Emit an `IcmpError` for every ICMPv6 error message (types 1-4).
     pub want_icmp_errors: bool,
+    /// Emit a `DnsMessage` for every DNS message on port 53 (UDP or TCP, IPv6 or IPv4).
+    pub want_dns: bool,
     stats: DecodeStats,
     reasm: Reassembler,
     f: Frame,
@@ -181,6 +184,17 @@ pub(crate) fn dhcpv6_at(data: &[u8], p: usize) -> bool {
     data.len() >= p + 4 && dhcpv6::is_dhcpv6_port(be16(data, p + 2))
 }
 
+/// Is the TCP or UDP header at `data[p..]` to or from port 53? One length check and two
+/// comparisons: the cost DNS adds to the cheap paths when it is observed.
+#[inline(always)]
+pub(crate) fn dns_at(data: &[u8], p: usize) -> bool {
+    // Low byte first: it rules out almost every packet with one comparison per port.
+    match data.get(p..p + 4) {
+        Some(b) => (b[1] == 53 && b[0] == 0) || (b[3] == 53 && b[2] == 0),
+        None => false,
+    }
+}
+
 /// At least `n` bytes from `p` before `end` (false when `p` is already past `end`).
 #[inline]
 pub(crate) fn has(p: usize, end: usize, n: usize) -> bool {
@@ -199,6 +213,7 @@ impl Decoder {
             want_dhcpv6: false,
             want_ext_options: false,
             want_icmp_errors: false,
+            want_dns: false,
             stats: DecodeStats::default(),
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),
@@ -229,7 +244,15 @@ impl Decoder {
         // offsets. Everything else takes the full walk.
         if rec.linktype == LINKTYPE_ETHERNET && data.len() >= 54 {
             let etype = be16(data, 12);
-            if etype == ETH_IPV4 && data[23] != NH_UDP && data[23] != NH_IPV6 {
+            if etype == ETH_IPV4
+                && data[23] != NH_UDP
+                && data[23] != NH_IPV6
+                // DNS over TCP is decoded only on port 53: every other TCP segment
+                // stays here (the ports follow the IPv4 header, IHL words long).
+                && !(self.want_dns
+                    && data[23] == NH_TCP
+                    && dns_at(data, 14 + usize::from(data[14] & 0x0F) * 4))
+            {
                 stats.link_types.add(LINKTYPE_ETHERNET);
                 stats.ipv4 += 1;
                 return;
@@ -241,6 +264,7 @@ impl Decoder {
                 // From `::` only DAD and MLD are legal (`chain_rules`): the full walk.
                 && data[22..38] != [0u8; 16]
                 && !(self.want_dhcpv6 && data[20] == NH_UDP && dhcpv6_at(data, 54))
+                && !(self.want_dns && dns_at(data, 54))
             {
                 stats.link_types.add(LINKTYPE_ETHERNET);
                 stats.ipv6 += 1;

@@ -43,7 +43,7 @@ impl PyDecoder {
     #[new]
     // One keyword flag per event kind the decoder can skip building.
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false, want_dhcpv6=false, want_ext_options=false, want_icmp_errors=false))]
+    #[pyo3(signature = (limits=None, *, want_packets=false, want_tunnels=false, want_mld=false, want_dhcpv6=false, want_ext_options=false, want_icmp_errors=false, want_dns=false))]
     fn new(
         py: Python<'_>,
         limits: Option<Bound<'_, PyAny>>,
@@ -53,6 +53,7 @@ impl PyDecoder {
         want_dhcpv6: bool,
         want_ext_options: bool,
         want_icmp_errors: bool,
+        want_dns: bool,
     ) -> PyResult<Self> {
         let limits = match limits {
             Some(l) if !l.is_none() => l,
@@ -68,6 +69,7 @@ impl PyDecoder {
         inner.want_dhcpv6 = want_dhcpv6;
         inner.want_ext_options = want_ext_options;
         inner.want_icmp_errors = want_icmp_errors;
+        inner.want_dns = want_dns;
         Ok(PyDecoder {
             inner,
             limits: limits.unbind(),
@@ -192,6 +194,16 @@ impl PyDecoder {
     #[setter]
     fn set_want_icmp_errors(&mut self, on: bool) {
         self.inner.want_icmp_errors = on;
+    }
+
+    #[getter]
+    fn get_want_dns(&self) -> bool {
+        self.inner.want_dns
+    }
+
+    #[setter]
+    fn set_want_dns(&mut self, on: bool) {
+        self.inner.want_dns = on;
     }
 }
 

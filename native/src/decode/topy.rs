@@ -53,6 +53,7 @@ struct Classes {
     decode_stats: Py<PyAny>,
     ext_options: Class,
     icmp_error: Class,
+    dns: Class,
 }
 
 /// One event class and its field names in declaration order.
@@ -116,6 +117,7 @@ fn classes(py: Python<'_>) -> PyResult<&'static Classes> {
             decode_stats: m.getattr("DecodeStats")?.unbind(),
             ext_options: get("ExtOptions")?,
             icmp_error: get("IcmpError")?,
+            dns: get("DnsMessage")?,
         })
     })
 }
@@ -409,6 +411,33 @@ impl<'py> Converter<'py> {
                     ],
                 )
             }
+            Event::Dns(d) => {
+                let q = d.question.as_ref();
+                call(
+                    py,
+                    &self.c.dns,
+                    vec![
+                        meta,
+                        bytes(py, d.src.as_bytes()),
+                        bytes(py, d.dst.as_bytes()),
+                        any(py, d.sport)?,
+                        any(py, d.dport)?,
+                        any(py, d.transport)?,
+                        self.tunnels(&d.tunnels)?,
+                        any(py, d.id)?,
+                        any(py, d.qr)?,
+                        any(py, d.opcode)?,
+                        any(py, d.aa)?,
+                        any(py, d.rcode)?,
+                        any(py, d.qdcount)?,
+                        any(py, q.map(|q| q.qname.as_str()))?,
+                        any(py, q.map(|q| q.qtype))?,
+                        any(py, q.map(|q| q.qclass))?,
+                        any(py, d.ancount)?,
+                        PyTuple::new(py, &d.ptr_answers)?.into_any(),
+                    ],
+                )
+            }
         }
     }
 
@@ -667,6 +696,7 @@ pub fn stats(py: Python<'_>, s: &DecodeStats) -> PyResult<Py<PyAny>> {
         ("fragments", s.fragments),
         ("reassembled", s.reassembled),
         ("ipv4_fragments_skipped", s.ipv4_fragments_skipped),
+        ("dns_tcp_partial", s.dns_tcp_partial),
     ] {
         kw.set_item(name, v)?;
     }

@@ -117,6 +117,9 @@ impl Decoder {
             end = p + ulen;
         }
         let q = p + 8;
+        if self.want_dns && super::dns::is_dns_port(sport, dport) {
+            return self.dns_udp(data, p, end, src, dst, tunnels, out);
+        }
         let outer = Outer {
             src,
             dst,

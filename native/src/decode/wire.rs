@@ -537,6 +537,29 @@ wire_struct!(IcmpError {
     param,
     quoted
 });
+wire_struct!(DnsQuestion {
+    qname,
+    qtype,
+    qclass
+});
+wire_struct!(DnsMessage {
+    meta,
+    src,
+    dst,
+    sport,
+    dport,
+    transport,
+    tunnels,
+    id,
+    qr,
+    opcode,
+    aa,
+    rcode,
+    qdcount,
+    question,
+    ancount,
+    ptr_answers
+});
 wire_struct!(NdMessage {
     meta,
     ip,
@@ -788,6 +811,10 @@ impl Wire for Item {
                 w.push(9);
                 e.put(w);
             }
+            Item::Event(Event::Dns(e)) => {
+                w.push(10);
+                e.put(w);
+            }
         }
     }
     fn get(r: &mut Rd<'_>) -> R<Self> {
@@ -805,6 +832,7 @@ impl Wire for Item {
             7 => Item::Event(Event::Dhcpv6(Wire::get(r)?)),
             8 => Item::Event(Event::ExtOptions(Wire::get(r)?)),
             9 => Item::Event(Event::IcmpError(Wire::get(r)?)),
+            10 => Item::Event(Event::Dns(Wire::get(r)?)),
             _ => return Err(WireError("item tag")),
         })
     }
@@ -823,6 +851,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Dhcpv6(_) => 7,
         Event::ExtOptions(_) => 8,
         Event::IcmpError(_) => 9,
+        Event::Dns(_) => 10,
     };
     w.push(tag);
     match ev {
@@ -835,6 +864,7 @@ pub fn put_event(ev: &Event, w: &mut Vec<u8>) {
         Event::Dhcpv6(e) => e.put(w),
         Event::ExtOptions(e) => e.put(w),
         Event::IcmpError(e) => e.put(w),
+        Event::Dns(e) => e.put(w),
     }
 }
 
@@ -1093,6 +1123,79 @@ mod icmp_error_tests {
         }
         assert!(r.at_end());
         // A cut batch is an error, never a panic.
+        for n in 0..buf.len() {
+            let mut r = Rd::new(&buf[..n]);
+            while !r.at_end() {
+                if Item::get(&mut r).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod dns_tests {
+    use super::*;
+
+    #[test]
+    fn dns_messages_round_trip() {
+        let meta = Meta {
+            ts_ns: 9,
+            frame: 4,
+            ..Meta::default()
+        };
+        let events = [
+            Event::Dns(DnsMessage {
+                meta,
+                src: IpAddr::V6([1; 16]),
+                dst: IpAddr::V4([192, 0, 2, 53]),
+                sport: 40000,
+                dport: 53,
+                transport: 6,
+                tunnels: Tunnels::default(),
+                id: 7,
+                qr: true,
+                opcode: 0,
+                aa: true,
+                rcode: 3,
+                qdcount: 1,
+                question: Some(DnsQuestion {
+                    qname: "1.0.ip6.arpa".into(),
+                    qtype: 12,
+                    qclass: 1,
+                }),
+                ancount: 2,
+                ptr_answers: vec!["mail.example.com".into(), "x\\000y".into()],
+            }),
+            Event::Dns(DnsMessage {
+                meta,
+                src: IpAddr::V4([198, 51, 100, 1]),
+                dst: IpAddr::V6([2; 16]),
+                sport: 53,
+                dport: 5353,
+                transport: 17,
+                tunnels: Tunnels::default(),
+                id: 0,
+                qr: false,
+                opcode: 4,
+                aa: false,
+                rcode: 0,
+                qdcount: 0,
+                question: None,
+                ancount: 0,
+                ptr_answers: vec![],
+            }),
+        ];
+        let mut buf = Vec::new();
+        for ev in &events {
+            put_event(ev, &mut buf);
+        }
+        let mut r = Rd::new(&buf);
+        for ev in &events {
+            assert_eq!(Item::get(&mut r).unwrap(), Item::Event(ev.clone()));
+        }
+        assert!(r.at_end());
         for n in 0..buf.len() {
             let mut r = Rd::new(&buf[..n]);
             while !r.at_end() {

@@ -1,0 +1,524 @@
+//! The DNS family's per-message counting, in Rust: `backscatter` counts, per originator
+//! (the address a full 32-nibble `ip6.arpa` PTR query names), the distinct queriers in a
+//! packet-time window (`ipv6.dns_backscatter`); `walk` counts, per querier, the
+//! shorter-than-32-nibble names it asks under our zones and the answers it gets, and
+//! hands over zone-transfer attempts (`ipv6.rdns_walk`).
+//!
+//! Owns the tables (bounded LRUs, evictions counted) and the windows; Python gets one
+//! `backscatter` output when an originator's window first reaches `min_queriers`, one
+//! `walk` per closed querier window past `min_names`, one `xfr` per AXFR/IXFR query.
+//! DNS messages are never handed to Python: its work grows with outputs, not packets.
+
+use pyo3::prelude::*;
+
+use crate::decode::dns::{ip6_arpa_nibbles, TYPE_PTR};
+use crate::decode::events::{DnsMessage, Event, IpAddr};
+use crate::reduce::py::{any, bytes, tuple};
+use crate::reduce::windows::Lru;
+use crate::reducer::{Observes, Outputs, Reducer, TableStat};
+
+pub const REDUCERS: &[(&str, crate::reducer::Builder)] = &[
+    ("dns_backscatter", build_backscatter),
+    ("dns_walk", build_walk),
+];
+
+const TYPE_IXFR: u16 = 251;
+const TYPE_AXFR: u16 = 252;
+const NXDOMAIN: u8 = 3;
+/// Queriers and discovered addresses kept as a sample in the outputs.
+const SAMPLE: usize = 10;
+
+fn setting<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyAny>, name: &str) -> PyResult<T> {
+    s.get_item(name)?.extract()
+}
+
+fn addr_of(b: &[u8]) -> PyResult<IpAddr> {
+    match b.len() {
+        4 => Ok(IpAddr::V4(b.try_into().unwrap_or_default())),
+        16 => Ok(IpAddr::V6(b.try_into().unwrap_or_default())),
+        _ => Err(pyo3::exceptions::PyValueError::new_err(
+            "expected a 4- or 16-byte address",
+        )),
+    }
+}
+
+/// A standard query's or response's first question, when it is class IN (or ANY).
+fn question(m: &DnsMessage) -> Option<(&str, u16)> {
+    let q = m.question.as_ref()?;
+    (m.opcode == 0 && (q.qclass == 1 || q.qclass == 255)).then_some((q.qname.as_str(), q.qtype))
+}
+
+fn observes_dns() -> Observes {
+    Observes {
+        dns: true,
+        ..Observes::default()
+    }
+}
+
+/// One DNS packet an alert names: time, record, flow.
+#[derive(Clone, Copy, Debug, Default)]
+struct Sample {
+    ts_ns: i64,
+    frame: u64,
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    transport: u8,
+}
+
+impl Sample {
+    fn of(m: &DnsMessage) -> Sample {
+        Sample {
+            ts_ns: m.meta.ts_ns,
+            frame: m.meta.frame,
+            src: m.src,
+            dst: m.dst,
+            sport: m.sport,
+            dport: m.dport,
+            transport: m.transport,
+        }
+    }
+
+    fn to_py<'py>(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        tuple(
+            py,
+            vec![
+                any(py, self.ts_ns)?,
+                any(py, self.frame)?,
+                bytes(py, self.src.as_bytes()),
+                bytes(py, self.dst.as_bytes()),
+                any(py, self.sport)?,
+                any(py, self.dport)?,
+                any(py, self.transport)?,
+            ],
+        )
+    }
+}
+
+// -- ipv6.dns_backscatter ---------------------------------------------------------------
+
+/// One originator's window.
+struct Orig {
+    start_ns: i64,
+    /// The query that reached the threshold (the alert's sample packet).
+    sample: Option<Sample>,
+    last_ns: i64,
+    first_frame: u64,
+    /// Distinct queriers, exact up to `max_queriers` (then the count saturates there).
+    queriers: Vec<IpAddr>,
+    saturated: bool,
+    queries: u64,
+    answer: Option<String>,
+    nxdomain: u64,
+    raised: bool,
+}
+
+struct Backscatter {
+    window_ns: i64,
+    min_queriers: usize,
+    max_queriers: usize,
+    /// Only queries to these servers count (empty: every query the sensor sees).
+    authoritative: Vec<IpAddr>,
+    table: Lru<[u8; 16], Orig>,
+}
+
+fn build_backscatter(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
+    let auth: Vec<Vec<u8>> = setting(s, "authoritative")?;
+    let min_queriers: usize = setting(s, "min_queriers")?;
+    let max_queriers: usize = setting(s, "max_queriers")?;
+    Ok(Box::new(Backscatter {
+        window_ns: setting::<i64>(s, "window_ns")?.max(1),
+        min_queriers: min_queriers.max(1),
+        max_queriers: max_queriers.max(min_queriers).max(1),
+        authoritative: auth.iter().map(|a| addr_of(a)).collect::<PyResult<_>>()?,
+        table: Lru::new(setting(s, "max_originators")?),
+    }))
+}
+
+impl Backscatter {
+    fn output<'py>(
+        &self,
+        py: Python<'py>,
+        origin: &[u8; 16],
+        o: &Orig,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let s = o.sample.unwrap_or_default();
+        let sample: Vec<_> = o
+            .queriers
+            .iter()
+            .take(SAMPLE)
+            .map(|a| bytes(py, a.as_bytes()))
+            .collect();
+        tuple(
+            py,
+            vec![
+                any(py, "backscatter")?,
+                bytes(py, origin),
+                any(py, o.queriers.len())?,
+                any(py, o.saturated)?,
+                any(py, o.queries)?,
+                tuple(py, sample)?,
+                any(py, o.answer.as_deref())?,
+                any(py, o.nxdomain)?,
+                any(py, o.start_ns)?,
+                any(py, o.last_ns)?,
+                any(py, o.first_frame)?,
+                s.to_py(py)?,
+            ],
+        )
+    }
+}
+
+impl Reducer for Backscatter {
+    fn observes(&self) -> Observes {
+        observes_dns()
+    }
+
+    fn observe<'py>(
+        &mut self,
+        py: Python<'py>,
+        ev: &Event,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        let Event::Dns(m) = ev else { return Ok(()) };
+        let Some((qname, qtype)) = question(m) else {
+            return Ok(());
+        };
+        if qtype != TYPE_PTR {
+            return Ok(());
+        }
+        let Some((origin, 32)) = ip6_arpa_nibbles(qname) else {
+            return Ok(());
+        };
+        let ts = m.meta.ts_ns;
+        if m.qr {
+            // An answer: what the originator is called (or that it has no name). Only a
+            // window a query opened is updated, so answers cannot fill the table.
+            if let Some(o) = self.table.peek_mut(&origin) {
+                if m.rcode == NXDOMAIN {
+                    o.nxdomain += 1;
+                }
+                if o.answer.is_none() {
+                    o.answer = m.ptr_answers.first().cloned();
+                }
+            }
+            return Ok(());
+        }
+        if !self.authoritative.is_empty() && !self.authoritative.contains(&m.dst) {
+            return Ok(());
+        }
+        let window = self.window_ns;
+        let fresh = |ts: i64, frame: u64| Orig {
+            start_ns: ts,
+            last_ns: ts,
+            first_frame: frame,
+            queriers: Vec::new(),
+            saturated: false,
+            queries: 0,
+            answer: None,
+            nxdomain: 0,
+            raised: false,
+            sample: None,
+        };
+        let o = match self.table.get(&origin) {
+            Some(o) => {
+                if ts.saturating_sub(o.start_ns) >= window {
+                    *o = fresh(ts, m.meta.frame);
+                }
+                o
+            }
+            None => {
+                self.table.put(origin, fresh(ts, m.meta.frame));
+                match self.table.get(&origin) {
+                    Some(o) => o,
+                    None => return Ok(()),
+                }
+            }
+        };
+        o.last_ns = ts;
+        o.queries += 1;
+        if !o.queriers.contains(&m.src) {
+            if o.queriers.len() < self.max_queriers {
+                o.queriers.push(m.src);
+            } else {
+                o.saturated = true;
+            }
+        }
+        if !o.raised && o.queriers.len() >= self.min_queriers {
+            o.raised = true;
+            o.sample = Some(Sample::of(m));
+            let o = self.table.peek(&origin).expect("just updated");
+            let item = self.output(py, &origin, o)?;
+            out.push(item)?;
+        }
+        Ok(())
+    }
+
+    fn tick<'py>(
+        &mut self,
+        _py: Python<'py>,
+        now_ns: i64,
+        _out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        let w = self.window_ns;
+        self.table
+            .take_where(|_, o| now_ns.saturating_sub(o.start_ns) >= w);
+        Ok(())
+    }
+
+    fn flush<'py>(
+        &mut self,
+        _py: Python<'py>,
+        _now_ns: i64,
+        _out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        self.table.drain();
+        Ok(())
+    }
+
+    fn tables(&self) -> Vec<TableStat> {
+        vec![self.table.table_stat("dns.originators")]
+    }
+}
+
+// -- ipv6.rdns_walk ---------------------------------------------------------------------
+
+/// One querier's window of names under our zones.
+struct Walker {
+    start_ns: i64,
+    /// The window's first query (the alert's sample packet).
+    sample: Sample,
+    last_ns: i64,
+    first_frame: u64,
+    server: IpAddr,
+    zone: usize,
+    names: u64,
+    max_depth: usize,
+    nxdomain: u64,
+    noerror: u64,
+    discovered: Vec<[u8; 16]>,
+}
+
+struct Walk {
+    window_ns: i64,
+    min_names: u64,
+    /// Our zones as nibble prefixes (packed, count); empty: every ip6.arpa name.
+    zones: Vec<([u8; 16], usize)>,
+    authoritative: Vec<IpAddr>,
+    table: Lru<IpAddr, Walker>,
+}
+
+fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
+    let zones: Vec<(Vec<u8>, usize)> = setting(s, "zones")?;
+    let auth: Vec<Vec<u8>> = setting(s, "authoritative")?;
+    Ok(Box::new(Walk {
+        window_ns: setting::<i64>(s, "window_ns")?.max(1),
+        min_names: setting::<u64>(s, "min_names")?.max(1),
+        zones: zones
+            .into_iter()
+            .map(|(b, n)| {
+                let mut a = [0u8; 16];
+                let k = b.len().min(16);
+                a[..k].copy_from_slice(&b[..k]);
+                (a, n.min(32))
+            })
+            .collect(),
+        authoritative: auth.iter().map(|a| addr_of(a)).collect::<PyResult<_>>()?,
+        table: Lru::new(setting(s, "max_queriers")?),
+    }))
+}
+
+fn nibble(a: &[u8; 16], i: usize) -> u8 {
+    if i % 2 == 0 {
+        a[i / 2] >> 4
+    } else {
+        a[i / 2] & 0x0F
+    }
+}
+
+impl Walk {
+    /// The zone (index) a name of `depth` nibbles is at or under; `usize::MAX` for
+    /// "any ip6.arpa name" without zones.
+    fn zone_of(&self, nibbles: &[u8; 16], depth: usize) -> Option<usize> {
+        if self.zones.is_empty() {
+            return Some(usize::MAX);
+        }
+        self.zones
+            .iter()
+            .position(|(z, n)| depth >= *n && (0..*n).all(|i| nibble(z, i) == nibble(nibbles, i)))
+    }
+
+    fn output<'py>(
+        &self,
+        py: Python<'py>,
+        querier: &IpAddr,
+        w: &Walker,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let found: Vec<_> = w.discovered.iter().map(|a| bytes(py, a)).collect();
+        tuple(
+            py,
+            vec![
+                any(py, "walk")?,
+                bytes(py, querier.as_bytes()),
+                bytes(py, w.server.as_bytes()),
+                any(py, (w.zone != usize::MAX).then_some(w.zone))?,
+                any(py, w.names)?,
+                any(py, w.max_depth)?,
+                any(py, w.nxdomain)?,
+                any(py, w.noerror)?,
+                tuple(py, found)?,
+                any(py, w.start_ns)?,
+                any(py, w.last_ns)?,
+                any(py, w.first_frame)?,
+                w.sample.to_py(py)?,
+            ],
+        )
+    }
+
+    fn close<'py>(
+        &self,
+        py: Python<'py>,
+        q: &IpAddr,
+        w: &Walker,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        if w.names >= self.min_names {
+            let item = self.output(py, q, w)?;
+            out.push(item)?;
+        }
+        Ok(())
+    }
+}
+
+impl Reducer for Walk {
+    fn observes(&self) -> Observes {
+        observes_dns()
+    }
+
+    fn observe<'py>(
+        &mut self,
+        py: Python<'py>,
+        ev: &Event,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        let Event::Dns(m) = ev else { return Ok(()) };
+        let Some((qname, qtype)) = question(m) else {
+            return Ok(());
+        };
+        let Some((nibbles, depth)) = ip6_arpa_nibbles(qname) else {
+            return Ok(());
+        };
+        let Some(zone) = self.zone_of(&nibbles, depth) else {
+            return Ok(());
+        };
+        let ts = m.meta.ts_ns;
+        if m.qr {
+            // An answer to a querier being counted: the RFC 8020 tree it walks.
+            // The tree is judged on the shorter names; a full name answered with data
+            // is an address discovered.
+            if let Some(w) = self.table.peek_mut(&m.dst) {
+                if depth < 32 {
+                    if m.rcode == NXDOMAIN {
+                        w.nxdomain += 1;
+                    } else if m.rcode == 0 {
+                        w.noerror += 1;
+                    }
+                } else if m.rcode == 0
+                    && m.ancount > 0
+                    && w.discovered.len() < SAMPLE
+                    && !w.discovered.contains(&nibbles)
+                {
+                    w.discovered.push(nibbles);
+                }
+            }
+            return Ok(());
+        }
+        if !self.authoritative.is_empty() && !self.authoritative.contains(&m.dst) {
+            return Ok(());
+        }
+        if qtype == TYPE_AXFR || qtype == TYPE_IXFR {
+            let item = tuple(
+                py,
+                vec![
+                    any(py, "xfr")?,
+                    bytes(py, m.src.as_bytes()),
+                    bytes(py, m.dst.as_bytes()),
+                    any(py, (zone != usize::MAX).then_some(zone))?,
+                    any(py, qname)?,
+                    any(py, qtype)?,
+                    any(py, m.transport)?,
+                    any(py, m.sport)?,
+                    any(py, m.dport)?,
+                    any(py, ts)?,
+                    any(py, m.meta.frame)?,
+                ],
+            )?;
+            return out.push(item);
+        }
+        if depth >= 32 {
+            return Ok(()); // a full name is an ordinary lookup, not a walk step
+        }
+        let window = self.window_ns;
+        let due = match self.table.peek(&m.src) {
+            Some(w) => ts.saturating_sub(w.start_ns) >= window,
+            None => false,
+        };
+        if due {
+            if let Some(old) = self.table.remove(&m.src) {
+                self.close(py, &m.src, &old, out)?;
+            }
+        }
+        if self.table.peek(&m.src).is_none() {
+            let fresh = Walker {
+                sample: Sample::of(m),
+                start_ns: ts,
+                last_ns: ts,
+                first_frame: m.meta.frame,
+                server: m.dst,
+                zone,
+                names: 0,
+                max_depth: 0,
+                nxdomain: 0,
+                noerror: 0,
+                discovered: Vec::new(),
+            };
+            if let Some((k, v)) = self.table.put(m.src, fresh) {
+                self.close(py, &k, &v, out)?;
+            }
+        }
+        if let Some(w) = self.table.get(&m.src) {
+            w.last_ns = ts;
+            w.names += 1;
+            w.max_depth = w.max_depth.max(depth);
+        }
+        Ok(())
+    }
+
+    fn tick<'py>(&mut self, py: Python<'py>, now_ns: i64, out: &mut Outputs<'py>) -> PyResult<()> {
+        let w = self.window_ns;
+        for (q, v) in self
+            .table
+            .take_where(|_, v| now_ns.saturating_sub(v.start_ns) >= w)
+        {
+            self.close(py, &q, &v, out)?;
+        }
+        Ok(())
+    }
+
+    fn flush<'py>(
+        &mut self,
+        py: Python<'py>,
+        _now_ns: i64,
+        out: &mut Outputs<'py>,
+    ) -> PyResult<()> {
+        for (q, v) in self.table.drain() {
+            self.close(py, &q, &v, out)?;
+        }
+        Ok(())
+    }
+
+    fn tables(&self) -> Vec<TableStat> {
+        vec![self.table.table_stat("dns.walkers")]
+    }
+}

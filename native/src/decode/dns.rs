@@ -1,0 +1,645 @@
+//! DNS (RFC 1035) over UDP and TCP port 53, over IPv6 and IPv4 (the IPv4 path is reached
+//! for tunnels' outer packets and for native IPv4 when DNS is observed), as a
+//! `DnsMessage` event.
+//!
+//! Owns every read of DNS bytes. Built only when a reducer observes `dns` (the decoder's
+//! `want_dns`), so the cheap paths of other TCP and UDP stay one port comparison. The
+//! parse is zero-copy over the message with small `nom`-style steps (`header`, `name`,
+//! `record`), each returning the position after what it read, and bounded: the first
+//! question only, at most `MAX_RECORDS` answer records walked, `MAX_PTR` PTR answer
+//! names kept, names of at most 255 wire bytes (RFC 1035 2.3.4) with at most `MAX_JUMPS`
+//! compression pointers, each pointing strictly backwards (so no loop can exist even
+//! before the jump bound). Every length is checked; a bad question becomes one
+//! `Malformed(layer="dns")` instead of the message, a bad answer record stops the walk
+//! and becomes one `Malformed` beside the message (with what was read before it).
+//!
+//! TCP (RFC 1035 4.2.2, RFC 7766): each message has a 2-byte length prefix; whole
+//! messages inside one segment are parsed (at most `MAX_TCP_MESSAGES`), a message that
+//! continues in another segment is counted (`DecodeStats.dns_tcp_partial`), not
+//! reassembled.
+
+use std::borrow::Cow;
+
+use super::events::*;
+use super::{be16, Decoder, NH_TCP, NH_UDP};
+
+pub const PORT: u16 = 53;
+
+/// Answer records walked per message.
+const MAX_RECORDS: usize = 64;
+/// PTR answer names kept per message.
+pub const MAX_PTR: usize = 8;
+/// Compression pointers followed per name (a real name needs one or two).
+const MAX_JUMPS: usize = 16;
+/// Longest name on the wire (RFC 1035 2.3.4).
+const MAX_NAME: usize = 255;
+/// Whole messages parsed per TCP segment (a pipelining client sends a few).
+const MAX_TCP_MESSAGES: usize = 4;
+
+pub const TYPE_PTR: u16 = 12;
+
+/// Is either port DNS's? (The cheap paths' comparison.)
+#[inline]
+pub fn is_dns_port(sport: u16, dport: u16) -> bool {
+    sport == PORT || dport == PORT
+}
+
+/// Why a message could not be read (`Malformed.reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bad {
+    ShortHeader,
+    TruncatedQuestion,
+    BadName,
+    NameTooLong,
+    CompressionLoop,
+    TruncatedRecord,
+    BadTcpLength,
+}
+
+impl Bad {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Bad::ShortHeader => "short_header",
+            Bad::TruncatedQuestion => "truncated_question",
+            Bad::BadName => "bad_name",
+            Bad::NameTooLong => "name_too_long",
+            Bad::CompressionLoop => "compression_loop",
+            Bad::TruncatedRecord => "truncated_record",
+            Bad::BadTcpLength => "bad_tcp_length",
+        }
+    }
+}
+
+/// Reads the name at `msg[pos..]`: the position right after it in the message (after
+/// the first pointer, if any), appending its text (lower-case, labels joined by dots,
+/// no final dot, unprintable bytes and dots inside labels as `\DDD`) to `text`.
+pub fn name(msg: &[u8], mut pos: usize, mut text: Option<&mut String>) -> Result<usize, Bad> {
+    let mut after: Option<usize> = None;
+    let mut jumps = 0;
+    let mut wire = 0usize;
+    // Pointers must go strictly backwards from the lowest offset read so far: a name
+    // can then never revisit a byte, whatever the jump bound.
+    let mut floor = pos;
+    loop {
+        let &len = msg.get(pos).ok_or(Bad::BadName)?;
+        match len & 0xC0 {
+            0xC0 => {
+                let &lo = msg.get(pos + 1).ok_or(Bad::BadName)?;
+                let target = (usize::from(len & 0x3F) << 8) | usize::from(lo);
+                jumps += 1;
+                if jumps > MAX_JUMPS || target >= floor {
+                    return Err(Bad::CompressionLoop);
+                }
+                after.get_or_insert(pos + 2);
+                floor = target;
+                pos = target;
+            }
+            0x00 => {
+                wire += 1 + usize::from(len);
+                if wire > MAX_NAME {
+                    return Err(Bad::NameTooLong);
+                }
+                if len == 0 {
+                    return Ok(after.unwrap_or(pos + 1));
+                }
+                let label = msg
+                    .get(pos + 1..pos + 1 + usize::from(len))
+                    .ok_or(Bad::BadName)?;
+                if let Some(t) = text.as_deref_mut() {
+                    if !t.is_empty() {
+                        t.push('.');
+                    }
+                    for &c in label {
+                        if c.is_ascii_graphic() && c != b'.' && c != b'\\' {
+                            t.push(c.to_ascii_lowercase() as char);
+                        } else {
+                            t.push_str(&format!("\\{c:03}"));
+                        }
+                    }
+                }
+                pos += 1 + usize::from(len);
+            }
+            // 0x40 and 0x80: extended label types (RFC 6891 obsoleted them); not names.
+            _ => return Err(Bad::BadName),
+        }
+    }
+}
+
+/// One resource record at `pos`: `(next position, type, rdata start, rdata length)`.
+fn record(msg: &[u8], pos: usize) -> Result<(usize, u16, usize, usize), Bad> {
+    let p = name(msg, pos, None).map_err(|b| match b {
+        Bad::BadName => Bad::TruncatedRecord,
+        other => other,
+    })?;
+    if msg.len() < p + 10 {
+        return Err(Bad::TruncatedRecord);
+    }
+    let rtype = be16(msg, p);
+    let rdlen = usize::from(be16(msg, p + 8));
+    let rdata = p + 10;
+    if msg.len() < rdata + rdlen {
+        return Err(Bad::TruncatedRecord);
+    }
+    Ok((rdata + rdlen, rtype, rdata, rdlen))
+}
+
+/// Where a message was seen: addresses, ports, transport, tunnels.
+#[derive(Clone, Copy, Debug)]
+pub struct Flow {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub sport: u16,
+    pub dport: u16,
+    pub transport: u8,
+    pub tunnels: Tunnels,
+}
+
+/// Parse one DNS message. `Err` when the header or the question cannot be read;
+/// otherwise the message and the first fault in its answers, if any.
+pub fn parse(meta: Meta, flow: &Flow, msg: &[u8]) -> Result<(DnsMessage, Option<Bad>), Bad> {
+    if msg.len() < 12 {
+        return Err(Bad::ShortHeader);
+    }
+    let flags = be16(msg, 2);
+    let qdcount = be16(msg, 4);
+    let ancount = be16(msg, 6);
+    let mut m = DnsMessage {
+        meta,
+        src: flow.src,
+        dst: flow.dst,
+        sport: flow.sport,
+        dport: flow.dport,
+        transport: flow.transport,
+        tunnels: flow.tunnels,
+        id: be16(msg, 0),
+        qr: flags & 0x8000 != 0,
+        opcode: ((flags >> 11) & 0x0F) as u8,
+        aa: flags & 0x0400 != 0,
+        rcode: (flags & 0x000F) as u8,
+        qdcount,
+        question: None,
+        ancount,
+        ptr_answers: Vec::new(),
+    };
+    let mut pos = 12;
+    for i in 0..qdcount {
+        // One allocation: a full ip6.arpa name is 72 characters.
+        let mut qname = String::with_capacity(if i == 0 { 80 } else { 0 });
+        pos = name(msg, pos, (i == 0).then_some(&mut qname)).map_err(|b| match b {
+            Bad::BadName => Bad::TruncatedQuestion,
+            other => other,
+        })?;
+        if msg.len() < pos + 4 {
+            return Err(Bad::TruncatedQuestion);
+        }
+        if i == 0 {
+            m.question = Some(DnsQuestion {
+                qname,
+                qtype: be16(msg, pos),
+                qclass: be16(msg, pos + 2),
+            });
+        }
+        pos += 4;
+        if i == 0 && qdcount > 1 {
+            // Only the first question is kept, and RFC 9619 allows one: stop here rather
+            // than walk the others to reach the answers.
+            return Ok((m, None));
+        }
+    }
+    for _ in 0..usize::from(ancount).min(MAX_RECORDS) {
+        let (next, rtype, rdata, rdlen) = match record(msg, pos) {
+            Ok(r) => r,
+            Err(b) => return Ok((m, Some(b))),
+        };
+        if rtype == TYPE_PTR && m.ptr_answers.len() < MAX_PTR {
+            let mut target = String::with_capacity(rdlen.min(MAX_NAME));
+            // The target may use compression into the whole message, but must not run
+            // past its own RDATA.
+            match name(&msg[..rdata + rdlen], rdata, Some(&mut target)) {
+                Ok(_) => m.ptr_answers.push(target),
+                Err(b) => return Ok((m, Some(b))),
+            }
+        }
+        pos = next;
+    }
+    Ok((m, None))
+}
+
+/// The 16-byte address a full 32-nibble `ip6.arpa` name encodes (RFC 3596 2.5), nibbles
+/// least significant first; `None` for any other name.
+pub fn ip6_arpa_address(qname: &str) -> Option<[u8; 16]> {
+    let (nibbles, depth) = ip6_arpa_nibbles(qname)?;
+    if depth != 32 {
+        return None;
+    }
+    Some(nibbles)
+}
+
+/// The nibbles of an `ip6.arpa` name, most significant first packed into 16 bytes, and
+/// how many there are (0-32); `None` when the name is not under `ip6.arpa` or a label
+/// before it is not one hex digit.
+pub fn ip6_arpa_nibbles(qname: &str) -> Option<([u8; 16], usize)> {
+    let stem = qname.strip_suffix("ip6.arpa")?;
+    let stem = match stem {
+        "" => return Some(([0; 16], 0)),
+        s => s.strip_suffix('.')?,
+    };
+    let mut out = [0u8; 16];
+    let mut n = 0usize;
+    // Labels come least significant first: walk them from the end.
+    for label in stem.rsplit('.') {
+        let b = label.as_bytes();
+        if b.len() != 1 || n >= 32 {
+            return None;
+        }
+        let v = (b[0] as char).to_digit(16)? as u8;
+        out[n / 2] |= if n % 2 == 0 { v << 4 } else { v };
+        n += 1;
+    }
+    Some((out, n))
+}
+
+impl Decoder {
+    /// A UDP datagram to or from port 53 at `data[p..end]` (UDP header included).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dns_udp(
+        &mut self,
+        data: &[u8],
+        p: usize,
+        end: usize,
+        src: IpAddr,
+        dst: IpAddr,
+        tunnels: &Tunnels,
+        out: &mut Vec<Event>,
+    ) {
+        let ulen = usize::from(be16(data, p + 4));
+        let stop = if ulen >= 8 && p + ulen <= end {
+            p + ulen
+        } else {
+            end
+        };
+        let flow = Flow {
+            src,
+            dst,
+            sport: be16(data, p),
+            dport: be16(data, p + 2),
+            transport: NH_UDP,
+            tunnels: *tunnels,
+        };
+        self.dns_message(&data[p + 8..stop], &flow, out);
+    }
+
+    /// A TCP segment to or from port 53 at `data[p..end]` (TCP header included): the
+    /// whole length-prefixed messages it holds.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn dns_tcp(
+        &mut self,
+        data: &[u8],
+        p: usize,
+        end: usize,
+        src: IpAddr,
+        dst: IpAddr,
+        tunnels: &Tunnels,
+        out: &mut Vec<Event>,
+    ) {
+        if !super::has(p, end, 20) {
+            return;
+        }
+        let hlen = usize::from(data[p + 12] >> 4) * 4;
+        if hlen < 20 || !super::has(p, end, hlen) {
+            return; // a bad TCP header is not DNS's to judge
+        }
+        let flow = Flow {
+            src,
+            dst,
+            sport: be16(data, p),
+            dport: be16(data, p + 2),
+            transport: NH_TCP,
+            tunnels: *tunnels,
+        };
+        let mut seg = &data[p + hlen..end];
+        for _ in 0..MAX_TCP_MESSAGES {
+            if seg.is_empty() {
+                return;
+            }
+            if seg.len() < 2 {
+                self.stats.dns_tcp_partial += 1;
+                return;
+            }
+            let len = usize::from(be16(seg, 0));
+            if len == 0 {
+                let detail = "zero-length message".into();
+                return self.dns_malformed(out, &flow, Bad::BadTcpLength, detail);
+            }
+            if seg.len() < 2 + len {
+                // Continues in another segment: counted, not reassembled.
+                self.stats.dns_tcp_partial += 1;
+                return;
+            }
+            self.dns_message(&seg[2..2 + len], &flow, out);
+            seg = &seg[2 + len..];
+        }
+    }
+
+    fn dns_malformed(
+        &mut self,
+        out: &mut Vec<Event>,
+        flow: &Flow,
+        bad: Bad,
+        detail: Cow<'static, str>,
+    ) {
+        let upper = Upper {
+            proto: Some(flow.transport),
+            sport: Some(flow.sport),
+            dport: Some(flow.dport),
+            ..Upper::default()
+        };
+        let (s, d, t) = (Some(flow.src), Some(flow.dst), flow.tunnels);
+        self.malformed_in(out, "dns", bad.reason(), detail, s, d, &t, upper);
+    }
+
+    fn dns_message(&mut self, msg: &[u8], flow: &Flow, out: &mut Vec<Event>) {
+        let meta = self.meta();
+        match parse(meta, flow, msg) {
+            Err(bad) => {
+                if self.f.snapped {
+                    let what = "DNS message".into();
+                    let (s, d, t) = (Some(flow.src), Some(flow.dst), flow.tunnels);
+                    return self.short(out, "dns", what, s, d, &t);
+                }
+                let detail = format!("{} bytes", msg.len()).into();
+                self.dns_malformed(out, flow, bad, detail);
+            }
+            Ok((m, fault)) => {
+                out.push(Event::Dns(m));
+                if let Some(bad) = fault {
+                    if !self.f.snapped {
+                        let detail = "in an answer record".into();
+                        self.dns_malformed(out, flow, bad, detail);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+
+    /// A wire-format name.
+    pub fn wname(n: &str) -> Vec<u8> {
+        let mut v = Vec::new();
+        for l in n.split('.').filter(|l| !l.is_empty()) {
+            v.push(l.len() as u8);
+            v.extend_from_slice(l.as_bytes());
+        }
+        v.push(0);
+        v
+    }
+
+    /// A DNS message: header, one question, PTR answers (owner compressed to the qname).
+    pub fn msg(id: u16, flags: u16, qname: &str, qtype: u16, ptrs: &[&str]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&id.to_be_bytes());
+        v.extend_from_slice(&flags.to_be_bytes());
+        v.extend_from_slice(&1u16.to_be_bytes());
+        v.extend_from_slice(&(ptrs.len() as u16).to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0]);
+        v.extend(wname(qname));
+        v.extend_from_slice(&qtype.to_be_bytes());
+        v.extend_from_slice(&1u16.to_be_bytes());
+        for p in ptrs {
+            v.extend_from_slice(&[0xC0, 12]);
+            v.extend_from_slice(&TYPE_PTR.to_be_bytes());
+            v.extend_from_slice(&1u16.to_be_bytes());
+            v.extend_from_slice(&3600u32.to_be_bytes());
+            let n = wname(p);
+            v.extend_from_slice(&(n.len() as u16).to_be_bytes());
+            v.extend(n);
+        }
+        v
+    }
+
+    fn flow() -> Flow {
+        Flow {
+            src: IpAddr::V6([1; 16]),
+            dst: IpAddr::V6([2; 16]),
+            sport: 40000,
+            dport: 53,
+            transport: NH_UDP,
+            tunnels: Tunnels::default(),
+        }
+    }
+
+    const Q: &str = "b.a.9.8.7.6.5.4.3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
+
+    #[test]
+    fn query_and_ptr_answer() {
+        let (m, f) = parse(Meta::default(), &flow(), &msg(7, 0x0100, Q, 12, &[])).unwrap();
+        assert!(f.is_none());
+        assert_eq!(m.id, 7);
+        assert!(!m.qr);
+        let q = m.question.as_ref().unwrap();
+        assert_eq!((q.qname.as_str(), q.qtype, q.qclass), (Q, 12, 1));
+        let ans = msg(7, 0x8580, &Q.to_uppercase(), 12, &["Mail.Example.NET"]);
+        let (m, f) = parse(Meta::default(), &flow(), &ans).unwrap();
+        assert!(f.is_none());
+        assert!(m.qr && m.aa);
+        assert_eq!(m.rcode, 0);
+        assert_eq!(m.question.unwrap().qname, Q, "lower-cased");
+        assert_eq!(m.ptr_answers, ["mail.example.net"]);
+        assert_eq!(m.ancount, 1);
+        let nx = msg(9, 0x8583, "1.0.ip6.arpa", 12, &[]);
+        let (m, _) = parse(Meta::default(), &flow(), &nx).unwrap();
+        assert_eq!((m.rcode, m.opcode), (3, 0));
+    }
+
+    #[test]
+    fn ip6_arpa_names() {
+        let a = ip6_arpa_address(Q).unwrap();
+        let want = [
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab,
+        ];
+        assert_eq!(a, want);
+        assert_eq!(ip6_arpa_address("8.b.d.0.1.0.0.2.ip6.arpa"), None);
+        let (n, d) = ip6_arpa_nibbles("8.b.d.0.1.0.0.2.ip6.arpa").unwrap();
+        assert_eq!((d, &n[..4]), (8, &[0x20, 0x01, 0x0d, 0xb8][..]));
+        assert_eq!(ip6_arpa_nibbles("ip6.arpa").unwrap().1, 0);
+        assert!(ip6_arpa_nibbles("xy.ip6.arpa").is_none());
+        assert!(ip6_arpa_nibbles("example.com").is_none());
+        assert!(ip6_arpa_nibbles("g.ip6.arpa").is_none());
+        let long = format!("0.{Q}");
+        assert!(ip6_arpa_nibbles(&long).is_none());
+    }
+
+    #[test]
+    fn compression_loops_and_bounds() {
+        // A pointer to itself, and two pointing at each other.
+        let mut m = msg(1, 0, "a", 1, &[]);
+        m.truncate(12);
+        m.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
+        assert_eq!(
+            parse(Meta::default(), &flow(), &m).unwrap_err(),
+            Bad::CompressionLoop
+        );
+        let mut m = msg(1, 0, "a", 1, &[]);
+        m.truncate(12);
+        m.extend_from_slice(&[1, b'x', 0xC0, 14, 0, 1, 0, 1]);
+        assert_eq!(
+            parse(Meta::default(), &flow(), &m).unwrap_err(),
+            Bad::CompressionLoop
+        );
+        // A backward chain longer than MAX_JUMPS.
+        let mut body = vec![0u8; 12];
+        body.extend_from_slice(&[1, b'a', 0]);
+        for i in 0..20 {
+            let prev = if i == 0 { 12 } else { 15 + (i - 1) * 2 };
+            body.extend_from_slice(&[0xC0, prev as u8]);
+        }
+        assert_eq!(
+            name(&body, body.len() - 2, None).unwrap_err(),
+            Bad::CompressionLoop
+        );
+        // A name over 255 bytes.
+        let mut m = vec![0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for _ in 0..5 {
+            m.push(63);
+            m.extend_from_slice(&[b'a'; 63]);
+        }
+        m.extend_from_slice(&[0, 0, 1, 0, 1]);
+        assert_eq!(
+            parse(Meta::default(), &flow(), &m).unwrap_err(),
+            Bad::NameTooLong
+        );
+        // A PTR whose target runs past its RDATA, into the next record: a fault, the
+        // message kept.
+        let mut m = msg(1, 0x8180, Q, 12, &["x.example"]);
+        let n = m.len();
+        m[n - 12] = 1; // rdlength 11 -> 1
+        m.truncate(n - 10);
+        let (msg, fault) = parse(Meta::default(), &flow(), &m).unwrap();
+        assert!(msg.question.is_some());
+        assert_eq!(fault, Some(Bad::BadName));
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic() {
+        // Every prefix and every single-byte corruption of real messages, and a
+        // deterministic pseudo-random soup.
+        let base = msg(3, 0x8180, Q, 12, &["a.b.example", "c.example"]);
+        for n in 0..=base.len() {
+            let _ = parse(Meta::default(), &flow(), &base[..n]);
+        }
+        for i in 0..base.len() {
+            for v in [0u8, 1, 0x3F, 0x40, 0x80, 0xC0, 0xFF] {
+                let mut m = base.clone();
+                m[i] = v;
+                let _ = parse(Meta::default(), &flow(), &m);
+            }
+        }
+        let mut x: u32 = 0x1234_5678;
+        for _ in 0..2000 {
+            let mut m = vec![0u8; 64];
+            for b in m.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = x as u8;
+            }
+            m[4] = 0;
+            m[5] = 1;
+            let _ = parse(Meta::default(), &flow(), &m);
+        }
+    }
+
+    fn dns_events(events: &[Event]) -> Vec<&DnsMessage> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Dns(m) => Some(m),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn tcp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(&sport.to_be_bytes());
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        t.extend_from_slice(data);
+        t
+    }
+
+    #[test]
+    fn decoded_over_ipv6_ipv4_udp_and_tcp_only_when_wanted() {
+        use crate::decode::testutil::*;
+        let (a, b) = ([0x20; 16], [0x21; 16]);
+        let q = msg(5, 0x0100, Q, 12, &[]);
+        let frame6 = eth(&ip6(&a, &b, 17, &udp(40000, 53, &q)), 0x86DD, &[]);
+        // Not observed: the cheap path, no event.
+        assert!(dns_events(&decode(&frame6)).is_empty());
+        let mut d = decoder();
+        d.want_dns = true;
+        let ev = run(&mut d, 1, &frame6, frame6.len(), 1);
+        let m = dns_events(&ev);
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            (m[0].src, m[0].dport, m[0].transport),
+            (IpAddr::V6(a), 53, 17)
+        );
+        // IPv4, answer from port 53.
+        let r = msg(5, 0x8400, Q, 12, &["h.example"]);
+        let frame4 = eth(
+            &ipv4(
+                &[192, 0, 2, 53],
+                &[198, 51, 100, 1],
+                17,
+                &udp(53, 40000, &r),
+            ),
+            0x0800,
+            &[],
+        );
+        let ev = run(&mut d, 1, &frame4, frame4.len(), 2);
+        let m = dns_events(&ev);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].src, IpAddr::V4([192, 0, 2, 53]));
+        assert_eq!(m[0].ptr_answers, ["h.example"]);
+        // TCP over IPv6: two whole messages, then one that continues (counted).
+        let mut seg = Vec::new();
+        for m in [&q, &r] {
+            seg.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            seg.extend_from_slice(m);
+        }
+        seg.extend_from_slice(&100u16.to_be_bytes());
+        seg.extend_from_slice(&q[..10]);
+        let frame = eth(&ip6(&a, &b, 6, &tcp(40001, 53, &seg)), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), 3);
+        let m = dns_events(&ev);
+        assert_eq!(m.len(), 2);
+        assert!(m.iter().all(|m| m.transport == 6));
+        assert_eq!(d.stats().dns_tcp_partial, 1);
+        // TCP over IPv4.
+        let mut one = (q.len() as u16).to_be_bytes().to_vec();
+        one.extend_from_slice(&q);
+        let frame = eth(
+            &ipv4(
+                &[198, 51, 100, 1],
+                &[192, 0, 2, 53],
+                6,
+                &tcp(40002, 53, &one),
+            ),
+            0x0800,
+            &[],
+        );
+        assert_eq!(dns_events(&run(&mut d, 1, &frame, frame.len(), 4)).len(), 1);
+        // Malformed: a counted event, never a panic.
+        let frame = eth(&ip6(&a, &b, 17, &udp(40000, 53, &[0, 1, 0])), 0x86DD, &[]);
+        let ev = run(&mut d, 1, &frame, frame.len(), 5);
+        assert_eq!(malformed(&ev), [("dns", "short_header")]);
+        // Other ports stay on the cheap path.
+        let frame = eth(&ip6(&a, &b, 17, &udp(40000, 443, &q)), 0x86DD, &[]);
+        assert!(dns_events(&run(&mut d, 1, &frame, frame.len(), 6)).is_empty());
+    }
+}
