@@ -3,8 +3,9 @@
 Owns judging what the native ``slow_scan`` reducer (``native/``) hands over: a source
 /64 (``slow_scan``) or a destination /64 (``slow_fan_in``) whose distinct targets over
 the sliding horizon reached ``min_targets``, past the no-reply gate and the not-a-sweep
-rule, slowly (at most ``max_probe_rate`` on average), once per key and ``suppress_s``. The reducer counts every IPv6 packet natively in
-bucketed HyperLogLog sketches of fixed size per key; this module resolves the thresholds
+rule, slowly (at most ``max_probe_rate`` on average), once per key and ``suppress_s``.
+The reducer counts every IPv6 packet natively in bucketed HyperLogLog sketches of fixed
+size per key; this module resolves the thresholds
 (its own, and the ``ipv6.sweep`` ones the not-a-sweep rule follows), suppresses per
 identifier and writes the evidence and the alert. Its work grows with alerts, never with
 packets.

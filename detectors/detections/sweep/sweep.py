@@ -393,7 +393,7 @@ class Sweep:
     def _thrash(self, o: Outcome) -> None:
         """A table evicted ``thrash_ratio`` times its cap within one window: one alert per
         table (suppressed for ``thrash_suppress_s``)."""
-        _, table, evictions, cap, start, ts, total = o
+        _, table, evictions, cap, start, ts, total, packet = o
         identifier = f"{table}|thrash"
         if not self.thrash_suppress.allow(identifier, ts):
             return
@@ -403,7 +403,7 @@ class Sweep:
             "state_thrashing",
             identifier=identifier,
             first_ns=start,
-            ts_ns=ts,  # the packet that made it thrash, named by time only
+            event=packet,  # the probe whose eviction crossed the threshold
             evidence={
                 "table": table,
                 "evictions": evictions,
@@ -418,9 +418,6 @@ class Sweep:
                 "last_seen": ts / NS,
                 "window": {"start": start / NS, "seconds": self.window_ns / NS},
             },
-            src_ip=None,
-            src_mac=None,
-            dest_mac=None,
         )
 
     def _evidence(

@@ -353,6 +353,8 @@ pub enum Outcome {
         start_ns: i64,
         ts_ns: i64,
         total: u64,
+        /// The packet whose eviction crossed the threshold (the alert's packet).
+        packet: Box<Ipv6Packet>,
     },
 }
 
@@ -446,7 +448,7 @@ impl SweepCore {
     /// Once per table and window: a table that evicted `thrash_ratio` times its cap.
     /// Three compares per counted packet; an outcome only when it thrashes.
     #[inline]
-    fn check_thrash(&mut self, ts: i64, out: &mut Vec<Outcome>) {
+    fn check_thrash(&mut self, pk: &Ipv6Packet, ts: i64, out: &mut Vec<Outcome>) {
         let ev = [
             self.sources.table.evictions(),
             self.pairs.table.evictions(),
@@ -471,6 +473,7 @@ impl SweepCore {
                     start_ns: t.start_ns,
                     ts_ns: ts,
                     total: ev[i],
+                    packet: Box::new(pk.clone()),
                 });
             }
         }
@@ -625,7 +628,7 @@ impl SweepCore {
                 fan_crossed(cfg, dst64, &mut f, out);
             }
         }
-        self.check_thrash(ts, out);
+        self.check_thrash(pk, ts, out);
     }
 
     /// Packet time reached `now_ns`: close the windows a span old (sources, then pairs,

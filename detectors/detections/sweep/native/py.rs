@@ -225,6 +225,7 @@ pub(super) fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, 
             start_ns,
             ts_ns,
             total,
+            packet,
         } => tuple(
             py,
             vec![
@@ -235,6 +236,7 @@ pub(super) fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, 
                 any(py, *start_ns)?,
                 any(py, *ts_ns)?,
                 any(py, *total)?,
+                Converter::new(py)?.event(&Event::Packet((**packet).clone()))?,
             ],
         ),
     }
