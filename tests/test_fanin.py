@@ -7,7 +7,7 @@ a new source /64 every 99 probes, just under the per-source tier (an alert, RSS
 bounded); the fan-in evidence (sampled sources with their /48 and /32 shares); the
 fan-in observations; and answered fan-in staying silent. The large captures are written
 by the sweep family's ``captures.py`` into a temporary folder and replayed by the real
-command in a fresh process, whose own peak RSS is read with ``wait4``.
+command in a fresh process, which reports its own peak RSS (VmHWM) on exit.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Running the stored rules, and the cross-sensor sweep correlation, in Elasticsearch.
+"""Running the stored rules, and the cross-sensor correlations, in Elasticsearch.
 
 Owns what a hunt asks the cluster and what it reports:
 
@@ -7,6 +7,12 @@ Owns what a hunt asks the cluster and what it reports:
   and the document ids; ES|QL rules through ``POST /_query`` when the server has ES|QL,
   otherwise reported as skipped with the reason. Support is probed at run time with
   ``ROW x = 1`` (a minimal or ES|QL-less node answers 405), never from ``GET /``.
+- the cross-sensor fan-in sweeps (``cross_sensor_fanin``): fan-in observations grouped by
+  destination /64, flagged when sensors together pass the fan-in thresholds and none
+  raised ``ipv6.sweep`` for that /64;
+- the cross-sensor DNS backscatter originators (``backscatter_originators``): benign-class
+  backscatter observations grouped by originator, flagged when several sensors saw one
+  and none raised ``ipv6.dns_backscatter`` for it;
 - the cross-sensor sweep: observations (``event.dataset: v6sentry.observation``) grouped
   by source /64 with terms and cardinality aggregations (sensors, destination /64s,
   source addresses) and, per destination /64, the largest estimate any sensor made (two
@@ -319,9 +325,10 @@ def cross_sensor_fanin(
     min_no_reply: float,
     namespace: str | None = None,
 ) -> list[CrossSensorFanIn]:
-    """Fan-in observations (``kind: fanin``: one closed destination /64 window of two or
-    more source /64s at one sensor) grouped by destination /64. A /64 is flagged when at
-    least ``min_sensors`` sensors observed it, their targets add up to ``min_targets``
+    """Fan-in observations (``kind: fanin``: one closed destination /64 window with at
+    least half ``fanin_min_sources`` source /64s, and at least two, at one sensor)
+    grouped by destination /64. A /64 is flagged when at least ``min_sensors`` sensors
+    observed it, their targets add up to ``min_targets``
     and their source /64s to ``min_sources``, and no sensor raised ``ipv6.sweep`` for
     that /64 (``v6sentry.target_prefix``) in the range. Sensors on disjoint paths (a
     multihomed site) see disjoint parts of a distributed scan, so the estimates are

@@ -49,7 +49,6 @@ class SlowScanDetector(Detector):
         self.bucket_s = th["bucket_s"]
         self.min_targets = th["min_targets"]
         self.min_source_prefixes = th["min_source_prefixes"]
-        self.max_probe_rate = th["max_probe_rate"]
         self.native = self.reducer(
             "slow_scan",
             {
@@ -59,6 +58,7 @@ class SlowScanDetector(Detector):
                 "min_targets": th["min_targets"],
                 "min_no_reply": th["min_no_reply_ratio"],
                 "min_source_prefixes": th["min_source_prefixes"],
+                "max_probe_rate": th["max_probe_rate"],
                 "suppress_ns": int(th["suppress_s"] * NS),
                 "max_sources": int(th["max_sources_tracked"]),
                 "max_destinations": int(th["max_destinations_tracked"]),
@@ -71,9 +71,6 @@ class SlowScanDetector(Detector):
         # Keys evicted and readmitted keep their suppression here.
         cap = th["max_sources_tracked"] + th["max_destinations_tracked"]
         self.suppress = self.suppressor(CATEGORY, cap)
-        # Keys that crossed min_targets faster than max_probe_rate (left to the fast
-        # detections); kept for tests and debugging, never an alert.
-        self.fast_keys = 0
 
     def on_reduced(self, output: Any) -> None:
         (
@@ -92,13 +89,6 @@ class SlowScanDetector(Detector):
             bytes_per_key,
             packet,
         ) = output
-        # A key that got its targets fast is a fast scan: ipv6.sweep's (one /64) or
-        # ipv6.tga_scan's (many /64s of one /48, none past the sweep's tiers, which the
-        # reducer's not-a-sweep rule cannot see). Not low-and-slow: no alert here.
-        span_s = (last_ns - first_ns) / NS
-        if probes > self.max_probe_rate * span_s:
-            self.fast_keys += 1
-            return
         source = kind == "source"
         signature = "slow_scan" if source else "slow_fan_in"
         identifier = f"{prefix64_str(prefix)}|{signature}"

@@ -113,7 +113,12 @@ pub fn name(msg: &[u8], mut pos: usize, mut text: Option<&mut String>) -> Result
                         if c.is_ascii_graphic() && c != b'.' && c != b'\\' {
                             t.push(c.to_ascii_lowercase() as char);
                         } else {
-                            t.push_str(&format!("\\{c:03}"));
+                            // RFC 1035 5.1's \DDD, written in place (no allocation
+                            // per byte of a hostile name).
+                            t.push('\\');
+                            t.push(char::from(b'0' + c / 100));
+                            t.push(char::from(b'0' + c / 10 % 10));
+                            t.push(char::from(b'0' + c % 10));
                         }
                     }
                 }
@@ -435,6 +440,15 @@ pub mod tests {
     const Q: &str = "b.a.9.8.7.6.5.4.3.2.1.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
 
     #[test]
+    fn unprintable_bytes_and_dots_in_labels_are_written_as_ddd() {
+        // One label "A.b<BEL>" then "x": RFC 1035 5.1's presentation form.
+        let wire = [3, b'A', b'.', 7, 1, b'x', 0];
+        let mut text = String::new();
+        assert_eq!(name(&wire, 0, Some(&mut text)), Ok(wire.len()));
+        assert_eq!(text, "a\\046\\007.x");
+    }
+
+    #[test]
     fn query_and_ptr_answer() {
         let (m, f) = parse(Meta::default(), &flow(), &msg(7, 0x0100, Q, 12, &[])).unwrap();
         assert!(f.is_none());
@@ -570,6 +584,37 @@ pub mod tests {
         t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
         t.extend_from_slice(data);
         t
+    }
+
+    #[test]
+    fn ipv6_tunnelled_over_udp_53_is_still_decapsulated() {
+        use crate::decode::testutil::*;
+        // UDP/53 is the port firewalls let through: a whole IPv6 packet in it is a
+        // tunnel (Teredo on any port), never taken for a DNS message.
+        // A Teredo client address (2001:0::/32) inside, as Teredo off its port needs.
+        let mut teredo = [0x21u8; 16];
+        teredo[..4].copy_from_slice(&[0x20, 0x01, 0, 0]);
+        let inner = ip6(&teredo, &[0x21; 16], 59, &[]);
+        let frame = eth(
+            &ipv4(
+                &[192, 0, 2, 7],
+                &[198, 51, 100, 9],
+                17,
+                &udp(40000, 53, &inner),
+            ),
+            0x0800,
+            &[],
+        );
+        let mut d = decoder();
+        d.want_dns = true;
+        d.want_tunnels = true;
+        let ev = run(&mut d, 1, &frame, frame.len(), 1);
+        assert!(dns_events(&ev).is_empty());
+        assert!(ev.iter().any(|e| matches!(e, Event::Tunnel(_))), "{ev:?}");
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Malformed(_))),
+            "{ev:?}"
+        );
     }
 
     #[test]

@@ -117,7 +117,14 @@ impl Decoder {
             end = p + ulen;
         }
         let q = p + 8;
-        if self.want_dns && super::dns::is_dns_port(sport, dport) {
+        // Port 53 is DNS unless it carries a whole IPv6 packet: UDP/53 is the port
+        // firewalls let through, so a tunnel there must still be decapsulated (it goes
+        // on to the "Teredo on any port" check below). The test is strict (version 6 and
+        // a payload length that fills the datagram) so real DNS is never taken for it.
+        if self.want_dns
+            && super::dns::is_dns_port(sport, dport)
+            && !(has(q, end, 40) && data[q] >> 4 == 6 && q + 40 + be16(data, q + 4) as usize == end)
+        {
             return self.dns_udp(data, p, end, src, dst, tunnels, out);
         }
         let outer = Outer {

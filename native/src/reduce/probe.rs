@@ -1,5 +1,6 @@
 //! Which decoded packets can be address probes: the filters the scan reducers share
-//! (`ipv6.sweep`'s `sweep` and `ipv6.tga_scan`'s `tga_scan`).
+//! (`ipv6.sweep`'s `sweep`, `ipv6.slow_scan`'s `slow_scan` and `ipv6.tga_scan`'s
+//! `tga_scan`).
 //!
 //! Owns the probe kinds (issue 4's list) and the cheap per-packet tests both reducers run
 //! before any hashing: multicast, link-local and Neighbor Discovery traffic is not

@@ -307,7 +307,17 @@ struct Walk {
     zones: Vec<([u8; 16], usize)>,
     authoritative: Vec<IpAddr>,
     table: Lru<IpAddr, Walker>,
+    /// Zone-transfer attempts handed to Python in the current window (`xfr_start`),
+    /// at most `XFR_PER_WINDOW`; the rest are counted in `xfr_dropped`. A transfer
+    /// request is one packet, and a flood of them from spoofed sources would otherwise
+    /// be one Python output per packet.
+    xfr_start: i64,
+    xfr_used: usize,
+    xfr_dropped: u64,
 }
+
+/// Zone-transfer attempts reported per walk window (each is an alert or suppressed).
+const XFR_PER_WINDOW: usize = 64;
 
 fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     let zones: Vec<(Vec<u8>, usize)> = setting(s, "zones")?;
@@ -326,6 +336,9 @@ fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             .collect(),
         authoritative: auth.iter().map(|a| addr_of(a)).collect::<PyResult<_>>()?,
         table: Lru::new(setting(s, "max_queriers")?),
+        xfr_start: i64::MIN,
+        xfr_used: 0,
+        xfr_dropped: 0,
     }))
 }
 
@@ -438,6 +451,14 @@ impl Reducer for Walk {
             return Ok(());
         }
         if qtype == TYPE_AXFR || qtype == TYPE_IXFR {
+            if ts.saturating_sub(self.xfr_start) >= self.window_ns {
+                (self.xfr_start, self.xfr_used) = (ts, 0);
+            }
+            if self.xfr_used >= XFR_PER_WINDOW {
+                self.xfr_dropped += 1;
+                return Ok(());
+            }
+            self.xfr_used += 1;
             let item = tuple(
                 py,
                 vec![
@@ -519,6 +540,15 @@ impl Reducer for Walk {
     }
 
     fn tables(&self) -> Vec<TableStat> {
-        vec![self.table.table_stat("dns.walkers")]
+        vec![
+            self.table.table_stat("dns.walkers"),
+            // The zone-transfer budget: "evictions" are the attempts past it.
+            (
+                "dns.xfr_budget".to_string(),
+                self.xfr_used,
+                XFR_PER_WINDOW,
+                self.xfr_dropped,
+            ),
+        ]
     }
 }

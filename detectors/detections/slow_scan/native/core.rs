@@ -61,6 +61,9 @@ pub struct Config {
     pub min_targets: f64,
     pub min_no_reply: f64,
     pub min_source_prefixes: f64,
+    /// `max_probe_rate`: a key whose probes came faster than this (per second, on
+    /// average from its first probe in the horizon) is a fast scan, not a slow one.
+    pub max_probe_rate: f64,
     pub suppress_ns: i64,
     pub max_sources: usize,
     pub max_destinations: usize,
@@ -637,10 +640,21 @@ impl SlowCore {
             return; // checked again on the next new target: replies may stop
         }
         let histogram = t.histogram(i);
+        let probes: u64 = histogram.iter().map(|&n| u64::from(n)).sum();
+        let m = &t.meta[i];
+        let horizon_start = (m.epoch - cfg.buckets as i64 + 1).saturating_mul(cfg.bucket_ns);
+        let first_ns = m.first_ns.max(horizon_start);
+        // A fast scan is ipv6.sweep's (one /64) or ipv6.tga_scan's (a few targets in
+        // each of many /64s, which passes no sweep tier): not low-and-slow. Checked
+        // again on the next new target, so a burst that goes on slowly is reported once
+        // its average over the horizon falls below the rate.
+        let span_s = m.last_ns.saturating_sub(first_ns) as f64 / 1e9;
+        if probes as f64 > cfg.max_probe_rate * span_s {
+            return;
+        }
         let bytes_per_key = t.bytes_per_key();
         let m = &mut t.meta[i];
         m.alerted_ns = ts;
-        let horizon_start = (m.epoch - cfg.buckets as i64 + 1).saturating_mul(cfg.bucket_ns);
         out.push(Outcome {
             source,
             prefix: m.key.to_be_bytes(),
@@ -648,9 +662,9 @@ impl SlowCore {
             responders,
             ratio,
             source_prefixes,
-            first_ns: m.first_ns.max(horizon_start),
+            first_ns,
             last_ns: m.last_ns,
-            probes: histogram.iter().map(|&n| u64::from(n)).sum(),
+            probes,
             histogram,
             peak_window: linear_count_of(m.peak_window),
             recent: m.recent_peers(),
@@ -689,6 +703,7 @@ mod tests {
             min_targets: 200.0,
             min_no_reply: 0.5,
             min_source_prefixes: 8.0,
+            max_probe_rate: 2.0,
             suppress_ns: 86400 * S,
             max_sources: 4096,
             max_destinations: 4096,
@@ -751,6 +766,20 @@ mod tests {
             core.on_packet(&pkt(start + i as i64 * every_ns, src, dst, 128), &mut out);
         }
         out
+    }
+
+    #[test]
+    fn a_fast_scan_over_many_64s_is_not_slow_until_its_average_is() {
+        // 300 probes in 3 s over 50 /64s: 6 per /64, no sweep tier, but 100 per second.
+        // That is a target-generation scan (ipv6.tga_scan's), not a slow one.
+        let mut core = SlowCore::new(cfg(), 7);
+        let src = addr(SCANNER, 1);
+        assert!(scan(&mut core, src, 300, 0, S / 100, 50).is_empty());
+        // It goes on at one probe a minute: reported once the average over the horizon
+        // (first probe to now) falls below max_probe_rate, and not suppressed before.
+        let out = scan(&mut core, src, 60, 10 * S, 60 * S, 50);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert!(out[0].probes as f64 <= 2.0 * (out[0].last_ns - out[0].first_ns) as f64 / 1e9);
     }
 
     #[test]

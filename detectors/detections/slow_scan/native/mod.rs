@@ -75,6 +75,7 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         min_targets: get(s, "min_targets")?,
         min_no_reply: get(s, "min_no_reply")?,
         min_source_prefixes: get(s, "min_source_prefixes")?,
+        max_probe_rate: get(s, "max_probe_rate")?,
         suppress_ns: get(s, "suppress_ns")?,
         max_sources,
         max_destinations,
