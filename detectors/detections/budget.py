@@ -7,7 +7,9 @@ the window closes, as the detection's ``burst`` alert. This is what keeps a
 flood that randomises its MAC and address on every packet from producing an
 alert per packet.
 
-Also owns ``Seen`` (first/last/count of one offender) and the /64 and sweep
+Also owns ``ObservationBudget`` (at most so many sub-threshold observations per window
+for one category, the rest counted in one overflow observation), ``Seen``
+(first/last/count of one offender) and the /64 and sweep
 identifiers the sweep and exhaustion detections share, and ``raise_burst``, the
 one writer of burst alerts: families whose counting is native get the same
 budget from ``native/src/reduce/budget.rs`` and hand its ``Burst`` here. Does not decide what
@@ -20,7 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from detectors.detections import NS, Detector
+from detectors.detections import NS, Context, Detector
+from detectors.es.observations import Observation
 from detectors.events import Event, ip_str, mac_str
 from detectors.state import BoundedTable, Suppressor
 
@@ -222,3 +225,56 @@ def raise_burst(
         evidence=evidence,
         src_mac=None,
     )
+
+
+@dataclass
+class ObservationBudget:
+    """At most ``cap`` observations per ``window_ns`` of packet time for ``category``.
+    Past the cap an observation is counted, not written; when the window closes, the
+    count goes out as one ``overflow`` observation, so nothing is dropped unrecorded
+    (the sweep's per-source and fan-in windows, the DNS backscatter originators)."""
+
+    ctx: Context
+    category: str
+    cap: int
+    window_ns: int
+    start: int | None = None  # packet time the window opened
+    used: int = 0
+    dropped: int = 0
+
+    def take(self, end: int) -> bool:
+        """One observation at packet time ``end``: False past the cap (counted)."""
+        self.close(end)
+        if self.start is None:
+            self.start = end
+        if self.used >= self.cap:
+            self.dropped += 1
+            return False
+        self.used += 1
+        return True
+
+    def close(self, now_ns: int, final: bool = False) -> None:
+        """End the window once ``now_ns`` is past it (or at the end of input, ``final``),
+        writing the overflow observation if any were over the cap."""
+        start = self.start
+        if start is None or (not final and now_ns - start < self.window_ns):
+            return
+        if self.dropped and self.ctx.observe is not None:
+            end = min(max(now_ns, start), start + self.window_ns)
+            self.ctx.observe(
+                Observation(
+                    kind="overflow",
+                    ts_ns=end,
+                    start_ns=start,
+                    end_ns=end,
+                    key=f"{self.category}|overflow",
+                    capture=self.ctx.capture(),
+                    details={
+                        "dropped": self.dropped,
+                        "emitted": self.used,
+                        "cap": self.cap,
+                        "window": {"start": start / NS, "seconds": self.window_ns / NS},
+                    },
+                )
+            )
+        self.start, self.used, self.dropped = None, 0, 0

@@ -18,6 +18,7 @@ import re
 from typing import Any
 
 from detectors.detections import NS, Context, Detector
+from detectors.detections.budget import ObservationBudget
 from detectors.es.observations import Observation
 from detectors.events import ip_str
 from detectors.policy import ip6_arpa_zone
@@ -125,9 +126,7 @@ class DnsDetector(Detector):
         self.bs_suppress = self.suppressor(BACKSCATTER, bs["max_originators_tracked"])
         self.observe = ctx.observe
         self.observe_cap = int(bs["max_observations_per_window"])
-        self._obs_start: int | None = None
-        self._obs_used = 0
-        self._obs_dropped = 0
+        self.obs_budget = ObservationBudget(ctx, BACKSCATTER, self.observe_cap, self.bs_window_ns)
         self.zones = list(pol.dns_zones)
         zones = [ip6_arpa_zone(z) for z in self.zones]
         wk = ctx.thresholds[WALK]
@@ -162,13 +161,13 @@ class DnsDetector(Detector):
     def tick(self, now_ns: int) -> None:
         self._reduced(self.backscatter.tick(now_ns))
         self._reduced(self.walk.tick(now_ns))
-        self._close_observations(now_ns)
+        self.obs_budget.close(now_ns)
         super().tick(now_ns)
 
     def flush(self, now_ns: int) -> None:
         self._reduced(self.backscatter.flush(now_ns))
         self._reduced(self.walk.flush(now_ns))
-        self._close_observations(now_ns, final=True)
+        self.obs_budget.close(now_ns, final=True)
         super().flush(now_ns)
 
     # -- ipv6.dns_backscatter -----------------------------------------------
@@ -226,16 +225,11 @@ class DnsDetector(Detector):
         """One observation of an originator of a benign class (bounded per window)."""
         if self.observe is None:
             return
-        self._close_observations(last)
-        if self._obs_start is None:
-            self._obs_start = last
-        if self._obs_used >= self.observe_cap:
-            self._obs_dropped += 1
-            return
         addr = ip_str(origin)
         if not self.bs_suppress.allow(f"{addr}|observation", last):
             return
-        self._obs_used += 1
+        if not self.obs_budget.take(last):
+            return
         self.observe(
             Observation(
                 kind="dns_backscatter",
@@ -257,33 +251,6 @@ class DnsDetector(Detector):
                 },
             )
         )
-
-    def _close_observations(self, now_ns: int, final: bool = False) -> None:
-        """End the observation budget's window once ``now_ns`` is past it (or at the end
-        of input), writing one overflow observation when some were over the cap, as the
-        sweep family does: nothing over the cap goes unrecorded."""
-        start = self._obs_start
-        if start is None or (not final and now_ns - start < self.bs_window_ns):
-            return
-        if self._obs_dropped and self.observe is not None:
-            end = min(max(now_ns, start), start + self.bs_window_ns)
-            self.observe(
-                Observation(
-                    kind="overflow",
-                    ts_ns=end,
-                    start_ns=start,
-                    end_ns=end,
-                    key=f"{BACKSCATTER}|overflow",
-                    capture=self.ctx.capture(),
-                    details={
-                        "dropped": self._obs_dropped,
-                        "emitted": self._obs_used,
-                        "cap": self.observe_cap,
-                        "window": {"start": start / NS, "seconds": self.bs_window_ns / NS},
-                    },
-                )
-            )
-        self._obs_start, self._obs_used, self._obs_dropped = None, 0, 0
 
     # -- ipv6.rdns_walk -----------------------------------------------------
 

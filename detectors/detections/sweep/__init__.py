@@ -39,9 +39,9 @@ class SweepDetector(Detector):
         # class closes tables in the order they were made.
         self.sweep.close_due(now_ns)
         super().tick(now_ns)
-        self.sweep.close_budget(now_ns)
+        self.sweep.budget.close(now_ns)
 
     def flush(self, now_ns: int) -> None:
         self.sweep.close_all(now_ns)  # closes every pair window: their observations come first
         super().flush(now_ns)
-        self.sweep.close_budget(now_ns, final=True)
+        self.sweep.budget.close(now_ns, final=True)

@@ -52,7 +52,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from detectors.detections import NS
-from detectors.detections.budget import prefix64_str, sweep_identifier
+from detectors.detections.budget import ObservationBudget, prefix64_str, sweep_identifier
 from detectors.detections.sweep.patterns import CLASSES, classify, eui64_oui
 from detectors.es.observations import Observation
 from detectors.events import Ipv6Packet, ip_str
@@ -110,9 +110,7 @@ class Sweep:
                 "thrash_ratio": self.thrash_ratio,
             },
         )
-        self._budget_start: int | None = None  # packet time the observation budget opened
-        self._budget_used = 0
-        self._budget_dropped = 0
+        self.budget = ObservationBudget(det.ctx, CATEGORY, self.observe_cap, self.window_ns)
         self.suppress = det.suppressor(CATEGORY, th["max_pairs_tracked"])
         # Its own interval (thrash_suppress_s) and a few keys: one per table.
         self.thrash_suppress = Suppressor(
@@ -159,7 +157,7 @@ class Sweep:
         _, src64, dst64, estimate, exact, sources, more, packets, probes, tier, start, last = o[:12]
         ratio = o[12]
         end = last or start
-        if self.observe is None or not self._take_budget(end):
+        if self.observe is None or not self.budget.take(end):
             return
         found = _counter(sources)
         top, top_found = found.most_common(1)[0] if found else (src64, 0)
@@ -195,23 +193,12 @@ class Sweep:
             )
         )
 
-    def _take_budget(self, end: int) -> bool:
-        """One observation of the budget at packet time ``end``; False past the cap."""
-        self.close_budget(end)
-        if self._budget_start is None:
-            self._budget_start = end
-        if self._budget_used >= self.observe_cap:
-            self._budget_dropped += 1
-            return False
-        self._budget_used += 1
-        return True
-
     def _fan_closed(self, o: Outcome) -> None:
         """One observation of a closed fan-in window (enough targets and source /64s)."""
         _, dst64, targets, exact, sources, ratio, packets, probes, tier, start, last = o[:11]
         src_sample = o[11]  # (o[12], its sample level, is for the alert's shares)
         end = last or start
-        if self.observe is None or not self._take_budget(end):
+        if self.observe is None or not self.budget.take(end):
             return
         self.observe(
             Observation(
@@ -239,34 +226,6 @@ class Sweep:
                 },
             )
         )
-
-    def close_budget(self, now_ns: int, final: bool = False) -> None:
-        """End the observation budget's window once ``now_ns`` is past it (or at the end of
-        input, ``final``), writing one overflow observation if any were dropped."""
-        start = self._budget_start
-        if start is None or (not final and now_ns - start < self.window_ns):
-            return
-        if self._budget_dropped and self.observe is not None:
-            end = min(max(now_ns, start), start + self.window_ns)
-            self.observe(
-                Observation(
-                    kind="overflow",
-                    ts_ns=end,
-                    start_ns=start,
-                    end_ns=end,
-                    key=f"{CATEGORY}|overflow",
-                    capture=self.det.ctx.capture(),
-                    details={
-                        "dropped": self._budget_dropped,
-                        "emitted": self._budget_used,
-                        "cap": self.observe_cap,
-                        "window": {"start": start / NS, "seconds": self.window_ns / NS},
-                    },
-                )
-            )
-        self._budget_start, self._budget_used, self._budget_dropped = None, 0, 0
-
-    # -- alerts ------------------------------------------------------------
 
     def _tier_crossed(self, o: Outcome) -> None:
         """A pair window reached a tier with the no-reply gate passed: alert unless
