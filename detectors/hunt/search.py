@@ -239,7 +239,10 @@ def cross_sensor(
     )
     buckets = resp.get("aggregations", {}).get("sources", {}).get("buckets", [])
     candidates = [b for b in buckets if b["sensor_count"]["value"] >= min_sensors]
-    alerted = _sweep_alerts(client, when, [b["key"] for b in candidates], namespace)
+    keys = [b["key"] for b in candidates]
+    alerted = _alerted_sensors(
+        client, when, "ipv6.sweep", "v6sentry.source.prefix", keys, namespace
+    )
     out = []
     for b in candidates:
         combined = sum(int(p["targets"]["value"] or 0) for p in b["prefixes"]["buckets"])
@@ -263,11 +266,19 @@ def cross_sensor(
     return out
 
 
-def _sweep_alerts(
-    client: Elasticsearch, when: Range, prefixes: list[str], namespace: str | None
+def _alerted_sensors(
+    client: Elasticsearch,
+    when: Range,
+    category: str,
+    field_name: str,
+    keys: list[str],
+    namespace: str | None,
 ) -> dict[str, list[str]]:
-    """Source /64 -> the sensors that raised ``ipv6.sweep`` for it in the range."""
-    if not prefixes:
+    """Key -> the sensors that raised ``category`` with ``field_name`` equal to that key in
+    the range: what makes a cross-sensor candidate "alerted", not flagged. One query for
+    the sweep sources (``v6sentry.source.prefix``), the fan-in destinations
+    (``v6sentry.target_prefix``) and the backscatter originators."""
+    if not keys:
         return {}
     resp = client.search(
         index=namespaced(ALERT_PATTERN, namespace),
@@ -278,19 +289,19 @@ def _sweep_alerts(
             "bool": {
                 "filter": [
                     when.filter(),
-                    {"term": {"rule.category": "ipv6.sweep"}},
-                    {"terms": {"v6sentry.source.prefix": prefixes}},
+                    {"term": {"rule.category": category}},
+                    {"terms": {field_name: keys}},
                 ]
             }
         },
         aggs={
-            "sources": {
-                "terms": {"field": "v6sentry.source.prefix", "size": len(prefixes)},
+            "keys": {
+                "terms": {"field": field_name, "size": len(keys)},
                 "aggs": {"sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}}},
             }
         },
     )
-    buckets = resp.get("aggregations", {}).get("sources", {}).get("buckets", [])
+    buckets = resp.get("aggregations", {}).get("keys", {}).get("buckets", [])
     return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}
 
 
@@ -373,7 +384,10 @@ def cross_sensor_fanin(
     )
     buckets = resp.get("aggregations", {}).get("targets", {}).get("buckets", [])
     candidates = [b for b in buckets if b["sensor_count"]["value"] >= min_sensors]
-    alerted = _fanin_alerts(client, when, [b["key"] for b in candidates], namespace)
+    keys = [b["key"] for b in candidates]
+    alerted = _alerted_sensors(
+        client, when, "ipv6.sweep", "v6sentry.target_prefix", keys, namespace
+    )
     out = []
     for b in candidates:
         summed = int(b["summed"]["value"] or 0)
@@ -396,37 +410,6 @@ def cross_sensor_fanin(
             )
         )
     return out
-
-
-def _fanin_alerts(
-    client: Elasticsearch, when: Range, prefixes: list[str], namespace: str | None
-) -> dict[str, list[str]]:
-    """Destination /64 -> the sensors that raised ``ipv6.sweep`` about it in the range."""
-    if not prefixes:
-        return {}
-    resp = client.search(
-        index=namespaced(ALERT_PATTERN, namespace),
-        size=0,
-        ignore_unavailable=True,
-        allow_no_indices=True,
-        query={
-            "bool": {
-                "filter": [
-                    when.filter(),
-                    {"term": {"rule.category": "ipv6.sweep"}},
-                    {"terms": {"v6sentry.target_prefix": prefixes}},
-                ]
-            }
-        },
-        aggs={
-            "targets": {
-                "terms": {"field": "v6sentry.target_prefix", "size": len(prefixes)},
-                "aggs": {"sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}}},
-            }
-        },
-    )
-    buckets = resp.get("aggregations", {}).get("targets", {}).get("buckets", [])
-    return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}
 
 
 # -- DNS backscatter originators across sensors (issue 15) ------------------------------
@@ -499,7 +482,10 @@ def backscatter_originators(
     )
     buckets = resp.get("aggregations", {}).get("originators", {}).get("buckets", [])
     candidates = [b for b in buckets if b["sensor_count"]["value"] >= min_sensors]
-    alerted = _backscatter_alerts(client, when, [b["key"] for b in candidates], namespace)
+    keys = [b["key"] for b in candidates]
+    alerted = _alerted_sensors(
+        client, when, "ipv6.dns_backscatter", "v6sentry.originator.address", keys, namespace
+    )
     out = []
     for b in candidates:
         by = alerted.get(b["key"], [])
@@ -519,35 +505,3 @@ def backscatter_originators(
             )
         )
     return out
-
-
-def _backscatter_alerts(
-    client: Elasticsearch, when: Range, originators: list[str], namespace: str | None
-) -> dict[str, list[str]]:
-    """Originator -> the sensors that raised ``ipv6.dns_backscatter`` for it in the range."""
-    if not originators:
-        return {}
-    field_name = "v6sentry.originator.address"
-    resp = client.search(
-        index=namespaced(ALERT_PATTERN, namespace),
-        size=0,
-        ignore_unavailable=True,
-        allow_no_indices=True,
-        query={
-            "bool": {
-                "filter": [
-                    when.filter(),
-                    {"term": {"rule.category": "ipv6.dns_backscatter"}},
-                    {"terms": {field_name: originators}},
-                ]
-            }
-        },
-        aggs={
-            "originators": {
-                "terms": {"field": field_name, "size": len(originators)},
-                "aggs": {"sensors": {"terms": {"field": "observer.name", "size": MAX_NAMED}}},
-            }
-        },
-    )
-    buckets = resp.get("aggregations", {}).get("originators", {}).get("buckets", [])
-    return {b["key"]: sorted(s["key"] for s in b["sensors"]["buckets"]) for b in buckets}
