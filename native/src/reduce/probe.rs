@@ -66,3 +66,25 @@ pub fn addressed(p: &Ipv6Packet) -> bool {
 pub fn answers_destination(p: &Ipv6Packet) -> bool {
     p.ip.src == [0u8; 16] || p.quoted_src.as_ref() == Some(&p.ip.dst)
 }
+
+/// The share of targets that never answered: 1 minus responders over targets, 0 for no
+/// targets. Responders above targets (estimates) count as all answered. The same operations
+/// as the Python `max(0.0, 1.0 - min(responders, targets) / targets)` the goldens were
+/// first written with, so a ratio on a threshold's edge is judged the same.
+#[inline]
+pub fn no_reply_ratio(targets: f64, responders: f64) -> f64 {
+    if targets <= 0.0 {
+        return 0.0;
+    }
+    let answered = if responders <= targets {
+        responders
+    } else {
+        targets
+    };
+    let v = 1.0 - answered / targets;
+    if v > 0.0 {
+        v
+    } else {
+        0.0
+    }
+}

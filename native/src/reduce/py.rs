@@ -27,3 +27,21 @@ pub fn opt_bytes<'py>(py: Python<'py>, b: Option<&[u8]>) -> Bound<'py, PyAny> {
 pub fn tuple<'py>(py: Python<'py>, items: Vec<Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
     Ok(PyTuple::new(py, items)?.into_any())
 }
+
+/// One reducer setting from its settings dict, converted; the error names the reducer and
+/// the key (a missing key or a value of the wrong type), since the settings come from a
+/// family's Python and a bare `KeyError` would not say whose.
+pub fn setting<'py, T: FromPyObject<'py>>(
+    settings: &Bound<'py, PyAny>,
+    reducer: &str,
+    key: &str,
+) -> PyResult<T> {
+    let value = settings.get_item(key).map_err(|_| {
+        pyo3::exceptions::PyValueError::new_err(format!(
+            "{reducer} reducer: setting {key:?} missing"
+        ))
+    })?;
+    value.extract().map_err(|e| {
+        pyo3::exceptions::PyValueError::new_err(format!("{reducer} reducer: setting {key:?}: {e}"))
+    })
+}

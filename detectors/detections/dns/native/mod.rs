@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 
 use crate::decode::dns::{ip6_arpa_nibbles, TYPE_PTR};
 use crate::decode::events::{DnsMessage, Event, IpAddr};
-use crate::reduce::py::{any, bytes, tuple};
+use crate::reduce::py::{any, bytes, setting, tuple};
 use crate::reduce::windows::Lru;
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -27,10 +27,6 @@ const TYPE_AXFR: u16 = 252;
 const NXDOMAIN: u8 = 3;
 /// Queriers and discovered addresses kept as a sample in the outputs.
 const SAMPLE: usize = 10;
-
-fn setting<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyAny>, name: &str) -> PyResult<T> {
-    s.get_item(name)?.extract()
-}
 
 fn addr_of(b: &[u8]) -> PyResult<IpAddr> {
     match b.len() {
@@ -124,15 +120,15 @@ struct Backscatter {
 }
 
 fn build_backscatter(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
-    let auth: Vec<Vec<u8>> = setting(s, "authoritative")?;
-    let min_queriers: usize = setting(s, "min_queriers")?;
-    let max_queriers: usize = setting(s, "max_queriers")?;
+    let auth: Vec<Vec<u8>> = setting(s, "dns_backscatter", "authoritative")?;
+    let min_queriers: usize = setting(s, "dns_backscatter", "min_queriers")?;
+    let max_queriers: usize = setting(s, "dns_backscatter", "max_queriers")?;
     Ok(Box::new(Backscatter {
-        window_ns: setting::<i64>(s, "window_ns")?.max(1),
+        window_ns: setting::<i64>(s, "dns_backscatter", "window_ns")?.max(1),
         min_queriers: min_queriers.max(1),
         max_queriers: max_queriers.max(min_queriers).max(1),
         authoritative: auth.iter().map(|a| addr_of(a)).collect::<PyResult<_>>()?,
-        table: Lru::new(setting(s, "max_originators")?),
+        table: Lru::new(setting(s, "dns_backscatter", "max_originators")?),
     }))
 }
 
@@ -320,11 +316,11 @@ struct Walk {
 const XFR_PER_WINDOW: usize = 64;
 
 fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
-    let zones: Vec<(Vec<u8>, usize)> = setting(s, "zones")?;
-    let auth: Vec<Vec<u8>> = setting(s, "authoritative")?;
+    let zones: Vec<(Vec<u8>, usize)> = setting(s, "dns_walk", "zones")?;
+    let auth: Vec<Vec<u8>> = setting(s, "dns_walk", "authoritative")?;
     Ok(Box::new(Walk {
-        window_ns: setting::<i64>(s, "window_ns")?.max(1),
-        min_names: setting::<u64>(s, "min_names")?.max(1),
+        window_ns: setting::<i64>(s, "dns_walk", "window_ns")?.max(1),
+        min_names: setting::<u64>(s, "dns_walk", "min_names")?.max(1),
         zones: zones
             .into_iter()
             .map(|(b, n)| {
@@ -335,7 +331,7 @@ fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             })
             .collect(),
         authoritative: auth.iter().map(|a| addr_of(a)).collect::<PyResult<_>>()?,
-        table: Lru::new(setting(s, "max_queriers")?),
+        table: Lru::new(setting(s, "dns_walk", "max_queriers")?),
         xfr_start: i64::MIN,
         xfr_used: 0,
         xfr_dropped: 0,

@@ -36,7 +36,7 @@
 //! Nothing allocates after the tables are made.
 
 use crate::decode::events::Ipv6Packet;
-use crate::reduce::probe::{addressed, answers_destination};
+use crate::reduce::probe::{self, addressed, answers_destination};
 use crate::reduce::sketch::{hll_slot, mix64, HllSums};
 
 /// Ways per set of a key table.
@@ -635,7 +635,7 @@ impl SlowCore {
             return;
         }
         let responders = t.estimate(i, RESPONDERS);
-        let ratio = (1.0 - responders.min(targets) / targets).max(0.0);
+        let ratio = probe::no_reply_ratio(targets, responders);
         if ratio < cfg.min_no_reply {
             return; // checked again on the next new target: replies may stop
         }

@@ -12,11 +12,11 @@ use std::hash::BuildHasher;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyList;
 
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
-use crate::reduce::py::{any, bytes, tuple};
+use crate::reduce::py::{any, bytes, setting, tuple};
 use crate::reduce::windows::KeyedState;
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
@@ -30,21 +30,12 @@ struct Slow {
     out: Vec<Outcome>,
 }
 
-fn get<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
-    s.get_item(key)?
-        .ok_or_else(|| {
-            PyValueError::new_err(format!("slow_scan reducer: setting {key:?} missing"))
-        })?
-        .extract()
-}
-
 /// Settings (from `../__init__.py`): the resolved `ipv6.slow_scan` thresholds and the
 /// `ipv6.sweep` ones its not-a-sweep rule follows.
 fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
-    let s = settings.downcast::<PyDict>()?;
-    let bucket_ns: i64 = get(s, "bucket_ns")?;
-    let horizon_ns: i64 = get(s, "horizon_ns")?;
-    let precision: u32 = get(s, "precision")?;
+    let bucket_ns: i64 = setting(settings, "slow_scan", "bucket_ns")?;
+    let horizon_ns: i64 = setting(settings, "slow_scan", "horizon_ns")?;
+    let precision: u32 = setting(settings, "slow_scan", "precision")?;
     if bucket_ns < 1 || horizon_ns < bucket_ns {
         return Err(PyValueError::new_err(
             "slow_scan: the bucket must be at least 1 ns and the horizon at least one bucket",
@@ -61,8 +52,8 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             "slow_scan: sketch precision must be 4..12, got {precision}"
         )));
     }
-    let max_sources: usize = get(s, "max_sources")?;
-    let max_destinations: usize = get(s, "max_destinations")?;
+    let max_sources: usize = setting(settings, "slow_scan", "max_sources")?;
+    let max_destinations: usize = setting(settings, "slow_scan", "max_destinations")?;
     if max_sources < 1 || max_destinations < 1 {
         return Err(PyValueError::new_err(
             "slow_scan: table caps must be at least 1",
@@ -72,17 +63,17 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         bucket_ns,
         buckets,
         precision,
-        min_targets: get(s, "min_targets")?,
-        min_no_reply: get(s, "min_no_reply")?,
-        min_source_prefixes: get(s, "min_source_prefixes")?,
-        max_probe_rate: get(s, "max_probe_rate")?,
-        suppress_ns: get(s, "suppress_ns")?,
+        min_targets: setting(settings, "slow_scan", "min_targets")?,
+        min_no_reply: setting(settings, "slow_scan", "min_no_reply")?,
+        min_source_prefixes: setting(settings, "slow_scan", "min_source_prefixes")?,
+        max_probe_rate: setting(settings, "slow_scan", "max_probe_rate")?,
+        suppress_ns: setting(settings, "slow_scan", "suppress_ns")?,
         max_sources,
         max_destinations,
-        sweep_window_ns: get(s, "sweep_window_ns")?,
-        sweep_medium: get(s, "sweep_medium")?,
-        wide_targets: get(s, "wide_targets")?,
-        wide_prefixes: get(s, "wide_prefixes")?,
+        sweep_window_ns: setting(settings, "slow_scan", "sweep_window_ns")?,
+        sweep_medium: setting(settings, "slow_scan", "sweep_medium")?,
+        wide_targets: setting(settings, "slow_scan", "wide_targets")?,
+        wide_prefixes: setting(settings, "slow_scan", "wide_prefixes")?,
     };
     Ok(Box::new(Slow {
         core: SlowCore::new(cfg, KeyedState::new().hash_one(0x510u64)),

@@ -28,7 +28,7 @@ use std::rc::Rc;
 
 use crate::decode::events::Ipv6Packet;
 use crate::reduce::few::Few;
-use crate::reduce::probe::{addressed, answers_destination, probe_kind};
+use crate::reduce::probe::{self, addressed, answers_destination, probe_kind};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};
 
@@ -121,19 +121,7 @@ pub struct Source {
 
 impl Source {
     pub fn no_reply_ratio(&self) -> f64 {
-        let targets = self.targets.estimate();
-        if targets <= 0.0 {
-            return 0.0;
-        }
-        // Python: max(0.0, 1.0 - min(responders, targets) / targets), same operations.
-        let r = self.responders.estimate();
-        let m = if r <= targets { r } else { targets };
-        let v = 1.0 - m / targets;
-        if v > 0.0 {
-            v
-        } else {
-            0.0
-        }
+        probe::no_reply_ratio(self.targets.estimate(), self.responders.estimate())
     }
 }
 
@@ -167,14 +155,8 @@ pub struct Fan {
 }
 
 impl Fan {
-    /// 1 minus responders over targets, as `Source::no_reply_ratio`.
     pub fn no_reply_ratio(&self) -> f64 {
-        let targets = self.targets.estimate();
-        if targets <= 0.0 {
-            return 0.0;
-        }
-        let r = self.responders.estimate().min(targets);
-        (1.0 - r / targets).max(0.0)
+        probe::no_reply_ratio(self.targets.estimate(), self.responders.estimate())
     }
 }
 

@@ -12,9 +12,9 @@ mod py;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
 
 use crate::decode::events::Event;
+use crate::reduce::py::setting;
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
 use self::core::{Config, Outcome, SweepCore, TABLE_NAMES};
@@ -29,17 +29,10 @@ struct Sweep {
     names: [String; 3],
 }
 
-fn get<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
-    s.get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("sweep reducer: setting {key:?} missing")))?
-        .extract()
-}
-
 /// Settings (from `../sweep.py`): the resolved `ipv6.sweep` thresholds it counts with.
 fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
-    let s = settings.downcast::<PyDict>()?;
-    let precision: u32 = get(s, "precision")?;
-    let src_precision: u32 = get(s, "src_precision")?;
+    let precision: u32 = setting(settings, "sweep", "precision")?;
+    let src_precision: u32 = setting(settings, "sweep", "src_precision")?;
     for p in [precision, src_precision] {
         if !(4..=18).contains(&p) {
             return Err(PyValueError::new_err(format!(
@@ -47,11 +40,11 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             )));
         }
     }
-    let exact_up_to: usize = get(s, "exact_up_to")?;
-    let max_sources: usize = get(s, "max_sources")?;
-    let max_pairs: usize = get(s, "max_pairs")?;
-    let max_fanin: usize = get(s, "max_fanin")?;
-    let window_ns: i64 = get(s, "window_ns")?;
+    let exact_up_to: usize = setting(settings, "sweep", "exact_up_to")?;
+    let max_sources: usize = setting(settings, "sweep", "max_sources")?;
+    let max_pairs: usize = setting(settings, "sweep", "max_pairs")?;
+    let max_fanin: usize = setting(settings, "sweep", "max_fanin")?;
+    let window_ns: i64 = setting(settings, "sweep", "window_ns")?;
     if exact_up_to < 1 || max_sources < 1 || max_pairs < 1 || max_fanin < 1 || window_ns < 1 {
         return Err(PyValueError::new_err(
             "exact_up_to, table caps and the window must be at least 1",
@@ -64,23 +57,23 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     {
         return Err(PyValueError::new_err("table cap too large"));
     }
-    let tiers: (f64, f64, f64) = get(s, "tiers")?;
+    let tiers: (f64, f64, f64) = setting(settings, "sweep", "tiers")?;
     Ok(Box::new(Sweep {
         core: SweepCore::new(Config {
             window_ns,
             tiers: [tiers.0, tiers.1, tiers.2],
-            wide_prefixes: get(s, "wide_prefixes")?,
-            wide_targets: get(s, "wide_targets")?,
-            min_no_reply: get(s, "min_no_reply")?,
+            wide_prefixes: setting(settings, "sweep", "wide_prefixes")?,
+            wide_targets: setting(settings, "sweep", "wide_targets")?,
+            min_no_reply: setting(settings, "sweep", "min_no_reply")?,
             exact_up_to,
             precision,
             src_precision,
             max_sources,
             max_pairs,
-            observe_min: get(s, "observe_min")?,
-            fanin_sources: get(s, "fanin_sources")?,
+            observe_min: setting(settings, "sweep", "observe_min")?,
+            fanin_sources: setting(settings, "sweep", "fanin_sources")?,
             max_fanin,
-            thrash_ratio: get(s, "thrash_ratio")?,
+            thrash_ratio: setting(settings, "sweep", "thrash_ratio")?,
         }),
         out: Vec::new(),
         names: TABLE_NAMES.map(str::to_string),

@@ -15,7 +15,7 @@
 //! it opens a window.
 
 use crate::decode::events::Ipv6Packet;
-use crate::reduce::probe::{addressed, answers_destination, probe_kind, ECHO, TCP_SYN};
+use crate::reduce::probe::{self, addressed, answers_destination, probe_kind, ECHO, TCP_SYN};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::Lru;
 
@@ -71,14 +71,8 @@ impl Win {
         })
     }
 
-    /// 1 minus answering hosts over targets, as the sweep's ratio.
     pub fn no_reply_ratio(&self) -> f64 {
-        let targets = self.targets.estimate();
-        if targets <= 0.0 {
-            return 0.0;
-        }
-        let r = self.responders.estimate().min(targets);
-        (1.0 - r / targets).max(0.0)
+        probe::no_reply_ratio(self.targets.estimate(), self.responders.estimate())
     }
 }
 

@@ -9,11 +9,11 @@ mod core;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::PyList;
 
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
-use crate::reduce::py::{any, bytes, tuple};
+use crate::reduce::py::{any, bytes, setting, tuple};
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
 use self::core::{Config, Outcome, TgaCore};
@@ -27,24 +27,17 @@ struct TgaScan {
     name: String,
 }
 
-fn get<'py, T: FromPyObject<'py>>(s: &Bound<'py, PyDict>, key: &str) -> PyResult<T> {
-    s.get_item(key)?
-        .ok_or_else(|| PyValueError::new_err(format!("tga_scan reducer: setting {key:?} missing")))?
-        .extract()
-}
-
 /// Settings (from `../__init__.py`): the resolved `ipv6.tga_scan` thresholds.
 fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
-    let s = settings.downcast::<PyDict>()?;
-    let precision: u32 = get(s, "precision")?;
+    let precision: u32 = setting(settings, "tga_scan", "precision")?;
     if !(4..=18).contains(&precision) {
         return Err(PyValueError::new_err(format!(
             "HyperLogLog precision must be 4..18, got {precision}"
         )));
     }
-    let exact_up_to: usize = get(s, "exact_up_to")?;
-    let max_tracked: usize = get(s, "max_tracked")?;
-    let window_ns: i64 = get(s, "window_ns")?;
+    let exact_up_to: usize = setting(settings, "tga_scan", "exact_up_to")?;
+    let max_tracked: usize = setting(settings, "tga_scan", "max_tracked")?;
+    let window_ns: i64 = setting(settings, "tga_scan", "window_ns")?;
     if exact_up_to < 1 || max_tracked < 1 || window_ns < 1 || max_tracked >= u32::MAX as usize {
         return Err(PyValueError::new_err(
             "exact_up_to, the table cap and the window must be at least 1 (cap below 2**32)",
@@ -53,10 +46,10 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     Ok(Box::new(TgaScan {
         core: TgaCore::new(Config {
             window_ns,
-            min_targets: get(s, "min_targets")?,
-            min_prefixes: get(s, "min_prefixes")?,
-            min_density: get(s, "min_density")?,
-            min_no_reply: get(s, "min_no_reply")?,
+            min_targets: setting(settings, "tga_scan", "min_targets")?,
+            min_prefixes: setting(settings, "tga_scan", "min_prefixes")?,
+            min_density: setting(settings, "tga_scan", "min_density")?,
+            min_no_reply: setting(settings, "tga_scan", "min_no_reply")?,
             exact_up_to,
             precision,
             max_tracked,
