@@ -24,6 +24,50 @@ pub const PROBE_NAMES: [&str; 7] = [
 ];
 pub const ECHO: usize = 0;
 pub const TCP_SYN: usize = 3;
+pub const TCP_OTHER: usize = 4;
+pub const UDP: usize = 5;
+
+/// What a packet is to a scan reducer, from its ICMPv6 type or TCP flags alone: the
+/// first test every packet meets, so it reads two fields and no address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Opens something: an ICMPv6 echo request (`ECHO`), a TCP SYN (`TCP_SYN`), or a TCP
+    /// segment with neither ACK nor RST (FIN, NULL, Xmas scans: `TCP_OTHER`).
+    Probe(usize),
+    /// What a scanned host sends back: an echo reply, an ICMPv6 error, a SYN-ACK or a RST.
+    Reply,
+    /// A UDP datagram: a probe or an answer, the ports alone do not say.
+    Either,
+    /// Neither: established TCP, other ICMPv6, other protocols.
+    Other,
+}
+
+/// The role of a packet (see `Role`).
+#[inline]
+pub fn role(p: &Ipv6Packet) -> Role {
+    if let Some(t) = p.icmp_type {
+        return match t {
+            128 => Role::Probe(ECHO),
+            1..=4 | 129 => Role::Reply,
+            _ => Role::Other,
+        };
+    }
+    if let Some(f) = p.tcp_flags {
+        return if f & 0x04 != 0 {
+            Role::Reply // RST
+        } else if f & 0x10 == 0 {
+            Role::Probe(if f & 0x02 != 0 { TCP_SYN } else { TCP_OTHER })
+        } else if f & 0x02 != 0 {
+            Role::Reply // SYN-ACK
+        } else {
+            Role::Other // an established flow
+        };
+    }
+    if p.ip.upper == 17 {
+        return Role::Either;
+    }
+    Role::Other
+}
 
 /// The probe kind of a packet (an index into `PROBE_NAMES`).
 #[inline]
@@ -36,10 +80,14 @@ pub fn probe_kind(p: &Ipv6Packet) -> usize {
         };
     }
     if let Some(flags) = p.tcp_flags {
-        return if flags & 0x12 == 0x02 { TCP_SYN } else { 4 };
+        return if flags & 0x12 == 0x02 {
+            TCP_SYN
+        } else {
+            TCP_OTHER
+        };
     }
     if p.ip.upper == 17 {
-        return 5;
+        return UDP;
     }
     OTHER
 }

@@ -36,7 +36,7 @@
 //! Nothing allocates after the tables are made.
 
 use crate::decode::events::Ipv6Packet;
-use crate::reduce::probe::{self, addressed, answers_destination};
+use crate::reduce::probe::{self, addressed, answers_destination, role, Role};
 use crate::reduce::sketch::{hll_slot, mix64, HllSums};
 
 /// Ways per set of a key table.
@@ -454,31 +454,6 @@ pub struct Outcome {
     pub packet: Ipv6Packet,
 }
 
-/// Whether a packet opens something (a probe) or answers (a reply); UDP is both.
-#[inline]
-fn role(pk: &Ipv6Packet) -> (bool, bool) {
-    if let Some(t) = pk.icmp_type {
-        return match t {
-            128 => (true, false),
-            1..=4 | 129 => (false, true),
-            _ => (false, false),
-        };
-    }
-    if let Some(f) = pk.tcp_flags {
-        return if f & 0x04 != 0 {
-            (false, true) // RST
-        } else if f & 0x10 == 0 {
-            (true, false) // SYN, FIN, NULL, Xmas: no ACK
-        } else {
-            (false, f & 0x02 != 0) // SYN-ACK answers; the rest is an established flow
-        };
-    }
-    if pk.ip.upper == 17 {
-        return (true, true);
-    }
-    (false, false)
-}
-
 fn word(a: &[u8]) -> u64 {
     u64::from_be_bytes(a[..8].try_into().expect("8 bytes"))
 }
@@ -512,8 +487,13 @@ impl SlowCore {
     #[inline]
     pub fn on_packet(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) {
         // Most packets (established TCP, ND) leave here, before any call or hash.
-        let (probe, reply) = role(pk);
-        if (probe || reply) && addressed(pk) {
+        let (probe, reply) = match role(pk) {
+            Role::Probe(_) => (true, false),
+            Role::Reply => (false, true),
+            Role::Either => (true, true),
+            Role::Other => return,
+        };
+        if addressed(pk) {
             self.counted(pk, probe, reply, out);
         }
     }

@@ -15,7 +15,9 @@
 //! it opens a window.
 
 use crate::decode::events::Ipv6Packet;
-use crate::reduce::probe::{self, addressed, answers_destination, probe_kind, ECHO, TCP_SYN};
+use crate::reduce::probe::{
+    self, addressed, answers_destination, probe_kind, role, Role, ECHO, TCP_OTHER,
+};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::Lru;
 
@@ -99,27 +101,6 @@ pub struct Outcome {
     pub crossing: Ipv6Packet,
 }
 
-/// What a packet is to this reducer, from its ICMPv6 type or TCP flags alone.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// An ICMPv6 echo request or a TCP SYN (`probe::ECHO` or `probe::TCP_SYN`).
-    Probe(usize),
-    /// What a scanned host sends back: an echo reply, a SYN-ACK or RST, an ICMPv6 error.
-    Reply,
-    Other,
-}
-
-#[inline]
-fn role(p: &Ipv6Packet) -> Role {
-    match (p.icmp_type, p.tcp_flags) {
-        (Some(128), _) => Role::Probe(ECHO),
-        (Some(129 | 1..=4), _) => Role::Reply,
-        (None, Some(f)) if f & 0x12 == 0x02 => Role::Probe(TCP_SYN),
-        (None, Some(f)) if f & 0x12 == 0x12 || f & 0x04 != 0 => Role::Reply,
-        _ => Role::Other,
-    }
-}
-
 fn key_of(src64: &[u8], dst48: &[u8]) -> Key {
     let mut k = [0u8; 14];
     k[..8].copy_from_slice(&src64[..8]);
@@ -146,7 +127,7 @@ impl TgaCore {
     pub fn on_packet(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) {
         // Most packets are neither (TCP data, UDP): a branch or two and out.
         match role(pk) {
-            Role::Other => {}
+            Role::Other | Role::Either | Role::Probe(TCP_OTHER) => {}
             Role::Reply => {
                 if addressed(pk) {
                     self.on_reply(pk);

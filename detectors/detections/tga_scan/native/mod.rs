@@ -13,6 +13,7 @@ use pyo3::types::PyList;
 
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
+use crate::reduce::probe::{ECHO, PROBE_NAMES, TCP_SYN};
 use crate::reduce::py::{any, bytes, setting, tuple};
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
@@ -65,9 +66,9 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
 fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
     let mut conv = Converter::new(py)?;
     let mut probes = Vec::new();
-    for (name, n) in [("icmpv6_echo", o.echo), ("tcp_syn", o.syn)] {
+    for (kind, n) in [(ECHO, o.echo), (TCP_SYN, o.syn)] {
         if n > 0 {
-            probes.push(tuple(py, vec![any(py, name)?, any(py, n)?])?);
+            probes.push(tuple(py, vec![any(py, PROBE_NAMES[kind])?, any(py, n)?])?);
         }
     }
     let sample = o.sample.iter().map(|a| bytes(py, a)).collect::<Vec<_>>();
