@@ -2,7 +2,9 @@
 
 Owns the family's unit checks beyond its regression captures: the nibble entropy profile
 and the pattern names, the gate (dense over many /64s, unanswered), a site override of a
-threshold, eviction counting, and that its sid is pinned to a real-tool lab scenario.
+threshold, the table's cap and doorkeeper, a scan hidden in a random-source flood (still
+raised, the thrashing observed once), UDP scans and busy UDP services, and that its sid is
+pinned to a real-tool lab scenario.
 """
 
 from __future__ import annotations
@@ -11,9 +13,12 @@ import random
 import struct
 from pathlib import Path
 
+from detectors.alerts import Alert
 from detectors.detections.tga_scan import name_pattern, nibble_entropy, profile_string
+from detectors.engine import Engine
+from detectors.es.observations import Observation
 from detectors.policy import load_policy
-from pcaps.generate import R1_MAC, UPSTREAM_MAC, a6, at, echo6, eth
+from pcaps.generate import R1_MAC, UPSTREAM_MAC, a6, at, echo6, eth, ip6, udp6
 from tests.test_detections import PCAPS, family_sids, replay
 
 SCANNER = a6("2001:db8:bad::99")
@@ -87,7 +92,122 @@ def test_table_is_capped_and_evictions_counted(tmp_path: Path) -> None:
     )
     stats = {t.name: t for d in engine.detectors for t in d.tables()}
     table = stats["tga_scan.windows"]
-    assert (table.cap, table.evictions) == (16, 84)
+    # Full at 16: the other 84 single probes are refused a slot, evicting nothing.
+    assert (table.cap, table.evictions) == (16, 0)
+    door = stats["tga_scan.doorkeeper"]
+    # 8 fingerprint slots per table slot; two refused keys may share one (keyed hash).
+    assert (door.cap, door.evictions) == (128, 84) and 0 < len(door) <= 84
+
+
+def clustered(first_subnet: int = 0, seed: int = 15) -> list[bytes]:
+    """320 targets over 40 /64s, 8 each, from one nibble cluster (as tga_clustered.pcap)."""
+    rng = random.Random(seed)
+    return [
+        target(n, bytes([0x1A, 0x2B, 0x3C, 0x4D, x, 0, 0, y << 4]))
+        for n in range(first_subnet, first_subnet + 40)
+        for x, y in sorted(rng.sample([(x, y) for x in range(8) for y in range(16)], 8))
+    ]
+
+
+def run(
+    frames: list[tuple[int, bytes]], site: Path
+) -> tuple[list[Alert], list[Observation], Engine]:
+    """Replay with the policy ``site`` and the observations collected."""
+    alerts: list[Alert] = []
+    observations: list[Observation] = []
+    engine = Engine(load_policy(str(site)), alerts.append, None, None, observations.append)
+    engine.run((ts, 0, 1, f, len(f)) for ts, f in sorted(frames))
+    engine.finish()
+    return alerts, observations, engine
+
+
+FLOOD = 200_000
+
+
+CAP = 512  # more flood probes than this between two of the scanner's evicted it
+
+
+def test_a_scan_in_a_random_source_flood_still_fires_and_the_thrashing_is_observed(
+    tmp_path: Path,
+) -> None:
+    """Review of issue 15: every probe of a flood from a new random source /64 used to
+    take a slot, and with more of them between two of the scanner's probes than the
+    table holds (625 here, for a table of 512), the scanner's window was evicted before
+    it reached the gate, silently. Now single probes are refused once the table is full,
+    the scan of 320 targets among 200,000 of them is raised, and the thrashing is one
+    observation with its counts."""
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        (PCAPS / "policy.yaml")
+        .read_text()
+        .replace("thresholds: {}", f"thresholds:\n  ipv6.tga_scan: {{max_tracked: {CAP}}}")
+    )
+    rng = random.Random(1515)
+    scan = pings(clustered())  # 10 ms apart, 3.2 s
+    flood = []
+    for i in range(FLOOD):
+        src = a6("2001:db8::")[:4] + rng.randbytes(12)
+        dst = target(rng.randrange(0x10000), rng.randbytes(8))
+        flood.append((at(1 + i * 0.000016), eth(echo6(src, dst, 7, i & 0xFFFF), UPSTREAM_MAC, R1_MAC)))
+    alerts, observations, engine = run(scan + flood, site)
+    tga = [a for a in alerts if a.category == "ipv6.tga_scan"]
+    assert len(tga) == 1
+    ev = tga[0].evidence
+    assert ev["source"]["prefix"] == "2001:db8:bad::/64"
+    assert (ev["estimated_targets"], ev["pattern"]) == (128, "clustered_nibbles")
+    thrash = [o for o in observations if o.kind == "state_thrashing"]
+    assert len(thrash) == 1, thrash
+    details = thrash[0].details
+    assert thrash[0].key == "tga_scan.windows|thrash"
+    # Reported when the refusals reached the cap, 512 probes after the table filled.
+    assert (details["cap"], details["refused"], details["evictions"]) == (CAP, CAP, 0)
+    stats = {t.name: t for d in engine.detectors for t in d.tables()}
+    # Every flood probe past the first 511 (the scan holds one slot) was refused, but
+    # for the few source /64s the flood drew twice (32 random bits): those took a slot.
+    evicted, refused = stats["tga_scan.windows"].evictions, stats["tga_scan.doorkeeper"].evictions
+    assert evicted < 20 and FLOOD - (CAP - 1) - 20 < refused <= FLOOD - (CAP - 1)
+
+
+def udp_probe(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes = b"q") -> bytes:
+    return ip6(src, dst, 17, udp6(src, dst, sport, dport, payload), 57)
+
+
+def test_a_udp_scan_fires_and_busy_udp_services_stay_silent() -> None:
+    # A scanner sending DNS queries to 320 generated targets, three answering.
+    targets = clustered(seed=53)
+    frames = []
+    for i, t in enumerate(targets):
+        frames.append((at(1 + i * 0.01), eth(udp_probe(SCANNER, t, 40000 + i, 53), UPSTREAM_MAC, R1_MAC)))
+        if i % 100 == 5:
+            reply = udp_probe(t, SCANNER, 53, 40000 + i, b"a")
+            frames.append((at(1 + i * 0.01 + 0.002), eth(reply, R1_MAC, UPSTREAM_MAC)))
+    alerts, _ = replay(frames)
+    tga = [a for a in alerts if a.category == "ipv6.tga_scan"]
+    assert [a.signature_id for a in tga] == [1001501]
+    assert tga[0].evidence["probes"] == {"udp": 128}
+    assert tga[0].dest_port == 53
+    # A /48 of DNS and QUIC servers (40 /64s, 10 each) answering clients from one client
+    # /64 (a resolver farm) and clients spread over 40 /64s of one /48: queries answered,
+    # answers from the service port (replies, never probes of the clients' /48).
+    rng = random.Random(4853)
+    servers = [
+        a6("2001:db8:5e::")[:6] + struct.pack("!H", n) + rng.randbytes(8)
+        for n in range(40)
+        for _ in range(10)
+    ]
+    farm = a6("2001:db8:1:ff::")[:8]
+    benign = []
+    t = 1.0
+    for i in range(2000):
+        server = servers[i % len(servers)]
+        port = 53 if i % 2 else 443
+        client = (farm if i % 3 == 0 else SITE[:6] + struct.pack("!H", i % 40)) + rng.randbytes(8)
+        sport = 1024 + rng.randrange(60000)
+        benign.append((at(t), eth(udp_probe(client, server, sport, port), R1_MAC, UPSTREAM_MAC)))
+        benign.append((at(t + 0.003), eth(udp_probe(server, client, port, sport, b"a"), UPSTREAM_MAC, R1_MAC)))
+        t += 0.005
+    got, _ = replay(benign)
+    assert [a for a in got if a.category == "ipv6.tga_scan"] == [], got
 
 
 def test_every_tga_signature_is_pinned_to_real_tool_traffic() -> None:

@@ -10,6 +10,12 @@ interface-identifier classes of ``ipv6.sweep`` (``sweep.patterns.classify``) and
 nibble-position entropy profile (Entropy/IP's view), which tells clustered nibbles
 from random. Its work grows with alerts, never with packets; it does not parse
 packets.
+
+When the reducer's full table refuses or evicts ``thrash_ratio`` times its cap of keys
+in one window (a flood of probes from random sources), it says so once per window and
+this module writes one ``state_thrashing`` observation (``event.dataset``
+v6sentry.observation) with the counts, as ``ipv6.sweep``'s state_thrashing alert
+reports its own tables; its doorkeeper keeps the scanners' windows counting meanwhile.
 """
 
 from __future__ import annotations
@@ -21,12 +27,14 @@ from typing import Any
 from detectors.detections import NS, Context, Detector
 from detectors.detections.budget import prefix64_str
 from detectors.detections.sweep.patterns import CLASSES, classify
+from detectors.es.observations import Observation
 from detectors.events import ip_str
 
 CATEGORY = "ipv6.tga_scan"
 SAMPLE = 10  # sample targets listed in the evidence
 NIBBLES = 32
 SITE_NIBBLES = 12  # a /48: the nibbles every target of a window shares
+TABLE = "tga_scan.windows"  # the reducer's table, as its stats name it
 DOMINANT_SHARE = 0.5  # of the sample in one identifier class to name the pattern by it
 # Interface-identifier classes (sweep.patterns) that name the pattern themselves.
 CLASS_PATTERNS = {
@@ -109,12 +117,18 @@ class TgaScanDetector(Detector):
                 "exact_up_to": int(th["exact_up_to"]),
                 "precision": int(th["sketch_precision"]),
                 "max_tracked": int(th["max_tracked"]),
+                "thrash_ratio": float(th["thrash_ratio"]),
             },
         )
+        self.thrash_ratio = float(th["thrash_ratio"])
         self.suppress = self.suppressor(CATEGORY, th["max_tracked"])
 
     def on_reduced(self, output: Any) -> None:
+        if output[0] == "thrash":
+            self._thrash(output)
+            return
         (
+            _,
             src64,
             dst48,
             targets,
@@ -178,6 +192,39 @@ class TgaScanDetector(Detector):
             first_ns=start,
             event=crossing,  # the probe that passed the gate
             evidence=evidence,
+        )
+
+    def _thrash(self, output: Any) -> None:
+        """The full table refused or evicted ``thrash_ratio`` times its cap of keys in one
+        window: one observation (the reducer says so once per window)."""
+        _, refused, evictions, cap, start, ts, refused_total, evictions_total = output
+        observe = self.ctx.observe
+        if observe is None:
+            return  # the summary's table line still counts them (tga_scan.doorkeeper)
+        seconds = max((ts - start) / NS, 1.0)  # a rate over at least one second
+        observe(
+            Observation(
+                kind="state_thrashing",
+                ts_ns=ts,
+                start_ns=start,
+                end_ns=ts,
+                key=f"{TABLE}|thrash",
+                capture=self.ctx.capture(),
+                details={
+                    "table": TABLE,
+                    "refused": refused,
+                    "evictions": evictions,
+                    "refused_total": refused_total,
+                    "evictions_total": evictions_total,
+                    "cap": cap,
+                    "rate": round((refused + evictions) / seconds, 3),
+                    "thresholds": {
+                        "thrash_ratio": self.thrash_ratio,
+                        "keys": max(1, math.ceil(self.thrash_ratio * cap)),
+                    },
+                    "window": {"start": start / NS, "end": ts / NS, "seconds": self.window_ns / NS},
+                },
+            )
         )
 
     def tick(self, now_ns: int) -> None:

@@ -1,9 +1,11 @@
 //! `ipv6.tga_scan`'s native reducer: target-generation scans counted per packet.
 //!
 //! Owns the `tga_scan` reducer kind (declared in `../spec.yaml` under `reducers:`):
-//! probes (ICMPv6 echo requests, TCP SYNs) are counted per (source /64, destination /48)
-//! window in `core`, replies from the /48 to the source /64 are the no-reply ratio.
-//! Python (`../__init__.py`) gets one tuple per window that passed the gate (`outcome`).
+//! probes (ICMPv6 echo requests, TCP SYN, FIN, NULL and Xmas segments, UDP datagrams to
+//! the lower port) are counted per (source /64, destination /48) window in `core`,
+//! replies from the /48 to the source /64 are the no-reply ratio. Python
+//! (`../__init__.py`) gets one tuple per window that passed the gate and one per span in
+//! which the full table refused or evicted too many keys (`outcome`).
 
 mod core;
 
@@ -13,11 +15,11 @@ use pyo3::types::PyList;
 
 use crate::decode::events::Event;
 use crate::decode::topy::Converter;
-use crate::reduce::probe::{ECHO, PROBE_NAMES, TCP_SYN};
+use crate::reduce::probe::PROBE_NAMES;
 use crate::reduce::py::{any, bytes, setting, tuple};
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
-use self::core::{Config, Outcome, TgaCore};
+use self::core::{Config, Crossing, Outcome, TgaCore};
 
 /// The reducer kinds this family provides (found by `native/build.rs`).
 pub const REDUCERS: &[(&str, Builder)] = &[("tga_scan", build)];
@@ -26,6 +28,7 @@ struct TgaScan {
     core: TgaCore,
     out: Vec<Outcome>,
     name: String,
+    doorkeeper_name: String,
 }
 
 /// Settings (from `../__init__.py`): the resolved `ipv6.tga_scan` thresholds.
@@ -54,19 +57,50 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
             exact_up_to,
             precision,
             max_tracked,
+            thrash_ratio: setting(settings, "tga_scan", "thrash_ratio")?,
         }),
         out: Vec::new(),
         name: "tga_scan.windows".to_string(),
+        doorkeeper_name: "tga_scan.doorkeeper".to_string(),
     }))
 }
 
-/// `(src64, dst48, targets, prefixes, exact, ratio, responders, start_ns, last_ns,
-/// packets, probes, sample, sample_level, first, crossing)`; `probes` is `[(kind,
+/// `("crossing", src64, dst48, targets, prefixes, exact, ratio, responders, start_ns,
+/// last_ns, packets, probes, sample, sample_level, first, crossing)`; `probes` is `[(kind,
 /// packets)]` for the kinds seen, `first` and `crossing` `detectors.events.Ipv6Packet`s.
+/// Or `("thrash", refused, evictions, cap, start_ns, ts_ns, refused_total,
+/// evictions_total)`.
 fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
+    match o {
+        Outcome::Crossing(c) => crossing(py, c),
+        Outcome::Thrash {
+            refused,
+            evictions,
+            cap,
+            start_ns,
+            ts_ns,
+            refused_total,
+            evictions_total,
+        } => tuple(
+            py,
+            vec![
+                any(py, "thrash")?,
+                any(py, *refused)?,
+                any(py, *evictions)?,
+                any(py, *cap)?,
+                any(py, *start_ns)?,
+                any(py, *ts_ns)?,
+                any(py, *refused_total)?,
+                any(py, *evictions_total)?,
+            ],
+        ),
+    }
+}
+
+fn crossing<'py>(py: Python<'py>, o: &Crossing) -> PyResult<Bound<'py, PyAny>> {
     let mut conv = Converter::new(py)?;
     let mut probes = Vec::new();
-    for (kind, n) in [(ECHO, o.echo), (TCP_SYN, o.syn)] {
+    for (kind, &n) in o.probes.iter().enumerate() {
         if n > 0 {
             probes.push(tuple(py, vec![any(py, PROBE_NAMES[kind])?, any(py, n)?])?);
         }
@@ -75,6 +109,7 @@ fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
     tuple(
         py,
         vec![
+            any(py, "crossing")?,
             bytes(py, &o.src64),
             bytes(py, &o.dst48),
             any(py, o.targets)?,
@@ -141,6 +176,11 @@ impl Reducer for TgaScan {
     }
 
     fn tables(&self) -> Vec<TableStat> {
-        vec![self.core.table.table_stat(&self.name)]
+        // The doorkeeper's "evictions" are the keys it refused a slot of the full table.
+        let d = &self.core.doorkeeper;
+        vec![
+            self.core.table.table_stat(&self.name),
+            (self.doorkeeper_name.clone(), d.held(), d.slots(), d.refused),
+        ]
     }
 }
