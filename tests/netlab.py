@@ -3262,6 +3262,161 @@ def dig_axfr(lab: Lab) -> None:
     time.sleep(0.5)
 
 
+# -- target-generation scans: UDP, EUI-64 and embedded-IPv4 targets (issue 15 review) ---
+# The identifier classes that name a TGA scan's pattern, from real traffic: a2 scans the
+# same 40 unrouted /64s of the site's /48 as the scans above (r1's no-route errors come
+# from its WAN address, outside the /48: no replies). ZMapv6 and 6Scan probe hitlists of
+# EUI-64 addresses with UDP to DNS; 6Gen and Entropy/IP clusters of IPv4-embedding
+# identifiers (::c000:2xx, the host 192.0.2.x) are pinged.
+
+# Identifier cluster of EUI-64 addresses: VMware's OUI 00:50:56 with the universal/local
+# bit flipped (02:50:56), ff:fe in the middle, two varying nibbles of the NIC part.
+TGA_EUI64_CLUSTER: Final = "250:56ff:fe0{x:x}:{y:x}a5"
+# IPv4 192.0.2.0/25 in the low 32 bits: ::c000:2XY.
+TGA_IPV4_CLUSTER: Final = "c000:2{x:x}{y:x}"
+
+# Sends a DNS query (UDP to port 53) for example.com to every address listed in a file,
+# one every 20 ms, from a2 to r1's WAN MAC, with scapy (random source ports, as ZMapv6's
+# UDP module does).
+_SCAPY_TGA_UDP: Final = """
+import sys
+from scapy.all import DNS, DNSQR, Ether, IPv6, UDP, sendp
+src, router_mac, listing = sys.argv[1], sys.argv[2], sys.argv[3]
+targets = open(listing, encoding="ascii").read().split()
+frames = [
+    Ether(dst=router_mac) / IPv6(src=src, dst=t, hlim=64)
+    / UDP(sport=40000 + i % 20000, dport=53) / DNS(id=i, rd=1, qd=DNSQR(qname="example.com"))
+    for i, t in enumerate(targets)
+]
+sendp(frames, iface="eth0", inter=0.02, verbose=False)
+print(f"sent {len(frames)} UDP queries")
+"""
+
+
+def tga_udp_evidence(first_subnet: int) -> Evidence:
+    """``tga_evidence``, counting only UDP datagrams."""
+    low = ipaddress.IPv6Network(TGA_SITE)[first_subnet << 64]
+    return Evidence(
+        "distinct /64s of the site's /48 sent UDP from a2",
+        lambda f: (
+            frames(A2.mac, dst_net=TGA_SITE, upper=17)(f)
+            and ipaddress.IPv6Address(f.dst_ip) >= low
+        ),
+        32,
+        distinct=destination_64,
+    )
+
+
+@scenario(
+    expect=(),
+    evidence=[],
+    outside=expected(["ipv6.tga_scan"], [tga_udp_evidence(TGA_SCAN_FIRST)], [1001501]),
+)
+def scapy_tga_udp_eui64(lab: Lab) -> None:
+    """A scapy scanner sends DNS queries (UDP to port 53) to 320 EUI-64 targets
+    (2001:db8:1:S:250:56ff:fe0X:Ya5) over 40 /64s, 50 per second.
+
+    ``python -c _SCAPY_TGA_UDP 2001:db8:ff::a <r1's WAN MAC> targets.txt`` in a2 (~7 s,
+    under ``timeout`` 15 s): a target-generation scan over UDP whose pattern is eui64;
+    r1's no-route errors are the only answers.
+    """
+    start_routed(lab)
+    unreachable_site(lab)
+    targets = lab.workdir / "tga-targets.txt"
+    listing = tga_targets(TGA_SCAN_FIRST, 1518, TGA_EUI64_CLUSTER)
+    targets.write_text("\n".join(listing) + "\n", encoding="ascii")
+    argv = [sys.executable, "-c", _SCAPY_TGA_UDP, A2.addresses[0], R1_WAN.mac, str(targets)]
+    remote_scan(argv, 15, lab)
+
+
+@scenario(
+    expect=(),
+    evidence=[],
+    tools=["nmap"],
+    outside=expected(["ipv6.tga_scan"], [tga_evidence(TGA_SCAN_FIRST)], [1001501]),
+)
+def nmap_tga_embedded_ipv4(lab: Lab) -> None:
+    """nmap pings 320 targets embedding IPv4 addresses of 192.0.2.0/25 in their low 32
+    bits (2001:db8:1:S::c000:2XY) over 40 /64s of the site's /48.
+
+    ``nmap -6 -n -sn --max-retries 0 --min-rate 50 --max-rate 50 -PE -iL targets.txt``
+    (~7 s, under ``timeout`` 12 s): a target-generation scan whose pattern is
+    embedded_ipv4. Nothing reaches the LAN.
+    """
+    start_routed(lab)
+    unreachable_site(lab)
+    targets = lab.workdir / "tga-targets.txt"
+    listing = tga_targets(TGA_SCAN_FIRST, 1519, TGA_IPV4_CLUSTER)
+    targets.write_text("\n".join(listing) + "\n", encoding="ascii")
+    remote_scan([*NMAP, *NMAP_RATE, "-PE", "-iL", str(targets)], 12, lab)
+
+
+# Answers every DNS query on UDP port 53 of any local address from the address it was
+# sent to (IPV6_PKTINFO): a DNS response echoing the question, no answer records.
+_UDP_RESPONDER: Final = """
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+s.bind(("::", 53))
+print("ready", flush=True)
+while True:
+    data, anc, _, peer = s.recvmsg(2048, socket.CMSG_SPACE(20))
+    info = [d for lvl, typ, d in anc if lvl == socket.IPPROTO_IPV6 and typ == socket.IPV6_PKTINFO]
+    if len(data) < 12 or not info:
+        continue
+    reply = data[:2] + b"\\x81\\x80" + data[4:6] + bytes(6) + data[12:]
+    pktinfo = info[0][:16] + bytes(4)
+    s.sendmsg([reply], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pktinfo)], 0, peer)
+"""
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "DNS answers from the /48's answered /64s to a2, on the LAN",
+            frames(H2.mac, src_net=TGA_ANSWERED_ROUTE, upper=17),
+            250,
+        )
+    ],
+    outside=expected(
+        [],
+        [
+            Evidence(
+                "DNS answers from the /48's answered /64s to a2",
+                frames(R1_WAN.mac, src_net=TGA_ANSWERED_ROUTE, upper=17),
+                250,
+            )
+        ],
+    ),
+)
+def benign_tga_udp_answered(lab: Lab) -> None:
+    """Benign: a resolver farm's queries to a provider's DNS servers. a2 sends DNS queries
+    (scapy, 50 per second) to 320 addresses over 40 /64s of the /48, which h2 holds (on
+    lo, r1 routing 2001:db8:1:40::/58 to it) and answers from each (a Python UDP
+    responder on port 53): UDP probes of a /48 that are answered stay silent.
+
+    ``python -c _SCAPY_TGA_UDP 2001:db8:ff::a <r1's WAN MAC> targets.txt`` in a2 (~7 s,
+    under ``timeout`` 15 s).
+    """
+    start_routed(lab)
+    listing = tga_targets(TGA_ANSWERED_FIRST, 1520, "53:{x:x}:{y:x}:1")
+    batch = lab.workdir / "tga-addresses.batch"
+    batch.write_text("".join(f"address add {a}/128 dev lo\n" for a in listing), encoding="ascii")
+    _ip("-n", lab.nodes["h2"], "-6", "-batch", str(batch))
+    _ip("-n", lab.nodes["r1"], "-6", "route", "add", TGA_ANSWERED_ROUTE, "via", H2_GLOBAL)
+    lab.spawn("h2", [sys.executable, "-c", _UDP_RESPONDER], "udp-responder-h2.log")
+    deadline = time.monotonic() + 10
+    while "ready" not in (lab.workdir / "udp-responder-h2.log").read_text(errors="replace"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("h2: the UDP responder did not start")
+        time.sleep(0.1)
+    targets = lab.workdir / "tga-targets.txt"
+    targets.write_text("\n".join(listing) + "\n", encoding="ascii")
+    argv = [sys.executable, "-c", _SCAPY_TGA_UDP, A2.addresses[0], R1_WAN.mac, str(targets)]
+    remote_scan(argv, 15, lab)
+
+
 # -- recording -----------------------------------------------------------------------
 
 

@@ -173,6 +173,29 @@ def test_scan6_slow_is_one_family_at_each_pace(recorder: Recorder, tmp_path: Pat
     assert _categories(slow)["ipv6.slow_scan"] == 1 and "ipv6.sweep" not in _categories(slow)
 
 
+@pytest.mark.parametrize(
+    ("name", "pattern", "probes"),
+    [
+        ("scapy_tga_udp_eui64", "eui64", "udp"),
+        ("nmap_tga_embedded_ipv4", "embedded_ipv4", "icmpv6_echo"),
+    ],
+)
+def test_tga_scan_names_the_pattern_of_real_tool_targets(
+    name: str, pattern: str, probes: str, recorder: Recorder, tmp_path: Path
+) -> None:
+    """Target-generation scans (issue 15 review): the identifier class of the targets a
+    real tool probed names the alert's pattern, and the probe kind is the tool's."""
+    rec = recorder(name)
+    assert not rec.error, rec.error
+    alerts, error = _replay(rec.captures[netlab.OUTSIDE].pcap, tmp_path / "out.eve.jsonl")
+    assert not error, error
+    tga = [a for a in alerts if a["alert"]["category"] == "ipv6.tga_scan"]
+    assert len(tga) == 1, _categories(alerts)
+    evidence = tga[0]["v6sentry"]
+    assert evidence["pattern"] == pattern, evidence["patterns"]
+    assert list(evidence["probes"]) == [probes]
+
+
 def test_lab_leaves_no_namespace_behind(recorder: Recorder) -> None:
     ours = f"{netlab.NS_PREFIX}{os.getpid()}-"
     left = [ns for ns in netlab.list_namespaces() if ns.startswith(ours)]
