@@ -3299,8 +3299,7 @@ def tga_udp_evidence(first_subnet: int) -> Evidence:
     return Evidence(
         "distinct /64s of the site's /48 sent UDP from a2",
         lambda f: (
-            frames(A2.mac, dst_net=TGA_SITE, upper=17)(f)
-            and ipaddress.IPv6Address(f.dst_ip) >= low
+            frames(A2.mac, dst_net=TGA_SITE, upper=17)(f) and ipaddress.IPv6Address(f.dst_ip) >= low
         ),
         32,
         distinct=destination_64,

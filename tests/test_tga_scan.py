@@ -148,7 +148,9 @@ def test_a_scan_in_a_random_source_flood_still_fires_and_the_thrashing_is_observ
     for i in range(FLOOD):
         src = a6("2001:db8::")[:4] + rng.randbytes(12)
         dst = target(rng.randrange(0x10000), rng.randbytes(8))
-        flood.append((at(1 + i * 0.000016), eth(echo6(src, dst, 7, i & 0xFFFF), UPSTREAM_MAC, R1_MAC)))
+        flood.append(
+            (at(1 + i * 0.000016), eth(echo6(src, dst, 7, i & 0xFFFF), UPSTREAM_MAC, R1_MAC))
+        )
     alerts, observations, engine = run(scan + flood, site)
     tga = [a for a in alerts if a.category == "ipv6.tga_scan"]
     assert len(tga) == 1
@@ -177,7 +179,9 @@ def test_a_udp_scan_fires_and_busy_udp_services_stay_silent() -> None:
     targets = clustered(seed=53)
     frames = []
     for i, t in enumerate(targets):
-        frames.append((at(1 + i * 0.01), eth(udp_probe(SCANNER, t, 40000 + i, 53), UPSTREAM_MAC, R1_MAC)))
+        frames.append(
+            (at(1 + i * 0.01), eth(udp_probe(SCANNER, t, 40000 + i, 53), UPSTREAM_MAC, R1_MAC))
+        )
         if i % 100 == 5:
             reply = udp_probe(t, SCANNER, 53, 40000 + i, b"a")
             frames.append((at(1 + i * 0.01 + 0.002), eth(reply, R1_MAC, UPSTREAM_MAC)))
@@ -197,15 +201,17 @@ def test_a_udp_scan_fires_and_busy_udp_services_stay_silent() -> None:
     ]
     farm = a6("2001:db8:1:ff::")[:8]
     benign = []
-    t = 1.0
+    when = 1.0
     for i in range(2000):
         server = servers[i % len(servers)]
         port = 53 if i % 2 else 443
         client = (farm if i % 3 == 0 else SITE[:6] + struct.pack("!H", i % 40)) + rng.randbytes(8)
         sport = 1024 + rng.randrange(60000)
-        benign.append((at(t), eth(udp_probe(client, server, sport, port), R1_MAC, UPSTREAM_MAC)))
-        benign.append((at(t + 0.003), eth(udp_probe(server, client, port, sport, b"a"), UPSTREAM_MAC, R1_MAC)))
-        t += 0.005
+        query = udp_probe(client, server, sport, port)
+        answer = udp_probe(server, client, port, sport, b"a")
+        benign.append((at(when), eth(query, R1_MAC, UPSTREAM_MAC)))
+        benign.append((at(when + 0.003), eth(answer, UPSTREAM_MAC, R1_MAC)))
+        when += 0.005
     got, _ = replay(benign)
     assert [a for a in got if a.category == "ipv6.tga_scan"] == [], got
 
