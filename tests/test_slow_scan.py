@@ -24,9 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCANNER = a6("2001:db8:bad:7::1")
 
 
-def replay(
-    frames: list[tuple[int, bytes]], tmp_path: Path, *args: str
-) -> list[dict[str, Any]]:
+def replay(frames: list[tuple[int, bytes]], tmp_path: Path, *args: str) -> list[dict[str, Any]]:
     pcap = tmp_path / "scan.pcap"
     write_pcap(pcap, sorted(frames))
     proc = subprocess.run(
@@ -130,3 +128,12 @@ def test_a_random_source_flood_does_not_hide_a_slow_scan(tmp_path: Path) -> None
     for c in churn:
         assert c["evictions"] + c["rejected"] >= c["cap"], c
         assert c["max_evicted_targets"] <= 2, c
+
+
+def test_every_slow_scan_signature_is_pinned_to_real_tool_traffic() -> None:
+    """slow_scan (scan6_slow) and slow_fan_in (alive6_slow_fan_in) are each expected from
+    a lab scenario's real-tool capture, rewritten slow."""
+    from tests import netlab
+
+    pinned = set().union(*(sc.sids for sc in netlab.SCENARIOS.values()))
+    assert {1001401, 1001402} <= pinned

@@ -27,13 +27,31 @@
 //! until a horizon has passed since its last such window. The thresholds are turned into
 //! popcounts once (`bits_for`), so the per-probe check takes no logarithm.
 //!
+//! Admission by value (what keeps a slow scanner through a flood): a key not in its table
+//! waits at the doorkeeper, a direct-mapped array (four entries per table slot, 24 bytes
+//! each: a tag, a 32-bit linear counter of the distinct targets seen, the first target
+//! and its time; another key landing on the entry takes it over). From its second
+//! distinct target on, it may take an empty way of its set, or else the way of least
+//! value (`Table::value`: the distinct targets of its horizon, halved for every whole
+//! bucket since its last probe; the least recently used among equals), but only if it
+//! has shown at least as many distinct targets at the door as that way is worth;
+//! otherwise it is refused and keeps counting at the door. A slow scanner at one probe
+//! a second holds three targets after three seconds, so a flood of random sources with
+//! two targets each only ever replaces keys worth at most two (its own, and keys idle
+//! for long), never the scanner; one with k targets each replaces keys worth at most k,
+//! at k times the packets, and the scanner only until it has shown more than k. Idle keys lose half their value per bucket, so a table of stale
+//! keys gives way. Evictions and refusals are counted; a table whose evictions plus
+//! refusals in one bucket reach `churn_ratio` times its cap reports it once per bucket
+//! (`ChurnReport`: Python's `slow_scan_churn` observation) with the most targets an
+//! evicted key held, which says whether anything of value was lost.
+//!
 //! Speed: every packet pays its role (a few branches: established TCP and ND leave there)
 //! and the shared filters (`reduce::probe`); a probe or a reply pays two keyed hashes and
-//! a four-way set lookup per table. A key's ring slot is zeroed when it goes live, not
-//! when the key is admitted. A key enters a table
-//! only on its second distinct target (the doorkeeper, a direct-mapped array of the last
-//! key and target seen per slot), so a flood from random sources never churns the tables.
-//! Nothing allocates after the tables are made.
+//! a four-way set lookup per table. Only a probe of a key not in its table goes to the
+//! door (out of line); from its second distinct target on, each such probe compares the
+//! four ways' values once (a refused key tries again on its next probe). A key's ring
+//! slot is zeroed when it goes live, not when the key is admitted. Nothing allocates
+//! after the tables are made.
 
 use crate::decode::events::Ipv6Packet;
 use crate::reduce::probe::{self, addressed, answers_destination, halves, role, Role};
