@@ -472,7 +472,9 @@ impl Table {
         let tag = door_tag(h);
         let bit = 1u64 << (item >> 59); // one of 32 bits, from the item's top bits
         let (t, first, first_ts) = self.door[d];
-        if t & !0xFFFF_FFFF != tag {
+        let horizon = self.bucket_ns.saturating_mul(self.buckets as i64);
+        if t & !0xFFFF_FFFF != tag || ts.saturating_sub(first_ts) >= horizon {
+            // Another key's entry, or this key's from before the horizon: start over.
             self.door[d] = (tag | bit, item, ts);
             return None;
         }
