@@ -39,11 +39,12 @@
 //! a second holds three targets after three seconds, so a flood of random sources with
 //! two targets each only ever replaces keys worth at most two (its own, and keys idle
 //! for long), never the scanner; one with k targets each replaces keys worth at most k,
-//! at k times the packets, and the scanner only until it has shown more than k. Idle keys lose half their value per bucket, so a table of stale
-//! keys gives way. Evictions and refusals are counted; a table whose evictions plus
-//! refusals in one bucket reach `churn_ratio` times its cap reports it once per bucket
-//! (`ChurnReport`: Python's `slow_scan_churn` observation) with the most targets an
-//! evicted key held, which says whether anything of value was lost.
+//! at k times the packets, and the scanner only until it has shown more than k. Idle
+//! keys lose half their value per bucket, so a table of stale keys gives way. Evictions
+//! and refusals are counted; a table whose evictions plus refusals in one bucket reach
+//! `churn_ratio` times its cap reports it once per bucket (`ChurnReport`: Python's
+//! `slow_scan_churn` observation) with the most targets an evicted key held, which says
+//! whether anything of value was lost.
 //!
 //! Speed: every packet pays its role (a few branches: established TCP and ND leave there)
 //! and the shared filters (`reduce::probe`); a probe or a reply pays two keyed hashes and
