@@ -3416,6 +3416,112 @@ def benign_tga_udp_answered(lab: Lab) -> None:
     remote_scan(argv, 15, lab)
 
 
+# -- low-and-slow fan-in (issue 15, slow-scan slice) ------------------------------------
+#
+# The same scan spread over many source /64s: real alive6 runs at their normal rate, the
+# WAN capture then rewritten by ``slow_down`` (one probe every SLOW_EVERY seconds). Its
+# fast original is ipv6.sweep's fan-in sweep; the slow one only ipv6.slow_scan's
+# per-destination horizon adds up (slow_fan_in). A benign counterpart: a hosting /64
+# visited as slowly by as many clients, every address answering.
+
+SLOW_FANIN_SOURCES: Final = 16  # source /64s 2001:db8:8000::/64 .. 2001:db8:800f::/64
+SLOW_FANIN_EACH: Final = 20  # targets per source /64: 2001:db8:1::K00 .. ::K13
+SLOW_BUSY: Final = 240  # h2's hosting addresses for the benign case: past min_targets
+
+
+def _source_64(f: Frame) -> str:
+    """``Evidence.distinct`` key: the /64 of the frame's IPv6 source."""
+    return str(ipaddress.IPv6Network((f.src_ip, 64), strict=False)) if f.src_ip else ""
+
+
+def _slow_fanin_evidence(minimum: int) -> Evidence:
+    return Evidence(
+        "distinct LAN addresses probed from a2's random sources",
+        frames(A2.mac, ICMP_ECHO, src_net=FANIN_NET, dst_net=LAN_PREFIX),
+        minimum,
+        distinct=destination,
+    )
+
+
+@scenario(
+    expect=["ipv6.slow_scan"],
+    sids=[1001402],
+    tools=["atk6-alive6"],
+    evidence=[
+        _slow_fanin_evidence(280),
+        Evidence(
+            "distinct source /64s of those probes, one probe every 5 s",
+            frames(A2.mac, ICMP_ECHO, src_net=FANIN_NET, dst_net=LAN_PREFIX),
+            SLOW_FANIN_SOURCES,
+            distinct=_source_64,
+        ),
+    ],
+    outside=expected(["ipv6.sweep"], [_slow_fanin_evidence(280)], [1000404]),
+)
+def alive6_slow_fan_in(lab: Lab) -> None:
+    """alive6 from 16 source /64s in turn, 20 targets each, and the same packets one
+    every 5 s.
+
+    ``atk6-alive6 -n 1 -W 1 -I 2001:db8:800K::/64 eth0 2001:db8:1::K00-K13`` for K = 0
+    to f (about 1 s each; a random source address of its /64 per probe): 320 targets of
+    2001:db8:1::/64, at most 20 from any source /64. Outside (the WAN capture, as
+    recorded): ipv6.sweep's fan-in sweep and, by the not-a-sweep rule, no
+    ipv6.slow_scan (``tests/test_attack_tools.py`` checks both). The "inside" file is
+    the WAN capture rewritten by ``slow_down`` to one probe every ``SLOW_EVERY``
+    seconds (about 27 minutes of packet time, 60 targets per sweep window): no sweep
+    window sees it, no source /64 reaches min_targets, and the LAN's /64 collects 200
+    unanswered targets from 10 source /64s: slow_fan_in.
+    """
+    start_fanin(lab)
+    lab.limit_egress("a2", SCAN_TBF)
+    for k in range(SLOW_FANIN_SOURCES):
+        last = SLOW_FANIN_EACH - 1
+        argv = [*ALIVE6, "-I", f"2001:db8:800{k:x}::/64", "eth0"]
+        lab.run_tool("a2", [*argv, f"2001:db8:1::{k:x}00-{k:x}{last:02x}"], 4, NEIGHBOUR_BUDGET)
+    time.sleep(SOLICIT_TAIL)
+    lab.stop_capture()
+    probes = slow_down(lab.pcaps[OUTSIDE], lab.pcaps[INSIDE], A2.mac, SLOW_EVERY)
+    if probes < SLOW_FANIN_SOURCES * SLOW_FANIN_EACH:
+        raise RuntimeError(f"alive6 sent {probes} probes, want at least 320")
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        Evidence(
+            "distinct hosting addresses of h2 answering, one visit every 5 s",
+            frames(R1_WAN.mac, ICMP_ECHO_REPLY, src_net=LAN_PREFIX, dst_net=FANIN_NET),
+            SLOW_BUSY - 10,
+            distinct=source,
+        )
+    ],
+    outside=expected((), [_fanin_sources(SLOW_BUSY - 10)]),
+)
+def benign_slow_fan_in_hosting(lab: Lab) -> None:
+    """A hosting /64 visited slowly by many clients: h2 holds 240 addresses
+    (2001:db8:1::c000 upwards, as ``benign_fanin_cdn``), 240 clients from random /64s of
+    2001:db8:8000::/33 ping one each (scapy, as that scenario), every one answered; the
+    "inside" file is the WAN capture rewritten to one visit every ``SLOW_EVERY``
+    seconds. 240 targets from 240 source /64s over 20 minutes, none unanswered: the
+    no-reply gate keeps slow_fan_in silent, and the fast original is silent too.
+    """
+    start_fanin(lab)
+    batch = "".join(f"address add {_busy(n)}/64 dev eth0 nodad\n" for n in range(SLOW_BUSY))
+    subprocess.run(
+        ["ip", "-n", lab.nodes["h2"], "-6", "-batch", "-"],
+        input=batch,
+        text=True,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    scapy_fanin(lab, SLOW_BUSY, SLOW_BUSY, _busy(0), 18, 1 << 24)
+    lab.stop_capture()
+    visits = slow_down(lab.pcaps[OUTSIDE], lab.pcaps[INSIDE], A2.mac, SLOW_EVERY)
+    if visits < SLOW_BUSY:
+        raise RuntimeError(f"scapy sent {visits} probes, want at least {SLOW_BUSY}")
+
+
 # -- recording -----------------------------------------------------------------------
 
 

@@ -159,18 +159,27 @@ def test_scenario_raises_its_expected_alerts(name: str, recorder: Recorder, tmp_
     assert not problems, f"{name}: {len(problems)} problems:\n" + "\n".join(problems)
 
 
-def test_scan6_slow_is_one_family_at_each_pace(recorder: Recorder, tmp_path: Path) -> None:
-    """Low-and-slow (issue 15): scan6 at its own rate is ipv6.sweep's and not also
+@pytest.mark.parametrize(
+    ("name", "fast_sid", "slow_sid"),
+    [("scan6_slow", 1000401, 1001401), ("alive6_slow_fan_in", 1000404, 1001402)],
+)
+def test_slow_scenarios_are_one_family_at_each_pace(
+    name: str, fast_sid: int, slow_sid: int, recorder: Recorder, tmp_path: Path
+) -> None:
+    """Low-and-slow (issue 15): a real scan at its own rate is ipv6.sweep's (scan6 from
+    one source: host_sweep; alive6 from 16 source /64s: fanin_sweep) and not also
     ipv6.slow_scan's; the same packets rewritten to one every 5 s are the other way
-    round."""
-    rec = recorder("scan6_slow")
+    round (slow_scan, slow_fan_in)."""
+    rec = recorder(name)
     assert not rec.error, rec.error
     fast, error = _replay(rec.captures[netlab.OUTSIDE].pcap, tmp_path / "fast.eve.jsonl")
     assert not error, error
     slow, error = _replay(rec.captures[netlab.INSIDE].pcap, tmp_path / "slow.eve.jsonl")
     assert not error, error
     assert "ipv6.sweep" in _categories(fast) and "ipv6.slow_scan" not in _categories(fast)
+    assert fast_sid in {a["alert"]["signature_id"] for a in fast}
     assert _categories(slow)["ipv6.slow_scan"] == 1 and "ipv6.sweep" not in _categories(slow)
+    assert [a["alert"]["signature_id"] for a in slow] == [slow_sid]
 
 
 @pytest.mark.parametrize(

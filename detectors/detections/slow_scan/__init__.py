@@ -9,6 +9,12 @@ size per key; this module resolves the thresholds
 (its own, and the ``ipv6.sweep`` ones the not-a-sweep rule follows), suppresses per
 identifier and writes the evidence and the alert. Its work grows with alerts, never with
 packets.
+
+Also owns the family's one observation (``detectors.es.observations``, kind
+``slow_scan_churn``): a key table whose admissions cost a resident key or were refused at
+least ``churn_ratio`` times its cap within one bucket, once per table and bucket, with
+the most targets an evicted key held: 2 after a random-source flood (only flood keys went),
+more when long-horizon state was really lost.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import Any
 
 from detectors.detections import NS, Context, Detector
 from detectors.detections.budget import prefix64_str
+from detectors.es.observations import Observation
 from detectors.events import ip_str
 from detectors.spec import load_spec
 
@@ -62,6 +69,7 @@ class SlowScanDetector(Detector):
                 "suppress_ns": int(th["suppress_s"] * NS),
                 "max_sources": int(th["max_sources_tracked"]),
                 "max_destinations": int(th["max_destinations_tracked"]),
+                "churn_ratio": th["churn_ratio"],
                 "sweep_window_ns": int(sweep["window_s"] * NS),
                 "sweep_medium": sweep["medium_targets"],
                 "wide_targets": sweep["wide_min_targets"],
@@ -73,6 +81,9 @@ class SlowScanDetector(Detector):
         self.suppress = self.suppressor(CATEGORY, cap)
 
     def on_reduced(self, output: Any) -> None:
+        if output[0] == "churn":
+            self._churn(output)
+            return
         (
             kind,
             prefix,
@@ -129,4 +140,36 @@ class SlowScanDetector(Detector):
             first_ns=first_ns,
             event=packet,  # the probe that crossed min_targets
             evidence=evidence,
+        )
+
+    def _churn(self, output: Any) -> None:
+        """One observation of a table's churn in one bucket (the reducer reports each
+        table and bucket once)."""
+        _, table, start_ns, ts_ns, evicted, rejected, most, size, cap, total, refused = output
+        if self.ctx.observe is None:
+            return
+        self.ctx.observe(
+            Observation(
+                kind="slow_scan_churn",
+                ts_ns=ts_ns,
+                start_ns=start_ns,
+                end_ns=ts_ns,
+                key=f"{table}|churn",
+                capture=self.ctx.capture(),
+                details={
+                    "table": table,
+                    "evictions": evicted,
+                    "rejected": rejected,
+                    "max_evicted_targets": most,
+                    "size": size,
+                    "cap": cap,
+                    "total_evictions": total,
+                    "total_rejected": refused,
+                    "window": {
+                        "start": start_ns / NS,
+                        "end": ts_ns / NS,
+                        "seconds": self.bucket_s,
+                    },
+                },
+            )
         )

@@ -92,6 +92,17 @@ pub fn probe_kind(p: &Ipv6Packet) -> usize {
     OTHER
 }
 
+/// An address as its /64 prefix and its interface identifier, big-endian: the keys and
+/// hash inputs of the scan reducers.
+#[inline]
+pub fn halves(a: &[u8; 16]) -> (u64, u64) {
+    let (hi, lo) = a.split_at(8);
+    (
+        u64::from_be_bytes(hi.try_into().expect("8 bytes")),
+        u64::from_be_bytes(lo.try_into().expect("8 bytes")),
+    )
+}
+
 #[inline]
 pub fn is_link_local(a: &[u8; 16]) -> bool {
     a[0] == 0xFE && a[1] & 0xC0 == 0x80

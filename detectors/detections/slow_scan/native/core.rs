@@ -27,16 +27,35 @@
 //! until a horizon has passed since its last such window. The thresholds are turned into
 //! popcounts once (`bits_for`), so the per-probe check takes no logarithm.
 //!
+//! Admission by value (what keeps a slow scanner through a flood): a key not in its table
+//! waits at the doorkeeper, a direct-mapped array (four entries per table slot, 24 bytes
+//! each: a tag, a 32-bit linear counter of the distinct targets seen, the first target
+//! and its time; another key landing on the entry takes it over). From its second
+//! distinct target on, it may take an empty way of its set, or else the way of least
+//! value (`Table::value`: the distinct targets of its horizon, halved for every whole
+//! bucket since its last probe; the least recently used among equals), but only if it
+//! has shown at least as many distinct targets at the door as that way is worth;
+//! otherwise it is refused and keeps counting at the door. A slow scanner at one probe
+//! a second holds three targets after three seconds, so a flood of random sources with
+//! two targets each only ever replaces keys worth at most two (its own, and keys idle
+//! for long), never the scanner; one with k targets each replaces keys worth at most k,
+//! at k times the packets, and the scanner only until it has shown more than k. Idle
+//! keys lose half their value per bucket, so a table of stale keys gives way. Evictions
+//! and refusals are counted; a table whose evictions plus refusals in one bucket reach
+//! `churn_ratio` times its cap reports it once per bucket (`ChurnReport`: Python's
+//! `slow_scan_churn` observation) with the most targets an evicted key held, which says
+//! whether anything of value was lost.
+//!
 //! Speed: every packet pays its role (a few branches: established TCP and ND leave there)
 //! and the shared filters (`reduce::probe`); a probe or a reply pays two keyed hashes and
-//! a four-way set lookup per table. A key's ring slot is zeroed when it goes live, not
-//! when the key is admitted. A key enters a table
-//! only on its second distinct target (the doorkeeper, a direct-mapped array of the last
-//! key and target seen per slot), so a flood from random sources never churns the tables.
-//! Nothing allocates after the tables are made.
+//! a four-way set lookup per table. Only a probe of a key not in its table goes to the
+//! door (out of line); from its second distinct target on, each such probe compares the
+//! four ways' values once (a refused key tries again on its next probe). A key's ring
+//! slot is zeroed when it goes live, not when the key is admitted. Nothing allocates
+//! after the tables are made.
 
 use crate::decode::events::Ipv6Packet;
-use crate::reduce::probe::{self, addressed, answers_destination, role, Role};
+use crate::reduce::probe::{self, addressed, answers_destination, halves, role, Role};
 use crate::reduce::sketch::{hll_slot, mix64, HllSums};
 
 /// Ways per set of a key table.
@@ -67,6 +86,9 @@ pub struct Config {
     pub suppress_ns: i64,
     pub max_sources: usize,
     pub max_destinations: usize,
+    /// `churn_ratio`: evictions and rejections of one table in one bucket, as a multiple
+    /// of its cap, reported as churn.
+    pub churn_ratio: f64,
     /// `ipv6.sweep`'s window, medium tier and wide-scan thresholds.
     pub sweep_window_ns: i64,
     pub sweep_medium: f64,
@@ -189,25 +211,83 @@ pub fn bits_for(n: f64) -> u32 {
     (1..=128).find(|&b| linear_count_of(b) >= n).unwrap_or(128)
 }
 
+/// A table's churn in the current bucket: admissions that cost a resident key (evictions)
+/// or were refused (rejections), reported once per bucket when they reach `min`.
+#[derive(Clone, Copy, Debug)]
+struct Churn {
+    epoch: i64,
+    evicted: u64,
+    rejected: u64,
+    /// The most targets an evicted key held (its admission value).
+    max_evicted: u32,
+    min: u64,
+    reported: bool,
+}
+
+/// A table's churn report: what Python turns into one observation (rare: once per
+/// table and bucket).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ChurnReport {
+    /// True for the source table, false for the destination table.
+    pub source: bool,
+    pub start_ns: i64,
+    pub ts_ns: i64,
+    pub evicted: u64,
+    pub rejected: u64,
+    pub max_evicted: u32,
+    pub len: usize,
+    pub cap: usize,
+    pub total_evictions: u64,
+    pub total_rejected: u64,
+}
+
+/// The doorkeeper's tag for keyed hash `h` (high half of an entry; the low half is a
+/// 32-bit linear counter of the distinct items seen at the door).
+#[inline]
+fn door_tag(h: u64) -> u64 {
+    u64::from(h as u32 | 1) << 32
+}
+
 /// One table of long-horizon keys: `sets` x `WAYS` slots, the set chosen by a keyed hash
-/// of the /64 (its place cannot be aimed), least recently used way evicted (counted).
+/// of the /64 (its place cannot be aimed). Admission is by value, not recency: a key
+/// waits at the doorkeeper until it has shown two distinct targets, and then takes an
+/// empty way or replaces the way of least value (`value`: its distinct targets, halved
+/// for every whole bucket it has been idle; the least recently used among equals) only
+/// if it has shown at least as many distinct targets at the door as that way holds.
+/// So a flood of keys with k targets each only replaces keys with at most k, and a
+/// slow scanner that has shown more is never its victim. Evictions and rejections are
+/// counted.
 pub struct Table {
     counters: usize,
     p: u32,
     m: usize,
     buckets: usize,
+    bucket_ns: i64,
     set_mask: usize,
     tags: Vec<u64>, // the key of each slot; 0 is empty (::/64 is never tracked)
     pub meta: Vec<Meta>,
     regs: Vec<u8>,
     per_slot: usize,
-    door: Vec<(u64, u64, i64)>, // (keyed hash | 1, first target, its time)
+    /// Per door slot: (tag | distinct items as a 32-bit linear counter, first item, its
+    /// time), 24 bytes; four per table slot.
+    door: Vec<(u64, u64, i64)>,
     len: usize,
     evictions: u64,
+    rejected: u64,
+    churn: Churn,
+    /// Set when `churn` crossed its `min` in this bucket, until the report is taken.
+    pub churning: bool,
 }
 
 impl Table {
-    pub fn new(cap: usize, counters: usize, p: u32, buckets: usize) -> Self {
+    pub fn new(
+        cap: usize,
+        counters: usize,
+        p: u32,
+        buckets: usize,
+        bucket_ns: i64,
+        churn_ratio: f64,
+    ) -> Self {
         let sets = cap.div_ceil(WAYS).max(1).next_power_of_two();
         let m = 1usize << p;
         let per_slot = counters * (buckets + 1) * m;
@@ -217,6 +297,7 @@ impl Table {
             p,
             m,
             buckets,
+            bucket_ns,
             set_mask: sets - 1,
             tags: vec![0; slots],
             meta: vec![Meta::new(m as u32); slots],
@@ -226,6 +307,17 @@ impl Table {
             door: vec![(0, 0, 0); (slots * 4).next_power_of_two()],
             len: 0,
             evictions: 0,
+            rejected: 0,
+            churn: Churn {
+                epoch: i64::MIN,
+                evicted: 0,
+                rejected: 0,
+                max_evicted: 0,
+                // At least one: a ratio of 0 would report every bucket.
+                min: ((churn_ratio * slots as f64).ceil() as u64).max(1),
+                reported: false,
+            },
+            churning: false,
         }
     }
 
@@ -255,34 +347,104 @@ impl Table {
         (base..base + WAYS).find(|&i| self.tags[i] == key)
     }
 
-    /// Take a slot for `key`: an empty way, else the least recently used one (evicted).
-    fn admit(&mut self, key: u64, h: u64, ts: i64) -> usize {
+    /// Admissions refused because every way of the set held more than the newcomer.
+    #[cfg(test)]
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// What slot `i` is worth keeping at `ts`: the distinct targets of its horizon,
+    /// halved for each whole bucket since its last probe, so an idle key gives way.
+    #[inline]
+    fn value(&self, i: usize, ts: i64) -> u32 {
+        let idle = (ts.saturating_sub(self.meta[i].last_ns) / self.bucket_ns).clamp(0, 31);
+        (self.estimate(i, TARGETS) + 0.5) as u32 >> idle
+    }
+
+    /// Take a slot for `key`, which showed `seen` distinct targets at the door: an empty
+    /// way, else the way of least value (least recently used among equals) if it is
+    /// worth at most `seen` (evicted), else none (rejected). Both are counted.
+    fn admit(&mut self, key: u64, h: u64, seen: u32, ts: i64) -> Option<usize> {
         let base = (h as usize & self.set_mask) * WAYS;
         let mut at = base;
+        let mut least = u32::MAX;
+        let mut empty = false;
         for i in base..base + WAYS {
             if self.tags[i] == 0 {
-                at = i;
+                (at, empty) = (i, true);
                 break;
             }
-            if self.meta[i].last_ns < self.meta[at].last_ns {
-                at = i;
+            let v = self.value(i, ts);
+            if v < least || (v == least && self.meta[i].last_ns < self.meta[at].last_ns) {
+                (at, least) = (i, v);
             }
         }
-        if self.tags[at] == 0 {
+        if empty {
             self.len += 1;
-        } else {
+        } else if seen >= least {
             self.evictions += 1;
+            self.churned(ts, Some(least));
+        } else {
+            self.rejected += 1;
+            self.churned(ts, None);
+            return None;
         }
         self.tags[at] = key;
         self.meta[at].reset(key, ts, self.m as u32);
         // Only the merged sketches: a ring slot is zeroed when it first becomes live.
         let merged = at * self.per_slot + self.counters * self.buckets * self.m;
         self.regs[merged..(at + 1) * self.per_slot].fill(0);
-        at
+        Some(at)
     }
 
-    /// The doorkeeper: the slot of `key`, admitting it on its second distinct `item`.
-    /// Returns the slot and the first item (with its time) when it was just admitted.
+    /// One eviction (of a key worth `evicted`) or rejection in the bucket of `ts`.
+    fn churned(&mut self, ts: i64, evicted: Option<u32>) {
+        let epoch = ts.div_euclid(self.bucket_ns);
+        let c = &mut self.churn;
+        if epoch != c.epoch {
+            *c = Churn {
+                epoch,
+                evicted: 0,
+                rejected: 0,
+                max_evicted: 0,
+                min: c.min,
+                reported: false,
+            };
+        }
+        match evicted {
+            Some(v) => {
+                c.evicted += 1;
+                c.max_evicted = c.max_evicted.max(v);
+            }
+            None => c.rejected += 1,
+        }
+        if !c.reported && c.evicted + c.rejected >= c.min {
+            c.reported = true;
+            self.churning = true;
+        }
+    }
+
+    /// The churn report of the bucket that crossed (clears `churning`).
+    pub fn churn_report(&mut self, source: bool, ts: i64) -> ChurnReport {
+        self.churning = false;
+        let c = &self.churn;
+        ChurnReport {
+            source,
+            start_ns: c.epoch.saturating_mul(self.bucket_ns),
+            ts_ns: ts,
+            evicted: c.evicted,
+            rejected: c.rejected,
+            max_evicted: c.max_evicted,
+            len: self.len,
+            cap: self.cap(),
+            total_evictions: self.evictions,
+            total_rejected: self.rejected,
+        }
+    }
+
+    /// The doorkeeper: the slot of `key`, admitting it once it has shown two distinct
+    /// `item`s (and won its set, see `admit`). Returns the slot and the first item
+    /// (with its time) when it was just admitted.
     #[inline]
     fn lookup_or_admit(
         &mut self,
@@ -294,17 +456,41 @@ impl Table {
         if let Some(i) = self.find(key, h) {
             return Some((i, None));
         }
+        self.at_door(key, h, item, ts)
+    }
+
+    /// A key not in the table: counted at its door slot (direct-mapped; another key
+    /// takes the slot over), admitted from there.
+    #[inline(never)]
+    fn at_door(
+        &mut self,
+        key: u64,
+        h: u64,
+        item: u64,
+        ts: i64,
+    ) -> Option<(usize, Option<(u64, i64)>)> {
         let d = (h.rotate_left(29) as usize) & (self.door.len() - 1);
-        let tag = h | 1;
+        let tag = door_tag(h);
+        let bit = 1u64 << (item >> 59); // one of 32 bits, from the item's top bits
         let (t, first, first_ts) = self.door[d];
-        if t == tag && first != item {
-            self.door[d] = (0, 0, 0);
-            let i = self.admit(key, h, ts);
-            self.meta[i].first_ns = first_ts.min(ts);
-            return Some((i, Some((first, first_ts))));
+        let horizon = self.bucket_ns.saturating_mul(self.buckets as i64);
+        if t & !0xFFFF_FFFF != tag || ts.saturating_sub(first_ts) >= horizon {
+            // Another key's entry, or this key's from before the horizon: start over.
+            self.door[d] = (tag | bit, item, ts);
+            return None;
         }
-        self.door[d] = (tag, item, ts);
-        None
+        let entry = t | bit;
+        let seen = (entry as u32).count_ones();
+        if seen < 2 {
+            return None; // the same target again
+        }
+        let Some(i) = self.admit(key, h, seen, ts) else {
+            self.door[d] = (entry, first, first_ts); // waits, and may show more
+            return None;
+        };
+        self.door[d] = (0, 0, 0);
+        self.meta[i].first_ns = first_ts.min(ts);
+        Some((i, Some((first, first_ts))))
     }
 
     /// Move slot `i` to bucket `epoch`: clear the ring slots it skips (past the horizon)
@@ -454,16 +640,14 @@ pub struct Outcome {
     pub packet: Ipv6Packet,
 }
 
-fn word(a: &[u8]) -> u64 {
-    u64::from_be_bytes(a[..8].try_into().expect("8 bytes"))
-}
-
 /// The slow-scan state and logic.
 pub struct SlowCore {
     pub cfg: Config,
     bits: Bits,
     pub sources: Table,
     pub dests: Table,
+    /// Churn reports not yet taken (rare: once per table and bucket).
+    pub churn: Vec<ChurnReport>,
     /// The tables' hash key: where a /64 lands cannot be aimed.
     salt: u64,
 }
@@ -476,8 +660,23 @@ impl SlowCore {
                 wide_targets: bits_for(cfg.wide_targets),
                 wide_prefixes: bits_for(cfg.wide_prefixes),
             },
-            sources: Table::new(cfg.max_sources, 2, cfg.precision, cfg.buckets),
-            dests: Table::new(cfg.max_destinations, 3, cfg.precision, cfg.buckets),
+            sources: Table::new(
+                cfg.max_sources,
+                2,
+                cfg.precision,
+                cfg.buckets,
+                cfg.bucket_ns,
+                cfg.churn_ratio,
+            ),
+            dests: Table::new(
+                cfg.max_destinations,
+                3,
+                cfg.precision,
+                cfg.buckets,
+                cfg.bucket_ns,
+                cfg.churn_ratio,
+            ),
+            churn: Vec::new(),
             cfg,
             salt,
         }
@@ -501,15 +700,14 @@ impl SlowCore {
     /// A probe or a reply of addressed traffic: the tables.
     #[inline(never)]
     fn counted(&mut self, pk: &Ipv6Packet, probe: bool, reply: bool, out: &mut Vec<Outcome>) {
-        let (src, dst) = (&pk.ip.src, &pk.ip.dst);
-        let (s64, d64) = (word(&src[..8]), word(&dst[..8]));
+        let ((s64, s_iid), (d64, d_iid)) = (halves(&pk.ip.src), halves(&pk.ip.dst));
         let (hs, hd) = (mix64(s64 ^ self.salt), mix64(d64 ^ self.salt));
         let ts = pk.meta.ts_ns;
         let epoch = ts.div_euclid(self.cfg.bucket_ns);
         if reply {
             // Anything answering a tracked source /64, or sent by a tracked destination
             // /64's hosts, is a reply.
-            let h_src = mix64(mix64(word(&src[8..])) ^ s64);
+            let h_src = mix64(mix64(s_iid) ^ s64);
             if let Some(i) = self.sources.find(d64, hd) {
                 self.sources.add(i, RESPONDERS, epoch, h_src);
             }
@@ -520,7 +718,7 @@ impl SlowCore {
         if !probe || answers_destination(pk) || s64 == 0 || d64 == 0 {
             return;
         }
-        let h_iid = mix64(word(&dst[8..]));
+        let h_iid = mix64(d_iid);
         let h_dst = mix64(h_iid ^ d64);
         if let Some((i, first)) = self.sources.lookup_or_admit(s64, hs, h_dst, ts) {
             if let Some((h, t)) = first {
@@ -535,6 +733,19 @@ impl SlowCore {
                     .count_first(i, h, t.div_euclid(self.cfg.bucket_ns));
             }
             self.on_probe(false, i, pk, s64, h_iid, epoch, out);
+        }
+        if self.sources.churning | self.dests.churning {
+            self.take_churn(ts);
+        }
+    }
+
+    #[cold]
+    fn take_churn(&mut self, ts: i64) {
+        if self.sources.churning {
+            self.churn.push(self.sources.churn_report(true, ts));
+        }
+        if self.dests.churning {
+            self.churn.push(self.dests.churn_report(false, ts));
         }
     }
 
@@ -653,7 +864,8 @@ impl SlowCore {
         });
     }
 
-    /// (size, cap, evictions) of the source and destination tables.
+    /// (size, cap, evictions) of the source and destination tables (their rejected
+    /// admissions are in the churn reports).
     pub fn table_stats(&self) -> [(usize, usize, u64); 2] {
         [
             (
@@ -687,6 +899,7 @@ mod tests {
             suppress_ns: 86400 * S,
             max_sources: 4096,
             max_destinations: 4096,
+            churn_ratio: 1.0,
             sweep_window_ns: 300 * S,
             sweep_medium: 100.0,
             wide_targets: 128.0,
@@ -882,7 +1095,139 @@ mod tests {
         }
         let (len, cap, evicted) = core.table_stats()[0];
         assert_eq!((len, cap), (16, 16));
-        assert_eq!(evicted, 48);
+        // Each newcomer shows two or three targets at the door; a resident holds three.
+        assert!(evicted > 0 && evicted + core.sources.rejected() >= 48);
+    }
+
+    /// One slow scan (1 probe/s, 400 targets over four /64s) and `keys` random source
+    /// /64s with `each` targets apiece, in a burst of `keys / 10` every 30 s from 15 s;
+    /// the source alerts.
+    fn scan_in_flood(core: &mut SlowCore, keys: u64, each: u64) -> Vec<Outcome> {
+        let mut out = Vec::new();
+        let src = addr(SCANNER, 1);
+        let per_burst = keys / 10;
+        let mut flood = (0..keys)
+            .map(|k| {
+                let t = (15 + 30 * (k / per_burst)) as i64 * S
+                    + (2 * S / per_burst as i64) * (k % per_burst) as i64;
+                (t, 0x2001_0db8_0000_0000 | (mix64(k) >> 32))
+            })
+            .peekable();
+        for n in 0..400u64 {
+            while let Some(&(t, key)) = flood.peek() {
+                if t >= n as i64 * S {
+                    break;
+                }
+                flood.next();
+                for j in 0..each {
+                    let dst = addr(0x2001_0db8_e000_0000 | (mix64(key) >> 36), j + 1);
+                    core.on_packet(&pkt(t + j as i64, addr(key, 1), dst, 128), &mut out);
+                }
+            }
+            let dst = addr(DST + n % 4, mix64(n));
+            core.on_packet(&pkt(n as i64 * S, src, dst, 128), &mut out);
+        }
+        out.retain(|o| o.source);
+        out
+    }
+
+    #[test]
+    fn a_flood_of_two_target_sources_does_not_evict_a_slow_scan() {
+        // Tables of 64 (16 sets): each burst of 20,000 keys puts 1,250 into every set,
+        // where the least recently used way would have been the scanner's each time.
+        let mut c = cfg();
+        c.max_sources = 64;
+        c.max_destinations = 64;
+        let mut core = SlowCore::new(c, 7);
+        let out = scan_in_flood(&mut core, 200_000, 2);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].prefix, SCANNER.to_be_bytes());
+        let delay = out[0].packet.meta.ts_ns / S;
+        assert!((150..=260).contains(&delay), "delay {delay} s");
+        // The flood churned among itself, and that was reported once per table and
+        // bucket, with the most targets an evicted key held.
+        let (_, cap, evicted) = core.table_stats()[0];
+        assert!(evicted > 100_000, "{evicted}");
+        let mut churn: Vec<_> = core
+            .churn
+            .iter()
+            .map(|c| (c.source, c.cap, c.max_evicted))
+            .collect();
+        churn.sort();
+        assert_eq!(churn, [(false, cap, 2), (true, cap, 2)]);
+    }
+
+    #[test]
+    fn a_flood_of_richer_sources_only_delays_a_slow_scan_it_cannot_outgrow() {
+        // Sources with eight targets each win against the scanner only while it holds
+        // fewer than eight: past that, it stays.
+        let mut c = cfg();
+        c.max_sources = 64;
+        let mut core = SlowCore::new(c, 7);
+        assert_eq!(scan_in_flood(&mut core, 50_000, 8).len(), 1);
+    }
+
+    #[test]
+    fn a_full_table_turns_newcomers_away_until_its_keys_go_idle() {
+        let mut c = cfg();
+        c.max_sources = 16;
+        let mut core = SlowCore::new(c, 7);
+        // Sources with 20 targets each fill the table (the first four of each set).
+        for k in 0..64u64 {
+            scan(
+                &mut core,
+                addr(0x2001_0db8_7000_0000 + k, 1),
+                20,
+                k as i64,
+                1,
+                1,
+            );
+        }
+        assert_eq!(core.table_stats()[0].0, 16);
+        // Newcomers with three targets cannot replace keys holding twenty...
+        for k in 0..16u64 {
+            scan(&mut core, addr(0x2001_0db8_7100_0000 + k, 1), 3, S, 1, 1);
+        }
+        assert_eq!(core.table_stats()[0].2, 0);
+        assert!(core.sources.rejected() >= 16);
+        // ... until those have been idle for three whole buckets (20 / 8 < 3): then the
+        // newcomers take their ways (four per set; the sets are uneven).
+        let fresh = |k: u64| 0x2001_0db8_7200_0000 + k;
+        for k in 0..16u64 {
+            scan(&mut core, addr(fresh(k), 1), 3, 4 * 3600 * S, 1, 1);
+        }
+        let evicted = core.table_stats()[0].2;
+        let resident = (0..16)
+            .filter(|&k| core.sources.find(fresh(k), mix64(fresh(k) ^ 7)).is_some())
+            .count() as u64;
+        assert!(resident >= 8 && evicted >= resident, "{resident} {evicted}");
+    }
+
+    #[test]
+    fn churn_is_reported_once_per_table_and_bucket() {
+        let mut c = cfg();
+        c.max_sources = 16;
+        c.churn_ratio = 2.0; // 32 evictions or rejections in one bucket
+        let mut core = SlowCore::new(c, 7);
+        for hour in 0..2i64 {
+            for k in 0..200u64 {
+                let src = addr(0x2001_0db8_7000_0000 + (hour as u64) * 1000 + k, 1);
+                scan(&mut core, src, 2, hour * 3600 * S + k as i64, 1, 1);
+            }
+        }
+        let churn: Vec<_> = core
+            .churn
+            .iter()
+            .filter(|c| c.source)
+            .map(|c| {
+                (
+                    c.start_ns / (3600 * S),
+                    c.evicted + c.rejected,
+                    c.max_evicted,
+                )
+            })
+            .collect();
+        assert_eq!(churn, [(0, 32, 2), (1, 32, 2)]);
     }
 
     #[test]

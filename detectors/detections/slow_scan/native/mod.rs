@@ -20,7 +20,7 @@ use crate::reduce::py::{any, bytes, setting, tuple};
 use crate::reduce::windows::KeyedState;
 use crate::reducer::{Builder, Observes, Outputs, Reducer, TableStat};
 
-use self::core::{Config, Outcome, SlowCore, MAX_BUCKETS};
+use self::core::{ChurnReport, Config, Outcome, SlowCore, MAX_BUCKETS};
 
 /// The reducer kinds this family provides (found by `native/build.rs`).
 pub const REDUCERS: &[(&str, Builder)] = &[("slow_scan", build)];
@@ -70,6 +70,7 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         suppress_ns: setting(settings, "slow_scan", "suppress_ns")?,
         max_sources,
         max_destinations,
+        churn_ratio: setting(settings, "slow_scan", "churn_ratio")?,
         sweep_window_ns: setting(settings, "slow_scan", "sweep_window_ns")?,
         sweep_medium: setting(settings, "slow_scan", "sweep_medium")?,
         wide_targets: setting(settings, "slow_scan", "wide_targets")?,
@@ -109,6 +110,33 @@ fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
     )
 }
 
+/// `("churn", table, start_ns, ts_ns, evicted, rejected, max_evicted, size, cap,
+/// total_evictions, total_rejected)`: one table's admissions in one bucket that cost a
+/// resident key (`evicted`, the most targets one held `max_evicted`) or were refused.
+fn churn<'py>(py: Python<'py>, c: &ChurnReport) -> PyResult<Bound<'py, PyAny>> {
+    let table = if c.source {
+        "slow_scan.sources"
+    } else {
+        "slow_scan.destinations"
+    };
+    tuple(
+        py,
+        vec![
+            any(py, "churn")?,
+            any(py, table)?,
+            any(py, c.start_ns)?,
+            any(py, c.ts_ns)?,
+            any(py, c.evicted)?,
+            any(py, c.rejected)?,
+            any(py, c.max_evicted)?,
+            any(py, c.len)?,
+            any(py, c.cap)?,
+            any(py, c.total_evictions)?,
+            any(py, c.total_rejected)?,
+        ],
+    )
+}
+
 impl Reducer for Slow {
     fn observes(&self) -> Observes {
         Observes {
@@ -129,6 +157,11 @@ impl Reducer for Slow {
             if !self.out.is_empty() {
                 for o in self.out.drain(..) {
                     out.push(outcome(py, &o)?)?;
+                }
+            }
+            if !self.core.churn.is_empty() {
+                for c in self.core.churn.drain(..) {
+                    out.push(churn(py, &c)?)?;
                 }
             }
         }
