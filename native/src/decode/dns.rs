@@ -16,12 +16,29 @@
 //! TCP (RFC 1035 4.2.2, RFC 7766): each message has a 2-byte length prefix; whole
 //! messages inside one segment are parsed (at most `MAX_TCP_MESSAGES`), a message that
 //! continues in another segment is counted (`DecodeStats.dns_tcp_partial`), not
-//! reassembled.
+//! reassembled. A segment is not a message start just because it is on port 53: the
+//! second and later segments of a long answer (an AXFR's messages run to 64 KiB) start
+//! inside a message. Two cheap rules keep them from being read as a length prefix (which
+//! made false `Malformed(layer="dns")` and garbage messages), without reassembly and
+//! without any allocation per packet (see `TcpTrack`):
+//! - where a message continues past its segment, the stream (addresses, ports) and the
+//!   sequence number its next message starts at go into a small direct-mapped table
+//!   (`TRACK_SLOTS`, overwritten on collision and counted); a later segment of that
+//!   stream that starts before it is skipped up to it (a continuation, counted in
+//!   `dns_tcp_continuation`) and parsed from there;
+//! - a segment of a stream not in the table (its first data, or its start was missed) is
+//!   parsed only when its prefix and header make sense as a DNS message
+//!   (`plausible_start`), and over TCP only a message at a known boundary (after the
+//!   table's skip, or after a whole message in the same segment) is ever `Malformed`:
+//!   any other failure is counted as a continuation.
+//! Without SYN tracking, a truly malformed first message of a connection is therefore
+//! counted as a continuation rather than as `Malformed`; that is the price of never
+//! raising a false one on the middle of a zone transfer.
 
 use std::borrow::Cow;
 
 use super::events::*;
-use super::{be16, Decoder, NH_TCP, NH_UDP};
+use super::{be16, be32, Decoder, NH_TCP, NH_UDP};
 
 pub const PORT: u16 = 53;
 
@@ -35,6 +52,14 @@ const MAX_JUMPS: usize = 16;
 const MAX_NAME: usize = 255;
 /// Whole messages parsed per TCP segment (a pipelining client sends a few).
 const MAX_TCP_MESSAGES: usize = 4;
+/// Slots of the table of TCP streams whose last segment ended inside a DNS message
+/// (`TcpTrack`). Long answers in flight at once at one sensor are few; a collision
+/// only costs the later segments of the overwritten stream their exactness (they fall
+/// back to `plausible_start`).
+pub const TRACK_SLOTS: usize = 256;
+/// The longest distance a continuation can be from the message it continues: one
+/// message's length prefix and body.
+const MAX_SKIP: u32 = 2 + 65535;
 
 pub const TYPE_PTR: u16 = 12;
 
@@ -187,25 +212,23 @@ pub fn parse(meta: Meta, flow: &Flow, msg: &[u8]) -> Result<(DnsMessage, Option<
         ptr_answers: Vec::new(),
     };
     let mut pos = 12;
-    for i in 0..qdcount {
+    if qdcount > 0 {
         // One allocation: a full ip6.arpa name is 72 characters.
-        let mut qname = String::with_capacity(if i == 0 { 80 } else { 0 });
-        pos = name(msg, pos, (i == 0).then_some(&mut qname)).map_err(|b| match b {
+        let mut qname = String::with_capacity(80);
+        pos = name(msg, pos, Some(&mut qname)).map_err(|b| match b {
             Bad::BadName => Bad::TruncatedQuestion,
             other => other,
         })?;
         if msg.len() < pos + 4 {
             return Err(Bad::TruncatedQuestion);
         }
-        if i == 0 {
-            m.question = Some(DnsQuestion {
-                qname,
-                qtype: be16(msg, pos),
-                qclass: be16(msg, pos + 2),
-            });
-        }
+        m.question = Some(DnsQuestion {
+            qname,
+            qtype: be16(msg, pos),
+            qclass: be16(msg, pos + 2),
+        });
         pos += 4;
-        if i == 0 && qdcount > 1 {
+        if qdcount > 1 {
             // Only the first question is kept, and RFC 9619 allows one: stop here rather
             // than walk the others to reach the answers.
             return Ok((m, None));
@@ -230,16 +253,6 @@ pub fn parse(meta: Meta, flow: &Flow, msg: &[u8]) -> Result<(DnsMessage, Option<
     Ok((m, None))
 }
 
-/// The 16-byte address a full 32-nibble `ip6.arpa` name encodes (RFC 3596 2.5), nibbles
-/// least significant first; `None` for any other name.
-pub fn ip6_arpa_address(qname: &str) -> Option<[u8; 16]> {
-    let (nibbles, depth) = ip6_arpa_nibbles(qname)?;
-    if depth != 32 {
-        return None;
-    }
-    Some(nibbles)
-}
-
 /// The nibbles of an `ip6.arpa` name, most significant first packed into 16 bytes, and
 /// how many there are (0-32); `None` when the name is not under `ip6.arpa` or a label
 /// before it is not one hex digit.
@@ -262,6 +275,97 @@ pub fn ip6_arpa_nibbles(qname: &str) -> Option<([u8; 16], usize)> {
         n += 1;
     }
     Some((out, n))
+}
+
+/// One TCP stream whose last segment ended inside a DNS message: where its next
+/// message starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Pending {
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    dport: u16,
+    /// Sequence number of the first byte after the unfinished message.
+    next: u32,
+}
+
+/// The TCP streams whose last DNS segment ended inside a message (see the module doc):
+/// `TRACK_SLOTS` slots, direct-mapped by a hash of the stream, allocated once at the
+/// first such segment, never per packet.
+#[derive(Default)]
+pub struct TcpTrack {
+    slots: Vec<Option<Pending>>,
+}
+
+impl TcpTrack {
+    fn slot(flow: &Flow) -> usize {
+        fn fold(a: &IpAddr) -> u64 {
+            let b = a.as_bytes();
+            b.iter().fold(0u64, |h, &x| h.rotate_left(5) ^ u64::from(x))
+        }
+        let mut h = fold(&flow.src) ^ fold(&flow.dst).rotate_left(29);
+        h ^= (u64::from(flow.sport) << 16 | u64::from(flow.dport)) << 40;
+        h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (h >> 56) as usize % TRACK_SLOTS
+    }
+
+    fn same(p: &Pending, flow: &Flow) -> bool {
+        p.src == flow.src && p.dst == flow.dst && p.sport == flow.sport && p.dport == flow.dport
+    }
+
+    /// The pending boundary of `flow`'s stream, taken out of the table.
+    fn take(&mut self, flow: &Flow) -> Option<u32> {
+        let i = Self::slot(flow);
+        match self.slots.get(i) {
+            Some(Some(p)) if Self::same(p, flow) => {
+                let next = p.next;
+                self.slots[i] = None;
+                Some(next)
+            }
+            _ => None,
+        }
+    }
+
+    /// Remember that `flow`'s next message starts at `next`; true when another stream's
+    /// entry was overwritten.
+    fn put(&mut self, flow: &Flow, next: u32) -> bool {
+        if self.slots.is_empty() {
+            self.slots = vec![None; TRACK_SLOTS];
+        }
+        let i = Self::slot(flow);
+        let evicted = matches!(&self.slots[i], Some(p) if !Self::same(p, flow));
+        self.slots[i] = Some(Pending {
+            src: flow.src,
+            dst: flow.dst,
+            sport: flow.sport,
+            dport: flow.dport,
+            next,
+        });
+        evicted
+    }
+}
+
+/// Could `seg`, a TCP segment's payload not known to start at a message boundary, start
+/// with a DNS message's length prefix and header? The prefix is at least a header's 12
+/// bytes; the header's opcode is one in use (QUERY, IQUERY, STATUS, NOTIFY, UPDATE, DSO),
+/// its Z bit clear, at most one question (RFC 9619; exactly one in a query other than
+/// DSO), and its record counts fit in the length (a record is at least 11 bytes). Bytes
+/// from the middle of a message (names, TTLs, RDATA) fail one of these almost always.
+fn plausible_start(seg: &[u8]) -> bool {
+    if seg.len() < 14 {
+        return false;
+    }
+    let len = usize::from(be16(seg, 0));
+    let flags = be16(seg, 4);
+    let opcode = (flags >> 11) & 0x0F;
+    let qd = usize::from(be16(seg, 6));
+    let records: usize = [8, 10, 12].iter().map(|&i| usize::from(be16(seg, i))).sum();
+    len >= 12
+        && matches!(opcode, 0 | 1 | 2 | 4 | 5 | 6)
+        && flags & 0x0040 == 0
+        && qd <= 1
+        && (qd == 1 || flags & 0x8000 != 0 || opcode == 6)
+        && 12 + qd * 5 + records * 11 <= len
 }
 
 impl Decoder {
@@ -323,26 +427,88 @@ impl Decoder {
             tunnels: *tunnels,
         };
         let mut seg = &data[p + hlen..end];
+        if seg.is_empty() {
+            return;
+        }
+        let seq = be32(data, p + 4);
+        // Where in `seg` a message is known to start, if anywhere (see the module doc).
+        let mut known = false;
+        if let Some(next) = self.dns_track.take(&flow) {
+            let skip = next.wrapping_sub(seq);
+            if skip == 0 {
+                known = true;
+            } else if skip <= MAX_SKIP {
+                // Starts inside the unfinished message: skip to its end.
+                self.stats.dns_tcp_continuation += 1;
+                let skip = skip as usize;
+                if skip >= seg.len() {
+                    // All of it continues the message: the boundary stays pending.
+                    self.dns_track_put(&flow, next);
+                    return;
+                }
+                seg = &seg[skip..];
+                known = true;
+            }
+            // Otherwise the segment is past the boundary (the segment holding it was
+            // missed) or from an older stream on the same ports: not known.
+        }
+        if !known && !plausible_start(seg) {
+            self.stats.dns_tcp_continuation += 1;
+            return;
+        }
         for _ in 0..MAX_TCP_MESSAGES {
             if seg.is_empty() {
                 return;
             }
+            let at = seq.wrapping_add((end - p - hlen - seg.len()) as u32);
             if seg.len() < 2 {
                 self.stats.dns_tcp_partial += 1;
+                // The other half of the prefix is in the next segment: where the message
+                // starts is lost, so nothing is remembered.
                 return;
             }
             let len = usize::from(be16(seg, 0));
-            if len == 0 {
+            if len == 0 && known {
                 let detail = "zero-length message".into();
                 return self.dns_malformed(out, &flow, Bad::BadTcpLength, detail);
             }
             if seg.len() < 2 + len {
-                // Continues in another segment: counted, not reassembled.
+                // Continues in another segment: counted, not reassembled; its end is
+                // where the stream's next message starts.
                 self.stats.dns_tcp_partial += 1;
+                self.dns_track_put(&flow, at.wrapping_add(2 + len as u32));
                 return;
             }
-            self.dns_message(&seg[2..2 + len], &flow, out);
+            let msg = &seg[2..2 + len];
+            if known {
+                self.dns_message(msg, &flow, out);
+            } else if !self.dns_tcp_guess(msg, &flow, out) {
+                return;
+            }
             seg = &seg[2 + len..];
+            // After a whole message, the next one starts right here.
+            known = true;
+        }
+    }
+
+    fn dns_track_put(&mut self, flow: &Flow, next: u32) {
+        if self.dns_track.put(flow, next) {
+            self.stats.dns_tcp_evicted += 1;
+        }
+    }
+
+    /// A message at a position only guessed to be a boundary: parsed, but a failure is
+    /// counted as a continuation, never `Malformed` (false when it failed).
+    fn dns_tcp_guess(&mut self, msg: &[u8], flow: &Flow, out: &mut Vec<Event>) -> bool {
+        match parse(self.meta(), flow, msg) {
+            Ok((m, None)) => {
+                out.push(Event::Dns(m));
+                true
+            }
+            _ => {
+                self.stats.dns_tcp_continuation += 1;
+                false
+            }
         }
     }
 
@@ -434,6 +600,15 @@ pub mod tests {
             dport: 53,
             transport: NH_UDP,
             tunnels: Tunnels::default(),
+        }
+    }
+
+    /// The 16-byte address a full 32-nibble `ip6.arpa` name encodes (RFC 3596 2.5);
+    /// `None` for any other name. (The reducers take `ip6_arpa_nibbles` and its depth.)
+    fn ip6_arpa_address(qname: &str) -> Option<[u8; 16]> {
+        match ip6_arpa_nibbles(qname)? {
+            (nibbles, 32) => Some(nibbles),
+            _ => None,
         }
     }
 
@@ -578,12 +753,129 @@ pub mod tests {
     }
 
     fn tcp(sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
+        tcp_seq(sport, dport, 1, data)
+    }
+
+    fn tcp_seq(sport: u16, dport: u16, seq: u32, data: &[u8]) -> Vec<u8> {
         let mut t = Vec::new();
         t.extend_from_slice(&sport.to_be_bytes());
         t.extend_from_slice(&dport.to_be_bytes());
-        t.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        t.extend_from_slice(&seq.to_be_bytes());
+        t.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
         t.extend_from_slice(data);
         t
+    }
+
+    /// An AXFR answer of `ZONE` as a server writes it on TCP: `messages` length-prefixed
+    /// messages of `records` PTR records each.
+    fn axfr_stream(messages: usize, records: u16) -> (Vec<u8>, usize) {
+        const ZONE: &str = "1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
+        let mut stream = Vec::new();
+        for k in 0..messages {
+            let names: Vec<String> = (0..records)
+                .map(|i| format!("host-{k}-{i}.example.com"))
+                .collect();
+            let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+            let m = msg(0x77, 0x8400, ZONE, 252, &refs);
+            stream.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            stream.extend_from_slice(&m);
+        }
+        (stream, messages)
+    }
+
+    fn segment(seq: u32, data: &[u8]) -> Vec<u8> {
+        use crate::decode::testutil::*;
+        eth(
+            &ip6(&[0x53; 16], &[0x77; 16], 6, &tcp_seq(53, 40077, seq, data)),
+            0x86DD,
+            &[],
+        )
+    }
+
+    #[test]
+    fn a_multi_segment_axfr_answer_is_never_malformed() {
+        use crate::decode::testutil::*;
+        // The stream cut into 1220-byte segments (an IPv6 MSS), seen in order: the
+        // messages wholly inside a segment are parsed, the continuations skipped and
+        // counted, and not one is read as a length prefix.
+        let (stream, n) = axfr_stream(12, 12);
+        let isn = 0xFFFF_F000u32; // wraps inside the stream
+        let mut d = decoder();
+        d.want_dns = true;
+        let mut events = Vec::new();
+        for (i, chunk) in stream.chunks(1220).enumerate() {
+            let frame = segment(isn.wrapping_add((i * 1220) as u32), chunk);
+            events.extend(run(&mut d, 1, &frame, frame.len(), i as i64));
+        }
+        assert!(malformed(&events).is_empty(), "{:?}", malformed(&events));
+        let msgs = dns_events(&events);
+        assert!(!msgs.is_empty() && msgs.len() <= n);
+        for m in &msgs {
+            assert_eq!(m.ancount, 12);
+            assert_eq!(m.question.as_ref().unwrap().qtype, 252);
+        }
+        assert!(d.stats().dns_tcp_continuation > 0);
+        assert_eq!(d.stats().dns_tcp_evicted, 0);
+        // Every way of cutting it in two: the first part starts the stream, the second
+        // continues it. Only whole, true messages come out; never a Malformed.
+        let (stream, _) = axfr_stream(3, 40);
+        for cut in 1..stream.len() {
+            let mut d = decoder();
+            d.want_dns = true;
+            let a = segment(1000, &stream[..cut]);
+            let b = segment(1000 + cut as u32, &stream[cut..]);
+            let mut ev = run(&mut d, 1, &a, a.len(), 1);
+            ev.extend(run(&mut d, 1, &b, b.len(), 2));
+            assert!(malformed(&ev).is_empty(), "cut {cut}: {:?}", malformed(&ev));
+            for m in dns_events(&ev) {
+                assert_eq!((m.ancount, m.id), (40, 0x77), "cut {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_segment_seen_without_its_start_is_a_continuation() {
+        use crate::decode::testutil::*;
+        // The capture began mid-transfer (or the first segment was lost): the segment
+        // is not in the table, so only its plausibility is judged. At no offset of a
+        // real answer is it read as a Malformed message or a false one.
+        let (stream, _) = axfr_stream(3, 40);
+        let mut garbage = 0;
+        for start in 1..stream.len() - 1 {
+            let mut d = decoder();
+            d.want_dns = true;
+            let b = segment(5000, &stream[start..]);
+            let ev = run(&mut d, 1, &b, b.len(), 1);
+            assert!(malformed(&ev).is_empty(), "start {start}: {:?}", malformed(&ev));
+            garbage += dns_events(&ev)
+                .iter()
+                .filter(|m| (m.ancount, m.id) != (40, 0x77))
+                .count();
+        }
+        assert_eq!(garbage, 0);
+    }
+
+    #[test]
+    fn the_boundary_table_is_bounded_and_counts_collisions() {
+        // Many streams each leaving a message unfinished: the table keeps TRACK_SLOTS
+        // at most, overwrites on collision, and counts it.
+        let mut t = TcpTrack::default();
+        let mut evicted = 0;
+        for port in 0..4 * TRACK_SLOTS as u16 {
+            let f = Flow {
+                sport: port,
+                ..flow()
+            };
+            evicted += u32::from(t.put(&f, 7));
+        }
+        assert_eq!(t.slots.len(), TRACK_SLOTS);
+        assert!(evicted >= 3 * TRACK_SLOTS as u32 - 1);
+        let last = Flow {
+            sport: 4 * TRACK_SLOTS as u16 - 1,
+            ..flow()
+        };
+        assert_eq!(t.take(&last), Some(7));
+        assert_eq!(t.take(&last), None);
     }
 
     #[test]
