@@ -3280,7 +3280,8 @@ DNS_XFR_HOSTS: Final = {
 }
 DNS_MINIMISED: Final = 50  # names a minimising resolver resolves
 DNS_MIN_HOSTS: Final = {
-    f"2001:db8:1:{i % 8:x}::{0x100 + 37 * i:x}": f"pc-{i}.example.com." for i in range(DNS_MINIMISED)
+    f"2001:db8:1:{i % 8:x}::{0x100 + 37 * i:x}": f"pc-{i}.example.com."
+    for i in range(DNS_MINIMISED)
 }
 
 

@@ -134,7 +134,9 @@ def test_a_forged_ptr_answer_does_not_make_a_scanner_look_benign(tmp_path: Path)
     for i in range(12):
         client = a4(f"198.51.100.{i + 1}") if i % 4 == 3 else dc.resolver6(i)
         if len(client) == 16:
-            frames.append(_forged_answer(10 + 2 * i + 0.0005, client, 0x100 + i, name, 0, "mail.example.com"))
+            frames.append(
+                _forged_answer(10 + 2 * i + 0.0005, client, 0x100 + i, name, 0, "mail.example.com")
+            )
     alerts = _run(tmp_path, frames)
     assert [a.signature_id for a in alerts] == [1001601], alerts
     assert alerts[0].evidence["originator"]["name"] is None

@@ -31,6 +31,7 @@
 //!   (`plausible_start`), and over TCP only a message at a known boundary (after the
 //!   table's skip, or after a whole message in the same segment) is ever `Malformed`:
 //!   any other failure is counted as a continuation.
+//!
 //! Without SYN tracking, a truly malformed first message of a connection is therefore
 //! counted as a continuation rather than as `Malformed`; that is the price of never
 //! raising a false one on the middle of a zone transfer.
@@ -846,7 +847,11 @@ pub mod tests {
             d.want_dns = true;
             let b = segment(5000, &stream[start..]);
             let ev = run(&mut d, 1, &b, b.len(), 1);
-            assert!(malformed(&ev).is_empty(), "start {start}: {:?}", malformed(&ev));
+            assert!(
+                malformed(&ev).is_empty(),
+                "start {start}: {:?}",
+                malformed(&ev)
+            );
             garbage += dns_events(&ev)
                 .iter()
                 .filter(|m| (m.ancount, m.id) != (40, 0x77))
