@@ -588,15 +588,15 @@ impl Reducer for Walk {
             )?;
             return out.push(item);
         }
-        let hs = prefix_hashes(&nibbles, depth);
         if depth >= 32 {
             // A full name is an ordinary lookup, not a walk step; but it ends a
-            // minimising resolver's chain of shorter names.
+            // minimising resolver's chain of shorter names (hashed only then).
             if let Some(w) = self.table.peek_mut(&m.src) {
-                w.query(&hs, depth);
+                w.query(&prefix_hashes(&nibbles, depth), depth);
             }
             return Ok(());
         }
+        let hs = prefix_hashes(&nibbles, depth);
         let window = self.window_ns;
         let due = match self.table.peek(&m.src) {
             Some(w) => ts.saturating_sub(w.start_ns) >= window,
