@@ -21,20 +21,19 @@
 //! inside a message. Two cheap rules keep them from being read as a length prefix (which
 //! made false `Malformed(layer="dns")` and garbage messages), without reassembly and
 //! without any allocation per packet (see `TcpTrack`):
-//! - where a message continues past its segment, the stream (addresses, ports) and the
-//!   sequence number its next message starts at go into a small direct-mapped table
-//!   (`TRACK_SLOTS`, overwritten on collision and counted); a later segment of that
-//!   stream that starts before it is skipped up to it (a continuation, counted in
-//!   `dns_tcp_continuation`) and parsed from there;
-//! - a segment of a stream not in the table (its first data, or its start was missed) is
-//!   parsed only when its prefix and header make sense as a DNS message
-//!   (`plausible_start`), and over TCP only a message at a known boundary (after the
-//!   table's skip, or after a whole message in the same segment) is ever `Malformed`:
-//!   any other failure is counted as a continuation.
+//! - a small direct-mapped table (`TcpTrack`, `TRACK_SLOTS`, overwritten on collision
+//!   and counted) holds, per stream (addresses, ports), the sequence number its next
+//!   message starts at: the byte after a SYN, or the end of a message that continues
+//!   past its segment. A later segment of that stream that starts before it is skipped
+//!   up to it (a continuation, counted in `dns_tcp_continuation`) and parsed from there;
+//! - a segment of a stream not in the table (its SYN was not seen, or the segment
+//!   holding the boundary was missed) is parsed only when its prefix and header make
+//!   sense as a DNS message (`plausible_start`).
 //!
-//! Without SYN tracking, a truly malformed first message of a connection is therefore
-//! counted as a continuation rather than as `Malformed`; that is the price of never
-//! raising a false one on the middle of a zone transfer.
+//! Only a message whose start is verified (reached from the SYN through whole messages)
+//! can be `Malformed`; where the start rests on `plausible_start`, a message that fails
+//! to parse is counted as a continuation instead. A guess can be wrong; it must never
+//! raise a false anomaly on the middle of a zone transfer.
 
 use std::borrow::Cow;
 
@@ -286,8 +285,12 @@ struct Pending {
     dst: IpAddr,
     sport: u16,
     dport: u16,
-    /// Sequence number of the first byte after the unfinished message.
+    /// Sequence number of the first byte after the unfinished message (or, after a SYN,
+    /// of the stream's first byte).
     next: u32,
+    /// `next` was reached from the stream's SYN through whole messages; otherwise it
+    /// rests on a guess (`plausible_start`) and is trusted no more than one.
+    verified: bool,
 }
 
 /// The TCP streams whose last DNS segment ended inside a message (see the module doc):
@@ -314,14 +317,15 @@ impl TcpTrack {
         p.src == flow.src && p.dst == flow.dst && p.sport == flow.sport && p.dport == flow.dport
     }
 
-    /// The pending boundary of `flow`'s stream, taken out of the table.
-    fn take(&mut self, flow: &Flow) -> Option<u32> {
+    /// The pending boundary of `flow`'s stream and whether it is verified, taken out of
+    /// the table.
+    fn take(&mut self, flow: &Flow) -> Option<(u32, bool)> {
         let i = Self::slot(flow);
         match self.slots.get(i) {
             Some(Some(p)) if Self::same(p, flow) => {
-                let next = p.next;
+                let got = (p.next, p.verified);
                 self.slots[i] = None;
-                Some(next)
+                Some(got)
             }
             _ => None,
         }
@@ -329,7 +333,7 @@ impl TcpTrack {
 
     /// Remember that `flow`'s next message starts at `next`; true when another stream's
     /// entry was overwritten.
-    fn put(&mut self, flow: &Flow, next: u32) -> bool {
+    fn put(&mut self, flow: &Flow, next: u32, verified: bool) -> bool {
         if self.slots.is_empty() {
             self.slots = vec![None; TRACK_SLOTS];
         }
@@ -341,6 +345,7 @@ impl TcpTrack {
             sport: flow.sport,
             dport: flow.dport,
             next,
+            verified,
         });
         evicted
     }
@@ -428,40 +433,72 @@ impl Decoder {
             tunnels: *tunnels,
         };
         let mut seg = &data[p + hlen..end];
+        let seq = be32(data, p + 4);
+        if data[p + 13] & 0x02 != 0 {
+            // A SYN: the stream's first byte (seq + 1) starts its first message, for
+            // sure. (Data on a SYN, TCP Fast Open, starts there too.)
+            if seg.is_empty() {
+                self.dns_track_put(&flow, seq.wrapping_add(1), true);
+                return;
+            }
+            self.dns_track.take(&flow);
+            return self.dns_tcp_messages(seg, seq.wrapping_add(1), true, &flow, out);
+        }
         if seg.is_empty() {
             return;
         }
-        let seq = be32(data, p + 4);
-        // Where in `seg` a message is known to start, if anywhere (see the module doc).
+        // Whether `seg` starts at a message boundary: verified (reached from the SYN),
+        // guessed, or not at all (see the module doc).
         let mut known = false;
-        if let Some(next) = self.dns_track.take(&flow) {
+        let mut skipped = false;
+        if let Some((next, verified)) = self.dns_track.take(&flow) {
             let skip = next.wrapping_sub(seq);
-            if skip == 0 {
-                known = true;
-            } else if skip <= MAX_SKIP {
-                // Starts inside the unfinished message: skip to its end.
-                self.stats.dns_tcp_continuation += 1;
-                let skip = skip as usize;
-                if skip >= seg.len() {
-                    // All of it continues the message: the boundary stays pending.
-                    self.dns_track_put(&flow, next);
-                    return;
+            if skip <= MAX_SKIP {
+                if skip > 0 {
+                    // Starts inside the unfinished message: skip to its end.
+                    self.stats.dns_tcp_continuation += 1;
+                    let skip = skip as usize;
+                    if skip >= seg.len() {
+                        // All of it continues the message: the boundary stays pending.
+                        self.dns_track_put(&flow, next, verified);
+                        return;
+                    }
+                    seg = &seg[skip..];
+                    skipped = true;
                 }
-                seg = &seg[skip..];
-                known = true;
+                known = verified;
             }
             // Otherwise the segment is past the boundary (the segment holding it was
             // missed) or from an older stream on the same ports: not known.
         }
         if !known && !plausible_start(seg) {
-            self.stats.dns_tcp_continuation += 1;
+            if !skipped {
+                self.stats.dns_tcp_continuation += 1;
+            }
             return;
         }
+        let at = seq.wrapping_add((end - p - hlen - seg.len()) as u32);
+        self.dns_tcp_messages(seg, at, known, &flow, out);
+    }
+
+    /// The length-prefixed messages of `seg`, whose first byte has sequence number `at`
+    /// and starts a message: for sure when `known`, else by a guess, under which no
+    /// failure is `Malformed` (see the module doc).
+    fn dns_tcp_messages(
+        &mut self,
+        mut seg: &[u8],
+        at: u32,
+        known: bool,
+        flow: &Flow,
+        out: &mut Vec<Event>,
+    ) {
+        let start = seg.len();
+        let flow = *flow;
         for _ in 0..MAX_TCP_MESSAGES {
             if seg.is_empty() {
                 return;
             }
-            let at = seq.wrapping_add((end - p - hlen - seg.len()) as u32);
+            let at = at.wrapping_add((start - seg.len()) as u32);
             if seg.len() < 2 {
                 self.stats.dns_tcp_partial += 1;
                 // The other half of the prefix is in the next segment: where the message
@@ -469,15 +506,19 @@ impl Decoder {
                 return;
             }
             let len = usize::from(be16(seg, 0));
-            if len == 0 && known {
-                let detail = "zero-length message".into();
-                return self.dns_malformed(out, &flow, Bad::BadTcpLength, detail);
+            if len == 0 {
+                if known {
+                    let detail = "zero-length message".into();
+                    return self.dns_malformed(out, &flow, Bad::BadTcpLength, detail);
+                }
+                self.stats.dns_tcp_continuation += 1;
+                return;
             }
             if seg.len() < 2 + len {
                 // Continues in another segment: counted, not reassembled; its end is
-                // where the stream's next message starts.
+                // where the stream's next message starts (as sure as this one's start).
                 self.stats.dns_tcp_partial += 1;
-                self.dns_track_put(&flow, at.wrapping_add(2 + len as u32));
+                self.dns_track_put(&flow, at.wrapping_add(2 + len as u32), known);
                 return;
             }
             let msg = &seg[2..2 + len];
@@ -486,14 +527,13 @@ impl Decoder {
             } else if !self.dns_tcp_guess(msg, &flow, out) {
                 return;
             }
+            // After a whole message, the next one starts right here (as surely).
             seg = &seg[2 + len..];
-            // After a whole message, the next one starts right here.
-            known = true;
         }
     }
 
-    fn dns_track_put(&mut self, flow: &Flow, next: u32) {
-        if self.dns_track.put(flow, next) {
+    fn dns_track_put(&mut self, flow: &Flow, next: u32, verified: bool) {
+        if self.dns_track.put(flow, next, verified) {
             self.stats.dns_tcp_evicted += 1;
         }
     }
@@ -758,13 +798,32 @@ pub mod tests {
     }
 
     fn tcp_seq(sport: u16, dport: u16, seq: u32, data: &[u8]) -> Vec<u8> {
+        tcp_flags(sport, dport, seq, 0x18, data)
+    }
+
+    fn tcp_flags(sport: u16, dport: u16, seq: u32, flags: u8, data: &[u8]) -> Vec<u8> {
         let mut t = Vec::new();
         t.extend_from_slice(&sport.to_be_bytes());
         t.extend_from_slice(&dport.to_be_bytes());
         t.extend_from_slice(&seq.to_be_bytes());
-        t.extend_from_slice(&[0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0]);
+        t.extend_from_slice(&[0, 0, 0, 1, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
         t.extend_from_slice(data);
         t
+    }
+
+    /// The server's SYN-ACK of the stream `segment` sends on, with sequence number `isn`.
+    fn syn(isn: u32) -> Vec<u8> {
+        use crate::decode::testutil::*;
+        eth(
+            &ip6(
+                &[0x53; 16],
+                &[0x77; 16],
+                6,
+                &tcp_flags(53, 40077, isn, 0x12, &[]),
+            ),
+            0x86DD,
+            &[],
+        )
     }
 
     /// An AXFR answer of `ZONE` as a server writes it on TCP: `messages` length-prefixed
@@ -818,18 +877,41 @@ pub mod tests {
         assert!(d.stats().dns_tcp_continuation > 0);
         assert_eq!(d.stats().dns_tcp_evicted, 0);
         // Every way of cutting it in two: the first part starts the stream, the second
-        // continues it. Only whole, true messages come out; never a Malformed.
-        let (stream, _) = axfr_stream(3, 40);
-        for cut in 1..stream.len() {
-            let mut d = decoder();
-            d.want_dns = true;
-            let a = segment(1000, &stream[..cut]);
-            let b = segment(1000 + cut as u32, &stream[cut..]);
-            let mut ev = run(&mut d, 1, &a, a.len(), 1);
-            ev.extend(run(&mut d, 1, &b, b.len(), 2));
-            assert!(malformed(&ev).is_empty(), "cut {cut}: {:?}", malformed(&ev));
-            for m in dns_events(&ev) {
-                assert_eq!((m.ancount, m.id), (40, 0x77), "cut {cut}");
+        // continues it. Only whole, true messages come out; never a Malformed. With the
+        // SYN seen (the boundaries verified) and without (guessed).
+        let (stream, n) = axfr_stream(3, 40);
+        let mut starts = vec![0usize];
+        while let Some(&at) = starts.last() {
+            let next = at + 2 + usize::from(be16(&stream, at));
+            if next >= stream.len() {
+                break;
+            }
+            starts.push(next);
+        }
+        for with_syn in [true, false] {
+            for cut in 1..stream.len() {
+                let mut d = decoder();
+                d.want_dns = true;
+                let mut ev = Vec::new();
+                if with_syn {
+                    let s = syn(999);
+                    ev.extend(run(&mut d, 1, &s, s.len(), 0));
+                }
+                let a = segment(1000, &stream[..cut]);
+                let b = segment(1000 + cut as u32, &stream[cut..]);
+                ev.extend(run(&mut d, 1, &a, a.len(), 1));
+                ev.extend(run(&mut d, 1, &b, b.len(), 2));
+                assert!(malformed(&ev).is_empty(), "cut {cut}: {:?}", malformed(&ev));
+                let msgs = dns_events(&ev);
+                for m in &msgs {
+                    assert_eq!((m.ancount, m.id), (40, 0x77), "cut {cut}");
+                }
+                // With the SYN seen, only the message the cut falls in is lost (unless
+                // the cut splits a length prefix: the rest is then guessed). Without
+                // it, a first part too short to judge is a lost guess too.
+                if with_syn && !starts.contains(&(cut - 1)) {
+                    assert!(msgs.len() + 1 >= n, "cut {cut}: {} messages", msgs.len());
+                }
             }
         }
     }
@@ -845,8 +927,13 @@ pub mod tests {
         for start in 1..stream.len() - 1 {
             let mut d = decoder();
             d.want_dns = true;
-            let b = segment(5000, &stream[start..]);
-            let ev = run(&mut d, 1, &b, b.len(), 1);
+            // The rest of the stream, in 300-byte segments: a wrong guess at the first
+            // must not turn into a Malformed at a later one either.
+            let mut ev = Vec::new();
+            for (i, chunk) in stream[start..].chunks(300).enumerate() {
+                let b = segment(5000 + (i * 300) as u32, chunk);
+                ev.extend(run(&mut d, 1, &b, b.len(), 1 + i as i64));
+            }
             assert!(
                 malformed(&ev).is_empty(),
                 "start {start}: {:?}",
@@ -861,6 +948,33 @@ pub mod tests {
     }
 
     #[test]
+    fn a_malformed_message_at_a_verified_start_is_still_malformed() {
+        use crate::decode::testutil::*;
+        // After the SYN the first byte starts a message for sure: a zero-length message
+        // or a broken question there is a Malformed, as over UDP.
+        let looped = [
+            0, 18, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1,
+        ];
+        for (body, reason) in [
+            (&[0u8, 0][..], "bad_tcp_length"),
+            (&looped[..], "compression_loop"),
+        ] {
+            let mut d = decoder();
+            d.want_dns = true;
+            let s = syn(41);
+            let mut ev = run(&mut d, 1, &s, s.len(), 0);
+            let f = segment(42, body);
+            ev.extend(run(&mut d, 1, &f, f.len(), 1));
+            assert_eq!(malformed(&ev), [("dns", reason)]);
+            // The same bytes with no SYN seen: a guess, counted, not Malformed.
+            let mut d = decoder();
+            d.want_dns = true;
+            assert!(malformed(&run(&mut d, 1, &f, f.len(), 1)).is_empty());
+            assert_eq!(d.stats().dns_tcp_continuation, 1);
+        }
+    }
+
+    #[test]
     fn the_boundary_table_is_bounded_and_counts_collisions() {
         // Many streams each leaving a message unfinished: the table keeps TRACK_SLOTS
         // at most, overwrites on collision, and counts it.
@@ -871,7 +985,7 @@ pub mod tests {
                 sport: port,
                 ..flow()
             };
-            evicted += u32::from(t.put(&f, 7));
+            evicted += u32::from(t.put(&f, 7, false));
         }
         assert_eq!(t.slots.len(), TRACK_SLOTS);
         assert!(evicted >= 3 * TRACK_SLOTS as u32 - 1);
@@ -879,7 +993,7 @@ pub mod tests {
             sport: 4 * TRACK_SLOTS as u16 - 1,
             ..flow()
         };
-        assert_eq!(t.take(&last), Some(7));
+        assert_eq!(t.take(&last), Some((7, false)));
         assert_eq!(t.take(&last), None);
     }
 
