@@ -204,3 +204,18 @@ def test_a_qname_minimising_resolver_resolving_many_names_is_silent(tmp_path: Pa
                 t += 0.003
                 qid += 1
     assert _run(tmp_path, frames) == []
+
+
+def test_a_zone_transfer_over_many_tcp_segments_is_not_malformed() -> None:
+    """The walk capture's allowed AXFR: two 10 KB messages in 1220-byte segments. The
+    segments that start inside a message are continuations (counted), never read as a
+    length prefix: the capture's only dns malformed are its two deliberate ones. (Before,
+    the continuations were parsed as messages: compression loops, truncated questions.)"""
+    engine = Engine(load_policy(str(PCAPS / "policy_dns.yaml")), lambda _a: None)
+    with open_capture(str(PCAPS / "dns_walk.pcap")) as reader:
+        engine.run(reader.records())
+    engine.finish()
+    summary = engine.summary()
+    dns = {k: v for k, v in summary["malformed_reasons"].items() if k.startswith("dns.")}
+    assert dns == {"dns.compression_loop": 1, "dns.short_header": 1}
+    assert summary["dns_tcp"] == {"partial": 2, "continuation": 17, "evicted": 0}
