@@ -497,6 +497,11 @@ class Engine:
             "fragments_pending": self.decoder.reassembler.pending(),
             "fragment_anomalies": dict(sorted(ds.fragment_anomalies.items())),
             "ipv4_fragments_skipped": ds.ipv4_fragments_skipped,
+            "dns_tcp": {
+                "partial": ds.dns_tcp_partial,
+                "continuation": ds.dns_tcp_continuation,
+                "evicted": ds.dns_tcp_evicted,
+            },
             "tunnels": dict(sorted(ds.tunnels.items())),
             "alerts": dict(sorted(self.stats.alerts.items())),
             "alerts_by_severity": dict(sorted(self.stats.by_severity.items())),

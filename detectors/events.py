@@ -571,3 +571,5 @@ class DecodeStats:
     tunnels: dict[str, int] = field(default_factory=dict)
     link_types: dict[int, int] = field(default_factory=dict)
     dns_tcp_partial: int = 0  # DNS-over-TCP messages continuing past their segment
+    dns_tcp_continuation: int = 0  # DNS-over-TCP segments continuing a message: skipped
+    dns_tcp_evicted: int = 0  # streams dropped from the DNS-over-TCP boundary table

@@ -3022,16 +3022,18 @@ DNS_RESOLVERS: Final = 12  # past ipv6.dns_backscatter's min_queriers (10)
 DNS_WALKER: Final = "2001:db8:1::a1"  # a1's static address for dnsrevenum6 and dig
 
 
-def start_nsd(lab: Lab) -> None:
-    """nsd in h2 on 2001:db8:1::53, in the foreground, serving ``DNS_ZONE`` (no transfers)."""
+def start_nsd(lab: Lab, hosts: dict[str, str] | None = None, xfr_to: str = "") -> None:
+    """nsd in h2 on 2001:db8:1::53, in the foreground, serving ``DNS_ZONE`` with the PTRs
+    of ``DNS_HOSTS`` and ``hosts``; zone transfers only to ``xfr_to`` (none without it)."""
     lab.add_address("h2", DNS_AUTH)
     lab.wait_address("h2", DNS_AUTH)
     wd = lab.workdir
     suffix = "." + DNS_ZONE
     records = "".join(
         f"{ipaddress.IPv6Address(a).reverse_pointer[: -len(suffix)]} PTR {name}\n"
-        for a, name in DNS_HOSTS.items()
+        for a, name in {**DNS_HOSTS, **(hosts or {})}.items()
     )
+    xfr = f"  provide-xfr: {xfr_to} NOKEY\n" if xfr_to else ""
     (wd / "rev.zone").write_text(
         f"$ORIGIN {DNS_ZONE}.\n$TTL 3600\n"
         "@ SOA ns1.example.com. hostmaster.example.com. 1 7200 3600 1209600 3600\n"
@@ -3043,7 +3045,7 @@ def start_nsd(lab: Lab) -> None:
         f'  zonesdir: "{wd}"\n  pidfile: "{wd}/nsd.pid"\n  xfrdfile: "{wd}/xfrd.state"\n'
         f'  xfrdir: "{wd}"\n  zonelistfile: "{wd}/zone.list"\n  logfile: "{wd}/nsd-h2.out"\n'
         "remote-control:\n  control-enable: no\n"
-        f'zone:\n  name: "{DNS_ZONE}"\n  zonefile: "{wd}/rev.zone"\n'
+        f'zone:\n  name: "{DNS_ZONE}"\n  zonefile: "{wd}/rev.zone"\n' + xfr
     )
     lab.spawn("h2", ["nsd", "-d", "-c", str(wd / "nsd.conf")], "nsd-h2.log")
     _wait_dns(lab, "h2", DNS_AUTH, 53, f"1.{DNS_ZONE}")
@@ -3072,9 +3074,12 @@ def _wait_dns(lab: Lab, node: str, server: str, port: int, name: str) -> None:
         time.sleep(0.2)
 
 
-def start_resolvers(lab: Lab, count: int = DNS_RESOLVERS) -> list[tuple[str, int]]:
+def start_resolvers(
+    lab: Lab, count: int = DNS_RESOLVERS, minimise: bool = False
+) -> list[tuple[str, int]]:
     """``count`` unbound processes, alternately in h1 and a1, each listening on ::1 at its
-    own port and querying from its own address 2001:db8:1::5300+n; (node, port) each."""
+    own port and querying from its own address 2001:db8:1::5300+n; (node, port) each.
+    ``minimise`` turns on QNAME minimisation (RFC 9156), relaxed (not strict)."""
     out = []
     for n in range(count):
         node = ("h1", "a1")[n % 2]
@@ -3089,7 +3094,9 @@ def start_resolvers(lab: Lab, count: int = DNS_RESOLVERS) -> list[tuple[str, int
             f'  do-ip4: no\n  do-ip6: yes\n  username: ""\n  chroot: ""\n'
             f'  directory: "{lab.workdir}"\n  pidfile: "{lab.workdir}/unbound-{n}.pid"\n'
             '  use-syslog: no\n  logfile: ""\n  verbosity: 1\n  num-threads: 1\n'
-            '  module-config: "iterator"\n  qname-minimisation: no\n  prefetch: no\n'
+            '  module-config: "iterator"\n'
+            f"  qname-minimisation: {'yes' if minimise else 'no'}\n"
+            "  qname-minimisation-strict: no\n  prefetch: no\n"
             "  aggressive-nsec: no\n  so-reuseport: no\n  access-control: ::1/128 allow\n"
             # unbound answers 2001:db8::/32's reverse zone itself (RFC 6303 locally
             # served zones); this lab's resolvers must ask its authoritative.
@@ -3259,6 +3266,77 @@ def dig_axfr(lab: Lab) -> None:
     lab.run_tool(
         "a1", ["dig", f"@{DNS_AUTH}", "-b", DNS_WALKER, DNS_ZONE, "AXFR", "+time=3", "+tries=1"], 10
     )
+    time.sleep(0.5)
+
+
+# -- DNS review fixes (issue 15): TCP continuations, QNAME minimisation ---------------
+# A zone transfer that nsd allows (a zone of DNS_XFR_HOSTS PTRs, its answer spans many
+# TCP segments: the decoder must skip the continuations, never call them malformed), and
+# a QNAME-minimising unbound resolving many names that exist (its successively longer
+# partial names are not a walk).
+
+DNS_XFR_HOSTS: Final = {
+    f"2001:db8:1:{i % 8:x}::{0x1000 + 37 * i:x}": f"host-{i}.example.com." for i in range(400)
+}
+DNS_MINIMISED: Final = 50  # names a minimising resolver resolves
+DNS_MIN_HOSTS: Final = {
+    f"2001:db8:1:{i % 8:x}::{0x100 + 37 * i:x}": f"pc-{i}.example.com."
+    for i in range(DNS_MINIMISED)
+}
+
+
+@scenario(
+    expect=["ipv6.rdns_walk"],
+    sids=[1001612],
+    evidence=[
+        Evidence(
+            "TCP segments from the authoritative to a1 (the transfer's answer)",
+            lambda f: f.src_ip == DNS_AUTH and f.dst_ip == DNS_WALKER and f.upper == 6,
+            6,
+        )
+    ],
+    tools=["nsd", "dig"],
+)
+def dig_axfr_allowed(lab: Lab) -> None:
+    """dig in a1 transfers our reverse zone (AXFR over TCP) from nsd, which allows it to
+    a1: a zone of 400 PTRs, an answer over many TCP segments. Still a zone transfer
+    attempt (the sensor does not know the secondaries); the continuation segments are
+    skipped, never malformed (``test_a_multi_segment_axfr_answer_is_never_malformed``)."""
+    start_lan(lab)
+    _ip("-n", lab.nodes["a1"], "addr", "add", f"{DNS_WALKER}/64", "dev", "eth0", "nodad")
+    # One TCP segment per frame on the wire: without this the veth hands the capture
+    # GSO super-frames of up to 64 KiB, and the answer would be one frame.
+    lab.sh("h2", "ip", "link", "set", "eth0", "gso_max_segs", "1")
+    start_nsd(lab, DNS_XFR_HOSTS, xfr_to=DNS_WALKER)
+    lab.run_tool(
+        "a1", ["dig", f"@{DNS_AUTH}", "-b", DNS_WALKER, DNS_ZONE, "AXFR", "+time=5", "+tries=1"], 15
+    )
+    time.sleep(0.5)
+
+
+@scenario(
+    expect=(),
+    evidence=[
+        # Without minimisation it would be one query per name: twice that proves the
+        # partial names were asked.
+        Evidence(
+            "queries from the minimising resolver to the authoritative",
+            lambda f: f.src_ip == "2001:db8:1::5300" and _to_auth(f),
+            2 * DNS_MINIMISED,
+        )
+    ],
+    tools=["nsd", "unbound", "dig"],
+)
+def dns_qname_minimisation(lab: Lab) -> None:
+    """One unbound with QNAME minimisation (RFC 9156) resolves the PTRs of 50 hosts of
+    our zone: for each it asks the authoritative successively longer partial names (A
+    queries, NOERROR) and then the full name. Many partial names from one querier, each
+    extended by the next: not a walk, silent."""
+    start_lan(lab)
+    start_nsd(lab, DNS_MIN_HOSTS)
+    (r,) = start_resolvers(lab, 1, minimise=True)
+    for a in DNS_MIN_HOSTS:
+        lookup(lab, r, a)
     time.sleep(0.5)
 
 

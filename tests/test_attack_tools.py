@@ -209,3 +209,26 @@ def test_lab_leaves_no_namespace_behind(recorder: Recorder) -> None:
     ours = f"{netlab.NS_PREFIX}{os.getpid()}-"
     left = [ns for ns in netlab.list_namespaces() if ns.startswith(ours)]
     assert not left, f"namespaces left behind: {left}"
+
+
+def test_an_allowed_zone_transfer_is_never_malformed(recorder: Recorder, tmp_path: Path) -> None:
+    """DNS review fix (issue 15): nsd's real AXFR answer over many TCP segments. The
+    segments after the first start inside a message; the decoder skips them as
+    continuations (counted) and reports no ``dns`` malformed at all."""
+    rec = recorder("dig_axfr_allowed")
+    assert not rec.error, rec.error
+    stats = tmp_path / "stats.json"
+    pcap = rec.captures[netlab.INSIDE].pcap
+    argv = ["replay", "-q", "-o", str(tmp_path / "eve.jsonl"), "--stats-json", str(stats)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "detectors.cli", *argv, "--policy", str(POLICY), str(pcap)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run = json.loads(stats.read_text(encoding="utf-8"))["runs"][0]
+    dns = {k: v for k, v in run["malformed_reasons"].items() if k.startswith("dns.")}
+    assert dns == {}, dns
+    assert run["dns_tcp"]["continuation"] > 0, run["dns_tcp"]

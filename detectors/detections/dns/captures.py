@@ -6,8 +6,9 @@ Owns building DNS traffic at our authoritative server (``pcaps/policy_dns.yaml``
 over IPv6, IPv4 and TCP), benign backscatter (a mail server, a router interface),
 benign lookups (a busy authoritative answering many resolvers for many names, one
 resolver asking a few), an RFC 8020 walk of our zone as dnsrevenum6 does it, a zone
-transfer attempt over TCP, and malformed messages. Deterministic: fixed times and
-addresses.
+transfer attempt over TCP (refused, then answered over many TCP segments: the
+continuations must not be read as messages), and malformed messages. Deterministic:
+fixed times and addresses.
 """
 
 from __future__ import annotations
@@ -133,6 +134,55 @@ def tcp_exchange(
     ]
 
 
+def axfr_answer(qid: int, hosts: range) -> bytes:
+    """An AXFR answer message of ``ZONE``: one PTR record per host number (uncompressed
+    owner names, as a long answer has many)."""
+    head = struct.pack("!HHHHHH", qid, 0x8400, 1, len(hosts), 0, 0)
+    body = wire_name(ZONE) + struct.pack("!HH", AXFR, 1)
+    for i in hosts:
+        target = wire_name(f"host-{i}.example.com")
+        body += wire_name(arpa(f"2001:db8:1::{0x2000 + i:x}"))
+        body += struct.pack("!HHIH", PTR, 1, 3600, len(target)) + target
+    return head + body
+
+
+def tcp_axfr(t: float, client: bytes, qid: int) -> list[Frame]:
+    """A zone transfer our authoritative allows: handshake, the AXFR query, and the answer
+    (two messages of 100 PTRs, about 10 KB each) in 1220-byte segments, most of which
+    start inside a message (RFC 7766)."""
+    port = 41000 + qid
+    cs, ss = 7000, 0xFFFFF000  # the server's sequence numbers wrap inside the answer
+
+    def seg(
+        src: bytes, dst: bytes, sp: int, dp: int, flags: int, seq: int, ack: int, data: bytes
+    ) -> bytes:
+        return upper(src, dst, 6, tcp_header(sp, dp, flags, seq % 2**32, ack % 2**32) + data, 16)
+
+    q = message(qid, ZONE, AXFR)
+    qd = struct.pack("!H", len(q)) + q
+    stream = b"".join(
+        struct.pack("!H", len(m)) + m
+        for m in (axfr_answer(qid, range(k, k + 100)) for k in (0, 100))
+    )
+    c2s = [
+        (0.0, seg(client, AUTH6, port, 53, 0x02, cs, 0, b"")),
+        (0.002, seg(client, AUTH6, port, 53, 0x10, cs + 1, ss + 1, b"")),
+        (0.003, seg(client, AUTH6, port, 53, 0x18, cs + 1, ss + 1, qd)),
+    ]
+    s2c = [(0.001, seg(AUTH6, client, 53, port, 0x12, ss, cs + 1, b""))]
+    for n, off in enumerate(range(0, len(stream), 1220)):
+        data = stream[off : off + 1220]
+        s2c.append(
+            (
+                0.004 + n * 0.0001,
+                seg(AUTH6, client, 53, port, 0x10, ss + 1 + off, cs + 1 + len(qd), data),
+            )
+        )
+    return [(at(t + d), eth(_ip6(client, AUTH6, 6, p), PEER_MAC, AUTH_MAC)) for d, p in c2s] + [
+        (at(t + d), eth(_ip6(AUTH6, client, 6, p), AUTH_MAC, PEER_MAC)) for d, p in s2c
+    ]
+
+
 def looked_up(t0: float, addr: str, resolvers: int, rcode: int, ptr: str, qid0: int) -> list[Frame]:
     """``resolvers`` distinct resolvers (IPv6, every fourth over IPv4, one over TCP) ask
     our authoritative for ``addr``'s PTR, 2 s apart; each asks twice (retries count once)."""
@@ -220,6 +270,8 @@ def cap_dns_walk(out: Path) -> None:
     frames = benign()
     frames += walk(20, WALKER)
     frames += tcp_exchange(30, XFR, 0x77, ZONE, AXFR, REFUSED)
+    # Then allowed (the same querier: one alert per suppression interval).
+    frames += tcp_axfr(35, XFR, 0x78)
     # Malformed: a compression loop in a question and a message cut short.
     loop = struct.pack("!HHHHHH", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c" + struct.pack("!HH", PTR, 1)
     frames.append(

@@ -712,4 +712,9 @@ pub struct DecodeStats {
     pub link_types: Counts<u32>,
     /// DNS-over-TCP messages that continue past their segment (not reassembled).
     pub dns_tcp_partial: u64,
+    /// DNS-over-TCP segments (or their heads) that continue a message rather than start
+    /// one: skipped, never `Malformed` (`dns::TcpTrack`, `dns::plausible_start`).
+    pub dns_tcp_continuation: u64,
+    /// Streams dropped from the DNS-over-TCP boundary table by a collision.
+    pub dns_tcp_evicted: u64,
 }

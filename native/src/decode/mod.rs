@@ -147,6 +147,8 @@ pub struct Decoder {
     f: Frame,
     /// Scratch list of fragment anomalies the reassembler reports; kept to reuse its buffer.
     anomalies: Vec<reassembly::Anomaly>,
+    /// DNS-over-TCP streams whose last segment ended inside a message (`dns::TcpTrack`).
+    dns_track: dns::TcpTrack,
 }
 
 #[inline]
@@ -218,6 +220,7 @@ impl Decoder {
             reasm: Reassembler::new(limits.reassembly),
             f: Frame::default(),
             anomalies: Vec::new(),
+            dns_track: dns::TcpTrack::default(),
         }
     }
 

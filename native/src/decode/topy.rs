@@ -697,6 +697,8 @@ pub fn stats(py: Python<'_>, s: &DecodeStats) -> PyResult<Py<PyAny>> {
         ("reassembled", s.reassembled),
         ("ipv4_fragments_skipped", s.ipv4_fragments_skipped),
         ("dns_tcp_partial", s.dns_tcp_partial),
+        ("dns_tcp_continuation", s.dns_tcp_continuation),
+        ("dns_tcp_evicted", s.dns_tcp_evicted),
     ] {
         kw.set_item(name, v)?;
     }

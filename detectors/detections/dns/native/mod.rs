@@ -1,8 +1,14 @@
 //! The DNS family's per-message counting, in Rust: `backscatter` counts, per originator
 //! (the address a full 32-nibble `ip6.arpa` PTR query names), the distinct queriers in a
-//! packet-time window (`ipv6.dns_backscatter`); `walk` counts, per querier, the
-//! shorter-than-32-nibble names it asks under our zones and the answers it gets, and
-//! hands over zone-transfer attempts (`ipv6.rdns_walk`).
+//! packet-time window (`ipv6.dns_backscatter`); `walk` counts, per querier, the distinct
+//! shorter-than-32-nibble names it asks under our zones (less the QNAME-minimisation
+//! steps, RFC 9156) and the answers it gets, and hands over zone-transfer attempts
+//! (`ipv6.rdns_walk`).
+//!
+//! Answers are believed only from the policy's `dns.authoritative` servers when it lists
+//! any: anyone can send a packet that looks like a PTR answer, and an answer names the
+//! originator's class (a forged `mail.example.com` would turn a scanner into a
+//! "well-known service") and the walk's NXDOMAIN tree.
 //!
 //! Owns the tables (bounded LRUs, evictions counted) and the windows; Python gets one
 //! `backscatter` output when an originator's window first reaches `min_queriers`, one
@@ -14,6 +20,7 @@ use pyo3::prelude::*;
 use crate::decode::dns::{ip6_arpa_nibbles, TYPE_PTR};
 use crate::decode::events::{DnsMessage, Event, IpAddr};
 use crate::reduce::py::{any, bytes, setting, tuple};
+use crate::reduce::sketch::{mix64, DistinctCounter};
 use crate::reduce::windows::Lru;
 use crate::reducer::{Observes, Outputs, Reducer, TableStat};
 
@@ -42,6 +49,12 @@ fn addr_of(b: &[u8]) -> PyResult<IpAddr> {
 fn question(m: &DnsMessage) -> Option<(&str, u16)> {
     let q = m.question.as_ref()?;
     (m.opcode == 0 && (q.qclass == 1 || q.qclass == 255)).then_some((q.qname.as_str(), q.qtype))
+}
+
+/// Is `m` an answer we may believe: any answer when no authoritative server is listed,
+/// else only one sent from a listed server.
+fn trusted_answer(authoritative: &[IpAddr], m: &DnsMessage) -> bool {
+    authoritative.is_empty() || authoritative.contains(&m.src)
 }
 
 fn observes_dns() -> Observes {
@@ -190,7 +203,11 @@ impl Reducer for Backscatter {
         let ts = m.meta.ts_ns;
         if m.qr {
             // An answer: what the originator is called (or that it has no name). Only a
-            // window a query opened is updated, so answers cannot fill the table.
+            // window a query opened is updated, so answers cannot fill the table; only
+            // our authoritative servers' answers, so a forged one cannot name it.
+            if !trusted_answer(&self.authoritative, m) {
+                return Ok(());
+            }
             if let Some(o) = self.table.peek_mut(&origin) {
                 if m.rcode == NXDOMAIN {
                     o.nxdomain += 1;
@@ -280,6 +297,36 @@ impl Reducer for Backscatter {
 
 // -- ipv6.rdns_walk ---------------------------------------------------------------------
 
+/// Recent names a walker asked, checked for QNAME minimisation (see `Walker::recent`).
+const RECENT: usize = 32;
+
+/// One of a walker's recent names: a fingerprint of it, its depth and what became of it.
+#[derive(Clone, Copy, Debug, Default)]
+struct Recent {
+    fp: u32,
+    depth: u8,
+    state: u8,
+}
+
+/// `Recent.state`: an empty slot, a counted name, a name answered NXDOMAIN.
+const EMPTY: u8 = 0;
+const COUNTED: u8 = 1;
+const NAME_ERROR: u8 = 2;
+
+/// The fingerprints of every prefix of a name, `hs[k]` for its first `k` nibbles (one
+/// pass, no allocation): a name's identity in the distinct count, and how a later query
+/// finds out that an earlier name was its ancestor.
+fn prefix_hashes(nibbles: &[u8; 16], depth: usize) -> [u64; 33] {
+    let mut hs = [0u64; 33];
+    let mut h = 0x6970_362e_6172_7061u64; // "ip6.arpa"
+    hs[0] = h;
+    for (k, slot) in hs.iter_mut().enumerate().take(depth.min(32) + 1).skip(1) {
+        h = mix64(h ^ ((k as u64) << 8) ^ u64::from(nibble(nibbles, k - 1)));
+        *slot = h;
+    }
+    hs
+}
+
 /// One querier's window of names under our zones.
 struct Walker {
     start_ns: i64,
@@ -289,16 +336,71 @@ struct Walker {
     first_frame: u64,
     server: IpAddr,
     zone: usize,
-    names: u64,
+    /// Distinct names asked (exact while small, then a HyperLogLog): a resolver's retries
+    /// and repeats count once.
+    names: DistinctCounter,
+    /// Distinct names found to be QNAME-minimisation steps (RFC 9156): an ancestor of a
+    /// later query of the same querier, not answered NXDOMAIN. A minimising resolver
+    /// resolving one full name asks its successively longer prefixes, each extending the
+    /// last; a walker asks siblings (16 children per level), of which only the few that
+    /// exist are ever extended.
+    minimised: u64,
+    /// The last `RECENT` new names, the candidates for being such steps: a resolver's
+    /// next step follows its answer within a round trip, so each chain it has in flight
+    /// holds one slot.
+    recent: [Recent; RECENT],
+    next_recent: usize,
     max_depth: usize,
     nxdomain: u64,
     noerror: u64,
     discovered: Vec<[u8; 16]>,
 }
 
+impl Walker {
+    /// The names that count: distinct ones, less the minimisation steps.
+    fn count(&self) -> u64 {
+        (self.names.estimate().round() as u64).saturating_sub(self.minimised)
+    }
+
+    /// A query for a name with prefix fingerprints `hs` and `depth` nibbles: its recent
+    /// ancestors were minimisation steps; a shorter-than-full name is counted.
+    fn query(&mut self, hs: &[u64; 33], depth: usize) {
+        for r in self.recent.iter_mut() {
+            let d = usize::from(r.depth);
+            if r.state == COUNTED && d < depth && hs[d] as u32 == r.fp {
+                r.state = EMPTY;
+                self.minimised += 1;
+            }
+        }
+        if depth < 32 && self.names.add(hs[depth]) {
+            self.recent[self.next_recent] = Recent {
+                fp: hs[depth] as u32,
+                depth: depth as u8,
+                state: COUNTED,
+            };
+            self.next_recent = (self.next_recent + 1) % RECENT;
+            self.max_depth = self.max_depth.max(depth);
+        }
+    }
+
+    /// An NXDOMAIN for a recent name: nothing exists below it (RFC 8020), so a longer
+    /// query under it is no resolver's next step.
+    fn name_error(&mut self, fp: u32, depth: usize) {
+        if let Some(r) = self
+            .recent
+            .iter_mut()
+            .find(|r| r.state == COUNTED && usize::from(r.depth) == depth && r.fp == fp)
+        {
+            r.state = NAME_ERROR;
+        }
+    }
+}
+
 struct Walk {
     window_ns: i64,
     min_names: u64,
+    /// Distinct names counted exactly per walker before its HyperLogLog takes over.
+    exact_names: usize,
     /// Our zones as nibble prefixes (packed, count); empty: every ip6.arpa name.
     zones: Vec<([u8; 16], usize)>,
     authoritative: Vec<IpAddr>,
@@ -314,13 +416,21 @@ struct Walk {
 
 /// Zone-transfer attempts reported per walk window (each is an alert or suppressed).
 const XFR_PER_WINDOW: usize = 64;
+/// A walker's distinct-name HyperLogLog past its exact set: 2**10 one-byte registers
+/// (about 3 % standard error, far past the threshold by then).
+const NAMES_PRECISION: u32 = 10;
 
 fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
     let zones: Vec<(Vec<u8>, usize)> = setting(s, "dns_walk", "zones")?;
     let auth: Vec<Vec<u8>> = setting(s, "dns_walk", "authoritative")?;
+    let min_names = setting::<u64>(s, "dns_walk", "min_names")?.max(1);
     Ok(Box::new(Walk {
         window_ns: setting::<i64>(s, "dns_walk", "window_ns")?.max(1),
-        min_names: setting::<u64>(s, "dns_walk", "min_names")?.max(1),
+        min_names,
+        // Exact well past the threshold (a walk's evidence too, up to 512 names at the
+        // defaults: 4 KiB for such a walker, nothing for a one-name querier); bounded
+        // either way.
+        exact_names: (2 * min_names).clamp(512, 4096) as usize,
         zones: zones
             .into_iter()
             .map(|(b, n)| {
@@ -372,7 +482,7 @@ impl Walk {
                 bytes(py, querier.as_bytes()),
                 bytes(py, w.server.as_bytes()),
                 any(py, (w.zone != usize::MAX).then_some(w.zone))?,
-                any(py, w.names)?,
+                any(py, w.count())?,
                 any(py, w.max_depth)?,
                 any(py, w.nxdomain)?,
                 any(py, w.noerror)?,
@@ -392,7 +502,7 @@ impl Walk {
         w: &Walker,
         out: &mut Outputs<'py>,
     ) -> PyResult<()> {
-        if w.names >= self.min_names {
+        if w.count() >= self.min_names {
             let item = self.output(py, q, w)?;
             out.push(item)?;
         }
@@ -425,11 +535,16 @@ impl Reducer for Walk {
         if m.qr {
             // An answer to a querier being counted: the RFC 8020 tree it walks.
             // The tree is judged on the shorter names; a full name answered with data
-            // is an address discovered.
+            // is an address discovered. Only our authoritative servers' answers.
+            if !trusted_answer(&self.authoritative, m) {
+                return Ok(());
+            }
             if let Some(w) = self.table.peek_mut(&m.dst) {
                 if depth < 32 {
                     if m.rcode == NXDOMAIN {
                         w.nxdomain += 1;
+                        let hs = prefix_hashes(&nibbles, depth);
+                        w.name_error(hs[depth] as u32, depth);
                     } else if m.rcode == 0 {
                         w.noerror += 1;
                     }
@@ -474,8 +589,14 @@ impl Reducer for Walk {
             return out.push(item);
         }
         if depth >= 32 {
-            return Ok(()); // a full name is an ordinary lookup, not a walk step
+            // A full name is an ordinary lookup, not a walk step; but it ends a
+            // minimising resolver's chain of shorter names (hashed only then).
+            if let Some(w) = self.table.peek_mut(&m.src) {
+                w.query(&prefix_hashes(&nibbles, depth), depth);
+            }
+            return Ok(());
         }
+        let hs = prefix_hashes(&nibbles, depth);
         let window = self.window_ns;
         let due = match self.table.peek(&m.src) {
             Some(w) => ts.saturating_sub(w.start_ns) >= window,
@@ -494,7 +615,10 @@ impl Reducer for Walk {
                 first_frame: m.meta.frame,
                 server: m.dst,
                 zone,
-                names: 0,
+                names: DistinctCounter::new(self.exact_names, NAMES_PRECISION),
+                minimised: 0,
+                recent: [Recent::default(); RECENT],
+                next_recent: 0,
                 max_depth: 0,
                 nxdomain: 0,
                 noerror: 0,
@@ -506,8 +630,7 @@ impl Reducer for Walk {
         }
         if let Some(w) = self.table.get(&m.src) {
             w.last_ns = ts;
-            w.names += 1;
-            w.max_depth = w.max_depth.max(depth);
+            w.query(&hs, depth);
         }
         Ok(())
     }
