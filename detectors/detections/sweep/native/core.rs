@@ -4,8 +4,7 @@
 //! unspecified source, ICMPv6 errors quoting the destination's own packet), answers
 //! (`is_answer`: echo replies, SYN-ACKs, RSTs and a server's UDP or TCP from its
 //! well-known port, which only feed the responders of open windows and never open one),
-//! the
-//! recent-pairs cache, the per-source-/64 and per-(source /64, destination /64) windows
+//! the recent-pairs cache, the per-source-/64 and per-(source /64, destination /64) windows
 //! with their distinct targets, destination /64s, responders, named source addresses,
 //! probe kinds and target samples, and the gates: a tier crossing, or a wide scan, that
 //! passes the no-reply ratio. It hands out only `Outcome`s: a gated crossing (Python
@@ -138,6 +137,8 @@ pub struct Pair {
 }
 
 pub type SrcRef = Rc<RefCell<Source>>;
+pub type PairRef = Rc<RefCell<Pair>>;
+pub type FanRef = Rc<RefCell<Fan>>;
 
 /// A flow (source and destination address) in the recent-pairs cache: one lookup per
 /// packet tells a repeat of a counted probe or of an answer, whichever it was.
@@ -148,8 +149,6 @@ enum Recent {
     /// of whatever windows were open then; repeats within a window add nothing.
     Answer(i64),
 }
-pub type PairRef = Rc<RefCell<Pair>>;
-pub type FanRef = Rc<RefCell<Fan>>;
 
 /// One destination /64's window over every source that probed it (fan-in).
 #[derive(Debug)]
