@@ -255,10 +255,11 @@ def _stamp(path: Path) -> tuple[str, str] | None:
     return (str(path.resolve()), hashlib.blake2b(data, digest_size=16).hexdigest())
 
 
-# Parsed files by stamp. A run reads the lock and every spec once: the engine, the
-# families that read another family's thresholds (the DHCPv6 and MLD learning windows
-# are the RA family's) and the rule renderers all ask again, and parsing YAML was most
-# of the start-up of a short replay.
+# Parsed files by stamp, handed out as they are (see load_spec: callers must not mutate).
+# A run reads the lock and every spec once: the engine, the families that read another
+# family's thresholds (the DHCPv6 and MLD learning windows are the RA family's) and the
+# rule renderers all ask again, and parsing YAML was most of the start-up of a short
+# replay.
 _REVISIONS: dict[tuple[str, str], dict[int, int]] = {}
 _SPECS: dict[tuple[tuple[str, str], tuple[tuple[int, int], ...]], FamilySpec] = {}
 
@@ -472,7 +473,16 @@ def _detection(node: Any, where: str, revs: Mapping[int, int]) -> DetectionSpec:
 
 def load_spec(path: Path, revs: Mapping[int, int] | None = None) -> FamilySpec:
     """Load and validate one family spec; ``revs`` (sid -> rev) defaults to the lock's.
-    The result is shared by every caller with the same file and revisions (it is frozen)."""
+
+    The result is cached and shared by every caller with the same file and revisions.
+    Its dataclasses are frozen (no attribute can be reassigned), but the freezing is
+    shallow: ``detections``, ``reducers``, ``evidence``, ``signatures``, ``thresholds``,
+    ``coverage`` and ``parameters`` (with the YAML lists inside it) are plain dicts and
+    lists, shared with the cache. Callers must not mutate them; one that needs a changed
+    spec works on a ``copy.deepcopy`` (as ``tests/test_engine.py`` does). Nothing in
+    ``detectors/`` mutates them (they are copied, e.g. ``dict(det.thresholds)``). They are
+    not deep-frozen with mapping proxies: those can be neither deep-copied (the tests
+    deep-copy specs) nor dumped as JSON or YAML."""
     revs = revisions() if revs is None else revs
     stamp = _stamp(path)
     key = None if stamp is None else (stamp, tuple(sorted(revs.items())))

@@ -5,7 +5,8 @@ the per-source tables only thrashed); a million of them (an alert with bounded p
 and counted evictions, and the thrashing reported once per table); a scanner moving to
 a new source /64 every 99 probes, just under the per-source tier (an alert, RSS
 bounded); the fan-in evidence (sampled sources with their /48 and /32 shares); the
-fan-in observations; and answered fan-in staying silent. The large captures are written
+fan-in observations; answered fan-in staying silent; and busy servers' answers to 100,000
+clients, each in its own /64, opening no window at all. The large captures are written
 by the sweep family's ``captures.py`` into a temporary folder and replayed by the real
 command in a fresh process, which reports its own peak RSS (VmHWM) on exit.
 """
@@ -19,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from detectors.detections.sweep.captures import fanin_probes, write_stream
+from detectors.detections.sweep.captures import busy_server_answers, fanin_probes, write_stream
 from detectors.engine import Engine
 from detectors.es.observations import Observation
 from detectors.policy import empty_policy, load_policy
@@ -167,3 +168,20 @@ def test_the_benign_fan_in_capture_stays_silent_without_a_policy() -> None:
         engine.run(reader.records())
     engine.finish()
     assert alerts == []
+
+
+def test_busy_servers_answering_100k_clients_open_no_window() -> None:
+    """The review of the fan-in work: every answer opened a pair window (server /64,
+    client /64) and a fan-in window on the client's /64, so 32 busy servers answering
+    100,000 clients in as many /64s (SYN-ACKs, established ACKs, DNS and QUIC answers, as
+    a sensor on the servers' side of an asymmetric route sees them) thrashed both tables
+    and raised state_thrashing. Answers now only count as responders: zero alerts, and
+    the sweep's tables hold nothing."""
+    alerts: list[Any] = []
+    engine = Engine(load_policy(str(PCAPS / "policy.yaml")), alerts.append)
+    engine.run((ts, 0, 1, f, len(f)) for ts, f in busy_server_answers(100_000))
+    stats = engine.table_stats()
+    engine.finish()
+    assert alerts == []
+    for table in ("sweep.sources", "sweep.pairs", "sweep.fanin"):
+        assert stats[table]["size"] == 0 and stats[table]["evictions"] == 0, stats[table]

@@ -14,7 +14,8 @@ upstream link (probes arrive from the provider's router, replies leave R1):
 
 ``fanin_probes`` and ``write_stream`` also build the large captures the tests write into
 a temporary folder (20,000 and a million random-source probes, a scanner moving to a new
-source /64 every 99 probes) without holding them in memory. Every generator is seeded
+source /64 every 99 probes) without holding them in memory; ``busy_server_answers`` the
+benign opposite (servers answering 100,000 clients, each in its own /64). Every generator is seeded
 on its own, so the central captures' bytes do not change.
 """
 
@@ -39,6 +40,7 @@ from pcaps.generate import (
     echo6,
     ip6,
     tcp6,
+    udp6,
     wan6,
     write_pcap,
 )
@@ -88,6 +90,27 @@ def fanin_probes(
         src = src64 + rng.randbytes(8)
         dst = target[:8] + rng.randbytes(8)
         yield at(start + i * step), fast_echo(src, dst, i)
+
+
+def busy_server_answers(clients: int, *, seed: int = 1502, step: float = 0.002) -> Iterator[Frame]:
+    """What a sensor on the servers' side of an asymmetric route sees of busy servers:
+    32 servers in four /64s of 2001:db8:1::/48 answering ``clients`` clients, each from
+    its own random /64 of 2001:db8::/32 on an ephemeral port, one client every ``step``
+    seconds. Each client gets a SYN-ACK and an established ACK from port 443, and a DNS
+    answer (from port 53) or a QUIC datagram (from 443). Nothing here is a probe."""
+    rng = random.Random(seed)
+    for i in range(clients):
+        t = 1 + i * step
+        client = DOC32 + rng.randbytes(12)
+        server = PREFIX[:6] + struct.pack("!HQ", i % 4, 0x80 + i % 8)
+        port = 1024 + rng.randrange(64512)
+        synack = tcp6(server, client, 443, port, 0x12, 7000 + i, 2)
+        yield at(t), wan6(ip6(server, client, 6, synack, 64))
+        ack = tcp6(server, client, 443, port, 0x18, 7001 + i, 80)
+        yield at(t + 0.0002), wan6(ip6(server, client, 6, ack, 64))
+        sport = 53 if i % 2 else 443
+        dgram = udp6(server, client, sport, port, b"answer")
+        yield at(t + 0.0004), wan6(ip6(server, client, 17, dgram, 64))
 
 
 def write_stream(path: Path, frames: Iterable[Frame]) -> int:

@@ -16,6 +16,12 @@ scanner that randomises its own address within its /64 is still one scanner:
   sent (wide scans), and the distinct hosts that sent anything back to it
   (the no-reply ratio that keeps servers and busy clients silent).
 
+Answers (echo replies, SYN-ACKs, RSTs, ICMPv6 errors quoting their
+destination's own packet, UDP or established TCP from a port below 1024 to an
+ephemeral one) open no window in any table: they
+only count their sender as a responder of the windows already open, so a busy
+server's answers to its clients neither sweep nor thrash a table.
+
 Counters are exact up to ``exact_up_to`` values and HyperLogLog sketches
 after (bit-for-bit ``detectors.sketch``), so memory depends on the table caps,
 never on the number of targets. A tier is checked on every new target, and
@@ -47,7 +53,6 @@ cap in one window, once per table and window.
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -81,12 +86,13 @@ class Sweep:
         th = det.ctx.thresholds[CATEGORY]
         self.window_ns = int(th["window_s"] * NS)
         self.tiers = [th["medium_targets"], th["high_targets"], th["critical_targets"]]
+        self.tier_thresholds = dict(zip(TIERS, self.tiers, strict=True))  # evidence (copied)
         self.wide_prefixes = th["wide_min_prefixes"]
         self.wide_targets = th["wide_min_targets"]
         self.observe = det.ctx.observe
         self.observe_min = th["observe_min_targets"]
         self.observe_cap = int(th["max_observations_per_window"])
-        self.fanin_sources = th["fanin_min_sources"]
+        self.fanin_thresholds = {"sources": th["fanin_min_sources"], "targets": self.tiers[0]}
         self.thrash_ratio = th["thrash_ratio"]
         precision = int(th["sketch_precision"])
         # Made before the suppressor, so its tables come first in the stats, as before.
@@ -94,7 +100,7 @@ class Sweep:
             "sweep",
             {
                 "window_ns": self.window_ns,
-                "tiers": (self.tiers[0], self.tiers[1], self.tiers[2]),
+                "tiers": tuple(self.tiers),
                 "wide_prefixes": self.wide_prefixes,
                 "wide_targets": self.wide_targets,
                 "min_no_reply": th["min_no_reply_ratio"],
@@ -105,7 +111,7 @@ class Sweep:
                 "max_pairs": int(th["max_pairs_tracked"]),
                 # Without a listener no closed window crosses over at all.
                 "observe_min": self.observe_min if self.observe is not None else None,
-                "fanin_sources": self.fanin_sources,
+                "fanin_sources": th["fanin_min_sources"],
                 "max_fanin": int(th["max_fanin_tracked"]),
                 "thrash_ratio": self.thrash_ratio,
             },
@@ -152,79 +158,94 @@ class Sweep:
 
     # -- observations --------------------------------------------------------
 
+    def _observed_at(self, start: int, last: int) -> int | None:
+        """The packet time a closed window is observed at (its last packet), or None when
+        nobody listens or the window's observation budget is spent."""
+        end = last or start
+        if self.observe is None or not self.budget.take(end):
+            return None
+        return end
+
+    def _observe(
+        self,
+        kind: str,
+        key: str,
+        start: int,
+        end: int,
+        details: dict[str, Any],
+        source_ip: str | None = None,
+    ) -> None:
+        """Write one observation of a closed window; ``details`` gets its ``window``."""
+        assert self.observe is not None  # _observed_at said so
+        details["window"] = {"start": start / NS, "end": end / NS, "seconds": self.window_ns / NS}
+        self.observe(
+            Observation(
+                kind=kind,
+                ts_ns=end,
+                start_ns=start,
+                end_ns=end,
+                key=key,
+                source_ip=source_ip,
+                capture=self.det.ctx.capture(),
+                details=details,
+            )
+        )
+
     def _pair_closed(self, o: Outcome) -> None:
         """One observation of a closed pair window with enough targets (bounded)."""
         _, src64, dst64, estimate, exact, sources, more, packets, probes, tier, start, last = o[:12]
         ratio = o[12]
-        end = last or start
-        if self.observe is None or not self.budget.take(end):
+        end = self._observed_at(start, last)
+        if end is None:
             return
         found = _counter(sources)
         top, top_found = found.most_common(1)[0] if found else (src64, 0)
         one_source = top_found >= HOST_SHARE * sum(found.values()) and not more
-        self.observe(
-            Observation(
-                kind="sweep",
-                ts_ns=end,
-                start_ns=start,
-                end_ns=end,
-                key=sweep_identifier(src64, dst64),
-                # One address did (nearly) all the probing: it is named, as in host_sweep;
-                # otherwise only the source /64 is, as in prefix_sweep.
-                source_ip=ip_str(top) if one_source else None,
-                capture=self.det.ctx.capture(),
-                details={
-                    "source_prefix": prefix64_str(src64),
-                    "source_addresses": len(found),
-                    "more_source_addresses": more,
-                    "destination_prefix": prefix64_str(dst64),
-                    "estimated_targets": round(estimate),
-                    "exact": exact,
-                    "no_reply_ratio": round(ratio, 4),
-                    "packets": packets,
-                    "probes": dict(sorted(probes)),
-                    "tier": TIERS[tier - 1] if tier else None,
-                    "window": {
-                        "start": start / NS,
-                        "end": end / NS,
-                        "seconds": self.window_ns / NS,
-                    },
-                },
-            )
+        self._observe(
+            "sweep",
+            sweep_identifier(src64, dst64),
+            start,
+            end,
+            {
+                "source_prefix": prefix64_str(src64),
+                "source_addresses": len(found),
+                "more_source_addresses": more,
+                "destination_prefix": prefix64_str(dst64),
+                "estimated_targets": round(estimate),
+                "exact": exact,
+                "no_reply_ratio": round(ratio, 4),
+                "packets": packets,
+                "probes": dict(sorted(probes)),
+                "tier": TIERS[tier - 1] if tier else None,
+            },
+            # One address did (nearly) all the probing: it is named, as in host_sweep;
+            # otherwise only the source /64 is, as in prefix_sweep.
+            source_ip=ip_str(top) if one_source else None,
         )
 
     def _fan_closed(self, o: Outcome) -> None:
         """One observation of a closed fan-in window (enough targets and source /64s)."""
         _, dst64, targets, exact, sources, ratio, packets, probes, tier, start, last = o[:11]
         src_sample = o[11]  # (o[12], its sample level, is for the alert's shares)
-        end = last or start
-        if self.observe is None or not self.budget.take(end):
+        end = self._observed_at(start, last)
+        if end is None:
             return
-        self.observe(
-            Observation(
-                kind="fanin",
-                ts_ns=end,
-                start_ns=start,
-                end_ns=end,
-                key=f"{prefix64_str(dst64)}|fanin",
-                capture=self.det.ctx.capture(),
-                details={
-                    "destination_prefix": prefix64_str(dst64),
-                    "estimated_targets": round(targets),
-                    "source_prefixes": round(sources),
-                    "exact": exact,
-                    "no_reply_ratio": round(ratio, 4),
-                    "packets": packets,
-                    "probes": dict(sorted(probes)),
-                    "tier": TIERS[tier - 1] if tier else None,
-                    "sampled_sources": _sample(src_sample),
-                    "window": {
-                        "start": start / NS,
-                        "end": end / NS,
-                        "seconds": self.window_ns / NS,
-                    },
-                },
-            )
+        self._observe(
+            "fanin",
+            f"{prefix64_str(dst64)}|fanin",
+            start,
+            end,
+            {
+                "destination_prefix": prefix64_str(dst64),
+                "estimated_targets": round(targets),
+                "source_prefixes": round(sources),
+                "exact": exact,
+                "no_reply_ratio": round(ratio, 4),
+                "packets": packets,
+                "probes": dict(sorted(probes)),
+                "tier": TIERS[tier - 1] if tier else None,
+                "sampled_sources": _sample(src_sample),
+            },
         )
 
     def _tier_crossed(self, o: Outcome) -> None:
@@ -245,7 +266,7 @@ class Sweep:
         evidence.update(
             target_prefix=prefix64_str(dst64),
             tier=tier,
-            tiers={t: self.tiers[i] for i, t in enumerate(TIERS)},
+            tiers=dict(self.tier_thresholds),
             estimated_targets=round(estimate),
             exact=exact,
             coverage_of_64=estimate / 2**64,
@@ -324,12 +345,12 @@ class Sweep:
             evidence={
                 "target_prefix": prefix64_str(dst64),
                 "tier": tier,
-                "tiers": {t: self.tiers[i] for i, t in enumerate(TIERS)},
+                "tiers": dict(self.tier_thresholds),
                 "estimated_targets": round(targets),
                 "exact": exact,
                 "coverage_of_64": targets / 2**64,
                 "source_prefixes": round(sources),
-                "thresholds": {"sources": self.fanin_sources, "targets": self.tiers[0]},
+                "thresholds": dict(self.fanin_thresholds),
                 "source_concentration": concentration(src_sample, src_level),
                 "sampled_sources": _sample(src_sample),
                 "patterns": _patterns(sample, level),
@@ -338,9 +359,7 @@ class Sweep:
                 "sample_targets": _sample(sample),
                 "probes": dict(sorted(probes)),
                 "packets": packets,
-                "first_seen": first.meta.ts_ns / NS,
-                "last_seen": last / NS,
-                "window": {"start": start / NS, "seconds": self.window_ns / NS},
+                **self._times(first.meta.ts_ns, start, last),
                 "correlation": {"prefix": prefix64_str(dst64), "sweeps": [identifier]},
             },
             severity=tier,
@@ -352,7 +371,7 @@ class Sweep:
     def _thrash(self, o: Outcome) -> None:
         """A table evicted ``thrash_ratio`` times its cap within one window: one alert per
         table (suppressed for ``thrash_suppress_s``)."""
-        _, table, evictions, cap, start, ts, total, packet = o
+        _, table, evictions, cap, threshold, start, ts, total, packet = o
         identifier = f"{table}|thrash"
         if not self.thrash_suppress.allow(identifier, ts):
             return
@@ -369,13 +388,9 @@ class Sweep:
                 "evictions_total": total,
                 "cap": cap,
                 "eviction_rate": round(evictions / seconds, 3),
-                "thresholds": {
-                    "thrash_ratio": self.thrash_ratio,
-                    "evictions": max(1, math.ceil(self.thrash_ratio * cap)),
-                },
-                "first_seen": start / NS,
-                "last_seen": ts / NS,
-                "window": {"start": start / NS, "seconds": self.window_ns / NS},
+                # The reducer's threshold (thrash_ratio times the cap, at least one).
+                "thresholds": {"thrash_ratio": self.thrash_ratio, "evictions": threshold},
+                **self._times(start, start, ts),
             },
         )
 
@@ -392,7 +407,13 @@ class Sweep:
                     {"address": ip_str(a), "new_targets": sources[a]} for a in named[:SAMPLE]
                 ],
             },
-            "first_seen": first.meta.ts_ns / NS,
+            **self._times(first.meta.ts_ns, start, last),
+        }
+
+    def _times(self, first_ns: int, start: int, last: int) -> dict[str, Any]:
+        """An alert's ``first_seen``, ``last_seen`` and ``window`` (seconds)."""
+        return {
+            "first_seen": first_ns / NS,
             "last_seen": last / NS,
             "window": {"start": start / NS, "seconds": self.window_ns / NS},
         }

@@ -1,8 +1,10 @@
 //! The per-packet half of `ipv6.sweep` (`detectors/detections/sweep/sweep.py`).
 //!
 //! Owns, per packet: the filters (multicast, link-local, Neighbor Discovery, the
-//! unspecified source, ICMPv6 errors quoting the destination's own packet), the
-//! recent-pairs cache, the per-source-/64 and per-(source /64, destination /64) windows
+//! unspecified source, ICMPv6 errors quoting the destination's own packet), answers
+//! (`is_answer`: echo replies, SYN-ACKs, RSTs and a server's UDP or TCP from its
+//! well-known port, which only feed the responders of open windows and never open one),
+//! the recent-pairs cache, the per-source-/64 and per-(source /64, destination /64) windows
 //! with their distinct targets, destination /64s, responders, named source addresses,
 //! probe kinds and target samples, and the gates: a tier crossing, or a wide scan, that
 //! passes the no-reply ratio. It hands out only `Outcome`s: a gated crossing (Python
@@ -28,7 +30,7 @@ use std::rc::Rc;
 
 use crate::decode::events::Ipv6Packet;
 use crate::reduce::few::Few;
-use crate::reduce::probe::{self, addressed, answers_destination, probe_kind};
+use crate::reduce::probe::{self, addressed, answers_destination, probe_kind, role, Role};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};
 
@@ -137,6 +139,16 @@ pub struct Pair {
 pub type SrcRef = Rc<RefCell<Source>>;
 pub type PairRef = Rc<RefCell<Pair>>;
 pub type FanRef = Rc<RefCell<Fan>>;
+
+/// A flow (source and destination address) in the recent-pairs cache: one lookup per
+/// packet tells a repeat of a counted probe or of an answer, whichever it was.
+enum Recent {
+    /// Counted into these windows: repeats only add packets to them.
+    Probe(PairRef, SrcRef),
+    /// An answer (`is_answer`) first seen at this packet time: its source is a responder
+    /// of whatever windows were open then; repeats within a window add nothing.
+    Answer(i64),
+}
 
 /// One destination /64's window over every source that probed it (fan-in).
 #[derive(Debug)]
@@ -327,11 +339,13 @@ pub enum Outcome {
         src_level: u32,
     },
     /// Table `table` (index in `TABLE_NAMES`) evicted `evictions` windows since
-    /// `start_ns`, at least `thrash_ratio` times its cap: once per table and window.
+    /// `start_ns`, at least `threshold` (`thrash_ratio` times its cap, at least one):
+    /// once per table and window.
     Thrash {
         table: usize,
         evictions: u64,
         cap: usize,
+        threshold: u64,
         start_ns: i64,
         ts_ns: i64,
         total: u64,
@@ -346,7 +360,7 @@ pub struct SweepCore {
     pub sources: Windows<[u8; 8], SrcRef>,
     pub pairs: Windows<[u8; 16], PairRef>,
     pub fanin: Windows<[u8; 8], FanRef>,
-    recent: KeyedMap<[u8; 32], (PairRef, SrcRef)>,
+    recent: KeyedMap<[u8; 32], Recent>,
     thrash: [Thrash; 3],
 }
 
@@ -376,6 +390,28 @@ fn fan_closed(cfg: &Config, dst64: [u8; 8], f: &FanRef, out: &mut Vec<Outcome>) 
     });
 }
 
+/// A packet that answers rather than probes (issue 15's review: a busy server's answers
+/// opened a pair and a fan-in window on each of its clients' /64s). Read from the ICMPv6
+/// type, the TCP flags and the ports, no address: an echo reply, a SYN-ACK or a RST
+/// (`Role::Reply`), and a UDP datagram or an established TCP segment from a well-known
+/// port (below 1024: DNS, NTP, HTTPS and QUIC on 443) to an ephemeral one (1024 and up),
+/// which is a server answering its client. A UDP or ACK scan sent from a well-known port
+/// to high ports is not counted; SYN, echo and UDP probes of services (a well-known
+/// destination port) are. ICMPv6 errors are judged by what they quote instead
+/// (`answers_destination`): one about someone else's packet is unsolicited, a probe.
+#[inline]
+pub fn is_answer(pk: &Ipv6Packet) -> bool {
+    match role(pk) {
+        Role::Reply => !matches!(pk.icmp_type, Some(1..=4)),
+        Role::Probe(_) => false,
+        Role::Either | Role::Other => {
+            matches!((pk.sport, pk.dport), (Some(s), Some(d)) if s < 1024 && d >= 1024)
+        }
+    }
+}
+
+/// Evictions in one window that are thrashing: the one place this is derived (the alert's
+/// `thresholds.evictions` is handed over with the outcome).
 fn thrash_min(ratio: f64, cap: usize) -> u64 {
     // At least one eviction: a ratio of 0 would report every window.
     ((ratio * cap as f64).ceil() as u64).max(1)
@@ -452,12 +488,35 @@ impl SweepCore {
                     table: i,
                     evictions: ev[i] - t.base,
                     cap: caps[i],
+                    threshold: t.min,
                     start_ns: t.start_ns,
                     ts_ns: ts,
                     total: ev[i],
                     packet: Box::new(pk.clone()),
                 });
             }
+        }
+    }
+
+    /// An answer only says that its source is alive: it feeds the responders of the
+    /// windows already open for its destination's /64 (the prober's source window) and
+    /// its own /64 (a fan-in window on it), and opens nothing. Two lookups, and the
+    /// address hash only when one of them hits.
+    fn on_answer(&mut self, pk: &Ipv6Packet) {
+        let (src, dst) = (&pk.ip.src, &pk.ip.dst);
+        let src64: [u8; 8] = src[..8].try_into().expect("8 bytes");
+        let dst64: [u8; 8] = dst[..8].try_into().expect("8 bytes");
+        let back = self.sources.table.peek(&dst64);
+        let fan = self.fanin.table.peek(&src64);
+        if back.is_none() && fan.is_none() {
+            return;
+        }
+        let h_src = hash_bytes(src);
+        if let Some(back) = back {
+            back.borrow_mut().responders.add(h_src);
+        }
+        if let Some(fan) = fan {
+            fan.borrow_mut().responders.add(h_src);
         }
     }
 
@@ -472,17 +531,48 @@ impl SweepCore {
         flow[..16].copy_from_slice(src);
         flow[16..].copy_from_slice(dst);
         let span = self.cfg.window_ns;
-        if let Some((p, s)) = self.recent.get(&flow) {
-            let (mut p, mut s) = (p.borrow_mut(), s.borrow_mut());
-            if ts.saturating_sub(p.w.start_ns) < span && ts.saturating_sub(s.w.start_ns) < span {
-                // A known target in the current windows: nothing new to count.
-                p.w.last_ns = ts;
-                s.w.last_ns = ts;
-                p.w.packets += 1;
-                s.w.packets += 1;
-                return;
+        match self.recent.get(&flow) {
+            Some(Recent::Probe(p, s)) => {
+                let (mut p, mut s) = (p.borrow_mut(), s.borrow_mut());
+                if ts.saturating_sub(p.w.start_ns) < span && ts.saturating_sub(s.w.start_ns) < span
+                {
+                    // A known target in the current windows: nothing new to count.
+                    p.w.last_ns = ts;
+                    s.w.last_ns = ts;
+                    p.w.packets += 1;
+                    s.w.packets += 1;
+                    return;
+                }
             }
+            Some(&Recent::Answer(seen)) if ts.saturating_sub(seen) < span => return,
+            _ => {}
         }
+        // Only a flow's first packet (per window) meets this test, after the cache.
+        let what = if is_answer(pk) {
+            // A server's answers to its clients open no window: its clients' /64s would
+            // each get a pair and a fan-in window from it, and a busy server's would
+            // thrash both tables.
+            self.on_answer(pk);
+            Recent::Answer(ts)
+        } else {
+            match self.on_probe(pk, out) {
+                Some((p, s)) => Recent::Probe(p, s),
+                None => return,
+            }
+        };
+        // Cleared when full: cheaper than an LRU, and a cleared flow only counts once more.
+        if self.recent.len() >= RECENT_PAIRS {
+            self.recent.clear();
+        }
+        self.recent.insert(flow, what);
+    }
+
+    /// Count a packet that may be a probe into its source, pair and fan-in windows (None
+    /// for an ICMPv6 error about the destination's own packet: a reply, counted nowhere).
+    #[inline]
+    fn on_probe(&mut self, pk: &Ipv6Packet, out: &mut Vec<Outcome>) -> Option<(PairRef, SrcRef)> {
+        let (src, dst) = (&pk.ip.src, &pk.ip.dst);
+        let ts = pk.meta.ts_ns;
         let mut src64 = [0u8; 8];
         let mut dst64 = [0u8; 8];
         src64.copy_from_slice(&src[..8]);
@@ -497,7 +587,7 @@ impl SweepCore {
             fan.borrow_mut().responders.add(h_src);
         }
         if answers_destination(pk) {
-            return; // an ICMPv6 error about the destination's own packet is a reply
+            return None; // an ICMPv6 error about the destination's own packet is a reply
         }
         let h_iid = mix64(u64::from_be_bytes(dst[8..].try_into().expect("8 bytes")));
         let h_dst = mix64(h_iid ^ u64::from_be_bytes(dst64));
@@ -565,10 +655,6 @@ impl SweepCore {
                 }
             }
         }
-        if self.recent.len() >= RECENT_PAIRS {
-            self.recent.clear();
-        }
-        self.recent.insert(flow, (p_ref, s_ref));
 
         // Fan-in: the destination /64 across every source, with the hashes made above.
         let f_ref = self.fanin.current(
@@ -611,6 +697,7 @@ impl SweepCore {
             }
         }
         self.check_thrash(pk, ts, out);
+        Some((p_ref, s_ref))
     }
 
     /// Packet time reached `now_ns`: close the windows a span old (sources, then pairs,
@@ -784,6 +871,23 @@ mod tests {
             tcp_flags: None,
             quoted_src: None,
         }
+    }
+
+    /// A packet with these ports: TCP with `flags`, or UDP (`flags` None).
+    fn ported(
+        ts_ns: i64,
+        src: [u8; 16],
+        dst: [u8; 16],
+        sport: u16,
+        dport: u16,
+        flags: Option<u8>,
+    ) -> Ipv6Packet {
+        let mut p = udp(ts_ns, src, dst);
+        (p.sport, p.dport, p.tcp_flags) = (Some(sport), Some(dport), flags);
+        if flags.is_some() {
+            p.ip.upper = 6;
+        }
+        p
     }
 
     const SCANNER: u64 = 0x2001_0db8_0bad_0000;
@@ -1036,6 +1140,90 @@ mod tests {
             core.on_packet(&udp(i as i64 * 1000 + 2, c, one), &mut out);
         }
         assert_eq!(fanins(&out), Vec::<(usize, f64, f64)>::new());
+    }
+
+    #[test]
+    fn answers_are_told_from_probes_by_flags_and_ports() {
+        let (a, b) = (addr(SCANNER, 1), addr(TARGETS, 1));
+        let answer = |p: &Ipv6Packet| is_answer(p);
+        assert!(answer(&ported(0, a, b, 443, 40000, Some(0x12)))); // SYN-ACK
+        assert!(answer(&ported(0, a, b, 40000, 443, Some(0x14)))); // RST, any ports
+        assert!(answer(&ported(0, a, b, 443, 40000, Some(0x10)))); // a server's ACK
+        assert!(answer(&ported(0, a, b, 53, 40000, None))); // a DNS answer
+        assert!(answer(&ported(0, a, b, 443, 50000, None))); // QUIC
+        assert!(!answer(&ported(0, a, b, 40000, 443, Some(0x02)))); // SYN
+        assert!(!answer(&ported(0, a, b, 53, 40000, Some(0x02)))); // SYN from port 53
+        assert!(!answer(&ported(0, a, b, 40000, 443, Some(0x10)))); // a client's ACK
+        assert!(!answer(&ported(0, a, b, 40000, 53, None))); // a DNS query
+        assert!(!answer(&ported(0, a, b, 123, 123, None))); // NTP peers, either way
+        let mut echo = udp(0, a, b);
+        (echo.ip.upper, echo.sport, echo.dport) = (58, None, None);
+        echo.icmp_type = Some(128);
+        assert!(!answer(&echo));
+        echo.icmp_type = Some(129);
+        assert!(answer(&echo));
+        echo.icmp_type = Some(1); // judged by what it quotes (answers_destination)
+        assert!(!answer(&echo));
+    }
+
+    #[test]
+    fn busy_servers_answering_100k_clients_open_no_window() {
+        // 32 servers in four /64s answer 100,000 clients, each in its own /64, with
+        // SYN-ACKs, established ACKs and DNS or QUIC datagrams (the servers' side of an
+        // asymmetric route). Every answer used to open a pair and a fan-in window on the
+        // client's /64: both tables thrashed. Now nothing opens and nothing is reported.
+        let mut c = cfg();
+        c.max_pairs = 1024;
+        c.max_fanin = 1024;
+        let mut core = SweepCore::new(c);
+        let mut out = Vec::new();
+        for i in 0..100_000u64 {
+            let ts = i as i64 * 2_000_000; // 200 s: one window
+            let client = addr(0x2001_0db8_0000_0000 | (mix64(i) >> 32), mix64(i ^ 3));
+            let server = addr(0x2001_0db8_0001_0000 + i % 4, 0x80 + i % 8);
+            let port = 1024 + (mix64(i ^ 9) % 64512) as u16;
+            core.on_packet(&ported(ts, server, client, 443, port, Some(0x12)), &mut out);
+            core.on_packet(
+                &ported(ts + 1, server, client, 443, port, Some(0x18)),
+                &mut out,
+            );
+            let sport = if i % 2 == 1 { 53 } else { 443 };
+            core.on_packet(&ported(ts + 2, server, client, sport, port, None), &mut out);
+        }
+        assert!(out.is_empty(), "{:?}", &out[..out.len().min(3)]);
+        assert_eq!(
+            core.table_stats(),
+            [(0, 8192, 0), (0, 1024, 0), (0, 1024, 0)]
+        );
+    }
+
+    #[test]
+    fn an_answer_counts_its_sender_as_a_responder_of_open_windows_only() {
+        let mut core = SweepCore::new(cfg());
+        let mut out = Vec::new();
+        let (scanner, target) = (addr(SCANNER, 1), addr(TARGETS, 1));
+        // Nothing open yet: the SYN-ACK neither opens a window nor is remembered as one.
+        core.on_packet(&ported(0, target, scanner, 22, 40000, Some(0x12)), &mut out);
+        assert_eq!(core.table_stats().map(|t| t.0), [0, 0, 0]);
+        // The scanner probes: its source window and the target /64's fan-in window open;
+        // the next answer (a RST from another host) counts in both.
+        core.on_packet(
+            &ported(10, scanner, target, 40000, 22, Some(0x02)),
+            &mut out,
+        );
+        let other = addr(TARGETS, 2);
+        core.on_packet(&ported(20, other, scanner, 22, 40000, Some(0x14)), &mut out);
+        assert_eq!(core.table_stats().map(|t| t.0), [1, 1, 1]);
+        let s = core
+            .sources
+            .table
+            .peek(&addr(SCANNER, 0)[..8].try_into().unwrap());
+        assert_eq!(s.unwrap().borrow().responders.estimate(), 1.0);
+        let f = core
+            .fanin
+            .table
+            .peek(&addr(TARGETS, 0)[..8].try_into().unwrap());
+        assert_eq!(f.unwrap().borrow().responders.estimate(), 1.0);
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! `ipv6.sweep`'s native reducer: the per-packet counting of the sweep family.
 //!
 //! Owns the `sweep` reducer kind (declared in `../spec.yaml` under `reducers:`): every
-//! decoded IPv6 packet, native or tunnelled, is counted here per source /64 and per
-//! (source /64, destination /64) window (`core`), with exact-then-HyperLogLog distinct
-//! counters. Python (`../sweep.py`) gets only the outcomes (`py`): a tier or wide-scan
+//! decoded IPv6 packet, native or tunnelled, is counted here per source /64, per
+//! (source /64, destination /64) and per destination /64 (fan-in) window (`core`), with
+//! exact-then-HyperLogLog distinct counters; answers only as responders of open windows. Python (`../sweep.py`) gets only the outcomes (`py`): a tier or wide-scan
 //! crossing that passed the no-reply gate, and closed windows worth an observation.
 //! The counting reads the decoder's own `Ipv6Packet`; a window keeps its first one.
 

@@ -8,7 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyList;
 
 use super::core::{FanSnapshot, Outcome, WinSnapshot, TABLE_NAMES};
-use crate::decode::events::Event;
+use crate::decode::events::{Event, Ipv6Packet};
 use crate::decode::topy::Converter;
 use crate::reduce::probe::PROBE_NAMES;
 use crate::reduce::py::{any, bytes, tuple};
@@ -49,13 +49,23 @@ fn win_tuple<'py>(py: Python<'py>, w: &WinSnapshot) -> PyResult<Bound<'py, PyAny
             probes_list(py, &w.probes)?,
             PyList::new(py, sample)?.into_any(),
             any(py, w.sample_level)?,
-            Converter::new(py)?.event(&Event::Packet(w.first.clone()))?,
-            match &w.crossing {
-                Some(p) => Converter::new(py)?.event(&Event::Packet(p.clone()))?,
-                None => py.None().into_bound(py),
-            },
+            packet(py, &w.first)?,
+            crossing(py, &w.crossing)?,
         ],
     )
+}
+
+/// A decoded packet as the `detectors.events.Ipv6Packet` it was.
+fn packet<'py>(py: Python<'py>, p: &Ipv6Packet) -> PyResult<Bound<'py, PyAny>> {
+    Converter::new(py)?.event(&Event::Packet(p.clone()))
+}
+
+/// The packet that crossed a tier, or None (a window that closed).
+fn crossing<'py>(py: Python<'py>, p: &Option<Ipv6Packet>) -> PyResult<Bound<'py, PyAny>> {
+    match p {
+        Some(p) => packet(py, p),
+        None => Ok(py.None().into_bound(py)),
+    }
 }
 
 fn addresses<'py>(py: Python<'py>, a: &[[u8; 16]]) -> PyResult<Bound<'py, PyAny>> {
@@ -76,11 +86,8 @@ fn fan_tuple<'py>(py: Python<'py>, w: &FanSnapshot) -> PyResult<Bound<'py, PyAny
             any(py, w.sample_level)?,
             addresses(py, &w.src_sample)?,
             any(py, w.src_level)?,
-            Converter::new(py)?.event(&Event::Packet(w.first.clone()))?,
-            match &w.crossing {
-                Some(p) => Converter::new(py)?.event(&Event::Packet(p.clone()))?,
-                None => py.None().into_bound(py),
-            },
+            packet(py, &w.first)?,
+            crossing(py, &w.crossing)?,
         ],
     )
 }
@@ -222,6 +229,7 @@ pub(super) fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, 
             table,
             evictions,
             cap,
+            threshold,
             start_ns,
             ts_ns,
             total,
@@ -233,10 +241,11 @@ pub(super) fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, 
                 any(py, TABLE_NAMES[*table])?,
                 any(py, *evictions)?,
                 any(py, *cap)?,
+                any(py, *threshold)?,
                 any(py, *start_ns)?,
                 any(py, *ts_ns)?,
                 any(py, *total)?,
-                Converter::new(py)?.event(&Event::Packet((**packet).clone()))?,
+                self::packet(py, packet)?,
             ],
         ),
     }
