@@ -27,6 +27,7 @@ flows the kernel spread over the workers is still one scan.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
@@ -233,6 +234,11 @@ class Engine:
                 self._tuned_by_category[key] = (*self._tuned_by_category.get(key, ()), t)
         self.tuned = [0] * len(policy.tuning)  # alerts dropped, by tuning entry index
         self._learn_window_s = learn_window_s(policy, specs)
+        # The detectors call back through a weak proxy: with bound methods the engine and
+        # its detectors would form a cycle, freed by the cyclic GC on whichever thread
+        # runs it, and the native pipeline (unsendable) cannot be freed off its thread:
+        # it would leak with a warning (a parallel `verify`, the live sensor's threads).
+        me = weakref.proxy(self)
         for name in sorted(specs):
             spec = specs[name]
             thresholds = {
@@ -246,10 +252,10 @@ class Engine:
                 spec,
                 policy,
                 thresholds,
-                self._emit,
-                lambda: self.capture_name,
-                lambda index: self.interface_name(index),
-                self._observe if observe is not None else None,
+                lambda alert: me._emit(alert),
+                lambda: me.capture_name,
+                lambda index: me.interface_name(index),
+                (lambda obs: me._observe(obs)) if observe is not None else None,
             )
             self.detectors.append(classes[name](ctx))
         self.decoder = Decoder(decoder_limits(policy.thresholds.get("decoder", {})))

@@ -425,11 +425,18 @@ def run(cases: Sequence[Case], jobs: int) -> list[Outcome]:
         return [_run_one(c) for c in cases]
     # Imported here: every `v6sentry` command loads this module, and only a parallel
     # verify needs a process pool (about 15 ms of start-up for replay otherwise).
+    import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the native core and any threads are not fork-safe.
     ctx = multiprocessing.get_context("spawn")
+    # Engines freed earlier in this process (a caller's serial run) may still wait in
+    # reference cycles (detectors hold bound methods of themselves). Collect them here,
+    # on the thread that made them: the pool's result thread could otherwise trigger the
+    # collection, and the native reducers, bound to their thread, would leak with a
+    # warning instead of being freed.
+    gc.collect()
     with ProcessPoolExecutor(max_workers=min(jobs, len(cases)), mp_context=ctx) as pool:
         return list(pool.map(_run_one, cases))
 
