@@ -206,6 +206,30 @@ def test_a_qname_minimising_resolver_resolving_many_names_is_silent(tmp_path: Pa
     assert _run(tmp_path, frames) == []
 
 
+def test_a_walker_cannot_pose_as_qname_minimisation(tmp_path: Path) -> None:
+    """The regression capture's walk, every name followed at once (before its answer) by
+    a query for a made-up full name under it. A name is a minimisation step only once
+    our authoritative answered it NOERROR before the longer query; the NXDOMAIN names
+    always count: the same walk alert. (Before, every name was credited as a step as
+    soon as it was extended, and the NXDOMAIN that came after was ignored: silent.)"""
+    plain = _run(tmp_path, dc.walk(20, dc.WALKER), "plain.pcap")
+    (alert,) = _run(tmp_path, dc.walk(20, dc.WALKER, extend=True), "extend.pcap")
+    assert alert.signature_id == 1001611
+    assert alert.evidence["walk"]["names"] == plain[0].evidence["walk"]["names"] >= 300
+
+
+def test_a_walker_rotating_addresses_in_its_64_is_one_walker(tmp_path: Path) -> None:
+    """The walk from a new source address in the walker's /64 every 63 queries (each
+    address under min_names, 64): counted per querier /64, one alert whose evidence
+    samples the addresses. (Before, counted per address: silent.)"""
+    (alert,) = _run(tmp_path, dc.walk(20, dc.WALKER, rotate=63))
+    querier = alert.evidence["querier"]
+    assert querier["prefix"] == "2001:db8:bad:2::/64"
+    assert len(querier["sample"]) == 6 and querier["sample_complete"] is True
+    assert all(a.startswith("2001:db8:bad:2:0:0:0:") or a.startswith("2001:db8:bad:2::") for a in querier["sample"])
+    assert alert.evidence["walk"]["names"] >= 300
+
+
 def test_a_zone_transfer_over_many_tcp_segments_is_not_malformed() -> None:
     """The walk capture's allowed AXFR: two 10 KB messages in 1220-byte segments. The
     segments that start inside a message are continuations (counted), never read as a
