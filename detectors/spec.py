@@ -107,6 +107,9 @@ class Coverage:
 
     level: str
     why: str
+    # What the engine's rule itself matches, when that is less than the signature's
+    # description says (partial coverage): the Sigma rule for its alerts describes this.
+    rule: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,8 @@ class Signature:
     description: str
     rfcs: tuple[int, ...]
     coverage: dict[str, Coverage] = field(default_factory=dict)
+    # False positives of this signature only (the detection's apply to every signature).
+    false_positives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -354,7 +359,7 @@ def _coverage(node: Any, where: str) -> dict[str, Coverage]:
         why = str(item.get("why", "")).strip()
         if level != "full" and not why:
             raise SpecError(f"{w}.why: required when the level is not full")
-        out[engine] = Coverage(level, " ".join(why.split()))
+        out[engine] = Coverage(level, " ".join(why.split()), " ".join(str(item.get("rule", "")).split()))
     return out
 
 
@@ -448,6 +453,7 @@ def _detection(node: Any, where: str, revs: Mapping[int, int]) -> DetectionSpec:
             description,
             rfcs,
             _coverage(sig.get("coverage"), f"{w}.coverage"),
+            tuple(str(f).strip() for f in (sig.get("false_positives") or [])),
         )
     thresholds = {
         name: _threshold(name, t, f"{where}.thresholds.{name}")

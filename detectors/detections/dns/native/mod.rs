@@ -1,8 +1,9 @@
 //! The DNS family's per-message counting, in Rust: `backscatter` counts, per originator
 //! (the address a full 32-nibble `ip6.arpa` PTR query names), the distinct queriers in a
-//! packet-time window (`ipv6.dns_backscatter`); `walk` counts, per querier, the distinct
-//! shorter-than-32-nibble names it asks under our zones (less the QNAME-minimisation
-//! steps, RFC 9156) and the answers it gets, and hands over zone-transfer attempts
+//! packet-time window (`ipv6.dns_backscatter`); `walk` counts, per querier (IPv6: per
+//! querier /64), the distinct shorter-than-32-nibble names it asks under our zones (less
+//! the QNAME-minimisation steps, RFC 9156: names answered NOERROR before it asked below
+//! them) and the answers it gets, and hands over zone-transfer attempts
 //! (`ipv6.rdns_walk`).
 //!
 //! Answers are believed only from the policy's `dns.authoritative` servers when it lists
@@ -498,7 +499,8 @@ fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         min_names,
         // Exact well past the threshold (a walk's evidence too, up to 512 names at the
         // defaults: 4 KiB for such a walker, nothing for a one-name querier); bounded
-        // either way.
+        // either way (4096 names, 32 KiB). With the Walker itself (512 bytes) and its
+        // samples, the spec's max_queriers_tracked states the table's worst case.
         exact_names: (2 * min_names).clamp(512, 4096) as usize,
         zones: zones
             .into_iter()
