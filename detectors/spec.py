@@ -359,7 +359,9 @@ def _coverage(node: Any, where: str) -> dict[str, Coverage]:
         why = str(item.get("why", "")).strip()
         if level != "full" and not why:
             raise SpecError(f"{w}.why: required when the level is not full")
-        out[engine] = Coverage(level, " ".join(why.split()), " ".join(str(item.get("rule", "")).split()))
+        out[engine] = Coverage(
+            level, " ".join(why.split()), " ".join(str(item.get("rule", "")).split())
+        )
     return out
 
 

@@ -226,7 +226,10 @@ def test_a_walker_rotating_addresses_in_its_64_is_one_walker(tmp_path: Path) -> 
     querier = alert.evidence["querier"]
     assert querier["prefix"] == "2001:db8:bad:2::/64"
     assert len(querier["sample"]) == 6 and querier["sample_complete"] is True
-    assert all(a.startswith("2001:db8:bad:2:0:0:0:") or a.startswith("2001:db8:bad:2::") for a in querier["sample"])
+    assert all(
+        a.startswith("2001:db8:bad:2:0:0:0:") or a.startswith("2001:db8:bad:2::")
+        for a in querier["sample"]
+    )
     assert alert.evidence["walk"]["names"] >= 300
 
 
