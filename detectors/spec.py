@@ -3,7 +3,8 @@
 Owns loading and validating ``detections/<family>/spec.yaml`` into typed
 objects: identity (UUID, sids), title, severity, ATT&CK ids, each signature's
 own short description and the RFCs it cites, thresholds with
-their meaning, false positives, and the native reducers the family's
+their meaning, false positives (the detection's, and a signature's own under
+``signatures.<key>.false_positives``), and the native reducers the family's
 detections are counted with (``reducers:``: what each observes, its key, what
 it reduces and which thresholds it reads; the engine builds them by ``kind``).
 Detectors read thresholds from here; the rule templates (Sigma, Suricata)

@@ -246,3 +246,20 @@ def test_a_zone_transfer_over_many_tcp_segments_is_not_malformed() -> None:
     dns = {k: v for k, v in summary["malformed_reasons"].items() if k.startswith("dns.")}
     assert dns == {"dns.compression_loop": 1, "dns.short_header": 1}
     assert summary["dns_tcp"] == {"partial": 2, "continuation": 17, "evicted": 0}
+
+
+def test_the_zone_transfer_rules_list_only_their_own_false_positives() -> None:
+    """The walk's QNAME-minimisation false positives are the walk signature's: the zone
+    transfer's Sigma rules do not list them, and list the secondary server the walk's do
+    not. The Suricata alert rule of the walk says what the Suricata rule counts (every
+    ip6.arpa query of a source), not the distinct names it cannot count."""
+    root = PCAPS.parent / "sigma" / "rules"
+    for source in ("v6sentry", "suricata"):
+        xfr = yaml.safe_load((root / source / f"{source}_rdns_walk_zone_transfer.yml").read_text())
+        walk = yaml.safe_load((root / source / f"{source}_rdns_walk_walk.yml").read_text())
+        assert not any("minimis" in fp for fp in xfr["falsepositives"])
+        assert any("secondary" in fp for fp in xfr["falsepositives"])
+        assert any("minimis" in fp for fp in walk["falsepositives"])
+        assert not any("secondary" in fp for fp in walk["falsepositives"])
+    walk = yaml.safe_load((root / "suricata" / "suricata_rdns_walk_walk.yml").read_text())
+    assert "distinct" not in walk["description"] and "queries" in walk["description"]
