@@ -211,7 +211,7 @@ def explain_lines(specs: Mapping[str, FamilySpec], policy: Policy, sid: int) -> 
         lines.append(f"  {name} = {_value(overrides.get(name, t.default))} {t.unit} ({origin})")
         lines.extend(_wrap(t.meaning, "      "))
     lines.append("false positives:")
-    for fp in det.false_positives:
+    for fp in det.false_positives + sig.false_positives:
         lines.extend(
             textwrap.wrap(" ".join(fp.split()), 92, initial_indent="  - ", subsequent_indent="    ")
         )

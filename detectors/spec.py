@@ -3,7 +3,8 @@
 Owns loading and validating ``detections/<family>/spec.yaml`` into typed
 objects: identity (UUID, sids), title, severity, ATT&CK ids, each signature's
 own short description and the RFCs it cites, thresholds with
-their meaning, false positives, and the native reducers the family's
+their meaning, false positives (the detection's, and a signature's own under
+``signatures.<key>.false_positives``), and the native reducers the family's
 detections are counted with (``reducers:``: what each observes, its key, what
 it reduces and which thresholds it reads; the engine builds them by ``kind``).
 Detectors read thresholds from here; the rule templates (Sigma, Suricata)
@@ -107,6 +108,9 @@ class Coverage:
 
     level: str
     why: str
+    # What the engine's rule itself matches, when that is less than the signature's
+    # description says (partial coverage): the Sigma rule for its alerts describes this.
+    rule: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,8 @@ class Signature:
     description: str
     rfcs: tuple[int, ...]
     coverage: dict[str, Coverage] = field(default_factory=dict)
+    # False positives of this signature only (the detection's apply to every signature).
+    false_positives: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,7 +361,9 @@ def _coverage(node: Any, where: str) -> dict[str, Coverage]:
         why = str(item.get("why", "")).strip()
         if level != "full" and not why:
             raise SpecError(f"{w}.why: required when the level is not full")
-        out[engine] = Coverage(level, " ".join(why.split()))
+        out[engine] = Coverage(
+            level, " ".join(why.split()), " ".join(str(item.get("rule", "")).split())
+        )
     return out
 
 
@@ -449,6 +457,7 @@ def _detection(node: Any, where: str, revs: Mapping[int, int]) -> DetectionSpec:
             description,
             rfcs,
             _coverage(sig.get("coverage"), f"{w}.coverage"),
+            tuple(str(f).strip() for f in (sig.get("false_positives") or [])),
         )
     thresholds = {
         name: _threshold(name, t, f"{where}.thresholds.{name}")

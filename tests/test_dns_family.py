@@ -206,6 +206,33 @@ def test_a_qname_minimising_resolver_resolving_many_names_is_silent(tmp_path: Pa
     assert _run(tmp_path, frames) == []
 
 
+def test_a_walker_cannot_pose_as_qname_minimisation(tmp_path: Path) -> None:
+    """The regression capture's walk, every name followed at once (before its answer) by
+    a query for a made-up full name under it. A name is a minimisation step only once
+    our authoritative answered it NOERROR before the longer query; the NXDOMAIN names
+    always count: the same walk alert. (Before, every name was credited as a step as
+    soon as it was extended, and the NXDOMAIN that came after was ignored: silent.)"""
+    plain = _run(tmp_path, dc.walk(20, dc.WALKER), "plain.pcap")
+    (alert,) = _run(tmp_path, dc.walk(20, dc.WALKER, extend=True), "extend.pcap")
+    assert alert.signature_id == 1001611
+    assert alert.evidence["walk"]["names"] == plain[0].evidence["walk"]["names"] >= 300
+
+
+def test_a_walker_rotating_addresses_in_its_64_is_one_walker(tmp_path: Path) -> None:
+    """The walk from a new source address in the walker's /64 every 63 queries (each
+    address under min_names, 64): counted per querier /64, one alert whose evidence
+    samples the addresses. (Before, counted per address: silent.)"""
+    (alert,) = _run(tmp_path, dc.walk(20, dc.WALKER, rotate=63))
+    querier = alert.evidence["querier"]
+    assert querier["prefix"] == "2001:db8:bad:2::/64"
+    assert len(querier["sample"]) == 6 and querier["sample_complete"] is True
+    assert all(
+        a.startswith("2001:db8:bad:2:0:0:0:") or a.startswith("2001:db8:bad:2::")
+        for a in querier["sample"]
+    )
+    assert alert.evidence["walk"]["names"] >= 300
+
+
 def test_a_zone_transfer_over_many_tcp_segments_is_not_malformed() -> None:
     """The walk capture's allowed AXFR: two 10 KB messages in 1220-byte segments. The
     segments that start inside a message are continuations (counted), never read as a
@@ -219,3 +246,20 @@ def test_a_zone_transfer_over_many_tcp_segments_is_not_malformed() -> None:
     dns = {k: v for k, v in summary["malformed_reasons"].items() if k.startswith("dns.")}
     assert dns == {"dns.compression_loop": 1, "dns.short_header": 1}
     assert summary["dns_tcp"] == {"partial": 2, "continuation": 17, "evicted": 0}
+
+
+def test_the_zone_transfer_rules_list_only_their_own_false_positives() -> None:
+    """The walk's QNAME-minimisation false positives are the walk signature's: the zone
+    transfer's Sigma rules do not list them, and list the secondary server the walk's do
+    not. The Suricata alert rule of the walk says what the Suricata rule counts (every
+    ip6.arpa query of a source), not the distinct names it cannot count."""
+    root = PCAPS.parent / "sigma" / "rules"
+    for source in ("v6sentry", "suricata"):
+        xfr = yaml.safe_load((root / source / f"{source}_rdns_walk_zone_transfer.yml").read_text())
+        walk = yaml.safe_load((root / source / f"{source}_rdns_walk_walk.yml").read_text())
+        assert not any("minimis" in fp for fp in xfr["falsepositives"])
+        assert any("secondary" in fp for fp in xfr["falsepositives"])
+        assert any("minimis" in fp for fp in walk["falsepositives"])
+        assert not any("secondary" in fp for fp in walk["falsepositives"])
+    walk = yaml.safe_load((root / "suricata" / "suricata_rdns_walk_walk.yml").read_text())
+    assert "distinct" not in walk["description"] and "queries" in walk["description"]

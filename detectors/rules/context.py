@@ -154,7 +154,12 @@ def _detection(det: DetectionSpec, policy: Policy, family: str) -> dict[str, Any
                 "eve_severity": EVE_SEVERITY[
                     det.parameters.get(f"{sig.key}_severity", det.severity)
                 ],
-                "coverage": {e: {"level": c.level, "why": c.why} for e, c in sig.coverage.items()},
+                "coverage": {
+                    e: {"level": c.level, "why": c.why, "rule": c.rule}
+                    for e, c in sig.coverage.items()
+                },
+                # The detection's false positives, then the signature's own.
+                "false_positives": list(det.false_positives) + list(sig.false_positives),
             }
         )
     return {

@@ -258,9 +258,19 @@ class DnsDetector(Detector):
         return None if index is None else self.zones[index]
 
     def _walk(self, o: Any) -> None:
-        _, querier, server, zone, names, depth, nx, ok, found, start, last, _frame, pkt = o
-        q = ip_str(querier)
-        identifier = f"{q}|walk"
+        (_, key, queriers, more, server, zone, names, depth, nx, ok, found, start, last, _, pkt) = o
+        # An IPv6 walker is counted per /64 (its addresses inside it are its own to
+        # change), an IPv4 one per address.
+        q = ip_str(key)
+        prefix = f"{q}/64" if len(key) == 16 else None
+        identifier = f"{prefix or q}|walk"
+        querier: dict[str, Any] = {
+            "address": ip_str(queriers[0]),
+            "sample": [ip_str(a) for a in queriers],
+            "sample_complete": not more,
+        }
+        if prefix is not None:
+            querier["prefix"] = prefix
         if not self.walk_suppress.allow(identifier, last):
             return
         answered = nx + ok
@@ -270,7 +280,7 @@ class DnsDetector(Detector):
             identifier=identifier,
             first_ns=start,
             evidence={
-                "querier": {"address": q},
+                "querier": querier,
                 "server": {"address": ip_str(server)},
                 "zone": self._zone(zone),
                 "walk": {

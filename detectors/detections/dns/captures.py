@@ -239,9 +239,13 @@ def cap_dns_backscatter(out: Path) -> None:
     write_pcap(out / "dns_backscatter.pcap", sorted(frames))
 
 
-def walk(t0: float, client: bytes) -> list[Frame]:
+def walk(t0: float, client: bytes, *, rotate: int = 0, extend: bool = False) -> list[Frame]:
     """dnsrevenum6's RFC 8020 walk of ZONE: the 16 children of every name that exists
-    (NOERROR), NXDOMAIN for the others, down to the full names (answered with a PTR)."""
+    (NOERROR), NXDOMAIN for the others, down to the full names (answered with a PTR).
+    Evasions the walk reducer must see through: ``rotate``, a new source address in the
+    client's /64 every ``rotate`` queries; ``extend``, every name at once followed,
+    before its answer, by a query for a made-up full name under it (posing as QNAME
+    minimisation)."""
     hosts = [ipaddress.IPv6Address(h).exploded.replace(":", "") for h in ZONE_HOSTS]
     frames: list[Frame] = []
     zone_digits = "".join(reversed(ZONE[: -len(".ip6.arpa")].split(".")))
@@ -257,7 +261,16 @@ def walk(t0: float, client: bytes) -> list[Frame]:
                 full = len(digits) == 32
                 ptr = f"host-{digits[-4:]}.example.com" if exists and full else ""
                 rcode = NOERROR if exists else NXDOMAIN
-                frames += udp_exchange(t, client, qid, name, PTR, rcode, ptr)
+                src = client
+                if rotate:
+                    src = client[:8] + struct.pack("!Q", 0x1000 + (qid - 0x4000) // rotate)
+                frames += udp_exchange(t, src, qid, name, PTR, rcode, ptr)
+                if extend and not full:
+                    fake = (digits + f"{qid:x}" * 8)[:32]
+                    q = message(qid + 0x8000, ".".join(reversed(fake)) + ".ip6.arpa", PTR)
+                    udp = udp6(src, AUTH6, 30000 + qid % 30000, 53, q)
+                    pkt = _ip6(src, AUTH6, 17, udp)
+                    frames.append((at(t + 0.0005), eth(pkt, PEER_MAC, AUTH_MAC)))
                 t += 0.01
                 qid += 1
                 if exists and not full:

@@ -13,19 +13,25 @@
 //! `Malformed(layer="dns")` instead of the message, a bad answer record stops the walk
 //! and becomes one `Malformed` beside the message (with what was read before it).
 //!
-//! TCP (RFC 1035 4.2.2, RFC 7766): each message has a 2-byte length prefix; whole
-//! messages inside one segment are parsed (at most `MAX_TCP_MESSAGES`), a message that
-//! continues in another segment is counted (`DecodeStats.dns_tcp_partial`), not
-//! reassembled. A segment is not a message start just because it is on port 53: the
+//! TCP (RFC 1035 4.2.2, RFC 7766): each message has a 2-byte length prefix; every whole
+//! message inside one segment is parsed (no count cap: a pipelining client may put
+//! throwaway queries before an AXFR, and each message takes at least 3 of the segment's
+//! bytes, so the work stays bounded by the segment), a message that continues in
+//! another segment is counted (`DecodeStats.dns_tcp_partial`), not reassembled. A segment is not a message start just because it is on port 53: the
 //! second and later segments of a long answer (an AXFR's messages run to 64 KiB) start
 //! inside a message. Two cheap rules keep them from being read as a length prefix (which
 //! made false `Malformed(layer="dns")` and garbage messages), without reassembly and
 //! without any allocation per packet (see `TcpTrack`):
 //! - a small direct-mapped table (`TcpTrack`, `TRACK_SLOTS`, overwritten on collision
 //!   and counted) holds, per stream (addresses, ports), the sequence number its next
-//!   message starts at: the byte after a SYN, or the end of a message that continues
-//!   past its segment. A later segment of that stream that starts before it is skipped
-//!   up to it (a continuation, counted in `dns_tcp_continuation`) and parsed from there;
+//!   message starts at: the byte after a SYN, the end of a segment that ended on a
+//!   message boundary, or the end of a message that continues past its segment. A later
+//!   segment of that stream that starts before it is skipped up to it (a continuation,
+//!   counted in `dns_tcp_continuation`) and parsed from there. A FIN or RST clears the
+//!   stream's entry (an RST both directions'); a stream that just stops (a SYN never
+//!   followed up, a lost FIN) keeps its slot until another stream's entry overwrites it
+//!   (counted in `dns_tcp_evicted`): a SYN flood to port 53 can push real streams out,
+//!   which only costs them their exactness;
 //! - a segment of a stream not in the table (its SYN was not seen, or the segment
 //!   holding the boundary was missed) is parsed only when its prefix and header make
 //!   sense as a DNS message (`plausible_start`).
@@ -50,13 +56,16 @@ pub const MAX_PTR: usize = 8;
 const MAX_JUMPS: usize = 16;
 /// Longest name on the wire (RFC 1035 2.3.4).
 const MAX_NAME: usize = 255;
-/// Whole messages parsed per TCP segment (a pipelining client sends a few).
-const MAX_TCP_MESSAGES: usize = 4;
-/// Slots of the table of TCP streams whose last segment ended inside a DNS message
-/// (`TcpTrack`). Long answers in flight at once at one sensor are few; a collision
-/// only costs the later segments of the overwritten stream their exactness (they fall
-/// back to `plausible_start`).
-pub const TRACK_SLOTS: usize = 256;
+/// log2 of `TRACK_SLOTS` (the slot is the top bits of the stream's hash).
+const TRACK_BITS: u32 = 8;
+/// Slots of the table of TCP streams' next message boundaries (`TcpTrack`). DNS streams
+/// open at once at one sensor are few; a collision only costs the later segments of the
+/// overwritten stream their exactness (they fall back to `plausible_start`).
+pub const TRACK_SLOTS: usize = 1 << TRACK_BITS;
+const _: () = assert!(TRACK_BITS >= 1 && TRACK_BITS <= 16 && TRACK_SLOTS == 1 << TRACK_BITS);
+const TCP_FIN: u8 = 0x01;
+const TCP_SYN: u8 = 0x02;
+const TCP_RST: u8 = 0x04;
 /// The longest distance a continuation can be from the message it continues: one
 /// message's length prefix and body.
 const MAX_SKIP: u32 = 2 + 65535;
@@ -182,6 +191,19 @@ pub struct Flow {
     pub dport: u16,
     pub transport: u8,
     pub tunnels: Tunnels,
+}
+
+impl Flow {
+    /// The other direction of the stream.
+    fn reversed(&self) -> Flow {
+        Flow {
+            src: self.dst,
+            dst: self.src,
+            sport: self.dport,
+            dport: self.sport,
+            ..*self
+        }
+    }
 }
 
 /// Parse one DNS message. `Err` when the header or the question cannot be read;
@@ -310,7 +332,8 @@ impl TcpTrack {
         let mut h = fold(&flow.src) ^ fold(&flow.dst).rotate_left(29);
         h ^= (u64::from(flow.sport) << 16 | u64::from(flow.dport)) << 40;
         h = h.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        (h >> 56) as usize % TRACK_SLOTS
+        // The top TRACK_BITS bits (the best mixed): every slot is reachable.
+        (h >> (64 - TRACK_BITS)) as usize
     }
 
     fn same(p: &Pending, flow: &Flow) -> bool {
@@ -432,9 +455,10 @@ impl Decoder {
             transport: NH_TCP,
             tunnels: *tunnels,
         };
-        let mut seg = &data[p + hlen..end];
+        let seg = &data[p + hlen..end];
         let seq = be32(data, p + 4);
-        if data[p + 13] & 0x02 != 0 {
+        let flags = data[p + 13];
+        if flags & TCP_SYN != 0 {
             // A SYN: the stream's first byte (seq + 1) starts its first message, for
             // sure. (Data on a SYN, TCP Fast Open, starts there too.)
             if seg.is_empty() {
@@ -444,14 +468,27 @@ impl Decoder {
             self.dns_track.take(&flow);
             return self.dns_tcp_messages(seg, seq.wrapping_add(1), true, &flow, out);
         }
-        if seg.is_empty() {
-            return;
+        if !seg.is_empty() {
+            self.dns_tcp_data(seg, seq, &flow, out);
         }
+        if flags & (TCP_FIN | TCP_RST) != 0 {
+            // The stream ends (an RST ends both directions): its boundary is not needed
+            // any more, and its slot is free for another stream.
+            self.dns_track.take(&flow);
+            if flags & TCP_RST != 0 {
+                self.dns_track.take(&flow.reversed());
+            }
+        }
+    }
+
+    /// The payload `seg` (sequence number `seq`) of a TCP segment that is no SYN.
+    fn dns_tcp_data(&mut self, mut seg: &[u8], seq: u32, flow: &Flow, out: &mut Vec<Event>) {
+        let whole = seg.len();
         // Whether `seg` starts at a message boundary: verified (reached from the SYN),
         // guessed, or not at all (see the module doc).
         let mut known = false;
         let mut skipped = false;
-        if let Some((next, verified)) = self.dns_track.take(&flow) {
+        if let Some((next, verified)) = self.dns_track.take(flow) {
             let skip = next.wrapping_sub(seq);
             if skip <= MAX_SKIP {
                 if skip > 0 {
@@ -460,7 +497,7 @@ impl Decoder {
                     let skip = skip as usize;
                     if skip >= seg.len() {
                         // All of it continues the message: the boundary stays pending.
-                        self.dns_track_put(&flow, next, verified);
+                        self.dns_track_put(flow, next, verified);
                         return;
                     }
                     seg = &seg[skip..];
@@ -477,8 +514,8 @@ impl Decoder {
             }
             return;
         }
-        let at = seq.wrapping_add((end - p - hlen - seg.len()) as u32);
-        self.dns_tcp_messages(seg, at, known, &flow, out);
+        let at = seq.wrapping_add((whole - seg.len()) as u32);
+        self.dns_tcp_messages(seg, at, known, flow, out);
     }
 
     /// The length-prefixed messages of `seg`, whose first byte has sequence number `at`
@@ -494,8 +531,13 @@ impl Decoder {
     ) {
         let start = seg.len();
         let flow = *flow;
-        for _ in 0..MAX_TCP_MESSAGES {
+        // Every message of the segment: each takes at least 3 bytes (a zero length
+        // stops the loop), so the segment's length bounds the work.
+        loop {
             if seg.is_empty() {
+                // Ends on a boundary: the stream's next segment starts a message (as
+                // surely as this one's did).
+                self.dns_track_put(&flow, at.wrapping_add(start as u32), known);
                 return;
             }
             let at = at.wrapping_add((start - seg.len()) as u32);
@@ -995,6 +1037,99 @@ pub mod tests {
         };
         assert_eq!(t.take(&last), Some((7, false)));
         assert_eq!(t.take(&last), None);
+    }
+
+    /// Length-prefixed messages, as one TCP payload.
+    fn prefixed(msgs: &[Vec<u8>]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for m in msgs {
+            v.extend_from_slice(&(m.len() as u16).to_be_bytes());
+            v.extend_from_slice(m);
+        }
+        v
+    }
+
+    #[test]
+    fn every_message_of_a_segment_is_parsed() {
+        use crate::decode::testutil::*;
+        // Twenty throwaway queries, then an AXFR, in one segment. (Before, only the
+        // first four messages of a segment were parsed: the AXFR was never seen.)
+        let mut msgs: Vec<Vec<u8>> = (0..20).map(|i| msg(i, 0x0100, Q, 12, &[])).collect();
+        msgs.push(msg(99, 0, "1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", 252, &[]));
+        let mut d = decoder();
+        d.want_dns = true;
+        let s = syn(999);
+        let mut ev = run(&mut d, 1, &s, s.len(), 0);
+        let f = segment(1000, &prefixed(&msgs));
+        ev.extend(run(&mut d, 1, &f, f.len(), 1));
+        let m = dns_events(&ev);
+        assert_eq!(m.len(), 21);
+        assert_eq!(m[20].question.as_ref().unwrap().qtype, 252);
+    }
+
+    #[test]
+    fn a_segment_ending_on_a_boundary_keeps_the_next_one_verified() {
+        use crate::decode::testutil::*;
+        // After the SYN, a segment of one whole message, then one holding a message that
+        // `plausible_start` would not accept (two questions): its start is known from
+        // the first segment's end, so it is parsed. (Before, nothing was stored at a
+        // boundary, the second was guessed and dropped as a continuation.)
+        let mut two = msg(5, 0x0100, Q, 12, &[]);
+        two[5] = 2;
+        let one = prefixed(&[msg(4, 0x0100, Q, 12, &[])]);
+        let mut d = decoder();
+        d.want_dns = true;
+        let s = syn(999);
+        let mut ev = run(&mut d, 1, &s, s.len(), 0);
+        let a = segment(1000, &one);
+        ev.extend(run(&mut d, 1, &a, a.len(), 1));
+        let b = segment(1000 + one.len() as u32, &prefixed(&[two]));
+        ev.extend(run(&mut d, 1, &b, b.len(), 2));
+        let ids: Vec<u16> = dns_events(&ev).iter().map(|m| m.id).collect();
+        assert_eq!(ids, [4, 5]);
+        assert_eq!(d.stats().dns_tcp_continuation, 0);
+        // A retransmission of the first segment is a continuation, not parsed again.
+        ev = run(&mut d, 1, &a, a.len(), 3);
+        assert!(dns_events(&ev).is_empty());
+    }
+
+    #[test]
+    fn fin_and_rst_free_the_streams_slot() {
+        use crate::decode::testutil::*;
+        let used = |d: &Decoder| d.dns_track.slots.iter().filter(|s| s.is_some()).count();
+        for (flags, reverse) in [(0x11u8, false), (0x04, false), (0x04, true)] {
+            let mut d = decoder();
+            d.want_dns = true;
+            let s = syn(999);
+            run(&mut d, 1, &s, s.len(), 0);
+            assert_eq!(used(&d), 1);
+            // The FIN or RST, from the same side or (an RST) from the other.
+            let (src, dst, sp, dp) = if reverse {
+                ([0x77; 16], [0x53; 16], 40077, 53)
+            } else {
+                ([0x53; 16], [0x77; 16], 53, 40077)
+            };
+            let end = eth(
+                &ip6(&src, &dst, 6, &tcp_flags(sp, dp, 1000, flags, &[])),
+                0x86DD,
+                &[],
+            );
+            run(&mut d, 1, &end, end.len(), 1);
+            assert_eq!(used(&d), 0, "flags {flags:#x} reverse {reverse}");
+        }
+    }
+
+    #[test]
+    fn every_slot_of_the_boundary_table_is_used() {
+        let mut t = TcpTrack::default();
+        for port in 0..16 * TRACK_SLOTS as u16 {
+            let f = Flow {
+                sport: port,
+                ..flow()
+            };
+            t.put(&f, 7, false);
+        }
+        assert!(t.slots.iter().all(Option::is_some));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The DNS family's per-message counting, in Rust: `backscatter` counts, per originator
 //! (the address a full 32-nibble `ip6.arpa` PTR query names), the distinct queriers in a
-//! packet-time window (`ipv6.dns_backscatter`); `walk` counts, per querier, the distinct
-//! shorter-than-32-nibble names it asks under our zones (less the QNAME-minimisation
-//! steps, RFC 9156) and the answers it gets, and hands over zone-transfer attempts
+//! packet-time window (`ipv6.dns_backscatter`); `walk` counts, per querier (IPv6: per
+//! querier /64), the distinct shorter-than-32-nibble names it asks under our zones (less
+//! the QNAME-minimisation steps, RFC 9156: names answered NOERROR before it asked below
+//! them) and the answers it gets, and hands over zone-transfer attempts
 //! (`ipv6.rdns_walk`).
 //!
 //! Answers are believed only from the policy's `dns.authoritative` servers when it lists
@@ -308,10 +309,15 @@ struct Recent {
     state: u8,
 }
 
-/// `Recent.state`: an empty slot, a counted name, a name answered NXDOMAIN.
+/// `Recent.state`: an empty slot; a counted name not yet answered; a counted name our
+/// authoritative answered NOERROR (something exists below: a later query under it may
+/// be a minimisation step); a name answered NXDOMAIN (nothing below: always counted); a
+/// name credited as a minimisation step (an NXDOMAIN that still comes takes it back).
 const EMPTY: u8 = 0;
-const COUNTED: u8 = 1;
-const NAME_ERROR: u8 = 2;
+const ASKED: u8 = 1;
+const ANSWERED: u8 = 2;
+const NAME_ERROR: u8 = 3;
+const MINIMISED: u8 = 4;
 
 /// The fingerprints of every prefix of a name, `hs[k]` for its first `k` nibbles (one
 /// pass, no allocation): a name's identity in the distinct count, and how a later query
@@ -327,7 +333,21 @@ fn prefix_hashes(nibbles: &[u8; 16], depth: usize) -> [u64; 33] {
     hs
 }
 
-/// One querier's window of names under our zones.
+/// The walk table's key for a querier: its /64 for IPv6 (a walker is free to change its
+/// address inside its own /64 at every query, and would otherwise stay under the
+/// threshold at every one of them), its address for IPv4.
+fn querier_key(a: &IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V6(b) => {
+            let mut k = *b;
+            k[8..].fill(0);
+            IpAddr::V6(k)
+        }
+        v4 => *v4,
+    }
+}
+
+/// One querier's (IPv6: one querier /64's) window of names under our zones.
 struct Walker {
     start_ns: i64,
     /// The window's first query (the alert's sample packet).
@@ -339,11 +359,13 @@ struct Walker {
     /// Distinct names asked (exact while small, then a HyperLogLog): a resolver's retries
     /// and repeats count once.
     names: DistinctCounter,
-    /// Distinct names found to be QNAME-minimisation steps (RFC 9156): an ancestor of a
-    /// later query of the same querier, not answered NXDOMAIN. A minimising resolver
-    /// resolving one full name asks its successively longer prefixes, each extending the
-    /// last; a walker asks siblings (16 children per level), of which only the few that
-    /// exist are ever extended.
+    /// Distinct names found to be QNAME-minimisation steps (RFC 9156): answered NOERROR
+    /// by our authoritative before the same querier asked a longer name under it, and
+    /// never answered NXDOMAIN. A minimising resolver resolving one full name asks its
+    /// successively longer prefixes, each only after the answer to the last; a walker
+    /// asks siblings (16 children per level), of which only the few that exist are
+    /// answered NOERROR. A name extended before its answer came (a walker hiding its
+    /// walk behind made-up longer names) is no step: it stays counted.
     minimised: u64,
     /// The last `RECENT` new names, the candidates for being such steps: a resolver's
     /// next step follows its answer within a round trip, so each chain it has in flight
@@ -354,21 +376,58 @@ struct Walker {
     nxdomain: u64,
     noerror: u64,
     discovered: Vec<[u8; 16]>,
+    /// The querier addresses seen in the window (the first `SAMPLE`), and how many
+    /// distinct ones were seen past them.
+    queriers: Vec<IpAddr>,
+    more_queriers: bool,
 }
 
 impl Walker {
+    fn new(sample: Sample, zone: usize, exact_names: usize) -> Walker {
+        Walker {
+            sample,
+            start_ns: sample.ts_ns,
+            last_ns: sample.ts_ns,
+            first_frame: sample.frame,
+            server: sample.dst,
+            zone,
+            names: DistinctCounter::new(exact_names, NAMES_PRECISION),
+            minimised: 0,
+            recent: [Recent::default(); RECENT],
+            next_recent: 0,
+            max_depth: 0,
+            nxdomain: 0,
+            noerror: 0,
+            discovered: Vec::new(),
+            queriers: vec![sample.src],
+            more_queriers: false,
+        }
+    }
+
+    /// One more query from `src` (an address of the walker's /64).
+    fn querier(&mut self, src: &IpAddr) {
+        if !self.queriers.contains(src) {
+            if self.queriers.len() < SAMPLE {
+                self.queriers.push(*src);
+            } else {
+                self.more_queriers = true;
+            }
+        }
+    }
+
     /// The names that count: distinct ones, less the minimisation steps.
     fn count(&self) -> u64 {
         (self.names.estimate().round() as u64).saturating_sub(self.minimised)
     }
 
     /// A query for a name with prefix fingerprints `hs` and `depth` nibbles: its recent
-    /// ancestors were minimisation steps; a shorter-than-full name is counted.
+    /// ancestors already answered NOERROR were minimisation steps; a shorter-than-full
+    /// name is counted.
     fn query(&mut self, hs: &[u64; 33], depth: usize) {
         for r in self.recent.iter_mut() {
             let d = usize::from(r.depth);
-            if r.state == COUNTED && d < depth && hs[d] as u32 == r.fp {
-                r.state = EMPTY;
+            if r.state == ANSWERED && d < depth && hs[d] as u32 == r.fp {
+                r.state = MINIMISED;
                 self.minimised += 1;
             }
         }
@@ -376,22 +435,33 @@ impl Walker {
             self.recent[self.next_recent] = Recent {
                 fp: hs[depth] as u32,
                 depth: depth as u8,
-                state: COUNTED,
+                state: ASKED,
             };
             self.next_recent = (self.next_recent + 1) % RECENT;
             self.max_depth = self.max_depth.max(depth);
         }
     }
 
-    /// An NXDOMAIN for a recent name: nothing exists below it (RFC 8020), so a longer
-    /// query under it is no resolver's next step.
-    fn name_error(&mut self, fp: u32, depth: usize) {
-        if let Some(r) = self
+    /// Our authoritative's answer for a recent name. NOERROR: something exists below,
+    /// so a later query under it may be a resolver's next step. NXDOMAIN: nothing exists
+    /// below (RFC 8020), so a longer query under it is no resolver's next step; the name
+    /// counts, even if it was credited (the answer came after the longer query).
+    fn answered(&mut self, fp: u32, depth: usize, rcode: u8) {
+        let Some(r) = self
             .recent
             .iter_mut()
-            .find(|r| r.state == COUNTED && usize::from(r.depth) == depth && r.fp == fp)
-        {
-            r.state = NAME_ERROR;
+            .find(|r| r.state != EMPTY && usize::from(r.depth) == depth && r.fp == fp)
+        else {
+            return;
+        };
+        match (rcode, r.state) {
+            (NXDOMAIN, MINIMISED) => {
+                r.state = NAME_ERROR;
+                self.minimised = self.minimised.saturating_sub(1);
+            }
+            (NXDOMAIN, _) => r.state = NAME_ERROR,
+            (0, ASKED) => r.state = ANSWERED,
+            _ => {}
         }
     }
 }
@@ -429,7 +499,8 @@ fn build_walk(s: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
         min_names,
         // Exact well past the threshold (a walk's evidence too, up to 512 names at the
         // defaults: 4 KiB for such a walker, nothing for a one-name querier); bounded
-        // either way.
+        // either way (4096 names, 32 KiB). With the Walker itself (512 bytes) and its
+        // samples, the spec's max_queriers_tracked states the table's worst case.
         exact_names: (2 * min_names).clamp(512, 4096) as usize,
         zones: zones
             .into_iter()
@@ -475,11 +546,14 @@ impl Walk {
         w: &Walker,
     ) -> PyResult<Bound<'py, PyAny>> {
         let found: Vec<_> = w.discovered.iter().map(|a| bytes(py, a)).collect();
+        let queriers: Vec<_> = w.queriers.iter().map(|a| bytes(py, a.as_bytes())).collect();
         tuple(
             py,
             vec![
                 any(py, "walk")?,
                 bytes(py, querier.as_bytes()),
+                tuple(py, queriers)?,
+                any(py, w.more_queriers)?,
                 bytes(py, w.server.as_bytes()),
                 any(py, (w.zone != usize::MAX).then_some(w.zone))?,
                 any(py, w.count())?,
@@ -539,14 +613,16 @@ impl Reducer for Walk {
             if !trusted_answer(&self.authoritative, m) {
                 return Ok(());
             }
-            if let Some(w) = self.table.peek_mut(&m.dst) {
+            if let Some(w) = self.table.peek_mut(&querier_key(&m.dst)) {
                 if depth < 32 {
                     if m.rcode == NXDOMAIN {
                         w.nxdomain += 1;
-                        let hs = prefix_hashes(&nibbles, depth);
-                        w.name_error(hs[depth] as u32, depth);
                     } else if m.rcode == 0 {
                         w.noerror += 1;
+                    }
+                    if m.rcode == NXDOMAIN || m.rcode == 0 {
+                        let hs = prefix_hashes(&nibbles, depth);
+                        w.answered(hs[depth] as u32, depth, m.rcode);
                     }
                 } else if m.rcode == 0
                     && m.ancount > 0
@@ -591,45 +667,32 @@ impl Reducer for Walk {
         if depth >= 32 {
             // A full name is an ordinary lookup, not a walk step; but it ends a
             // minimising resolver's chain of shorter names (hashed only then).
-            if let Some(w) = self.table.peek_mut(&m.src) {
+            if let Some(w) = self.table.peek_mut(&querier_key(&m.src)) {
                 w.query(&prefix_hashes(&nibbles, depth), depth);
             }
             return Ok(());
         }
         let hs = prefix_hashes(&nibbles, depth);
+        let key = querier_key(&m.src);
         let window = self.window_ns;
-        let due = match self.table.peek(&m.src) {
+        let due = match self.table.peek(&key) {
             Some(w) => ts.saturating_sub(w.start_ns) >= window,
             None => false,
         };
         if due {
-            if let Some(old) = self.table.remove(&m.src) {
-                self.close(py, &m.src, &old, out)?;
+            if let Some(old) = self.table.remove(&key) {
+                self.close(py, &key, &old, out)?;
             }
         }
-        if self.table.peek(&m.src).is_none() {
-            let fresh = Walker {
-                sample: Sample::of(m),
-                start_ns: ts,
-                last_ns: ts,
-                first_frame: m.meta.frame,
-                server: m.dst,
-                zone,
-                names: DistinctCounter::new(self.exact_names, NAMES_PRECISION),
-                minimised: 0,
-                recent: [Recent::default(); RECENT],
-                next_recent: 0,
-                max_depth: 0,
-                nxdomain: 0,
-                noerror: 0,
-                discovered: Vec::new(),
-            };
-            if let Some((k, v)) = self.table.put(m.src, fresh) {
+        if self.table.peek(&key).is_none() {
+            let fresh = Walker::new(Sample::of(m), zone, self.exact_names);
+            if let Some((k, v)) = self.table.put(key, fresh) {
                 self.close(py, &k, &v, out)?;
             }
         }
-        if let Some(w) = self.table.get(&m.src) {
+        if let Some(w) = self.table.get(&key) {
             w.last_ns = ts;
+            w.querier(&m.src);
             w.query(&hs, depth);
         }
         Ok(())
@@ -669,5 +732,136 @@ impl Reducer for Walk {
                 self.xfr_dropped,
             ),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The prefix fingerprints and depth of a name given as its nibbles (hex digits,
+    /// most significant first).
+    fn name(digits: &str) -> ([u64; 33], usize) {
+        let mut n = [0u8; 16];
+        for (i, c) in digits.chars().enumerate() {
+            let v = c.to_digit(16).unwrap() as u8;
+            n[i / 2] |= if i % 2 == 0 { v << 4 } else { v };
+        }
+        (prefix_hashes(&n, digits.len()), digits.len())
+    }
+
+    fn walker() -> Walker {
+        Walker::new(Sample::default(), 0, 512)
+    }
+
+    fn ask(w: &mut Walker, digits: &str) {
+        let (hs, d) = name(digits);
+        w.query(&hs, d);
+    }
+
+    fn answer(w: &mut Walker, digits: &str, rcode: u8) {
+        let (hs, d) = name(digits);
+        w.answered(hs[d] as u32, d, rcode);
+    }
+
+    /// Made-up nibbles that extend `digits` to a full 32-nibble name.
+    fn to_full(digits: &str, salt: usize) -> String {
+        let mut s = digits.to_string();
+        let mut x = salt as u64 * 0x9E37_79B9 + 1;
+        while s.len() < 32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            s.push(char::from_digit((x % 16) as u32, 16).unwrap());
+        }
+        s
+    }
+
+    /// An RFC 8020 walk of 12 levels below a 12-nibble zone, 16 children a level, one of
+    /// them existing (NOERROR, descended into), the other 15 NXDOMAIN. `trick`: every
+    /// child is at once "extended" by a made-up full name, before its answer comes.
+    fn walk(trick: bool, forged_noerror: bool) -> u64 {
+        let mut w = walker();
+        let mut prefix = "20010db80001".to_string();
+        for level in 0..12 {
+            for c in "0123456789abcdef".chars() {
+                let x = format!("{prefix}{c}");
+                ask(&mut w, &x);
+                if forged_noerror {
+                    // Without dns.authoritative any NOERROR is believed: the walker
+                    // answers itself, then extends, before the true answer.
+                    answer(&mut w, &x, 0);
+                }
+                if trick {
+                    ask(&mut w, &to_full(&x, level * 16 + c as usize));
+                }
+                answer(&mut w, &x, if c == '7' { 0 } else { NXDOMAIN });
+            }
+            prefix.push('7');
+        }
+        w.count()
+    }
+
+    #[test]
+    fn a_walker_cannot_hide_its_walk_behind_made_up_longer_names() {
+        // 192 names, of which the 11 existing ones a level descended into are
+        // extended after their NOERROR: 181 count, trick or not. (Before, the trick
+        // credited every name before its NXDOMAIN came: 0.)
+        assert_eq!(walk(false, false), 181);
+        assert_eq!(walk(true, false), 181);
+        // A credit given on a forged NOERROR is taken back by the true NXDOMAIN (only
+        // the deepest existing name, answered NOERROR and extended, is credited too).
+        assert_eq!(walk(true, true), 180);
+    }
+
+    #[test]
+    fn names_answered_nxdomain_always_count() {
+        let mut w = walker();
+        ask(&mut w, "20010db800011");
+        answer(&mut w, "20010db800011", NXDOMAIN);
+        ask(&mut w, &to_full("20010db800011", 1));
+        ask(&mut w, "20010db8000112");
+        assert_eq!(w.count(), 2);
+    }
+
+    #[test]
+    fn a_minimising_resolver_is_credited_each_step_it_was_answered() {
+        // RFC 9156: each step only after the NOERROR of the last, ending in the full
+        // name; 20 chains interleaved.
+        let mut w = walker();
+        let fulls: Vec<String> = (0..20)
+            .map(|i| to_full(&format!("20010db80001{:x}", i % 16), i))
+            .collect();
+        for depth in [13, 14, 15, 16, 19, 22, 25, 28, 30, 32] {
+            for f in &fulls {
+                ask(&mut w, &f[..depth]);
+                if depth < 32 {
+                    answer(&mut w, &f[..depth], 0);
+                }
+            }
+        }
+        assert_eq!(w.count(), 0);
+        // A step extended before its answer is not credited.
+        let mut w = walker();
+        ask(&mut w, "20010db800015");
+        ask(&mut w, "20010db8000153");
+        answer(&mut w, "20010db800015", 0);
+        assert_eq!(w.count(), 2);
+    }
+
+    #[test]
+    fn ipv6_queriers_are_keyed_by_their_64() {
+        let a = IpAddr::V6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0x77]);
+        let b = IpAddr::V6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 2, 9, 9, 9, 9, 9, 9, 9, 9]);
+        let c = IpAddr::V6([0x20, 1, 0xd, 0xb8, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 0x77]);
+        assert_eq!(querier_key(&a), querier_key(&b));
+        assert_ne!(querier_key(&a), querier_key(&c));
+        let v4 = IpAddr::V4([192, 0, 2, 1]);
+        assert_eq!(querier_key(&v4), v4);
+        let mut w = walker();
+        for i in 0..15u8 {
+            w.querier(&IpAddr::V6([i; 16]));
+        }
+        assert_eq!((w.queriers.len(), w.more_queriers), (SAMPLE, true));
     }
 }
