@@ -216,6 +216,44 @@ def test_a_udp_scan_fires_and_busy_udp_services_stay_silent() -> None:
     assert [a for a in got if a.category == "ipv6.tga_scan"] == [], got
 
 
+def test_symmetric_udp_peers_stay_silent() -> None:
+    """Review of issue 15: UDP between equal ports (NTP 123, IKE 500 and 4500) is both
+    ways the same datagram, neither a probe nor a reply. An external NTP server
+    answering 320 hosts over 40 /64s of our /48 (ntpd, w32time, BMCs query from port
+    123), and an IKE peer talking to as many gateways, used to be a scan of the /48."""
+    server = a6("2001:db8:bad::123")
+    frames = []
+    for i, client in enumerate(clustered(seed=123)):
+        when = 1 + i * 0.01
+        port = (123, 500, 4500)[i % 3]
+        query = udp_probe(client, server, port, port)
+        answer = udp_probe(server, client, port, port, b"a")
+        frames.append((at(when), eth(query, R1_MAC, UPSTREAM_MAC)))
+        frames.append((at(when + 0.002), eth(answer, UPSTREAM_MAC, R1_MAC)))
+    alerts, _ = replay(frames)
+    assert [a for a in alerts if a.category == "ipv6.tga_scan"] == [], alerts
+    # The answers alone (the queries left the site another way): still silent.
+    alerts, _ = replay(frames[1::2])
+    assert [a for a in alerts if a.category == "ipv6.tga_scan"] == [], alerts
+
+
+def test_a_udp_scan_from_a_privileged_source_port_fires() -> None:
+    """Review of issue 15: a scanner sending from port 53 (or 1) to ports above it (123,
+    161, 443, 500) was a service answering by the lower-port rule, never counted. A
+    privileged destination port is a probe whatever the source port."""
+    frames = []
+    for i, t in enumerate(clustered(seed=161)):
+        sport = 1 if i % 5 == 0 else 53
+        dport = (123, 161, 443, 500)[i % 4]
+        frames.append(
+            (at(1 + i * 0.01), eth(udp_probe(SCANNER, t, sport, dport), UPSTREAM_MAC, R1_MAC))
+        )
+    alerts, _ = replay(frames)
+    tga = [a for a in alerts if a.category == "ipv6.tga_scan"]
+    assert [a.signature_id for a in tga] == [1001501]
+    assert tga[0].evidence["probes"] == {"udp": 128}
+
+
 def test_every_tga_signature_is_pinned_to_real_tool_traffic() -> None:
     from tests import netlab
 
