@@ -12,10 +12,11 @@ from random. Its work grows with alerts, never with packets; it does not parse
 packets.
 
 When the reducer's full table refuses probes and evicts windows, together
-``thrash_ratio`` times its cap, in one window (a flood of probes from random sources), it says so once per window and
-this module writes one ``state_thrashing`` observation (``event.dataset``
-v6sentry.observation) with the counts, as ``ipv6.sweep``'s state_thrashing alert
-reports its own tables; its doorkeeper keeps the scanners' windows counting meanwhile.
+``thrash_ratio`` times its cap, in one window (a flood of probes from random sources),
+it says so once per window and this module writes one ``state_thrashing`` observation
+(``event.dataset`` v6sentry.observation) with the counts, as ``ipv6.sweep``'s
+state_thrashing alert reports its own tables; its admission by value keeps the
+scanners' windows counting meanwhile.
 """
 
 from __future__ import annotations
