@@ -936,7 +936,8 @@ mod tests {
 
     /// `cargo test --profile quick -- --ignored bench_tga --nocapture`: per-packet cost of
     /// the reducer alone over 10M packets: TCP data (filtered out), then echo requests from
-    /// random source /64s into random /48s (every one opens a window and evicts one).
+    /// random source /64s into random /48s (once the table is full, each one refused at the
+    /// doorkeeper).
     #[test]
     #[ignore]
     fn bench_tga() {
