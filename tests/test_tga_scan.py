@@ -170,6 +170,42 @@ def test_a_scan_in_a_random_source_flood_still_fires_and_the_thrashing_is_observ
     assert evicted < 20 and FLOOD - (CAP - 1) - 20 < refused <= FLOOD - (CAP - 1)
 
 
+def test_a_scan_among_sources_of_two_probes_each_still_fires(tmp_path: Path) -> None:
+    """Review of issue 15: the doorkeeper admitted a key on its second probe, evicting
+    the least recently used window, so sources sending two probes each, more of them
+    between two of the scanner's probes than the table holds (100 for a table of 64
+    here), washed the scanner's window out every time, with only a thrashing
+    observation. Now a newcomer replaces only a window worth less than the probes it
+    has shown: the flood's own windows hold two, the scanner's more."""
+    site = tmp_path / "site.yaml"
+    site.write_text(
+        (PCAPS / "policy.yaml")
+        .read_text()
+        .replace("thresholds: {}", "thresholds:\n  ipv6.tga_scan: {max_tracked: 64}")
+    )
+    rng = random.Random(2424)
+    scan = pings(clustered())  # 10 ms apart
+    flood = []
+    for i in range(320 * 100):
+        src = a6("2001:db8::")[:4] + rng.randbytes(12)
+        for k in range(2):
+            dst = target(rng.randrange(0x10000), rng.randbytes(8))
+            frame = eth(echo6(src, dst, 7, (2 * i + k) & 0xFFFF), UPSTREAM_MAC, R1_MAC)
+            flood.append((at(0.9 + i * 0.0001 + k * 0.00001), frame))
+    alerts, observations, engine = run(scan + flood, site)
+    tga = [a for a in alerts if a.category == "ipv6.tga_scan"]
+    assert len(tga) == 1, tga
+    ev = tga[0].evidence
+    assert ev["source"]["prefix"] == "2001:db8:bad::/64"
+    assert ev["estimated_targets"] == 128
+    thrash = [o for o in observations if o.kind == "state_thrashing"]
+    assert len(thrash) == 1, thrash
+    stats = {t.name: t for d in engine.detectors for t in d.tables()}
+    # The flood's windows are worth two: its keys (two probes) replace none of them.
+    assert stats["tga_scan.windows"].evictions < 10
+    assert stats["tga_scan.doorkeeper"].evictions > 2 * 320 * 100 - 200
+
+
 def udp_probe(src: bytes, dst: bytes, sport: int, dport: int, payload: bytes = b"q") -> bytes:
     return ip6(src, dst, 17, udp6(src, dst, sport, dport, payload), 57)
 
@@ -214,6 +250,44 @@ def test_a_udp_scan_fires_and_busy_udp_services_stay_silent() -> None:
         when += 0.005
     got, _ = replay(benign)
     assert [a for a in got if a.category == "ipv6.tga_scan"] == [], got
+
+
+def test_symmetric_udp_peers_stay_silent() -> None:
+    """Review of issue 15: UDP between equal ports (NTP 123, IKE 500 and 4500) is both
+    ways the same datagram, neither a probe nor a reply. An external NTP server
+    answering 320 hosts over 40 /64s of our /48 (ntpd, w32time, BMCs query from port
+    123), and an IKE peer talking to as many gateways, used to be a scan of the /48."""
+    server = a6("2001:db8:bad::123")
+    frames = []
+    for i, client in enumerate(clustered(seed=123)):
+        when = 1 + i * 0.01
+        port = (123, 500, 4500)[i % 3]
+        query = udp_probe(client, server, port, port)
+        answer = udp_probe(server, client, port, port, b"a")
+        frames.append((at(when), eth(query, R1_MAC, UPSTREAM_MAC)))
+        frames.append((at(when + 0.002), eth(answer, UPSTREAM_MAC, R1_MAC)))
+    alerts, _ = replay(frames)
+    assert [a for a in alerts if a.category == "ipv6.tga_scan"] == [], alerts
+    # The answers alone (the queries left the site another way): still silent.
+    alerts, _ = replay(frames[1::2])
+    assert [a for a in alerts if a.category == "ipv6.tga_scan"] == [], alerts
+
+
+def test_a_udp_scan_from_a_privileged_source_port_fires() -> None:
+    """Review of issue 15: a scanner sending from port 53 (or 1) to ports above it (123,
+    161, 443, 500) was a service answering by the lower-port rule, never counted. A
+    privileged destination port is a probe whatever the source port."""
+    frames = []
+    for i, t in enumerate(clustered(seed=161)):
+        sport = 1 if i % 5 == 0 else 53
+        dport = (123, 161, 443, 500)[i % 4]
+        frames.append(
+            (at(1 + i * 0.01), eth(udp_probe(SCANNER, t, sport, dport), UPSTREAM_MAC, R1_MAC))
+        )
+    alerts, _ = replay(frames)
+    tga = [a for a in alerts if a.category == "ipv6.tga_scan"]
+    assert [a.signature_id for a in tga] == [1001501]
+    assert tga[0].evidence["probes"] == {"udp": 128}
 
 
 def test_every_tga_signature_is_pinned_to_real_tool_traffic() -> None:

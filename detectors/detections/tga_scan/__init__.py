@@ -11,11 +11,12 @@ nibble-position entropy profile (Entropy/IP's view), which tells clustered nibbl
 from random. Its work grows with alerts, never with packets; it does not parse
 packets.
 
-When the reducer's full table refuses or evicts ``thrash_ratio`` times its cap of keys
-in one window (a flood of probes from random sources), it says so once per window and
-this module writes one ``state_thrashing`` observation (``event.dataset``
-v6sentry.observation) with the counts, as ``ipv6.sweep``'s state_thrashing alert
-reports its own tables; its doorkeeper keeps the scanners' windows counting meanwhile.
+When the reducer's full table refuses probes and evicts windows, together
+``thrash_ratio`` times its cap, in one window (a flood of probes from random sources),
+it says so once per window and this module writes one ``state_thrashing`` observation
+(``event.dataset`` v6sentry.observation) with the counts, as ``ipv6.sweep``'s
+state_thrashing alert reports its own tables; its admission by value keeps the
+scanners' windows counting meanwhile.
 """
 
 from __future__ import annotations
@@ -195,8 +196,9 @@ class TgaScanDetector(Detector):
         )
 
     def _thrash(self, output: Any) -> None:
-        """The full table refused or evicted ``thrash_ratio`` times its cap of keys in one
-        window: one observation (the reducer says so once per window)."""
+        """The full table refused probes and evicted windows, together ``thrash_ratio``
+        times its cap, in one window: one observation (the reducer says so once per
+        window)."""
         _, refused, evictions, cap, start, ts, refused_total, evictions_total = output
         observe = self.ctx.observe
         if observe is None:

@@ -147,3 +147,36 @@ pub fn no_reply_ratio(targets: f64, responders: f64) -> f64 {
         0.0
     }
 }
+
+/// A UDP datagram's role from its two ports, for the reducers that count UDP as probes.
+/// No port list tells a service from a client, but operating systems take a client's
+/// port from an ephemeral range above 1024 (Linux 32768-60999, IANA and Windows
+/// 49152-65535) and a service answers to the port it was asked from, so:
+/// - equal ports: neither. Peers of a symmetric protocol (NTP 123, IKE 500 and 4500,
+///   WireGuard 51820) send the same datagrams both ways; an NTP server answering its
+///   clients is no probe of them, and no reply either.
+/// - a privileged destination from an unprivileged source: a probe (a client or a
+///   scanner asking a service: 53, 123, 161, 443, 500).
+/// - a privileged source to an unprivileged destination: a reply (the service answering
+///   the client's ephemeral port).
+/// - two different privileged ports: a probe. Only a client bound to a privileged port
+///   sends from one (source port 53 or 1 to slip past naive filters); a service's
+///   answer goes to the asker's port, privileged only for such a client.
+/// - two different unprivileged ports: the lower is the service (registered services,
+///   3478, 5060, traceroute's 33434, sit below the ephemeral ranges), so toward it is a
+///   probe and from it a reply. A scanner picking a source port between 1024 and its
+///   target's port is classed a reply: it can hide probes of high ports this way, never
+///   of the privileged ones.
+#[inline]
+pub fn udp_role(sport: u16, dport: u16) -> Role {
+    const PRIVILEGED: u16 = 1024;
+    if sport == dport {
+        Role::Other
+    } else if dport < PRIVILEGED {
+        Role::Probe(UDP) // from an ephemeral port, or from another privileged one
+    } else if sport < PRIVILEGED || sport < dport {
+        Role::Reply
+    } else {
+        Role::Probe(UDP)
+    }
+}

@@ -274,6 +274,29 @@ impl<K: Clone + Hash + Eq, V> Lru<K, V> {
         self.free.clear();
         out
     }
+
+    /// The `n` least recently used entries, oldest first, recency untouched: the
+    /// candidates of an owner that picks its victim by value (`evict`).
+    pub fn oldest(&self, n: usize) -> impl Iterator<Item = (&K, &V)> + '_ {
+        let mut i = self.head;
+        std::iter::from_fn(move || {
+            let slot = self.slots.get(i as usize)?; // NIL is past the end
+            i = slot.next;
+            Some((
+                &slot.key,
+                slot.val.as_ref().expect("a linked slot holds a value"),
+            ))
+        })
+        .take(n)
+    }
+
+    /// Evict the entry its owner chose (by value, not recency): removed and counted as
+    /// an eviction, as `put` counts the least recently used one.
+    pub fn evict(&mut self, key: &K) -> Option<V> {
+        let v = self.remove(key)?;
+        self.evictions += 1;
+        Some(v)
+    }
 }
 
 /// Anything that knows when its packet-time window started.

@@ -11,23 +11,34 @@
 //!
 //! Per packet it runs the shared probe filters (`crate::reduce::probe`) first: ICMPv6
 //! echo requests, TCP segments opening something (SYN, FIN, NULL, Xmas) and UDP datagrams
-//! toward the lower port (a client or scanner to a service: 53, 443, 33434...) are
-//! probes; echo replies, SYN-ACKs, RSTs, ICMPv6 errors and UDP datagrams from the lower
-//! port (a service answering) are replies; everything else returns after a few byte
-//! comparisons. A probe is hashed once for its table key and once for its target; no
-//! allocation unless it opens a window.
+//! that `probe::udp_role` calls probes (to a privileged port, or to the lower of two
+//! unprivileged ones) are probes; echo replies, SYN-ACKs, RSTs, ICMPv6 errors and UDP
+//! datagrams it calls replies (a service answering a client's ephemeral port) are
+//! replies, which only update a window already open (never insert); UDP between equal
+//! ports (NTP 123, IKE 500 and 4500 peers) is neither; everything else returns after a
+//! few byte comparisons. A probe is hashed once for its table key and once for its
+//! target; no allocation unless it opens a window.
 //!
-//! Admission (the doorkeeper): once the table is full, a key that is not in it takes a
-//! slot (evicting the least recently used window) only on its second probe, remembered
-//! as a 32-bit fingerprint in a direct-mapped array. A flood of single probes from
-//! random sources, each a new key, is refused there and cannot evict a scanner's window,
-//! which sees many probes. Keys refused and windows evicted within one window span, at
-//! least `thrash_ratio` times the cap, are reported once (`Outcome::Thrash`) instead of
-//! going silent. Below the cap nothing changes and nothing is spent: the doorkeeper is
-//! consulted only by a probe that misses a full table.
+//! Admission (the doorkeeper, then a victim by value): once the table is full, a key
+//! that is not in it is refused on its first probe, remembered with a count of its
+//! probes in a direct-mapped array of 32-bit entries (a 24-bit fingerprint, an 8-bit
+//! count). From its second probe on it may take the slot of the window of least value
+//! among the `CANDIDATES` least recently used (its distinct targets, plus the probes it
+//! showed at the doorkeeper before it got its slot; 0 once its span is over), and only
+//! if that value is below the probes the newcomer has shown: else it is refused again
+//! and keeps counting. A flood of single probes from random sources is refused
+//! outright; a flood of keys sending k probes each only replaces windows worth less than
+//! k, never a scanner's window once it has shown k targets (TinyLFU's admission: a
+//! newcomer must have been seen more often than the victim). Keys refused and windows
+//! evicted within one window span, at least `thrash_ratio` times the cap, are reported
+//! once (`Outcome::Thrash`) instead of going silent. Below the cap nothing changes and
+//! nothing is spent: the doorkeeper is consulted only by a probe that misses a full
+//! table.
 
 use crate::decode::events::Ipv6Packet;
-use crate::reduce::probe::{self, addressed, answers_destination, probe_kind, role, Role, UDP};
+use crate::reduce::probe::{
+    self, addressed, answers_destination, halves, probe_kind, role, udp_role, Role,
+};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
 use crate::reduce::windows::{KeyedState, Lru};
 use std::hash::BuildHasher;
@@ -37,6 +48,10 @@ pub const SAMPLE: usize = 128;
 /// Doorkeeper fingerprints per table slot: a first probe's fingerprint survives some
 /// 8 x cap other refused keys, so a scanner's second probe finds it even in a flood.
 pub const DOORKEEPER_PER_SLOT: usize = 8;
+/// Least recently used windows a newcomer of the full table may replace: the one of
+/// least value among them. A few, so a valuable window at the old end is passed over
+/// for a worthless one behind it; few, so admission stays a handful of reads.
+pub const CANDIDATES: usize = 4;
 
 /// (source /64, destination /48).
 pub type Key = [u8; 14];
@@ -71,6 +86,10 @@ pub struct Win {
     pub sample: DistinctSample<[u8; 16]>,
     pub first: Ipv6Packet,
     pub alerted: bool,
+    /// Probes the key showed at the doorkeeper before it got a slot (not in `targets`):
+    /// part of the window's value, so a scanner admitted under a flood is not the next
+    /// victim of the flood's keys.
+    pub credit: u32,
 }
 
 impl Win {
@@ -86,7 +105,17 @@ impl Win {
             sample: DistinctSample::new(SAMPLE),
             first: p.clone(),
             alerted: false,
+            credit: 0,
         })
+    }
+
+    /// What a newcomer must beat to take this window's slot: its distinct targets plus
+    /// its doorkeeper credit; 0 once its span is over (it would roll over anyway).
+    fn value(&self, cfg: &Config, ts: i64) -> f64 {
+        if ts.saturating_sub(self.start_ns) >= cfg.window_ns {
+            return 0.0;
+        }
+        self.targets.estimate() + f64::from(self.credit)
     }
 
     pub fn no_reply_ratio(&self) -> f64 {
@@ -142,17 +171,17 @@ fn key_of(src64: &[u8], dst48: &[u8]) -> Key {
     k
 }
 
-/// Admission to a full table: a key gets a slot on its second probe. Direct-mapped
-/// 32-bit fingerprints under a keyed hash (a flood cannot aim at a scanner's slot); a
-/// first probe writes its fingerprint, a matching one admits and clears it. Zeroed
-/// memory is taken from the system lazily, so an idle doorkeeper costs no resident
-/// pages.
+/// Admission to a full table: the probes each refused key has shown. Direct-mapped
+/// 32-bit entries under a keyed hash (a flood cannot aim at a scanner's entry): a 24-bit
+/// fingerprint and an 8-bit count of probes (saturating); a probe whose fingerprint
+/// differs takes the entry over with a count of 1. Zeroed memory is taken from the
+/// system lazily, so an idle doorkeeper costs no resident pages.
 pub struct Doorkeeper {
     slots: Vec<u32>,
     hasher: KeyedState,
-    /// Keys refused a slot (first probes of a full table), ever.
+    /// Probes of keys refused a slot of the full table, ever.
     pub refused: u64,
-    /// Fingerprints held: a first probe's, not yet matched.
+    /// Entries held: keys refused, not yet admitted.
     held: usize,
 }
 
@@ -167,24 +196,30 @@ impl Doorkeeper {
         }
     }
 
-    /// True on the key's second probe since its fingerprint was written.
+    /// Count a probe of a key not in the table: its entry and the probes it has shown,
+    /// this one included (1 for a first probe, or once its entry was taken over).
     #[inline]
-    fn admit(&mut self, key: &Key) -> bool {
+    fn shown(&mut self, key: &Key) -> (usize, u32) {
         let h = self.hasher.hash_one(key);
         let i = (h as usize) & (self.slots.len() - 1);
-        let fp = ((h >> 32) as u32) | 1; // never 0: 0 is an empty slot
+        let fp = (h >> 40) as u32; // 24 bits; an entry is never 0 (its count is 1+)
         let slot = &mut self.slots[i];
-        if *slot == fp {
-            *slot = 0;
-            self.held -= 1;
-            return true;
-        }
-        if *slot == 0 {
-            self.held += 1;
-        }
-        *slot = fp;
-        self.refused += 1;
-        false
+        let n = if *slot != 0 && *slot >> 8 == fp {
+            (*slot & 0xff).saturating_add(1).min(0xff)
+        } else {
+            if *slot == 0 {
+                self.held += 1;
+            }
+            1
+        };
+        *slot = (fp << 8) | n;
+        (i, n)
+    }
+
+    /// The key of entry `i` got its slot: forget it.
+    fn admitted(&mut self, i: usize) {
+        self.slots[i] = 0;
+        self.held -= 1;
     }
 
     pub fn held(&self) -> usize {
@@ -246,16 +281,20 @@ impl TgaCore {
             }
             Role::Probe(kind) => kind,
             Role::Either => match (pk.sport, pk.dport) {
-                // UDP: toward the lower port (a service, a traceroute port) is a probe,
-                // from it an answer. A DNS server's answers to its clients are then
-                // replies, never probes of the clients' /48.
-                (Some(s), Some(d)) if d <= s => UDP,
-                (Some(_), Some(_)) => {
-                    if addressed(pk) {
-                        self.on_reply(pk);
+                // UDP by its ports (`probe::udp_role`): a DNS server's answers to its
+                // clients are replies and an NTP server's (123 to 123) neither, never
+                // probes of the clients' /48; a scanner sending from port 53 or 1 to
+                // a privileged port still probes.
+                (Some(s), Some(d)) => match udp_role(s, d) {
+                    Role::Probe(kind) => kind,
+                    Role::Reply => {
+                        if addressed(pk) {
+                            self.on_reply(pk);
+                        }
+                        return;
                     }
-                    return;
-                }
+                    _ => return,
+                },
                 _ => return,
             },
         };
@@ -273,10 +312,13 @@ impl TgaCore {
         }
     }
 
-    /// A probe of a key not in the full table: the doorkeeper decides, and the
+    /// A probe of a key not in the full table: the doorkeeper counts it; from its second
+    /// probe it takes the slot of the least valuable of the oldest windows if that one
+    /// is worth less than its probes (evicted, counted), else it is refused. The
     /// refusals and evictions of this span are checked against the thrashing bar.
+    /// Returns the credit of an admitted key (its probes before this one).
     #[cold]
-    fn admit_to_full(&mut self, key: &Key, pk: &Ipv6Packet, out: &mut Vec<Outcome>) -> bool {
+    fn admit_to_full(&mut self, key: &Key, pk: &Ipv6Packet, out: &mut Vec<Outcome>) -> Option<u32> {
         let ts = pk.meta.ts_ns;
         let t = &mut self.thrash;
         if ts.saturating_sub(t.start_ns) >= self.cfg.window_ns {
@@ -289,9 +331,35 @@ impl TgaCore {
                 reported: false,
             };
         }
-        let admitted = self.doorkeeper.admit(key);
-        // Evictions as they will be once an admitted key has taken its slot.
-        let evictions = self.table.evictions() + u64::from(admitted);
+        let (entry, shown) = self.doorkeeper.shown(key);
+        let mut victim: Option<(Key, f64)> = None;
+        if shown >= 2 {
+            let limit = f64::from(shown);
+            for (k, w) in self.table.oldest(CANDIDATES) {
+                let v = w.value(&self.cfg, ts);
+                // Strictly less: a tie keeps the incumbent, so keys of k probes each
+                // only replace windows worth less than k, never each other.
+                let better = match victim {
+                    Some((_, best)) => v < best,
+                    None => v < limit,
+                };
+                if better {
+                    victim = Some((*k, v));
+                }
+            }
+        }
+        let admitted = match victim {
+            Some((k, _)) => {
+                self.table.evict(&k);
+                self.doorkeeper.admitted(entry);
+                Some(shown - 1)
+            }
+            None => {
+                self.doorkeeper.refused += 1;
+                None
+            }
+        };
+        let evictions = self.table.evictions();
         let refused = self.doorkeeper.refused - t.refused;
         let evicted = evictions - t.evictions;
         if !t.reported && refused + evicted >= t.min {
@@ -321,10 +389,16 @@ impl TgaCore {
                 w
             }
             None => {
-                if self.table.len() >= self.table.cap() && !self.admit_to_full(&key, pk, out) {
-                    return; // a first probe while full: remembered, not counted
+                let mut credit = 0;
+                if self.table.len() >= self.table.cap() {
+                    match self.admit_to_full(&key, pk, out) {
+                        Some(c) => credit = c, // a victim made room
+                        None => return,        // refused: remembered, not counted
+                    }
                 }
-                self.table.put(key, Win::new(&self.cfg, ts, pk)); // may evict (counted)
+                let mut win = Win::new(&self.cfg, ts, pk);
+                win.credit = credit;
+                self.table.put(key, win); // below the cap now: evicts nothing
                 self.table.peek_mut(&key).expect("just put")
             }
         };
@@ -332,9 +406,8 @@ impl TgaCore {
         w.last_ns = ts;
         w.packets += 1;
         w.probes[kind] += 1;
-        let dst64 = u64::from_be_bytes(dst[..8].try_into().expect("8 bytes"));
-        let h_iid = mix64(u64::from_be_bytes(dst[8..].try_into().expect("8 bytes")));
-        let h_dst = mix64(h_iid ^ dst64);
+        let (dst64, iid) = halves(dst);
+        let h_dst = mix64(mix64(iid) ^ dst64);
         if !w.targets.add(h_dst) {
             return;
         }
@@ -396,7 +469,7 @@ impl TgaCore {
 mod tests {
     use super::*;
     use crate::decode::events::{Ipv6Header, Meta};
-    use crate::reduce::probe::TCP_OTHER;
+    use crate::reduce::probe::{TCP_OTHER, UDP};
 
     fn cfg() -> Config {
         Config {
@@ -540,15 +613,31 @@ mod tests {
         );
         core.on_packet(&mc, &mut out);
         assert_eq!(core.table.len(), 0);
-        for i in 0..100u64 {
-            let s = addr(SCANNER + i, 1);
+        // 100 source /64s whose doorkeeper entries differ (the hash is keyed per run).
+        let mut entries = std::collections::HashSet::new();
+        let sources: Vec<u64> = (0u64..)
+            .filter(|i| {
+                let key = key_of(&addr(SCANNER + i, 1), &addr(SITE, 1));
+                let h = core.doorkeeper.hasher.hash_one(key);
+                entries.insert((h as usize) & (core.doorkeeper.slots() - 1))
+            })
+            .take(100)
+            .collect();
+        for (i, s) in sources.iter().enumerate() {
+            let s = addr(SCANNER + s, 1);
             core.on_packet(&pkt(i as i64, s, addr(SITE, 1), Some(128), None), &mut out);
         }
         // Full at 64: the other 36 single probes are refused, nothing evicted.
         assert_eq!((core.table.len(), core.table.evictions()), (64, 0));
         assert_eq!((core.doorkeeper.refused, core.doorkeeper.held()), (36, 36));
-        // A refused key's second probe takes a slot.
-        let again = pkt(200, addr(SCANNER + 99, 1), addr(SITE, 2), Some(128), None);
+        // A refused key's second probe takes the slot of a window worth 1 (one target).
+        let again = pkt(
+            200,
+            addr(SCANNER + sources[99], 1),
+            addr(SITE, 2),
+            Some(128),
+            None,
+        );
         core.on_packet(&again, &mut out);
         assert_eq!((core.table.evictions(), core.doorkeeper.held()), (1, 35));
         assert!(out.is_empty());
@@ -620,31 +709,39 @@ mod tests {
         assert_eq!(core.table.len(), 3); // the two scans and the client
     }
 
+    /// The thrash reports among `out`, as (refused, evictions, cap).
+    fn thrashes(out: &[Outcome]) -> Vec<(u64, u64, usize)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Outcome::Thrash {
+                    refused,
+                    evictions,
+                    cap,
+                    ..
+                } => Some((*refused, *evictions, *cap)),
+                Outcome::Crossing(_) => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_random_source_flood_is_refused_and_reported_once_and_the_scan_still_fires() {
         let mut core = TgaCore::new(cfg()); // a table of 64
         let mut n = 0u64;
+        let mut flood_out = Vec::new();
         // Every probe of the scan comes with 60 echo requests from new random /64s.
         let out = scan(&mut core, addr(SCANNER, 1), 0, |core, ts| {
-            let mut out = Vec::new();
             for _ in 0..60 {
                 n += 1;
                 let s = addr(0x2001_0000_0000_0000 | (mix64(n) >> 16), mix64(!n));
                 let d = addr(SITE | (mix64(n ^ 0x5a) & 0xffff), mix64(n ^ 0xa5));
-                core.on_packet(&pkt(ts, s, d, Some(128), None), &mut out);
-            }
-            assert!(crossings(&out).is_empty());
-            assert!(out.len() <= 1);
-            if let Some(Outcome::Thrash {
-                refused,
-                evictions,
-                cap,
-                ..
-            }) = out.first()
-            {
-                assert_eq!((*refused, *evictions, *cap), (64, 0, 64));
+                core.on_packet(&pkt(ts, s, d, Some(128), None), &mut flood_out);
             }
         });
+        assert!(crossings(&flood_out).is_empty());
+        // Reported once (the whole flood is within one span), when the refusals
+        // reached the cap.
+        assert_eq!(thrashes(&flood_out), [(64, 0, 64)]);
         let c = crossings(&out);
         assert_eq!(c.len(), 1, "{out:?}");
         assert_eq!((c[0].targets, c[0].packets), (128.0, 128));
@@ -653,9 +750,57 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_two_probe_sources_cannot_wash_the_scan_out() {
+        // Review of issue 15: keys sending two probes each passed the doorkeeper and
+        // evicted the least recently used window; 100 of them (200 packets, three
+        // times the table) between two of the scanner's probes evicted its window
+        // every time, and the scan never fired. Now a newcomer takes only the slot of
+        // a window worth less than the probes it has shown: the flood's windows are
+        // worth 2 (two targets), so its keys (2) are refused, and the scanner gets a
+        // slot on its third probe (3), worth 3 from then on and growing.
+        let mut core = TgaCore::new(cfg()); // a table of 64
+        let mut n = 0u64;
+        let mut flood_out = Vec::new();
+        let mut flood = |core: &mut TgaCore, ts: i64, out: &mut Vec<Outcome>| {
+            for _ in 0..100 {
+                n += 1;
+                let s = addr(0x2001_0000_0000_0000 | (mix64(n) >> 16), mix64(!n));
+                for t in 0..2u64 {
+                    let d = addr(SITE | (mix64(n ^ t) & 0xffff), mix64(n ^ 0xa5 ^ t));
+                    core.on_packet(&pkt(ts, s, d, Some(128), None), out);
+                }
+            }
+        };
+        // The flood fills the table first: the scanner arrives at a full one.
+        flood(&mut core, 0, &mut flood_out);
+        assert_eq!(core.table.len(), 64);
+        let mut out = Vec::new();
+        let mut ts = 1_000_000;
+        for host in 0..16u64 {
+            for subnet in 0..32u64 {
+                let d = addr(SITE | subnet, 0x1000 + host);
+                core.on_packet(&pkt(ts, addr(SCANNER, 1), d, Some(128), None), &mut out);
+                flood(&mut core, ts, &mut flood_out);
+                ts += 1_000_000;
+            }
+        }
+        let c = crossings(&out);
+        assert_eq!(c.len(), 1, "{out:?}");
+        assert_eq!((c[0].targets, c[0].prefixes), (128.0, 32.0));
+        assert!(crossings(&flood_out).is_empty());
+        // One eviction, the scanner's admission; every other flood probe refused,
+        // reported once (one span).
+        assert_eq!(core.table.evictions(), 1);
+        assert_eq!(thrashes(&flood_out), [(64, 0, 64)]);
+        assert!(core.doorkeeper.refused > 100 * 2 * 512);
+    }
+
+    #[test]
     fn thrashing_is_reported_once_per_span() {
-        // Keys of two probes each: admitted, each evicting one; the span's count
-        // crosses the cap once, and again in the next span.
+        // Keys of two probes each: in the first span the full table's windows are
+        // worth 2 and every probe is refused; in the next the old windows are worth
+        // nothing and each key evicts one on its second probe. The span's count
+        // crosses the cap once in each.
         let mut core = TgaCore::new(cfg());
         let mut out = Vec::new();
         for span in 0..2i64 {
@@ -676,6 +821,75 @@ mod tests {
             })
             .collect();
         assert_eq!(thrash, [64, 64]);
+        assert_eq!(core.table.evictions(), 64);
+    }
+
+    #[test]
+    fn udp_roles_by_port() {
+        use probe::udp_role;
+        // Equal ports: symmetric peers (NTP, IKE, IKE over NAT, WireGuard), neither.
+        for p in [123, 500, 4500, 51820] {
+            assert_eq!(udp_role(p, p), Role::Other);
+        }
+        // Ephemeral to privileged: a probe; privileged to ephemeral: a reply.
+        assert_eq!(udp_role(40000, 53), Role::Probe(UDP));
+        assert_eq!(udp_role(1024, 1023), Role::Probe(UDP));
+        assert_eq!(udp_role(53, 40000), Role::Reply);
+        assert_eq!(udp_role(1023, 1024), Role::Reply);
+        // Two different privileged ports: a client bound to one, probing.
+        for (s, d) in [
+            (53, 123),
+            (53, 161),
+            (53, 443),
+            (53, 500),
+            (1, 53),
+            (443, 53),
+        ] {
+            assert_eq!(udp_role(s, d), Role::Probe(UDP), "{s} -> {d}");
+        }
+        // Two unprivileged ports: toward the lower (traceroute's 33434, 3478) a probe.
+        assert_eq!(udp_role(50000, 33434), Role::Probe(UDP));
+        assert_eq!(udp_role(33434, 50000), Role::Reply);
+        assert_eq!(udp_role(3478, 61000), Role::Reply);
+    }
+
+    #[test]
+    fn symmetric_udp_and_replies_open_no_window() {
+        // An NTP server (123 to 123) answering 128 hosts over 32 /64s of the /48: no
+        // probe. Before, the lower-port rule took 123 to 123 for a probe and it fired.
+        let mut core = TgaCore::new(cfg());
+        let mut out = Vec::new();
+        let server = addr(SCANNER, 0x123);
+        for host in 0..4u64 {
+            for subnet in 0..32u64 {
+                let c = addr(SITE | subnet, 0x1000 + host);
+                let ts = (host * 32 + subnet) as i64 * 1000;
+                core.on_packet(&udp(ts, server, c, 123, 123), &mut out);
+                core.on_packet(&udp(ts + 1, server, c, 500, 500), &mut out);
+                // Replies (service to ephemeral port) only update open windows.
+                core.on_packet(&udp(ts + 2, server, c, 53, 40000), &mut out);
+                core.on_packet(&udp(ts + 3, server, c, 33434, 50000), &mut out);
+            }
+        }
+        assert!(out.is_empty(), "{out:?}");
+        assert_eq!(core.table.len(), 0);
+        // A scanner sending from port 53 or 1 to privileged ports above it: probes.
+        let out = {
+            let mut out = Vec::new();
+            for host in 0..4u64 {
+                for subnet in 0..32u64 {
+                    let d = addr(SITE | subnet, 0x1000 + host);
+                    let ts = (host * 32 + subnet) as i64 * 1000;
+                    let sport = if subnet % 2 == 0 { 53 } else { 1 };
+                    let dport = [123, 161, 443, 500][host as usize];
+                    core.on_packet(&udp(ts, server, d, sport, dport), &mut out);
+                }
+            }
+            out
+        };
+        let c = crossings(&out);
+        assert_eq!(c.len(), 1, "{out:?}");
+        assert_eq!(c[0].probes[UDP], 128);
     }
 
     fn rss_kib() -> u64 {
@@ -722,7 +936,8 @@ mod tests {
 
     /// `cargo test --profile quick -- --ignored bench_tga --nocapture`: per-packet cost of
     /// the reducer alone over 10M packets: TCP data (filtered out), then echo requests from
-    /// random source /64s into random /48s (every one opens a window and evicts one).
+    /// random source /64s into random /48s (once the table is full, each one refused at the
+    /// doorkeeper).
     #[test]
     #[ignore]
     fn bench_tga() {

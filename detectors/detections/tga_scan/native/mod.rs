@@ -2,7 +2,7 @@
 //!
 //! Owns the `tga_scan` reducer kind (declared in `../spec.yaml` under `reducers:`):
 //! probes (ICMPv6 echo requests, TCP SYN, FIN, NULL and Xmas segments, UDP datagrams to
-//! the lower port) are counted per (source /64, destination /48) window in `core`,
+//! a service port: `probe::udp_role`) are counted per (source /64, destination /48) window in `core`,
 //! replies from the /48 to the source /64 are the no-reply ratio. Python
 //! (`../__init__.py`) gets one tuple per window that passed the gate and one per span in
 //! which the full table refused or evicted too many keys (`outcome`).
@@ -176,7 +176,7 @@ impl Reducer for TgaScan {
     }
 
     fn tables(&self) -> Vec<TableStat> {
-        // The doorkeeper's "evictions" are the keys it refused a slot of the full table.
+        // The doorkeeper's "evictions" are the probes it refused a slot of the full table.
         let d = &self.core.doorkeeper;
         vec![
             self.core.table.table_stat(&self.name),
