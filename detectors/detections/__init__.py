@@ -63,6 +63,32 @@ class Context:
     # so detectors skip building them.
     observe: Callable[[Observation], None] | None = None
 
+    def observation(
+        self,
+        kind: str,
+        key: str,
+        start_ns: int,
+        end_ns: int,
+        details: dict[str, Any],
+        source_ip: str | None = None,
+    ) -> None:
+        """Write one observation seen from ``start_ns`` to ``end_ns`` (its time), if
+        anyone listens: the one place observations get their capture and times."""
+        if self.observe is None:
+            return
+        self.observe(
+            Observation(
+                kind=kind,
+                ts_ns=end_ns,
+                start_ns=start_ns,
+                end_ns=end_ns,
+                key=key,
+                source_ip=source_ip,
+                capture=self.capture(),
+                details=details,
+            )
+        )
+
 
 class Detector:
     """Base class. Subclasses set ``subscribes`` and implement ``on_event``."""

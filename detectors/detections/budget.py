@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from detectors.detections import NS, Context, Detector
-from detectors.es.observations import Observation
 from detectors.events import Event, ip_str, mac_str
 from detectors.state import BoundedTable, Suppressor
 
@@ -261,20 +260,16 @@ class ObservationBudget:
             return
         if self.dropped and self.ctx.observe is not None:
             end = min(max(now_ns, start), start + self.window_ns)
-            self.ctx.observe(
-                Observation(
-                    kind="overflow",
-                    ts_ns=end,
-                    start_ns=start,
-                    end_ns=end,
-                    key=f"{self.category}|overflow",
-                    capture=self.ctx.capture(),
-                    details={
-                        "dropped": self.dropped,
-                        "emitted": self.used,
-                        "cap": self.cap,
-                        "window": {"start": start / NS, "seconds": self.window_ns / NS},
-                    },
-                )
+            self.ctx.observation(
+                "overflow",
+                f"{self.category}|overflow",
+                start,
+                end,
+                {
+                    "dropped": self.dropped,
+                    "emitted": self.used,
+                    "cap": self.cap,
+                    "window": {"start": start / NS, "seconds": self.window_ns / NS},
+                },
             )
         self.start, self.used, self.dropped = None, 0, 0

@@ -19,7 +19,6 @@ from typing import Any
 
 from detectors.detections import NS, Context, Detector
 from detectors.detections.budget import ObservationBudget
-from detectors.es.observations import Observation
 from detectors.events import ip_str
 from detectors.policy import ip6_arpa_zone
 
@@ -230,26 +229,22 @@ class DnsDetector(Detector):
             return
         if not self.obs_budget.take(last):
             return
-        self.observe(
-            Observation(
-                kind="dns_backscatter",
-                ts_ns=last,
-                start_ns=start,
-                end_ns=last,
-                key=f"{BACKSCATTER}|{addr}",
-                source_ip=addr,
-                capture=self.ctx.capture(),
-                details={
-                    "originator": addr,
-                    "name": evidence["originator"]["name"],
-                    "class": cls,
-                    "queriers": evidence["queriers"]["count"],
-                    "sample_queriers": evidence["queriers"]["sample"],
-                    "queries": evidence["queries"],
-                    "threshold": self.min_queriers,
-                    "window": {"start": start / NS, "seconds": self.bs_window_ns / NS},
-                },
-            )
+        self.ctx.observation(
+            "dns_backscatter",
+            f"{BACKSCATTER}|{addr}",
+            start,
+            last,
+            {
+                "originator": addr,
+                "name": evidence["originator"]["name"],
+                "class": cls,
+                "queriers": evidence["queriers"]["count"],
+                "sample_queriers": evidence["queriers"]["sample"],
+                "queries": evidence["queries"],
+                "threshold": self.min_queriers,
+                "window": {"start": start / NS, "seconds": self.bs_window_ns / NS},
+            },
+            source_ip=addr,
         )
 
     # -- ipv6.rdns_walk -----------------------------------------------------

@@ -59,7 +59,6 @@ from typing import TYPE_CHECKING, Any
 from detectors.detections import NS
 from detectors.detections.budget import ObservationBudget, prefix64_str, sweep_identifier
 from detectors.detections.sweep.patterns import CLASSES, classify, eui64_oui
-from detectors.es.observations import Observation
 from detectors.events import Ipv6Packet, ip_str
 from detectors.state import Suppressor
 
@@ -176,20 +175,8 @@ class Sweep:
         source_ip: str | None = None,
     ) -> None:
         """Write one observation of a closed window; ``details`` gets its ``window``."""
-        assert self.observe is not None  # _observed_at said so
         details["window"] = {"start": start / NS, "end": end / NS, "seconds": self.window_ns / NS}
-        self.observe(
-            Observation(
-                kind=kind,
-                ts_ns=end,
-                start_ns=start,
-                end_ns=end,
-                key=key,
-                source_ip=source_ip,
-                capture=self.det.ctx.capture(),
-                details=details,
-            )
-        )
+        self.det.ctx.observation(kind, key, start, end, details, source_ip)
 
     def _pair_closed(self, o: Outcome) -> None:
         """One observation of a closed pair window with enough targets (bounded)."""

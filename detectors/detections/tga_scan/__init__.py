@@ -28,7 +28,6 @@ from typing import Any
 from detectors.detections import NS, Context, Detector
 from detectors.detections.budget import prefix64_str
 from detectors.detections.sweep.patterns import CLASSES, classify
-from detectors.es.observations import Observation
 from detectors.events import ip_str
 
 CATEGORY = "ipv6.tga_scan"
@@ -200,33 +199,28 @@ class TgaScanDetector(Detector):
         times its cap, in one window: one observation (the reducer says so once per
         window)."""
         _, refused, evictions, cap, start, ts, refused_total, evictions_total = output
-        observe = self.ctx.observe
-        if observe is None:
+        if self.ctx.observe is None:
             return  # the summary's table line still counts them (tga_scan.doorkeeper)
         seconds = max((ts - start) / NS, 1.0)  # a rate over at least one second
-        observe(
-            Observation(
-                kind="state_thrashing",
-                ts_ns=ts,
-                start_ns=start,
-                end_ns=ts,
-                key=f"{TABLE}|thrash",
-                capture=self.ctx.capture(),
-                details={
-                    "table": TABLE,
-                    "refused": refused,
-                    "evictions": evictions,
-                    "refused_total": refused_total,
-                    "evictions_total": evictions_total,
-                    "cap": cap,
-                    "rate": round((refused + evictions) / seconds, 3),
-                    "thresholds": {
-                        "thrash_ratio": self.thrash_ratio,
-                        "keys": max(1, math.ceil(self.thrash_ratio * cap)),
-                    },
-                    "window": {"start": start / NS, "end": ts / NS, "seconds": self.window_ns / NS},
+        self.ctx.observation(
+            "state_thrashing",
+            f"{TABLE}|thrash",
+            start,
+            ts,
+            {
+                "table": TABLE,
+                "refused": refused,
+                "evictions": evictions,
+                "refused_total": refused_total,
+                "evictions_total": evictions_total,
+                "cap": cap,
+                "rate": round((refused + evictions) / seconds, 3),
+                "thresholds": {
+                    "thrash_ratio": self.thrash_ratio,
+                    "keys": max(1, math.ceil(self.thrash_ratio * cap)),
                 },
-            )
+                "window": {"start": start / NS, "end": ts / NS, "seconds": self.window_ns / NS},
+            },
         )
 
     def tick(self, now_ns: int) -> None:
