@@ -130,6 +130,40 @@ def test_a_random_source_flood_does_not_hide_a_slow_scan(tmp_path: Path) -> None
         assert c["max_evicted_targets"] <= 2, c
 
 
+def steady_flood(seed: int, rate: int, seconds: int) -> list[tuple[int, bytes]]:
+    """``rate`` random source /64s a second for ``seconds`` from T0, two echo requests
+    each (as ``flood``), without pause."""
+    rng = random.Random(seed)
+    frames: list[tuple[int, bytes]] = []
+    for k in range(rate * seconds):
+        t = k / rate
+        src = (0x2001_0DB8_0000_0000 | rng.getrandbits(32)).to_bytes(8, "big")
+        dst = (0x2001_0DB8_E000_0000 | rng.getrandbits(28)).to_bytes(8, "big")
+        for n in range(2):
+            s, d = src + rng.getrandbits(64).to_bytes(8, "big"), dst + (n + 1).to_bytes(8, "big")
+            frames.append((at(t + n * 1e-5), lan(echo6(s, d, 0xF100, n), SCANNER_MAC)))
+    return frames
+
+
+def test_a_slow_scan_that_starts_inside_a_sustained_flood_fires(tmp_path: Path) -> None:
+    # Tables of 64 and 200 two-target source /64s a second from T0 to the end; the scan
+    # starts 60 s in. Admitted with two targets, the scanner ties with every flood key,
+    # but among equals the key that spanned least time (a flood's burst) goes first, so
+    # it reaches three targets, and the flood's keys of two can no longer replace it.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "thresholds:\n  ipv6.slow_scan: {max_sources_tracked: 64, max_destinations_tracked: 64}\n"
+    )
+    frames = slow_probes(SCANNER, targets(400, 4), 60, 1.0) + steady_flood(16, 200, 470)
+    alerts = replay(frames, tmp_path, "--policy", str(policy))
+    slow = [a for a in alerts if a["alert"]["signature_id"] == 1001401]
+    assert len(slow) == 1, [a["alert"]["signature_id"] for a in alerts]
+    assert slow[0]["v6sentry"]["source_prefix"] == "2001:db8:bad:7::/64"
+    delay = delay_s(slow[0]) - 60
+    print(f"slow_scan delay at 1 probe/s starting inside a sustained flood: {delay:.0f} s")
+    assert 150 <= delay <= 300, delay
+
+
 def test_every_slow_scan_signature_is_pinned_to_real_tool_traffic() -> None:
     """slow_scan (scan6_slow) and slow_fan_in (alive6_slow_fan_in) are each expected from
     a lab scenario's real-tool capture, rewritten slow."""
