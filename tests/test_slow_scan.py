@@ -164,6 +164,45 @@ def test_a_slow_scan_that_starts_inside_a_sustained_flood_fires(tmp_path: Path) 
     assert 150 <= delay <= 300, delay
 
 
+def test_busy_residents_do_not_lock_a_slow_scan_out(tmp_path: Path) -> None:
+    # Tables of 16: 64 busy source /64s with 40 targets each fill every main way with
+    # keys worth more than a door entry's 32 bits can show, and 50 two-target newcomers
+    # a second keep every probation way busy. The scanner is refused from its probation
+    # way, its value written back to its door entry; it comes back one target richer at
+    # each probe until it is worth a main way, and fires. The churn observations show
+    # the newcomers refused, with the most targets one had shown.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "thresholds:\n  ipv6.slow_scan: {max_sources_tracked: 16, max_destinations_tracked: 16}\n"
+    )
+    busy = [
+        (
+            at(k * 1e-3 + j * 1e-6),
+            lan(
+                echo6(addr(f"2001:db8:7000:{k:x}", 1), addr("2001:db8:18:0", 0x100 + j), 1, j),
+                SCANNER_MAC,
+            ),
+        )
+        for k in range(64)
+        for j in range(40)
+    ]
+    events = tmp_path / "events.jsonl"
+    frames = busy + slow_probes(SCANNER, targets(400, 4), 60, 1.0) + steady_flood(17, 50, 470)
+    alerts = replay(frames, tmp_path, "--policy", str(policy), "--events", str(events))
+    slow = [a for a in alerts if a["alert"]["signature_id"] == 1001401]
+    assert [a["v6sentry"]["source_prefix"] for a in slow] == ["2001:db8:bad:7::/64"]
+    delay = delay_s(slow[0]) - 60
+    print(f"slow_scan delay at 1 probe/s with busy residents and newcomers: {delay:.0f} s")
+    assert delay <= 400, delay
+    churn = [
+        o["v6sentry"]["observation"]
+        for o in map(json.loads, events.read_text().splitlines())
+        if o["v6sentry"]["observation"]["kind"] == "slow_scan_churn"
+        and o["v6sentry"]["observation"]["table"] == "slow_scan.sources"
+    ]
+    assert max(c["max_rejected_targets"] for c in churn) >= 32, churn
+
+
 def test_every_slow_scan_signature_is_pinned_to_real_tool_traffic() -> None:
     """slow_scan (scan6_slow) and slow_fan_in (alive6_slow_fan_in) are each expected from
     a lab scenario's real-tool capture, rewritten slow."""
