@@ -200,7 +200,7 @@ def test_busy_residents_do_not_lock_a_slow_scan_out(tmp_path: Path) -> None:
         if o["v6sentry"]["observation"]["kind"] == "slow_scan_churn"
         and o["v6sentry"]["observation"]["table"] == "slow_scan.sources"
     ]
-    assert max(c["max_rejected_targets"] for c in churn) >= 32, churn
+    assert max(c["max_rejected_targets"] for c in churn) >= 16, churn
 
 
 def test_every_slow_scan_signature_is_pinned_to_real_tool_traffic() -> None:

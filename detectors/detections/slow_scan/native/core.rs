@@ -1495,7 +1495,7 @@ mod tests {
                 .filter(|c| c.source)
                 .map(|c| c.max_rejected)
                 .max();
-            assert!(most >= Some(32), "{:?}", core.churn);
+            assert!(most >= Some(16), "{:?}", core.churn);
         }
     }
 
