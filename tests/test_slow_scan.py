@@ -57,7 +57,7 @@ def test_one_probe_per_second_is_raised_after_about_min_targets_seconds(tmp_path
     delay = delay_s(alerts[0])
     print(f"slow_scan delay at 1 probe/s over 4 /64s: {delay:.0f} s")
     assert 150 <= delay <= 260, delay
-    assert alerts[0]["v6sentry"]["memory"]["bytes_per_key"] == 3864
+    assert alerts[0]["v6sentry"]["memory"]["bytes_per_key"] == 3912
 
 
 def test_one_probe_per_second_into_one_64_is_the_sweeps(tmp_path: Path) -> None:
@@ -128,6 +128,79 @@ def test_a_random_source_flood_does_not_hide_a_slow_scan(tmp_path: Path) -> None
     for c in churn:
         assert c["evictions"] + c["rejected"] >= c["cap"], c
         assert c["max_evicted_targets"] <= 2, c
+
+
+def steady_flood(seed: int, rate: int, seconds: int) -> list[tuple[int, bytes]]:
+    """``rate`` random source /64s a second for ``seconds`` from T0, two echo requests
+    each (as ``flood``), without pause."""
+    rng = random.Random(seed)
+    frames: list[tuple[int, bytes]] = []
+    for k in range(rate * seconds):
+        t = k / rate
+        src = (0x2001_0DB8_0000_0000 | rng.getrandbits(32)).to_bytes(8, "big")
+        dst = (0x2001_0DB8_E000_0000 | rng.getrandbits(28)).to_bytes(8, "big")
+        for n in range(2):
+            s, d = src + rng.getrandbits(64).to_bytes(8, "big"), dst + (n + 1).to_bytes(8, "big")
+            frames.append((at(t + n * 1e-5), lan(echo6(s, d, 0xF100, n), SCANNER_MAC)))
+    return frames
+
+
+def test_a_slow_scan_that_starts_inside_a_sustained_flood_fires(tmp_path: Path) -> None:
+    # Tables of 64 and 200 two-target source /64s a second from T0 to the end; the scan
+    # starts 60 s in. Admitted with two targets, the scanner ties with every flood key,
+    # but among equals the key that spanned least time (a flood's burst) goes first, so
+    # it reaches three targets, and the flood's keys of two can no longer replace it.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "thresholds:\n  ipv6.slow_scan: {max_sources_tracked: 64, max_destinations_tracked: 64}\n"
+    )
+    frames = slow_probes(SCANNER, targets(400, 4), 60, 1.0) + steady_flood(16, 200, 470)
+    alerts = replay(frames, tmp_path, "--policy", str(policy))
+    slow = [a for a in alerts if a["alert"]["signature_id"] == 1001401]
+    assert len(slow) == 1, [a["alert"]["signature_id"] for a in alerts]
+    assert slow[0]["v6sentry"]["source_prefix"] == "2001:db8:bad:7::/64"
+    delay = delay_s(slow[0]) - 60
+    print(f"slow_scan delay at 1 probe/s starting inside a sustained flood: {delay:.0f} s")
+    assert 150 <= delay <= 300, delay
+
+
+def test_busy_residents_do_not_lock_a_slow_scan_out(tmp_path: Path) -> None:
+    # Tables of 16: 64 busy source /64s with 40 targets each fill every main way with
+    # keys worth more than a door entry's 32 bits can show, and 50 two-target newcomers
+    # a second keep every probation way busy. The scanner is refused from its probation
+    # way, its value written back to its door entry; it comes back one target richer at
+    # each probe until it is worth a main way, and fires. The churn observations show
+    # the newcomers refused, with the most targets one had shown.
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "thresholds:\n  ipv6.slow_scan: {max_sources_tracked: 16, max_destinations_tracked: 16}\n"
+    )
+    busy = [
+        (
+            at(k * 1e-3 + j * 1e-6),
+            lan(
+                echo6(addr(f"2001:db8:7000:{k:x}", 1), addr("2001:db8:18:0", 0x100 + j), 1, j),
+                SCANNER_MAC,
+            ),
+        )
+        for k in range(64)
+        for j in range(40)
+    ]
+    events = tmp_path / "events.jsonl"
+    frames = busy + slow_probes(SCANNER, targets(400, 4), 60, 1.0) + steady_flood(17, 50, 470)
+    alerts = replay(frames, tmp_path, "--policy", str(policy), "--events", str(events))
+    slow = [a for a in alerts if a["alert"]["signature_id"] == 1001401]
+    assert [a["v6sentry"]["source_prefix"] for a in slow] == ["2001:db8:bad:7::/64"]
+    delay = delay_s(slow[0]) - 60
+    print(f"slow_scan delay at 1 probe/s with busy residents and newcomers: {delay:.0f} s")
+    assert delay <= 400, delay
+    churn = [
+        o["v6sentry"]["observation"]
+        for o in map(json.loads, events.read_text().splitlines())
+        if o["v6sentry"]["observation"]["kind"] == "slow_scan_churn"
+        and o["v6sentry"]["observation"]["table"] == "slow_scan.sources"
+    ]
+    assert max(c["max_rejected_targets"] for c in churn) >= 16, churn
 
 
 def test_every_slow_scan_signature_is_pinned_to_real_tool_traffic() -> None:

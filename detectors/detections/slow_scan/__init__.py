@@ -144,8 +144,10 @@ class SlowScanDetector(Detector):
 
     def _churn(self, output: Any) -> None:
         """One observation of a table's churn in one bucket (the reducer reports each
-        table and bucket once)."""
-        _, table, start_ns, ts_ns, evicted, rejected, most, size, cap, total, refused = output
+        table and bucket once, and again when the most targets a refused newcomer had
+        shown doubles)."""
+        _, table, start_ns, ts_ns, evicted, rejected, most, size, cap, total, refused = output[:11]
+        lost = output[11]
         if self.ctx.observe is None:
             return
         self.ctx.observe(
@@ -161,6 +163,9 @@ class SlowScanDetector(Detector):
                     "evictions": evicted,
                     "rejected": rejected,
                     "max_evicted_targets": most,
+                    # A newcomer's targets when refused: many while the main ways are
+                    # worth more is a lock-out of new sources.
+                    "max_rejected_targets": lost,
                     "size": size,
                     "cap": cap,
                     "total_evictions": total,

@@ -111,8 +111,10 @@ fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
 }
 
 /// `("churn", table, start_ns, ts_ns, evicted, rejected, max_evicted, size, cap,
-/// total_evictions, total_rejected)`: one table's admissions in one bucket that cost a
-/// resident key (`evicted`, the most targets one held `max_evicted`) or were refused.
+/// total_evictions, total_rejected, max_rejected)`: one table's admissions in one bucket
+/// that cost a resident key (`evicted`, the most targets one held `max_evicted`) or a
+/// newcomer its probation way (`rejected`, the most targets one had shown
+/// `max_rejected`).
 fn churn<'py>(py: Python<'py>, c: &ChurnReport) -> PyResult<Bound<'py, PyAny>> {
     let table = if c.source {
         "slow_scan.sources"
@@ -133,6 +135,7 @@ fn churn<'py>(py: Python<'py>, c: &ChurnReport) -> PyResult<Bound<'py, PyAny>> {
             any(py, c.cap)?,
             any(py, c.total_evictions)?,
             any(py, c.total_rejected)?,
+            any(py, c.max_rejected)?,
         ],
     )
 }
