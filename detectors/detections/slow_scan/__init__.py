@@ -24,7 +24,6 @@ from typing import Any
 
 from detectors.detections import NS, Context, Detector
 from detectors.detections.budget import prefix64_str
-from detectors.es.observations import Observation
 from detectors.events import ip_str
 from detectors.spec import load_spec
 
@@ -148,33 +147,23 @@ class SlowScanDetector(Detector):
         shown doubles)."""
         _, table, start_ns, ts_ns, evicted, rejected, most, size, cap, total, refused = output[:11]
         lost = output[11]
-        if self.ctx.observe is None:
-            return
-        self.ctx.observe(
-            Observation(
-                kind="slow_scan_churn",
-                ts_ns=ts_ns,
-                start_ns=start_ns,
-                end_ns=ts_ns,
-                key=f"{table}|churn",
-                capture=self.ctx.capture(),
-                details={
-                    "table": table,
-                    "evictions": evicted,
-                    "rejected": rejected,
-                    "max_evicted_targets": most,
-                    # A newcomer's targets when refused: many while the main ways are
-                    # worth more is a lock-out of new sources.
-                    "max_rejected_targets": lost,
-                    "size": size,
-                    "cap": cap,
-                    "total_evictions": total,
-                    "total_rejected": refused,
-                    "window": {
-                        "start": start_ns / NS,
-                        "end": ts_ns / NS,
-                        "seconds": self.bucket_s,
-                    },
-                },
-            )
+        self.ctx.observation(
+            "slow_scan_churn",
+            f"{table}|churn",
+            start_ns,
+            ts_ns,
+            {
+                "table": table,
+                "evictions": evicted,
+                "rejected": rejected,
+                "max_evicted_targets": most,
+                # A newcomer's targets when refused: many while the main ways are worth
+                # more is a lock-out of new sources.
+                "max_rejected_targets": lost,
+                "size": size,
+                "cap": cap,
+                "total_evictions": total,
+                "total_rejected": refused,
+                "window": {"start": start_ns / NS, "end": ts_ns / NS, "seconds": self.bucket_s},
+            },
         )
