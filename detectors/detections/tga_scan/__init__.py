@@ -198,7 +198,7 @@ class TgaScanDetector(Detector):
         """The full table refused probes and evicted windows, together ``thrash_ratio``
         times its cap, in one window: one observation (the reducer says so once per
         window)."""
-        _, refused, evictions, cap, start, ts, refused_total, evictions_total = output
+        _, refused, evictions, cap, start, ts, refused_total, evictions_total, keys = output
         if self.ctx.observe is None:
             return  # the summary's table line still counts them (tga_scan.doorkeeper)
         seconds = max((ts - start) / NS, 1.0)  # a rate over at least one second
@@ -217,7 +217,7 @@ class TgaScanDetector(Detector):
                 "rate": round((refused + evictions) / seconds, 3),
                 "thresholds": {
                     "thrash_ratio": self.thrash_ratio,
-                    "keys": max(1, math.ceil(self.thrash_ratio * cap)),
+                    "keys": keys,
                 },
                 "window": {"start": start / NS, "end": ts / NS, "seconds": self.window_ns / NS},
             },

@@ -374,6 +374,14 @@ impl<K: Clone + Hash + Eq, V: Window + Clone> Windows<K, V> {
     }
 }
 
+/// Evictions (and refusals) of a table within one span that are thrashing: `ratio` times
+/// its cap, at least one (a ratio of 0 would report every span). The one place the
+/// scan reducers (`sweep`, `tga_scan`, `slow_scan`) derive it; the sweep and tga_scan
+/// hand it on with their reports, so Python never recomputes it.
+pub fn thrash_threshold(ratio: f64, cap: usize) -> u64 {
+    ((ratio * cap as f64).ceil() as u64).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,7 @@
 use crate::decode::events::Ipv6Packet;
 use crate::reduce::probe::{self, addressed, answers_destination, halves, role, Role};
 use crate::reduce::sketch::{hll_slot, mix64, HllSums};
+use crate::reduce::windows::thrash_threshold;
 
 /// Ways per set of a key table.
 pub const WAYS: usize = 4;
@@ -395,7 +396,7 @@ impl Table {
                 max_evicted: 0,
                 max_rejected: 0,
                 // At least one: a ratio of 0 would report every bucket.
-                min: ((churn_ratio * slots as f64).ceil() as u64).max(1),
+                min: thrash_threshold(churn_ratio, slots),
                 reported: false,
                 reported_rejected: 0,
             },

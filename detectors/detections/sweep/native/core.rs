@@ -32,7 +32,7 @@ use crate::decode::events::Ipv6Packet;
 use crate::reduce::few::Few;
 use crate::reduce::probe::{self, addressed, answers_destination, probe_kind, role, Role};
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
-use crate::reduce::windows::{KeyedMap, Lru, Window, Windows};
+use crate::reduce::windows::{thrash_threshold, KeyedMap, Lru, Window, Windows};
 
 pub const PATTERN_SAMPLE: usize = 64; // distinct targets kept per window for the patterns
 pub const MAX_SOURCES_NAMED: usize = 64; // source addresses remembered per window
@@ -410,13 +410,6 @@ pub fn is_answer(pk: &Ipv6Packet) -> bool {
     }
 }
 
-/// Evictions in one window that are thrashing: the one place this is derived (the alert's
-/// `thresholds.evictions` is handed over with the outcome).
-fn thrash_min(ratio: f64, cap: usize) -> u64 {
-    // At least one eviction: a ratio of 0 would report every window.
-    ((ratio * cap as f64).ceil() as u64).max(1)
-}
-
 fn closed(cfg: &Config, key: [u8; 16], p: &PairRef, out: &mut Vec<Outcome>) {
     let Some(min) = cfg.observe_min else { return };
     let p = p.borrow();
@@ -450,7 +443,7 @@ impl SweepCore {
         let t = |cap| Thrash {
             start_ns: i64::MIN,
             base: 0,
-            min: thrash_min(cfg.thrash_ratio, cap),
+            min: thrash_threshold(cfg.thrash_ratio, cap),
             reported: false,
         };
         SweepCore {

@@ -40,7 +40,7 @@ use crate::reduce::probe::{
     self, addressed, answers_destination, halves, probe_kind, role, udp_role, Role,
 };
 use crate::reduce::sketch::{hash_bytes, mix64, DistinctCounter, DistinctSample};
-use crate::reduce::windows::{KeyedState, Lru};
+use crate::reduce::windows::{thrash_threshold, KeyedState, Lru};
 use std::hash::BuildHasher;
 
 /// Distinct targets kept per window for the entropy profile and the pattern classes.
@@ -161,6 +161,8 @@ pub enum Outcome {
         ts_ns: i64,
         refused_total: u64,
         evictions_total: u64,
+        /// Refusals plus evictions in one span that are thrashing.
+        threshold: u64,
     },
 }
 
@@ -258,8 +260,7 @@ impl TgaCore {
                 start_ns: i64::MIN,
                 refused: 0,
                 evictions: 0,
-                // At least one: a ratio of 0 would report every span.
-                min: ((cfg.thrash_ratio * cfg.max_tracked as f64).ceil() as u64).max(1),
+                min: thrash_threshold(cfg.thrash_ratio, cfg.max_tracked),
                 reported: false,
             },
             cfg,
@@ -372,6 +373,7 @@ impl TgaCore {
                 ts_ns: ts,
                 refused_total: self.doorkeeper.refused,
                 evictions_total: evictions,
+                threshold: t.min,
             });
         }
         admitted

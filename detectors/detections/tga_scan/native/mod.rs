@@ -69,7 +69,7 @@ fn build(settings: &Bound<'_, PyAny>) -> PyResult<Box<dyn Reducer>> {
 /// last_ns, packets, probes, sample, sample_level, first, crossing)`; `probes` is `[(kind,
 /// packets)]` for the kinds seen, `first` and `crossing` `detectors.events.Ipv6Packet`s.
 /// Or `("thrash", refused, evictions, cap, start_ns, ts_ns, refused_total,
-/// evictions_total)`.
+/// evictions_total, threshold)`.
 fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
     match o {
         Outcome::Crossing(c) => crossing(py, c),
@@ -81,6 +81,7 @@ fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
             ts_ns,
             refused_total,
             evictions_total,
+            threshold,
         } => tuple(
             py,
             vec![
@@ -92,6 +93,7 @@ fn outcome<'py>(py: Python<'py>, o: &Outcome) -> PyResult<Bound<'py, PyAny>> {
                 any(py, *ts_ns)?,
                 any(py, *refused_total)?,
                 any(py, *evictions_total)?,
+                any(py, *threshold)?,
             ],
         ),
     }
