@@ -233,6 +233,23 @@ def test_a_walker_rotating_addresses_in_its_64_is_one_walker(tmp_path: Path) -> 
     assert alert.evidence["walk"]["names"] >= 300
 
 
+@pytest.mark.parametrize(("qtype", "name"), [(252, "AXFR"), (251, "IXFR")])
+def test_zone_transfer_requests_of_our_zone_alert_and_of_others_do_not(
+    tmp_path: Path, qtype: int, name: str
+) -> None:
+    """An AXFR or IXFR request for our ip6.arpa zone is 1001612 (the issue names both);
+    the same request for a zone we do not serve is none of our business."""
+    client = a6("2001:db8:bad:3::1")
+    frames = []
+    for n, zone in enumerate((dc.ZONE, "example.org")):
+        q = dc.message(n + 1, zone, qtype)
+        pkt = dc._ip6(client, dc.AUTH6, 17, udp6(client, dc.AUTH6, 30000 + n, 53, q))
+        frames.append((at(1 + n), eth(pkt, dc.PEER_MAC, dc.AUTH_MAC)))
+    alerts = _run(tmp_path, frames)
+    assert [a.signature_id for a in alerts] == [1001612], name
+    assert alerts[0].src_ip == "2001:db8:bad:3::1"
+
+
 def test_a_zone_transfer_over_many_tcp_segments_is_not_malformed() -> None:
     """The walk capture's allowed AXFR: two 10 KB messages in 1220-byte segments. The
     segments that start inside a message are continuations (counted), never read as a
